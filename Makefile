@@ -1,0 +1,28 @@
+# The two commands: `make demo` runs the example, `make test` runs the tests.
+# Both install what is missing first (Debian packages, ONNX Runtime).
+
+ORT_LIB ?= $(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1
+export ONNXRUNTIME_LIB ?= $(ORT_LIB)
+
+GO ?= go
+
+.PHONY: demo test deps vet bench models
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	$(GO) run ./examples/predict
+
+test: deps vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+models:
+	$(GO) run ./internal/onnxbuild/cmd/genmodels

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need and the machine lacks: Debian
+# packages (ONNX's test data, redis-server, promtool, the en_US.UTF-8 locale
+# that ORT's StringNormalizer wants) and ONNX Runtime itself. Idempotent and
+# quiet when everything is there; needs root (or sudo) only to install.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+need=()
+[ -d /usr/share/onnx/testdata ] || [ -n "$(dpkg -L libonnx-testdata 2>/dev/null | head -1)" ] || need+=(libonnx-testdata)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+locale -a 2>/dev/null | grep -qi '^en_US.utf-\?8$' || need+=(locales)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    echo "Installing Debian packages: ${need[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "install-deps: please install ${need[*]} (no apt-get here)" >&2
+  fi
+fi
+if ! locale -a 2>/dev/null | grep -qi '^en_US.utf-\?8$' && [ -f /etc/locale.gen ]; then
+  sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen >/dev/null || true
+fi
+"$root/scripts/install-onnxruntime.sh" >/dev/null

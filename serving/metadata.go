@@ -1,0 +1,69 @@
+package serving
+
+import "slices"
+
+// TensorSpec describes one model input or output. A dim of -1 is dynamic.
+type TensorSpec struct {
+	Name     string
+	DataType DataType
+	Shape    []int64
+}
+
+// Batchable reports whether dimension 0 is dynamic: requests may be joined
+// along it.
+func (s TensorSpec) Batchable() bool { return len(s.Shape) > 0 && s.Shape[0] < 0 }
+
+// Metadata describes a model, as the protocol's model metadata endpoint
+// returns it.
+type Metadata struct {
+	Name     string
+	Version  string
+	Platform string // e.g. "onnxruntime_onnx"
+	Inputs   []TensorSpec
+	Outputs  []TensorSpec
+}
+
+// Batchable reports whether every input and output batches on dimension 0.
+func (m Metadata) Batchable() bool {
+	if len(m.Inputs) == 0 {
+		return false
+	}
+	for _, s := range slices.Concat(m.Inputs, m.Outputs) {
+		if !s.Batchable() {
+			return false
+		}
+	}
+	return true
+}
+
+// Input returns the spec of the named input.
+func (m Metadata) Input(name string) (TensorSpec, bool) { return findSpec(m.Inputs, name) }
+
+// Output returns the spec of the named output.
+func (m Metadata) Output(name string) (TensorSpec, bool) { return findSpec(m.Outputs, name) }
+
+func findSpec(s []TensorSpec, name string) (TensorSpec, bool) {
+	for _, t := range s {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TensorSpec{}, false
+}
+
+// Matches reports whether t fits the spec: same datatype, same rank, equal
+// fixed dims. It returns a message naming the first difference.
+func (s TensorSpec) Matches(t Tensor) (ok bool, why string) {
+	if t.DataType != s.DataType {
+		return false, "datatype " + t.DataType.String() + ", want " + s.DataType.String()
+	}
+	if len(t.Shape) != len(s.Shape) {
+		return false, "shape " + shapeString(t.Shape) + " has rank " + itoa(int64(len(t.Shape))) + ", want rank " + itoa(int64(len(s.Shape))) + " " + shapeString(s.Shape)
+	}
+	for i, d := range s.Shape {
+		if d >= 0 && t.Shape[i] != d {
+			return false, "shape " + shapeString(t.Shape) + ", want " + shapeString(s.Shape) + " (dim " + itoa(int64(i)) + ")"
+		}
+	}
+	return true, ""
+}

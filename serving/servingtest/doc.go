@@ -1,0 +1,9 @@
+// Package servingtest provides Predictor fakes for unit tests and the
+// conformance check every Predictor in servekit passes, as net/http/httptest
+// does for handlers.
+//
+// Replace a real model with Linear (a batchable FP32 model, y = 2x + 1),
+// Static, Func, Failing or Slow; wrap one with a Recorder to see what reached
+// it. Run Conformance on your own Predictor or middleware to check the
+// contract of serving.Predictor.
+package servingtest
