@@ -1,0 +1,117 @@
+package serving_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
+)
+
+// layer is a middleware that owns something to close and exposes what it wraps.
+type layer struct {
+	next   serving.Predictor
+	closed *[]string
+	name   string
+	err    error
+}
+
+func (l *layer) Predict(ctx context.Context, r *serving.Request) (*serving.Response, error) {
+	return l.next.Predict(ctx, r)
+}
+func (l *layer) Unwrap() serving.Predictor { return l.next }
+func (l *layer) Close() error {
+	*l.closed = append(*l.closed, l.name)
+	return l.err
+}
+
+func TestCloseWalksTheChainOutermostFirst(t *testing.T) {
+	var order []string
+	model := servingtest.Linear(2)
+	errA := errors.New("a failed")
+	p := serving.Chain(
+		func(n serving.Predictor) serving.Predictor { return &layer{next: n, closed: &order, name: "a", err: errA} },
+		func(n serving.Predictor) serving.Predictor { return &layer{next: n, closed: &order, name: "b"} },
+	)(model)
+	err := serving.Close(p)
+	if !errors.Is(err, errA) {
+		t.Errorf("Close = %v, want it to carry %v", err, errA)
+	}
+	if len(order) != 2 || order[0] != "a" || order[1] != "b" {
+		t.Errorf("close order %v, want [a b]", order)
+	}
+	if _, err := model.Predict(context.Background(), servingtest.Rows(2, 1, 0)); !errors.Is(err, serving.ErrClosed) {
+		t.Errorf("model not closed through the chain: %v", err)
+	}
+	md, ok := serving.MetadataOf(p)
+	if !ok || md.Name != "linear" {
+		t.Errorf("MetadataOf through the chain = %+v, %v", md, ok)
+	}
+	if serving.IsReady(p) {
+		t.Error("IsReady true with a closed model inside")
+	}
+}
+
+func TestMetadataValidate(t *testing.T) {
+	md := serving.Metadata{
+		Name: "m",
+		Inputs: []serving.TensorSpec{
+			{Name: "a", DataType: serving.FP32, Shape: []int64{-1, 2}},
+			{Name: "b", DataType: serving.Int64, Shape: []int64{-1}},
+		},
+		Outputs: []serving.TensorSpec{{Name: "y", DataType: serving.FP32, Shape: []int64{-1, 1}}},
+	}
+	a, _ := serving.NewTensor("a", []int64{2, 2}, []float32{1, 2, 3, 4})
+	b, _ := serving.NewTensor("b", []int64{2}, []int64{1, 2})
+	b3, _ := serving.NewTensor("b", []int64{3}, []int64{1, 2, 3})
+	a3, _ := serving.NewTensor("a", []int64{1, 3}, []float32{1, 2, 3})
+	af64, _ := serving.NewTensor("a", []int64{1, 2}, []float64{1, 2})
+	c, _ := serving.NewTensor("c", []int64{2}, []int64{1, 2})
+	cases := []struct {
+		name string
+		req  serving.Request
+		code serving.Code
+	}{
+		{"ok", serving.Request{Inputs: []serving.Tensor{a, b}}, serving.OK},
+		{"ok subset of outputs", serving.Request{Inputs: []serving.Tensor{b, a}, Outputs: []string{"y"}}, serving.OK},
+		{"missing", serving.Request{Inputs: []serving.Tensor{a}}, serving.InvalidArgument},
+		{"unknown", serving.Request{Inputs: []serving.Tensor{a, b, c}}, serving.InvalidArgument},
+		{"duplicate", serving.Request{Inputs: []serving.Tensor{a, a, b}}, serving.InvalidArgument},
+		{"fixed dim", serving.Request{Inputs: []serving.Tensor{a3, b}}, serving.InvalidArgument},
+		{"dtype", serving.Request{Inputs: []serving.Tensor{af64, b}}, serving.InvalidArgument},
+		{"rows disagree", serving.Request{Inputs: []serving.Tensor{a, b3}}, serving.InvalidArgument},
+		{"unknown output", serving.Request{Inputs: []serving.Tensor{a, b}, Outputs: []string{"z"}}, serving.NotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := serving.CodeOf(md.Validate(&c.req)); got != c.code {
+				t.Errorf("code %v (%v), want %v", got, md.Validate(&c.req), c.code)
+			}
+		})
+	}
+}
+
+func TestParams(t *testing.T) {
+	p := serving.Params{"timeout": float64(1500), "priority": "2", "cache_bypass": "true", "bad": 1.5}
+	if d, ok := p.Timeout(); !ok || d.Microseconds() != 1500 {
+		t.Errorf("Timeout = %v %v", d, ok)
+	}
+	if n, ok := p.Int("priority"); !ok || n != 2 {
+		t.Errorf("Int(priority) = %v %v", n, ok)
+	}
+	if b, ok := p.Bool(serving.ParamCacheBypass); !ok || !b {
+		t.Errorf("Bool = %v %v", b, ok)
+	}
+	if _, ok := p.Int("bad"); ok {
+		t.Error("1.5 read as an integer")
+	}
+}
+
+func TestLinearConformance(t *testing.T) {
+	servingtest.Conformance(t, servingtest.Config{
+		New:           func(*testing.T) serving.Predictor { return servingtest.Linear(4) },
+		Request:       func() *serving.Request { return servingtest.Rows(4, 3, 1) },
+		Deterministic: true,
+	})
+}
