@@ -31,7 +31,9 @@ func TestCloseWalksTheChainOutermostFirst(t *testing.T) {
 	model := servingtest.Linear(2)
 	errA := errors.New("a failed")
 	p := serving.Chain(
-		func(n serving.Predictor) serving.Predictor { return &layer{next: n, closed: &order, name: "a", err: errA} },
+		func(n serving.Predictor) serving.Predictor {
+			return &layer{next: n, closed: &order, name: "a", err: errA}
+		},
 		func(n serving.Predictor) serving.Predictor { return &layer{next: n, closed: &order, name: "b"} },
 	)(model)
 	err := serving.Close(p)
