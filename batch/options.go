@@ -1,0 +1,219 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Defaults. See the package doc for why each was chosen.
+const (
+	DefaultMaxBatchRows = 64
+	DefaultMaxDelay     = time.Millisecond
+	DefaultMaxInFlight  = 2
+	// DefaultQueueFactor sizes the default queue bound: DefaultQueueFactor
+	// times the max batch rows.
+	DefaultQueueFactor = 16
+	// DefaultPriorityLevels and DefaultPriority: two levels, and requests
+	// without a priority run at the highest, so only callers that opt into
+	// being background work (priority 2) are ever held back.
+	DefaultPriorityLevels = 2
+	DefaultPriority       = 1
+)
+
+// Option configures a Batcher.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	maxRows    int64
+	maxDelay   time.Duration
+	preferred  []int64 // ascending, each ≤ maxRows
+	maxFlight  int
+	queueRows  int64 // 0: DefaultQueueFactor × maxRows
+	adaptive   bool
+	levels     int
+	defLevel   int
+	meters     metric.MeterProvider
+	tracers    trace.TracerProvider
+	clock      clock
+	configErrs []error
+}
+
+func defaults() config {
+	return config{
+		maxRows:   DefaultMaxBatchRows,
+		maxDelay:  DefaultMaxDelay,
+		maxFlight: DefaultMaxInFlight,
+		adaptive:  true,
+		levels:    DefaultPriorityLevels,
+		defLevel:  DefaultPriority,
+		clock:     realClock{},
+	}
+}
+
+func (c *config) errorf(format string, args ...any) {
+	c.configErrs = append(c.configErrs, fmt.Errorf(format, args...))
+}
+
+// WithMaxBatchRows bounds a batch in rows (the sum of dimension 0 over its
+// requests), not in requests. A request with more rows than this is split
+// into chunks of at most n rows. Default DefaultMaxBatchRows.
+func WithMaxBatchRows(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errorf("max batch rows %d < 1", n)
+			return
+		}
+		c.maxRows = int64(n)
+	})
+}
+
+// WithMaxDelay bounds how long the oldest request of a forming batch waits
+// for company, measured from when it was queued. 0 dispatches whatever is
+// queued as soon as a run slot is free. Default DefaultMaxDelay.
+func WithMaxDelay(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d < 0 {
+			c.errorf("max delay %v < 0", d)
+			return
+		}
+		c.maxDelay = d
+	})
+}
+
+// WithPreferredBatchRows lists batch sizes, in rows, the model runs best at
+// (Triton's preferred_batch_size). A batch is dispatched as soon as the
+// queue holds the smallest of them, and is cut at the largest that fits.
+// Sizes above the max batch rows are an error.
+func WithPreferredBatchRows(sizes ...int) Option {
+	return optionFunc(func(c *config) {
+		c.preferred = c.preferred[:0]
+		for _, s := range sizes {
+			if s < 1 {
+				c.errorf("preferred batch rows %d < 1", s)
+				return
+			}
+			c.preferred = append(c.preferred, int64(s))
+		}
+		slices.Sort(c.preferred)
+		c.preferred = slices.Compact(c.preferred)
+	})
+}
+
+// WithMaxInFlight bounds the batches running at once, so one can run while
+// the next forms. Default DefaultMaxInFlight.
+func WithMaxInFlight(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errorf("max in flight %d < 1", n)
+			return
+		}
+		c.maxFlight = n
+	})
+}
+
+// WithMaxQueueRows bounds the rows waiting (queued, not yet running). A
+// request that would pass the bound is rejected at once with an error
+// wrapping serving.ErrOverloaded. Default DefaultQueueFactor × max batch rows.
+func WithMaxQueueRows(n int) Option {
+	return optionFunc(func(c *config) {
+		if n < 1 {
+			c.errorf("max queue rows %d < 1", n)
+			return
+		}
+		c.queueRows = int64(n)
+	})
+}
+
+// WithAdaptive turns the adaptive wait on or off (default on). Off, the
+// batcher behaves like Triton's dynamic batcher: it dispatches when a batch
+// is full, a preferred size is reached, or the max delay has passed. On, it
+// also dispatches once the queue holds as many rows as are expected to
+// arrive during one batch run, so a lone request at low load is not
+// delayed. See the package doc.
+func WithAdaptive(on bool) Option {
+	return optionFunc(func(c *config) { c.adaptive = on })
+}
+
+// WithPriorityLevels sets the number of priority levels (1 is the highest)
+// and the level of requests whose serving.ParamPriority is 0 or absent.
+// Defaults DefaultPriorityLevels and DefaultPriority.
+func WithPriorityLevels(levels, defaultLevel int) Option {
+	return optionFunc(func(c *config) {
+		if levels < 1 || defaultLevel < 1 || defaultLevel > levels {
+			c.errorf("priority levels %d with default %d: want 1 ≤ default ≤ levels", levels, defaultLevel)
+			return
+		}
+		c.levels, c.defLevel = levels, defaultLevel
+	})
+}
+
+// WithMeterProvider sets where metrics go; default otel.GetMeterProvider().
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meters = mp })
+}
+
+// WithTracerProvider sets where spans go; default otel.GetTracerProvider().
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracers = tp })
+}
+
+// withClock replaces the clock (tests: a fake that fires timers on demand).
+func withClock(cl clock) Option {
+	return optionFunc(func(c *config) { c.clock = cl })
+}
+
+func newConfig(opts []Option) (config, error) {
+	c := defaults()
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if len(c.preferred) > 0 && c.preferred[len(c.preferred)-1] > c.maxRows {
+		c.errorf("preferred batch rows %v exceed max batch rows %d", c.preferred, c.maxRows)
+	}
+	if c.queueRows == 0 {
+		c.queueRows = DefaultQueueFactor * c.maxRows
+	}
+	if c.meters == nil {
+		c.meters = otel.GetMeterProvider()
+	}
+	if c.tracers == nil {
+		c.tracers = otel.GetTracerProvider()
+	}
+	if len(c.configErrs) > 0 {
+		return c, serving.Errorf(serving.InvalidArgument, "batch: options: %w", errors.Join(c.configErrs...))
+	}
+	return c, nil
+}
+
+type clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) timer
+}
+
+type timer interface {
+	C() <-chan time.Time
+	Stop() bool
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) NewTimer(d time.Duration) timer { return realTimer{time.NewTimer(d)} }
+
+type realTimer struct{ t *time.Timer }
+
+func (t realTimer) C() <-chan time.Time { return t.t.C }
+func (t realTimer) Stop() bool          { return t.t.Stop() }

@@ -1,0 +1,178 @@
+package batch
+
+import (
+	"context"
+	"math/bits"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// ScopeName is the instrumentation scope of the batcher's metrics and spans.
+const ScopeName = "github.com/servekit/servekit/batch"
+
+// Stats is a snapshot of a Batcher's counters, as plain values.
+type Stats struct {
+	Batches  int64 // batches run
+	Requests int64 // requests (or chunks of oversize requests) answered in batches
+	Rows     int64 // rows run
+	// RowsPerBatch counts batches by size: bucket i holds batches of
+	// (2^(i-1), 2^i] rows (bucket 0: 1 row); the last bucket holds the rest.
+	RowsPerBatch [16]int64
+	QueueTime    time.Duration // summed over requests, from queued to dispatched
+	RunTime      time.Duration // summed over batches
+	QueuedRows   int64         // rows waiting now
+	QueuedReqs   int           // requests waiting now
+	InFlight     int           // batches running now
+	// Isolations counts joined runs that failed and were re-run member by
+	// member to find the culprit.
+	Isolations int64
+	Rejected   Rejections
+}
+
+// Rejections counts requests that never ran, by reason.
+type Rejections struct {
+	Overloaded int64 // the queue bound was reached
+	Canceled   int64 // the caller cancelled while queued
+	Deadline   int64 // the caller's deadline passed while queued
+	Closed     int64 // refused or failed because the Batcher closed
+}
+
+// MeanRows is the mean batch size in rows, 0 before any batch.
+func (s Stats) MeanRows() float64 {
+	if s.Batches == 0 {
+		return 0
+	}
+	return float64(s.Rows) / float64(s.Batches)
+}
+
+// MeanRequests is the mean number of requests per batch.
+func (s Stats) MeanRequests() float64 {
+	if s.Batches == 0 {
+		return 0
+	}
+	return float64(s.Requests) / float64(s.Batches)
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Batcher) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.stats
+	s.QueuedRows = b.queued
+	s.InFlight = b.inflight
+	for _, q := range b.queues {
+		s.QueuedReqs += q.count()
+	}
+	return s
+}
+
+func bucket(rows int64) int {
+	if rows <= 1 {
+		return 0
+	}
+	return min(bits.Len64(uint64(rows-1)), 15)
+}
+
+type reason uint8
+
+const (
+	reasonOverloaded reason = iota
+	reasonCanceled
+	reasonDeadline
+	reasonClosed
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"overloaded", "canceled", "deadline", "closed"}
+
+func (r *Rejections) add(why reason) {
+	switch why {
+	case reasonOverloaded:
+		r.Overloaded++
+	case reasonCanceled:
+		r.Canceled++
+	case reasonDeadline:
+		r.Deadline++
+	case reasonClosed:
+		r.Closed++
+	}
+}
+
+// telemetry holds the instruments and pre-built attribute sets, so that
+// recording costs no allocation on the hot path.
+type telemetry struct {
+	tracer    trace.Tracer
+	spanAttrs trace.SpanStartEventOption
+
+	queueDur, runDur metric.Float64Histogram
+	sizeI, reqsI     metric.Int64Histogram
+	depthC           metric.Int64UpDownCounter
+	rejectedC        metric.Int64Counter
+
+	attrs    metric.MeasurementOption
+	rejAttrs [numReasons]metric.MeasurementOption
+}
+
+func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
+	m := cfg.meters.Meter(ScopeName)
+	base := []attribute.KeyValue{attribute.String("model", md.Name), attribute.String("version", md.Version)}
+	t := &telemetry{
+		tracer:    cfg.tracers.Tracer(ScopeName),
+		spanAttrs: trace.WithAttributes(base...),
+		attrs:     metric.WithAttributeSet(attribute.NewSet(base...)),
+	}
+	for r := range numReasons {
+		t.rejAttrs[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("reason", reasonNames[r]))...))
+	}
+	var err error
+	t.queueDur, err = m.Float64Histogram("servekit.batch.queue.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time a request waited in the batch queue."))
+	if err == nil {
+		t.runDur, err = m.Float64Histogram("servekit.batch.run.duration", metric.WithUnit("s"),
+			metric.WithDescription("Time one batch took to run."))
+	}
+	if err == nil {
+		t.sizeI, err = m.Int64Histogram("servekit.batch.size", metric.WithUnit("{row}"),
+			metric.WithDescription("Rows per batch."),
+			metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+	}
+	if err == nil {
+		t.reqsI, err = m.Int64Histogram("servekit.batch.requests", metric.WithUnit("{request}"),
+			metric.WithDescription("Requests per batch."),
+			metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+	}
+	if err == nil {
+		t.depthC, err = m.Int64UpDownCounter("servekit.batch.queue.depth", metric.WithUnit("{row}"),
+			metric.WithDescription("Rows waiting in the batch queue."))
+	}
+	if err == nil {
+		t.rejectedC, err = m.Int64Counter("servekit.batch.rejected", metric.WithUnit("{request}"),
+			metric.WithDescription("Requests that never ran, by reason."))
+	}
+	if err != nil {
+		return nil, serving.Errorf(serving.Internal, "batch: metrics: %w", err)
+	}
+	return t, nil
+}
+
+func (t *telemetry) queued(d time.Duration) {
+	t.queueDur.Record(context.Background(), d.Seconds(), t.attrs)
+}
+
+func (t *telemetry) ran(d time.Duration, bt *batch) {
+	ctx := context.Background()
+	t.runDur.Record(ctx, d.Seconds(), t.attrs)
+	t.sizeI.Record(ctx, bt.rows, t.attrs)
+	t.reqsI.Record(ctx, int64(len(bt.items)), t.attrs)
+}
+
+func (t *telemetry) depth(ctx context.Context, rows int64) { t.depthC.Add(ctx, rows, t.attrs) }
+
+func (t *telemetry) rejected(ctx context.Context, why reason) {
+	t.rejectedC.Add(ctx, 1, t.rejAttrs[why])
+}
