@@ -1,0 +1,102 @@
+// Package httpapi serves servekit Predictors over HTTP: the Open Inference
+// Protocol (KServe V2) REST API with Triton's binary tensor extension, and
+// V1 adapters for TF Serving / KServe V1 / Vertex AI / SageMaker / Azure ML.
+//
+// Reach for New and Handler.Handle first:
+//
+//	h := httpapi.New()
+//	h.Handle("fraud", model)                             // default version
+//	h.Handle("fraud", v2, httpapi.Version("2"))          // /versions/2
+//	http.ListenAndServe(":8080", h)
+//
+// A Handler is safe for concurrent use; Handle and Remove may run while it
+// serves (readers see an immutable snapshot, never a lock). A request that
+// names no version goes to the model's default Predictor: register a rollout
+// router there with Default.
+//
+// # Routes
+//
+//	GET  /v2                                        server metadata
+//	GET  /v2/health/live | /v2/health/ready         200, or 503 + Retry-After
+//	GET  /v2/models/{name}[/versions/{v}]           model metadata (serving.MetadataOf)
+//	GET  /v2/models/{name}[/versions/{v}]/ready     200, or 503 (serving.IsReady)
+//	POST /v2/models/{name}[/versions/{v}]/infer     inference
+//	POST /v1/models/{name}[/versions/{v}]:predict   V1 {"instances"}/{"inputs"}
+//	GET  /v1/models/{name}[/versions/{v}]           {"name", "ready"}
+//
+// Health answers are the status code with an empty body. SageMaker(model)
+// adds GET /ping and POST /invocations; Vertex(model) adds
+// $AIP_HEALTH_ROUTE and $AIP_PREDICT_ROUTE (listen on VertexPort);
+// WithLiveRoute, WithReadyRoute, WithPredictRoute and WithInferRoute add
+// any other paths (Azure ML liveness, readiness and scoring URIs). The V1
+// routes also take a V2 body (inputs with datatypes).
+//
+// # Tensors in JSON
+//
+// "data" may be flat or nested; nested arrays must be regular (ragged rows
+// are 400) and the element count must match "shape". BYTES elements are JSON
+// strings and must be valid UTF-8 (send binary data for arbitrary bytes;
+// non-UTF-8 output bytes are written as U+FFFD). FP16 and BF16 travel as JSON
+// numbers, converted with serving.Float32ToFP16 / Float32ToBF16 (round to
+// nearest even; a finite value beyond the type's range is 400).
+//
+// JSON has no NaN or Infinity. Triton writes bare NaN / Infinity / -Infinity
+// tokens (rapidjson's kWriteNanAndInfFlag), which JavaScript's JSON.parse and
+// Go's encoding/json reject. This package writes the strings "NaN",
+// "Infinity" and "-Infinity" by default, as the proto3 JSON mapping does, and
+// reads those strings in any float input; WithNonFinite(NonFiniteBare) gives
+// Triton's tokens, NonFiniteNull gives null. Bare tokens in requests are 400.
+//
+// "id" is echoed; "outputs" selects outputs, each with an optional
+// parameters.binary_data; request "parameters" go to serving.Request.Params
+// (timeout in µs, priority, cache_bypass, binary_data_output).
+//
+// # Binary tensor extension
+//
+// With an Inference-Header-Content-Length header the body is that many bytes
+// of JSON followed by the raw tensors, in input order, of the inputs whose
+// parameters carry binary_data_size (serving.FromRaw). Outputs asked for with
+// binary_data (or binary_data_output for all) come back raw after the JSON,
+// announced by parameters.binary_data_size, with the header set to the JSON
+// length and Content-Type application/octet-stream.
+//
+// # Errors
+//
+// Errors are {"error": "..."} with the status of Status: InvalidArgument 400,
+// NotFound 404 (unknown model, version or output), body over the limit 413,
+// ResourceExhausted 429, Unimplemented 501, Unavailable or not ready 503,
+// DeadlineExceeded 504, anything else 500. 429 and 503 carry Retry-After from
+// serving.RetryAfterOf (whole seconds, rounded up), else WithRetryAfter.
+// A client that goes away gets Canceled, logged as 499 (nginx's "client
+// closed request"); it never reads it.
+//
+// # Limits and deadlines
+//
+// WithMaxBodyBytes (default 64 MiB, http.MaxBytesReader, 413) and
+// WithMaxElements (per input tensor, default 1<<24, checked from the shape
+// before allocating) bound the work a request may cause. The deadline is
+// the earliest of parameters.timeout (µs, Triton's), the Timeout header (a Go
+// duration "250ms", or grpc-timeout style "250m"; rename it with
+// WithTimeoutHeader) and WithMaxTimeout. The handler never holds a request
+// after its context ends: Predictors honour ctx. W3C trace context is
+// extracted from the headers with otel.GetTextMapPropagator().
+//
+// # Embedding
+//
+// Mount under a prefix in an existing mux, either way:
+//
+//	mux.Handle("/ml/", http.StripPrefix("/ml", httpapi.New()))
+//	mux.Handle("/ml/", httpapi.New(httpapi.WithPrefix("/ml")))
+//
+// Or wrap the service's handler, so inference routes are added and all other
+// paths fall through to it:
+//
+//	srv.Handler = httpapi.New(httpapi.WithFallback(existing))
+//
+// # Performance
+//
+// Bodies are read into pooled buffers; the JSON envelope goes through
+// encoding/json into json.RawMessage, and "data" arrays are scanned by hand
+// with strconv into typed slices; answers are written with strconv.Append*
+// into pooled buffers. See BenchmarkInferJSON.
+package httpapi

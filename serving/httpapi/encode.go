@@ -1,0 +1,250 @@
+package httpapi
+
+import (
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Response bodies are written with strconv.Append* into pooled buffers: no
+// reflection, no intermediate []any.
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 { // let a rare huge body go rather than pin it
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+// makeTensor builds a tensor from a slice parseData or FromRaw produced.
+func makeTensor(name string, dt serving.DataType, shape []int64, data any) (serving.Tensor, error) {
+	switch v := data.(type) {
+	case []bool:
+		return serving.NewTensor(name, shape, v)
+	case []uint8:
+		return serving.NewTensor(name, shape, v)
+	case []uint16:
+		switch dt {
+		case serving.FP16:
+			return serving.NewFP16(name, shape, v)
+		case serving.BF16:
+			return serving.NewBF16(name, shape, v)
+		}
+		return serving.NewTensor(name, shape, v)
+	case []uint32:
+		return serving.NewTensor(name, shape, v)
+	case []uint64:
+		return serving.NewTensor(name, shape, v)
+	case []int8:
+		return serving.NewTensor(name, shape, v)
+	case []int16:
+		return serving.NewTensor(name, shape, v)
+	case []int32:
+		return serving.NewTensor(name, shape, v)
+	case []int64:
+		return serving.NewTensor(name, shape, v)
+	case []float32:
+		return serving.NewTensor(name, shape, v)
+	case []float64:
+		return serving.NewTensor(name, shape, v)
+	case [][]byte:
+		return serving.NewTensor(name, shape, v)
+	}
+	return serving.Tensor{}, serving.Errorf(serving.Internal, "httpapi: tensor %q: unsupported data %T", name, data)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD:
+// JSON cannot carry arbitrary bytes (ask for binary_data for those).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func appendShape(b []byte, shape []int64) []byte {
+	b = append(b, '[')
+	for i, d := range shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	return append(b, ']')
+}
+
+func appendFloat(b []byte, f float64, bits int, nf NonFinite) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		var tok string
+		switch {
+		case math.IsNaN(f):
+			tok = "NaN"
+		case f > 0:
+			tok = "Infinity"
+		default:
+			tok = "-Infinity"
+		}
+		switch nf {
+		case NonFiniteBare:
+			return append(b, tok...)
+		case NonFiniteNull:
+			return append(b, "null"...)
+		}
+		b = append(b, '"')
+		b = append(b, tok...)
+		return append(b, '"')
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, bits)
+}
+
+// appendElems appends elements [lo, hi) of t, comma-separated, no brackets.
+func appendElems(b []byte, t serving.Tensor, lo, hi int, nf NonFinite) []byte {
+	switch v := t.Data().(type) {
+	case []float32:
+		for i, x := range v[lo:hi] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendFloat(b, float64(x), 32, nf)
+		}
+	case []float64:
+		for i, x := range v[lo:hi] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendFloat(b, x, 64, nf)
+		}
+	case []uint16:
+		for i, x := range v[lo:hi] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			switch t.DataType {
+			case serving.FP16:
+				b = appendFloat(b, float64(serving.FP16ToFloat32(x)), 32, nf)
+			case serving.BF16:
+				b = appendFloat(b, float64(serving.BF16ToFloat32(x)), 32, nf)
+			default:
+				b = strconv.AppendUint(b, uint64(x), 10)
+			}
+		}
+	case []bool:
+		for i, x := range v[lo:hi] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendBool(b, x)
+		}
+	case [][]byte:
+		for i, x := range v[lo:hi] {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, str(x))
+		}
+	case []int64:
+		b = appendInts(b, v[lo:hi])
+	case []int32:
+		b = appendInts(b, v[lo:hi])
+	case []int16:
+		b = appendInts(b, v[lo:hi])
+	case []int8:
+		b = appendInts(b, v[lo:hi])
+	case []uint64:
+		b = appendUints(b, v[lo:hi])
+	case []uint32:
+		b = appendUints(b, v[lo:hi])
+	case []uint8:
+		b = appendUints(b, v[lo:hi])
+	}
+	return b
+}
+
+func appendInts[T int8 | int16 | int32 | int64](b []byte, v []T) []byte {
+	for i, x := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(x), 10)
+	}
+	return b
+}
+
+func appendUints[T uint8 | uint32 | uint64](b []byte, v []T) []byte {
+	for i, x := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(x), 10)
+	}
+	return b
+}
+
+// appendNested appends elements starting at off as arrays nested by shape
+// (V1 answers are nested; V2 answers are flat, as Triton's are). A scalar
+// shape appends the bare element.
+func appendNested(b []byte, t serving.Tensor, shape []int64, off int, nf NonFinite) []byte {
+	if len(shape) == 0 {
+		return appendElems(b, t, off, off+1, nf)
+	}
+	per := 1
+	for _, d := range shape[1:] {
+		per *= int(d)
+	}
+	b = append(b, '[')
+	if len(shape) == 1 {
+		b = appendElems(b, t, off, off+int(shape[0]), nf)
+	} else {
+		for i := range int(shape[0]) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendNested(b, t, shape[1:], off+i*per, nf)
+		}
+	}
+	return append(b, ']')
+}

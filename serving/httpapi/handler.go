@@ -1,0 +1,208 @@
+package httpapi
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Handler serves registered models over the Open Inference Protocol (KServe
+// V2) REST API and the V1 adapters. Build it with New, register models with
+// Handle; it is safe for concurrent use, and models may be added or removed
+// while it serves.
+type Handler struct {
+	cfg    config
+	mux    *http.ServeMux
+	mu     sync.Mutex                       // serialises writers of models
+	models atomic.Pointer[map[string]*model] // copy-on-write; readers never lock
+}
+
+// model is immutable once published.
+type model struct {
+	name       string
+	def        serving.Predictor
+	defVersion string
+	versions   map[string]serving.Predictor
+	order      []string // versions in registration order
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a Handler with no models. It panics, as http.ServeMux does,
+// when configured routes conflict.
+func New(opts ...Option) *Handler {
+	h := &Handler{cfg: defaultConfig()}
+	for _, o := range opts {
+		o.apply(&h.cfg)
+	}
+	empty := map[string]*model{}
+	h.models.Store(&empty)
+	h.mux = h.routes()
+	return h
+}
+
+// Handle registers p as model name. With Version it is that version; the
+// first Predictor of a name, or one given Default, answers requests that name
+// no version. Registering a version twice is an error; Remove it first.
+func (h *Handler) Handle(name string, p serving.Predictor, opts ...ModelOption) error {
+	if name == "" || p == nil {
+		return serving.Errorf(serving.InvalidArgument, "httpapi: Handle needs a model name and a Predictor")
+	}
+	var mc modelConfig
+	for _, o := range opts {
+		o.applyModel(&mc)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := *h.models.Load()
+	m := &model{name: name, versions: map[string]serving.Predictor{}}
+	if old, ok := cur[name]; ok {
+		*m = *old
+		m.versions = maps.Clone(old.versions)
+		m.order = slices.Clone(old.order)
+	}
+	if mc.version != "" {
+		if _, dup := m.versions[mc.version]; dup {
+			return serving.Errorf(serving.InvalidArgument, "httpapi: model %q version %q already registered", name, mc.version)
+		}
+		m.versions[mc.version] = p
+		m.order = append(m.order, mc.version)
+	} else if m.def != nil && !mc.isDefault {
+		return serving.Errorf(serving.InvalidArgument, "httpapi: model %q already has a default Predictor", name)
+	}
+	if m.def == nil || mc.isDefault || mc.version == "" {
+		m.def, m.defVersion = p, mc.version
+	}
+	next := maps.Clone(cur)
+	next[name] = m
+	h.models.Store(&next)
+	return nil
+}
+
+// Remove unregisters a version of a model, or the whole model when version is
+// "". It reports whether anything was removed. It does not close the
+// Predictor: the caller owns it (serving.Close).
+func (h *Handler) Remove(name, version string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := *h.models.Load()
+	old, ok := cur[name]
+	if !ok {
+		return false
+	}
+	next := maps.Clone(cur)
+	if version == "" {
+		delete(next, name)
+		h.models.Store(&next)
+		return true
+	}
+	if _, ok := old.versions[version]; !ok {
+		return false
+	}
+	m := *old
+	m.versions = maps.Clone(old.versions)
+	delete(m.versions, version)
+	m.order = slices.DeleteFunc(slices.Clone(old.order), func(v string) bool { return v == version })
+	if m.defVersion == version {
+		m.def, m.defVersion = nil, ""
+		if len(m.order) > 0 {
+			m.defVersion = m.order[0]
+			m.def = m.versions[m.defVersion]
+		}
+	}
+	if m.def == nil {
+		delete(next, name)
+	} else {
+		next[name] = &m
+	}
+	h.models.Store(&next)
+	return true
+}
+
+// Models returns the registered model names, sorted.
+func (h *Handler) Models() []string {
+	return slices.Sorted(maps.Keys(*h.models.Load()))
+}
+
+// lookup finds the Predictor for name and version ("" = default) and the
+// version it answers as.
+func (h *Handler) lookup(name, version string) (serving.Predictor, string, error) {
+	m, ok := (*h.models.Load())[name]
+	if !ok {
+		return nil, "", serving.Errorf(serving.NotFound, "httpapi: unknown model %q", name)
+	}
+	if version == "" {
+		return m.def, m.defVersion, nil
+	}
+	p, ok := m.versions[version]
+	if !ok {
+		return nil, "", serving.Errorf(serving.NotFound, "httpapi: model %q has no version %q", name, version)
+	}
+	return p, version, nil
+}
+
+// allReady reports whether every registered Predictor is ready.
+func (h *Handler) allReady() bool {
+	for _, m := range *h.models.Load() {
+		if !serving.IsReady(m.def) {
+			return false
+		}
+		for _, p := range m.versions {
+			if !serving.IsReady(p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+func (h *Handler) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	p := h.cfg.prefix
+	mux.HandleFunc("GET "+p+"/v2", h.serverMetadata)
+	mux.HandleFunc("GET "+p+"/v2/health/live", h.live)
+	mux.HandleFunc("GET "+p+"/v2/health/ready", h.ready)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}", h.modelMetadata)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/versions/{version}", h.modelMetadata)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/ready", h.modelReady)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/versions/{version}/ready", h.modelReady)
+	mux.HandleFunc("POST "+p+"/v2/models/{name}/infer", h.infer)
+	mux.HandleFunc("POST "+p+"/v2/models/{name}/versions/{version}/infer", h.infer)
+	if h.cfg.v1 {
+		// {name}:predict is not a ServeMux wildcard (a wildcard is a whole
+		// segment), so the V1 handlers split the verb off themselves.
+		mux.HandleFunc("POST "+p+"/v1/models/{rest}", h.v1Path)
+		mux.HandleFunc("POST "+p+"/v1/models/{name}/versions/{rest}", h.v1Path)
+		mux.HandleFunc("GET "+p+"/v1/models/{name}", h.v1Status)
+		mux.HandleFunc("GET "+p+"/v1/models/{name}/versions/{version}", h.v1Status)
+	}
+	for _, rt := range h.cfg.extra {
+		switch rt.kind {
+		case routeLive:
+			mux.HandleFunc(rt.method+" "+rt.path, h.live)
+		case routeReady:
+			mux.HandleFunc(rt.method+" "+rt.path, h.ready)
+		case routePredictV1:
+			name := rt.model
+			mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h.predictV1(w, r, name, "") })
+		case routeInferV2:
+			name := rt.model
+			mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h.inferModel(w, r, name, "") })
+		}
+	}
+	fb := h.cfg.fallback
+	if fb == nil {
+		fb = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, serving.Errorf(serving.NotFound, "httpapi: no route for %s %s", r.Method, r.URL.Path), h.cfg.retryAfter)
+		})
+	}
+	mux.Handle("/", fb)
+	return mux
+}

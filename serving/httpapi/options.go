@@ -1,0 +1,199 @@
+package httpapi
+
+import (
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// Option configures a Handler (see New).
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// NonFinite says how FP16, BF16, FP32 and FP64 NaN and ±Inf are written in
+// JSON, which has no such numbers.
+type NonFinite uint8
+
+const (
+	// NonFiniteString writes "NaN", "Infinity" and "-Infinity" as JSON
+	// strings, as the proto3 JSON mapping (and so KServe's gRPC gateway) does:
+	// the body stays valid JSON for every parser. The default.
+	NonFiniteString NonFinite = iota
+	// NonFiniteBare writes bare NaN, Infinity and -Infinity tokens as Triton
+	// does (rapidjson's kWriteNanAndInfFlag). Python's json and rapidjson read
+	// them; JavaScript's JSON.parse and Go's encoding/json do not.
+	NonFiniteBare
+	// NonFiniteNull writes null, as JavaScript's JSON.stringify does. The
+	// value is lost; use it only for clients that cannot take the others.
+	NonFiniteNull
+)
+
+type route struct {
+	method, path string
+	kind         routeKind
+	model        string
+}
+
+type routeKind uint8
+
+const (
+	routeLive routeKind = iota
+	routeReady
+	routePredictV1
+	routeInferV2
+)
+
+type config struct {
+	prefix        string
+	fallback      http.Handler
+	maxBody       int64
+	maxElements   int64
+	timeoutHeader string
+	maxTimeout    time.Duration
+	nonFinite     NonFinite
+	serverName    string
+	serverVersion string
+	v1            bool
+	extra         []route
+	retryAfter    time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		maxBody:       64 << 20,
+		maxElements:   1 << 24,
+		timeoutHeader: "Timeout",
+		serverName:    "servekit",
+		serverVersion: "0.1.0",
+		v1:            true,
+		retryAfter:    time.Second,
+	}
+}
+
+// WithPrefix serves every route under prefix ("/ml" gives "/ml/v2/..."), for
+// mounting in an existing mux without http.StripPrefix. Routes added with
+// WithLiveRoute, WithReadyRoute, WithPredictRoute, SageMaker and Vertex are
+// not prefixed: those contracts fix their paths.
+func WithPrefix(prefix string) Option {
+	return optionFunc(func(c *config) { c.prefix = strings.TrimSuffix(prefix, "/") })
+}
+
+// WithFallback sends every request that matches no inference route to h, so a
+// service adds inference to what it already serves. Without it, such requests
+// get a 404 with a JSON error.
+func WithFallback(h http.Handler) Option {
+	return optionFunc(func(c *config) { c.fallback = h })
+}
+
+// WithMaxBodyBytes bounds request bodies (default 64 MiB); larger ones get 413.
+func WithMaxBodyBytes(n int64) Option { return optionFunc(func(c *config) { c.maxBody = n }) }
+
+// WithMaxElements bounds the elements of one input tensor (default 1<<24);
+// larger shapes get 400 before anything is allocated for them.
+func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.maxElements = n }) }
+
+// WithTimeoutHeader names the request header read as a deadline (default
+// "Timeout"; "" turns it off). Its value is a Go duration ("250ms") or a
+// grpc-timeout value ("250m": digits and one of H M S m u n).
+func WithTimeoutHeader(name string) Option {
+	return optionFunc(func(c *config) { c.timeoutHeader = name })
+}
+
+// WithMaxTimeout caps every request's time budget, and gives one to requests
+// that ask for none. Zero (the default) means no cap.
+func WithMaxTimeout(d time.Duration) Option { return optionFunc(func(c *config) { c.maxTimeout = d }) }
+
+// WithNonFinite picks how NaN and ±Inf outputs are written (default
+// NonFiniteString). Inputs accept both the strings and, nowhere else, nothing:
+// bare NaN tokens are not JSON and are rejected with 400.
+func WithNonFinite(m NonFinite) Option { return optionFunc(func(c *config) { c.nonFinite = m }) }
+
+// WithServerInfo sets the name and version GET /v2 reports.
+func WithServerInfo(name, version string) Option {
+	return optionFunc(func(c *config) { c.serverName, c.serverVersion = name, version })
+}
+
+// WithoutV1 turns off the V1 routes (/v1/models/{name}:predict and
+// GET /v1/models/{name}), which are on by default.
+func WithoutV1() Option { return optionFunc(func(c *config) { c.v1 = false }) }
+
+// WithRetryAfter sets the Retry-After sent with 503 when the error carries no
+// hint of its own (default 1s).
+func WithRetryAfter(d time.Duration) Option { return optionFunc(func(c *config) { c.retryAfter = d }) }
+
+// WithLiveRoute answers GET path with 200 while the process serves (Azure ML
+// liveness, Vertex health).
+func WithLiveRoute(path string) Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, route{"GET", path, routeLive, ""}) })
+}
+
+// WithReadyRoute answers GET path with 200 when every model is ready, else 503.
+func WithReadyRoute(path string) Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, route{"GET", path, routeReady, ""}) })
+}
+
+// WithPredictRoute serves the V1 body ({"instances": ...} or {"inputs": ...})
+// for model at POST path (Azure ML scoring URI, Vertex predict route).
+func WithPredictRoute(path, model string) Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, route{"POST", path, routePredictV1, model}) })
+}
+
+// WithInferRoute serves the V2 infer body for model at POST path.
+func WithInferRoute(path, model string) Option {
+	return optionFunc(func(c *config) { c.extra = append(c.extra, route{"POST", path, routeInferV2, model}) })
+}
+
+// SageMaker adds the SageMaker container contract for model: GET /ping (200
+// when ready) and POST /invocations (a V1 body, or a V2 body when it has
+// "inputs" as a list of named tensors). The server must listen on :8080.
+func SageMaker(model string) Option {
+	return optionFunc(func(c *config) {
+		c.extra = append(c.extra, route{"GET", "/ping", routeReady, ""}, route{"POST", "/invocations", routePredictV1, model})
+	})
+}
+
+// Vertex adds the Vertex AI custom-container contract for model: health at
+// $AIP_HEALTH_ROUTE (default /health) and V1 predict at $AIP_PREDICT_ROUTE
+// (default /predict). The port is $AIP_HTTP_PORT (see VertexPort).
+func Vertex(model string) Option {
+	health := envOr("AIP_HEALTH_ROUTE", "/health")
+	predict := envOr("AIP_PREDICT_ROUTE", "/predict")
+	return optionFunc(func(c *config) {
+		c.extra = append(c.extra, route{"GET", health, routeReady, ""}, route{"POST", predict, routePredictV1, model})
+	})
+}
+
+// VertexPort returns $AIP_HTTP_PORT, or def when unset.
+func VertexPort(def string) string { return envOr("AIP_HTTP_PORT", def) }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// ModelOption configures one registered model version (see Handler.Handle).
+type ModelOption interface{ applyModel(*modelConfig) }
+
+type modelOptionFunc func(*modelConfig)
+
+func (f modelOptionFunc) applyModel(c *modelConfig) { f(c) }
+
+type modelConfig struct {
+	version   string
+	isDefault bool
+}
+
+// Version registers the Predictor as this version of the model, reachable at
+// /v2/models/{name}/versions/{v}.
+func Version(v string) ModelOption { return modelOptionFunc(func(c *modelConfig) { c.version = v }) }
+
+// Default makes the Predictor answer requests that name no version. The first
+// Predictor registered for a name is its default until another says Default;
+// a rollout router registered with Default routes among versions itself.
+func Default() ModelOption { return modelOptionFunc(func(c *modelConfig) { c.isDefault = true }) }

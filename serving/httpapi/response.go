@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// selectOutputs returns the outputs asked for, in the order asked, or all.
+func selectOutputs(req *serving.Request, resp *serving.Response) ([]serving.Tensor, error) {
+	if len(req.Outputs) == 0 {
+		return resp.Outputs, nil
+	}
+	if len(req.Outputs) == len(resp.Outputs) {
+		same := true
+		for i, n := range req.Outputs {
+			same = same && resp.Outputs[i].Name == n
+		}
+		if same {
+			return resp.Outputs, nil
+		}
+	}
+	out := make([]serving.Tensor, 0, len(req.Outputs))
+	for _, n := range req.Outputs {
+		t, ok := resp.Output(n)
+		if !ok {
+			return nil, serving.Errorf(serving.NotFound, "httpapi: model %q gave no output %q", req.Model, n)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func (d *decoded) binary(name string) bool {
+	if b, ok := d.binaryOut[name]; ok {
+		return b
+	}
+	return d.binaryAll
+}
+
+func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, version string, resp *serving.Response) {
+	outs, err := selectOutputs(&d.req, resp)
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	bp := getBuf()
+	b := append((*bp)[:0], '{')
+	if d.req.ID != "" {
+		b = append(b, `"id":`...)
+		b = appendString(b, d.req.ID)
+		b = append(b, ',')
+	}
+	b = append(b, `"model_name":`...)
+	b = appendString(b, name)
+	if version != "" {
+		b = append(b, `,"model_version":`...)
+		b = appendString(b, version)
+	}
+	if len(resp.Params) > 0 {
+		if pj, err := json.Marshal(resp.Params); err == nil {
+			b = append(b, `,"parameters":`...)
+			b = append(b, pj...)
+		}
+	}
+	b = append(b, `,"outputs":[`...)
+	anyBinary := false
+	for i, t := range outs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, t.Name)
+		b = append(b, `,"datatype":"`...)
+		b = append(b, t.DataType.String()...)
+		b = append(b, `","shape":`...)
+		b = appendShape(b, t.Shape)
+		if d.binary(t.Name) {
+			anyBinary = true
+			b = append(b, `,"parameters":{"binary_data_size":`...)
+			b = strconv.AppendInt(b, int64(t.RawSize()), 10)
+			b = append(b, "}}"...)
+			continue
+		}
+		b = append(b, `,"data":[`...)
+		b = appendElems(b, t, 0, t.Len(), h.cfg.nonFinite)
+		b = append(b, "]}"...)
+	}
+	b = append(b, "]}"...)
+	hdr := w.Header()
+	if anyBinary {
+		hdr.Set(HeaderContentLength, strconv.Itoa(len(b)))
+		for _, t := range outs {
+			if d.binary(t.Name) {
+				b = t.AppendRaw(b)
+			}
+		}
+		hdr.Set("Content-Type", "application/octet-stream")
+	} else {
+		hdr.Set("Content-Type", "application/json")
+	}
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+	*bp = b
+	putBuf(bp)
+}

@@ -1,0 +1,213 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/servekit/servekit/serving"
+)
+
+func (h *Handler) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	b := append([]byte(`{"name":`), appendString(nil, h.cfg.serverName)...)
+	b = append(b, `,"version":`...)
+	b = appendString(b, h.cfg.serverVersion)
+	b = append(b, `,"extensions":["binary_tensor_data","parameters"]}`...)
+	writeJSON(w, http.StatusOK, b)
+}
+
+// Health answers are the status code; the body is empty, as KServe's are.
+func (h *Handler) live(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
+
+func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
+	if h.allReady() {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	h.notReady(w)
+}
+
+func (h *Handler) notReady(w http.ResponseWriter) {
+	if h.cfg.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((h.cfg.retryAfter+time.Second-1)/time.Second), 10))
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+}
+
+func (h *Handler) modelReady(w http.ResponseWriter, r *http.Request) {
+	p, _, err := h.lookup(r.PathValue("name"), r.PathValue("version"))
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	if !serving.IsReady(p) {
+		h.notReady(w)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+type specJSON struct {
+	Name     string  `json:"name"`
+	Datatype string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+type modelJSON struct {
+	Name     string     `json:"name"`
+	Versions []string   `json:"versions,omitempty"`
+	Platform string     `json:"platform"`
+	Inputs   []specJSON `json:"inputs"`
+	Outputs  []specJSON `json:"outputs"`
+}
+
+func specs(s []serving.TensorSpec) []specJSON {
+	out := make([]specJSON, len(s))
+	for i, t := range s {
+		out[i] = specJSON{t.Name, t.DataType.String(), t.Shape}
+	}
+	return out
+}
+
+func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
+	name, version := r.PathValue("name"), r.PathValue("version")
+	p, _, err := h.lookup(name, version)
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	md, _ := serving.MetadataOf(p)
+	m := modelJSON{Name: name, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
+	if version != "" {
+		m.Versions = []string{version}
+	} else if mod, ok := (*h.models.Load())[name]; ok {
+		m.Versions = mod.order
+	}
+	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
+	writeJSON(w, http.StatusOK, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, b []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
+	h.inferModel(w, r, r.PathValue("name"), r.PathValue("version"))
+}
+
+func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, version string) {
+	p, answered, err := h.lookup(name, version)
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	bp, err := readBody(w, r, h.cfg.maxBody)
+	if err != nil {
+		writeError(w, bodyError(err), h.cfg.retryAfter)
+		return
+	}
+	d, err := h.decodeBody(r, *bp)
+	putBuf(bp) // decodeV2 copied what it keeps
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	d.req.Model, d.req.Version = name, version
+	ctx, cancel, err := h.requestContext(r, d.req.Params)
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	defer cancel()
+	resp, err := h.predict(ctx, p, &d.req)
+	if err != nil {
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	if resp.Version != "" {
+		answered = resp.Version
+	}
+	h.writeInferResponse(w, d, name, answered, resp)
+}
+
+func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
+	n, err := headerLength(r, len(body))
+	if err != nil {
+		return nil, err
+	}
+	return decodeV2(body, n, h.cfg.maxElements)
+}
+
+// bodyError gives a body read failure its code: too large stays a
+// MaxBytesError (413), anything else is the client's fault.
+func bodyError(err error) error {
+	if _, ok := err.(*http.MaxBytesError); ok {
+		return serving.NewError(serving.InvalidArgument, err) // Status sees the MaxBytesError: 413
+	}
+	return serving.Errorf(serving.InvalidArgument, "httpapi: reading body: %w", err)
+}
+
+// predict checks readiness, then asks p; a not-ready model is Unavailable.
+func (h *Handler) predict(ctx context.Context, p serving.Predictor, req *serving.Request) (*serving.Response, error) {
+	if !serving.IsReady(p) {
+		return nil, serving.Errorf(serving.Unavailable, "httpapi: model %q is not ready", req.Model)
+	}
+	resp, err := p.Predict(ctx, req)
+	if err == nil && resp == nil {
+		err = serving.Errorf(serving.Internal, "httpapi: model %q returned no response", req.Model)
+	}
+	return resp, err
+}
+
+// requestContext adds the W3C trace context from the headers and the
+// earliest of the deadlines: parameters.timeout (µs), the timeout header and
+// WithMaxTimeout.
+func (h *Handler) requestContext(r *http.Request, params serving.Params) (context.Context, context.CancelFunc, error) {
+	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	d := h.cfg.maxTimeout
+	if t, ok := params.Timeout(); ok && (d == 0 || t < d) {
+		d = t
+	}
+	if h.cfg.timeoutHeader != "" {
+		if v := r.Header.Get(h.cfg.timeoutHeader); v != "" {
+			t, err := ParseTimeout(v)
+			if err != nil {
+				return nil, nil, err
+			}
+			if d == 0 || t < d {
+				d = t
+			}
+		}
+	}
+	if d > 0 {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		return ctx, cancel, nil
+	}
+	return ctx, func() {}, nil
+}
+
+// ParseTimeout reads a timeout header value: a Go duration ("250ms", "2s")
+// or a grpc-timeout value (up to 8 digits and a unit: H M S m u n).
+func ParseTimeout(v string) (time.Duration, error) {
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d, nil
+	}
+	if len(v) >= 2 && len(v) <= 9 {
+		n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+		if err == nil && n > 0 {
+			unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
+			if unit > 0 {
+				return time.Duration(n) * unit, nil
+			}
+		}
+	}
+	return 0, badRequest("timeout %q: want a positive duration such as 250ms or 250m", v)
+}
