@@ -17,7 +17,7 @@ import (
 type Handler struct {
 	cfg    config
 	mux    *http.ServeMux
-	mu     sync.Mutex                       // serialises writers of models
+	mu     sync.Mutex                        // serialises writers of models
 	models atomic.Pointer[map[string]*model] // copy-on-write; readers never lock
 }
 
