@@ -1,0 +1,364 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Platform is the metadata platform of every Model, as Triton names it.
+const Platform = "onnxruntime_onnx"
+
+// Model is one ONNX model in one ONNX Runtime session, shared by every
+// goroutine that calls Predict. It implements serving.Predictor,
+// serving.Describer, serving.Readier and io.Closer.
+type Model struct {
+	md      serving.Metadata // immutable after load
+	session *ort.DynamicAdvancedSession
+	outs    []output // session output order = md.Outputs order
+	batched bool     // some input has a dynamic dim 0
+	tel     telemetry
+
+	// noDerive is set once an output shape derived from the batch dim
+	// proved wrong (the model's dim 0 of that output is not the batch);
+	// from then on ONNX Runtime allocates those outputs.
+	noDerive atomic.Bool
+
+	// mu is held shared by every run and exclusively by Close, so the
+	// session is destroyed only after in-flight runs return.
+	mu     sync.RWMutex
+	closed bool // guarded by mu
+
+	runOpts chan *ort.RunOptions // free list; see runOptions
+}
+
+// output is how one model output is allocated.
+type output struct {
+	spec serving.TensorSpec
+	// static: every dim is fixed, the buffer can always be preallocated.
+	// batchDim: only dim 0 is dynamic, so the batch size gives the shape.
+	static, batchDim bool
+}
+
+var (
+	_ serving.Predictor = (*Model)(nil)
+	_ serving.Describer = (*Model)(nil)
+	_ serving.Readier   = (*Model)(nil)
+)
+
+// Load reads the ONNX model at path and creates its session. Files beside
+// it that the model references as external data are found relative to it.
+// The model name defaults to the file name without its extension.
+func Load(path string, opts ...Option) (*Model, error) {
+	c := newConfig(opts)
+	if c.name == "" {
+		c.name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, serving.Errorf(serving.NotFound, "onnx: model %q: no file %s", c.name, path)
+	case err != nil:
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q: %w", c.name, err)
+	case st.IsDir():
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q: %s is a directory, not an .onnx file", c.name, path)
+	}
+	return load(c, path, nil)
+}
+
+// LoadBytes creates a session for the serialised ONNX model b, named name.
+// b is not kept. Models with external data need Load.
+func LoadBytes(name string, b []byte, opts ...Option) (*Model, error) {
+	c := newConfig(opts)
+	if c.name == "" {
+		c.name = name
+	}
+	if len(b) == 0 {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q: no bytes", c.name)
+	}
+	return load(c, "", b)
+}
+
+func load(c config, path string, b []byte) (*Model, error) {
+	start := time.Now()
+	if _, err := InitRuntime(c.libraryPath); err != nil {
+		return nil, err
+	}
+	where := path
+	if path == "" {
+		where = fmt.Sprintf("%d bytes", len(b))
+	}
+	// The binding cannot ask a session for its inputs and outputs, and a
+	// session cannot be made without their names, so a throw-away session
+	// reads them first. Load gives it the cheapest options; LoadBytes has
+	// no such choice in the binding.
+	var ins, outs []ort.InputOutputInfo
+	var err error
+	if path != "" {
+		ins, outs, err = infoFromFile(path)
+	} else {
+		ins, outs, err = ort.GetInputOutputInfoWithONNXData(b)
+	}
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): ONNX Runtime cannot load it: %v", c.name, where, trimBinding(err))
+	}
+	m := &Model{md: serving.Metadata{Name: c.name, Version: c.version, Platform: Platform}}
+	if m.md.Inputs, err = specs(c.name, "input", ins); err != nil {
+		return nil, err
+	}
+	if m.md.Outputs, err = specs(c.name, "output", outs); err != nil {
+		return nil, err
+	}
+	so, err := sessionOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	inNames, outNames := names(m.md.Inputs), names(m.md.Outputs)
+	if path != "" {
+		m.session, err = ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
+	} else {
+		m.session, err = ort.NewDynamicAdvancedSessionWithONNXData(b, inNames, outNames, so)
+	}
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): creating the session: %v", c.name, where, trimBinding(err))
+	}
+	for _, s := range m.md.Inputs {
+		m.batched = m.batched || s.Batchable()
+	}
+	for _, s := range m.md.Outputs {
+		m.outs = append(m.outs, outputOf(s))
+	}
+	m.runOpts = make(chan *ort.RunOptions, 16)
+	m.tel = newTelemetry(c, m.md)
+	m.tel.loaded(time.Since(start))
+	if err := m.warmup(c.warmup); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// infoFromFile reads the inputs and outputs with a session that does no
+// optimisation and starts no threads: it is thrown away at once.
+func infoFromFile(path string) ([]ort.InputOutputInfo, []ort.InputOutputInfo, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer so.Destroy()
+	_ = so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
+	_ = so.SetIntraOpNumThreads(1)
+	_ = so.SetInterOpNumThreads(1)
+	return ort.GetInputOutputInfoWithOptions(path, so)
+}
+
+func sessionOptions(c config) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, serving.Errorf(serving.Internal, "onnx: session options: %w", err)
+	}
+	fail := func(what string, err error) (*ort.SessionOptions, error) {
+		so.Destroy()
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q: %s: %v", c.name, what, err)
+	}
+	if err := so.SetIntraOpNumThreads(c.intraOp); err != nil {
+		return fail("intra-op threads", err)
+	}
+	if err := so.SetInterOpNumThreads(c.interOp); err != nil {
+		return fail("inter-op threads", err)
+	}
+	if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevel(c.optLevel)); err != nil {
+		return fail("graph optimisation level", err)
+	}
+	if err := so.SetCpuMemArena(c.memArena); err != nil {
+		return fail("memory arena", err)
+	}
+	if c.optimizedPath != "" {
+		if err := so.SetOptimizedModelFilePath(c.optimizedPath); err != nil {
+			return fail("optimised model path", err)
+		}
+	}
+	if c.cuda {
+		if err := appendCUDA(so, c.cudaDevice); err != nil {
+			so.Destroy()
+			return nil, serving.Errorf(serving.Unavailable, "onnx: model %q: %w", c.name, err)
+		}
+	}
+	return so, nil
+}
+
+func appendCUDA(so *ort.SessionOptions, device int) error {
+	co, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("CUDA provider options: %v", err)
+	}
+	defer co.Destroy()
+	if err := co.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
+		return fmt.Errorf("CUDA device %d: %v", device, err)
+	}
+	if err := so.AppendExecutionProviderCUDA(co); err != nil {
+		env.mu.Lock()
+		dir := filepath.Dir(env.path)
+		env.mu.Unlock()
+		return fmt.Errorf("the CUDA execution provider for device %d is unavailable: %v; "+
+			"put libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of ONNX Runtime %s in %s "+
+			"and CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH, or load the model without WithCUDA",
+			device, err, RequiredVersion, dir)
+	}
+	return nil
+}
+
+// specs maps ONNX Runtime's view of the inputs or outputs to metadata,
+// refusing what a servekit request cannot carry.
+func specs(model, kind string, infos []ort.InputOutputInfo) ([]serving.TensorSpec, error) {
+	out := make([]serving.TensorSpec, 0, len(infos))
+	for _, info := range infos {
+		if info.OrtValueType != ort.ONNXTypeTensor {
+			return nil, serving.Errorf(serving.Unimplemented,
+				"onnx: model %q %s %q is a %s; servekit serves plain tensors only",
+				model, kind, info.Name, valueKind(info.OrtValueType))
+		}
+		dt := dataType(info.DataType)
+		if dt == serving.InvalidType {
+			return nil, serving.Errorf(serving.Unimplemented,
+				"onnx: model %q %s %q has element type %s, which servekit cannot carry (it carries BOOL, UINT8-64, INT8-64, FP16, BF16, FP32, FP64 and strings)",
+				model, kind, info.Name, strings.TrimPrefix(info.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))
+		}
+		shape := make([]int64, len(info.Dimensions))
+		for i, d := range info.Dimensions {
+			shape[i] = max(d, -1) // ONNX Runtime reports symbolic dims as -1
+		}
+		out = append(out, serving.TensorSpec{Name: info.Name, DataType: dt, Shape: shape})
+	}
+	return out, nil
+}
+
+func valueKind(t ort.ONNXType) string {
+	switch t {
+	case ort.ONNXTypeSequence:
+		return "sequence"
+	case ort.ONNXTypeMap:
+		return "map"
+	case ort.ONNXTypeOptional:
+		return "optional"
+	case ort.ONNXTypeSparseTensor:
+		return "sparse tensor"
+	case ort.ONNXTypeOpaque:
+		return "opaque value"
+	}
+	return "value of unknown type"
+}
+
+func outputOf(s serving.TensorSpec) output {
+	o := output{spec: s, static: true}
+	for i, d := range s.Shape {
+		if d < 0 {
+			o.static = false
+			o.batchDim = i == 0
+			if i > 0 {
+				o.batchDim = false
+				break
+			}
+		}
+	}
+	if o.static {
+		o.batchDim = false
+	}
+	return o
+}
+
+func names(s []serving.TensorSpec) []string {
+	n := make([]string, len(s))
+	for i := range s {
+		n[i] = s[i].Name
+	}
+	return n
+}
+
+// trimBinding drops the binding's nesting ("Error creating C session: ...")
+// down to ONNX Runtime's own message, which is the useful part.
+func trimBinding(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// Metadata implements serving.Describer. The slices are shared: treat them
+// as read-only.
+func (m *Model) Metadata() serving.Metadata { return m.md }
+
+// Ready implements serving.Readier: true from a successful load until Close.
+func (m *Model) Ready() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return !m.closed
+}
+
+// Close waits for in-flight Predicts and releases the session. Later
+// Predicts fail with serving.ErrClosed. Close is idempotent. The ONNX
+// Runtime environment stays for other models (see InitRuntime).
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if err := m.session.Destroy(); err != nil {
+		errs = append(errs, err)
+	}
+	for drained := false; !drained; {
+		select {
+		case ro := <-m.runOpts:
+			ro.Destroy()
+		default:
+			drained = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// warmup runs the model n times on zeros, one row for each dynamic dim.
+func (m *Model) warmup(n int) error {
+	if n <= 0 {
+		return nil
+	}
+	start := time.Now()
+	req := &serving.Request{}
+	for _, s := range m.md.Inputs {
+		shape := make([]int64, len(s.Shape))
+		for i, d := range s.Shape {
+			shape[i] = max(d, 1)
+		}
+		t, err := serving.Make(s.Name, s.DataType, shape)
+		if err != nil {
+			return serving.Errorf(serving.InvalidArgument, "onnx: model %q: warm-up input: %w", m.md.Name, err)
+		}
+		req.Inputs = append(req.Inputs, t)
+	}
+	for i := range n {
+		if _, err := m.run(context.Background(), req); err != nil {
+			return serving.Errorf(serving.CodeOf(err), "onnx: model %q: warm-up run %d: %w", m.md.Name, i+1, err)
+		}
+	}
+	m.tel.warmedUp(time.Since(start))
+	return nil
+}

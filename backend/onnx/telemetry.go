@@ -1,0 +1,81 @@
+package onnx
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// ScopeName is the instrumentation scope of the package's metrics and spans.
+const ScopeName = "github.com/servekit/servekit/backend/onnx"
+
+// telemetry records the package's metrics and spans. Attribute sets are
+// built once per model and code, so recording costs no allocation.
+type telemetry struct {
+	tracer   trace.Tracer
+	load     metric.Float64Histogram
+	warmup   metric.Float64Histogram
+	run      metric.Float64Histogram
+	model    attribute.Set                       // model, version
+	byCode   [serving.Internal + 1]attribute.Set // model, version, code
+	spanAttr []attribute.KeyValue
+}
+
+func newTelemetry(c config, md serving.Metadata) telemetry {
+	mp, tp := c.meters, c.tracers
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	meter := mp.Meter(ScopeName)
+	t := telemetry{tracer: tp.Tracer(ScopeName)}
+	// Instrument errors only come from invalid names or units, fixed here;
+	// the API then hands back a working no-op instrument.
+	t.load, _ = meter.Float64Histogram("servekit.model.load.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to load a model and create its ONNX Runtime session."))
+	t.warmup, _ = meter.Float64Histogram("servekit.model.warmup.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time of the warm-up runs at load."))
+	t.run, _ = meter.Float64Histogram("servekit.model.inference.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time of one ONNX Runtime run, conversions included."))
+	kv := []attribute.KeyValue{attribute.String("model", md.Name), attribute.String("version", md.Version)}
+	t.model = attribute.NewSet(kv...)
+	t.spanAttr = kv
+	for c := range t.byCode {
+		t.byCode[c] = attribute.NewSet(append(kv[:2:2], attribute.String("code", serving.Code(c).String()))...)
+	}
+	return t
+}
+
+func (t *telemetry) loaded(d time.Duration) {
+	t.load.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(t.model))
+}
+
+func (t *telemetry) warmedUp(d time.Duration) {
+	t.warmup.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(t.model))
+}
+
+// ran ends the run's span and records its duration under its outcome.
+func (t *telemetry) ran(ctx context.Context, span trace.Span, start time.Time, err error) {
+	code := serving.CodeOf(err)
+	if int(code) >= len(t.byCode) {
+		code = serving.Internal
+	}
+	t.run.Record(ctx, time.Since(start).Seconds(), metric.WithAttributeSet(t.byCode[code]))
+	if span.IsRecording() {
+		span.SetAttributes(t.spanAttr...)
+		span.SetAttributes(attribute.String("code", code.String()))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
