@@ -76,8 +76,8 @@
 // WithMaxElements (per input tensor, default 1<<24, checked from the shape
 // before allocating) bound the work a request may cause. The deadline is
 // the earliest of parameters.timeout (µs, Triton's), the Timeout header (a Go
-// duration "250ms", or grpc-timeout style "250m"; rename it with
-// WithTimeoutHeader) and WithMaxTimeout. The handler never holds a request
+// duration, "250ms"; rename it with WithTimeoutHeader), the Grpc-Timeout
+// header (gRPC's "250m" = 250 ms) and WithMaxTimeout. The handler never holds a request
 // after its context ends: Predictors honour ctx. W3C trace context is
 // extracted from the headers with otel.GetTextMapPropagator().
 //

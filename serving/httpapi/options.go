@@ -96,9 +96,9 @@ func WithMaxBodyBytes(n int64) Option { return optionFunc(func(c *config) { c.ma
 // larger shapes get 400 before anything is allocated for them.
 func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.maxElements = n }) }
 
-// WithTimeoutHeader names the request header read as a deadline (default
-// "Timeout"; "" turns it off). Its value is a Go duration ("250ms") or a
-// grpc-timeout value ("250m": digits and one of H M S m u n).
+// WithTimeoutHeader names the request header read as a deadline, a Go
+// duration such as "250ms" (default "Timeout"; "" turns it off). A
+// Grpc-Timeout header ("250m" = 250 ms, gRPC's format) is always read too.
 func WithTimeoutHeader(name string) Option {
 	return optionFunc(func(c *config) { c.timeoutHeader = name })
 }

@@ -187,6 +187,15 @@ func (h *Handler) requestContext(r *http.Request, params serving.Params) (contex
 			}
 		}
 	}
+	if v := r.Header.Get("Grpc-Timeout"); v != "" {
+		t, err := ParseGRPCTimeout(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d == 0 || t < d {
+			d = t
+		}
+	}
 	if d > 0 {
 		ctx, cancel := context.WithTimeout(ctx, d)
 		return ctx, cancel, nil
@@ -194,20 +203,38 @@ func (h *Handler) requestContext(r *http.Request, params serving.Params) (contex
 	return ctx, func() {}, nil
 }
 
-// ParseTimeout reads a timeout header value: a Go duration ("250ms", "2s")
-// or a grpc-timeout value (up to 8 digits and a unit: H M S m u n).
+// ParseTimeout reads a timeout header value: a positive Go duration
+// ("250ms", "2s", "1m30s").
 func ParseTimeout(v string) (time.Duration, error) {
 	if d, err := time.ParseDuration(v); err == nil && d > 0 {
 		return d, nil
 	}
+	return 0, badRequest("timeout %q: want a positive duration such as 250ms", v)
+}
+
+// ParseGRPCTimeout reads a Grpc-Timeout header value: up to 8 digits and a
+// unit, H M S m u n ("250m" is 250 milliseconds).
+func ParseGRPCTimeout(v string) (time.Duration, error) {
 	if len(v) >= 2 && len(v) <= 9 {
-		n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-		if err == nil && n > 0 {
-			unit := map[byte]time.Duration{'H': time.Hour, 'M': time.Minute, 'S': time.Second, 'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond}[v[len(v)-1]]
-			if unit > 0 {
-				return time.Duration(n) * unit, nil
-			}
+		n, err := strconv.ParseUint(v[:len(v)-1], 10, 64)
+		var unit time.Duration
+		switch v[len(v)-1] {
+		case 'H':
+			unit = time.Hour
+		case 'M':
+			unit = time.Minute
+		case 'S':
+			unit = time.Second
+		case 'm':
+			unit = time.Millisecond
+		case 'u':
+			unit = time.Microsecond
+		case 'n':
+			unit = time.Nanosecond
+		}
+		if err == nil && n > 0 && unit > 0 {
+			return time.Duration(n) * unit, nil
 		}
 	}
-	return 0, badRequest("timeout %q: want a positive duration such as 250ms or 250m", v)
+	return 0, badRequest("grpc-timeout %q: want digits and a unit (H M S m u n), such as 250m", v)
 }
