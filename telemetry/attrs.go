@@ -1,0 +1,125 @@
+package telemetry
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Attribute keys shared by the whole project.
+const (
+	keyModel     = attribute.Key("model")
+	keyVersion   = attribute.Key("version")
+	keyCode      = attribute.Key("code")
+	keyRequestID = attribute.Key("request.id")
+)
+
+// numCodes counts the codes serving defines; an attribute set per code is
+// built once for each (model, version).
+const numCodes = int(serving.Internal) + 1
+
+// maxCached bounds the attribute cache. Model and version come from the
+// request before any router has checked them, so a client could send
+// arbitrary names; past this many pairs, sets are built per call (slower,
+// correct) instead of growing memory without end. The SDK's own cardinality
+// limit bounds what is exported.
+const maxCached = 512
+
+type key struct{ model, version string }
+
+// attrs holds the pre-built options for one (model, version): building an
+// attribute.Set sorts and allocates, and wrapping it into an option boxes it
+// in an interface, so both are done once, not per request. The slices are
+// passed with ... so the variadic call does not build (and heap-allocate) a
+// new slice through the interface method call.
+type attrs struct {
+	inflight []metric.AddOption              // model, version
+	add      [numCodes][]metric.AddOption    // model, version, code
+	record   [numCodes][]metric.RecordOption // model, version, code
+	start    []trace.SpanStartOption         // kind and model, version for samplers
+}
+
+func newAttrs(k key) *attrs {
+	a := &attrs{}
+	mv := attribute.NewSet(keyModel.String(k.model), keyVersion.String(k.version))
+	a.inflight = []metric.AddOption{metric.WithAttributeSet(mv)}
+	for c := range numCodes {
+		o := codeOption(k, serving.Code(c))
+		a.add[c] = []metric.AddOption{o}
+		a.record[c] = []metric.RecordOption{o}
+	}
+	a.start = []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(keyModel.String(k.model), keyVersion.String(k.version)),
+	}
+	return a
+}
+
+func codeOption(k key, c serving.Code) metric.MeasurementOption {
+	return metric.WithAttributeSet(attribute.NewSet(
+		keyModel.String(k.model), keyVersion.String(k.version), keyCode.String(c.String())))
+}
+
+// outcome returns the options for a result with code c; codes serving does
+// not define (none today) get a set built on the spot.
+func (a *attrs) outcome(k key, c serving.Code) ([]metric.AddOption, []metric.RecordOption) {
+	if int(c) < numCodes {
+		return a.add[c], a.record[c]
+	}
+	o := codeOption(k, c)
+	return []metric.AddOption{o}, []metric.RecordOption{o}
+}
+
+// attrCache maps (model, version) to its attrs. Reads are a plain map lookup
+// on an immutable map behind an atomic pointer: no lock, and unlike
+// sync.Map no boxing of the struct key into an interface (an allocation per
+// lookup). Writes copy the map under mu; they happen once per new pair.
+type attrCache struct {
+	m  atomic.Pointer[map[key]*attrs]
+	mu sync.Mutex // serialises writers
+}
+
+func (c *attrCache) get(k key) *attrs {
+	if m := c.m.Load(); m != nil {
+		if a, ok := (*m)[k]; ok {
+			return a
+		}
+	}
+	return c.slow(k)
+}
+
+func (c *attrCache) slow(k key) *attrs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	if old != nil {
+		if a, ok := (*old)[k]; ok {
+			return a
+		}
+		if len(*old) >= maxCached {
+			return newAttrs(k)
+		}
+	}
+	a := newAttrs(k)
+	next := make(map[key]*attrs, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[k] = a
+	c.m.Store(&next)
+	return a
+}
+
+func lenOf(m *map[key]*attrs) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}

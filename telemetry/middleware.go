@@ -1,0 +1,146 @@
+package telemetry
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// SpanName is the name of the span started for every request.
+const SpanName = "servekit.predict"
+
+// Metric names recorded by the middleware.
+const (
+	MetricRequests = "servekit.requests"
+	MetricDuration = "servekit.request.duration"
+	MetricInflight = "servekit.requests.inflight"
+)
+
+// instruments are created once per Middleware call and shared by every
+// Predictor it wraps, with the attribute cache.
+type instruments struct {
+	tracer   trace.Tracer
+	requests metric.Int64Counter
+	duration metric.Float64Histogram
+	inflight metric.Int64UpDownCounter
+	cache    attrCache
+}
+
+func newInstruments(c config) *instruments {
+	m := c.mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	in := &instruments{
+		tracer: c.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version)),
+	}
+	var err error
+	// On error the API still returns a usable no-op instrument; instrumentation
+	// must never stop a model from serving, so the error goes to otel.Handle.
+	if in.requests, err = m.Int64Counter(MetricRequests,
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Requests answered, by model, version and outcome code.")); err != nil {
+		otel.Handle(err)
+	}
+	if in.duration, err = m.Float64Histogram(MetricDuration,
+		metric.WithUnit("s"),
+		metric.WithDescription("Time to answer a request, by model, version and outcome code."),
+		metric.WithExplicitBucketBoundaries(DurationBuckets()...)); err != nil {
+		otel.Handle(err)
+	}
+	if in.inflight, err = m.Int64UpDownCounter(MetricInflight,
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Requests being answered now, by model and requested version.")); err != nil {
+		otel.Handle(err)
+	}
+	return in
+}
+
+// Middleware returns a serving.Middleware that records, for every request,
+// the span servekit.predict and the metrics servekit.requests,
+// servekit.request.duration and servekit.requests.inflight. It never changes
+// a result or an error. Instruments are created once here and shared by
+// every Predictor the middleware wraps.
+func Middleware(opts ...Option) serving.Middleware {
+	in := newInstruments(newConfig(opts))
+	return func(next serving.Predictor) serving.Predictor {
+		return &Predictor{next: next, in: in}
+	}
+}
+
+// New wraps next in the instrumentation of Middleware.
+func New(next serving.Predictor, opts ...Option) *Predictor {
+	return &Predictor{next: next, in: newInstruments(newConfig(opts))}
+}
+
+// Predictor is the instrumenting layer returned by New and Middleware. It is
+// safe for concurrent use and owns nothing: it has no Close, so
+// serving.Close passes through it to the layers below.
+type Predictor struct {
+	next serving.Predictor
+	in   *instruments
+}
+
+var _ serving.Wrapper = (*Predictor)(nil)
+
+// Unwrap implements serving.Wrapper.
+func (p *Predictor) Unwrap() serving.Predictor { return p.next }
+
+// Predict asks the wrapped Predictor inside a servekit.predict span and
+// records the outcome. The span is the parent of the spans the layers below
+// start from ctx (cache.lookup, batch.queue, batch.run, onnx.run), and is
+// itself the child of any span already in ctx, such as one the HTTP handler
+// extracted from a W3C traceparent header.
+//
+// servekit.requests.inflight is labelled with the requested model and
+// version (it must be the same on the way in and out); servekit.requests and
+// servekit.request.duration with the version that answered
+// (Response.Version) when there is one, so a router resolving "latest" or
+// splitting a canary shows up per real version.
+func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (resp *serving.Response, err error) {
+	in := p.in
+	k := key{req.Model, req.Version}
+	a := in.cache.get(k)
+	start := time.Now()
+	ctx, span := in.tracer.Start(ctx, SpanName, a.start...)
+	if req.ID != "" && span.IsRecording() {
+		span.SetAttributes(keyRequestID.String(req.ID))
+	}
+	in.inflight.Add(ctx, 1, a.inflight...)
+	// Deferred so that a panic below (net/http recovers them per request)
+	// does not leave a request in flight forever or a span open. The panic
+	// is not recovered: it goes on with its original stack.
+	returned := false
+	defer func() {
+		elapsed := time.Since(start).Seconds()
+		in.inflight.Add(ctx, -1, a.inflight...)
+		code := serving.CodeOf(err)
+		if !returned {
+			code = serving.Internal
+		}
+		ak, ao := k, a
+		if resp != nil && resp.Version != "" && resp.Version != k.version {
+			ak = key{req.Model, resp.Version}
+			ao = in.cache.get(ak)
+		}
+		addOpts, recOpts := ao.outcome(ak, code)
+		in.requests.Add(ctx, 1, addOpts...)
+		in.duration.Record(ctx, elapsed, recOpts...)
+		if code != serving.OK && span.IsRecording() {
+			span.SetAttributes(keyCode.String(code.String()))
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			} else {
+				span.SetStatus(codes.Error, "panic")
+			}
+		}
+		span.End()
+	}()
+	resp, err = p.next.Predict(ctx, req)
+	returned = true
+	return resp, err
+}
