@@ -100,7 +100,7 @@ func TestMetricsByCode(t *testing.T) {
 		counts[[2]string{attr(dp.Attributes, "version"), attr(dp.Attributes, "code")}] = dp.Value
 	}
 	want := map[[2]string]int64{
-		{"v2", "ok"}: 2, // labelled with the version that answered
+		{"v2", "ok"}:               2, // labelled with the version that answered
 		{"v1", "invalid_argument"}: 1, {"v1", "resource_exhausted"}: 2, {"v1", "internal"}: 1,
 	}
 	if len(counts) != len(want) {
