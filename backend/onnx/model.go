@@ -201,24 +201,27 @@ func sessionOptions(c config) (*ort.SessionOptions, error) {
 }
 
 func appendCUDA(so *ort.SessionOptions, device int) error {
-	co, err := ort.NewCUDAProviderOptions()
-	if err != nil {
-		return fmt.Errorf("CUDA provider options: %v", err)
+	err := func() error {
+		co, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return err
+		}
+		defer co.Destroy()
+		if err := co.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
+			return err
+		}
+		return so.AppendExecutionProviderCUDA(co)
+	}()
+	if err == nil {
+		return nil
 	}
-	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
-		return fmt.Errorf("CUDA device %d: %v", device, err)
-	}
-	if err := so.AppendExecutionProviderCUDA(co); err != nil {
-		env.mu.Lock()
-		dir := filepath.Dir(env.path)
-		env.mu.Unlock()
-		return fmt.Errorf("the CUDA execution provider for device %d is unavailable: %v; "+
-			"put libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of ONNX Runtime %s in %s "+
-			"and CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH, or load the model without WithCUDA",
-			device, err, RequiredVersion, dir)
-	}
-	return nil
+	env.mu.Lock()
+	dir := filepath.Dir(env.path)
+	env.mu.Unlock()
+	return fmt.Errorf("the CUDA execution provider for device %d is unavailable: %v; "+
+		"put libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of ONNX Runtime %s in %s "+
+		"and CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH, or load the model without WithCUDA",
+		device, err, RequiredVersion, dir)
 }
 
 // specs maps ONNX Runtime's view of the inputs or outputs to metadata,

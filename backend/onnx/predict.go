@@ -110,6 +110,9 @@ func (m *Model) run(ctx context.Context, req *serving.Request) (*serving.Respons
 		}
 	}
 	if err != nil {
+		if _, ok := err.(*serving.Error); ok {
+			return nil, err
+		}
 		if ctx.Err() != nil {
 			return nil, serving.ContextError(ctx, "onnx: model "+m.md.Name+": run stopped")
 		}
@@ -194,6 +197,9 @@ func (m *Model) outputIndex(name string) int {
 
 // runSession runs the session, watching ctx when it can be cancelled.
 func (m *Model) runSession(ctx context.Context, ins, outs []ort.Value) error {
+	if len(ins) == 0 {
+		return m.runBound(outs)
+	}
 	if ctx.Done() == nil {
 		return m.session.Run(ins, outs)
 	}
@@ -214,6 +220,30 @@ func (m *Model) runSession(ctx context.Context, ins, outs []ort.Value) error {
 		ro.Destroy()
 	}
 	return err
+}
+
+// runBound runs a model without inputs (a constant), which the binding's
+// Run cannot do: it goes through an I/O binding, which needs every output
+// preallocated.
+func (m *Model) runBound(outs []ort.Value) error {
+	for i, v := range outs {
+		if v == nil {
+			return serving.Errorf(serving.Unimplemented,
+				"onnx: model %q has no inputs and output %q has a data-dependent shape; the onnxruntime_go binding cannot run it",
+				m.md.Name, m.outs[i].spec.Name)
+		}
+	}
+	b, err := m.session.CreateIoBinding()
+	if err != nil {
+		return err
+	}
+	defer b.Destroy()
+	for i, v := range outs {
+		if err := b.BindOutput(m.outs[i].spec.Name, v); err != nil {
+			return err
+		}
+	}
+	return m.session.RunWithBinding(b)
 }
 
 // runOptions takes run options from the free list or makes new ones; nil

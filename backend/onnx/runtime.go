@@ -154,7 +154,10 @@ func initError(path, how string, err error) error {
 	switch {
 	case strings.Contains(msg, "Error loading ONNX shared library"):
 		return serving.Errorf(serving.Unavailable, "%w (looked in %s: %s): %v; %s", ErrRuntimeMissing, how, path, err, installHint)
-	case strings.Contains(msg, "Error setting ORT API base"), strings.Contains(msg, "OrtGetApiBase"):
+	case strings.Contains(msg, "OrtGetApiBase"):
+		return serving.Errorf(serving.Unavailable,
+			"onnx: %s (from %s) is not an ONNX Runtime library (it has no OrtGetApiBase); %s", path, how, installHint)
+	case strings.Contains(msg, "Error setting ORT API base"):
 		// The library does not offer API version 29: it predates 1.29.
 		return serving.Errorf(serving.Unavailable,
 			"onnx: the ONNX Runtime library at %s (from %s) is older than %s, which this build needs (API 29): %v; %s",
