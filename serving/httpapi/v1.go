@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -213,7 +215,8 @@ func (h *Handler) decodeColumns(raw json.RawMessage, md serving.Metadata) (*serv
 	if err := json.Unmarshal(raw, &cols); err != nil {
 		return nil, badRequest("inputs: %v", err)
 	}
-	for name, v := range cols {
+	for _, name := range slices.Sorted(maps.Keys(cols)) { // a stable order
+		v := cols[name]
 		t, err := h.column(specFor(md, name, v), v)
 		if err != nil {
 			return nil, err
@@ -277,7 +280,8 @@ func (h *Handler) decodeInstances(raw json.RawMessage, md serving.Metadata) (*se
 		if err := json.Unmarshal(v, &obj); err != nil {
 			return nil, badRequest("instance %d: %v", i, err)
 		}
-		for name, x := range obj {
+		for _, name := range slices.Sorted(maps.Keys(obj)) {
+			x := obj[name]
 			if err := add(specFor(md, name, x), x); err != nil {
 				return nil, err
 			}
