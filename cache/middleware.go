@@ -1,0 +1,164 @@
+package cache
+
+import (
+	"context"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Middleware returns a serving.Middleware that answers from c. Many
+// middleware instances may share one Cache.
+func (c *Cache) Middleware() serving.Middleware {
+	return func(next serving.Predictor) serving.Predictor {
+		return &Predictor{c: c, next: next}
+	}
+}
+
+// Predictor is the caching layer in front of a Predictor; Cache.Middleware
+// builds it. Responses it returns may be shared with other callers: treat
+// them as read-only (each caller gets its own Response with its own ID, but
+// the Outputs slice and tensor data are shared).
+type Predictor struct {
+	c      *Cache
+	next   serving.Predictor
+	closed atomic.Bool
+}
+
+var (
+	_ serving.Predictor = (*Predictor)(nil)
+	_ serving.Wrapper   = (*Predictor)(nil)
+	_ serving.Readier   = (*Predictor)(nil)
+)
+
+var (
+	resultL1        = attribute.String("cache.result", "hit_l1")
+	resultL2        = attribute.String("cache.result", "hit_l2")
+	resultMiss      = attribute.String("cache.result", "miss")
+	resultCoalesced = attribute.String("cache.result", "coalesced")
+)
+
+// Predict answers from the cache, or asks the wrapped Predictor once for all
+// identical concurrent requests and keeps its answer if it succeeded.
+func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+	if p.closed.Load() {
+		return nil, serving.ErrClosed
+	}
+	if err := serving.ContextError(ctx, "cache: predict"); err != nil {
+		return nil, err
+	}
+	c := p.c
+	if bypass, _ := req.Params.Bool(serving.ParamCacheBypass); bypass || c.closed.Load() || !cacheable(req) {
+		c.n.bypassed.Add(1)
+		return p.next.Predict(ctx, req)
+	}
+	attrs := c.tel.set(req.Model, req.Version)
+	ctx, span := c.tel.tracer.Start(ctx, "cache.lookup", trace.WithSpanKind(trace.SpanKindInternal))
+	defer span.End()
+
+	h := c.hash(req)
+	if e := c.shard(h).get(h, req, c.nowNanos()); e != nil {
+		c.tel.hits.Add(ctx, 1, attrs.l1)
+		span.SetAttributes(resultL1)
+		return withID(e.resp, req.ID), nil
+	}
+
+	key := appendKey(make([]byte, 0, keySize(req)), req)
+	var fromL2 atomic.Bool // the computation may outlive this call
+	resp, joined, err := c.flight.do(ctx, key, func() computeFunc {
+		// The computation may run on after this caller has returned and
+		// reused its buffers, and a model may answer with memory of its
+		// request: compute on a copy, so the entry stays what its key says.
+		own := detach(req)
+		return func(fctx context.Context) (*serving.Response, error) {
+			r, l2, err := p.fill(fctx, own, h, key, attrs)
+			fromL2.Store(l2)
+			return r, err
+		}
+	})
+	switch {
+	case joined:
+		c.tel.coalesced.Add(ctx, 1, attrs.plain)
+		span.SetAttributes(resultCoalesced)
+	case fromL2.Load():
+		span.SetAttributes(resultL2)
+	default:
+		span.SetAttributes(resultMiss)
+	}
+	if err != nil {
+		if err == errCacheClosed {
+			return p.next.Predict(ctx, req) // closed between the check and now
+		}
+		span.SetStatus(codes.Error, err.Error())
+		return nil, err
+	}
+	return withID(resp, req.ID), nil
+}
+
+// fill computes one flight: Redis first, when there is one, then the model.
+// It returns the response to share, which it has stored.
+func (p *Predictor) fill(ctx context.Context, req *serving.Request, h uint64, key []byte, attrs *attrSet) (*serving.Response, bool, error) {
+	c := p.c
+	if c.l2 != nil {
+		if resp, expires, ok := c.l2.get(ctx, key, attrs); ok {
+			c.n.hitsL2.Add(1)
+			c.tel.hits.Add(ctx, 1, attrs.l2)
+			if local := c.expiry(); local != 0 && (expires == 0 || local < expires) {
+				expires = local
+			}
+			c.store(h, key, resp, expires, attrs)
+			return resp, true, nil
+		}
+	}
+	c.n.misses.Add(1)
+	c.tel.misses.Add(ctx, 1, attrs.plain)
+	resp, err := p.next.Predict(ctx, req)
+	if err != nil {
+		return nil, false, err
+	}
+	if resp == nil {
+		return nil, false, serving.Errorf(serving.Internal, "cache: model %q returned neither an answer nor an error", req.Model)
+	}
+	// Keep our own Response header, so that nothing the first caller does to
+	// the one it receives reaches the cache.
+	shared := *resp
+	expires := c.expiry()
+	if c.store(h, key, &shared, expires, attrs) && c.l2 != nil {
+		c.l2.put(key, &shared, expires, attrs)
+	}
+	return &shared, false, nil
+}
+
+// detach deep-copies the inputs of req.
+func detach(req *serving.Request) *serving.Request {
+	own := req.Clone()
+	for i := range own.Inputs {
+		own.Inputs[i] = own.Inputs[i].Clone()
+	}
+	return own
+}
+
+// withID returns a shallow copy of resp answering request id.
+func withID(resp *serving.Response, id string) *serving.Response {
+	r := *resp
+	r.ID = id
+	return &r
+}
+
+// Unwrap implements serving.Wrapper.
+func (p *Predictor) Unwrap() serving.Predictor { return p.next }
+
+// Ready implements serving.Readier: false after Close.
+func (p *Predictor) Ready() bool { return !p.closed.Load() }
+
+// Close makes later calls return serving.ErrClosed. It closes neither the
+// wrapped Predictor (serving.Close walks the chain) nor the Cache, which may
+// be shared: close that yourself.
+func (p *Predictor) Close() error {
+	p.closed.Store(true)
+	return nil
+}

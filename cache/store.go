@@ -1,0 +1,137 @@
+package cache
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// entry is one cached answer. It is immutable once stored, so it is read
+// outside the shard lock.
+type entry struct {
+	key     []byte            // the full canonical key, compared on every hit
+	resp    *serving.Response // shared by every hit: read-only
+	expires int64             // unix nanoseconds; 0 never
+	size    int64             // approximate bytes, key and response
+	attrs   *attrSet          // for the eviction metric
+}
+
+// entryOverhead approximates what an entry costs beyond its key and tensor
+// data: the entry, the Response, the LRU's list element and map slot.
+const entryOverhead = 256
+
+// tensorOverhead approximates a Tensor header and its data's slice header.
+const tensorOverhead = 96
+
+func entrySize(key []byte, resp *serving.Response) int64 {
+	n := int64(entryOverhead + len(key) + len(resp.ID) + len(resp.Model) + len(resp.Version))
+	for i := range resp.Outputs {
+		t := &resp.Outputs[i]
+		n += int64(tensorOverhead + len(t.Name) + 8*len(t.Shape) + t.RawSize())
+		if t.DataType == serving.Bytes {
+			n += 24 * int64(t.Len()) // a slice header per element
+		}
+	}
+	return n
+}
+
+// shard is one LRU and its lock. simplelru's Get reorders the list, so every
+// lookup takes the write lock: sharding by hash is what lets lookups run in
+// parallel.
+type shard struct {
+	mu       sync.Mutex
+	lru      *simplelru.LRU[uint64, *entry] // guarded by mu; keyed by the slot hash
+	bytes    int64                          // guarded by mu
+	maxBytes int64
+	hits     uint64 // guarded by mu
+	expired  uint64 // guarded by mu
+	evicted  uint64 // guarded by mu
+	// evicting is the entry being removed for capacity: the eviction
+	// callback reports it to the metrics. Guarded by mu.
+	evicting bool
+	c        *Cache
+	_        [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+func newShard(c *Cache, maxEntries int, maxBytes int64) *shard {
+	s := &shard{maxBytes: maxBytes, c: c}
+	// The callback runs under s.mu for every removal: capacity, expiry,
+	// replacement and Purge alike.
+	lru, err := simplelru.NewLRU(maxEntries, func(_ uint64, e *entry) {
+		s.bytes -= e.size
+		c.bytes.Add(-e.size)
+		c.entries.Add(-1)
+		if s.evicting {
+			s.evicted++
+			c.tel.evicted(e.attrs)
+		}
+	})
+	if err != nil {
+		panic(err) // unreachable: New checks maxEntries > 0
+	}
+	s.lru = lru
+	return s
+}
+
+// get returns the live entry for req in slot h, or nil. now is unix
+// nanoseconds, or 0 when no entry can expire.
+func (s *shard) get(h uint64, req *serving.Request, now int64) *entry {
+	s.mu.Lock()
+	e, ok := s.lru.Get(h)
+	if !ok {
+		s.mu.Unlock()
+		return nil
+	}
+	if e.expires != 0 && now >= e.expires {
+		s.lru.Remove(h)
+		s.expired++
+		s.mu.Unlock()
+		return nil
+	}
+	// Another input can share the slot when hashes collide: only the full
+	// key decides. A mismatch is a miss; the miss's answer replaces it.
+	if !keyEqual(e.key, req) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.hits++
+	s.mu.Unlock()
+	return e
+}
+
+// add stores e in slot h, replacing whatever is there, then evicts the least
+// recently used entries until the shard is within its bounds.
+func (s *shard) add(h uint64, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lru.Remove(h) // a replaced entry is not an eviction
+	s.evicting = true
+	for s.bytes+e.size > s.maxBytes && s.lru.Len() > 0 {
+		s.lru.RemoveOldest()
+	}
+	s.lru.Add(h, e) // evicts the oldest when the shard is full of entries
+	s.evicting = false
+	s.bytes += e.size
+	s.c.bytes.Add(e.size)
+	s.c.entries.Add(1)
+}
+
+func (s *shard) purge() {
+	s.mu.Lock()
+	s.lru.Purge()
+	s.mu.Unlock()
+}
+
+func (s *shard) counts() (hits, expired, evicted uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits, s.expired, s.evicted
+}
+
+// counters are the Cache-wide counts kept outside the shards.
+type counters struct {
+	hitsL2, misses, coalesced, bypassed atomic.Uint64
+}
