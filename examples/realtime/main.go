@@ -1,0 +1,259 @@
+// Command realtime is a production-shaped inference server: it loads ONNX
+// models, serves them over the Open Inference Protocol (KServe V2) REST API
+// plus V1 and SageMaker routes, exports OpenTelemetry metrics at /metrics,
+// and drains in-flight requests on SIGTERM.
+//
+//	go run ./examples/realtime                        # fraud demo model on :8080
+//	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
+//
+// Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
+// ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
+// $ONNXRUNTIME_LIB.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/httpapi"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "realtime:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	addr            string
+	models          modelFlags
+	ortLib          string
+	threads         int
+	maxBody         int64
+	maxElements     int64
+	maxTimeout      time.Duration
+	batch           bool
+	batchRows       int
+	batchDelay      time.Duration
+	batchQueueRows  int
+	cache           bool
+	cacheEntries    int
+	cacheTTL        time.Duration
+	sagemaker       bool
+	readHeader      time.Duration
+	read, write     time.Duration
+	idle            time.Duration
+	maxHeaderBytes  int
+	shutdownTimeout time.Duration
+}
+
+// modelFlags is a repeatable -model name=path flag.
+type modelFlags []string
+
+func (m *modelFlags) String() string { return strings.Join(*m, ",") }
+func (m *modelFlags) Set(v string) error {
+	*m = append(*m, strings.Split(v, ",")...)
+	return nil
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("realtime", flag.ContinueOnError)
+	fs.SetOutput(out)
+	// Environment variables give the defaults so containers need no flags.
+	defAddr := ":" + env("PORT", httpapi.VertexPort("8080"))
+	fs.StringVar(&o.addr, "addr", env("SERVEKIT_ADDR", defAddr), "listen address ($SERVEKIT_ADDR, else :$PORT / :$AIP_HTTP_PORT / :8080)")
+	fs.Var(&o.models, "model", "model as name=path.onnx, repeatable ($SERVEKIT_MODELS, comma-separated; default fraud=testdata/models/fraud.onnx)")
+	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
+	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
+	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
+	fs.Int64Var(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
+	fs.DurationVar(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
+	fs.BoolVar(&o.batch, "batch", env("SERVEKIT_BATCH", "") == "1", "micro-batch requests ($SERVEKIT_BATCH=1)")
+	fs.IntVar(&o.batchRows, "batch-max-rows", 64, "largest batch in rows")
+	fs.DurationVar(&o.batchDelay, "batch-max-delay", time.Millisecond, "longest wait to fill a batch")
+	fs.IntVar(&o.batchQueueRows, "batch-queue-rows", 4096, "queued rows before 429")
+	fs.BoolVar(&o.cache, "cache", env("SERVEKIT_CACHE", "") == "1", "cache responses ($SERVEKIT_CACHE=1)")
+	fs.IntVar(&o.cacheEntries, "cache-entries", 100_000, "response cache entries")
+	fs.DurationVar(&o.cacheTTL, "cache-ttl", time.Minute, "response cache time to live")
+	fs.BoolVar(&o.sagemaker, "sagemaker", false, "add SageMaker's /ping and /invocations for the first model")
+	fs.DurationVar(&o.readHeader, "read-header-timeout", 5*time.Second, "http.Server ReadHeaderTimeout (slow-header clients)")
+	fs.DurationVar(&o.read, "read-timeout", 30*time.Second, "http.Server ReadTimeout")
+	fs.DurationVar(&o.write, "write-timeout", 30*time.Second, "http.Server WriteTimeout")
+	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
+	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if len(o.models) == 0 {
+		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
+	}
+	return o, nil
+}
+
+// loaded is one served model: the chain the handler calls.
+type loaded struct {
+	name string
+	p    serving.Predictor
+}
+
+// run serves until ctx ends, then shuts down gracefully. It is main without
+// the process: tests call it in-process.
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
+	o, err := parseFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stdout, nil))
+
+	metricsHandler, shutdownMetrics, err := setupMetrics()
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, shutdownMetrics(context.WithoutCancel(ctx))) }()
+
+	var c *cache.Cache
+	if o.cache {
+		if c, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, c.Close()) }() // after the models: deferred first
+	}
+	models, err := loadModels(o, c, log)
+	defer func() {
+		for _, m := range models {
+			err = errors.Join(err, serving.Close(m.p))
+		}
+	}()
+	if err != nil {
+		return err
+	}
+
+	opts := []httpapi.Option{
+		httpapi.WithMaxBodyBytes(o.maxBody),
+		httpapi.WithMaxElements(o.maxElements),
+		httpapi.WithMaxTimeout(o.maxTimeout),
+	}
+	if o.sagemaker {
+		opts = append(opts, httpapi.SageMaker(models[0].name))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler)
+	api := httpapi.New(opts...)
+	for _, m := range models {
+		if err := api.Handle(m.name, m.p); err != nil {
+			return err
+		}
+	}
+	mux.Handle("/", api)
+
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: o.readHeader,
+		ReadTimeout:       o.read,
+		WriteTimeout:      o.write,
+		IdleTimeout:       o.idle,
+		MaxHeaderBytes:    o.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics); try:\n%s\n", len(models), ln.Addr(), curlLine(ln.Addr().String(), models[0].name))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", o.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err // the deferred serving.Close runs after the drain
+}
+
+func curlLine(addr, model string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf(`curl -s -H 'Content-Type: application/json' -d '{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP32","data":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}]}' http://%s/v2/models/%s/infer`,
+		net.JoinHostPort(host, port), model)
+}
+
+func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) {
+	var out []loaded
+	for _, spec := range o.models {
+		name, path, ok := strings.Cut(spec, "=")
+		if !ok {
+			return out, fmt.Errorf("-model %q: want name=path.onnx", spec)
+		}
+		start := time.Now()
+		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		if o.ortLib != "" {
+			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
+		}
+		m, err := onnx.Load(path, ortOpts...)
+		if err != nil {
+			return out, err
+		}
+		p, err := buildChain(m, o, c)
+		if err != nil {
+			return out, errors.Join(err, m.Close())
+		}
+		log.Info("model loaded", "model", name, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		out = append(out, loaded{name, p})
+	}
+	return out, nil
+}
+
+// buildChain wraps a model in the request middleware, outermost first:
+// cache, then batch, then the model. Request telemetry goes first (outermost)
+// when it is added.
+func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+	p := model
+	if o.batch {
+		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows))
+		if err != nil {
+			return nil, err
+		}
+		p = b
+	}
+	if c != nil {
+		p = c.Middleware()(p)
+	}
+	return p, nil
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/yalue/onnxruntime_go.Ptr"))
+}
+
+// ortLib finds ONNX Runtime, or skips unless SERVEKIT_REQUIRE_ORT=1.
+func ortLib(t *testing.T) string {
+	lib := os.Getenv("ONNXRUNTIME_LIB")
+	if lib == "" {
+		lib, _ = filepath.Abs("../../third_party/onnxruntime/libonnxruntime.so.1")
+	}
+	if _, err := os.Stat(lib); err != nil {
+		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
+			t.Fatalf("ONNX Runtime missing at %s (SERVEKIT_REQUIRE_ORT=1)", lib)
+		}
+		t.Skipf("ONNX Runtime missing at %s; run scripts/install-onnxruntime.sh", lib)
+	}
+	return lib
+}
+
+// lineWriter hands each line run prints to a channel, so the test learns
+// the address and curl line.
+type lineWriter struct{ lines chan string }
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		select {
+		case w.lines <- l:
+		default: // nobody reading: drop log lines
+		}
+	}
+	return len(p), nil
+}
+
+func start(t *testing.T, args ...string) (base, curl string, stop func()) {
+	t.Helper()
+	lib := ortLib(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := lineWriter{make(chan string, 64)}
+	done := make(chan error, 1)
+	args = append([]string{"-addr", "127.0.0.1:0", "-ort-lib", lib, "-model", "fraud=../../testdata/models/fraud.onnx"}, args...)
+	go func() { done <- run(ctx, args, out) }()
+	re := regexp.MustCompile(`http://(\S+) `)
+	timeout := time.After(60 * time.Second)
+	for base == "" || curl == "" {
+		select {
+		case l := <-out.lines:
+			if m := re.FindStringSubmatch(l); m != nil && strings.HasPrefix(l, "serving") {
+				base = "http://" + m[1]
+			}
+			if strings.HasPrefix(l, "curl ") {
+				curl = l
+			}
+		case err := <-done:
+			cancel()
+			t.Fatalf("run ended early: %v", err)
+		case <-timeout:
+			cancel()
+			t.Fatal("server did not start")
+		}
+	}
+	return base, curl, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		http.DefaultClient.CloseIdleConnections()
+	}
+}
+
+// curlRequest turns the printed curl line into the same HTTP request.
+func curlRequest(t *testing.T, curl string) (url, body string) {
+	m := regexp.MustCompile(`-d '([^']*)' (\S+)$`).FindStringSubmatch(curl)
+	if m == nil {
+		t.Fatalf("cannot read curl line %q", curl)
+	}
+	return m[2], m[1]
+}
+
+func checkScore(t *testing.T, url, body string) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var r struct {
+		Outputs []struct {
+			Name string
+			Data []float64
+		}
+	}
+	if err := json.Unmarshal(b, &r); err != nil || len(r.Outputs) != 1 || len(r.Outputs[0].Data) != 1 {
+		t.Fatalf("answer %s: %v", b, err)
+	}
+	if s := r.Outputs[0].Data[0]; r.Outputs[0].Name != "score" || !(s > 0 && s < 1) {
+		t.Errorf("score %v from %s", s, b)
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	base, curl, stop := start(t)
+	defer stop()
+	url, body := curlRequest(t, curl)
+	if !strings.HasPrefix(url, base) {
+		t.Errorf("curl line targets %s, server is %s", url, base)
+	}
+	checkScore(t, url, body)
+	for path, want := range map[string]int{"/v2/health/ready": 200, "/v2/models/fraud": 200, "/v2/models/nope": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), "go_goroutine") && !strings.Contains(string(m), "go_memory") {
+		t.Errorf("/metrics has no runtime metrics:\n%.400s", m)
+	}
+}
+
+func TestEndToEndBatchCache(t *testing.T) {
+	_, curl, stop := start(t, "-batch", "-cache")
+	defer stop()
+	url, body := curlRequest(t, curl)
+	checkScore(t, url, body)
+	checkScore(t, url, body) // a cache hit answers the same
+}
+
+// TestSlowHeaders: a client that never finishes its headers is closed after
+// ReadHeaderTimeout while others are served.
+func TestSlowHeaders(t *testing.T) {
+	base, curl, stop := start(t, "-read-header-timeout", "200ms")
+	defer stop()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n")
+	url, body := curlRequest(t, curl)
+	checkScore(t, url, body)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = bufio.NewReader(conn).ReadString(0)
+	if ne, ok := err.(net.Error); err == nil || (ok && ne.Timeout()) {
+		t.Errorf("slow client not closed: %v", err)
+	}
+}
+
+// TestGracefulShutdown: a request in flight when the server is told to stop
+// still gets its answer.
+func TestGracefulShutdown(t *testing.T) {
+	base, curl, stop := start(t, "-batch", "-batch-max-delay", "300ms", "-batch-max-rows", "1000")
+	url, body := curlRequest(t, curl)
+	_ = base
+	got := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is waiting in the batch queue
+	stop()
+	if code := <-got; code != 200 {
+		t.Errorf("in-flight request got %d during shutdown", code)
+	}
+}
