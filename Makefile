@@ -6,13 +6,13 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models
+.PHONY: demo test deps vet bench models bench-http
 
 deps:
 	@scripts/install-deps.sh
 
 demo: deps
-	$(GO) run ./examples/predict
+	$(GO) run ./examples/realtime
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
@@ -26,3 +26,6 @@ bench: deps
 
 models:
 	$(GO) run ./internal/onnxbuild/cmd/genmodels
+
+bench-http: deps
+	bench/http.sh
