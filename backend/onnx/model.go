@@ -42,6 +42,7 @@ type Model struct {
 	closed bool // guarded by mu
 
 	runOpts chan *ort.RunOptions // free list; see runOptions
+	frames  framePools
 }
 
 // output is how one model output is allocated.
@@ -142,6 +143,7 @@ func load(c config, path string, b []byte) (*Model, error) {
 		m.outs = append(m.outs, outputOf(s))
 	}
 	m.runOpts = make(chan *ort.RunOptions, 16)
+	m.initFrames()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
 	if err := m.warmup(c.warmup); err != nil {

@@ -35,7 +35,7 @@ func (m *Model) Predict(ctx context.Context, req *serving.Request) (resp *servin
 	if err := m.md.Validate(req); err != nil {
 		return nil, err
 	}
-	ctx, span := m.tel.tracer.Start(ctx, "onnx.run")
+	span := m.tel.startRun(ctx)
 	defer func() {
 		// A Go panic in the binding (not a crash inside ONNX Runtime, which
 		// no recover can catch) must not take the server down.
@@ -62,16 +62,17 @@ type slot struct {
 // run executes a validated request. Every ONNX Runtime value it creates,
 // or the binding creates for it, is destroyed before it returns.
 func (m *Model) run(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+	batch := m.batchOf(req)
+	if f := m.frameFor(req, batch); f != nil {
+		defer m.putFrame(f, batch)
+		return m.runFrame(ctx, req, f)
+	}
 	nIn, nOut := len(m.md.Inputs), len(m.outs)
 	vals := make([]ort.Value, nIn+nOut)
 	defer destroy(vals)
 	ins, outs := vals[:nIn:nIn], vals[nIn:]
-	batch := int64(-1)
 	for i, spec := range m.md.Inputs {
 		t, _ := req.Input(spec.Name) // present: Validate checked
-		if batch < 0 && spec.Batchable() {
-			batch = t.Shape[0]
-		}
 		v, err := newInput(t)
 		if err != nil {
 			return nil, serving.Errorf(serving.CodeOf(err), "onnx: model %q input %q: %w", m.md.Name, spec.Name, err)
@@ -110,15 +111,32 @@ func (m *Model) run(ctx context.Context, req *serving.Request) (*serving.Respons
 		}
 	}
 	if err != nil {
-		if _, ok := err.(*serving.Error); ok {
-			return nil, err
-		}
-		if ctx.Err() != nil {
-			return nil, serving.ContextError(ctx, "onnx: model "+m.md.Name+": run stopped")
-		}
-		return nil, serving.Errorf(serving.Internal, "onnx: model %q: ONNX Runtime: %s", m.md.Name, trimBinding(err))
+		return nil, m.runError(ctx, err)
 	}
 	return m.collect(req, outs, slots)
+}
+
+// runError classifies a failed run: the ctx's error if it ended the run,
+// servekit's own errors as they are, and ONNX Runtime's as Internal.
+func (m *Model) runError(ctx context.Context, err error) error {
+	if _, ok := err.(*serving.Error); ok {
+		return err
+	}
+	if ctx.Err() != nil {
+		return serving.ContextError(ctx, "onnx: model "+m.md.Name+": run stopped")
+	}
+	return serving.Errorf(serving.Internal, "onnx: model %q: ONNX Runtime: %s", m.md.Name, trimBinding(err))
+}
+
+// batchOf is dim 0 of the first batchable input, or -1.
+func (m *Model) batchOf(req *serving.Request) int64 {
+	for _, spec := range m.md.Inputs {
+		if spec.Batchable() {
+			t, _ := req.Input(spec.Name) // present: Validate checked
+			return t.Shape[0]
+		}
+	}
+	return -1
 }
 
 // outputShape is the shape to preallocate output o with, or nil when only

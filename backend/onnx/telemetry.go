@@ -63,6 +63,19 @@ func (t *telemetry) warmedUp(d time.Duration) {
 	t.warmup.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(t.model))
 }
 
+// startRun starts the onnx.run span as a child of a recording span, and
+// otherwise returns the ctx's non-recording span: a bare Predict outside
+// any trace does not start a root trace, and the untraced path then costs
+// no allocation (a no-op tracer's Start alone cost 0.3 µs here).
+func (t *telemetry) startRun(ctx context.Context) trace.Span {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() {
+		return parent
+	}
+	_, span := t.tracer.Start(ctx, "onnx.run", trace.WithAttributes(t.spanAttr...))
+	return span
+}
+
 // ran ends the run's span and records its duration under its outcome.
 func (t *telemetry) ran(ctx context.Context, span trace.Span, start time.Time, err error) {
 	code := serving.CodeOf(err)
@@ -70,12 +83,12 @@ func (t *telemetry) ran(ctx context.Context, span trace.Span, start time.Time, e
 		code = serving.Internal
 	}
 	t.run.Record(ctx, time.Since(start).Seconds(), metric.WithAttributeSet(t.byCode[code]))
-	if span.IsRecording() {
-		span.SetAttributes(t.spanAttr...)
-		span.SetAttributes(attribute.String("code", code.String()))
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
+	if !span.IsRecording() {
+		return // not ours to end: the parent's, or nothing
+	}
+	span.SetAttributes(attribute.String("code", code.String()))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
 }

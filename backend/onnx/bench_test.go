@@ -1,0 +1,109 @@
+package onnx_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/serving"
+)
+
+var batches = []int{1, 32}
+
+// BenchmarkRawORT is the floor: onnxruntime_go alone, one session with the
+// same options as Load's defaults, input and output tensors preallocated
+// once and reused.
+func BenchmarkRawORT(b *testing.B) {
+	requireORT(b)
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer so.Destroy()
+	so.SetIntraOpNumThreads(onnx.DefaultIntraOpThreads)
+	so.SetInterOpNumThreads(1)
+	s, err := ort.NewDynamicAdvancedSession(fraudPath(), []string{"features"}, []string{"score"}, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Destroy()
+	for _, n := range batches {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			x, _ := serving.Values[float32](fraudRows(n).Inputs[0])
+			in, err := ort.NewTensor(ort.NewShape(int64(n), 8), x)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.Destroy()
+			out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Destroy()
+			ins, outs := []ort.Value{in}, []ort.Value{out}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Run(ins, outs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPredict is the same work through Model.Predict: validation,
+// tensor wrapping, output allocation, response and telemetry (no-op
+// providers). Compare with BenchmarkRawORT in one run.
+func BenchmarkPredict(b *testing.B) {
+	m := loadFraud(b)
+	for _, n := range batches {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			req := fraudRows(n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := m.Predict(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPredictCancellable adds a cancellable ctx, which arms ONNX
+// Runtime's terminate flag for the run (as every HTTP request does).
+func BenchmarkPredictCancellable(b *testing.B) {
+	m := loadFraud(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := fraudRows(32)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Predict(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkThreads compares intra-op thread counts under concurrent load
+// (all goroutines share the session), the case servekit is built for.
+func BenchmarkThreads(b *testing.B) {
+	for _, threads := range []int{1, 2, 0} {
+		b.Run(fmt.Sprintf("intra=%d", threads), func(b *testing.B) {
+			m := loadFraud(b, onnx.WithIntraOpThreads(threads))
+			req := fraudRows(32)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := m.Predict(context.Background(), req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
