@@ -35,11 +35,13 @@
 // of those types (sequences, maps, optionals, complex, float8, int4...) are
 // refused at load with an Unimplemented error.
 //
-// Numeric inputs are not copied: ONNX Runtime reads the request's slices.
-// Outputs whose shape is known before the run (fixed dims, or dim 0 equal
-// to the batch) are written by ONNX Runtime straight into the response's
+// Large numeric inputs are not copied: ONNX Runtime reads the request's
+// slices, and outputs whose shape is known before the run (fixed dims, or
+// dim 0 equal to the batch) are written straight into the response's
 // slices; others are allocated by ONNX Runtime and copied once by the
-// binding. A batch of zero rows is run like any other (ONNX Runtime handles
+// binding. Small requests (a few KiB per tensor) of all-numeric models are
+// instead copied through pooled, preallocated ONNX Runtime values, which is
+// cheaper than creating and releasing values per call (see frames.go). A batch of zero rows is run like any other (ONNX Runtime handles
 // empty tensors); ops that cannot are reported as the run's error.
 //
 // Design choices and limits:
@@ -61,6 +63,7 @@
 //
 // Metrics (servekit.model.load.duration, servekit.model.warmup.duration,
 // servekit.model.inference.duration, attributes model, version and code)
-// and an onnx.run span per Predict go to WithMeterProvider and
+// and an onnx.run span per Predict (only under a recording parent span,
+// so untraced calls cost nothing) go to WithMeterProvider and
 // WithTracerProvider, by default the otel globals.
 package onnx
