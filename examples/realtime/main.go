@@ -31,6 +31,7 @@ import (
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/telemetry"
 )
 
 func main() {
@@ -241,8 +242,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 }
 
 // buildChain wraps a model in the request middleware, outermost first:
-// cache, then batch, then the model. Request telemetry goes first (outermost)
-// when it is added.
+// telemetry (so it times and counts cache hits too, and its span parents the
+// others), then cache, then batch, then the model.
 func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p := model
 	if o.batch {
@@ -255,5 +256,5 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 	if c != nil {
 		p = c.Middleware()(p)
 	}
-	return p, nil
+	return telemetry.Middleware()(p), nil
 }

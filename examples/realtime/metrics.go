@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/servekit/servekit/telemetry"
 )
 
 // setupMetrics installs an OpenTelemetry MeterProvider that the Prometheus
@@ -28,7 +30,10 @@ func setupMetrics() (http.Handler, func(context.Context) error, error) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	prev := otel.GetMeterProvider()
 	otel.SetMeterProvider(mp)
-	if err := runtime.Start(runtime.WithMeterProvider(mp), runtime.WithMinimumReadMemStatsInterval(time.Second)); err != nil {
+	if err := errors.Join(
+		runtime.Start(runtime.WithMeterProvider(mp), runtime.WithMinimumReadMemStatsInterval(time.Second)),
+		telemetry.StartProcess(telemetry.WithMeterProvider(mp)), // process CPU, RSS, GC cycles
+	); err != nil {
 		return nil, nil, errors.Join(err, mp.Shutdown(context.Background()))
 	}
 	shutdown := func(ctx context.Context) error {
