@@ -75,7 +75,7 @@ func (l *l2) result(ctx context.Context, err error, attrs *attrSet) {
 	}
 	l.errors.Add(1)
 	if attrs != nil {
-		l.c.tel.l2errors.Add(ctx, 1, attrs.plain)
+		l.c.tel.l2errors.Add(ctx, 1, attrs.plain...)
 	}
 	if l.fails.Add(1) >= int64(l.cfg.breakerErrors) {
 		l.openTil.Store(l.c.now().Add(l.cfg.breakerBackoff).UnixNano())
@@ -104,7 +104,7 @@ func (l *l2) get(ctx context.Context, key []byte, attrs *attrSet) (*serving.Resp
 		// Corrupt or foreign data: count it, but Redis itself answered, so
 		// the circuit stays as it is.
 		l.errors.Add(1)
-		l.c.tel.l2errors.Add(ctx, 1, attrs.plain)
+		l.c.tel.l2errors.Add(ctx, 1, attrs.plain...)
 		return nil, 0, false
 	}
 	if !ok || (expires != 0 && l.c.now().UnixNano() >= expires) {

@@ -35,11 +35,12 @@ var (
 	_ serving.Readier   = (*Predictor)(nil)
 )
 
+// The span's outcome attribute, pre-built so that setting it allocates nothing.
 var (
-	resultL1        = attribute.String("cache.result", "hit_l1")
-	resultL2        = attribute.String("cache.result", "hit_l2")
-	resultMiss      = attribute.String("cache.result", "miss")
-	resultCoalesced = attribute.String("cache.result", "coalesced")
+	resultL1        = []attribute.KeyValue{attribute.String("cache.result", "hit_l1")}
+	resultL2        = []attribute.KeyValue{attribute.String("cache.result", "hit_l2")}
+	resultMiss      = []attribute.KeyValue{attribute.String("cache.result", "miss")}
+	resultCoalesced = []attribute.KeyValue{attribute.String("cache.result", "coalesced")}
 )
 
 // Predict answers from the cache, or asks the wrapped Predictor once for all
@@ -57,13 +58,20 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 		return p.next.Predict(ctx, req)
 	}
 	attrs := c.tel.set(req.Model, req.Version)
-	ctx, span := c.tel.tracer.Start(ctx, "cache.lookup", trace.WithSpanKind(trace.SpanKindInternal))
-	defer span.End()
+	// cache.lookup is a child span: it is recorded only inside a trace, so
+	// an untraced hit costs no span (three allocations even on the no-op
+	// global tracer). The span covers the lookups and any wait for the
+	// computation, whose own spans become its children.
+	var span trace.Span
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		ctx, span = c.tel.tracer.Start(ctx, "cache.lookup")
+		defer span.End()
+	}
 
 	h := c.hash(req)
 	if e := c.shard(h).get(h, req, c.nowNanos()); e != nil {
-		c.tel.hits.Add(ctx, 1, attrs.l1)
-		span.SetAttributes(resultL1)
+		c.tel.hits.Add(ctx, 1, attrs.l1...)
+		setResult(span, resultL1)
 		return withID(e.resp, req.ID), nil
 	}
 
@@ -82,18 +90,20 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 	})
 	switch {
 	case joined:
-		c.tel.coalesced.Add(ctx, 1, attrs.plain)
-		span.SetAttributes(resultCoalesced)
+		c.tel.coalesced.Add(ctx, 1, attrs.plain...)
+		setResult(span, resultCoalesced)
 	case fromL2.Load():
-		span.SetAttributes(resultL2)
+		setResult(span, resultL2)
 	default:
-		span.SetAttributes(resultMiss)
+		setResult(span, resultMiss)
 	}
 	if err != nil {
 		if err == errCacheClosed {
 			return p.next.Predict(ctx, req) // closed between the check and now
 		}
-		span.SetStatus(codes.Error, err.Error())
+		if span != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
 		return nil, err
 	}
 	return withID(resp, req.ID), nil
@@ -106,7 +116,7 @@ func (p *Predictor) fill(ctx context.Context, req *serving.Request, h uint64, ke
 	if c.l2 != nil {
 		if resp, expires, ok := c.l2.get(ctx, key, attrs); ok {
 			c.n.hitsL2.Add(1)
-			c.tel.hits.Add(ctx, 1, attrs.l2)
+			c.tel.hits.Add(ctx, 1, attrs.l2...)
 			if local := c.expiry(); local != 0 && (expires == 0 || local < expires) {
 				expires = local
 			}
@@ -115,7 +125,7 @@ func (p *Predictor) fill(ctx context.Context, req *serving.Request, h uint64, ke
 		}
 	}
 	c.n.misses.Add(1)
-	c.tel.misses.Add(ctx, 1, attrs.plain)
+	c.tel.misses.Add(ctx, 1, attrs.plain...)
 	resp, err := p.next.Predict(ctx, req)
 	if err != nil {
 		return nil, false, err
@@ -131,6 +141,12 @@ func (p *Predictor) fill(ctx context.Context, req *serving.Request, h uint64, ke
 		c.l2.put(key, &shared, expires, attrs)
 	}
 	return &shared, false, nil
+}
+
+func setResult(span trace.Span, result []attribute.KeyValue) {
+	if span != nil {
+		span.SetAttributes(result...)
+	}
 }
 
 // detach deep-copies the inputs of req.

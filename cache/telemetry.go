@@ -29,9 +29,10 @@ type telemetry struct {
 
 type modelVersion struct{ model, version string }
 
-// attrSet is the pre-built options of one model and version.
+// attrSet is the pre-built options of one model and version, as slices so
+// that passing them to a variadic Add allocates nothing.
 type attrSet struct {
-	plain, l1, l2 metric.AddOption
+	plain, l1, l2 []metric.AddOption
 }
 
 func newTelemetry(c *Cache, mp metric.MeterProvider, tp trace.TracerProvider) (*telemetry, error) {
@@ -94,9 +95,9 @@ func (t *telemetry) set(model, version string) *attrSet {
 	}
 	base := []attribute.KeyValue{attribute.String("model", model), attribute.String("version", version)}
 	s := &attrSet{
-		plain: metric.WithAttributeSet(attribute.NewSet(base...)),
-		l1:    metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("tier", "l1"))...)),
-		l2:    metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("tier", "l2"))...)),
+		plain: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(base...))},
+		l1:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("tier", "l1"))...))},
+		l2:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("tier", "l2"))...))},
 	}
 	actual, _ := t.sets.LoadOrStore(k, s)
 	return actual.(*attrSet)
@@ -104,7 +105,7 @@ func (t *telemetry) set(model, version string) *attrSet {
 
 func (t *telemetry) evicted(s *attrSet) {
 	if s != nil {
-		t.evictions.Add(context.Background(), 1, s.plain)
+		t.evictions.Add(context.Background(), 1, s.plain...)
 	}
 }
 

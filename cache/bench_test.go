@@ -1,0 +1,190 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
+)
+
+// Run side by side, e.g.:
+//
+//	go test -run '^$' -bench . -benchmem -benchtime 200ms ./cache
+//
+// Targets: Hit ≤ 1 µs and ≥ 10× faster than MissFraudMLP; Hit/shards=16 at 2
+// goroutines ≥ 1.5× faster than Hit/shards=1 at 2 goroutines.
+
+const benchWidth = 32
+
+// benchRequests are distinct 32-float inputs, so parallel goroutines hit
+// different shards as distinct clients would.
+func benchRequests(n int) []*serving.Request {
+	reqs := make([]*serving.Request, n)
+	for i := range reqs {
+		reqs[i] = servingtest.Rows(benchWidth, 1, float32(i*benchWidth))
+	}
+	return reqs
+}
+
+func benchHitPredictor(b *testing.B, opts ...cache.Option) (serving.Predictor, []*serving.Request) {
+	c := newCache(b, opts...)
+	p := c.Middleware()(servingtest.Linear(benchWidth))
+	reqs := benchRequests(256)
+	for _, r := range reqs {
+		if _, err := p.Predict(context.Background(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p, reqs
+}
+
+func BenchmarkHit(b *testing.B) {
+	for _, shards := range []int{16, 1} {
+		b.Run(fmt.Sprintf("shards=%d/goroutines=1", shards), func(b *testing.B) {
+			p, reqs := benchHitPredictor(b, cache.WithShards(shards))
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := p.Predict(ctx, reqs[i%len(reqs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("shards=%d/goroutines=2", shards), func(b *testing.B) {
+			p, reqs := benchHitPredictor(b, cache.WithShards(shards))
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+			b.SetParallelism(1) // GOMAXPROCS × 1 = 2 goroutines
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				i := int(next.Add(1)) * 7919 // each goroutine walks its own sequence
+				for pb.Next() {
+					if _, err := p.Predict(ctx, reqs[i%len(reqs)]); err != nil {
+						b.Error(err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkBytesPerEntry reports the bytes an entry of a 32-float answer
+// costs, as the cache accounts it and as the heap grows.
+func BenchmarkBytesPerEntry(b *testing.B) {
+	const n = 10_000
+	reqs := benchRequests(n)
+	for b.Loop() {
+		c, err := cache.New(cache.WithMaxEntries(n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := c.Middleware()(servingtest.Linear(benchWidth))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, r := range reqs {
+			if _, err := p.Predict(context.Background(), r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		st := c.Stats()
+		b.ReportMetric(float64(st.Bytes)/float64(st.Entries), "B/entry")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(st.Entries), "heapB/entry")
+		runtime.KeepAlive(reqs)
+		c.Close()
+	}
+}
+
+// fraud loads the demo MLP on ONNX Runtime, or skips.
+func fraud(b *testing.B) serving.Predictor {
+	if _, err := onnx.InitRuntime(""); err != nil {
+		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
+			b.Fatalf("ONNX Runtime required (SERVEKIT_REQUIRE_ORT=1): %v", err)
+		}
+		b.Skipf("ONNX Runtime not available: %v", err)
+	}
+	bytes, err := onnxbuild.FraudMLP()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := onnx.LoadBytes("fraud", bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+func fraudRequest(v float32) *serving.Request {
+	x := []float32{v, 0.5, 0.25, 1, 2, 3, 0.1, 0.2}
+	t, err := serving.NewTensor("features", []int64{1, 8}, x)
+	if err != nil {
+		panic(err)
+	}
+	return &serving.Request{Model: "fraud", Inputs: []serving.Tensor{t}}
+}
+
+// BenchmarkFraudMLP compares a bare run of the demo model with a cache miss
+// (a new input every time: hash, lookup, key, flight, model, store) and a hit.
+func BenchmarkFraudMLP(b *testing.B) {
+	b.Run("model", func(b *testing.B) {
+		m := fraud(b)
+		req := fraudRequest(1)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := m.Predict(context.Background(), req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, cancellable := range []bool{false, true} {
+		b.Run(fmt.Sprintf("miss/cancellable=%v", cancellable), func(b *testing.B) {
+			p := newCache(b, cache.WithMaxEntries(4096)).Middleware()(fraud(b))
+			ctx := context.Background()
+			if cancellable { // a computation in its own goroutine, as under HTTP
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+			}
+			reqs := make([]*serving.Request, 1<<16)
+			for i := range reqs {
+				reqs[i] = fraudRequest(float32(i))
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := p.Predict(ctx, reqs[i%len(reqs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+	b.Run("hit", func(b *testing.B) {
+		p := newCache(b).Middleware()(fraud(b))
+		req := fraudRequest(1)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := p.Predict(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
