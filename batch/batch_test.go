@@ -322,8 +322,8 @@ func TestFullBatchDispatchesBeforeDelay(t *testing.T) {
 	b := mustNew(t, rec, batch.WithAdaptive(false), batch.WithMaxDelay(time.Hour), batch.WithClock(clk),
 		batch.WithMaxBatchRows(4), batch.WithPreferredBatchRows(2, 4))
 	ctx := context.Background()
-	// 3 rows reach the preferred size 2: a 2-row batch (the largest preferred
-	// size that fits) runs at once; the third row waits for the clock.
+	// Two rows reach the preferred size 2 and run at once, an hour before the
+	// max delay; a third row alone waits for the clock.
 	a := async(ctx, b, servingtest.Rows(1, 1, 0))
 	waitQueued(t, b, 1)
 	c := async(ctx, b, servingtest.Rows(1, 1, 1))
