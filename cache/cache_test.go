@@ -463,3 +463,36 @@ func TestInvalidOptions(t *testing.T) {
 		assert.Equal(t, serving.InvalidArgument, serving.CodeOf(err))
 	}
 }
+
+func TestComputationDoesNotReadTheLeadersBuffers(t *testing.T) {
+	c := newCache(t)
+	g := newGate()
+	p := c.Middleware()(g.model())
+
+	leader := row(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Predict(ctx, leader)
+		errc <- err
+	}()
+	<-g.started
+	got := make(chan *serving.Response, 1)
+	go func() {
+		resp, err := p.Predict(context.Background(), row(1))
+		assert.NoError(t, err)
+		got <- resp
+	}()
+	waitFor(t, "the waiter to join", func() bool { return c.Stats().Coalesced == 1 })
+	cancel()
+	<-errc
+	// The leader has returned: its buffers are its own again.
+	x, _ := serving.Values[float32](leader.Inputs[0])
+	for i := range x {
+		x[i] = -7
+	}
+	close(g.release)
+	assert.Equal(t, linearOf(1), values(t, <-got))
+	assert.Equal(t, linearOf(1), values(t, predict(t, p, row(1))), "the entry is the answer to its key")
+	assert.Equal(t, int32(1), g.calls.Load())
+}

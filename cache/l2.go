@@ -91,9 +91,12 @@ func (l *l2) get(ctx context.Context, key []byte, attrs *attrSet) (*serving.Resp
 	gctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
 	b, err := l.client.Get(gctx, l.redisKey(key)).Bytes()
-	if errors.Is(err, redis.Nil) {
+	switch {
+	case errors.Is(err, redis.Nil):
 		l.result(ctx, nil, attrs)
 		return nil, 0, false
+	case err != nil && ctx.Err() != nil:
+		return nil, 0, false // the flight was abandoned: not Redis's fault
 	}
 	l.result(ctx, err, attrs)
 	if err != nil {

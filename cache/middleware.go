@@ -27,6 +27,24 @@ type Predictor struct {
 	c      *Cache
 	next   serving.Predictor
 	closed atomic.Bool
+	// last caches the attribute set of the last model and version seen:
+	// one layer usually serves one, and a string compare is cheaper than
+	// the shared map.
+	last atomic.Pointer[lastAttrs]
+}
+
+type lastAttrs struct {
+	model, version string
+	set            *attrSet
+}
+
+func (p *Predictor) attrs(req *serving.Request) *attrSet {
+	if l := p.last.Load(); l != nil && l.model == req.Model && l.version == req.Version {
+		return l.set
+	}
+	s := p.c.tel.set(req.Model, req.Version)
+	p.last.Store(&lastAttrs{req.Model, req.Version, s})
+	return s
 }
 
 var (
@@ -57,7 +75,7 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 		c.n.bypassed.Add(1)
 		return p.next.Predict(ctx, req)
 	}
-	attrs := c.tel.set(req.Model, req.Version)
+	attrs := p.attrs(req)
 	// cache.lookup is a child span: it is recorded only inside a trace, so
 	// an untraced hit costs no span (three allocations even on the no-op
 	// global tracer). The span covers the lookups and any wait for the
