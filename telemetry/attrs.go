@@ -26,9 +26,10 @@ const numCodes = int(serving.Internal) + 1
 // maxCached bounds the attribute cache. Model and version come from the
 // request before any router has checked them, so a client could send
 // arbitrary names; past this many pairs, sets are built per call (slower,
-// correct) instead of growing memory without end. The SDK's own cardinality
-// limit bounds what is exported.
-const maxCached = 512
+// correct) instead of growing memory without end, and their in-flight
+// requests are counted in one series marked otel.metric.overflow=true, as
+// the SDK marks series past its own cardinality limit (2000 by default).
+const maxCached = 2000
 
 type key struct{ model, version string }
 
@@ -38,16 +39,29 @@ type key struct{ model, version string }
 // passed with ... so the variadic call does not build (and heap-allocate) a
 // new slice through the interface method call.
 type attrs struct {
-	inflight []metric.AddOption              // model, version
-	add      [numCodes][]metric.AddOption    // model, version, code
-	record   [numCodes][]metric.RecordOption // model, version, code
-	start    []trace.SpanStartOption         // kind and model, version for samplers
+	// inflight counts this pair's requests in flight; the observable
+	// servekit.requests.inflight reads it at collection, so the hot path
+	// pays two atomic adds instead of two SDK measurements.
+	inflight   atomic.Int64
+	inflightMV metric.ObserveOption            // model, version
+	add        [numCodes][]metric.AddOption    // model, version, code
+	record     [numCodes][]metric.RecordOption // model, version, code
+	start      []trace.SpanStartOption         // kind and model, version for samplers
+	overflow   *atomic.Int64                   // where inflight counts when not cached, else nil
+}
+
+// counter is where this pair's in-flight requests are counted.
+func (a *attrs) counter() *atomic.Int64 {
+	if a.overflow != nil {
+		return a.overflow
+	}
+	return &a.inflight
 }
 
 func newAttrs(k key) *attrs {
 	a := &attrs{}
 	mv := attribute.NewSet(keyModel.String(k.model), keyVersion.String(k.version))
-	a.inflight = []metric.AddOption{metric.WithAttributeSet(mv)}
+	a.inflightMV = metric.WithAttributeSet(mv)
 	for c := range numCodes {
 		o := codeOption(k, serving.Code(c))
 		a.add[c] = []metric.AddOption{o}
@@ -80,9 +94,26 @@ func (a *attrs) outcome(k key, c serving.Code) ([]metric.AddOption, []metric.Rec
 // sync.Map no boxing of the struct key into an interface (an allocation per
 // lookup). Writes copy the map under mu; they happen once per new pair.
 type attrCache struct {
-	m  atomic.Pointer[map[key]*attrs]
-	mu sync.Mutex // serialises writers
+	m        atomic.Pointer[map[key]*attrs]
+	mu       sync.Mutex   // serialises writers
+	overflow atomic.Int64 // in flight for pairs past maxCached
 }
+
+// observe reports every cached pair's in-flight count, and the overflow's
+// when there is one.
+func (c *attrCache) observe(o metric.Observer, inst metric.Int64ObservableUpDownCounter) {
+	if m := c.m.Load(); m != nil {
+		for _, a := range *m {
+			o.ObserveInt64(inst, a.inflight.Load(), a.inflightMV)
+		}
+		if len(*m) >= maxCached {
+			o.ObserveInt64(inst, c.overflow.Load(), overflowSet)
+		}
+	}
+}
+
+// overflow counts the in-flight requests of pairs past maxCached.
+var overflowSet = metric.WithAttributeSet(attribute.NewSet(attribute.Bool("otel.metric.overflow", true)))
 
 func (c *attrCache) get(k key) *attrs {
 	if m := c.m.Load(); m != nil {
@@ -102,7 +133,9 @@ func (c *attrCache) slow(k key) *attrs {
 			return a
 		}
 		if len(*old) >= maxCached {
-			return newAttrs(k)
+			a := newAttrs(k)
+			a.overflow = &c.overflow
+			return a
 		}
 	}
 	a := newAttrs(k)

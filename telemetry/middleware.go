@@ -28,7 +28,7 @@ type instruments struct {
 	tracer   trace.Tracer
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
-	inflight metric.Int64UpDownCounter
+	inflight metric.Int64ObservableUpDownCounter
 	cache    attrCache
 }
 
@@ -51,9 +51,19 @@ func newInstruments(c config) *instruments {
 		metric.WithExplicitBucketBoundaries(DurationBuckets()...)); err != nil {
 		otel.Handle(err)
 	}
-	if in.inflight, err = m.Int64UpDownCounter(MetricInflight,
+	// Asynchronous: counted with atomics per (model, version) and observed
+	// at collection, which is what a scrape sees anyway. The registration
+	// lives as long as the MeterProvider; Middleware is meant to be called
+	// once per chain, not per request.
+	if in.inflight, err = m.Int64ObservableUpDownCounter(MetricInflight,
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Requests being answered now, by model and requested version.")); err != nil {
+		otel.Handle(err)
+	}
+	if _, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		in.cache.observe(o, in.inflight)
+		return nil
+	}, in.inflight); err != nil {
 		otel.Handle(err)
 	}
 	return in
@@ -109,14 +119,15 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (resp *se
 	if req.ID != "" && span.IsRecording() {
 		span.SetAttributes(keyRequestID.String(req.ID))
 	}
-	in.inflight.Add(ctx, 1, a.inflight...)
+	inflight := a.counter()
+	inflight.Add(1)
 	// Deferred so that a panic below (net/http recovers them per request)
 	// does not leave a request in flight forever or a span open. The panic
 	// is not recovered: it goes on with its original stack.
 	returned := false
 	defer func() {
 		elapsed := time.Since(start).Seconds()
-		in.inflight.Add(ctx, -1, a.inflight...)
+		inflight.Add(-1)
 		code := serving.CodeOf(err)
 		if !returned {
 			code = serving.Internal

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -326,5 +327,39 @@ func TestManyModels(t *testing.T) {
 		if dp.Value != 2 {
 			t.Errorf("%v: %d, want 2", dp.Attributes, dp.Value)
 		}
+	}
+}
+
+// Past the cache's bound (2000 pairs, the SDK's default cardinality limit)
+// requests are still counted, and in-flight ones go to a series marked
+// otel.metric.overflow.
+func TestOverflow(t *testing.T) {
+	h := newHarness(t)
+	p := telemetry.Middleware(h.opts...)(servingtest.Static())
+	const models = 2010
+	for i := range models {
+		_, _ = p.Predict(context.Background(), &serving.Request{Model: fmt.Sprint("m", i)})
+	}
+	got := h.collect(t)
+	// The SDK caps series too (2000 by default, the last one its overflow),
+	// so count requests, not series.
+	var total int64
+	for _, dp := range got[telemetry.MetricRequests].(metricdata.Sum[int64]).DataPoints {
+		total += dp.Value
+	}
+	if total != models {
+		t.Errorf("%d requests counted, want %d", total, models)
+	}
+	var overflow bool
+	for _, dp := range got[telemetry.MetricInflight].(metricdata.Sum[int64]).DataPoints {
+		if v, ok := dp.Attributes.Value("otel.metric.overflow"); ok && v.AsBool() {
+			overflow = true
+		}
+		if dp.Value != 0 {
+			t.Errorf("inflight %v = %d, want 0", dp.Attributes, dp.Value)
+		}
+	}
+	if !overflow {
+		t.Error("no overflow in-flight series")
 	}
 }
