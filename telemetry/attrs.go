@@ -6,7 +6,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/servekit/servekit/serving"
 )
@@ -46,7 +45,7 @@ type attrs struct {
 	inflightMV metric.ObserveOption            // model, version
 	add        [numCodes][]metric.AddOption    // model, version, code
 	record     [numCodes][]metric.RecordOption // model, version, code
-	start      []trace.SpanStartOption         // kind and model, version for samplers
+	span       []attribute.KeyValue            // model, version, set on recording spans
 	overflow   *atomic.Int64                   // where inflight counts when not cached, else nil
 }
 
@@ -67,10 +66,7 @@ func newAttrs(k key) *attrs {
 		a.add[c] = []metric.AddOption{o}
 		a.record[c] = []metric.RecordOption{o}
 	}
-	a.start = []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(keyModel.String(k.model), keyVersion.String(k.version)),
-	}
+	a.span = []attribute.KeyValue{keyModel.String(k.model), keyVersion.String(k.version)}
 	return a
 }
 
