@@ -9,101 +9,45 @@ import (
 
 // The canonical key of a request is one byte string: model, version, the
 // requested outputs, then each input's name, datatype, shape and raw data, all
-// length-prefixed so that no two requests share an encoding. It is produced in
-// one pass by encodeKey into a sink, which either hashes it, appends it to a
-// buffer, or compares it with a stored key. So the hit path hashes the tensor
-// bytes in place and compares them with the stored key without building the
-// key at all; only a miss materialises it, once.
+// length-prefixed (u32 for strings and counts, u64 for dims and data sizes,
+// little-endian) so that no two requests share an encoding. A miss builds it
+// once (appendKey). The hit path does not: it hashes the request through a
+// stack buffer (hashKey) and compares a stored key with the request piece by
+// piece (keyEqual), so tensor data is read in place and nothing is allocated.
 
-type sinkMode uint8
-
-const (
-	sinkHash sinkMode = iota
-	sinkAppend
-	sinkEqual
-)
-
-type sink struct {
-	mode sinkMode
-	ok   bool   // sinkEqual: equal so far
-	buf  []byte // sinkAppend: the key so far; sinkEqual: the stored key not yet matched
-	h    maphash.Hash
-}
-
-func (s *sink) bytes(b []byte) {
-	switch s.mode {
-	case sinkHash:
-		s.h.Write(b)
-	case sinkAppend:
-		s.buf = append(s.buf, b...)
-	case sinkEqual:
-		if !s.ok || len(s.buf) < len(b) || string(s.buf[:len(b)]) != string(b) {
-			s.ok = false
-			return
-		}
-		s.buf = s.buf[len(b):]
-	}
-}
-
-func (s *sink) str(v string) {
-	s.u32(uint32(len(v)))
-	switch s.mode {
-	case sinkHash:
-		s.h.WriteString(v)
-	case sinkAppend:
-		s.buf = append(s.buf, v...)
-	case sinkEqual:
-		if !s.ok || len(s.buf) < len(v) || string(s.buf[:len(v)]) != v {
-			s.ok = false
-			return
-		}
-		s.buf = s.buf[len(v):]
-	}
-}
-
-func (s *sink) u32(v uint32) {
-	var b [4]byte
-	binary.LittleEndian.PutUint32(b[:], v)
-	s.bytes(b[:])
-}
-
-func (s *sink) u64(v uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	s.bytes(b[:])
-}
-
-// encodeKey writes the canonical key of req to s.
-func encodeKey(s *sink, req *serving.Request) {
-	s.str(req.Model)
-	s.str(req.Version)
-	s.u32(uint32(len(req.Outputs)))
+// appendKey appends req's canonical key to dst.
+func appendKey(dst []byte, req *serving.Request) []byte {
+	dst = appendString(dst, req.Model)
+	dst = appendString(dst, req.Version)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(req.Outputs)))
 	for _, o := range req.Outputs {
-		s.str(o)
+		dst = appendString(dst, o)
 	}
-	s.u32(uint32(len(req.Inputs)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(req.Inputs)))
 	for i := range req.Inputs {
 		t := &req.Inputs[i]
-		s.str(t.Name)
-		s.u32(uint32(t.DataType))
-		s.u32(uint32(len(t.Shape)))
+		dst = appendString(dst, t.Name)
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(t.DataType))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Shape)))
 		for _, d := range t.Shape {
-			s.u64(uint64(d))
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
 		}
-		if b, ok := t.Data().([][]byte); ok {
-			// BYTES: element by element, so nothing is encoded into a new
-			// buffer as RawBytes would. Same bytes as the raw encoding.
-			s.u64(uint64(t.RawSize()))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(t.RawSize()))
+		if b, ok := t.Data().([][]byte); ok { // as Tensor.AppendRaw, which would let dst escape
 			for _, e := range b {
-				s.u32(uint32(len(e)))
-				s.bytes(e)
+				dst = binary.LittleEndian.AppendUint32(dst, uint32(len(e)))
+				dst = append(dst, e...)
 			}
 			continue
 		}
-		raw := t.RawBytes() // zero-copy view for fixed-size types
-		s.u64(uint64(len(raw)))
-		s.bytes(raw)
+		dst = append(dst, t.RawBytes()...)
 	}
+	return dst
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
+	return append(dst, s...)
 }
 
 // keySize is the length of req's canonical key.
@@ -120,29 +64,121 @@ func keySize(req *serving.Request) int {
 	return n
 }
 
+// hashStack is the key size up to which hashKey encodes on the stack.
+const hashStack = 512
+
 // hashKey is the default slot hash: maphash with a per-Cache random seed.
 // It is fast (AES-based where the CPU has it) and, being keyed, resists
 // inputs crafted to collide; it is not stable across processes, which L1 does
 // not need (L2 names its keys by SHA-256 instead).
 func hashKey(seed maphash.Seed, req *serving.Request) uint64 {
-	s := sink{mode: sinkHash}
-	s.h.SetSeed(seed)
-	encodeKey(&s, req)
-	return s.h.Sum64()
-}
-
-// appendKey appends req's canonical key to dst.
-func appendKey(dst []byte, req *serving.Request) []byte {
-	s := sink{mode: sinkAppend, buf: dst}
-	encodeKey(&s, req)
-	return s.buf
+	if keySize(req) <= hashStack {
+		var buf [hashStack]byte
+		return maphash.Bytes(seed, appendKey(buf[:0], req))
+	}
+	// Large inputs: hash the header fields, then the tensor data in place.
+	// The order differs from the key's, which is fine: the hash only needs
+	// to be a function of the key.
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var buf [hashStack]byte
+	hdr := appendString(buf[:0], req.Model)
+	hdr = appendString(hdr, req.Version)
+	for _, o := range req.Outputs {
+		hdr = appendString(hdr, o)
+	}
+	h.Write(hdr)
+	for i := range req.Inputs {
+		t := &req.Inputs[i]
+		hdr = appendString(buf[:0], t.Name)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(t.DataType))
+		for _, d := range t.Shape {
+			hdr = binary.LittleEndian.AppendUint64(hdr, uint64(d))
+		}
+		h.Write(hdr)
+		if b, ok := t.Data().([][]byte); ok {
+			for _, e := range b {
+				h.Write(binary.LittleEndian.AppendUint32(buf[:0], uint32(len(e))))
+				h.Write(e)
+			}
+			continue
+		}
+		h.Write(t.RawBytes()) // a zero-copy view for fixed-size types
+	}
+	return h.Sum64()
 }
 
 // keyEqual reports whether key is req's canonical key, without building it.
 func keyEqual(key []byte, req *serving.Request) bool {
-	s := sink{mode: sinkEqual, ok: true, buf: key}
-	encodeKey(&s, req)
-	return s.ok && len(s.buf) == 0
+	k := keyReader{b: key, ok: true}
+	k.str(req.Model)
+	k.str(req.Version)
+	k.u32(uint32(len(req.Outputs)))
+	for _, o := range req.Outputs {
+		k.str(o)
+	}
+	k.u32(uint32(len(req.Inputs)))
+	for i := range req.Inputs {
+		if !k.ok {
+			return false
+		}
+		t := &req.Inputs[i]
+		k.str(t.Name)
+		k.u32(uint32(t.DataType))
+		k.u32(uint32(len(t.Shape)))
+		for _, d := range t.Shape {
+			k.u64(uint64(d))
+		}
+		k.u64(uint64(t.RawSize()))
+		if b, ok := t.Data().([][]byte); ok {
+			for _, e := range b {
+				k.u32(uint32(len(e)))
+				k.bytes(e)
+			}
+			continue
+		}
+		k.bytes(t.RawBytes())
+	}
+	return k.ok && len(k.b) == 0
+}
+
+// keyReader matches a stored key against a request's parts in order.
+type keyReader struct {
+	b  []byte // not yet matched
+	ok bool   // equal so far
+}
+
+func (k *keyReader) u32(v uint32) {
+	if k.ok && len(k.b) >= 4 && binary.LittleEndian.Uint32(k.b) == v {
+		k.b = k.b[4:]
+		return
+	}
+	k.ok = false
+}
+
+func (k *keyReader) u64(v uint64) {
+	if k.ok && len(k.b) >= 8 && binary.LittleEndian.Uint64(k.b) == v {
+		k.b = k.b[8:]
+		return
+	}
+	k.ok = false
+}
+
+func (k *keyReader) str(s string) {
+	k.u32(uint32(len(s)))
+	if k.ok && len(k.b) >= len(s) && string(k.b[:len(s)]) == s {
+		k.b = k.b[len(s):]
+		return
+	}
+	k.ok = false
+}
+
+func (k *keyReader) bytes(v []byte) {
+	if k.ok && len(k.b) >= len(v) && string(k.b[:len(v)]) == string(v) {
+		k.b = k.b[len(v):]
+		return
+	}
+	k.ok = false
 }
 
 // cacheable reports whether every input's data agrees with its datatype and
