@@ -3,6 +3,7 @@ package cache
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 
 	"github.com/servekit/servekit/serving"
 )
@@ -64,48 +65,50 @@ func keySize(req *serving.Request) int {
 	return n
 }
 
-// hashStack is the key size up to which hashKey encodes on the stack.
-const hashStack = 512
-
 // hashKey is the default slot hash: maphash with a per-Cache random seed.
 // It is fast (AES-based where the CPU has it) and, being keyed, resists
 // inputs crafted to collide; it is not stable across processes, which L1 does
-// not need (L2 names its keys by SHA-256 instead).
+// not need (L2 names its keys by SHA-256 instead). It covers every part of
+// the key, but not in the key's byte layout: the small fields go through one
+// stack buffer and tensor data is hashed in place, which is several times
+// faster than feeding the key piece by piece. Only the full key decides a
+// hit, so the hash needs to be a function of the key, nothing more.
 func hashKey(seed maphash.Seed, req *serving.Request) uint64 {
-	if keySize(req) <= hashStack {
-		var buf [hashStack]byte
-		return maphash.Bytes(seed, appendKey(buf[:0], req))
-	}
-	// Large inputs: hash the header fields, then the tensor data in place.
-	// The order differs from the key's, which is fine: the hash only needs
-	// to be a function of the key.
 	var h maphash.Hash
 	h.SetSeed(seed)
-	var buf [hashStack]byte
+	var buf [256]byte
 	hdr := appendString(buf[:0], req.Model)
 	hdr = appendString(hdr, req.Version)
 	for _, o := range req.Outputs {
 		hdr = appendString(hdr, o)
 	}
-	h.Write(hdr)
 	for i := range req.Inputs {
 		t := &req.Inputs[i]
-		hdr = appendString(buf[:0], t.Name)
-		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(t.DataType))
+		hdr = appendString(hdr, t.Name)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(t.DataType)<<24|uint32(len(t.Shape)))
 		for _, d := range t.Shape {
 			hdr = binary.LittleEndian.AppendUint64(hdr, uint64(d))
 		}
-		h.Write(hdr)
+	}
+	sum := maphash.Bytes(seed, hdr)
+	for i := range req.Inputs {
+		t := &req.Inputs[i]
+		var part uint64
 		if b, ok := t.Data().([][]byte); ok {
+			var h maphash.Hash
+			h.SetSeed(seed)
 			for _, e := range b {
 				h.Write(binary.LittleEndian.AppendUint32(buf[:0], uint32(len(e))))
 				h.Write(e)
 			}
-			continue
+			part = h.Sum64()
+		} else {
+			part = maphash.Bytes(seed, t.RawBytes()) // a zero-copy view for fixed-size types
 		}
-		h.Write(t.RawBytes()) // a zero-copy view for fixed-size types
+		// Order-dependent mixing of keyed hashes (a multiply-rotate step).
+		sum = bits.RotateLeft64((sum^part)*0x9e3779b97f4a7c15, 29) ^ part
 	}
-	return h.Sum64()
+	return sum
 }
 
 // keyEqual reports whether key is req's canonical key, without building it.
