@@ -187,15 +187,26 @@ func TestCulpritIsolation(t *testing.T) {
 	}
 }
 
-func TestInvalidRequestNeverQueued(t *testing.T) {
-	rec := servingtest.NewRecorder(servingtest.Linear(2))
-	b := mustNew(t, rec)
+func TestInvalidRequestNeverJoined(t *testing.T) {
+	g := newGate(2)
+	rec := servingtest.NewRecorder(g.model)
+	b := mustNew(t, rec, batch.WithMaxInFlight(1), batch.WithMaxDelay(0))
+	busy := async(context.Background(), b, servingtest.Rows(2, 1, 0))
+	<-g.entered // the model is busy: the next requests would queue and join
+	good := async(context.Background(), b, servingtest.Rows(2, 1, 0))
+	waitQueued(t, b, 1)
 	_, err := b.Predict(context.Background(), servingtest.Rows(3, 1, 0)) // width 3, model wants 2
 	if serving.CodeOf(err) != serving.InvalidArgument {
 		t.Fatalf("wrong width: %v, want invalid_argument", err)
 	}
-	if n := len(rec.Requests()); n != 0 {
-		t.Errorf("an invalid request reached the model (%d calls)", n)
+	g.release(2)
+	for _, ch := range []<-chan answer{busy, good} {
+		if r := <-ch; r.err != nil {
+			t.Error(r.err)
+		}
+	}
+	if got := rowCount(rec); got != 2 {
+		t.Errorf("the model ran %d rows, want 2: the invalid request must not reach it", got)
 	}
 }
 
@@ -426,7 +437,11 @@ func TestShutdownGivesUpWithContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := async(context.Background(), b, servingtest.Rows(1, 1, 0))
+	// A cancellable caller ctx (never cancelled): Shutdown can only cancel
+	// what can end (see Batcher.direct).
+	callerCtx, callerCancel := context.WithCancel(context.Background())
+	defer callerCancel()
+	running := async(callerCtx, b, servingtest.Rows(1, 1, 0))
 	<-g.entered
 	waiting := async(context.Background(), b, servingtest.Rows(1, 1, 0))
 	waitQueued(t, b, 1)

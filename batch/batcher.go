@@ -119,10 +119,18 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	rows := req.Rows()
+	if rows > 0 && rows <= b.cfg.maxRows {
+		// Alone, the request is the model's to validate, as unbatched.
+		if resp, err, ok := b.direct(ctx, req, rows); ok {
+			return resp, err
+		}
+	}
+	// Joined, one bad request would fail its neighbours: check it first.
 	if err := b.md.Validate(req); err != nil {
 		return nil, err
 	}
-	rows := req.Rows()
+	rows = req.Rows()
 	if rows == 0 {
 		// Nothing to join: an empty request costs the model nothing to batch.
 		if !b.Ready() {
@@ -138,6 +146,63 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 		return b.wait(ctx, items[0])
 	}
 	return b.waitChunks(ctx, req, items)
+}
+
+// direct runs a request in the caller's goroutine, with the caller's ctx,
+// when it would be dispatched alone at once anyway: nothing is queued, a
+// run slot is free and the dispatch rule needs no company (adaptive at low
+// load, or a zero max delay). This is the low-load path: it costs no
+// goroutine hand-off, so a lone request pays almost nothing for batching.
+func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error, bool) {
+	b.mu.Lock()
+	if b.closed || b.queued > 0 || b.inflight > 0 {
+		b.mu.Unlock()
+		return nil, nil, false
+	}
+	now := b.cfg.clock.Now()
+	b.ewma.arrived(now, rows)
+	if !b.aloneReadyLocked(rows) {
+		b.ewma.unarrive()
+		b.mu.Unlock()
+		return nil, nil, false
+	}
+	// Shutdown may have to cancel it, as it cancels running batches. A ctx
+	// that can never end is left alone: wrapping it would make the backend
+	// prepare for cancellation on every call (ORT run options), which is
+	// most of what a lone request would pay for batching.
+	var bt *batch
+	if ctx.Done() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		bt = &batch{cancel: cancel}
+		b.running[bt] = struct{}{}
+	}
+	b.inflight++
+	b.mu.Unlock()
+
+	b.tel.queued(0)
+	resp, err := b.predict(ctx, req)
+	elapsed := b.cfg.clock.Now().Sub(now)
+	b.tel.ran(elapsed, rows, 1)
+	b.mu.Lock()
+	b.inflight--
+	if bt != nil {
+		delete(b.running, bt)
+	}
+	b.ranLocked(elapsed, rows, 1, 0)
+	waiting := b.queued > 0 || b.closed
+	b.mu.Unlock()
+	if waiting {
+		b.nudge() // a slot is free again
+	}
+	return resp, err, true
+}
+
+func endSpan(s trace.Span) {
+	if s != nil {
+		s.End()
+	}
 }
 
 // wait blocks until it is answered or ctx ends.
@@ -183,15 +248,21 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 	}
 	key := batchKey(req)
 	level := b.level(req)
-	parent := trace.SpanContextFromContext(ctx)
-	_, span := b.tel.tracer.Start(ctx, "batch.queue", b.tel.spanAttrs)
+	// Spans only under a recording parent: a request nobody traces pays
+	// nothing for them.
+	var parent trace.SpanContext
+	var span trace.Span
+	if ps := trace.SpanFromContext(ctx); ps.IsRecording() {
+		parent = ps.SpanContext()
+		_, span = b.tel.tracer.Start(ctx, "batch.queue", b.tel.spanAttrs)
+	}
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		b.stats.Rejected.Closed++
 		b.tel.rejected(ctx, reasonClosed)
-		span.End()
+		endSpan(span)
 		return nil, serving.ErrClosed
 	}
 	// An oversize request is let into an empty queue, so that no size is
@@ -199,7 +270,7 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 	if b.queued+rows > b.cfg.queueRows && b.queued > 0 {
 		b.stats.Rejected.Overloaded++
 		b.tel.rejected(ctx, reasonOverloaded)
-		span.End()
+		endSpan(span)
 		e := serving.Errorf(serving.ResourceExhausted, "batch: model %q: queue full (%d of %d rows): %w",
 			b.md.Name, b.queued, b.cfg.queueRows, serving.ErrOverloaded)
 		e.RetryAfter = b.retryAfterLocked()
@@ -208,7 +279,8 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 	now := b.cfg.clock.Now()
 	b.ewma.arrived(now, rows)
 	q := b.queues[key]
-	if q == nil {
+	fresh := q == nil
+	if fresh {
 		q = newQueue(key, b.cfg.levels)
 		b.queues[key] = q
 	}
@@ -224,7 +296,12 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 	}
 	b.queued += rows
 	b.tel.depth(ctx, rows)
-	b.nudge()
+	// Wake the scheduler only when it has something to do: a new deadline
+	// to sleep until, or a batch to start. Under load a slot is busy and the
+	// batch that ends takes the queue, so arrivals cost no hand-off.
+	if fresh || (b.inflight < b.cfg.maxFlight && b.readyLocked(q, now)) {
+		b.nudge()
+	}
 	return items, nil
 }
 

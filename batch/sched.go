@@ -53,19 +53,13 @@ func (b *Batcher) loop() {
 func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	now := b.cfg.clock.Now()
 	for b.inflight < b.cfg.maxFlight {
-		var best *queue
-		for _, q := range b.queues {
-			if !b.readyLocked(q, now) {
-				continue
-			}
-			if best == nil || before(q.head(), best.head()) {
-				best = q
-			}
-		}
-		if best == nil {
+		q := b.pickLocked(now)
+		if q == nil {
 			break
 		}
-		b.startLocked(best, now)
+		ctx, bt := b.startLocked(q, now)
+		b.runs.Add(1)
+		go b.run(ctx, bt)
 	}
 	if b.closed && len(b.queues) == 0 && b.inflight == 0 {
 		return time.Time{}, true
@@ -81,6 +75,18 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	return wakeAt, false
 }
 
+// pickLocked returns the ready queue whose head has the highest priority
+// (the oldest among equals), or nil.
+func (b *Batcher) pickLocked(now time.Time) *queue {
+	var best *queue
+	for _, q := range b.queues {
+		if b.readyLocked(q, now) && (best == nil || before(q.head(), best.head())) {
+			best = q
+		}
+	}
+	return best
+}
+
 func before(a, b *item) bool {
 	return a.level < b.level || (a.level == b.level && a.enq.Before(b.enq))
 }
@@ -93,7 +99,22 @@ func (b *Batcher) readyLocked(q *queue, now time.Time) bool {
 	case len(b.cfg.preferred) > 0 && q.rows >= b.cfg.preferred[0]:
 		return true
 	case b.cfg.adaptive:
-		return q.rows >= b.ewma.target(b.cfg.maxRows)
+		// Batch while busy: with a batch running, the queue waits for it
+		// (the running batch's end picks it up) unless it is full.
+		return b.inflight == 0 && q.rows >= b.ewma.target(b.cfg.maxRows)
+	}
+	return false
+}
+
+// aloneReadyLocked is readyLocked for a queue that would hold just rows.
+func (b *Batcher) aloneReadyLocked(rows int64) bool {
+	switch {
+	case b.cfg.maxDelay == 0, rows >= b.cfg.maxRows:
+		return true
+	case len(b.cfg.preferred) > 0 && rows >= b.cfg.preferred[0]:
+		return true
+	case b.cfg.adaptive:
+		return rows >= b.ewma.target(b.cfg.maxRows)
 	}
 	return false
 }
@@ -109,7 +130,8 @@ func (b *Batcher) limitLocked(q *queue) int64 {
 	return b.cfg.maxRows
 }
 
-func (b *Batcher) startLocked(q *queue, now time.Time) {
+// startLocked takes a batch from q and counts it in flight.
+func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch) {
 	items := q.take(b.limitLocked(q))
 	if q.empty() {
 		delete(b.queues, q.key)
@@ -130,42 +152,64 @@ func (b *Batcher) startLocked(q *queue, now time.Time) {
 	b.tel.depth(context.Background(), -bt.rows)
 	b.inflight++
 	b.running[bt] = struct{}{}
-	b.runs.Add(1)
-	go b.run(ctx, bt)
+	return ctx, bt
 }
 
-// run answers a batch, then frees its slot.
+// run answers a batch, then, rather than hand its slot back to the
+// scheduler, takes the next ready batch itself: under load that saves a
+// goroutine hand-off per batch.
 func (b *Batcher) run(ctx context.Context, bt *batch) {
 	defer b.runs.Done()
-	start := b.cfg.clock.Now()
-	links := make([]trace.Link, 0, len(bt.items))
-	for _, it := range bt.items {
-		if it.parent.IsValid() {
-			links = append(links, trace.Link{SpanContext: it.parent})
-		}
+	for bt != nil {
+		ctx, bt = b.runOne(ctx, bt)
 	}
-	// batch.run continues the first member's trace and links all members.
-	ctx = trace.ContextWithSpanContext(ctx, bt.items[0].parent)
-	ctx, span := b.tel.tracer.Start(ctx, "batch.run", b.tel.spanAttrs, trace.WithLinks(links...))
+	b.nudge()
+}
+
+func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batch) {
+	start := b.cfg.clock.Now()
+	if first := bt.items[0].parent; first.IsValid() {
+		// batch.run continues the first member's trace and links them all.
+		links := make([]trace.Link, 0, len(bt.items))
+		for _, it := range bt.items {
+			if it.parent.IsValid() {
+				links = append(links, trace.Link{SpanContext: it.parent})
+			}
+		}
+		var span trace.Span
+		ctx, span = b.tel.tracer.Start(trace.ContextWithSpanContext(ctx, first), "batch.run",
+			b.tel.spanAttrs, trace.WithLinks(links...))
+		defer span.End()
+	}
 	isolated := b.answer(ctx, bt)
-	span.End()
 	bt.cancel()
 
-	elapsed := b.cfg.clock.Now().Sub(start)
-	b.tel.ran(elapsed, bt)
+	now := b.cfg.clock.Now()
+	elapsed := now.Sub(start)
+	b.tel.ran(elapsed, bt.rows, len(bt.items))
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.inflight--
 	delete(b.running, bt)
+	b.ranLocked(elapsed, bt.rows, len(bt.items), isolated)
+	if q := b.pickLocked(now); q != nil && !b.closedNoDrainLocked() {
+		return b.startLocked(q, now)
+	}
+	return nil, nil
+}
+
+// closedNoDrainLocked: after Close the scheduler decides what is left.
+func (b *Batcher) closedNoDrainLocked() bool { return b.closed && !b.draining }
+
+func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int, isolated int64) {
 	b.ewma.ran(elapsed)
 	s := &b.stats
 	s.Batches++
-	s.Requests += int64(len(bt.items))
-	s.Rows += bt.rows
+	s.Requests += int64(reqs)
+	s.Rows += rows
 	s.RunTime += elapsed
-	s.RowsPerBatch[bucket(bt.rows)]++
+	s.RowsPerBatch[bucket(rows)]++
 	s.Isolations += isolated
-	b.mu.Unlock()
-	b.nudge()
 }
 
 // answer runs the batch and delivers each member its answer. If a joined
@@ -239,9 +283,11 @@ func isolatable(err error) bool {
 // rows and of the run time of a batch, for the adaptive wait and the
 // Retry-After estimate. Guarded by Batcher.mu.
 type estimator struct {
-	last   time.Time
-	gap    float64 // ns between rows
-	runDur float64 // ns per batch run
+	prevLast time.Time // before the last arrived, for unarrive
+	prevGap  float64
+	last     time.Time
+	gap      float64 // ns between rows
+	runDur   float64 // ns per batch run
 }
 
 const (
@@ -251,6 +297,7 @@ const (
 )
 
 func (e *estimator) arrived(now time.Time, rows int64) {
+	e.prevLast, e.prevGap = e.last, e.gap
 	if e.last.IsZero() {
 		e.last = now
 		e.gap = maxGap
@@ -260,6 +307,10 @@ func (e *estimator) arrived(now time.Time, rows int64) {
 	e.last = now
 	e.gap += gapAlpha * (g - e.gap)
 }
+
+// unarrive undoes the last arrived: direct calls it when it declines, so
+// that enqueue can count the arrival once.
+func (e *estimator) unarrive() { e.last, e.gap = e.prevLast, e.prevGap }
 
 func (e *estimator) ran(d time.Duration) {
 	if e.runDur == 0 {

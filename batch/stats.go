@@ -164,11 +164,11 @@ func (t *telemetry) queued(d time.Duration) {
 	t.queueDur.Record(context.Background(), d.Seconds(), t.attrs)
 }
 
-func (t *telemetry) ran(d time.Duration, bt *batch) {
+func (t *telemetry) ran(d time.Duration, rows int64, reqs int) {
 	ctx := context.Background()
 	t.runDur.Record(ctx, d.Seconds(), t.attrs)
-	t.sizeI.Record(ctx, bt.rows, t.attrs)
-	t.reqsI.Record(ctx, int64(len(bt.items)), t.attrs)
+	t.sizeI.Record(ctx, rows, t.attrs)
+	t.reqsI.Record(ctx, int64(reqs), t.attrs)
 }
 
 func (t *telemetry) depth(ctx context.Context, rows int64) { t.depthC.Add(ctx, rows, t.attrs) }
