@@ -17,7 +17,7 @@ import (
 const (
 	DefaultMaxBatchRows = 64
 	DefaultMaxDelay     = time.Millisecond
-	DefaultMaxInFlight  = 2
+	DefaultMaxInFlight  = 1
 	// DefaultQueueFactor sizes the default queue bound: DefaultQueueFactor
 	// times the max batch rows.
 	DefaultQueueFactor = 16
