@@ -12,7 +12,7 @@ deps:
 	@scripts/install-deps.sh
 
 demo: deps
-	$(GO) run ./examples/realtime
+	$(GO) run ./examples/realtime -batch -cache
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
