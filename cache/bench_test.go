@@ -3,14 +3,12 @@ package cache_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"sync/atomic"
 	"testing"
 
-	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/cache"
-	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -113,21 +111,7 @@ func BenchmarkBytesPerEntry(b *testing.B) {
 
 // fraud loads the demo MLP on ONNX Runtime, or skips.
 func fraud(b *testing.B) serving.Predictor {
-	if _, err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-			b.Fatalf("ONNX Runtime required (SERVEKIT_REQUIRE_ORT=1): %v", err)
-		}
-		b.Skipf("ONNX Runtime not available: %v", err)
-	}
-	bytes, err := onnxbuild.FraudMLP()
-	if err != nil {
-		b.Fatal(err)
-	}
-	m, err := onnx.LoadBytes("fraud", bytes)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
+	m := orttest.Fraud(b)
 	return m
 }
 

@@ -1,7 +1,6 @@
 package onnx_test
 
 import (
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -21,12 +21,7 @@ func TestMain(m *testing.M) {
 // with SERVEKIT_REQUIRE_ORT=1 (CI) a missing runtime fails the test instead.
 func requireORT(t testing.TB) {
 	t.Helper()
-	if _, err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime required (SERVEKIT_REQUIRE_ORT=1): %v", err)
-		}
-		t.Skipf("ONNX Runtime not available: %v", err)
-	}
+	orttest.Require(t)
 }
 
 // fraudPath is the committed demo model.

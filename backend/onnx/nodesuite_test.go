@@ -15,6 +15,7 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -38,11 +39,7 @@ func nodeDir(t testing.TB) string {
 			return d
 		}
 	}
-	msg := fmt.Sprintf("ONNX backend test data not found in %v: run scripts/install-deps.sh (apt-get install libonnx-testdata)", dirs)
-	if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	orttest.Missing(t, fmt.Sprintf("ONNX backend test data not found in %v: run scripts/install-deps.sh (apt-get install libonnx-testdata)", dirs))
 	return ""
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"io"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 )
@@ -16,15 +16,7 @@ import (
 const body = `{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP32","data":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}]}`
 
 func load(b *testing.B) *onnx.Model {
-	m, err := onnx.Load("../../testdata/models/fraud.onnx", onnx.WithIntraOpThreads(1))
-	if err != nil {
-		if serving.CodeOf(err) == serving.Unavailable && os.Getenv("SERVEKIT_REQUIRE_ORT") != "1" {
-			b.Skipf("ONNX Runtime unavailable: %v", err)
-		}
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.Close() })
-	return m
+	return orttest.Fraud(b, onnx.WithIntraOpThreads(1))
 }
 
 // BenchmarkFraudInProcess: the model called directly, the request built as

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/servekit/servekit/internal/orttest"
 )
 
 // metricRef matches the metric names the assets query: servekit's own and
@@ -307,17 +309,7 @@ func (f families) names() []string {
 // ortLib finds ONNX Runtime, or skips unless SERVEKIT_REQUIRE_ORT=1.
 func ortLib(t *testing.T) string {
 	t.Helper()
-	lib := os.Getenv("ONNXRUNTIME_LIB")
-	if lib == "" {
-		lib, _ = filepath.Abs("../../third_party/onnxruntime/libonnxruntime.so.1")
-	}
-	if _, err := os.Stat(lib); err != nil {
-		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime missing at %s (SERVEKIT_REQUIRE_ORT=1)", lib)
-		}
-		t.Skipf("ONNX Runtime missing at %s; run scripts/install-onnxruntime.sh", lib)
-	}
-	return lib
+	return orttest.Library(t)
 }
 
 // startServer runs the binary on 127.0.0.1:0, reads the address it prints,

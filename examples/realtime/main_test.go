@@ -8,13 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/orttest"
 	"go.uber.org/goleak"
 )
 
@@ -24,17 +23,8 @@ func TestMain(m *testing.M) {
 
 // ortLib finds ONNX Runtime, or skips unless SERVEKIT_REQUIRE_ORT=1.
 func ortLib(t *testing.T) string {
-	lib := os.Getenv("ONNXRUNTIME_LIB")
-	if lib == "" {
-		lib, _ = filepath.Abs("../../third_party/onnxruntime/libonnxruntime.so.1")
-	}
-	if _, err := os.Stat(lib); err != nil {
-		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-			t.Fatalf("ONNX Runtime missing at %s (SERVEKIT_REQUIRE_ORT=1)", lib)
-		}
-		t.Skipf("ONNX Runtime missing at %s; run scripts/install-onnxruntime.sh", lib)
-	}
-	return lib
+	t.Helper()
+	return orttest.Library(t)
 }
 
 // lineWriter hands each line run prints to a channel, so the test learns
