@@ -57,6 +57,15 @@ func NewStrings(name string, shape []int64, s []string) (Tensor, error) {
 	return newTensor(name, Bytes, shape, b)
 }
 
+// FromSlice wraps a typed slice held as any ([]float32, [][]byte, []uint16
+// bits for FP16/BF16, …) without copying it, checking that its Go type
+// matches dt and its length matches the shape. Code that moves tensors
+// between representations (backends, codecs) uses it instead of a type
+// switch of its own.
+func FromSlice(name string, dt DataType, shape []int64, data any) (Tensor, error) {
+	return newTensor(name, dt, shape, data)
+}
+
 // Make allocates a zeroed tensor of the given type and shape.
 func Make(name string, dt DataType, shape []int64) (Tensor, error) {
 	n, err := NumElements(shape)

@@ -106,7 +106,7 @@ func (m *Model) newFrame(batch int64) (*frame, error) {
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		t, err := toServing(s.Name, s.DataType, shape, data)
+		t, err := serving.FromSlice(s.Name, s.DataType, shape, data)
 		if err != nil {
 			v.Destroy()
 			return nil, nil, nil, err

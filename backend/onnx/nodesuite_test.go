@@ -260,44 +260,25 @@ func readTensors(dir, kind string, vis []onnxbuild.ValueInfo) ([]serving.Tensor,
 	}
 }
 
+// servingTypes maps ONNX element types to serving's datatypes.
+var servingTypes = map[onnxbuild.ElemType]serving.DataType{
+	onnxbuild.Float: serving.FP32, onnxbuild.Double: serving.FP64, onnxbuild.Float16: serving.FP16,
+	onnxbuild.BFloat16: serving.BF16, onnxbuild.Int8: serving.Int8, onnxbuild.Int16: serving.Int16,
+	onnxbuild.Int32: serving.Int32, onnxbuild.Int64: serving.Int64, onnxbuild.Uint8: serving.Uint8,
+	onnxbuild.Uint16: serving.Uint16, onnxbuild.Uint32: serving.Uint32, onnxbuild.Uint64: serving.Uint64,
+	onnxbuild.Bool: serving.Bool, onnxbuild.String: serving.Bytes,
+}
+
 func toTensor(name string, td *onnxbuild.TensorData) (serving.Tensor, error) {
 	shape := td.Dims
 	if shape == nil {
 		shape = []int64{}
 	}
-	switch d := td.Data.(type) {
-	case []float32:
-		return serving.NewTensor(name, shape, d)
-	case []float64:
-		return serving.NewTensor(name, shape, d)
-	case []int8:
-		return serving.NewTensor(name, shape, d)
-	case []int16:
-		return serving.NewTensor(name, shape, d)
-	case []int32:
-		return serving.NewTensor(name, shape, d)
-	case []int64:
-		return serving.NewTensor(name, shape, d)
-	case []uint8:
-		return serving.NewTensor(name, shape, d)
-	case []uint32:
-		return serving.NewTensor(name, shape, d)
-	case []uint64:
-		return serving.NewTensor(name, shape, d)
-	case []bool:
-		return serving.NewTensor(name, shape, d)
-	case [][]byte:
-		return serving.NewTensor(name, shape, d)
-	case []uint16:
-		switch td.Elem {
-		case onnxbuild.Float16:
-			return serving.NewFP16(name, shape, d)
-		case onnxbuild.BFloat16:
-			return serving.NewBF16(name, shape, d)
-		}
-		return serving.NewTensor(name, shape, d)
+	dt, ok := servingTypes[td.Elem]
+	if !ok {
+		return serving.Tensor{}, fmt.Errorf("element type %v has no serving datatype", td.Elem)
 	}
-	return serving.Tensor{}, fmt.Errorf("element type %v: unexpected data %T", td.Elem, td.Data)
+	return serving.FromSlice(name, dt, shape, td.Data)
 }
 
 // closeEnough compares like ONNX's runner: floats within rtol/atol with

@@ -195,7 +195,7 @@ func (m *Model) collect(req *serving.Request, outs []ort.Value, slots []slot) (*
 			}
 			shape = outs[i].GetShape()
 		}
-		t, err := toServing(spec.Name, spec.DataType, shape, data)
+		t, err := serving.FromSlice(spec.Name, spec.DataType, shape, data)
 		if err != nil {
 			return nil, serving.Errorf(serving.Internal, "onnx: model %q output %q: %w", m.md.Name, spec.Name, err)
 		}
