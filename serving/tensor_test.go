@@ -266,3 +266,22 @@ func TestErrorCodes(t *testing.T) {
 		t.Errorf("overload error: Is=%v RetryAfter=%v", errors.Is(over, serving.ErrOverloaded), serving.RetryAfterOf(over))
 	}
 }
+
+func TestFromSlice(t *testing.T) {
+	bits := []uint16{0x3c00, 0x4000}
+	for _, dt := range []serving.DataType{serving.FP16, serving.BF16, serving.Uint16} {
+		x, err := serving.FromSlice("h", dt, []int64{2}, bits)
+		if err != nil || x.DataType != dt {
+			t.Errorf("FromSlice(%v) = %v, %v", dt, x.DataType, err)
+		}
+	}
+	if _, err := serving.FromSlice("x", serving.FP32, []int64{2}, []float64{1, 2}); serving.CodeOf(err) != serving.InvalidArgument {
+		t.Errorf("FP32 over []float64: %v", err)
+	}
+	if _, err := serving.FromSlice("x", serving.FP32, []int64{3}, []float32{1, 2}); err == nil {
+		t.Error("length mismatch accepted")
+	}
+	if _, err := serving.FromSlice("x", serving.FP32, []int64{1}, "nope"); err == nil {
+		t.Error("a string accepted as tensor data")
+	}
+}
