@@ -1,107 +1,231 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/servekit/servekit/serving"
 )
 
 // The tensor "data" arrays are the hot path of the JSON protocol, so they are
-// scanned by hand from the raw bytes instead of through encoding/json's
-// reflection and []any: numbers go straight from the body to a typed slice
-// with strconv, without an allocation per element.
+// scanned by hand: numbers go straight from the body to a typed slice, without
+// an allocation per element. The reader is strict JSON (it accepts nothing
+// json.Valid would refuse), because the V2 envelope decoder relies on it to
+// validate the "data" value in the same pass.
 
-const maxDepth = 32
-
-type scanner struct {
-	b         []byte
-	i         int
-	dims      [maxDepth]int64
-	seen      [maxDepth]bool
-	leafDepth int
-	n         int64 // leaves read
-	max       int64 // most leaves allowed
-}
+// maxDepth bounds the nesting of a "data" array (a tensor of rank 32 is
+// already absurd); maxNesting is encoding/json's limit for any JSON value.
+const (
+	maxDepth   = 32
+	maxNesting = 10000
+)
 
 func badData(format string, args ...any) error {
 	return serving.Errorf(serving.InvalidArgument, "data: "+format, args...)
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\r', '\n':
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// dataWalk is the state of one walk over a nested array: element counts per
+// depth, so that ragged nesting is caught, and the depth of the leaves.
+type dataWalk struct {
+	depth     int // arrays open
+	needValue bool
+	dims      [maxDepth]int64
+	count     [maxDepth]int64
+	seen      [maxDepth]bool
+	leafDepth int
+	n, max    int64 // leaves read, most allowed
+}
+
+// nextLeaf moves to the next non-array value of the data array (or scalar)
+// starting at s.i, and reports false after the closing bracket. The caller
+// reads the leaf, then calls nextLeaf again.
+func (s *scanner) nextLeaf(w *dataWalk) (bool, error) {
+	for {
+		if w.needValue {
+			s.ws()
+			if s.i >= len(s.b) {
+				return false, badData("unexpected end")
+			}
+			if s.b[s.i] == '[' {
+				if w.depth >= maxDepth {
+					return false, badData("nested deeper than %d", maxDepth)
+				}
+				s.i++
+				w.count[w.depth] = 0
+				if s.ws(); s.i < len(s.b) && s.b[s.i] == ']' { // empty: done with this value
+					s.i++
+					if err := w.closeArray(w.depth); err != nil {
+						return false, err
+					}
+					w.needValue = false
+					continue
+				}
+				w.depth++
+				continue
+			}
+			if w.leafDepth < 0 {
+				w.leafDepth = w.depth
+			} else if w.leafDepth != w.depth {
+				return false, badData("ragged nesting: values at depth %d and %d", w.leafDepth, w.depth)
+			}
+			if w.n++; w.n > w.max {
+				return false, badData("more elements than the shape's %d", w.max)
+			}
+			w.needValue = false
+			return true, nil
+		}
+		// A value has ended at w.depth.
+		if w.depth == 0 {
+			return false, nil
+		}
+		a := w.depth - 1 // the array it belongs to
+		w.count[a]++
+		if s.ws(); s.i >= len(s.b) {
+			return false, badData("unexpected end")
+		}
+		switch c := s.b[s.i]; c {
+		case ',':
 			s.i++
+			w.needValue = true
+		case ']':
+			s.i++
+			if err := w.closeArray(a); err != nil {
+				return false, err
+			}
+			w.depth--
 		default:
-			return
+			return false, badData("unexpected %q at offset %d", c, s.i)
 		}
 	}
 }
 
-// walk reads one value at depth, recording array lengths per depth so that
-// ragged nesting is caught, and calls leaf for every non-array value.
-func (s *scanner) walk(depth int, leaf func(*scanner) error) error {
-	s.ws()
-	if s.i >= len(s.b) {
-		return badData("unexpected end")
-	}
-	if s.b[s.i] != '[' {
-		if s.leafDepth < 0 {
-			s.leafDepth = depth
-		} else if s.leafDepth != depth {
-			return badData("ragged nesting: values at depth %d and %d", s.leafDepth, depth)
-		}
-		if s.n++; s.n > s.max {
-			return badData("more elements than the shape's %d", s.max)
-		}
-		return leaf(s)
-	}
-	if depth >= maxDepth {
-		return badData("nested deeper than %d", maxDepth)
-	}
-	s.i++
-	var count int64
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-	} else {
-		for {
-			if err := s.walk(depth+1, leaf); err != nil {
-				return err
-			}
-			count++
-			s.ws()
-			if s.i >= len(s.b) {
-				return badData("unexpected end")
-			}
-			c := s.b[s.i]
-			s.i++
-			if c == ']' {
-				break
-			}
-			if c != ',' {
-				return badData("unexpected %q at offset %d", c, s.i-1)
-			}
-		}
-	}
-	if !s.seen[depth] {
-		s.seen[depth], s.dims[depth] = true, count
-	} else if s.dims[depth] != count {
-		return badData("ragged nesting: arrays of %d and %d elements at depth %d", s.dims[depth], count, depth)
+func (w *dataWalk) closeArray(a int) error {
+	if !w.seen[a] {
+		w.seen[a], w.dims[a] = true, w.count[a]
+	} else if w.dims[a] != w.count[a] {
+		return badData("ragged nesting: arrays of %d and %d elements at depth %d", w.dims[a], w.count[a], a)
 	}
 	return nil
 }
 
-// token returns the number or literal at s.i.
+// shape is what the nesting implies (used by the V1 adapters).
+func (w *dataWalk) shape() []int64 {
+	if w.leafDepth < 0 { // no values: the dims say it all
+		w.leafDepth = 0
+		for w.leafDepth < maxDepth && w.seen[w.leafDepth] {
+			w.leafDepth++
+		}
+	}
+	return append([]int64(nil), w.dims[:w.leafDepth]...)
+}
+
+// readValues reads the data array at s.i into a []T with parse, at most want
+// elements (want also sizes the slice, up to a bound a lying shape cannot
+// exceed).
+func readValues[T any](s *scanner, w *dataWalk, want int64, parse func(*scanner) (T, error)) ([]T, error) {
+	*w = dataWalk{needValue: true, leafDepth: -1, max: want}
+	v := make([]T, 0, int(min(want, 1<<16)))
+	for {
+		ok, err := s.nextLeaf(w)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return v, nil
+		}
+		x, err := parse(s)
+		if err != nil {
+			return nil, err
+		}
+		v = append(v, x)
+	}
+}
+
+// readTensor reads a data array of T and builds the tensor with mk. A nil
+// shape takes the shape the nesting implies.
+func readTensor[T any](s *scanner, name string, shape []int64, want int64,
+	parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) (serving.Tensor, error) {
+	var w dataWalk
+	v, err := readValues(s, &w, want, parse)
+	if err != nil {
+		return serving.Tensor{}, err
+	}
+	if shape == nil {
+		shape = w.shape()
+	}
+	return mk(name, shape, v)
+}
+
+// readData reads the "data" value at s.i as a tensor of dt.
+func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
+	switch dt {
+	case serving.FP32:
+		return readTensor(s, name, shape, want, parseFP32, serving.NewTensor[float32])
+	case serving.FP64:
+		return readTensor(s, name, shape, want, parseFP64, serving.NewTensor[float64])
+	case serving.FP16:
+		return readTensor(s, name, shape, want, parseFP16, serving.NewFP16)
+	case serving.BF16:
+		return readTensor(s, name, shape, want, parseBF16, serving.NewBF16)
+	case serving.Int8:
+		return readTensor(s, name, shape, want, parseInt[int8], serving.NewTensor[int8])
+	case serving.Int16:
+		return readTensor(s, name, shape, want, parseInt[int16], serving.NewTensor[int16])
+	case serving.Int32:
+		return readTensor(s, name, shape, want, parseInt[int32], serving.NewTensor[int32])
+	case serving.Int64:
+		return readTensor(s, name, shape, want, parseInt[int64], serving.NewTensor[int64])
+	case serving.Uint8:
+		return readTensor(s, name, shape, want, parseUint[uint8], serving.NewTensor[uint8])
+	case serving.Uint16:
+		return readTensor(s, name, shape, want, parseUint[uint16], serving.NewTensor[uint16])
+	case serving.Uint32:
+		return readTensor(s, name, shape, want, parseUint[uint32], serving.NewTensor[uint32])
+	case serving.Uint64:
+		return readTensor(s, name, shape, want, parseUint[uint64], serving.NewTensor[uint64])
+	case serving.Bool:
+		return readTensor(s, name, shape, want, parseBool, serving.NewTensor[bool])
+	case serving.Bytes:
+		return readTensor(s, name, shape, want, parseBytes, serving.NewTensor[[]byte])
+	}
+	return serving.Tensor{}, badData("unsupported datatype %v", dt)
+}
+
+// parseTensor reads raw, one complete JSON value, as a tensor of dt (the V1
+// adapters, whose envelope encoding/json has already checked).
+func parseTensor(raw []byte, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
+	s := scanner{b: raw}
+	t, err := readData(&s, name, dt, shape, want)
+	if err != nil {
+		return serving.Tensor{}, err
+	}
+	if s.ws(); s.i != len(s.b) {
+		return serving.Tensor{}, badData("trailing characters after the array")
+	}
+	return t, nil
+}
+
+// notNumber explains a value where a number belongs.
+func (s *scanner) notNumber(what string) error {
+	if s.b[s.i] == '"' {
+		v, err := s.string()
+		if err != nil {
+			return err
+		}
+		return badData("string %q where a number belongs", v)
+	}
+	return badData("%q is not %s", s.token(), what)
+}
+
+// token returns the bytes up to the next delimiter, for error messages.
 func (s *scanner) token() []byte {
 	start := s.i
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
-		case ',', ']', ' ', '\t', '\r', '\n':
+		case ',', ']', '}', ' ', '\t', '\r', '\n':
 			return s.b[start:s.i]
 		}
 		s.i++
@@ -109,31 +233,16 @@ func (s *scanner) token() []byte {
 	return s.b[start:s.i]
 }
 
-func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
-// isNumber checks the characters of a JSON number, so strconv's extras
-// ("inf", "0x1p3", "1_0") are not accepted from JSON.
-func isNumber(tok []byte) bool {
-	if len(tok) == 0 {
-		return false
-	}
-	for _, c := range tok {
-		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
-			return false
-		}
-	}
-	return true
-}
-
 // float reads a JSON number, or one of the strings "NaN", "Infinity",
 // "-Infinity" (the proto3 JSON spelling), at bits precision.
 func (s *scanner) float(bits int) (float64, error) {
 	if s.b[s.i] == '"' {
+		start := s.i
 		v, err := s.string()
 		if err != nil {
 			return 0, err
 		}
-		switch string(v) {
+		switch str(v) {
 		case "NaN":
 			return math.NaN(), nil
 		case "Infinity", "inf", "+Infinity":
@@ -141,202 +250,102 @@ func (s *scanner) float(bits int) (float64, error) {
 		case "-Infinity", "-inf":
 			return math.Inf(-1), nil
 		}
-		return 0, badData("string %q where a number belongs", v)
+		s.i = start
+		return 0, s.notNumber("a number")
 	}
-	tok := s.token()
-	if !isNumber(tok) {
-		return 0, badData("%q is not a number", tok)
+	n, ok := s.number()
+	if !ok {
+		return 0, s.notNumber("a number")
 	}
-	f, err := strconv.ParseFloat(str(tok), bits)
+	if f, ok := n.exact(bits); ok {
+		return f, nil
+	}
+	// strconv does not allocate on success, and copies the string into its
+	// error, so a string over the body is safe here.
+	f, err := strconv.ParseFloat(str(n.tok), bits)
 	if err != nil {
-		return 0, badData("%q: out of range or malformed", tok)
+		return 0, badData("%q: out of range or malformed", n.tok)
 	}
 	return f, nil
 }
 
-func (s *scanner) int(bits int) (int64, error) {
-	tok := s.token()
-	if !isNumber(tok) {
-		return 0, badData("%q is not an integer", tok)
+func parseFP32(s *scanner) (float32, error) { f, err := s.float(32); return float32(f), err }
+func parseFP64(s *scanner) (float64, error) { return s.float(64) }
+
+func parseFP16(s *scanner) (uint16, error) {
+	return halfFloat(s, serving.Float32ToFP16, 65520, serving.FP16) // 65520 rounds to Inf
+}
+
+func parseBF16(s *scanner) (uint16, error) {
+	return halfFloat(s, serving.Float32ToBF16, math.MaxFloat32, serving.BF16)
+}
+
+func halfFloat(s *scanner, enc func(float32) uint16, limit float64, dt serving.DataType) (uint16, error) {
+	x, err := s.float(64)
+	if err == nil && !math.IsInf(x, 0) && math.Abs(x) >= limit {
+		err = badData("%v is out of %v range", x, dt)
 	}
-	v, err := strconv.ParseInt(str(tok), 10, bits)
+	return enc(float32(x)), err
+}
+
+func parseInt[T int8 | int16 | int32 | int64](s *scanner) (T, error) {
+	bits := int(unsafe.Sizeof(T(0))) * 8
+	n, ok := s.number()
+	if !ok {
+		return 0, s.notNumber("an integer")
+	}
+	if n.plainInt() && n.mant < 1<<(bits-1) {
+		if n.neg {
+			return -T(n.mant), nil
+		}
+		return T(n.mant), nil
+	}
+	v, err := strconv.ParseInt(str(n.tok), 10, bits)
 	if err == nil {
-		return v, nil
+		return T(v), nil
 	}
 	// Clients that hold numbers as doubles write 3.0 or 1e3.
-	f, ferr := strconv.ParseFloat(str(tok), 64)
+	f, ferr := strconv.ParseFloat(str(n.tok), 64)
 	lim := math.Ldexp(1, bits-1)
 	if ferr != nil || f != math.Trunc(f) || f < -lim || f >= lim {
-		return 0, badData("%q is not an INT%d", tok, bits)
+		return 0, badData("%q is not an INT%d", n.tok, bits)
 	}
-	return int64(f), nil
+	return T(f), nil
 }
 
-func (s *scanner) uint(bits int) (uint64, error) {
-	tok := s.token()
-	if !isNumber(tok) {
-		return 0, badData("%q is not an unsigned integer", tok)
+func parseUint[T uint8 | uint16 | uint32 | uint64](s *scanner) (T, error) {
+	bits := int(unsafe.Sizeof(T(0))) * 8
+	n, ok := s.number()
+	if !ok {
+		return 0, s.notNumber("an unsigned integer")
 	}
-	v, err := strconv.ParseUint(str(tok), 10, bits)
+	if n.plainInt() && !n.neg && (bits == 64 || n.mant < 1<<bits) {
+		return T(n.mant), nil
+	}
+	v, err := strconv.ParseUint(str(n.tok), 10, bits)
 	if err == nil {
-		return v, nil
+		return T(v), nil
 	}
-	f, ferr := strconv.ParseFloat(str(tok), 64)
+	f, ferr := strconv.ParseFloat(str(n.tok), 64)
 	if ferr != nil || f != math.Trunc(f) || f < 0 || f >= math.Ldexp(1, bits) {
-		return 0, badData("%q is not a UINT%d", tok, bits)
+		return 0, badData("%q is not a UINT%d", n.tok, bits)
 	}
-	return uint64(f), nil
+	return T(f), nil
 }
 
-func (s *scanner) bool() (bool, error) {
-	switch tok := s.token(); string(tok) {
-	case "true":
+func parseBool(s *scanner) (bool, error) {
+	switch {
+	case s.literal("true"):
 		return true, nil
-	case "false":
+	case s.literal("false"):
 		return false, nil
-	default:
-		return false, badData("%q is not a BOOL", tok)
 	}
+	return false, badData("%q is not a BOOL", s.token())
 }
 
-// string reads a JSON string into a new slice, rejecting invalid UTF-8.
-func (s *scanner) string() ([]byte, error) {
+func parseBytes(s *scanner) ([]byte, error) {
 	if s.b[s.i] != '"' {
 		return nil, badData("%q where a string belongs", s.token())
 	}
-	start := s.i
-	escaped := false
-	for j := s.i + 1; j < len(s.b); j++ {
-		switch c := s.b[j]; {
-		case c == '\\':
-			escaped = true
-			j++
-		case c == '"':
-			s.i = j + 1
-			raw := s.b[start+1 : j]
-			if !utf8.Valid(raw) {
-				return nil, badData("string is not valid UTF-8")
-			}
-			if !escaped {
-				return append([]byte(nil), raw...), nil
-			}
-			var out string
-			if err := json.Unmarshal(s.b[start:j+1], &out); err != nil {
-				return nil, badData("bad string escape")
-			}
-			return []byte(out), nil
-		case c < 0x20:
-			return nil, badData("control character in string")
-		}
-	}
-	return nil, badData("unterminated string")
-}
-
-// parseData reads a flat or nested JSON array (or one scalar) of dt into a
-// typed slice. want is the element count the declared shape implies; max
-// bounds what is read before want can be checked.
-func parseData(raw []byte, dt serving.DataType, want int64) (data any, dims []int64, err error) {
-	s := &scanner{b: raw, leafDepth: -1, max: want}
-	hint := int(min(want, 1<<16)) // a lying shape must not make us allocate
-	var leaf func(*scanner) error
-	switch dt {
-	case serving.Bool:
-		v := make([]bool, 0, hint)
-		leaf = func(s *scanner) error { x, err := s.bool(); v = append(v, x); return err }
-		defer func() { data = v }()
-	case serving.Uint8:
-		data, leaf = uints[uint8](hint, 8)
-	case serving.Uint16:
-		data, leaf = uints[uint16](hint, 16)
-	case serving.Uint32:
-		data, leaf = uints[uint32](hint, 32)
-	case serving.Uint64:
-		data, leaf = uints[uint64](hint, 64)
-	case serving.Int8:
-		data, leaf = ints[int8](hint, 8)
-	case serving.Int16:
-		data, leaf = ints[int16](hint, 16)
-	case serving.Int32:
-		data, leaf = ints[int32](hint, 32)
-	case serving.Int64:
-		data, leaf = ints[int64](hint, 64)
-	case serving.FP32:
-		v := make([]float32, 0, hint)
-		leaf = func(s *scanner) error { x, err := s.float(32); v = append(v, float32(x)); return err }
-		defer func() { data = v }()
-	case serving.FP64:
-		v := make([]float64, 0, hint)
-		leaf = func(s *scanner) error { x, err := s.float(64); v = append(v, x); return err }
-		defer func() { data = v }()
-	case serving.FP16, serving.BF16:
-		v := make([]uint16, 0, hint)
-		enc, limit := serving.Float32ToFP16, 65520.0 // rounds to Inf from here
-		if dt == serving.BF16 {
-			enc, limit = serving.Float32ToBF16, math.MaxFloat32
-		}
-		leaf = func(s *scanner) error {
-			x, err := s.float(64)
-			if err == nil && !math.IsInf(x, 0) && math.Abs(x) >= limit {
-				err = badData("%v is out of %v range", x, dt)
-			}
-			v = append(v, enc(float32(x)))
-			return err
-		}
-		defer func() { data = v }()
-	case serving.Bytes:
-		v := make([][]byte, 0, hint)
-		leaf = func(s *scanner) error { x, err := s.string(); v = append(v, x); return err }
-		defer func() { data = v }()
-	default:
-		return nil, nil, badData("unsupported datatype %v", dt)
-	}
-	if err := s.walk(0, leaf); err != nil {
-		return nil, nil, err
-	}
-	if s.ws(); s.i != len(s.b) {
-		return nil, nil, badData("trailing characters after the array")
-	}
-	if s.leafDepth < 0 { // no values: the dims say it all
-		s.leafDepth = 0
-		for s.leafDepth < maxDepth && s.seen[s.leafDepth] {
-			s.leafDepth++
-		}
-	}
-	return data, s.dims[:s.leafDepth], nil
-}
-
-// typedSlice lets ints/uints hand back a slice that grows inside the closure.
-type typedSlice[T any] struct{ v []T }
-
-func ints[T int8 | int16 | int32 | int64](hint, bits int) (any, func(*scanner) error) {
-	box := &typedSlice[T]{v: make([]T, 0, hint)}
-	return box, func(s *scanner) error { x, err := s.int(bits); box.v = append(box.v, T(x)); return err }
-}
-
-func uints[T uint8 | uint16 | uint32 | uint64](hint, bits int) (any, func(*scanner) error) {
-	box := &typedSlice[T]{v: make([]T, 0, hint)}
-	return box, func(s *scanner) error { x, err := s.uint(bits); box.v = append(box.v, T(x)); return err }
-}
-
-// unbox turns what parseData returned into the plain slice.
-func unbox(data any) any {
-	switch b := data.(type) {
-	case *typedSlice[int8]:
-		return b.v
-	case *typedSlice[int16]:
-		return b.v
-	case *typedSlice[int32]:
-		return b.v
-	case *typedSlice[int64]:
-		return b.v
-	case *typedSlice[uint8]:
-		return b.v
-	case *typedSlice[uint16]:
-		return b.v
-	case *typedSlice[uint32]:
-		return b.v
-	case *typedSlice[uint64]:
-		return b.v
-	}
-	return data
+	return s.string()
 }

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/servekit/servekit/serving"
 )
@@ -14,36 +12,20 @@ import (
 // of the JSON part of a body that is JSON followed by raw tensor bytes.
 const HeaderContentLength = "Inference-Header-Content-Length"
 
-type inferRequest struct {
-	ID         string          `json:"id"`
-	Parameters json.RawMessage `json:"parameters"`
-	Inputs     []inferInput    `json:"inputs"`
-	Outputs    []inferOutput   `json:"outputs"`
-}
-
-type inferInput struct {
-	Name       string          `json:"name"`
-	Shape      []int64         `json:"shape"`
-	Datatype   string          `json:"datatype"`
-	Parameters *tensorParams   `json:"parameters"`
-	Data       json.RawMessage `json:"data"`
-}
-
-type inferOutput struct {
-	Name       string        `json:"name"`
-	Parameters *tensorParams `json:"parameters"`
-}
-
-type tensorParams struct {
-	BinaryDataSize *int64 `json:"binary_data_size"`
-	BinaryData     *bool  `json:"binary_data"`
-}
-
-// decoded is a request plus what the answer must look like.
+// decoded is a request plus what the answer must look like. It has room for
+// the common case (one input, small shapes) so that decoding allocates less.
 type decoded struct {
 	req       serving.Request
-	binaryOut map[string]bool // outputs to send raw; nil when none
-	binaryAll bool            // binary_data_output: every output raw
+	binaryOut []outputFlag // outputs that asked for binary_data; last wins
+	binaryAll bool         // binary_data_output: every output raw
+	one       [1]serving.Tensor
+	dims      [8]int64
+	ndims     int
+}
+
+type outputFlag struct {
+	name   string
+	binary bool
 }
 
 func badRequest(format string, args ...any) error {
@@ -56,7 +38,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	// A known length is enforced by net/http already: MaxBytesReader (an
+	// allocation) is only needed when the length is not known.
+	var body io.Reader = r.Body
+	if r.ContentLength < 0 {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
 	bp := getBuf()
 	b := (*bp)[:0]
 	if r.ContentLength > 0 && int64(cap(b)) < r.ContentLength {
@@ -68,6 +55,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 		}
 		n, err := body.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		if int64(len(b)) > limit { // a Body that yields more than it declared
+			err = &http.MaxBytesError{Limit: limit}
+		}
 		if err == io.EOF {
 			break
 		}
@@ -104,110 +94,4 @@ func DecodeRequest(body []byte, jsonLen int, maxElements int64) (*serving.Reques
 		return nil, err
 	}
 	return &d.req, nil
-}
-
-func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
-	js, bin := body, []byte(nil)
-	if jsonLen >= 0 {
-		if jsonLen > len(body) {
-			return nil, badRequest("JSON header of %d bytes in a %d-byte body", jsonLen, len(body))
-		}
-		js, bin = body[:jsonLen], body[jsonLen:]
-	}
-	// encoding/json would quietly turn invalid UTF-8 into U+FFFD; refuse it.
-	if !utf8.Valid(js) {
-		return nil, badRequest("request JSON is not valid UTF-8")
-	}
-	var ir inferRequest
-	if err := json.Unmarshal(js, &ir); err != nil {
-		return nil, badRequest("malformed request JSON: %v", err)
-	}
-	d := &decoded{req: serving.Request{ID: ir.ID}}
-	if len(ir.Parameters) > 0 && string(ir.Parameters) != "null" {
-		if err := json.Unmarshal(ir.Parameters, &d.req.Params); err != nil {
-			return nil, badRequest("parameters: %v", err)
-		}
-		d.binaryAll, _ = d.req.Params.Bool("binary_data_output")
-	}
-	if len(ir.Inputs) == 0 {
-		return nil, badRequest("no inputs")
-	}
-	d.req.Inputs = make([]serving.Tensor, len(ir.Inputs))
-	for i, in := range ir.Inputs {
-		for _, prev := range ir.Inputs[:i] {
-			if prev.Name == in.Name {
-				return nil, badRequest("input %q given twice", in.Name)
-			}
-		}
-		t, rest, err := decodeInput(in, bin, maxElements)
-		if err != nil {
-			return nil, err
-		}
-		d.req.Inputs[i], bin = t, rest
-	}
-	if len(bin) != 0 {
-		return nil, badRequest("%d bytes of binary data no input claims", len(bin))
-	}
-	if len(ir.Outputs) > 0 {
-		d.req.Outputs = make([]string, len(ir.Outputs))
-		for i, o := range ir.Outputs {
-			if o.Name == "" {
-				return nil, badRequest("output %d has no name", i)
-			}
-			d.req.Outputs[i] = o.Name
-			if o.Parameters != nil && o.Parameters.BinaryData != nil {
-				if d.binaryOut == nil {
-					d.binaryOut = make(map[string]bool, len(ir.Outputs))
-				}
-				d.binaryOut[o.Name] = *o.Parameters.BinaryData
-			}
-		}
-	}
-	return d, nil
-}
-
-func decodeInput(in inferInput, bin []byte, maxElements int64) (serving.Tensor, []byte, error) {
-	if in.Name == "" {
-		return serving.Tensor{}, nil, badRequest("an input has no name")
-	}
-	dt, err := serving.ParseDataType(in.Datatype)
-	if err != nil {
-		return serving.Tensor{}, nil, badRequest("input %q: unknown datatype %q", in.Name, in.Datatype)
-	}
-	if in.Shape == nil {
-		return serving.Tensor{}, nil, badRequest("input %q: no shape", in.Name)
-	}
-	n, err := serving.NumElements(in.Shape)
-	if err != nil {
-		return serving.Tensor{}, nil, badRequest("input %q: %v", in.Name, err)
-	}
-	if n > maxElements {
-		return serving.Tensor{}, nil, badRequest("input %q: %d elements, the limit is %d", in.Name, n, maxElements)
-	}
-	if in.Parameters != nil && in.Parameters.BinaryDataSize != nil {
-		size := *in.Parameters.BinaryDataSize
-		if size < 0 || size > int64(len(bin)) {
-			return serving.Tensor{}, nil, badRequest("input %q: binary_data_size %d, %d bytes left", in.Name, size, len(bin))
-		}
-		if len(in.Data) > 0 && string(in.Data) != "null" {
-			return serving.Tensor{}, nil, badRequest("input %q: both data and binary_data_size", in.Name)
-		}
-		t, err := serving.FromRaw(in.Name, dt, in.Shape, bin[:size])
-		if err != nil {
-			return serving.Tensor{}, nil, badRequest("input %q: %v", in.Name, err)
-		}
-		return t, bin[size:], nil
-	}
-	if len(in.Data) == 0 {
-		return serving.Tensor{}, nil, badRequest("input %q: no data", in.Name)
-	}
-	data, _, err := parseData(in.Data, dt, n)
-	if err != nil {
-		return serving.Tensor{}, nil, badRequest("input %q: %v", in.Name, err)
-	}
-	t, err := makeTensor(in.Name, dt, in.Shape, unbox(data))
-	if err != nil {
-		return serving.Tensor{}, nil, badRequest("input %q: %v", in.Name, err)
-	}
-	return t, bin, nil
 }

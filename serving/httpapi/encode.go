@@ -24,43 +24,6 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-// makeTensor builds a tensor from a slice parseData or FromRaw produced.
-func makeTensor(name string, dt serving.DataType, shape []int64, data any) (serving.Tensor, error) {
-	switch v := data.(type) {
-	case []bool:
-		return serving.NewTensor(name, shape, v)
-	case []uint8:
-		return serving.NewTensor(name, shape, v)
-	case []uint16:
-		switch dt {
-		case serving.FP16:
-			return serving.NewFP16(name, shape, v)
-		case serving.BF16:
-			return serving.NewBF16(name, shape, v)
-		}
-		return serving.NewTensor(name, shape, v)
-	case []uint32:
-		return serving.NewTensor(name, shape, v)
-	case []uint64:
-		return serving.NewTensor(name, shape, v)
-	case []int8:
-		return serving.NewTensor(name, shape, v)
-	case []int16:
-		return serving.NewTensor(name, shape, v)
-	case []int32:
-		return serving.NewTensor(name, shape, v)
-	case []int64:
-		return serving.NewTensor(name, shape, v)
-	case []float32:
-		return serving.NewTensor(name, shape, v)
-	case []float64:
-		return serving.NewTensor(name, shape, v)
-	case [][]byte:
-		return serving.NewTensor(name, shape, v)
-	}
-	return serving.Tensor{}, serving.Errorf(serving.Internal, "httpapi: tensor %q: unsupported data %T", name, data)
-}
-
 const hexDigits = "0123456789abcdef"
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD:

@@ -34,8 +34,10 @@ func selectOutputs(req *serving.Request, resp *serving.Response) ([]serving.Tens
 }
 
 func (d *decoded) binary(name string) bool {
-	if b, ok := d.binaryOut[name]; ok {
-		return b
+	for i := len(d.binaryOut) - 1; i >= 0; i-- {
+		if d.binaryOut[i].name == name {
+			return d.binaryOut[i].binary
+		}
 	}
 	return d.binaryAll
 }

@@ -227,11 +227,11 @@ func (h *Handler) decodeColumns(raw json.RawMessage, md serving.Metadata) (*serv
 }
 
 func (h *Handler) column(spec serving.TensorSpec, raw []byte) (serving.Tensor, error) {
-	data, dims, err := parseData(raw, spec.DataType, h.cfg.maxElements)
+	t, err := parseTensor(raw, spec.Name, spec.DataType, nil, h.cfg.maxElements)
 	if err != nil {
 		return serving.Tensor{}, badRequest("input %q: %v", spec.Name, err)
 	}
-	return makeTensor(spec.Name, spec.DataType, dims, unbox(data))
+	return t, nil
 }
 
 func (h *Handler) decodeInstances(raw json.RawMessage, md serving.Metadata) (*serving.Request, error) {
@@ -254,10 +254,7 @@ func (h *Handler) decodeInstances(raw json.RawMessage, md serving.Metadata) (*se
 			order = append(order, spec.Name)
 		}
 		// Each instance is one row: give it a leading dim of 1.
-		t, err = makeTensor(t.Name, t.DataType, append([]int64{1}, t.Shape...), t.Data())
-		if err != nil {
-			return err
-		}
+		t.Shape = append([]int64{1}, t.Shape...)
 		cols[spec.Name] = append(cols[spec.Name], t)
 		return nil
 	}

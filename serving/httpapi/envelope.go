@@ -1,0 +1,552 @@
+package httpapi
+
+import (
+	"bytes"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// The V2 request envelope is decoded by hand in one pass over the body:
+// syntax and UTF-8 are checked as the values are read, unknown keys are
+// skipped (and checked), and "data" is read straight into a typed slice when
+// "shape" and "datatype" came before it (as every client writes them); when
+// they come after, the data is read once they are known. It accepts exactly
+// the bodies encoding/json accepted before (differential_test.go), with the
+// same quirks: keys match case-insensitively, a repeated key's last value
+// wins (objects merge, as encoding/json's do), null leaves a field unset.
+//
+// Errors keep encoding/json's precedence: invalid UTF-8 anywhere, then
+// malformed JSON anywhere, then a value of the wrong JSON type, then the
+// checks in request order. A semantic error therefore never stops the pass.
+
+// v2Input is one entry of "inputs" as read; the tensor is built at the end.
+type v2Input struct {
+	name       string
+	dt         string
+	shape      []int64 // into v2Decoder.shapes; nil when absent or null
+	shapeOff   int
+	dataStart  int // offset of "data" in the JSON, -1 when absent
+	dataEnd    int
+	binSize    int64
+	hasBin     bool // parameters.binary_data_size set
+	parsed     bool // t or dataErr holds what "data" gave
+	parsedName string
+	t          serving.Tensor
+	dataErr    error
+}
+
+type v2Output struct {
+	name      string
+	binary    bool
+	hasBinary bool
+}
+
+// v2Decoder holds the scratch space of one decode; it is pooled.
+type v2Decoder struct {
+	s           scanner
+	maxElements int64
+	typeErr     error // the first value of the wrong JSON type
+	id          string
+	ins         []v2Input
+	outs        []v2Output
+	hasOutputs  bool
+	shapes      []int64 // every "shape" read, back to back
+	paramStart  int     // offset of "parameters", -1 when absent or null
+}
+
+var decoderPool = sync.Pool{New: func() any { return new(v2Decoder) }}
+
+// decodeV2 decodes a V2 infer body: JSON, or JSON followed by raw tensor
+// bytes when jsonLen >= 0 (the Inference-Header-Content-Length). What it
+// returns does not point into body.
+func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
+	js, bin := body, []byte(nil)
+	if jsonLen >= 0 {
+		if jsonLen > len(body) {
+			return nil, badRequest("JSON header of %d bytes in a %d-byte body", jsonLen, len(body))
+		}
+		js, bin = body[:jsonLen], body[jsonLen:]
+	}
+	d := decoderPool.Get().(*v2Decoder)
+	defer d.release()
+	*d = v2Decoder{s: scanner{b: js}, maxElements: maxElements, ins: d.ins[:0], outs: d.outs[:0], shapes: d.shapes[:0], paramStart: -1}
+	if err := d.top(); err != nil {
+		if se, ok := err.(*syntaxError); ok {
+			if !utf8.Valid(js) {
+				return nil, badRequest("request JSON is not valid UTF-8")
+			}
+			return nil, badRequest("malformed request JSON: %v", se)
+		}
+		return nil, err
+	}
+	if d.typeErr != nil {
+		return nil, d.typeErr
+	}
+	return d.finish(bin)
+}
+
+func (d *v2Decoder) release() {
+	clear(d.ins[:cap(d.ins)]) // drop tensors and strings
+	d.s.b = nil
+	decoderPool.Put(d)
+}
+
+// wrongType records that key holds the wrong kind of value, and skips it.
+func (d *v2Decoder) wrongType(key, want string, depth int) error {
+	if d.typeErr == nil {
+		d.typeErr = badRequest("malformed request JSON: %q must be %s", key, want)
+	}
+	return d.s.skip(depth)
+}
+
+// canon maps a key to one of names: exactly, else after unescaping, else
+// case-insensitively, as encoding/json matches struct fields; "" if none.
+func canon(key []byte, esc bool, names ...string) string {
+	if esc {
+		key = unescape(key)
+	}
+	for _, n := range names {
+		if str(key) == n {
+			return n
+		}
+	}
+	for _, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return n
+		}
+	}
+	return ""
+}
+
+func (d *v2Decoder) top() error {
+	s := &d.s
+	switch s.next() {
+	case '{':
+		err := s.object(0, func(key []byte, esc bool) error {
+			switch canonKey(key, esc, "id", "inputs", "outputs", "parameters") {
+			case "id":
+				return d.str(&d.id, "id", 1)
+			case "inputs":
+				return d.inputs()
+			case "outputs":
+				return d.outputs()
+			case "parameters":
+				d.paramStart = -1
+				if s.b[s.i] != 'n' {
+					d.paramStart = s.i
+				}
+			}
+			return s.skip(1)
+		})
+		if err != nil {
+			return err
+		}
+	case 'n':
+		if !s.literal("null") {
+			return s.syntax("invalid value")
+		}
+	default:
+		if err := s.skip(0); err != nil {
+			return err
+		}
+		if d.typeErr == nil {
+			d.typeErr = badRequest("malformed request JSON: the body must be a JSON object")
+		}
+	}
+	if s.ws(); s.i != len(s.b) {
+		return s.syntax("invalid character after top-level value")
+	}
+	return nil
+}
+
+// str reads a string field; null leaves it as it was.
+func (d *v2Decoder) str(dst *string, key string, depth int) error {
+	s := &d.s
+	switch s.b[s.i] {
+	case '"':
+		v, err := s.stringValue()
+		*dst = v
+		return err
+	case 'n':
+		if s.literal("null") {
+			return nil
+		}
+	}
+	return d.wrongType(key, "a string", depth)
+}
+
+// list runs elem over the array at s.i; null empties it. encoding/json
+// reuses the elements of a repeated key's earlier array, so elem gets i to
+// decide whether element i is reused.
+func (d *v2Decoder) list(key string, elem func(i int) error, reset func()) error {
+	s := &d.s
+	switch s.b[s.i] {
+	case '[':
+		return s.array(1, elem)
+	case 'n':
+		if s.literal("null") {
+			reset()
+			return nil
+		}
+	}
+	return d.wrongType(key, "a list", 1)
+}
+
+func (d *v2Decoder) inputs() error {
+	old := len(d.ins)
+	d.ins = d.ins[:0]
+	return d.list("inputs", func(i int) error {
+		if i >= old { // a new element: zero, as encoding/json grows a slice
+			d.ins = append(d.ins[:i], v2Input{dataStart: -1})
+		} else {
+			d.ins = d.ins[:i+1]
+		}
+		return d.input(&d.ins[i])
+	}, func() { d.ins = d.ins[:0] })
+}
+
+func (d *v2Decoder) input(in *v2Input) error {
+	s := &d.s
+	switch s.b[s.i] {
+	case 'n':
+		if s.literal("null") {
+			return nil
+		}
+	case '{':
+		return s.object(2, func(key []byte, esc bool) error {
+			switch canonKey(key, esc, "name", "shape", "datatype", "data", "parameters") {
+			case "name":
+				return d.str(&in.name, "name", 3)
+			case "datatype":
+				in.parsed = false
+				return d.datatype(in)
+			case "shape":
+				in.parsed = false
+				return d.shape(in)
+			case "data":
+				return d.data(in)
+			case "parameters":
+				return d.tensorParams(&in.binSize, &in.hasBin, nil, nil)
+			}
+			return s.skip(3)
+		})
+	}
+	return d.wrongType("inputs", "a list of objects", 2)
+}
+
+// datatype keeps a known datatype's name without allocating.
+func (d *v2Decoder) datatype(in *v2Input) error {
+	s := &d.s
+	if s.b[s.i] != '"' {
+		return d.str(&in.dt, "datatype", 3)
+	}
+	raw, esc, err := s.rawString()
+	if err != nil {
+		return err
+	}
+	if dt, err := serving.ParseDataType(str(raw)); err == nil && !esc {
+		in.dt = dt.String()
+	} else if esc {
+		in.dt = string(unescape(raw))
+	} else {
+		in.dt = string(raw)
+	}
+	return nil
+}
+
+func (d *v2Decoder) shape(in *v2Input) error {
+	s := &d.s
+	switch s.b[s.i] {
+	case 'n':
+		if s.literal("null") {
+			in.shape = nil
+			return nil
+		}
+	case '[':
+		// encoding/json decodes into the earlier slice: elements past the new
+		// length are dropped, null elements keep what was there.
+		prev := in.shape
+		off := len(d.shapes)
+		err := s.array(3, func(i int) error {
+			var v int64
+			if i < len(prev) {
+				v = prev[i]
+			}
+			if s.b[s.i] == 'n' && s.literal("null") {
+				d.shapes = append(d.shapes, v)
+				return nil
+			}
+			n, ok := s.number()
+			if !ok {
+				d.shapes = append(d.shapes, v)
+				return d.wrongType("shape", "a list of integers", 4)
+			}
+			x, ok := n.int64()
+			if !ok && d.typeErr == nil {
+				d.typeErr = badRequest("malformed request JSON: shape: %s is not an int64", n.tok)
+			}
+			if ok {
+				v = x
+			}
+			d.shapes = append(d.shapes, v)
+			return nil
+		})
+		in.shape, in.shapeOff = d.shapes[off:len(d.shapes):len(d.shapes)], off
+		return err
+	}
+	return d.wrongType("shape", "a list of integers", 3)
+}
+
+// data notes where "data" is, and reads it now if it can.
+func (d *v2Decoder) data(in *v2Input) error {
+	s := &d.s
+	in.dataStart, in.parsed = s.i, false
+	n, ok := d.dataReady(in)
+	if ok {
+		dt, _ := serving.ParseDataType(in.dt)
+		in.t, in.dataErr = readData(s, in.name, dt, in.shape, n)
+		in.parsedName = in.name
+		if in.dataErr == nil {
+			in.parsed = true
+			in.dataEnd = s.i
+			return nil
+		}
+		// Checked again from the start: malformed JSON is reported first.
+		in.parsed, s.i = true, in.dataStart
+	}
+	err := s.skip(3)
+	in.dataEnd = s.i
+	return err
+}
+
+// dataReady reports whether in's data can be read now, and the element count.
+func (d *v2Decoder) dataReady(in *v2Input) (int64, bool) {
+	if in.shape == nil || in.hasBin {
+		return 0, false
+	}
+	if _, err := serving.ParseDataType(in.dt); err != nil {
+		return 0, false
+	}
+	n, err := serving.NumElements(in.shape)
+	return n, err == nil && n <= d.maxElements
+}
+
+// tensorParams reads an input's or output's parameters: binary_data_size
+// and binary_data; null unsets them, other keys are skipped.
+func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool) error {
+	s := &d.s
+	switch s.b[s.i] {
+	case 'n':
+		if s.literal("null") {
+			*hasSize = false
+			if hasBin != nil {
+				*hasBin = false
+			}
+			return nil
+		}
+	case '{':
+		return s.object(3, func(key []byte, esc bool) error {
+			switch canonKey(key, esc, "binary_data_size", "binary_data") {
+			case "binary_data_size":
+				if s.literal("null") {
+					*hasSize = false
+					return nil
+				}
+				n, ok := s.number()
+				if !ok {
+					return d.wrongType("binary_data_size", "an integer", 4)
+				}
+				if v, ok := n.int64(); ok {
+					*size, *hasSize = v, true
+				} else if d.typeErr == nil {
+					d.typeErr = badRequest("malformed request JSON: binary_data_size %s is not an int64", n.tok)
+				}
+				return nil
+			case "binary_data":
+				var v, set bool
+				switch {
+				case s.literal("true"):
+					v, set = true, true
+				case s.literal("false"):
+					set = true
+				case s.literal("null"):
+				default:
+					return d.wrongType("binary_data", "true or false", 4)
+				}
+				if hasBin != nil {
+					*bin, *hasBin = v, set
+				}
+				return nil
+			}
+			return s.skip(4)
+		})
+	}
+	return d.wrongType("parameters", "an object", 3)
+}
+
+func (d *v2Decoder) outputs() error {
+	old := len(d.outs)
+	d.outs, d.hasOutputs = d.outs[:0], true
+	return d.list("outputs", func(i int) error {
+		if i >= old {
+			d.outs = append(d.outs[:i], v2Output{})
+		} else {
+			d.outs = d.outs[:i+1]
+		}
+		o := &d.outs[i]
+		s := &d.s
+		switch s.b[s.i] {
+		case 'n':
+			if s.literal("null") {
+				return nil
+			}
+		case '{':
+			return s.object(2, func(key []byte, esc bool) error {
+				switch canonKey(key, esc, "name", "parameters") {
+				case "name":
+					return d.str(&o.name, "name", 3)
+				case "parameters":
+					var size int64
+					var hasSize bool
+					return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary)
+				}
+				return s.skip(3)
+			})
+		}
+		return d.wrongType("outputs", "a list of objects", 2)
+	}, func() { d.outs = d.outs[:0] })
+}
+
+// canonKey is canon with the exact-match fast path.
+func canonKey(key []byte, esc bool, names ...string) string {
+	if !esc {
+		for _, n := range names {
+			if str(key) == n {
+				return n
+			}
+		}
+	}
+	return canon(key, esc, names...)
+}
+
+// finish builds the request from what was read, with the checks in the order
+// they always had: parameters, inputs one by one, leftover binary data,
+// outputs.
+func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
+	out := &decoded{req: serving.Request{ID: d.id}}
+	if d.paramStart >= 0 {
+		s := scanner{b: d.s.b, i: d.paramStart}
+		if s.b[s.i] != '{' {
+			return nil, badRequest("parameters: must be a JSON object")
+		}
+		v, err := s.anyValue(1)
+		if err != nil {
+			return nil, err
+		}
+		out.req.Params = v.(map[string]any)
+		out.binaryAll, _ = out.req.Params.Bool("binary_data_output")
+	}
+	if len(d.ins) == 0 {
+		return nil, badRequest("no inputs")
+	}
+	if len(d.ins) == 1 {
+		out.req.Inputs = out.one[:]
+	} else {
+		out.req.Inputs = make([]serving.Tensor, len(d.ins))
+	}
+	for i := range d.ins {
+		in := &d.ins[i]
+		for _, prev := range d.ins[:i] {
+			if prev.name == in.name {
+				return nil, badRequest("input %q given twice", in.name)
+			}
+		}
+		t, rest, err := d.tensor(in, bin)
+		if err != nil {
+			return nil, err
+		}
+		if !in.hasBin { // FromRaw copied the shape; readData did not
+			t.Shape = out.keepShape(in.shape)
+		}
+		out.req.Inputs[i], bin = t, rest
+	}
+	if len(bin) != 0 {
+		return nil, badRequest("%d bytes of binary data no input claims", len(bin))
+	}
+	if d.hasOutputs && len(d.outs) > 0 {
+		out.req.Outputs = make([]string, len(d.outs))
+		for i, o := range d.outs {
+			if o.name == "" {
+				return nil, badRequest("output %d has no name", i)
+			}
+			out.req.Outputs[i] = o.name
+			if o.hasBinary {
+				out.binaryOut = append(out.binaryOut, outputFlag{o.name, o.binary})
+			}
+		}
+	}
+	return out, nil
+}
+
+// tensor checks one input and builds its tensor from "data" or from the
+// binary part, returning the binary bytes left.
+func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, error) {
+	if in.name == "" {
+		return serving.Tensor{}, nil, badRequest("an input has no name")
+	}
+	dt, err := serving.ParseDataType(in.dt)
+	if err != nil {
+		return serving.Tensor{}, nil, badRequest("input %q: unknown datatype %q", in.name, in.dt)
+	}
+	if in.shape == nil {
+		return serving.Tensor{}, nil, badRequest("input %q: no shape", in.name)
+	}
+	n, err := serving.NumElements(in.shape)
+	if err != nil {
+		return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, err)
+	}
+	if n > d.maxElements {
+		return serving.Tensor{}, nil, badRequest("input %q: %d elements, the limit is %d", in.name, n, d.maxElements)
+	}
+	if in.hasBin {
+		size := in.binSize
+		if size < 0 || size > int64(len(bin)) {
+			return serving.Tensor{}, nil, badRequest("input %q: binary_data_size %d, %d bytes left", in.name, size, len(bin))
+		}
+		if in.dataStart >= 0 && !(d.s.literalAt(in.dataStart, "null")) {
+			return serving.Tensor{}, nil, badRequest("input %q: both data and binary_data_size", in.name)
+		}
+		t, err := serving.FromRaw(in.name, dt, in.shape, bin[:size])
+		if err != nil {
+			return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, err)
+		}
+		return t, bin[size:], nil
+	}
+	if in.dataStart < 0 {
+		return serving.Tensor{}, nil, badRequest("input %q: no data", in.name)
+	}
+	if !in.parsed || (in.dataErr != nil && in.parsedName != in.name) {
+		s := scanner{b: d.s.b, i: in.dataStart}
+		in.t, in.dataErr = readData(&s, in.name, dt, in.shape, n)
+	}
+	if in.dataErr != nil {
+		return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, in.dataErr)
+	}
+	t := in.t
+	t.Name = in.name
+	return t, bin, nil
+}
+
+// keepShape copies a shape out of the pooled scratch space, into the
+// request's own room while it lasts.
+func (out *decoded) keepShape(shape []int64) []int64 {
+	if n := len(out.dims) - out.ndims; len(shape) <= n {
+		s := out.dims[out.ndims : out.ndims+len(shape) : out.ndims+len(shape)]
+		copy(s, shape)
+		out.ndims += len(shape)
+		return s
+	}
+	return append([]int64(nil), shape...)
+}
