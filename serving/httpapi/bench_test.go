@@ -136,3 +136,15 @@ func drain(resp *http.Response) {
 	}
 	resp.Body.Close()
 }
+
+// BenchmarkDecodeRequest is the V2 decoder alone on the fraud request.
+func BenchmarkDecodeRequest(b *testing.B) {
+	body := []byte(fraudBody)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := httpapi.DecodeRequest(body, -1, 1<<24); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 
 // headerLength reads the binary extension header: -1 when absent.
 func headerLength(r *http.Request, bodyLen int) (int, error) {
-	v := r.Header.Get(HeaderContentLength)
+	v := header(r.Header, HeaderContentLength)
 	if v == "" {
 		return -1, nil
 	}

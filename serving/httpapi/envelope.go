@@ -24,11 +24,11 @@ import (
 // v2Input is one entry of "inputs" as read; the tensor is built at the end.
 type v2Input struct {
 	name       string
-	dt         string
+	dt         string // as given, for the error when it is unknown
+	dtype      serving.DataType
+	dtOK       bool
 	shape      []int64 // into v2Decoder.shapes; nil when absent or null
-	shapeOff   int
-	dataStart  int // offset of "data" in the JSON, -1 when absent
-	dataEnd    int
+	dataStart  int     // offset of "data" in the JSON, -1 when absent
 	binSize    int64
 	hasBin     bool // parameters.binary_data_size set
 	parsed     bool // t or dataErr holds what "data" gave
@@ -240,16 +240,21 @@ func (d *v2Decoder) input(in *v2Input) error {
 func (d *v2Decoder) datatype(in *v2Input) error {
 	s := &d.s
 	if s.b[s.i] != '"' {
-		return d.str(&in.dt, "datatype", 3)
+		err := d.str(&in.dt, "datatype", 3)
+		in.dtype, _ = serving.ParseDataType(in.dt)
+		in.dtOK = in.dt != "" && in.dtype.Valid()
+		return err
 	}
 	raw, esc, err := s.rawString()
 	if err != nil {
 		return err
 	}
-	if dt, err := serving.ParseDataType(str(raw)); err == nil && !esc {
-		in.dt = dt.String()
-	} else if esc {
-		in.dt = string(unescape(raw))
+	if esc {
+		raw = unescape(raw)
+	}
+	in.dtype, err = serving.ParseDataType(str(raw))
+	if in.dtOK = err == nil; in.dtOK {
+		in.dt = in.dtype.String() // no copy of the body's bytes
 	} else {
 		in.dt = string(raw)
 	}
@@ -293,7 +298,7 @@ func (d *v2Decoder) shape(in *v2Input) error {
 			d.shapes = append(d.shapes, v)
 			return nil
 		})
-		in.shape, in.shapeOff = d.shapes[off:len(d.shapes):len(d.shapes)], off
+		in.shape = d.shapes[off:len(d.shapes):len(d.shapes)]
 		return err
 	}
 	return d.wrongType("shape", "a list of integers", 3)
@@ -305,28 +310,21 @@ func (d *v2Decoder) data(in *v2Input) error {
 	in.dataStart, in.parsed = s.i, false
 	n, ok := d.dataReady(in)
 	if ok {
-		dt, _ := serving.ParseDataType(in.dt)
-		in.t, in.dataErr = readData(s, in.name, dt, in.shape, n)
+		in.t, in.dataErr = readData(s, in.name, in.dtype, in.shape, n)
 		in.parsedName = in.name
 		if in.dataErr == nil {
 			in.parsed = true
-			in.dataEnd = s.i
 			return nil
 		}
 		// Checked again from the start: malformed JSON is reported first.
 		in.parsed, s.i = true, in.dataStart
 	}
-	err := s.skip(3)
-	in.dataEnd = s.i
-	return err
+	return s.skip(3)
 }
 
 // dataReady reports whether in's data can be read now, and the element count.
 func (d *v2Decoder) dataReady(in *v2Input) (int64, bool) {
-	if in.shape == nil || in.hasBin {
-		return 0, false
-	}
-	if _, err := serving.ParseDataType(in.dt); err != nil {
+	if in.shape == nil || in.hasBin || !in.dtOK {
 		return 0, false
 	}
 	n, err := serving.NumElements(in.shape)
@@ -496,8 +494,8 @@ func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, err
 	if in.name == "" {
 		return serving.Tensor{}, nil, badRequest("an input has no name")
 	}
-	dt, err := serving.ParseDataType(in.dt)
-	if err != nil {
+	dt := in.dtype
+	if !in.dtOK {
 		return serving.Tensor{}, nil, badRequest("input %q: unknown datatype %q", in.name, in.dt)
 	}
 	if in.shape == nil {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/servekit/servekit/serving"
 )
@@ -53,17 +54,45 @@ func writeError(w http.ResponseWriter, err error, def time.Duration) {
 			d = def
 		}
 		if d > 0 {
-			hdr.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+			setRetryAfter(hdr, d)
 		}
 	}
 	bp := getBuf()
 	b := append((*bp)[:0], `{"error":`...)
 	b = appendString(b, err.Error())
 	b = append(b, "}\n"...)
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
+	setBody(hdr, "application/json", len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 	*bp = b
 	putBuf(bp)
+}
+
+// setRetryAfter sets Retry-After to d in whole seconds, rounded up.
+func setRetryAfter(hdr http.Header, d time.Duration) {
+	hdr.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+}
+
+// bodyHeaders holds an answer's two header values in one allocation
+// (Header.Set makes a slice per value, and canonicalises the key each time).
+type bodyHeaders struct {
+	ct, cl [1]string
+	buf    [20]byte
+}
+
+func setBody(hdr http.Header, contentType string, n int) {
+	bh := new(bodyHeaders)
+	bh.ct[0] = contentType
+	num := strconv.AppendInt(bh.buf[:0], int64(n), 10) // fits: never written again
+	bh.cl[0] = unsafe.String(&bh.buf[0], len(num))
+	hdr["Content-Type"] = bh.ct[:]
+	hdr["Content-Length"] = bh.cl[:]
+}
+
+// header is Header.Get for a key already in canonical form.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

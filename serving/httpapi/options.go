@@ -100,7 +100,7 @@ func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.max
 // duration such as "250ms" (default "Timeout"; "" turns it off). A
 // Grpc-Timeout header ("250m" = 250 ms, gRPC's format) is always read too.
 func WithTimeoutHeader(name string) Option {
-	return optionFunc(func(c *config) { c.timeoutHeader = name })
+	return optionFunc(func(c *config) { c.timeoutHeader = http.CanonicalHeaderKey(name) })
 }
 
 // WithMaxTimeout caps every request's time budget, and gives one to requests

@@ -99,11 +99,10 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, ve
 				b = t.AppendRaw(b)
 			}
 		}
-		hdr.Set("Content-Type", "application/octet-stream")
+		setBody(hdr, "application/octet-stream", len(b))
 	} else {
-		hdr.Set("Content-Type", "application/json")
+		setBody(hdr, "application/json", len(b))
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 	*bp = b

@@ -62,7 +62,7 @@ func (h *Handler) v1Status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, version string) {
-	p, _, err := h.lookup(name, version)
+	p, answered, err := h.lookup(name, version)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
@@ -75,7 +75,7 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 	defer putBuf(bp)
 	body := *bp
 	if isV2Body(body) { // SageMaker and custom routes also take V2 bodies
-		h.inferModel2(w, r, name, version, body)
+		h.serveV2(w, r, p, name, version, answered, body)
 		return
 	}
 	req, rows, err := h.decodeV1(body, p)
@@ -107,32 +107,6 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 func isV2Body(body []byte) bool {
 	i := bytes.Index(body, []byte(`"inputs"`))
 	return i >= 0 && bytes.Contains(body[i:], []byte(`"datatype"`)) && !bytes.Contains(body, []byte(`"instances"`))
-}
-
-// inferModel2 is inferModel for a body already read.
-func (h *Handler) inferModel2(w http.ResponseWriter, r *http.Request, name, version string, body []byte) {
-	p, answered, _ := h.lookup(name, version)
-	d, err := h.decodeBody(r, body)
-	if err != nil {
-		writeError(w, err, h.cfg.retryAfter)
-		return
-	}
-	d.req.Model, d.req.Version = name, version
-	ctx, cancel, err := h.requestContext(r, d.req.Params)
-	if err != nil {
-		writeError(w, err, h.cfg.retryAfter)
-		return
-	}
-	defer cancel()
-	resp, err := h.predict(ctx, p, &d.req)
-	if err != nil {
-		writeError(w, err, h.cfg.retryAfter)
-		return
-	}
-	if resp.Version != "" {
-		answered = resp.Version
-	}
-	h.writeInferResponse(w, d, name, answered, resp)
 }
 
 // decodeV1 builds a request from a V1 body. rows reports the row format

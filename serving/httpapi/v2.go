@@ -34,7 +34,7 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) notReady(w http.ResponseWriter) {
 	if h.cfg.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64((h.cfg.retryAfter+time.Second-1)/time.Second), 10))
+		setRetryAfter(w.Header(), h.cfg.retryAfter)
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
 }
@@ -93,8 +93,7 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	setBody(w.Header(), "application/json", len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -114,8 +113,14 @@ func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, versi
 		writeError(w, bodyError(err), h.cfg.retryAfter)
 		return
 	}
-	d, err := h.decodeBody(r, *bp)
-	putBuf(bp) // decodeV2 copied what it keeps
+	h.serveV2(w, r, p, name, version, answered, *bp)
+	putBuf(bp)
+}
+
+// serveV2 answers a V2 body already read (from the V2 routes, or a V2 body
+// on a V1 route); answered is the version the lookup resolved to.
+func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Predictor, name, version, answered string, body []byte) {
+	d, err := h.decodeBody(r, body) // copies what it keeps
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
@@ -177,7 +182,7 @@ func (h *Handler) requestContext(r *http.Request, params serving.Params) (contex
 		d = t
 	}
 	if h.cfg.timeoutHeader != "" {
-		if v := r.Header.Get(h.cfg.timeoutHeader); v != "" {
+		if v := header(r.Header, h.cfg.timeoutHeader); v != "" {
 			t, err := ParseTimeout(v)
 			if err != nil {
 				return nil, nil, err
@@ -187,7 +192,7 @@ func (h *Handler) requestContext(r *http.Request, params serving.Params) (contex
 			}
 		}
 	}
-	if v := r.Header.Get("Grpc-Timeout"); v != "" {
+	if v := header(r.Header, "Grpc-Timeout"); v != "" {
 		t, err := ParseGRPCTimeout(v)
 		if err != nil {
 			return nil, nil, err
