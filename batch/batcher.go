@@ -3,7 +3,9 @@ package batch
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -26,17 +28,29 @@ type Batcher struct {
 
 	wake chan struct{} // cap 1: nudges the scheduler
 	done chan struct{} // closed when the scheduler has exited
+	work chan job      // cap max in flight: dispatched batches for the runners
 	runs sync.WaitGroup
 
+	// pending counts the callers on their way: inside Predict and neither
+	// queued nor running, that is arriving, or answered and not yet gone.
+	// In adaptive mode a batch waits for them (see readyLocked). stalled
+	// is set, before pending is read, by a dispatch that declined because
+	// of them, so that the caller who brings pending to 0 dispatches.
+	pending atomic.Int64
+	stalled atomic.Bool
+
 	mu       sync.Mutex
-	queues   map[string]*queue // guarded by mu; only non-empty queues
+	queues   map[uint64]*queue // guarded by mu; non-empty queues by key hash, chained
+	order    []*queue          // guarded by mu: the same queues, to iterate
+	spare    *queue            // guarded by mu: an emptied queue, for reuse
+	timerAt  time.Time         // guarded by mu: the scheduler's next wake-up; zero: none
 	queued   int64             // guarded by mu: rows waiting
 	inflight int               // guarded by mu: batches running
 	running  map[*batch]struct{}
-	closed   bool // guarded by mu: no new requests
-	draining bool // guarded by mu: Shutdown: dispatch without waiting
-	ewma     estimator
-	stats    Stats // guarded by mu
+	closed   bool      // guarded by mu: no new requests
+	draining bool      // guarded by mu: Shutdown: dispatch without waiting
+	runEWMA  estimator // guarded by mu
+	stats    Stats     // guarded by mu
 }
 
 var (
@@ -48,7 +62,8 @@ var (
 // New returns a Batcher in front of next. It fails with an error wrapping
 // ErrNotBatchable when next's metadata (serving.MetadataOf) is missing or not
 // batchable, and with InvalidArgument for invalid options. It starts one
-// scheduler goroutine, stopped by Close or Shutdown.
+// scheduler goroutine and one runner goroutine per run slot
+// (WithMaxInFlight), stopped by Close or Shutdown.
 func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -72,8 +87,15 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		tel:     tel,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
-		queues:  make(map[string]*queue),
+		work:    make(chan job, cfg.maxFlight),
+		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
+	}
+	// Runners live as long as the batcher: a goroutine started per batch
+	// cost more (its stack grew on every start) than handing it a batch.
+	b.runs.Add(cfg.maxFlight)
+	for range cfg.maxFlight {
+		go b.runner()
 	}
 	go b.loop()
 	return b, nil
@@ -119,6 +141,7 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
+	b.pending.Add(1) // on its way, until queued, run directly or gone
 	rows := req.Rows()
 	if rows > 0 && rows <= b.cfg.maxRows {
 		// Alone, the request is the model's to validate, as unbatched.
@@ -128,18 +151,32 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	}
 	// Joined, one bad request would fail its neighbours: check it first.
 	if err := b.md.Validate(req); err != nil {
+		b.leave()
 		return nil, err
 	}
 	rows = req.Rows()
 	if rows == 0 {
+		b.leave()
 		// Nothing to join: an empty request costs the model nothing to batch.
 		if !b.Ready() {
 			return nil, serving.ErrClosed
 		}
 		return b.next.Predict(ctx, req)
 	}
-	items, err := b.enqueue(ctx, req, rows)
-	if err != nil {
+	var oneReq [1]*serving.Request
+	var oneItem [1]*item
+	chunks, items := oneReq[:], oneItem[:]
+	if rows > b.cfg.maxRows {
+		var err error
+		if chunks, err = split(req, rows, b.cfg.maxRows); err != nil {
+			b.leave()
+			return nil, err
+		}
+		items = make([]*item, len(chunks))
+	} else {
+		chunks[0] = req
+	}
+	if err := b.enqueue(ctx, chunks, items, rows); err != nil {
 		return nil, err
 	}
 	if len(items) == 1 {
@@ -148,24 +185,30 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	return b.waitChunks(ctx, req, items)
 }
 
+// leave takes a caller off pending; if a dispatch waited for it, it
+// dispatches now.
+func (b *Batcher) leave() {
+	if b.pending.Add(-1) <= 0 && b.stalled.Load() {
+		b.mu.Lock()
+		b.startReadyLocked(b.cfg.clock.Now())
+		b.mu.Unlock()
+	}
+}
+
 // direct runs a request in the caller's goroutine, with the caller's ctx,
-// when it would be dispatched alone at once anyway: nothing is queued, a
-// run slot is free and the dispatch rule needs no company (adaptive at low
-// load, or a zero max delay). This is the low-load path: it costs no
-// goroutine hand-off, so a lone request pays almost nothing for batching.
+// when it would be dispatched alone at once anyway: the batcher is idle
+// (nothing queued or running) and the dispatch rule needs no company
+// (adaptive with no other caller on its way, or a zero max delay). This is
+// the low-load path: it costs no goroutine hand-off, so a lone request
+// pays almost nothing for batching.
 func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error, bool) {
 	b.mu.Lock()
-	if b.closed || b.queued > 0 || b.inflight > 0 {
+	if b.closed || b.queued > 0 || b.inflight > 0 || !b.aloneReadyLocked(rows) {
 		b.mu.Unlock()
 		return nil, nil, false
 	}
+	b.pending.Add(-1) // running now; a queue that forms waits for the run anyway
 	now := b.cfg.clock.Now()
-	b.ewma.arrived(now, rows)
-	if !b.aloneReadyLocked(rows) {
-		b.ewma.unarrive()
-		b.mu.Unlock()
-		return nil, nil, false
-	}
 	// Shutdown may have to cancel it, as it cancels running batches. A ctx
 	// that can never end is left alone: wrapping it would make the backend
 	// prepare for cancellation on every call (ORT run options), which is
@@ -191,11 +234,9 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 		delete(b.running, bt)
 	}
 	b.ranLocked(elapsed, rows, 1, 0)
-	waiting := b.queued > 0 || b.closed
+	b.stats.Direct++
+	b.afterRunLocked(b.cfg.clock.Now())
 	b.mu.Unlock()
-	if waiting {
-		b.nudge() // a slot is free again
-	}
 	return resp, err, true
 }
 
@@ -205,10 +246,16 @@ func endSpan(s trace.Span) {
 	}
 }
 
-// wait blocks until it is answered or ctx ends.
+// wait blocks until it is answered or ctx ends. An answered item goes back
+// to the pool.
 func (b *Batcher) wait(ctx context.Context, it *item) (*serving.Response, error) {
 	select {
 	case r := <-it.res:
+		// counted was written under mu before the send: the receive orders it.
+		if it.counted {
+			b.leave()
+		}
+		it.free()
 		return r.resp, r.err
 	case <-ctx.Done():
 		b.abandon(it, reasonOf(ctx))
@@ -239,14 +286,12 @@ func reasonOf(ctx context.Context) reason {
 	return reasonCanceled
 }
 
-// enqueue admits req (split into chunks of at most the max batch rows) or
-// rejects it whole: closed, or the queue bound would be passed.
-func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64) ([]*item, error) {
-	chunks, err := split(req, rows, b.cfg.maxRows)
-	if err != nil {
-		return nil, err
-	}
-	key := batchKey(req)
+// enqueue admits a request, as chunks of at most the max batch rows, into
+// items (one per chunk), or rejects it whole: closed, or the queue bound
+// would be passed. If that makes a batch ready, it starts it.
+func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items []*item, rows int64) error {
+	req := chunks[0]
+	hash := keyHash(req)
 	level := b.level(req)
 	// Spans only under a recording parent: a request nobody traces pays
 	// nothing for them.
@@ -263,7 +308,8 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 		b.stats.Rejected.Closed++
 		b.tel.rejected(ctx, reasonClosed)
 		endSpan(span)
-		return nil, serving.ErrClosed
+		b.leaveLocked()
+		return serving.ErrClosed
 	}
 	// An oversize request is let into an empty queue, so that no size is
 	// refused for ever.
@@ -274,35 +320,90 @@ func (b *Batcher) enqueue(ctx context.Context, req *serving.Request, rows int64)
 		e := serving.Errorf(serving.ResourceExhausted, "batch: model %q: queue full (%d of %d rows): %w",
 			b.md.Name, b.queued, b.cfg.queueRows, serving.ErrOverloaded)
 		e.RetryAfter = b.retryAfterLocked()
-		return nil, e
+		b.leaveLocked()
+		return e
 	}
 	now := b.cfg.clock.Now()
-	b.ewma.arrived(now, rows)
-	q := b.queues[key]
-	fresh := q == nil
-	if fresh {
-		q = newQueue(key, b.cfg.levels)
-		b.queues[key] = q
-	}
-	items := make([]*item, len(chunks))
+	q := b.queueLocked(hash, req)
 	for i, c := range chunks {
-		it := &item{req: c, rows: c.Rows(), level: level, key: key, enq: now,
-			res: make(chan result, 1), span: span, parent: parent}
-		if i > 0 {
-			it.span = nil // one queue span per caller, ended with its first chunk
+		it := newItem()
+		it.req, it.rows, it.level, it.enq, it.parent = c, c.Rows(), level, now, parent
+		it.last = i == len(chunks)-1
+		if i == 0 {
+			it.span = span // one queue span per caller, ended with its first chunk
 		}
 		q.push(it)
 		items[i] = it
 	}
 	b.queued += rows
 	b.tel.depth(ctx, rows)
-	// Wake the scheduler only when it has something to do: a new deadline
-	// to sleep until, or a batch to start. Under load a slot is busy and the
-	// batch that ends takes the queue, so arrivals cost no hand-off.
-	if fresh || (b.inflight < b.cfg.maxFlight && b.readyLocked(q, now)) {
+	b.pending.Add(-1) // queued: no longer on its way
+	// Dispatch here rather than wake the scheduler: under load a slot is
+	// busy and the batch that ends takes the queue, and otherwise the
+	// caller that completes a batch starts it, so arrivals cost no hand-off.
+	b.startReadyLocked(now)
+	b.watchLocked()
+	return nil
+}
+
+// leaveLocked is leave for a caller that holds mu.
+func (b *Batcher) leaveLocked() {
+	if b.pending.Add(-1) <= 0 && b.stalled.Load() {
+		b.startReadyLocked(b.cfg.clock.Now())
+	}
+}
+
+// queueLocked returns the queue of req's batch key, creating it if needed.
+func (b *Batcher) queueLocked(hash uint64, req *serving.Request) *queue {
+	for q := b.queues[hash]; q != nil; q = q.next {
+		if sameKey(q.head().req, req) {
+			return q
+		}
+	}
+	q := b.spare
+	if q == nil {
+		q = newQueue(hash, b.cfg.levels)
+	}
+	b.spare = nil
+	q.hash, q.next = hash, b.queues[hash]
+	b.queues[hash] = q
+	b.order = append(b.order, q)
+	return q
+}
+
+// dropLocked forgets an emptied queue.
+func (b *Batcher) dropLocked(q *queue) {
+	if p := b.queues[q.hash]; p == q {
+		if q.next == nil {
+			delete(b.queues, q.hash)
+		} else {
+			b.queues[q.hash] = q.next
+		}
+	} else {
+		for ; p != nil; p = p.next {
+			if p.next == q {
+				p.next = q.next
+				break
+			}
+		}
+	}
+	if i := slices.Index(b.order, q); i >= 0 {
+		b.order = slices.Delete(b.order, i, i+1)
+	}
+	q.next, q.rows = nil, 0
+	for i, l := range q.levels {
+		q.levels[i] = l[:0]
+	}
+	b.spare = q
+}
+
+// watchLocked wakes the scheduler when something waits and no timer is set
+// to enforce its max delay. A set timer always fires before the deadline of
+// a queue made after it (deadlines grow with arrival time).
+func (b *Batcher) watchLocked() {
+	if (b.queued > 0 && b.timerAt.IsZero()) || b.closed {
 		b.nudge()
 	}
-	return items, nil
 }
 
 // level maps serving.ParamPriority to a level index (0 = highest): 0 or
@@ -323,10 +424,10 @@ func (b *Batcher) abandon(it *item, why reason) {
 	defer b.mu.Unlock()
 	switch it.state {
 	case queued:
-		q := b.queues[it.key]
+		q := it.q
 		q.remove(it)
 		if q.empty() {
-			delete(b.queues, it.key)
+			b.dropLocked(q)
 		}
 		b.queued -= it.rows
 		b.tel.depth(context.Background(), -it.rows)
@@ -342,6 +443,11 @@ func (b *Batcher) abandon(it *item, why reason) {
 		it.batch.live--
 		if it.batch.live == 0 {
 			it.batch.cancel()
+		}
+	case done:
+		if it.counted { // answered as it left: it is gone all the same
+			it.counted = false
+			b.leaveLocked()
 		}
 	}
 }
@@ -363,7 +469,7 @@ func (b *Batcher) nudge() {
 // retryAfterLocked estimates when the queue will have room: the batches
 // needed to drain it, spread over the run slots, times the recent run time.
 func (b *Batcher) retryAfterLocked() time.Duration {
-	run := b.ewma.run()
+	run := b.runEWMA.run()
 	if run <= 0 {
 		run = max(b.cfg.maxDelay, time.Millisecond)
 	}
@@ -418,19 +524,19 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 }
 
 func (b *Batcher) failQueuedLocked(err error) {
-	for key, q := range b.queues {
+	for _, q := range slices.Clone(b.order) {
 		for _, it := range q.all() {
 			it.state = done
-			it.res <- result{err: err}
 			if it.span != nil {
 				it.span.End()
 			}
+			it.res <- result{err: err} // last: the caller may reuse it at once
 			b.stats.Rejected.Closed++
 			b.tel.rejected(context.Background(), reasonClosed)
 		}
 		b.tel.depth(context.Background(), -q.rows)
 		b.queued -= q.rows
-		delete(b.queues, key)
+		b.dropLocked(q)
 	}
 }
 

@@ -83,15 +83,14 @@ func BenchmarkBatch(b *testing.B) {
 					b.Fatal(err)
 				}
 				closedLoop(b, bt, m, input, conc)
-				s := bt.Stats()
-				b.ReportMetric(s.MeanRows(), "rows/batch")
+				reportStats(b, bt)
 				bt.Close()
 			})
 			for _, fl := range []int{2} { // the default is 1: compare
 				b.Run(fmt.Sprintf("%s/c%d/batched-fl%d", m.name, conc, fl), func(b *testing.B) {
 					bt, _ := batch.New(model, batch.WithMaxInFlight(fl))
 					closedLoop(b, bt, m, input, conc)
-					b.ReportMetric(bt.Stats().MeanRows(), "rows/batch")
+					reportStats(b, bt)
 					bt.Close()
 				})
 			}
@@ -164,4 +163,14 @@ func report(b *testing.B, lat []time.Duration, rowsPerSec float64) {
 	b.ReportMetric(rowsPerSec, "rows/s")
 	b.ReportMetric(q(0.50), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
+}
+
+// reportStats adds the batcher's view: mean rows per batch (runs in the
+// caller's goroutine count as batches of one) and mean run time per batch.
+func reportStats(b *testing.B, bt *batch.Batcher) {
+	s := bt.Stats()
+	b.ReportMetric(s.MeanRows(), "rows/batch")
+	if s.Batches > 0 {
+		b.ReportMetric(float64(s.RunTime.Nanoseconds())/float64(s.Batches)/1e3, "run-µs")
+	}
 }

@@ -2,10 +2,11 @@ package batch
 
 import (
 	"fmt"
+	"hash/maphash"
+	"math"
+	"reflect"
 	"slices"
-	"sort"
-	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -22,20 +23,35 @@ const (
 	left              // its caller gave up
 )
 
-// item is one queued request (or one chunk of an oversize request).
+// item is one queued request (or one chunk of an oversize request). Items
+// are pooled: the caller puts its item back once it has read the answer,
+// never when it left early (the runner may still hold it then).
 type item struct {
 	req   *serving.Request
 	rows  int64
 	level int // 0 is the highest priority
-	key   string
 	enq   time.Time
 	res   chan result // cap 1: the answer never blocks the runner
+	q     *queue      // guarded by Batcher.mu; while queued
+	last  bool        // the caller's last chunk: its answer lets the caller go
 
 	span   trace.Span        // batch.queue; nil for later chunks
 	parent trace.SpanContext // the caller's span, for batch.run's parent and links
 
-	state itemState // guarded by Batcher.mu
-	batch *batch    // guarded by Batcher.mu; set when dispatched
+	state   itemState // guarded by Batcher.mu
+	batch   *batch    // guarded by Batcher.mu; set when dispatched
+	counted bool      // guarded by Batcher.mu: its answer was counted in Batcher.pending
+}
+
+var itemPool = sync.Pool{New: func() any { return &item{res: make(chan result, 1)} }}
+
+func newItem() *item { return itemPool.Get().(*item) }
+
+// free returns an item whose answer its caller has read.
+func (it *item) free() {
+	res := it.res
+	*it = item{res: res}
+	itemPool.Put(it)
 }
 
 type result struct {
@@ -45,16 +61,18 @@ type result struct {
 
 // queue holds the waiting items of one batch key, FIFO per priority level.
 type queue struct {
-	key    string
+	hash   uint64
+	next   *queue // another key with the same hash
 	levels [][]*item
 	rows   int64
 }
 
-func newQueue(key string, levels int) *queue {
-	return &queue{key: key, levels: make([][]*item, levels)}
+func newQueue(hash uint64, levels int) *queue {
+	return &queue{hash: hash, levels: make([][]*item, levels)}
 }
 
 func (q *queue) push(it *item) {
+	it.q = q
 	q.levels[it.level] = append(q.levels[it.level], it)
 	q.rows += it.rows
 }
@@ -134,49 +152,100 @@ func (q *queue) take(limit int64) []*item {
 	return out
 }
 
-// batchKey says which requests may share a run: the same model and
-// version, input names with their datatypes and non-batch dims, requested
-// outputs (in order) and parameters other than the batcher's own.
-func batchKey(req *serving.Request) string {
-	var b strings.Builder
-	b.WriteString(req.Model)
-	b.WriteByte(0)
-	b.WriteString(req.Version)
-	b.WriteByte(0)
-	ins := req.Inputs
-	if len(ins) > 1 {
-		ins = slices.Clone(ins)
-		slices.SortFunc(ins, func(a, b serving.Tensor) int { return strings.Compare(a.Name, b.Name) })
-	}
-	for _, t := range ins {
-		b.WriteString(t.Name)
-		b.WriteByte(1)
-		b.WriteString(t.DataType.String())
-		for _, d := range t.Shape[1:] {
-			b.WriteByte(',')
-			b.WriteString(strconv.FormatInt(d, 10))
-		}
-		b.WriteByte(0)
-	}
-	b.WriteByte(2)
+// keyHash and sameKey say which requests may share a run: the same model
+// and version, input names with their datatypes and non-batch dims,
+// requested outputs (in order) and parameters other than the batcher's own.
+// The hash finds a queue; sameKey confirms the match against the queue's
+// head, so a collision never joins unlike requests. Neither allocates for
+// the usual parameter types: a string key built per request cost about as
+// much as running a small model.
+func keyHash(req *serving.Request) uint64 {
+	h := mix(maphash.String(keySeed, req.Model), maphash.String(keySeed, req.Version))
 	for _, o := range req.Outputs {
-		b.WriteString(o)
-		b.WriteByte(0)
+		h = mix(h, maphash.String(keySeed, o))
 	}
-	if len(req.Params) > 0 {
-		b.WriteByte(3)
-		keys := make([]string, 0, len(req.Params))
-		for k := range req.Params {
-			if k != serving.ParamPriority && k != serving.ParamTimeout {
-				keys = append(keys, k)
+	// Inputs and parameters are unordered: sum their hashes.
+	for _, t := range req.Inputs {
+		th := mix(maphash.String(keySeed, t.Name), uint64(t.DataType)<<8|uint64(len(t.Shape)))
+		for _, d := range t.Shape[min(1, len(t.Shape)):] {
+			th = mix(th, uint64(d))
+		}
+		h += th
+	}
+	for k, v := range req.Params {
+		if k == serving.ParamPriority || k == serving.ParamTimeout {
+			continue
+		}
+		var vh uint64
+		switch v := v.(type) {
+		case string:
+			vh = mix(1, maphash.String(keySeed, v))
+		case int64:
+			vh = mix(2, uint64(v))
+		case float64:
+			vh = mix(3, math.Float64bits(v))
+		case bool:
+			vh = 4
+			if v {
+				vh = 5
+			}
+		default:
+			vh = maphash.String(keySeed, fmt.Sprintf("%T:%v", v, v)) // rare: other types allocate
+		}
+		h += mix(maphash.String(keySeed, k), vh)
+	}
+	return h
+}
+
+// mix folds x into h (a multiply-xorshift step: cheap, and enough for a
+// hash that sameKey confirms).
+func mix(h, x uint64) uint64 {
+	h ^= x + 0x9e3779b97f4a7c15 + h<<6 + h>>2
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>31
+}
+
+var keySeed = maphash.MakeSeed()
+
+// sameKey reports whether a and b may share a run (see keyHash).
+func sameKey(a, b *serving.Request) bool {
+	if a.Model != b.Model || a.Version != b.Version || len(a.Inputs) != len(b.Inputs) ||
+		!slices.Equal(a.Outputs, b.Outputs) {
+		return false
+	}
+	for _, t := range a.Inputs {
+		u, ok := b.Input(t.Name)
+		if !ok || t.DataType != u.DataType || len(t.Shape) != len(u.Shape) ||
+			(len(t.Shape) > 0 && !slices.Equal(t.Shape[1:], u.Shape[1:])) {
+			return false
+		}
+	}
+	return sameParams(a.Params, b.Params) && sameParams(b.Params, a.Params)
+}
+
+// sameParams reports whether every parameter of a, other than the
+// batcher's own, is in b with an equal value of the same type.
+func sameParams(a, b serving.Params) bool {
+	for k, v := range a {
+		if k == serving.ParamPriority || k == serving.ParamTimeout {
+			continue
+		}
+		w, ok := b[k]
+		if !ok {
+			return false
+		}
+		switch v.(type) {
+		case string, int64, float64, bool:
+			if v != w {
+				return false
+			}
+		default:
+			if !reflect.DeepEqual(v, w) {
+				return false
 			}
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "%s=%T:%v\x00", k, req.Params[k], req.Params[k])
-		}
 	}
-	return b.String()
+	return true
 }
 
 // split cuts a request of more than maxRows rows into chunks of at most
@@ -225,18 +294,24 @@ func join(items []*item) (*serving.Request, error) {
 	return j, nil
 }
 
-// splitResponse hands each member its rows of a joined answer.
-func splitResponse(resp *serving.Response, items []*item, total int64) ([]*serving.Response, error) {
+// splitResponse hands each member its rows of a joined answer: views of
+// the joined outputs (Tensor.Rows shares the data), with the members'
+// Response values and output slices carved from one allocation each.
+func splitResponse(resp *serving.Response, items []*item, total int64) ([]result, error) {
 	for _, o := range resp.Outputs {
 		if len(o.Shape) == 0 || o.Shape[0] != total {
 			return nil, serving.Errorf(serving.Internal, "batch: output %q has shape %v, want %d rows", o.Name, o.Shape, total)
 		}
 	}
-	out := make([]*serving.Response, len(items))
+	n := len(resp.Outputs)
+	rs := make([]serving.Response, len(items))
+	outs := make([]serving.Tensor, len(items)*n)
+	out := make([]result, len(items))
 	var lo int64
 	for k, it := range items {
-		r := &serving.Response{ID: it.req.ID, Model: resp.Model, Version: resp.Version, Params: resp.Params,
-			Outputs: make([]serving.Tensor, len(resp.Outputs))}
+		r := &rs[k]
+		*r = serving.Response{ID: it.req.ID, Model: resp.Model, Version: resp.Version, Params: resp.Params,
+			Outputs: outs[k*n : (k+1)*n : (k+1)*n]}
 		for i, o := range resp.Outputs {
 			t, err := o.Rows(lo, lo+it.rows)
 			if err != nil {
@@ -245,7 +320,7 @@ func splitResponse(resp *serving.Response, items []*item, total int64) ([]*servi
 			r.Outputs[i] = t
 		}
 		lo += it.rows
-		out[k] = r
+		out[k] = result{resp: r}
 	}
 	return out, nil
 }

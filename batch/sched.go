@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -23,9 +22,11 @@ type batch struct {
 // the Batcher is closed and nothing is queued or running.
 func (b *Batcher) loop() {
 	defer close(b.done)
+	defer close(b.work) // nothing can be dispatched any more: the runners exit
 	for {
 		b.mu.Lock()
 		wakeAt, exit := b.dispatchLocked()
+		b.timerAt = wakeAt
 		b.mu.Unlock()
 		if exit {
 			return
@@ -52,22 +53,14 @@ func (b *Batcher) loop() {
 // scheduler should exit.
 func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	now := b.cfg.clock.Now()
-	for b.inflight < b.cfg.maxFlight {
-		q := b.pickLocked(now)
-		if q == nil {
-			break
-		}
-		ctx, bt := b.startLocked(q, now)
-		b.runs.Add(1)
-		go b.run(ctx, bt)
-	}
-	if b.closed && len(b.queues) == 0 && b.inflight == 0 {
+	b.startReadyLocked(now)
+	if b.closed && len(b.order) == 0 && b.inflight == 0 {
 		return time.Time{}, true
 	}
 	if b.inflight >= b.cfg.maxFlight {
 		return time.Time{}, false // a finishing run wakes us
 	}
-	for _, q := range b.queues {
+	for _, q := range b.order {
 		if d := q.oldest().Add(b.cfg.maxDelay); d.After(now) && (wakeAt.IsZero() || d.Before(wakeAt)) {
 			wakeAt = d
 		}
@@ -75,11 +68,25 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	return wakeAt, false
 }
 
+// startReadyLocked starts every batch that is ready while run slots are
+// free, each in a new goroutine.
+func (b *Batcher) startReadyLocked(now time.Time) {
+	for b.inflight < b.cfg.maxFlight {
+		q := b.pickLocked(now)
+		if q == nil {
+			return
+		}
+		ctx, bt := b.startLocked(q, now)
+		b.work <- job{ctx, bt} // never blocks: one slot per batch in flight
+	}
+}
+
 // pickLocked returns the ready queue whose head has the highest priority
 // (the oldest among equals), or nil.
 func (b *Batcher) pickLocked(now time.Time) *queue {
+	b.stalled.Store(false) // readyLocked sets it again if it still applies
 	var best *queue
-	for _, q := range b.queues {
+	for _, q := range b.order {
 		if b.readyLocked(q, now) && (best == nil || before(q.head(), best.head())) {
 			best = q
 		}
@@ -100,8 +107,26 @@ func (b *Batcher) readyLocked(q *queue, now time.Time) bool {
 		return true
 	case b.cfg.adaptive:
 		// Batch while busy: with a batch running, the queue waits for it
-		// (the running batch's end picks it up) unless it is full.
-		return b.inflight == 0 && q.rows >= b.ewma.target(b.cfg.maxRows)
+		// (the running batch's end picks it up) unless it is full. With
+		// none running, it waits only for the callers on their way (about
+		// to queue, or just answered and likely to come back): waiting
+		// for them costs a goroutine wake-up or two, while dispatching
+		// without them would split one batch into several runs.
+		return b.inflight == 0 && b.noneOnTheWay()
+	}
+	return false
+}
+
+// noneOnTheWay reports whether no caller is on its way (Batcher.pending).
+// It sets stalled before it reads pending, and the callers decrement
+// pending before they read stalled, so either it sees the last one leave
+// or that one sees stalled and dispatches (all atomics are sequentially
+// consistent).
+func (b *Batcher) noneOnTheWay() bool {
+	b.stalled.Store(true)
+	if b.pending.Load() <= 0 {
+		b.stalled.Store(false)
+		return true
 	}
 	return false
 }
@@ -114,7 +139,7 @@ func (b *Batcher) aloneReadyLocked(rows int64) bool {
 	case len(b.cfg.preferred) > 0 && rows >= b.cfg.preferred[0]:
 		return true
 	case b.cfg.adaptive:
-		return rows >= b.ewma.target(b.cfg.maxRows)
+		return b.pending.Load() <= 1 // the caller itself
 	}
 	return false
 }
@@ -134,7 +159,7 @@ func (b *Batcher) limitLocked(q *queue) int64 {
 func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch) {
 	items := q.take(b.limitLocked(q))
 	if q.empty() {
-		delete(b.queues, q.key)
+		b.dropLocked(q)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	bt := &batch{items: items, live: len(items), cancel: cancel}
@@ -155,15 +180,24 @@ func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch)
 	return ctx, bt
 }
 
-// run answers a batch, then, rather than hand its slot back to the
-// scheduler, takes the next ready batch itself: under load that saves a
-// goroutine hand-off per batch.
-func (b *Batcher) run(ctx context.Context, bt *batch) {
+// job hands a dispatched batch, with the context its run is cancelled
+// through, to a runner.
+type job struct {
+	ctx context.Context
+	bt  *batch
+}
+
+// runner answers dispatched batches until the scheduler exits. After each
+// batch it takes the next ready one itself rather than hand its slot back:
+// under load that saves a goroutine hand-off per batch.
+func (b *Batcher) runner() {
 	defer b.runs.Done()
-	for bt != nil {
-		ctx, bt = b.runOne(ctx, bt)
+	for j := range b.work {
+		ctx, bt := j.ctx, j.bt
+		for bt != nil {
+			ctx, bt = b.runOne(ctx, bt)
+		}
 	}
-	b.nudge()
 }
 
 func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batch) {
@@ -192,17 +226,30 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	b.inflight--
 	delete(b.running, bt)
 	b.ranLocked(elapsed, bt.rows, len(bt.items), isolated)
-	if q := b.pickLocked(now); q != nil && !b.closedNoDrainLocked() {
-		return b.startLocked(q, now)
+	if !b.closedNoDrainLocked() {
+		if q := b.pickLocked(now); q != nil {
+			return b.startLocked(q, now)
+		}
 	}
+	b.afterRunLocked(now)
 	return nil, nil
+}
+
+// afterRunLocked is called when a run frees its slot without taking the
+// next batch itself: another slot may take one, and the scheduler may
+// need to set a timer for what waits, or to exit.
+func (b *Batcher) afterRunLocked(now time.Time) {
+	if b.queued > 0 && !b.closedNoDrainLocked() {
+		b.startReadyLocked(now)
+	}
+	b.watchLocked()
 }
 
 // closedNoDrainLocked: after Close the scheduler decides what is left.
 func (b *Batcher) closedNoDrainLocked() bool { return b.closed && !b.draining }
 
 func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int, isolated int64) {
-	b.ewma.ran(elapsed)
+	b.runEWMA.ran(elapsed)
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)
@@ -217,9 +264,8 @@ func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int, isolate
 // is run alone so that only the culprit fails; it returns 1 then.
 func (b *Batcher) answer(ctx context.Context, bt *batch) (isolated int64) {
 	if len(bt.items) == 1 {
-		it := bt.items[0]
-		resp, err := b.predict(ctx, it.req)
-		it.res <- result{resp, err}
+		resp, err := b.predict(ctx, bt.items[0].req)
+		b.deliver(bt.items, []result{{resp, err}})
 		return 0
 	}
 	var err error
@@ -230,26 +276,49 @@ func (b *Batcher) answer(ctx context.Context, bt *batch) (isolated int64) {
 	} else if parts, serr := splitResponse(resp, bt.items, bt.rows); serr != nil {
 		err = serr
 	} else {
-		for k, it := range bt.items {
-			it.res <- result{resp: parts[k]}
-		}
+		b.deliver(bt.items, parts)
 		return 0
 	}
 	if !isolatable(err) || ctx.Err() != nil {
-		for _, it := range bt.items {
-			it.res <- result{err: err}
+		rs := make([]result, len(bt.items))
+		for i := range rs {
+			rs[i].err = err
 		}
+		b.deliver(bt.items, rs)
 		return 0
 	}
-	for _, it := range bt.items {
-		if b.gone(it) {
-			it.res <- result{err: err}
-			continue
+	for i, it := range bt.items {
+		r := result{err: err}
+		if !b.gone(it) {
+			r.resp, r.err = b.predict(ctx, it.req)
 		}
-		resp, err := b.predict(ctx, it.req)
-		it.res <- result{resp, err}
+		b.deliver(bt.items[i:i+1], []result{r})
 	}
 	return 1
+}
+
+// deliver hands items their answers. A caller whose last chunk is answered
+// is on its way out, and counts in pending until it is gone: a batch
+// formed meanwhile waits for it, since in a closed loop it comes straight
+// back (see readyLocked). Counting happens before the send, so that
+// pending never misses it.
+func (b *Batcher) deliver(items []*item, rs []result) {
+	var n int64
+	b.mu.Lock()
+	for _, it := range items {
+		if it.state == running {
+			it.state = done
+			if it.last {
+				it.counted = true
+				n++
+			}
+		}
+	}
+	b.pending.Add(n)
+	b.mu.Unlock()
+	for i, it := range items {
+		it.res <- rs[i]
+	}
 }
 
 // predict calls the model, turning a panic into an Internal error.
@@ -279,38 +348,13 @@ func isolatable(err error) bool {
 	return true
 }
 
-// estimator keeps exponentially weighted means of the gap between arriving
-// rows and of the run time of a batch, for the adaptive wait and the
-// Retry-After estimate. Guarded by Batcher.mu.
+// estimator keeps an exponentially weighted mean of the run time of a
+// batch, for the Retry-After estimate. Guarded by Batcher.mu.
 type estimator struct {
-	prevLast time.Time // before the last arrived, for unarrive
-	prevGap  float64
-	last     time.Time
-	gap      float64 // ns between rows
-	runDur   float64 // ns per batch run
+	runDur float64 // ns per batch run
 }
 
-const (
-	gapAlpha = 0.05 // arrivals are bursty: average over ~20 of them
-	runAlpha = 0.2
-	maxGap   = float64(time.Second) // an idle spell counts as one long gap
-)
-
-func (e *estimator) arrived(now time.Time, rows int64) {
-	e.prevLast, e.prevGap = e.last, e.gap
-	if e.last.IsZero() {
-		e.last = now
-		e.gap = maxGap
-		return
-	}
-	g := min(float64(now.Sub(e.last)), maxGap) / float64(rows)
-	e.last = now
-	e.gap += gapAlpha * (g - e.gap)
-}
-
-// unarrive undoes the last arrived: direct calls it when it declines, so
-// that enqueue can count the arrival once.
-func (e *estimator) unarrive() { e.last, e.gap = e.prevLast, e.prevGap }
+const runAlpha = 0.2
 
 func (e *estimator) ran(d time.Duration) {
 	if e.runDur == 0 {
@@ -321,14 +365,3 @@ func (e *estimator) ran(d time.Duration) {
 }
 
 func (e *estimator) run() time.Duration { return time.Duration(e.runDur) }
-
-// target is the rows expected to arrive during one batch run, at least 1:
-// waiting for more would delay the oldest request longer than running now
-// and letting the rest form the next batch while this one runs.
-func (e *estimator) target(maxRows int64) int64 {
-	if e.gap <= 0 || e.runDur == 0 {
-		return 1
-	}
-	t := math.Floor(e.runDur / e.gap)
-	return int64(min(max(t, 1), float64(maxRows)))
-}

@@ -20,6 +20,9 @@ type Stats struct {
 	Batches  int64 // batches run
 	Requests int64 // requests (or chunks of oversize requests) answered in batches
 	Rows     int64 // rows run
+	// Direct counts lone requests run in their caller's goroutine, without
+	// the queue (adaptive mode at low load); they count in Batches too.
+	Direct int64
 	// RowsPerBatch counts batches by size: bucket i holds batches of
 	// (2^(i-1), 2^i] rows (bucket 0: 1 row); the last bucket holds the rest.
 	RowsPerBatch [16]int64
