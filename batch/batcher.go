@@ -185,13 +185,15 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	return b.waitChunks(ctx, req, items)
 }
 
-// leave takes a caller off pending; if a dispatch waited for it, it
-// dispatches now.
+// leave takes a caller off pending; if a dispatch waited for it, it wakes
+// the scheduler to dispatch. Not inline: the last caller answered by a
+// batch is usually the one that brings pending to 0, and in a closed loop
+// it is about to come back. The scheduler is readied on this caller's P,
+// so it runs once the caller has queued again (and so joins the batch) or
+// has gone on to other work.
 func (b *Batcher) leave() {
 	if b.pending.Add(-1) <= 0 && b.stalled.Load() {
-		b.mu.Lock()
-		b.startReadyLocked(b.cfg.clock.Now())
-		b.mu.Unlock()
+		b.nudge()
 	}
 }
 
