@@ -91,6 +91,13 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
 	}
+	if err := tel.observe(cfg.meters, func() int64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.queued
+	}); err != nil {
+		return nil, err
+	}
 	// Runners live as long as the batcher: a goroutine started per batch
 	// cost more (its stack grew on every start) than handing it a batch.
 	b.runs.Add(cfg.maxFlight)
@@ -242,6 +249,16 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 	return resp, err, true
 }
 
+// received finishes a wait that got its answer.
+func (b *Batcher) received(it *item, r result) (*serving.Response, error) {
+	// counted was written under mu before the send: the receive orders it.
+	if it.counted {
+		b.leave()
+	}
+	it.free()
+	return r.resp, r.err
+}
+
 func endSpan(s trace.Span) {
 	if s != nil {
 		s.End()
@@ -251,15 +268,14 @@ func endSpan(s trace.Span) {
 // wait blocks until it is answered or ctx ends. An answered item goes back
 // to the pool.
 func (b *Batcher) wait(ctx context.Context, it *item) (*serving.Response, error) {
+	done := ctx.Done()
+	if done == nil { // a ctx that cannot end: a plain receive costs less than a select
+		return b.received(it, <-it.res)
+	}
 	select {
 	case r := <-it.res:
-		// counted was written under mu before the send: the receive orders it.
-		if it.counted {
-			b.leave()
-		}
-		it.free()
-		return r.resp, r.err
-	case <-ctx.Done():
+		return b.received(it, r)
+	case <-done:
 		b.abandon(it, reasonOf(ctx))
 		return nil, serving.ContextError(ctx, "batch: predict")
 	}
@@ -338,7 +354,6 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		items[i] = it
 	}
 	b.queued += rows
-	b.tel.depth(ctx, rows)
 	b.pending.Add(-1) // queued: no longer on its way
 	// Dispatch here rather than wake the scheduler: under load a slot is
 	// busy and the batch that ends takes the queue, and otherwise the
@@ -432,7 +447,6 @@ func (b *Batcher) abandon(it *item, why reason) {
 			b.dropLocked(q)
 		}
 		b.queued -= it.rows
-		b.tel.depth(context.Background(), -it.rows)
 		b.stats.Rejected.add(why)
 		b.tel.rejected(context.Background(), why)
 		it.state = left
@@ -536,7 +550,6 @@ func (b *Batcher) failQueuedLocked(err error) {
 			b.stats.Rejected.Closed++
 			b.tel.rejected(context.Background(), reasonClosed)
 		}
-		b.tel.depth(context.Background(), -q.rows)
 		b.queued -= q.rows
 		b.dropLocked(q)
 	}

@@ -23,6 +23,7 @@ type batch struct {
 func (b *Batcher) loop() {
 	defer close(b.done)
 	defer close(b.work) // nothing can be dispatched any more: the runners exit
+	defer b.tel.unobserve()
 	for {
 		b.mu.Lock()
 		wakeAt, exit := b.dispatchLocked()
@@ -174,7 +175,6 @@ func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch)
 		}
 	}
 	b.queued -= bt.rows
-	b.tel.depth(context.Background(), -bt.rows)
 	b.inflight++
 	b.running[bt] = struct{}{}
 	return ctx, bt

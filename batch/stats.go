@@ -114,7 +114,8 @@ type telemetry struct {
 
 	queueDur, runDur metric.Float64Histogram
 	sizeI, reqsI     metric.Int64Histogram
-	depthC           metric.Int64UpDownCounter
+	depthO           metric.Int64ObservableUpDownCounter
+	depthReg         metric.Registration // nil until observe
 	rejectedC        metric.Int64Counter
 
 	attrs    metric.MeasurementOption
@@ -150,7 +151,9 @@ func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
 			metric.WithExplicitBucketBoundaries(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 	}
 	if err == nil {
-		t.depthC, err = m.Int64UpDownCounter("servekit.batch.queue.depth", metric.WithUnit("{row}"),
+		// Observed at collection rather than counted per request: an
+		// Add per enqueue and per batch cost about 0.25 µs each.
+		t.depthO, err = m.Int64ObservableUpDownCounter("servekit.batch.queue.depth", metric.WithUnit("{row}"),
 			metric.WithDescription("Rows waiting in the batch queue."))
 	}
 	if err == nil {
@@ -174,7 +177,26 @@ func (t *telemetry) ran(d time.Duration, rows int64, reqs int) {
 	t.reqsI.Record(ctx, int64(reqs), t.attrs)
 }
 
-func (t *telemetry) depth(ctx context.Context, rows int64) { t.depthC.Add(ctx, rows, t.attrs) }
+// observe registers the queue-depth callback; unobserve (idempotent, from
+// the scheduler as it exits) removes it, so the meter does not keep a
+// closed batcher alive.
+func (t *telemetry) observe(m metric.MeterProvider, depth func() int64) error {
+	reg, err := m.Meter(ScopeName).RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(t.depthO, depth(), t.attrs)
+		return nil
+	}, t.depthO)
+	if err != nil {
+		return serving.Errorf(serving.Internal, "batch: metrics: %w", err)
+	}
+	t.depthReg = reg
+	return nil
+}
+
+func (t *telemetry) unobserve() {
+	if t.depthReg != nil {
+		_ = t.depthReg.Unregister()
+	}
+}
 
 func (t *telemetry) rejected(ctx context.Context, why reason) {
 	t.rejectedC.Add(ctx, 1, t.rejAttrs[why])
