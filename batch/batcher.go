@@ -235,7 +235,7 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 
 	b.tel.queued(0)
 	resp, err := b.predict(ctx, req)
-	elapsed := b.cfg.clock.Now().Sub(now)
+	elapsed := b.cfg.clock.Since(now)
 	b.tel.ran(elapsed, rows, 1)
 	b.mu.Lock()
 	b.inflight--
@@ -244,7 +244,7 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 	}
 	b.ranLocked(elapsed, rows, 1, 0)
 	b.stats.Direct++
-	b.afterRunLocked(b.cfg.clock.Now())
+	b.afterRunLocked(now.Add(elapsed))
 	b.mu.Unlock()
 	return resp, err, true
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
 )
 
 // requireORT skips a benchmark when ONNX Runtime is missing, unless
@@ -55,11 +56,27 @@ func benchRequest(m benchModel, name string, rows int, rng *rand.Rand) *serving.
 }
 
 // BenchmarkBatch compares, side by side in one run, each model at 1, 8 and
-// 64 concurrent callers sending one-row requests: unbatched (the backend
-// directly), batched (adaptive, the defaults), and ideal (one goroutine
-// running pre-formed batches of as many rows as there are callers; its
-// latency is that of a whole batch). ns/op is per request (row); rows/s,
-// p50-µs and p99-µs are custom metrics.
+// 64 concurrent callers sending one-row requests (closed loops: each
+// caller sends its next request when the last is answered):
+//
+//   - unbatched: the backend directly. With 8 or 64 callers its runs go on
+//     in parallel, one per core (the backend's default is one intra-op
+//     thread per run, onnx.DefaultIntraOpThreads).
+//   - batched: the defaults (adaptive, one batch in flight); batched-fl2
+//     with two batches in flight.
+//   - ideal: one goroutine running pre-formed batches of as many rows as
+//     there are callers, back to back: the model's cost per row at that
+//     batch size with no queueing, joining, splitting or wake-ups at all.
+//     Its latency is that of one whole batch run. Like batched, it keeps
+//     one core busy per run.
+//   - the wide model also runs batched-iop2 and ideal-iop2, with two
+//     intra-op threads (onnx.WithIntraOpThreads(2)), so that one run may
+//     use both cores as the unbatched cells do.
+//
+// ns/op is per request (row). Custom metrics: rows/s, p50-µs and p99-µs
+// (per request; per batch for ideal), and for batched cells rows/batch
+// (runs in the caller's goroutine count as batches of one) and run-µs
+// (mean wall time of one batch: join, run, split and hand-out).
 func BenchmarkBatch(b *testing.B) {
 	requireORT(b)
 	for _, m := range benchModels {
@@ -71,14 +88,17 @@ func BenchmarkBatch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var model2 *onnx.Model // two intra-op threads
+		if m.name == "wide" {
+			if model2, err = onnx.LoadBytes(m.name, bytes, onnx.WithIntraOpThreads(2)); err != nil {
+				b.Fatal(err)
+			}
+		}
 		md, _ := serving.MetadataOf(model)
 		input := md.Inputs[0].Name
-		for _, conc := range []int{1, 8, 64} {
-			b.Run(fmt.Sprintf("%s/c%d/unbatched", m.name, conc), func(b *testing.B) {
-				closedLoop(b, model, m, input, conc)
-			})
-			b.Run(fmt.Sprintf("%s/c%d/batched", m.name, conc), func(b *testing.B) {
-				bt, err := batch.New(model)
+		batched := func(name string, p serving.Predictor, conc int, opts ...batch.Option) {
+			b.Run(fmt.Sprintf("%s/c%d/%s", m.name, conc, name), func(b *testing.B) {
+				bt, err := batch.New(p, opts...)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -86,19 +106,27 @@ func BenchmarkBatch(b *testing.B) {
 				reportStats(b, bt)
 				bt.Close()
 			})
-			for _, fl := range []int{2} { // the default is 1: compare
-				b.Run(fmt.Sprintf("%s/c%d/batched-fl%d", m.name, conc, fl), func(b *testing.B) {
-					bt, _ := batch.New(model, batch.WithMaxInFlight(fl))
-					closedLoop(b, bt, m, input, conc)
-					reportStats(b, bt)
-					bt.Close()
-				})
-			}
+		}
+		for _, conc := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("%s/c%d/unbatched", m.name, conc), func(b *testing.B) {
+				closedLoop(b, model, m, input, conc)
+			})
+			batched("batched", model, conc)
+			batched("batched-fl2", model, conc, batch.WithMaxInFlight(2))
 			b.Run(fmt.Sprintf("%s/c%d/ideal", m.name, conc), func(b *testing.B) {
 				ideal(b, model, m, input, conc)
 			})
+			if model2 != nil {
+				batched("batched-iop2", model2, conc)
+				b.Run(fmt.Sprintf("%s/c%d/ideal-iop2", m.name, conc), func(b *testing.B) {
+					ideal(b, model2, m, input, conc)
+				})
+			}
 		}
 		model.Close()
+		if model2 != nil {
+			model2.Close()
+		}
 	}
 }
 
@@ -173,4 +201,32 @@ func reportStats(b *testing.B, bt *batch.Batcher) {
 	if s.Batches > 0 {
 		b.ReportMetric(float64(s.RunTime.Nanoseconds())/float64(s.Batches)/1e3, "run-µs")
 	}
+}
+
+// BenchmarkLoneOverhead measures what the batcher adds to a lone request
+// (the direct path), on an in-memory model so that the difference is not
+// lost in a model run's noise: compare batched with unbatched.
+func BenchmarkLoneOverhead(b *testing.B) {
+	model := servingtest.Linear(8)
+	req := servingtest.Rows(8, 1, 0)
+	ctx := context.Background()
+	b.Run("unbatched", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := model.Predict(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("batched", func(b *testing.B) {
+		bt, err := batch.New(model)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bt.Close()
+		for b.Loop() {
+			if _, err := bt.Predict(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -218,8 +218,8 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	isolated := b.answer(ctx, bt)
 	bt.cancel()
 
-	now := b.cfg.clock.Now()
-	elapsed := now.Sub(start)
+	elapsed := b.cfg.clock.Since(start)
+	now := start.Add(elapsed)
 	b.tel.ran(elapsed, bt.rows, len(bt.items))
 	b.mu.Lock()
 	defer b.mu.Unlock()

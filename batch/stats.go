@@ -119,7 +119,8 @@ type telemetry struct {
 	rejectedC        metric.Int64Counter
 
 	attrs    metric.MeasurementOption
-	rejAttrs [numReasons]metric.MeasurementOption
+	rec      []metric.RecordOption // {attrs}: a slice passed on with ... does not allocate
+	rejAttrs [numReasons][]metric.AddOption
 }
 
 func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
@@ -130,8 +131,10 @@ func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
 		spanAttrs: trace.WithAttributes(base...),
 		attrs:     metric.WithAttributeSet(attribute.NewSet(base...)),
 	}
+	t.rec = []metric.RecordOption{t.attrs}
 	for r := range numReasons {
-		t.rejAttrs[r] = metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("reason", reasonNames[r]))...))
+		t.rejAttrs[r] = []metric.AddOption{
+			metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("reason", reasonNames[r]))...))}
 	}
 	var err error
 	t.queueDur, err = m.Float64Histogram("servekit.batch.queue.duration", metric.WithUnit("s"),
@@ -167,14 +170,14 @@ func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
 }
 
 func (t *telemetry) queued(d time.Duration) {
-	t.queueDur.Record(context.Background(), d.Seconds(), t.attrs)
+	t.queueDur.Record(context.Background(), d.Seconds(), t.rec...)
 }
 
 func (t *telemetry) ran(d time.Duration, rows int64, reqs int) {
 	ctx := context.Background()
-	t.runDur.Record(ctx, d.Seconds(), t.attrs)
-	t.sizeI.Record(ctx, rows, t.attrs)
-	t.reqsI.Record(ctx, int64(reqs), t.attrs)
+	t.runDur.Record(ctx, d.Seconds(), t.rec...)
+	t.sizeI.Record(ctx, rows, t.rec...)
+	t.reqsI.Record(ctx, int64(reqs), t.rec...)
 }
 
 // observe registers the queue-depth callback; unobserve (idempotent, from
@@ -199,5 +202,5 @@ func (t *telemetry) unobserve() {
 }
 
 func (t *telemetry) rejected(ctx context.Context, why reason) {
-	t.rejectedC.Add(ctx, 1, t.rejAttrs[why])
+	t.rejectedC.Add(ctx, 1, t.rejAttrs[why]...)
 }
