@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/servekit/servekit/serving/httpapi"
 )
@@ -26,6 +28,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		req, err := httpapi.DecodeRequest(body, jsonLen, limit)
 		if err != nil {
 			return
+		}
+		js := body
+		if jsonLen >= 0 {
+			js = body[:jsonLen]
+		}
+		if !json.Valid(js) || !utf8.Valid(js) {
+			t.Fatalf("accepted invalid JSON %q", js)
 		}
 		for _, in := range req.Inputs {
 			if err := in.Validate(); err != nil {

@@ -81,7 +81,8 @@ func (s *scanner) rawString() (raw []byte, escaped bool, err error) {
 		case c == '\\':
 			escaped = true
 			if j+1 >= len(s.b) {
-				break
+				s.i = len(s.b)
+				return nil, false, s.syntax("unterminated string")
 			}
 			switch s.b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
