@@ -159,37 +159,36 @@ func readTensor[T any](s *scanner, name string, shape []int64, want int64,
 	return mk(name, shape, v)
 }
 
+// dataReader reads a "data" value as a tensor of one datatype.
+type dataReader func(s *scanner, name string, shape []int64, want int64) (serving.Tensor, error)
+
+func reader[T any](parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) dataReader {
+	return func(s *scanner, name string, shape []int64, want int64) (serving.Tensor, error) {
+		return readTensor(s, name, shape, want, parse, mk)
+	}
+}
+
+var dataReaders = [...]dataReader{
+	serving.FP32:   reader(parseFP32, serving.NewTensor[float32]),
+	serving.FP64:   reader(parseFP64, serving.NewTensor[float64]),
+	serving.FP16:   reader(parseFP16, serving.NewFP16),
+	serving.BF16:   reader(parseBF16, serving.NewBF16),
+	serving.Int8:   reader(parseInt[int8], serving.NewTensor[int8]),
+	serving.Int16:  reader(parseInt[int16], serving.NewTensor[int16]),
+	serving.Int32:  reader(parseInt[int32], serving.NewTensor[int32]),
+	serving.Int64:  reader(parseInt[int64], serving.NewTensor[int64]),
+	serving.Uint8:  reader(parseUint[uint8], serving.NewTensor[uint8]),
+	serving.Uint16: reader(parseUint[uint16], serving.NewTensor[uint16]),
+	serving.Uint32: reader(parseUint[uint32], serving.NewTensor[uint32]),
+	serving.Uint64: reader(parseUint[uint64], serving.NewTensor[uint64]),
+	serving.Bool:   reader(parseBool, serving.NewTensor[bool]),
+	serving.Bytes:  reader(parseBytes, serving.NewTensor[[]byte]),
+}
+
 // readData reads the "data" value at s.i as a tensor of dt.
 func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
-	switch dt {
-	case serving.FP32:
-		return readTensor(s, name, shape, want, parseFP32, serving.NewTensor[float32])
-	case serving.FP64:
-		return readTensor(s, name, shape, want, parseFP64, serving.NewTensor[float64])
-	case serving.FP16:
-		return readTensor(s, name, shape, want, parseFP16, serving.NewFP16)
-	case serving.BF16:
-		return readTensor(s, name, shape, want, parseBF16, serving.NewBF16)
-	case serving.Int8:
-		return readTensor(s, name, shape, want, parseInt[int8], serving.NewTensor[int8])
-	case serving.Int16:
-		return readTensor(s, name, shape, want, parseInt[int16], serving.NewTensor[int16])
-	case serving.Int32:
-		return readTensor(s, name, shape, want, parseInt[int32], serving.NewTensor[int32])
-	case serving.Int64:
-		return readTensor(s, name, shape, want, parseInt[int64], serving.NewTensor[int64])
-	case serving.Uint8:
-		return readTensor(s, name, shape, want, parseUint[uint8], serving.NewTensor[uint8])
-	case serving.Uint16:
-		return readTensor(s, name, shape, want, parseUint[uint16], serving.NewTensor[uint16])
-	case serving.Uint32:
-		return readTensor(s, name, shape, want, parseUint[uint32], serving.NewTensor[uint32])
-	case serving.Uint64:
-		return readTensor(s, name, shape, want, parseUint[uint64], serving.NewTensor[uint64])
-	case serving.Bool:
-		return readTensor(s, name, shape, want, parseBool, serving.NewTensor[bool])
-	case serving.Bytes:
-		return readTensor(s, name, shape, want, parseBytes, serving.NewTensor[[]byte])
+	if int(dt) < len(dataReaders) && dataReaders[dt] != nil {
+		return dataReaders[dt](s, name, shape, want)
 	}
 	return serving.Tensor{}, badData("unsupported datatype %v", dt)
 }

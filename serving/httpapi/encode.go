@@ -108,83 +108,56 @@ func appendFloat(b []byte, f float64, bits int, nf NonFinite) []byte {
 func appendElems(b []byte, t serving.Tensor, lo, hi int, nf NonFinite) []byte {
 	switch v := t.Data().(type) {
 	case []float32:
-		for i, x := range v[lo:hi] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendFloat(b, float64(x), 32, nf)
-		}
+		return appendEach(b, v[lo:hi], func(b []byte, x float32) []byte { return appendFloat(b, float64(x), 32, nf) })
 	case []float64:
-		for i, x := range v[lo:hi] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendFloat(b, x, 64, nf)
-		}
+		return appendEach(b, v[lo:hi], func(b []byte, x float64) []byte { return appendFloat(b, x, 64, nf) })
 	case []uint16:
-		for i, x := range v[lo:hi] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			switch t.DataType {
-			case serving.FP16:
-				b = appendFloat(b, float64(serving.FP16ToFloat32(x)), 32, nf)
-			case serving.BF16:
-				b = appendFloat(b, float64(serving.BF16ToFloat32(x)), 32, nf)
-			default:
-				b = strconv.AppendUint(b, uint64(x), 10)
-			}
+		switch t.DataType {
+		case serving.FP16:
+			return appendEach(b, v[lo:hi], func(b []byte, x uint16) []byte { return appendFloat(b, float64(serving.FP16ToFloat32(x)), 32, nf) })
+		case serving.BF16:
+			return appendEach(b, v[lo:hi], func(b []byte, x uint16) []byte { return appendFloat(b, float64(serving.BF16ToFloat32(x)), 32, nf) })
 		}
+		return appendEach(b, v[lo:hi], appendUint[uint16])
 	case []bool:
-		for i, x := range v[lo:hi] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendBool(b, x)
-		}
+		return appendEach(b, v[lo:hi], strconv.AppendBool)
 	case [][]byte:
-		for i, x := range v[lo:hi] {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, str(x))
-		}
+		return appendEach(b, v[lo:hi], func(b []byte, x []byte) []byte { return appendString(b, str(x)) })
 	case []int64:
-		b = appendInts(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendInt[int64])
 	case []int32:
-		b = appendInts(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendInt[int32])
 	case []int16:
-		b = appendInts(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendInt[int16])
 	case []int8:
-		b = appendInts(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendInt[int8])
 	case []uint64:
-		b = appendUints(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendUint[uint64])
 	case []uint32:
-		b = appendUints(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendUint[uint32])
 	case []uint8:
-		b = appendUints(b, v[lo:hi])
+		return appendEach(b, v[lo:hi], appendUint[uint8])
 	}
 	return b
 }
 
-func appendInts[T int8 | int16 | int32 | int64](b []byte, v []T) []byte {
+// appendEach appends the elements of v with f, comma-separated.
+func appendEach[T any](b []byte, v []T, f func([]byte, T) []byte) []byte {
 	for i, x := range v {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendInt(b, int64(x), 10)
+		b = f(b, x)
 	}
 	return b
 }
 
-func appendUints[T uint8 | uint32 | uint64](b []byte, v []T) []byte {
-	for i, x := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendUint(b, uint64(x), 10)
-	}
-	return b
+func appendInt[T int8 | int16 | int32 | int64](b []byte, x T) []byte {
+	return strconv.AppendInt(b, int64(x), 10)
+}
+
+func appendUint[T uint8 | uint16 | uint32 | uint64](b []byte, x T) []byte {
+	return strconv.AppendUint(b, uint64(x), 10)
 }
 
 // appendNested appends elements starting at off as arrays nested by shape

@@ -122,38 +122,26 @@ func canon(key []byte, esc bool, names ...string) string {
 
 func (d *v2Decoder) top() error {
 	s := &d.s
-	switch s.next() {
-	case '{':
-		err := s.object(0, func(key []byte, esc bool) error {
-			switch canonKey(key, esc, "id", "inputs", "outputs", "parameters") {
-			case "id":
-				return d.str(&d.id, "id", 1)
-			case "inputs":
-				return d.inputs()
-			case "outputs":
-				return d.outputs()
-			case "parameters":
-				d.paramStart = -1
-				if s.b[s.i] != 'n' {
-					d.paramStart = s.i
-				}
-			}
-			return s.skip(1)
-		})
-		if err != nil {
-			return err
+	if s.next() == 0 {
+		return s.syntax("unexpected end of JSON input")
+	}
+	err := d.fields(0, "request", "an object", nil, topKeys, func(k string) error {
+		switch k {
+		case "id":
+			return d.str(&d.id, "id", 1)
+		case "inputs":
+			return d.inputs()
+		case "outputs":
+			return d.outputs()
 		}
-	case 'n':
-		if !s.literal("null") {
-			return s.syntax("invalid value")
+		d.paramStart = -1 // parameters: read at the end, if not null
+		if s.b[s.i] != 'n' {
+			d.paramStart = s.i
 		}
-	default:
-		if err := s.skip(0); err != nil {
-			return err
-		}
-		if d.typeErr == nil {
-			d.typeErr = badRequest("malformed request JSON: the body must be a JSON object")
-		}
+		return s.skip(1)
+	})
+	if err != nil {
+		return err
 	}
 	if s.ws(); s.i != len(s.b) {
 		return s.syntax("invalid character after top-level value")
@@ -208,32 +196,52 @@ func (d *v2Decoder) inputs() error {
 }
 
 func (d *v2Decoder) input(in *v2Input) error {
+	return d.fields(2, "inputs", "a list of objects", nil, inputKeys, func(k string) error {
+		switch k {
+		case "name":
+			return d.str(&in.name, "name", 3)
+		case "datatype":
+			in.parsed = false
+			return d.datatype(in)
+		case "shape":
+			in.parsed = false
+			return d.shape(in)
+		case "data":
+			return d.data(in)
+		}
+		return d.tensorParams(&in.binSize, &in.hasBin, nil, nil)
+	})
+}
+
+var (
+	topKeys    = []string{"id", "inputs", "outputs", "parameters"}
+	inputKeys  = []string{"name", "shape", "datatype", "data", "parameters"}
+	outputKeys = []string{"name", "parameters"}
+	paramKeys  = []string{"binary_data_size", "binary_data"}
+)
+
+// fields reads an object whose keys are among names (matched as canonKey
+// does; other keys are skipped), or null (onNull, if any); anything else is
+// the wrong type for key.
+func (d *v2Decoder) fields(depth int, key, want string, onNull func(), names []string, field func(name string) error) error {
 	s := &d.s
 	switch s.b[s.i] {
 	case 'n':
 		if s.literal("null") {
+			if onNull != nil {
+				onNull()
+			}
 			return nil
 		}
 	case '{':
-		return s.object(2, func(key []byte, esc bool) error {
-			switch canonKey(key, esc, "name", "shape", "datatype", "data", "parameters") {
-			case "name":
-				return d.str(&in.name, "name", 3)
-			case "datatype":
-				in.parsed = false
-				return d.datatype(in)
-			case "shape":
-				in.parsed = false
-				return d.shape(in)
-			case "data":
-				return d.data(in)
-			case "parameters":
-				return d.tensorParams(&in.binSize, &in.hasBin, nil, nil)
+		return s.object(depth, func(k []byte, esc bool) error {
+			if name := canonKey(k, esc, names...); name != "" {
+				return field(name)
 			}
-			return s.skip(3)
+			return s.skip(depth + 1)
 		})
 	}
-	return d.wrongType("inputs", "a list of objects", 2)
+	return d.wrongType(key, want, depth)
 }
 
 // datatype keeps a known datatype's name without allocating.
@@ -335,53 +343,44 @@ func (d *v2Decoder) dataReady(in *v2Input) (int64, bool) {
 // and binary_data; null unsets them, other keys are skipped.
 func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool) error {
 	s := &d.s
-	switch s.b[s.i] {
-	case 'n':
-		if s.literal("null") {
-			*hasSize = false
-			if hasBin != nil {
-				*hasBin = false
+	unset := func() {
+		*hasSize = false
+		if hasBin != nil {
+			*hasBin = false
+		}
+	}
+	return d.fields(3, "parameters", "an object", unset, paramKeys, func(k string) error {
+		if k == "binary_data_size" {
+			if s.literal("null") {
+				*hasSize = false
+				return nil
+			}
+			n, ok := s.number()
+			if !ok {
+				return d.wrongType("binary_data_size", "an integer", 4)
+			}
+			if v, ok := n.int64(); ok {
+				*size, *hasSize = v, true
+			} else if d.typeErr == nil {
+				d.typeErr = badRequest("malformed request JSON: binary_data_size %s is not an int64", n.tok)
 			}
 			return nil
 		}
-	case '{':
-		return s.object(3, func(key []byte, esc bool) error {
-			switch canonKey(key, esc, "binary_data_size", "binary_data") {
-			case "binary_data_size":
-				if s.literal("null") {
-					*hasSize = false
-					return nil
-				}
-				n, ok := s.number()
-				if !ok {
-					return d.wrongType("binary_data_size", "an integer", 4)
-				}
-				if v, ok := n.int64(); ok {
-					*size, *hasSize = v, true
-				} else if d.typeErr == nil {
-					d.typeErr = badRequest("malformed request JSON: binary_data_size %s is not an int64", n.tok)
-				}
-				return nil
-			case "binary_data":
-				var v, set bool
-				switch {
-				case s.literal("true"):
-					v, set = true, true
-				case s.literal("false"):
-					set = true
-				case s.literal("null"):
-				default:
-					return d.wrongType("binary_data", "true or false", 4)
-				}
-				if hasBin != nil {
-					*bin, *hasBin = v, set
-				}
-				return nil
-			}
-			return s.skip(4)
-		})
-	}
-	return d.wrongType("parameters", "an object", 3)
+		var v, set bool
+		switch {
+		case s.literal("true"):
+			v, set = true, true
+		case s.literal("false"):
+			set = true
+		case s.literal("null"):
+		default:
+			return d.wrongType("binary_data", "true or false", 4)
+		}
+		if hasBin != nil {
+			*bin, *hasBin = v, set
+		}
+		return nil
+	})
 }
 
 func (d *v2Decoder) outputs() error {
@@ -394,26 +393,14 @@ func (d *v2Decoder) outputs() error {
 			d.outs = d.outs[:i+1]
 		}
 		o := &d.outs[i]
-		s := &d.s
-		switch s.b[s.i] {
-		case 'n':
-			if s.literal("null") {
-				return nil
+		return d.fields(2, "outputs", "a list of objects", nil, outputKeys, func(k string) error {
+			if k == "name" {
+				return d.str(&o.name, "name", 3)
 			}
-		case '{':
-			return s.object(2, func(key []byte, esc bool) error {
-				switch canonKey(key, esc, "name", "parameters") {
-				case "name":
-					return d.str(&o.name, "name", 3)
-				case "parameters":
-					var size int64
-					var hasSize bool
-					return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary)
-				}
-				return s.skip(3)
-			})
-		}
-		return d.wrongType("outputs", "a list of objects", 2)
+			var size int64
+			var hasSize bool
+			return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary)
+		})
 	}, func() { d.outs = d.outs[:0] })
 }
 

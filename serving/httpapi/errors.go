@@ -14,6 +14,17 @@ import (
 // before the answer (nginx's 499). The client never sees it.
 const StatusClientClosedRequest = 499
 
+var statusOf = map[serving.Code]int{
+	serving.OK:                http.StatusOK,
+	serving.InvalidArgument:   http.StatusBadRequest,
+	serving.NotFound:          http.StatusNotFound,
+	serving.ResourceExhausted: http.StatusTooManyRequests,
+	serving.Canceled:          StatusClientClosedRequest,
+	serving.Unimplemented:     http.StatusNotImplemented,
+	serving.Unavailable:       http.StatusServiceUnavailable,
+	serving.DeadlineExceeded:  http.StatusGatewayTimeout,
+}
+
 // Status maps an error to its HTTP status: InvalidArgument 400, NotFound 404,
 // ResourceExhausted 429, Canceled 499, Unimplemented 501, Unavailable 503,
 // DeadlineExceeded 504, anything else 500. A body over the limit is 413.
@@ -22,23 +33,8 @@ func Status(err error) int {
 	if errors.As(err, &mb) {
 		return http.StatusRequestEntityTooLarge
 	}
-	switch serving.CodeOf(err) {
-	case serving.OK:
-		return http.StatusOK
-	case serving.InvalidArgument:
-		return http.StatusBadRequest
-	case serving.NotFound:
-		return http.StatusNotFound
-	case serving.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case serving.Canceled:
-		return StatusClientClosedRequest
-	case serving.Unimplemented:
-		return http.StatusNotImplemented
-	case serving.Unavailable:
-		return http.StatusServiceUnavailable
-	case serving.DeadlineExceeded:
-		return http.StatusGatewayTimeout
+	if status, ok := statusOf[serving.CodeOf(err)]; ok {
+		return status
 	}
 	return http.StatusInternalServerError
 }

@@ -364,11 +364,17 @@ func (s *scanner) skip(depth int) error {
 }
 
 func (s *scanner) skipContainer(depth int) error {
-	if depth++; depth > maxNesting {
+	return s.container(depth, func([]byte, bool, int) error { return s.skip(depth + 1) })
+}
+
+// container reads the object or array at s.i, calling elem with s.i at each
+// value (non-blank), with the key for an object's members; elem must consume
+// the value. depth is the number of arrays and objects around this one.
+func (s *scanner) container(depth int, elem func(key []byte, esc bool, i int) error) error {
+	if depth >= maxNesting {
 		return s.syntax("exceeded max nesting depth")
 	}
-	obj := s.b[s.i] == '{'
-	end := byte(']')
+	obj, end := s.b[s.i] == '{', byte(']')
 	if obj {
 		end = '}'
 	}
@@ -376,19 +382,25 @@ func (s *scanner) skipContainer(depth int) error {
 	if s.consume(end) {
 		return nil
 	}
-	for {
+	for i := 0; ; i++ {
+		var key []byte
+		var esc bool
 		if obj {
 			if s.next() != '"' {
 				return s.syntax("object key must be a string")
 			}
-			if _, _, err := s.rawString(); err != nil {
+			var err error
+			if key, esc, err = s.rawString(); err != nil {
 				return err
 			}
 			if !s.consume(':') {
 				return s.syntax("missing colon after object key")
 			}
 		}
-		if err := s.skip(depth); err != nil {
+		if s.next() == 0 && s.i == len(s.b) {
+			return s.syntax("unexpected end of JSON input")
+		}
+		if err := elem(key, esc, i); err != nil {
 			return err
 		}
 		if s.consume(',') {
@@ -401,67 +413,14 @@ func (s *scanner) skipContainer(depth int) error {
 	}
 }
 
-// object reads an object's members, calling member with s.i at each value;
-// member must consume the value. A null is no members.
+// object reads the object at s.i, calling member for each; see container.
 func (s *scanner) object(depth int, member func(key []byte, esc bool) error) error {
-	if depth++; depth > maxNesting {
-		return s.syntax("exceeded max nesting depth")
-	}
-	s.i++ // '{'
-	if s.consume('}') {
-		return nil
-	}
-	for {
-		if s.next() != '"' {
-			return s.syntax("object key must be a string")
-		}
-		key, esc, err := s.rawString()
-		if err != nil {
-			return err
-		}
-		if !s.consume(':') {
-			return s.syntax("missing colon after object key")
-		}
-		if s.next() == 0 && s.i == len(s.b) {
-			return s.syntax("unexpected end of JSON input")
-		}
-		if err := member(key, esc); err != nil {
-			return err
-		}
-		if s.consume(',') {
-			continue
-		}
-		if s.consume('}') {
-			return nil
-		}
-		return s.syntax("missing comma or closing brace")
-	}
+	return s.container(depth, func(key []byte, esc bool, _ int) error { return member(key, esc) })
 }
 
-// array reads an array's elements, calling elem with s.i at each one.
+// array reads the array at s.i, calling elem for each; see container.
 func (s *scanner) array(depth int, elem func(i int) error) error {
-	if depth++; depth > maxNesting {
-		return s.syntax("exceeded max nesting depth")
-	}
-	s.i++ // '['
-	if s.consume(']') {
-		return nil
-	}
-	for i := 0; ; i++ {
-		if s.next() == 0 && s.i == len(s.b) {
-			return s.syntax("unexpected end of JSON input")
-		}
-		if err := elem(i); err != nil {
-			return err
-		}
-		if s.consume(',') {
-			continue
-		}
-		if s.consume(']') {
-			return nil
-		}
-		return s.syntax("missing comma or closing bracket")
-	}
+	return s.container(depth, func(_ []byte, _ bool, i int) error { return elem(i) })
 }
 
 // anyValue decodes a value as encoding/json does into an interface:

@@ -62,14 +62,8 @@ func (h *Handler) v1Status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, version string) {
-	p, answered, err := h.lookup(name, version)
-	if err != nil {
-		writeError(w, err, h.cfg.retryAfter)
-		return
-	}
-	bp, err := readBody(w, r, h.cfg.maxBody)
-	if err != nil {
-		writeError(w, bodyError(err), h.cfg.retryAfter)
+	p, answered, bp, ok := h.begin(w, r, name, version)
+	if !ok {
 		return
 	}
 	defer putBuf(bp)
@@ -278,20 +272,7 @@ func (h *Handler) decodeInstances(raw json.RawMessage, md serving.Metadata) (*se
 func appendV1Response(b []byte, outs []serving.Tensor, rows bool, nf NonFinite) []byte {
 	if !rows {
 		b = append(b, `{"outputs":`...)
-		if len(outs) == 1 {
-			b = appendNested(b, outs[0], outs[0].Shape, 0, nf)
-		} else {
-			b = append(b, '{')
-			for i, t := range outs {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendString(b, t.Name)
-				b = append(b, ':')
-				b = appendNested(b, t, t.Shape, 0, nf)
-			}
-			b = append(b, '}')
-		}
+		b = appendByName(b, outs, func(b []byte, t serving.Tensor) []byte { return appendNested(b, t, t.Shape, 0, nf) })
 		return append(b, "}\n"...)
 	}
 	b = append(b, `{"predictions":[`...)
@@ -303,22 +284,27 @@ func appendV1Response(b []byte, outs []serving.Tensor, rows bool, nf NonFinite) 
 		if r > 0 {
 			b = append(b, ',')
 		}
-		if len(outs) == 1 {
-			b = appendRow(b, outs[0], r, nf)
-			continue
-		}
-		b = append(b, '{')
-		for i, t := range outs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, t.Name)
-			b = append(b, ':')
-			b = appendRow(b, t, r, nf)
-		}
-		b = append(b, '}')
+		b = appendByName(b, outs, func(b []byte, t serving.Tensor) []byte { return appendRow(b, t, r, nf) })
 	}
 	return append(b, "]}\n"...)
+}
+
+// appendByName appends the one output bare with value, or several as an
+// object by name.
+func appendByName(b []byte, outs []serving.Tensor, value func([]byte, serving.Tensor) []byte) []byte {
+	if len(outs) == 1 {
+		return value(b, outs[0])
+	}
+	b = append(b, '{')
+	for i, t := range outs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, t.Name)
+		b = append(b, ':')
+		b = value(b, t)
+	}
+	return append(b, '}')
 }
 
 func appendRow(b []byte, t serving.Tensor, r int64, nf NonFinite) []byte {

@@ -103,18 +103,26 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, version string) {
+	if p, answered, bp, ok := h.begin(w, r, name, version); ok {
+		h.serveV2(w, r, p, name, version, answered, *bp)
+		putBuf(bp)
+	}
+}
+
+// begin finds the model and reads the body into a pooled buffer (the
+// caller puts it back), or answers with the error.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version string) (serving.Predictor, string, *[]byte, bool) {
 	p, answered, err := h.lookup(name, version)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
-		return
+		return nil, "", nil, false
 	}
 	bp, err := readBody(w, r, h.cfg.maxBody)
 	if err != nil {
 		writeError(w, bodyError(err), h.cfg.retryAfter)
-		return
+		return nil, "", nil, false
 	}
-	h.serveV2(w, r, p, name, version, answered, *bp)
-	putBuf(bp)
+	return p, answered, bp, true
 }
 
 // serveV2 answers a V2 body already read (from the V2 routes, or a V2 body
@@ -217,26 +225,17 @@ func ParseTimeout(v string) (time.Duration, error) {
 	return 0, badRequest("timeout %q: want a positive duration such as 250ms", v)
 }
 
+var grpcUnits = map[byte]time.Duration{
+	'H': time.Hour, 'M': time.Minute, 'S': time.Second,
+	'm': time.Millisecond, 'u': time.Microsecond, 'n': time.Nanosecond,
+}
+
 // ParseGRPCTimeout reads a Grpc-Timeout header value: up to 8 digits and a
 // unit, H M S m u n ("250m" is 250 milliseconds).
 func ParseGRPCTimeout(v string) (time.Duration, error) {
 	if len(v) >= 2 && len(v) <= 9 {
 		n, err := strconv.ParseUint(v[:len(v)-1], 10, 64)
-		var unit time.Duration
-		switch v[len(v)-1] {
-		case 'H':
-			unit = time.Hour
-		case 'M':
-			unit = time.Minute
-		case 'S':
-			unit = time.Second
-		case 'm':
-			unit = time.Millisecond
-		case 'u':
-			unit = time.Microsecond
-		case 'n':
-			unit = time.Nanosecond
-		}
+		unit := grpcUnits[v[len(v)-1]]
 		if err == nil && n > 0 && unit > 0 {
 			return time.Duration(n) * unit, nil
 		}
