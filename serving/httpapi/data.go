@@ -122,12 +122,13 @@ func (w *dataWalk) shape() []int64 {
 	return append([]int64(nil), w.dims[:w.leafDepth]...)
 }
 
-// readValues reads the data array at s.i into a []T with parse, at most want
-// elements (want also sizes the slice, up to a bound a lying shape cannot
-// exceed).
-func readValues[T any](s *scanner, w *dataWalk, want int64, parse func(*scanner) (T, error)) ([]T, error) {
-	*w = dataWalk{needValue: true, leafDepth: -1, max: want}
-	v := make([]T, 0, int(min(want, 1<<16)))
+// readValues reads the data array at s.i with parse, appending to v, at most
+// w.max elements. A nil v is made with room for w.max, up to a bound a lying
+// shape cannot exceed.
+func readValues[T any](s *scanner, w *dataWalk, v []T, parse func(*scanner) (T, error)) ([]T, error) {
+	if v == nil {
+		v = make([]T, 0, int(min(w.max, 1<<16)))
+	}
 	for {
 		ok, err := s.nextLeaf(w)
 		if err != nil {
@@ -144,12 +145,30 @@ func readValues[T any](s *scanner, w *dataWalk, want int64, parse func(*scanner)
 	}
 }
 
+// carve takes room for want elements of T from the front of room, when
+// there is enough and T holds no pointers (not BYTES); else nil.
+func carve[T any](room *[]uint64, want int64) []T {
+	if room == nil {
+		return nil
+	}
+	if _, ptrs := any(*new(T)).([]byte); ptrs {
+		return nil
+	}
+	words := (want*int64(unsafe.Sizeof(*new(T))) + 7) / 8
+	if want == 0 || words > int64(len(*room)) {
+		return nil
+	}
+	v := unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(*room))), want)[:0:want]
+	*room = (*room)[words:]
+	return v
+}
+
 // readTensor reads a data array of T and builds the tensor with mk. A nil
 // shape takes the shape the nesting implies.
-func readTensor[T any](s *scanner, name string, shape []int64, want int64,
+func readTensor[T any](s *scanner, name string, shape []int64, want int64, room *[]uint64,
 	parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) (serving.Tensor, error) {
-	var w dataWalk
-	v, err := readValues(s, &w, want, parse)
+	w := dataWalk{needValue: true, leafDepth: -1, max: want}
+	v, err := readValues(s, &w, carve[T](room, want), parse)
 	if err != nil {
 		return serving.Tensor{}, err
 	}
@@ -160,11 +179,11 @@ func readTensor[T any](s *scanner, name string, shape []int64, want int64,
 }
 
 // dataReader reads a "data" value as a tensor of one datatype.
-type dataReader func(s *scanner, name string, shape []int64, want int64) (serving.Tensor, error)
+type dataReader func(s *scanner, name string, shape []int64, want int64, room *[]uint64) (serving.Tensor, error)
 
 func reader[T any](parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) dataReader {
-	return func(s *scanner, name string, shape []int64, want int64) (serving.Tensor, error) {
-		return readTensor(s, name, shape, want, parse, mk)
+	return func(s *scanner, name string, shape []int64, want int64, room *[]uint64) (serving.Tensor, error) {
+		return readTensor(s, name, shape, want, room, parse, mk)
 	}
 }
 
@@ -186,9 +205,9 @@ var dataReaders = [...]dataReader{
 }
 
 // readData reads the "data" value at s.i as a tensor of dt.
-func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
+func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64, room *[]uint64) (serving.Tensor, error) {
 	if int(dt) < len(dataReaders) && dataReaders[dt] != nil {
-		return dataReaders[dt](s, name, shape, want)
+		return dataReaders[dt](s, name, shape, want, room)
 	}
 	return serving.Tensor{}, badData("unsupported datatype %v", dt)
 }
@@ -197,7 +216,7 @@ func readData(s *scanner, name string, dt serving.DataType, shape []int64, want 
 // adapters, whose envelope encoding/json has already checked).
 func parseTensor(raw []byte, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
 	s := scanner{b: raw}
-	t, err := readData(&s, name, dt, shape, want)
+	t, err := readData(&s, name, dt, shape, want, nil)
 	if err != nil {
 		return serving.Tensor{}, err
 	}

@@ -47,7 +47,8 @@ type v2Output struct {
 type v2Decoder struct {
 	s           scanner
 	maxElements int64
-	typeErr     error // the first value of the wrong JSON type
+	typeErr     error    // the first value of the wrong JSON type
+	out         *decoded // the result, whose room holds short strings and data
 	id          string
 	ins         []v2Input
 	outs        []v2Output
@@ -71,7 +72,7 @@ func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
 	}
 	d := decoderPool.Get().(*v2Decoder)
 	defer d.release()
-	*d = v2Decoder{s: scanner{b: js}, maxElements: maxElements, ins: d.ins[:0], outs: d.outs[:0], shapes: d.shapes[:0], paramStart: -1}
+	*d = v2Decoder{s: scanner{b: js}, maxElements: maxElements, ins: d.ins[:0], outs: d.outs[:0], shapes: d.shapes[:0], paramStart: -1, out: newDecoded()}
 	if err := d.top(); err != nil {
 		if se, ok := err.(*syntaxError); ok {
 			if !utf8.Valid(js) {
@@ -89,7 +90,8 @@ func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
 
 func (d *v2Decoder) release() {
 	clear(d.ins[:cap(d.ins)]) // drop tensors and strings
-	d.s.b = nil
+	clear(d.outs[:cap(d.outs)])
+	d.s.b, d.out, d.id = nil, nil, ""
 	decoderPool.Put(d)
 }
 
@@ -154,8 +156,10 @@ func (d *v2Decoder) str(dst *string, key string, depth int) error {
 	s := &d.s
 	switch s.b[s.i] {
 	case '"':
-		v, err := s.stringValue()
-		*dst = v
+		raw, esc, err := s.rawString()
+		if err == nil {
+			*dst = d.out.keepString(raw, esc)
+		}
 		return err
 	case 'n':
 		if s.literal("null") {
@@ -318,7 +322,7 @@ func (d *v2Decoder) data(in *v2Input) error {
 	in.dataStart, in.parsed = s.i, false
 	n, ok := d.dataReady(in)
 	if ok {
-		in.t, in.dataErr = readData(s, in.name, in.dtype, in.shape, n)
+		in.t, in.dataErr = readData(s, in.name, in.dtype, in.shape, n, &d.out.free)
 		in.parsedName = in.name
 		if in.dataErr == nil {
 			in.parsed = true
@@ -420,7 +424,8 @@ func canonKey(key []byte, esc bool, names ...string) string {
 // they always had: parameters, inputs one by one, leftover binary data,
 // outputs.
 func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
-	out := &decoded{req: serving.Request{ID: d.id}}
+	out := d.out
+	out.req.ID = d.id
 	if d.paramStart >= 0 {
 		s := scanner{b: d.s.b, i: d.paramStart}
 		if s.b[s.i] != '{' {
@@ -514,7 +519,7 @@ func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, err
 	}
 	if !in.parsed || (in.dataErr != nil && in.parsedName != in.name) {
 		s := scanner{b: d.s.b, i: in.dataStart}
-		in.t, in.dataErr = readData(&s, in.name, dt, in.shape, n)
+		in.t, in.dataErr = readData(&s, in.name, dt, in.shape, n, &d.out.free)
 	}
 	if in.dataErr != nil {
 		return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, in.dataErr)
