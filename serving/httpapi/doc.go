@@ -45,7 +45,8 @@
 // Go's encoding/json reject. This package writes the strings "NaN",
 // "Infinity" and "-Infinity" by default, as the proto3 JSON mapping does, and
 // reads those strings in any float input; WithNonFinite(NonFiniteBare) gives
-// Triton's tokens, NonFiniteNull gives null. Bare tokens in requests are 400.
+// Triton's tokens, NonFiniteNull gives null. Bare tokens in requests are 400:
+// the decoder accepts exactly the JSON that json.Valid accepts.
 //
 // "id" is echoed; "outputs" selects outputs, each with an optional
 // parameters.binary_data; request "parameters" go to serving.Request.Params
@@ -95,8 +96,14 @@
 //
 // # Performance
 //
-// Bodies are read into pooled buffers; the JSON envelope goes through
-// encoding/json into json.RawMessage, and "data" arrays are scanned by hand
-// with strconv into typed slices; answers are written with strconv.Append*
-// into pooled buffers. See BenchmarkInferJSON.
+// Bodies are read into pooled buffers. The V2 request is decoded by hand in
+// one pass that also checks JSON syntax and UTF-8 (it accepts what
+// encoding/json did, quirks included: keys match case-insensitively, the
+// last of a repeated key wins; see differential_test.go). "data" goes
+// straight into a typed slice, typical decimals through Clinger's exact fast
+// path and the rest through strconv on a view of the body; short strings and
+// small arrays share one allocation with the request. Infer requests on
+// plain paths skip the ServeMux. Answers are written with strconv.Append*
+// into pooled buffers. The V1 adapters still decode their envelope with
+// encoding/json. See BenchmarkInferJSON against BenchmarkPredictInProcess.
 package httpapi

@@ -242,3 +242,50 @@ func TestBinaryRequestFP32(t *testing.T) {
 		_ = name
 	}
 }
+
+// TestRequestsOwnTheirMemory checks what a Predictor keeps from a request
+// (names, ids, data carved from the decoder's room) stays intact while later
+// requests are decoded.
+func TestRequestsOwnTheirMemory(t *testing.T) {
+	rec := servingtest.NewRecorder(echo())
+	h := httpapi.New()
+	_ = h.Handle("echo", rec)
+	body := func(i int) string {
+		n := strconv.Itoa(i)
+		return `{"id":"req` + n + `","inputs":[{"name":"in` + n + `","shape":[2],"datatype":"FP32","data":[` + n + `,` + n + `.5]}]}`
+	}
+	for i := range 50 {
+		decodeResp(t, call(t, h, "POST", "/v2/models/echo/infer", body(i)))
+	}
+	for i, req := range rec.Requests() {
+		v, _ := serving.Values[float32](req.Inputs[0])
+		n := strconv.Itoa(i)
+		if req.ID != "req"+n || req.Inputs[0].Name != "in"+n || v[0] != float32(i) || v[1] != float32(i)+0.5 {
+			t.Fatalf("request %d now reads %q %q %v", i, req.ID, req.Inputs[0].Name, v)
+		}
+	}
+}
+
+// TestInferRouting checks the paths the infer fast path leaves to the
+// ServeMux: escaped names, custom routes under /v2/models/, other methods.
+func TestInferRouting(t *testing.T) {
+	h := httpapi.New(httpapi.WithInferRoute("/v2/models/special/infer", "linear"))
+	_ = h.Handle("linear", servingtest.Linear(2))
+	_ = h.Handle("a/b", servingtest.Linear(2))
+	for _, p := range []string{"/v2/models/a%2Fb/infer", "/v2/models/special/infer", "/v2/models/linear/infer"} {
+		if r := decodeResp(t, call(t, h, "POST", p, linearBody)); string(r.Outputs[0].Data) != "[3,5,7,9]" {
+			t.Errorf("%s: %+v", p, r)
+		}
+	}
+	plain := httpapi.New()
+	_ = plain.Handle("a/b", servingtest.Linear(2))
+	if w := call(t, plain, "POST", "/v2/models/a%2Fb/versions/1/infer", linearBody); w.Code != 404 {
+		t.Errorf("unknown version of an escaped name: %d", w.Code)
+	}
+	if w := call(t, plain, "POST", "/v2/models/a%2Fb/infer", linearBody); w.Code != 200 {
+		t.Errorf("escaped name: %d %s", w.Code, w.Body)
+	}
+	if w := call(t, plain, "PUT", "/v2/models/linear/infer", linearBody); w.Code == 200 {
+		t.Error("PUT served as infer")
+	}
+}
