@@ -19,8 +19,7 @@ type decoded struct {
 	binaryOut []outputFlag // outputs that asked for binary_data; last wins
 	binaryAll bool         // binary_data_output: every output raw
 	one       [1]serving.Tensor
-	dims      [8]int64
-	ndims     int
+	hdr       bodyHeaders // the answer's header values
 	// Short strings and small data arrays of the request live here, to save
 	// an allocation each (an 8-float fraud request fits). Nothing writes to
 	// it once carved out.

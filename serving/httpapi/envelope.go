@@ -532,11 +532,8 @@ func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, err
 // keepShape copies a shape out of the pooled scratch space, into the
 // request's own room while it lasts.
 func (out *decoded) keepShape(shape []int64) []int64 {
-	if n := len(out.dims) - out.ndims; len(shape) <= n {
-		s := out.dims[out.ndims : out.ndims+len(shape) : out.ndims+len(shape)]
-		copy(s, shape)
-		out.ndims += len(shape)
-		return s
+	if s := carve[int64](&out.free, int64(len(shape))); s != nil {
+		return append(s, shape...)
 	}
-	return append([]int64(nil), shape...)
+	return append([]int64{}, shape...) // not nil: [] is a scalar
 }

@@ -76,8 +76,10 @@ type bodyHeaders struct {
 	buf    [20]byte
 }
 
-func setBody(hdr http.Header, contentType string, n int) {
-	bh := new(bodyHeaders)
+func setBody(hdr http.Header, contentType string, n int) { new(bodyHeaders).set(hdr, contentType, n) }
+
+// set fills bh and points the header at it. bh must not be used again.
+func (bh *bodyHeaders) set(hdr http.Header, contentType string, n int) {
 	bh.ct[0] = contentType
 	num := strconv.AppendInt(bh.buf[:0], int64(n), 10) // fits: never written again
 	bh.cl[0] = unsafe.String(&bh.buf[0], len(num))

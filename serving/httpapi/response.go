@@ -99,9 +99,9 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, ve
 				b = t.AppendRaw(b)
 			}
 		}
-		setBody(hdr, "application/octet-stream", len(b))
+		d.hdr.set(hdr, "application/octet-stream", len(b))
 	} else {
-		setBody(hdr, "application/json", len(b))
+		d.hdr.set(hdr, "application/json", len(b))
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
