@@ -11,6 +11,7 @@ import (
 
 // batch is a dispatched group of items and the run that answers them.
 type batch struct {
+	one    [1]result // the answer of a batch of one, without an allocation
 	items  []*item
 	rows   int64
 	live   int // guarded by Batcher.mu: members still waiting
@@ -37,6 +38,13 @@ func (b *Batcher) loop() {
 		if !wakeAt.IsZero() {
 			t = b.cfg.clock.NewTimer(wakeAt.Sub(b.cfg.clock.Now()))
 			tc = t.C()
+			// The clock may have passed wakeAt between the two reads: the
+			// timer then fires late (or, with a clock that moves in steps,
+			// as the tests' does, never). Look again instead of waiting.
+			if !b.cfg.clock.Now().Before(wakeAt) {
+				t.Stop()
+				continue
+			}
 		}
 		select {
 		case <-b.wake:
@@ -202,6 +210,7 @@ func (b *Batcher) runner() {
 
 func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batch) {
 	start := b.cfg.clock.Now()
+	var span trace.Span
 	if first := bt.items[0].parent; first.IsValid() {
 		// batch.run continues the first member's trace and links them all.
 		links := make([]trace.Link, 0, len(bt.items))
@@ -210,29 +219,34 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 				links = append(links, trace.Link{SpanContext: it.parent})
 			}
 		}
-		var span trace.Span
 		ctx, span = b.tel.tracer.Start(trace.ContextWithSpanContext(ctx, first), "batch.run",
 			b.tel.spanAttrs, trace.WithLinks(links...))
-		defer span.End()
 	}
-	isolated := b.answer(ctx, bt)
+	rs, isolated := b.answer(ctx, bt)
 	bt.cancel()
+	endSpan(span) // before the callers hear
 
 	elapsed := b.cfg.clock.Since(start)
 	now := start.Add(elapsed)
 	b.tel.ran(elapsed, bt.rows, len(bt.items))
+	// Stats count the batch, and pending its callers, before they hear.
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.inflight--
 	delete(b.running, bt)
 	b.ranLocked(elapsed, bt.rows, len(bt.items), isolated)
+	b.answeredLocked(bt.items)
+	var next *batch
 	if !b.closedNoDrainLocked() {
 		if q := b.pickLocked(now); q != nil {
-			return b.startLocked(q, now)
+			ctx, next = b.startLocked(q, now)
 		}
 	}
-	b.afterRunLocked(now)
-	return nil, nil
+	if next == nil {
+		b.afterRunLocked(now)
+	}
+	b.mu.Unlock()
+	send(bt.items, rs)
+	return ctx, next
 }
 
 // afterRunLocked is called when a run frees its slot without taking the
@@ -259,14 +273,14 @@ func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int, isolate
 	s.Isolations += isolated
 }
 
-// answer runs the batch and delivers each member its answer. If a joined
-// run fails with an error that could be one member's fault, every member
-// is run alone so that only the culprit fails; it returns 1 then.
-func (b *Batcher) answer(ctx context.Context, bt *batch) (isolated int64) {
+// answer runs the batch and returns each member's answer. If a joined run
+// fails with an error that could be one member's fault, every member is
+// run alone so that only the culprit fails; it returns 1 then.
+func (b *Batcher) answer(ctx context.Context, bt *batch) (rs []result, isolated int64) {
 	if len(bt.items) == 1 {
 		resp, err := b.predict(ctx, bt.items[0].req)
-		b.deliver(bt.items, []result{{resp, err}})
-		return 0
+		bt.one[0] = result{resp, err}
+		return bt.one[:], 0
 	}
 	var err error
 	if joined, jerr := join(bt.items); jerr != nil {
@@ -276,35 +290,31 @@ func (b *Batcher) answer(ctx context.Context, bt *batch) (isolated int64) {
 	} else if parts, serr := splitResponse(resp, bt.items, bt.rows); serr != nil {
 		err = serr
 	} else {
-		b.deliver(bt.items, parts)
-		return 0
+		return parts, 0
 	}
+	rs = make([]result, len(bt.items))
 	if !isolatable(err) || ctx.Err() != nil {
-		rs := make([]result, len(bt.items))
 		for i := range rs {
 			rs[i].err = err
 		}
-		b.deliver(bt.items, rs)
-		return 0
+		return rs, 0
 	}
 	for i, it := range bt.items {
-		r := result{err: err}
+		rs[i].err = err
 		if !b.gone(it) {
-			r.resp, r.err = b.predict(ctx, it.req)
+			rs[i].resp, rs[i].err = b.predict(ctx, it.req)
 		}
-		b.deliver(bt.items[i:i+1], []result{r})
 	}
-	return 1
+	return rs, 1
 }
 
-// deliver hands items their answers. A caller whose last chunk is answered
-// is on its way out, and counts in pending until it is gone: a batch
-// formed meanwhile waits for it, since in a closed loop it comes straight
-// back (see readyLocked). Counting happens before the send, so that
-// pending never misses it.
-func (b *Batcher) deliver(items []*item, rs []result) {
+// answeredLocked marks a batch's members answered. A caller whose last
+// chunk is answered is on its way out, and counts in pending until it is
+// gone: a batch formed meanwhile waits for it, since in a closed loop it
+// comes straight back (see readyLocked). It is counted before the answer
+// is sent, so that pending never misses it.
+func (b *Batcher) answeredLocked(items []*item) {
 	var n int64
-	b.mu.Lock()
 	for _, it := range items {
 		if it.state == running {
 			it.state = done
@@ -315,7 +325,11 @@ func (b *Batcher) deliver(items []*item, rs []result) {
 		}
 	}
 	b.pending.Add(n)
-	b.mu.Unlock()
+}
+
+// send hands the members their answers, after answeredLocked. Each item
+// is touched last by its send: its caller may reuse it at once.
+func send(items []*item, rs []result) {
 	for i, it := range items {
 		it.res <- rs[i]
 	}

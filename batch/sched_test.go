@@ -49,20 +49,14 @@ func TestClosedLoopBatchesFill(t *testing.T) {
 	}
 	wg.Wait()
 	// Ideally: the first caller alone (the batcher was idle), the other
-	// callers-1 behind it, then full batches. A caller that is between two
-	// of its calls when the last one queues is not on its way, so the
-	// batch goes without it and it catches up in the next; if the Go
-	// scheduler starves it for a while, it is missing from several and
-	// runs its remaining rounds alone at the end. Either way every round
-	// of the others must run in a batch of at least callers-1 rows.
-	near := 0
-	for _, n := range sizes {
-		if n >= callers-1 {
-			near++
-		}
-	}
-	if near < rounds-1 {
-		t.Errorf("%d batches of ≥ %d rows, want ≥ %d; sizes %v", near, callers-1, rounds-1, sizes)
+	// callers-1 behind it, then rounds-1 full batches. A caller that is
+	// between two of its calls when the last one queues is not on its way,
+	// so the batch goes without it and it catches up in the next; if the
+	// Go scheduler starves it for a while, it misses several and runs its
+	// last rounds alone. So allow up to twice the ideal number of calls:
+	// without the rule, most calls carry one row (80 to 150 calls here).
+	if len(sizes) > 2*rounds {
+		t.Errorf("%d model calls for %d callers × %d rounds, want ≤ %d; sizes %v", len(sizes), callers, rounds, 2*rounds, sizes)
 	}
 }
 
