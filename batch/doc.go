@@ -162,20 +162,22 @@
 // views of the answer (Tensor.Rows), and one lock to count the batch and
 // pick the next.
 //
-// Measured with BenchmarkBatch on the shared 2-core machine here (load
-// about 2.6: another process used one core most of the time; medians of
-// 5 interleaved runs), on the demo fraud MLP (about 4 µs a run alone):
+// Measured with BenchmarkBatch on the shared 2-core machine here, medians
+// of interleaved runs, before this design → after. Demo fraud MLP (about
+// 4 µs a run alone), 64 callers:
 //
-//	64 callers: batched 335k rows/s vs unbatched 115k (2.9×; before this
-//	  design 0.9×), 29 rows per batch (before 2.5), p99 0.74 ms (before 5 ms)
-//	 8 callers: batched 163k vs unbatched 125k (1.3×; before 0.8×)
-//	 1 caller:  p50 7.7 µs vs 6.6 µs unbatched (direct path)
+//	quiet box (load 0.3):  batched/unbatched 0.89× → 1.66× (379k rows/s),
+//	                       rows/batch 6.3 → 57, p99 2.2 → 0.45 ms
+//	loaded (load 2.6):     0.89× → 2.9× (335k rows/s), rows/batch 2.5 → 29
+//	 8 callers, quiet:     0.45× → 0.80×;  1 caller: p50 1.07× unbatched
 //
-// and on a wider MLP (256→1024→1024→10, about 125 µs a row alone), 64
-// callers: batched at about 90% of the ideal (one goroutine running
-// pre-formed batches of 64). Two intra-op threads (batched-iop2,
-// ideal-iop2) were slower on that box: the second thread fought the
-// other process for the second core.
+// Wider MLP (256→1024→1024→10, about 140 µs a row alone), 64 callers,
+// quiet: batched 17k rows/s = 81% of ideal (one goroutine running
+// pre-formed batches of 64; 90% in an earlier run), 1.6× unbatched; with
+// two intra-op threads (batched-iop2, so that a run uses both cores as
+// the parallel unbatched calls do) 31k rows/s = 2.95× unbatched and 74%
+// of ideal-iop2. p99 stays under the max delay plus two batch runs.
+// Under load a second intra-op thread fights other processes and loses.
 //
 // What stays out of reach for a model as small as the fraud MLP on 2
 // cores, and why: its ideal is about 110 to 190 ns per row (a pre-formed
