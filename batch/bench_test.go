@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -13,21 +12,10 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
-
-// requireORT skips a benchmark when ONNX Runtime is missing, unless
-// SERVEKIT_REQUIRE_ORT=1 (CI) makes that a failure.
-func requireORT(b *testing.B) {
-	b.Helper()
-	if _, err := onnx.InitRuntime(""); err != nil {
-		if os.Getenv("SERVEKIT_REQUIRE_ORT") == "1" {
-			b.Fatalf("ONNX Runtime required (SERVEKIT_REQUIRE_ORT=1): %v", err)
-		}
-		b.Skipf("ONNX Runtime not available: %v", err)
-	}
-}
 
 type benchModel struct {
 	name  string
@@ -78,7 +66,7 @@ func benchRequest(m benchModel, name string, rows int, rng *rand.Rand) *serving.
 // (runs in the caller's goroutine count as batches of one) and run-µs
 // (mean wall time of one batch: join, run, split and hand-out).
 func BenchmarkBatch(b *testing.B) {
-	requireORT(b)
+	orttest.Require(b)
 	for _, m := range benchModels {
 		bytes, err := m.build()
 		if err != nil {
