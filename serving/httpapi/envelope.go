@@ -273,6 +273,9 @@ func (d *v2Decoder) datatype(in *v2Input) error {
 	return nil
 }
 
+// scalarShape is the shape "[]": empty but not nil, which means absent.
+var scalarShape = []int64{}
+
 func (d *v2Decoder) shape(in *v2Input) error {
 	s := &d.s
 	switch s.b[s.i] {
@@ -311,6 +314,9 @@ func (d *v2Decoder) shape(in *v2Input) error {
 			return nil
 		})
 		in.shape = d.shapes[off:len(d.shapes):len(d.shapes)]
+		if in.shape == nil { // slicing a nil d.shapes: [] is a scalar, not "absent"
+			in.shape = scalarShape
+		}
 		return err
 	}
 	return d.wrongType("shape", "a list of integers", 3)
