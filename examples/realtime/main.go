@@ -66,7 +66,7 @@ type options struct {
 	shutdownTimeout time.Duration
 }
 
-// modelFlags is a repeatable -model name=path flag.
+// modelFlags is a repeatable -model name[:version]=path flag.
 type modelFlags []string
 
 func (m *modelFlags) String() string { return strings.Join(*m, ",") }
@@ -89,7 +89,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	// Environment variables give the defaults so containers need no flags.
 	defAddr := ":" + env("PORT", httpapi.VertexPort("8080"))
 	fs.StringVar(&o.addr, "addr", env("SERVEKIT_ADDR", defAddr), "listen address ($SERVEKIT_ADDR, else :$PORT / :$AIP_HTTP_PORT / :8080)")
-	fs.Var(&o.models, "model", "model as name=path.onnx, repeatable ($SERVEKIT_MODELS, comma-separated; default fraud=testdata/models/fraud.onnx)")
+	fs.Var(&o.models, "model", "model as name[:version]=path.onnx (version 1 by default), repeatable ($SERVEKIT_MODELS, comma-separated; default fraud=testdata/models/fraud.onnx)")
 	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
 	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
@@ -120,8 +120,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 
 // loaded is one served model: the chain the handler calls.
 type loaded struct {
-	name string
-	p    serving.Predictor
+	name, version string
+	p             serving.Predictor
 }
 
 // run serves until ctx ends, then shuts down gracefully. It is main without
@@ -168,7 +168,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	mux.Handle("GET /metrics", metricsHandler)
 	api := httpapi.New(opts...)
 	for _, m := range models {
-		if err := api.Handle(m.name, m.p); err != nil {
+		if err := api.Handle(m.name, m.p, httpapi.Version(m.version)); err != nil {
 			return err
 		}
 	}
@@ -220,10 +220,16 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 	for _, spec := range o.models {
 		name, path, ok := strings.Cut(spec, "=")
 		if !ok {
-			return out, fmt.Errorf("-model %q: want name=path.onnx", spec)
+			return out, fmt.Errorf("-model %q: want name[:version]=path.onnx", spec)
+		}
+		// Triton numbers versions from 1; a model given without one is
+		// version 1, so metrics, /versions/1 routes and model_version agree.
+		name, version, _ := strings.Cut(name, ":")
+		if version == "" {
+			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -235,8 +241,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
-		log.Info("model loaded", "model", name, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
-		out = append(out, loaded{name, p})
+		log.Info("model loaded", "model", name, "version", version, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		out = append(out, loaded{name, version, p})
 	}
 	return out, nil
 }

@@ -12,7 +12,10 @@
 // A Handler is safe for concurrent use; Handle and Remove may run while it
 // serves (readers see an immutable snapshot, never a lock). A request that
 // names no version goes to the model's default Predictor: register a rollout
-// router there with Default.
+// router there with Default. The Request the Predictor sees carries the
+// version the handler resolved (the default's registered version when the
+// URL names none, empty for a default registered without one, such as a
+// router), so a cache keys both addressings of one version alike.
 //
 // # Routes
 //

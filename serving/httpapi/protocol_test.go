@@ -100,6 +100,27 @@ func TestDefaultVersion(t *testing.T) {
 	}
 }
 
+// TestResolvedVersionReachesPredictor: a request addressed without a
+// version reaches the Predictor with the version the handler resolved, so a
+// cache below keys both addressings of one model version alike.
+func TestResolvedVersionReachesPredictor(t *testing.T) {
+	h := httpapi.New()
+	rec := servingtest.NewRecorder(servingtest.Linear(2))
+	_ = h.Handle("m", rec, httpapi.Version("7"))
+	call(t, h, "POST", "/v2/models/m/infer", linearBody)
+	call(t, h, "POST", "/v2/models/m/versions/7/infer", linearBody)
+	call(t, h, "POST", "/v1/models/m:predict", `{"instances":[[1,2]]}`)
+	reqs := rec.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests reached the model, want 3", len(reqs))
+	}
+	for i, r := range reqs {
+		if r.Version != "7" || r.Model != "m" {
+			t.Errorf("request %d reached the model as %q version %q, want m version 7", i, r.Model, r.Version)
+		}
+	}
+}
+
 // TestDatatypes round-trips every datatype through JSON and through the
 // binary extension.
 func TestDatatypes(t *testing.T) {

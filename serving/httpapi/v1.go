@@ -69,7 +69,7 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 	defer putBuf(bp)
 	body := *bp
 	if isV2Body(body) { // SageMaker and custom routes also take V2 bodies
-		h.serveV2(w, r, p, name, version, answered, body)
+		h.serveV2(w, r, p, name, answered, body)
 		return
 	}
 	req, rows, err := h.decodeV1(body, p)
@@ -77,7 +77,7 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	req.Model, req.Version = name, version
+	req.Model, req.Version = name, answered
 	ctx, cancel, err := h.requestContext(r, nil)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)

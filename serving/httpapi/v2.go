@@ -104,7 +104,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, version string) {
 	if p, answered, bp, ok := h.begin(w, r, name, version); ok {
-		h.serveV2(w, r, p, name, version, answered, *bp)
+		h.serveV2(w, r, p, name, answered, *bp)
 		putBuf(bp)
 	}
 }
@@ -127,13 +127,13 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version st
 
 // serveV2 answers a V2 body already read (from the V2 routes, or a V2 body
 // on a V1 route); answered is the version the lookup resolved to.
-func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Predictor, name, version, answered string, body []byte) {
+func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Predictor, name, answered string, body []byte) {
 	d, err := h.decodeBody(r, body) // copies what it keeps
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	d.req.Model, d.req.Version = name, version
+	d.req.Model, d.req.Version = name, answered // the resolved version: one cache key per version, however it was addressed
 	ctx, cancel, err := h.requestContext(r, d.req.Params)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
