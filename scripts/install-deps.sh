@@ -10,7 +10,9 @@ need=()
 [ -d /usr/share/onnx/testdata ] || [ -n "$(dpkg -L libonnx-testdata 2>/dev/null | head -1)" ] || need+=(libonnx-testdata)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v npm >/dev/null 2>&1 || need+=(npm)
+# npm is not installed from here: it comes with Node.js (these machines' NodeSource
+# build bundles it, and Debian's npm package conflicts with that build);
+# install-onnxruntime.sh says what to do when it is missing.
 locale -a 2>/dev/null | grep -qi '^en_US.utf-\?8$' || need+=(locales)
 
 if [ ${#need[@]} -gt 0 ]; then
