@@ -404,7 +404,11 @@ func TestOversizeRequestIsSplit(t *testing.T) {
 	}
 }
 
-func TestShutdownDrains(t *testing.T) {
+// threeQueued starts a batcher that never dispatches on its own (no
+// adaptive mode, an hour's delay, a clock that stands still) and queues
+// three one-row requests in it.
+func threeQueued(t *testing.T) (*servingtest.Recorder, *batch.Batcher, []<-chan answer) {
+	t.Helper()
 	rec := servingtest.NewRecorder(servingtest.Linear(1))
 	b, err := batch.New(rec, batch.WithAdaptive(false), batch.WithMaxDelay(time.Hour), batch.WithClock(newFakeClock()))
 	if err != nil {
@@ -415,6 +419,11 @@ func TestShutdownDrains(t *testing.T) {
 		chans = append(chans, async(context.Background(), b, servingtest.Rows(1, 1, float32(i))))
 	}
 	waitQueued(t, b, 3)
+	return rec, b, chans
+}
+
+func TestShutdownDrains(t *testing.T) {
+	_, b, chans := threeQueued(t)
 	if err := b.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -460,16 +469,7 @@ func TestShutdownGivesUpWithContext(t *testing.T) {
 }
 
 func TestCloseFailsQueued(t *testing.T) {
-	rec := servingtest.NewRecorder(servingtest.Linear(1))
-	b, err := batch.New(rec, batch.WithAdaptive(false), batch.WithMaxDelay(time.Hour), batch.WithClock(newFakeClock()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var chans []<-chan answer
-	for i := range 3 {
-		chans = append(chans, async(context.Background(), b, servingtest.Rows(1, 1, float32(i))))
-	}
-	waitQueued(t, b, 3)
+	rec, b, chans := threeQueued(t)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
