@@ -12,14 +12,19 @@
 //
 // Contracts:
 //   - Predictors are safe for concurrent use and must not modify the Request.
+//   - A caller may reuse a Request's tensor data once Predict returns, so
+//     anything that keeps a request or a response past that point (a shadow
+//     copy, a drift observer, a prediction logger) copies what it keeps
+//     (Tensor.Clone) before returning.
 //   - Tensors share their data; treat what a Response holds as read-only.
 //   - ctx bounds every call; errors carry a Code (CodeOf) that transports map
 //     to statuses: InvalidArgument 400, NotFound 404, ResourceExhausted 429,
 //     Unavailable 503, DeadlineExceeded 504, Internal 500.
 //   - Capabilities beyond Predict are optional interfaces found by type
 //     assertion, as database/sql/driver does: Describer (metadata), Readier,
-//     io.Closer, and Wrapper for middleware, through which MetadataOf,
-//     IsReady and Close see the whole chain.
+//     Versioned (a router holding versions), io.Closer, and Wrapper for
+//     middleware, through which MetadataOf, IsReady, VersionsOf and Close
+//     see the whole chain.
 //
 // The batch dimension is dimension 0 of inputs whose metadata declares it
 // dynamic (-1); TensorSpec.Batchable reports it.

@@ -58,6 +58,21 @@ type Readier interface {
 	Ready() bool
 }
 
+// Versioned is implemented by Predictors that hold several versions of one
+// model and pick among them themselves, such as a rollout router. A request
+// whose Version is set is pinned to that version; one without is routed.
+// Transports use it to answer for a version that was not registered on its
+// own: readiness and metadata come from Version(v), while requests still go
+// through the whole chain with Request.Version set, so outer middleware
+// (telemetry) sees them.
+type Versioned interface {
+	// Versions lists the versions held, in the order they were added.
+	Versions() []string
+	// Version returns a Predictor pinned to version v, which reports v's own
+	// readiness and metadata, or false when v is not held.
+	Version(v string) (Predictor, bool)
+}
+
 // MetadataOf returns the metadata of the first layer of p that describes
 // itself.
 func MetadataOf(p Predictor) (Metadata, bool) {
@@ -67,6 +82,16 @@ func MetadataOf(p Predictor) (Metadata, bool) {
 		}
 	}
 	return Metadata{}, false
+}
+
+// VersionsOf returns the first layer of p that holds versions itself.
+func VersionsOf(p Predictor) (Versioned, bool) {
+	for ; p != nil; p = unwrap(p) {
+		if v, ok := p.(Versioned); ok {
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 // IsReady reports whether every layer of p that can tell is ready.

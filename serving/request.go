@@ -81,6 +81,9 @@ const (
 	ParamPriority = "priority"
 	// ParamCacheBypass, when true, skips the response cache both ways.
 	ParamCacheBypass = "cache_bypass"
+	// ParamRoutingKey carries Request.Key in protocols that have no field for
+	// it; transports move it there.
+	ParamRoutingKey = "routing_key"
 )
 
 // Params are protocol parameters: string, bool, int64 or float64 values (JSON

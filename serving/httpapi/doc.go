@@ -17,6 +17,16 @@
 // URL names none, empty for a default registered without one, such as a
 // router), so a cache keys both addressings of one version alike.
 //
+// A default Predictor that holds versions itself (serving.Versioned, such as
+// a rollout router) answers for every version it holds: /versions/{v}/infer
+// calls the default with Request.Version = v, while /versions/{v}/ready and
+// the version's metadata come from that version alone, so readiness tells
+// the truth while versions load and unload. The X-Model-Version header pins
+// a version when the URL names none (WithVersionHeader), and the
+// X-Routing-Key header or a "routing_key" parameter becomes Request.Key, the
+// key sticky canaries route on (WithRoutingKeyHeader). Lookup, ModelReady,
+// ModelMetadata and Ready expose the same resolution to other transports.
+//
 // # Routes
 //
 //	GET  /v2                                        server metadata

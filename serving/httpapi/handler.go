@@ -136,25 +136,84 @@ func (h *Handler) Models() []string {
 	return slices.Sorted(maps.Keys(*h.models.Load()))
 }
 
-// lookup finds the Predictor for name and version ("" = default) and the
-// version it answers as.
-func (h *Handler) lookup(name, version string) (serving.Predictor, string, error) {
-	m, ok := (*h.models.Load())[name]
-	if !ok {
-		return nil, "", serving.Errorf(serving.NotFound, "httpapi: unknown model %q", name)
-	}
-	if version == "" {
-		return m.def, m.defVersion, nil
-	}
-	p, ok := m.versions[version]
-	if !ok {
-		return nil, "", serving.Errorf(serving.NotFound, "httpapi: model %q has no version %q", name, version)
-	}
-	return p, version, nil
+// Lookup finds the Predictor that answers model name at version ("" = the
+// default) and the version it answers as. A version not registered on its own
+// is looked for in a default Predictor that holds versions itself
+// (serving.Versioned, a rollout router): the answer is then that default,
+// to be called with Request.Version set to version, so the whole chain sees
+// the request. Unknown names and versions are NotFound errors.
+func (h *Handler) Lookup(name, version string) (serving.Predictor, string, error) {
+	p, _, v, err := h.resolve(name, version)
+	return p, v, err
 }
 
-// allReady reports whether every registered Predictor is ready.
-func (h *Handler) allReady() bool {
+// resolve is Lookup plus the Predictor that speaks for the version's own
+// readiness and metadata (the pinned Predictor of a serving.Versioned).
+func (h *Handler) resolve(name, version string) (call, self serving.Predictor, answered string, err error) {
+	m, ok := (*h.models.Load())[name]
+	if !ok {
+		return nil, nil, "", serving.Errorf(serving.NotFound, "httpapi: unknown model %q", name)
+	}
+	if version == "" {
+		return m.def, m.def, m.defVersion, nil
+	}
+	if p, ok := m.versions[version]; ok {
+		return p, p, version, nil
+	}
+	if vs, ok := serving.VersionsOf(m.def); ok {
+		if pinned, ok := vs.Version(version); ok {
+			return m.def, pinned, version, nil
+		}
+	}
+	return nil, nil, "", serving.Errorf(serving.NotFound, "httpapi: model %q has no version %q", name, version)
+}
+
+// ModelReady reports whether model name at version ("" = the default) can
+// serve; unknown names and versions are NotFound errors.
+func (h *Handler) ModelReady(name, version string) (bool, error) {
+	_, self, _, err := h.resolve(name, version)
+	if err != nil {
+		return false, err
+	}
+	return serving.IsReady(self), nil
+}
+
+// ModelMetadata returns the metadata of model name at version ("" = the
+// default) and the versions the model has: the one asked for, or every
+// version registered or held by a versioned default.
+func (h *Handler) ModelMetadata(name, version string) (serving.Metadata, []string, error) {
+	_, self, _, err := h.resolve(name, version)
+	if err != nil {
+		return serving.Metadata{}, nil, err
+	}
+	md, _ := serving.MetadataOf(self)
+	if version != "" {
+		return md, []string{version}, nil
+	}
+	return md, h.versions(name), nil
+}
+
+// versions lists a model's registered versions, then those its default
+// holds that were not registered on their own.
+func (h *Handler) versions(name string) []string {
+	m, ok := (*h.models.Load())[name]
+	if !ok {
+		return nil
+	}
+	out := slices.Clone(m.order)
+	if vs, ok := serving.VersionsOf(m.def); ok {
+		for _, v := range vs.Versions() {
+			if _, dup := m.versions[v]; !dup {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// Ready reports whether every registered Predictor is ready: the server's
+// readiness (GET /v2/health/ready).
+func (h *Handler) Ready() bool {
 	for _, m := range *h.models.Load() {
 		if !serving.IsReady(m.def) {
 			return false

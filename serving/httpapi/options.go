@@ -53,6 +53,8 @@ type config struct {
 	maxBody       int64
 	maxElements   int64
 	timeoutHeader string
+	keyHeader     string
+	versionHeader string
 	maxTimeout    time.Duration
 	nonFinite     NonFinite
 	serverName    string
@@ -67,6 +69,8 @@ func defaultConfig() config {
 		maxBody:       64 << 20,
 		maxElements:   1 << 24,
 		timeoutHeader: "Timeout",
+		keyHeader:     "X-Routing-Key",
+		versionHeader: "X-Model-Version",
 		serverName:    "servekit",
 		serverVersion: "0.1.0",
 		v1:            true,
@@ -101,6 +105,23 @@ func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.max
 // Grpc-Timeout header ("250m" = 250 ms, gRPC's format) is always read too.
 func WithTimeoutHeader(name string) Option {
 	return optionFunc(func(c *config) { c.timeoutHeader = http.CanonicalHeaderKey(name) })
+}
+
+// WithRoutingKeyHeader names the request header whose value becomes
+// serving.Request.Key, the key sticky rollouts route on (a user or session
+// id): the same key reaches the same version (default "X-Routing-Key"; ""
+// turns it off). A "routing_key" request parameter (serving.ParamRoutingKey)
+// does the same and wins over the header.
+func WithRoutingKeyHeader(name string) Option {
+	return optionFunc(func(c *config) { c.keyHeader = http.CanonicalHeaderKey(name) })
+}
+
+// WithVersionHeader names the request header that pins a version when the
+// URL names none, so a tester reaches a canary through the model's plain
+// route (default "X-Model-Version"; "" turns it off). The version must exist:
+// an unknown one is 404, as it is in the URL.
+func WithVersionHeader(name string) Option {
+	return optionFunc(func(c *config) { c.versionHeader = http.CanonicalHeaderKey(name) })
 }
 
 // WithMaxTimeout caps every request's time budget, and gives one to requests

@@ -47,12 +47,11 @@ func (h *Handler) v1Path(w http.ResponseWriter, r *http.Request) {
 // v1Status serves GET /v1/models/{name}: {"name": ..., "ready": ...}, 200 or 503.
 func (h *Handler) v1Status(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	p, _, err := h.lookup(name, r.PathValue("version"))
+	ready, err := h.ModelReady(name, r.PathValue("version"))
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	ready := serving.IsReady(p)
 	b := append([]byte(`{"name":`), appendString(nil, name)...)
 	if ready {
 		writeJSON(w, http.StatusOK, append(b, `,"ready":true}`...))
@@ -78,6 +77,7 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 		return
 	}
 	req.Model, req.Version = name, answered
+	req.Key = h.routingKey(r, nil)
 	ctx, cancel, err := h.requestContext(r, nil)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)

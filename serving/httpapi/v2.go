@@ -25,7 +25,7 @@ func (h *Handler) serverMetadata(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) live(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }
 
 func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
-	if h.allReady() {
+	if h.Ready() {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -40,12 +40,12 @@ func (h *Handler) notReady(w http.ResponseWriter) {
 }
 
 func (h *Handler) modelReady(w http.ResponseWriter, r *http.Request) {
-	p, _, err := h.lookup(r.PathValue("name"), r.PathValue("version"))
+	ready, err := h.ModelReady(r.PathValue("name"), r.PathValue("version"))
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	if !serving.IsReady(p) {
+	if !ready {
 		h.notReady(w)
 		return
 	}
@@ -76,18 +76,12 @@ func specs(s []serving.TensorSpec) []specJSON {
 
 func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	p, _, err := h.lookup(name, version)
+	md, versions, err := h.ModelMetadata(name, version)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	md, _ := serving.MetadataOf(p)
-	m := modelJSON{Name: name, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
-	if version != "" {
-		m.Versions = []string{version}
-	} else if mod, ok := (*h.models.Load())[name]; ok {
-		m.Versions = mod.order
-	}
+	m := modelJSON{Name: name, Versions: versions, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
 	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
 	writeJSON(w, http.StatusOK, b)
 }
@@ -112,7 +106,10 @@ func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, versi
 // begin finds the model and reads the body into a pooled buffer (the
 // caller puts it back), or answers with the error.
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version string) (serving.Predictor, string, *[]byte, bool) {
-	p, answered, err := h.lookup(name, version)
+	if version == "" && h.cfg.versionHeader != "" {
+		version = header(r.Header, h.cfg.versionHeader)
+	}
+	p, answered, err := h.Lookup(name, version)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return nil, "", nil, false
@@ -134,6 +131,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Pred
 		return
 	}
 	d.req.Model, d.req.Version = name, answered // the resolved version: one cache key per version, however it was addressed
+	d.req.Key = h.routingKey(r, d.req.Params)
 	ctx, cancel, err := h.requestContext(r, d.req.Params)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
@@ -157,6 +155,17 @@ func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
 		return nil, err
 	}
 	return decodeV2(body, n, h.cfg.maxElements)
+}
+
+// routingKey is the "routing_key" parameter, else the routing key header.
+func (h *Handler) routingKey(r *http.Request, params serving.Params) string {
+	if k, ok := params[serving.ParamRoutingKey].(string); ok {
+		return k
+	}
+	if h.cfg.keyHeader != "" {
+		return header(r.Header, h.cfg.keyHeader)
+	}
+	return ""
 }
 
 // bodyError gives a body read failure its code: too large stays a
