@@ -60,7 +60,6 @@ func (tv *twoVersions) last() *serving.Request {
 	return tv.seen[len(tv.seen)-1]
 }
 
-
 func TestVersionedDefault(t *testing.T) {
 	h := httpapi.New()
 	tv := newTwoVersions()
