@@ -1,0 +1,299 @@
+package scoring
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/servekit/servekit/serving"
+)
+
+// Beam metrics, shown by every runner's UI and in PipelineResult.Metrics.
+var (
+	rowsScored = beam.NewCounter("servekit.scoring", "rows_scored")
+	rowsFailed = beam.NewCounter("servekit.scoring", "rows_failed")
+	batchRows  = beam.NewDistribution("servekit.scoring", "batch_rows")
+)
+
+// scoreFn is the DoFn behind Score. Its exported fields are its JSON
+// encoding in the pipeline; the rest is per-instance state that Setup
+// builds on the worker.
+type scoreFn struct {
+	Model        Model    `json:"model"`
+	MaxBatchRows int      `json:"max_batch_rows"`
+	Outputs      []string `json:"outputs,omitempty"`
+	Unbatched    bool     `json:"unbatched,omitempty"`
+
+	p       serving.Predictor
+	release func() error
+	plan    *plan
+	pending []*batch // rows waiting for their batch to fill or the bundle to end
+}
+
+// batch is rows of equal shapes, converted into one typed slice per input.
+type batch struct {
+	sig    string
+	shapes [][]int64 // each input's row shape
+	cols   []any     // each input's values, all rows back to back
+	rows   []held
+}
+
+// held is a row kept until its batch is scored: the Row itself for the
+// dead letter, its timestamp for the result.
+type held struct {
+	ts  beam.EventTime
+	row Row
+}
+
+type (
+	emitFn = func(beam.EventTime, Result)
+	failFn = func(beam.EventTime, Failure)
+)
+
+func (fn *scoreFn) Setup(ctx context.Context) error {
+	p, release, err := acquire(ctx, fn.Model)
+	if err != nil {
+		return err
+	}
+	md, ok := serving.MetadataOf(p)
+	if !ok {
+		err = fmt.Errorf("scoring: the Predictor of loader %q does not describe itself (serving.Describer): rows are mapped to tensors by its metadata", fn.Model.Loader)
+	}
+	if err == nil {
+		fn.plan, err = newPlan(md)
+	}
+	for _, o := range fn.Outputs {
+		if _, ok := md.Output(o); err == nil && !ok {
+			err = fmt.Errorf("scoring: WithOutputs: model %q has no output %q", md.Name, o)
+		}
+	}
+	if err != nil {
+		_ = release()
+		return err
+	}
+	fn.p, fn.release = p, release
+	return nil
+}
+
+func (fn *scoreFn) ProcessElement(ctx context.Context, ts beam.EventTime, row Row, emit emitFn, fail failFn) error {
+	b, err := fn.add(ts, row)
+	if err != nil {
+		rowsFailed.Inc(ctx, 1)
+		fail(ts, Failure{Row: row, Code: serving.InvalidArgument.String(), Reason: err.Error()})
+		return nil
+	}
+	if fn.Unbatched || !fn.plan.batchable || len(b.rows) >= fn.MaxBatchRows {
+		return fn.flush(ctx, b, emit, fail)
+	}
+	return nil
+}
+
+func (fn *scoreFn) FinishBundle(ctx context.Context, emit emitFn, fail failFn) error {
+	for len(fn.pending) > 0 {
+		if err := fn.flush(ctx, fn.pending[0], emit, fail); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (fn *scoreFn) Teardown() error {
+	fn.pending = nil
+	if fn.release == nil {
+		return nil
+	}
+	release := fn.release
+	fn.p, fn.release = nil, nil
+	return release()
+}
+
+// add converts row into the pending batch of its shape, or says why it
+// does not fit the model.
+func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
+	p := fn.plan
+	if err := p.check(&row); err != nil {
+		return nil, err
+	}
+	shapes := make([][]int64, len(p.inputs))
+	for i := range p.inputs {
+		in := &p.inputs[i]
+		nums, strs, ok := p.valuesOf(&row, in)
+		if !ok {
+			return nil, fmt.Errorf("missing input %q", in.Name)
+		}
+		var err error
+		if shapes[i], err = in.shape(len(nums) + len(strs)); err != nil {
+			return nil, err
+		}
+	}
+	sig := signature(shapes, p)
+	var b *batch
+	for _, pb := range fn.pending {
+		if pb.sig == sig {
+			b = pb
+			break
+		}
+	}
+	if b == nil {
+		b = &batch{sig: sig, shapes: shapes, cols: make([]any, len(p.inputs))}
+	}
+	for i := range p.inputs {
+		nums, strs, _ := p.valuesOf(&row, &p.inputs[i])
+		col, err := appendValues(b.cols[i], p.inputs[i].DataType, nums, strs)
+		if err != nil {
+			// appendValues left earlier inputs' columns one row longer:
+			// cut them back so the batch stays aligned.
+			for j := range i {
+				b.cols[j] = rowsOf(b.cols[j], b.per(j), 0, len(b.rows))
+			}
+			return nil, fmt.Errorf("input %q %w", p.inputs[i].Name, err)
+		}
+		b.cols[i] = col
+	}
+	if len(b.rows) == 0 {
+		fn.pending = append(fn.pending, b)
+	}
+	b.rows = append(b.rows, held{ts: ts, row: row})
+	return b, nil
+}
+
+// per is the element count of one row of input i.
+func (b *batch) per(i int) int {
+	n := int64(1)
+	for _, d := range b.shapes[i] {
+		n *= d
+	}
+	return int(n)
+}
+
+// flush scores b and takes it off the pending list.
+func (fn *scoreFn) flush(ctx context.Context, b *batch, emit emitFn, fail failFn) error {
+	for i, pb := range fn.pending {
+		if pb == b {
+			fn.pending = append(fn.pending[:i], fn.pending[i+1:]...)
+			break
+		}
+	}
+	return fn.score(ctx, b, 0, len(b.rows), emit, fail)
+}
+
+// score scores rows [lo, hi) of b. When the model fails on them for a
+// reason a retry cannot cure, it bisects, so that a bad row costs log2(n)
+// extra calls and only the rows that fail alone reach the dead letter.
+// Errors a retry may cure (overload, unavailable, deadline) are returned:
+// the runner then retries the bundle instead of dead-lettering good rows.
+func (fn *scoreFn) score(ctx context.Context, b *batch, lo, hi int, emit emitFn, fail failFn) error {
+	results, err := fn.predict(ctx, b, lo, hi)
+	if err == nil {
+		batchRows.Update(ctx, int64(hi-lo))
+		rowsScored.Inc(ctx, int64(hi-lo))
+		for i, r := range results {
+			emit(b.rows[lo+i].ts, r)
+		}
+		return nil
+	}
+	switch serving.CodeOf(err) {
+	case serving.Unavailable, serving.ResourceExhausted, serving.DeadlineExceeded, serving.Canceled:
+		return fmt.Errorf("scoring: model %q, %d rows: %w", fn.plan.md.Name, hi-lo, err)
+	}
+	if hi-lo == 1 {
+		rowsFailed.Inc(ctx, 1)
+		h := b.rows[lo]
+		fail(h.ts, Failure{Row: h.row, Code: serving.CodeOf(err).String(), Reason: err.Error()})
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	if err := fn.score(ctx, b, lo, mid, emit, fail); err != nil {
+		return err
+	}
+	return fn.score(ctx, b, mid, hi, emit, fail)
+}
+
+// predict runs rows [lo, hi) of b through the model as one request and
+// splits the answer into one Result per row.
+func (fn *scoreFn) predict(ctx context.Context, b *batch, lo, hi int) (results []Result, err error) {
+	p := fn.plan
+	n := hi - lo
+	req := &serving.Request{Model: p.md.Name, Outputs: fn.Outputs, Inputs: make([]serving.Tensor, len(p.inputs))}
+	for i, in := range p.inputs {
+		shape := b.shapes[i]
+		data := b.cols[i]
+		if p.batchable {
+			shape = append([]int64{int64(n)}, shape...)
+			if n != len(b.rows) {
+				data = rowsOf(data, b.per(i), lo, hi)
+			}
+		}
+		if req.Inputs[i], err = serving.FromSlice(in.Name, in.DataType, shape, data); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := safePredict(ctx, fn.p, req)
+	if err != nil {
+		return nil, err
+	}
+	model, version := resp.Model, resp.Version
+	if model == "" {
+		model, version = p.md.Name, p.md.Version
+	}
+	results = make([]Result, n)
+	for i := range results {
+		results[i] = Result{Key: b.rows[lo+i].row.Key, Model: model, Version: version}
+	}
+	for _, t := range resp.Outputs {
+		if err := split(t, results, p.batchable); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// split deals output t out to the rows of results.
+func split(t serving.Tensor, results []Result, batchable bool) error {
+	n := len(results)
+	if batchable && (len(t.Shape) == 0 || t.Shape[0] != int64(n)) {
+		return serving.Errorf(serving.Internal, "scoring: output %q has shape %v for a batch of %d rows", t.Name, t.Shape, n)
+	}
+	per := t.Len() / n
+	if t.DataType == serving.Bytes {
+		s, err := t.Strings()
+		if err != nil {
+			return err
+		}
+		for i := range results {
+			if results[i].Strings == nil {
+				results[i].Strings = map[string][]string{}
+			}
+			results[i].Strings[t.Name] = s[i*per : (i+1)*per : (i+1)*per]
+		}
+		return nil
+	}
+	f, ok := floats(t)
+	if !ok {
+		return serving.Errorf(serving.Internal, "scoring: output %q has datatype %v, which results cannot carry", t.Name, t.DataType)
+	}
+	for i := range results {
+		if results[i].Outputs == nil {
+			results[i].Outputs = map[string][]float64{}
+		}
+		// A capped slice: a consumer appending to one row's values must
+		// not write over the next row's.
+		results[i].Outputs[t.Name] = f[i*per : (i+1)*per : (i+1)*per]
+	}
+	return nil
+}
+
+// safePredict turns a Predictor's panic into an Internal error, so one
+// row cannot crash a worker (and a retry loop) through a buggy model.
+func safePredict(ctx context.Context, p serving.Predictor, req *serving.Request) (resp *serving.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, serving.Errorf(serving.Internal, "scoring: predictor panicked: %v", r)
+		}
+	}()
+	resp, err = p.Predict(ctx, req)
+	if err == nil && resp == nil {
+		err = serving.Errorf(serving.Internal, "scoring: predictor returned no response and no error")
+	}
+	return resp, err
+}
