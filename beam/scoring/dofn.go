@@ -28,13 +28,14 @@ type scoreFn struct {
 	release func() error
 	plan    *plan
 	pending []*batch // rows waiting for their batch to fill or the bundle to end
+	spare   *batch   // a scored batch, whose buffers the next batch reuses
 }
 
 // batch is rows of equal shapes, converted into one typed slice per input.
 type batch struct {
 	sig    string
 	shapes [][]int64 // each input's row shape
-	cols   []any     // each input's values, all rows back to back
+	cols   []any     // each input's column (see appendValues)
 	rows   []held
 }
 
@@ -114,16 +115,22 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 	if err := p.check(&row); err != nil {
 		return nil, err
 	}
-	shapes := make([][]int64, len(p.inputs))
+	shapes := p.fixed
+	if p.dynamic {
+		shapes = make([][]int64, len(p.inputs))
+	}
 	for i := range p.inputs {
 		in := &p.inputs[i]
 		nums, strs, ok := p.valuesOf(&row, in)
 		if !ok {
 			return nil, fmt.Errorf("missing input %q", in.Name)
 		}
-		var err error
-		if shapes[i], err = in.shape(len(nums) + len(strs)); err != nil {
+		s, err := in.shape(len(nums) + len(strs))
+		if err != nil {
 			return nil, err
+		}
+		if p.dynamic {
+			shapes[i] = s
 		}
 	}
 	sig := signature(shapes, p)
@@ -135,7 +142,11 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 		}
 	}
 	if b == nil {
-		b = &batch{sig: sig, shapes: shapes, cols: make([]any, len(p.inputs))}
+		b, fn.spare = fn.spare, nil
+		if b == nil {
+			b = &batch{cols: make([]any, len(p.inputs))}
+		}
+		b.sig, b.shapes = sig, shapes
 	}
 	for i := range p.inputs {
 		nums, strs, _ := p.valuesOf(&row, &p.inputs[i])
@@ -144,7 +155,7 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 			// appendValues left earlier inputs' columns one row longer:
 			// cut them back so the batch stays aligned.
 			for j := range i {
-				b.cols[j] = rowsOf(b.cols[j], b.per(j), 0, len(b.rows))
+				truncate(b.cols[j], len(b.rows)*b.per(j))
 			}
 			return nil, fmt.Errorf("input %q %w", p.inputs[i].Name, err)
 		}
@@ -174,7 +185,19 @@ func (fn *scoreFn) flush(ctx context.Context, b *batch, emit emitFn, fail failFn
 			break
 		}
 	}
-	return fn.score(ctx, b, 0, len(b.rows), emit, fail)
+	if err := fn.score(ctx, b, 0, len(b.rows), emit, fail); err != nil {
+		return err
+	}
+	// Predict has returned, so the model holds nothing of the request's
+	// data (serving.Predictor's contract): the buffers can take the next
+	// batch, which saves growing them again for every batch.
+	for _, c := range b.cols {
+		truncate(c, 0)
+	}
+	clear(b.rows)
+	b.rows = b.rows[:0]
+	fn.spare = b
+	return nil
 }
 
 // score scores rows [lo, hi) of b. When the model fails on them for a
@@ -217,13 +240,10 @@ func (fn *scoreFn) predict(ctx context.Context, b *batch, lo, hi int) (results [
 	req := &serving.Request{Model: p.md.Name, Outputs: fn.Outputs, Inputs: make([]serving.Tensor, len(p.inputs))}
 	for i, in := range p.inputs {
 		shape := b.shapes[i]
-		data := b.cols[i]
 		if p.batchable {
 			shape = append([]int64{int64(n)}, shape...)
-			if n != len(b.rows) {
-				data = rowsOf(data, b.per(i), lo, hi)
-			}
 		}
+		data := rowsOf(b.cols[i], b.per(i), lo, hi)
 		if req.Inputs[i], err = serving.FromSlice(in.Name, in.DataType, shape, data); err != nil {
 			return nil, err
 		}
@@ -232,6 +252,12 @@ func (fn *scoreFn) predict(ctx context.Context, b *batch, lo, hi int) (results [
 	if err != nil {
 		return nil, err
 	}
+	numeric := 0
+	for _, t := range resp.Outputs {
+		if t.DataType != serving.Bytes {
+			numeric++
+		}
+	}
 	model, version := resp.Model, resp.Version
 	if model == "" {
 		model, version = p.md.Name, p.md.Version
@@ -239,6 +265,9 @@ func (fn *scoreFn) predict(ctx context.Context, b *batch, lo, hi int) (results [
 	results = make([]Result, n)
 	for i := range results {
 		results[i] = Result{Key: b.rows[lo+i].row.Key, Model: model, Version: version}
+		if numeric > 0 {
+			results[i].Outputs = make(map[string][]float64, numeric)
+		}
 	}
 	for _, t := range resp.Outputs {
 		if err := split(t, results, p.batchable); err != nil {
@@ -273,9 +302,6 @@ func split(t serving.Tensor, results []Result, batchable bool) error {
 		return serving.Errorf(serving.Internal, "scoring: output %q has datatype %v, which results cannot carry", t.Name, t.DataType)
 	}
 	for i := range results {
-		if results[i].Outputs == nil {
-			results[i].Outputs = map[string][]float64{}
-		}
 		// A capped slice: a consumer appending to one row's values must
 		// not write over the next row's.
 		results[i].Outputs[t.Name] = f[i*per : (i+1)*per : (i+1)*per]

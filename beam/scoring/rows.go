@@ -2,7 +2,6 @@ package scoring
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"reflect"
 	"slices"
@@ -17,8 +16,9 @@ import (
 type plan struct {
 	md        serving.Metadata
 	batchable bool    // rows are joined along dim 0
-	inputs    []input // in metadata order
-	dynamic   bool    // some input has a dim inferred per row
+	inputs    []input   // in metadata order
+	dynamic   bool      // some input has a dim inferred per row
+	fixed     [][]int64 // every input's row shape, when none is dynamic
 }
 
 // input is one model input as rows carry it.
@@ -54,6 +54,7 @@ func newPlan(md serving.Metadata) (*plan, error) {
 			return nil, fmt.Errorf("scoring: model %q input %q %v: a dynamic dim beside a zero dim cannot be inferred", md.Name, s.Name, s.Shape)
 		}
 		p.inputs = append(p.inputs, in)
+		p.fixed = append(p.fixed, in.row)
 	}
 	return p, nil
 }
@@ -90,18 +91,28 @@ func (p *plan) valuesOf(r *Row, in *input) (nums []float64, strs []string, ok bo
 // otherwise be dropped without a word (a typo in a column name), and a
 // single input given under both its name and "".
 func (p *plan) check(r *Row) error {
-	for _, names := range [][]string{slices.Collect(maps.Keys(r.Inputs)), slices.Collect(maps.Keys(r.Strings))} {
-		for _, name := range names {
-			if name == "" && len(p.inputs) == 1 {
-				continue
-			}
-			if _, ok := p.md.Input(name); !ok {
-				return fmt.Errorf("model %q has no input %q (inputs: %s)", p.md.Name, name, strings.Join(inputNames(p.md), ", "))
-			}
+	for name := range r.Inputs {
+		if err := p.known(name); err != nil {
+			return err
+		}
+	}
+	for name := range r.Strings {
+		if err := p.known(name); err != nil {
+			return err
 		}
 	}
 	if len(p.inputs) == 1 && len(r.Inputs)+len(r.Strings) > 1 {
 		return fmt.Errorf("input %q is given twice, under its name and under \"\"", p.inputs[0].Name)
+	}
+	return nil
+}
+
+func (p *plan) known(name string) error {
+	if name == "" && len(p.inputs) == 1 {
+		return nil
+	}
+	if _, ok := p.md.Input(name); !ok {
+		return fmt.Errorf("model %q has no input %q (inputs: %s)", p.md.Name, name, strings.Join(inputNames(p.md), ", "))
 	}
 	return nil
 }
@@ -131,69 +142,84 @@ func signature(shapes [][]int64, p *plan) string {
 	return b.String()
 }
 
-// appendValues converts one row's values to dt and appends them to dst (a
-// slice of dt's Go type, or nil). A value dt cannot hold exactly — 2.5 for
-// an integer, 300 for UINT8, 1e39 for FP32 — is an error naming the
-// element: rounding or saturating it would be a silently wrong answer.
-func appendValues(dst any, dt serving.DataType, nums []float64, strs []string) (any, error) {
+// A column is one input's values for the rows of a batch, back to back:
+// a pointer to a slice of the input's Go type (*[]float32, *[][]byte …),
+// so that appending a row does not box a new slice header into an
+// interface each time.
+
+// appendValues converts one row's values to dt and appends them to col
+// (a column, or nil for a new one), which it returns. A value dt cannot
+// hold exactly — 2.5 for an integer, 300 for UINT8, 1e39 for FP32 — is an
+// error naming the element, and leaves col as it was: rounding or
+// saturating it would be a silently wrong answer.
+func appendValues(col any, dt serving.DataType, nums []float64, strs []string) (any, error) {
 	if dt == serving.Bytes {
 		if nums != nil {
-			return dst, fmt.Errorf("is BYTES: give it as strings")
+			return col, fmt.Errorf("is BYTES: give it as strings")
 		}
-		d, _ := dst.([][]byte)
+		p, _ := col.(*[][]byte)
+		if p == nil {
+			p = new([][]byte)
+		}
 		for _, s := range strs {
-			d = append(d, []byte(s))
+			*p = append(*p, []byte(s))
 		}
-		return d, nil
+		return p, nil
 	}
 	if strs != nil {
-		return dst, fmt.Errorf("is %v: give it as numbers", dt)
+		return col, fmt.Errorf("is %v: give it as numbers", dt)
 	}
 	switch dt {
 	case serving.FP32:
-		return appendConv(dst, nums, dt, func(v float64) (float32, bool) {
+		return appendConv(col, nums, dt, func(v float64) (float32, bool) {
 			f := float32(v)
 			return f, !math.IsInf(float64(f), 0) || math.IsInf(v, 0)
 		})
 	case serving.FP64:
-		return appendConv(dst, nums, dt, func(v float64) (float64, bool) { return v, true })
+		return appendConv(col, nums, dt, func(v float64) (float64, bool) { return v, true })
 	case serving.FP16:
-		return appendConv(dst, nums, dt, half(serving.Float32ToFP16, 0x7c00))
+		return appendConv(col, nums, dt, half(serving.Float32ToFP16, 0x7c00))
 	case serving.BF16:
-		return appendConv(dst, nums, dt, half(serving.Float32ToBF16, 0x7f80))
+		return appendConv(col, nums, dt, half(serving.Float32ToBF16, 0x7f80))
 	case serving.Int8:
-		return appendConv(dst, nums, dt, integer[int8](math.MinInt8, 0x1p7))
+		return appendConv(col, nums, dt, integer[int8](math.MinInt8, 0x1p7))
 	case serving.Int16:
-		return appendConv(dst, nums, dt, integer[int16](math.MinInt16, 0x1p15))
+		return appendConv(col, nums, dt, integer[int16](math.MinInt16, 0x1p15))
 	case serving.Int32:
-		return appendConv(dst, nums, dt, integer[int32](math.MinInt32, 0x1p31))
+		return appendConv(col, nums, dt, integer[int32](math.MinInt32, 0x1p31))
 	case serving.Int64:
-		return appendConv(dst, nums, dt, integer[int64](-0x1p63, 0x1p63))
+		return appendConv(col, nums, dt, integer[int64](-0x1p63, 0x1p63))
 	case serving.Uint8:
-		return appendConv(dst, nums, dt, integer[uint8](0, 0x1p8))
+		return appendConv(col, nums, dt, integer[uint8](0, 0x1p8))
 	case serving.Uint16:
-		return appendConv(dst, nums, dt, integer[uint16](0, 0x1p16))
+		return appendConv(col, nums, dt, integer[uint16](0, 0x1p16))
 	case serving.Uint32:
-		return appendConv(dst, nums, dt, integer[uint32](0, 0x1p32))
+		return appendConv(col, nums, dt, integer[uint32](0, 0x1p32))
 	case serving.Uint64:
-		return appendConv(dst, nums, dt, integer[uint64](0, 0x1p64))
+		return appendConv(col, nums, dt, integer[uint64](0, 0x1p64))
 	case serving.Bool:
-		return appendConv(dst, nums, dt, func(v float64) (bool, bool) { return v == 1, v == 0 || v == 1 })
+		return appendConv(col, nums, dt, func(v float64) (bool, bool) { return v == 1, v == 0 || v == 1 })
 	}
-	return dst, fmt.Errorf("has datatype %v, which rows cannot carry", dt)
+	return col, fmt.Errorf("has datatype %v, which rows cannot carry", dt)
 }
 
-func appendConv[T any](dst any, nums []float64, dt serving.DataType, conv func(float64) (T, bool)) (any, error) {
-	d, _ := dst.([]T)
+func appendConv[T any](col any, nums []float64, dt serving.DataType, conv func(float64) (T, bool)) (any, error) {
+	p, _ := col.(*[]T)
+	if p == nil {
+		p = new([]T)
+	}
+	d := *p
 	start := len(d)
 	for i, v := range nums {
 		c, ok := conv(v)
 		if !ok {
-			return d[:start], fmt.Errorf("element %d: %v does not fit %v", i, v, dt)
+			*p = d[:start]
+			return p, fmt.Errorf("element %d: %v does not fit %v", i, v, dt)
 		}
 		d = append(d, c)
 	}
-	return d, nil
+	*p = d
+	return p, nil
 }
 
 func integer[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](lo, hiExcl float64) func(float64) (T, bool) {
@@ -212,10 +238,15 @@ func half(enc func(float32) uint16, inf uint16) func(float64) (uint16, bool) {
 	}
 }
 
-// rowsOf returns rows [lo, hi) of a tensor's data of per elements a row.
-// It runs on the failure path only (bisecting a batch), hence reflect.
-func rowsOf(data any, per, lo, hi int) any {
-	return reflect.ValueOf(data).Slice(lo*per, hi*per).Interface()
+// rowsOf returns rows [lo, hi) of a column of per elements a row, as the
+// slice serving.FromSlice takes. It runs once per request, hence reflect.
+func rowsOf(col any, per, lo, hi int) any {
+	return reflect.ValueOf(col).Elem().Slice(lo*per, hi*per).Interface()
+}
+
+// truncate cuts a column back to n elements.
+func truncate(col any, n int) {
+	reflect.ValueOf(col).Elem().SetLen(n)
 }
 
 // floats returns a numeric tensor's elements as float64, decoding FP16 and
