@@ -15,7 +15,7 @@ import (
 // builds it once from the model's metadata.
 type plan struct {
 	md        serving.Metadata
-	batchable bool    // rows are joined along dim 0
+	batchable bool      // rows are joined along dim 0
 	inputs    []input   // in metadata order
 	dynamic   bool      // some input has a dim inferred per row
 	fixed     [][]int64 // every input's row shape, when none is dynamic
