@@ -29,6 +29,7 @@ type scoreFn struct {
 	plan    *plan
 	pending []*batch // rows waiting for their batch to fill or the bundle to end
 	spare   *batch   // a scored batch, whose buffers the next batch reuses
+	vals    []values // scratch for add: the row's values of each input
 }
 
 // batch is rows of equal shapes, converted into one typed slice per input.
@@ -62,6 +63,9 @@ func (fn *scoreFn) Setup(ctx context.Context) error {
 	}
 	if err == nil {
 		fn.plan, err = newPlan(md)
+	}
+	if err == nil {
+		fn.vals = make([]values, len(fn.plan.inputs))
 	}
 	for _, o := range fn.Outputs {
 		if _, ok := md.Output(o); err == nil && !ok {
@@ -112,7 +116,8 @@ func (fn *scoreFn) Teardown() error {
 // does not fit the model.
 func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 	p := fn.plan
-	if err := p.check(&row); err != nil {
+	vals := fn.vals
+	if err := p.lookup(&row, vals); err != nil {
 		return nil, err
 	}
 	shapes := p.fixed
@@ -121,11 +126,10 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 	}
 	for i := range p.inputs {
 		in := &p.inputs[i]
-		nums, strs, ok := p.valuesOf(&row, in)
-		if !ok {
+		if vals[i].found == 0 {
 			return nil, fmt.Errorf("missing input %q", in.Name)
 		}
-		s, err := in.shape(len(nums) + len(strs))
+		s, err := in.shape(len(vals[i].nums) + len(vals[i].strs))
 		if err != nil {
 			return nil, err
 		}
@@ -149,8 +153,7 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 		b.sig, b.shapes = sig, shapes
 	}
 	for i := range p.inputs {
-		nums, strs, _ := p.valuesOf(&row, &p.inputs[i])
-		col, err := appendValues(b.cols[i], p.inputs[i].DataType, nums, strs)
+		col, err := appendValues(b.cols[i], p.inputs[i].DataType, vals[i].nums, vals[i].strs)
 		if err != nil {
 			// appendValues left earlier inputs' columns one row longer:
 			// cut them back so the batch stays aligned.

@@ -75,21 +75,48 @@ func (in *input) shape(n int) ([]int64, error) {
 	return s, nil
 }
 
-// valuesOf finds input in's values in r, under its name or, for a model
-// with one input, under "".
-func (p *plan) valuesOf(r *Row, in *input) (nums []float64, strs []string, ok bool) {
-	nums, okN := r.Inputs[in.Name]
-	strs, okS := r.Strings[in.Name]
-	if !okN && !okS && len(p.inputs) == 1 {
-		nums, okN = r.Inputs[""]
-		strs, okS = r.Strings[""]
-	}
-	return nums, strs, okN || okS
+// values is one input's values in a row.
+type values struct {
+	nums  []float64
+	strs  []string
+	found int // entries of the row that gave them: 0 when missing
 }
 
-// check rejects names in r that the model does not take, which would
-// otherwise be dropped without a word (a typo in a column name), and a
-// single input given under both its name and "".
+// lookup finds each input's values in r, under its name or, for a model
+// with one input, under "", and fills vals (one per input). It rejects a
+// row with names the model does not take, which would otherwise be
+// dropped without a word (a typo in a column name): counting what the
+// lookups found tells, without walking the row's maps.
+func (p *plan) lookup(r *Row, vals []values) error {
+	found := 0
+	for i := range p.inputs {
+		v := &vals[i]
+		name := p.inputs[i].Name
+		var okN, okS bool
+		v.nums, okN = r.Inputs[name]
+		v.strs, okS = r.Strings[name]
+		if !okN && !okS && len(p.inputs) == 1 {
+			v.nums, okN = r.Inputs[""]
+			v.strs, okS = r.Strings[""]
+		}
+		v.found = b2i(okN) + b2i(okS)
+		found += v.found
+	}
+	if found != len(r.Inputs)+len(r.Strings) {
+		return p.check(r)
+	}
+	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// check says which names of r the model does not take, or that a single
+// input is given under both its name and "".
 func (p *plan) check(r *Row) error {
 	for name := range r.Inputs {
 		if err := p.known(name); err != nil {
