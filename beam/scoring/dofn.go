@@ -87,11 +87,19 @@ func (fn *scoreFn) ProcessElement(ctx context.Context, ts beam.EventTime, row Ro
 		fail(ts, Failure{Row: row, Code: serving.InvalidArgument.String(), Reason: err.Error()})
 		return nil
 	}
-	if fn.Unbatched || !fn.plan.batchable || len(b.rows) >= fn.MaxBatchRows {
+	switch {
+	case fn.Unbatched || !fn.plan.batchable || len(b.rows) >= fn.MaxBatchRows:
 		return fn.flush(ctx, b, emit, fail)
+	case len(fn.pending) > maxPending:
+		// Rows of many shapes (a dynamic dim): score the oldest partial
+		// batch rather than hold ever more of them until the bundle ends.
+		return fn.flush(ctx, fn.pending[0], emit, fail)
 	}
 	return nil
 }
+
+// maxPending bounds the partial batches a DoFn holds, one per row shape.
+const maxPending = 16
 
 func (fn *scoreFn) FinishBundle(ctx context.Context, emit emitFn, fail failFn) error {
 	for len(fn.pending) > 0 {
@@ -159,6 +167,9 @@ func (fn *scoreFn) add(ts beam.EventTime, row Row) (*batch, error) {
 			// cut them back so the batch stays aligned.
 			for j := range i {
 				truncate(b.cols[j], len(b.rows)*b.per(j))
+			}
+			if len(b.rows) == 0 {
+				fn.spare = b
 			}
 			return nil, fmt.Errorf("input %q %w", p.inputs[i].Name, err)
 		}

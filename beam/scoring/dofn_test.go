@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -450,4 +451,30 @@ type closeCounter struct {
 func (c *closeCounter) Close() error {
 	c.n.Add(1)
 	return nil
+}
+
+func TestManyRowShapesStayBounded(t *testing.T) {
+	var rows []Row
+	for i := range 60 {
+		x := make([]float64, i%20+1) // 20 shapes, more than maxPending
+		x[0] = float64(i)
+		rows = append(rows, Row{Key: strconv.Itoa(i), Inputs: map[string][]float64{"x": x}})
+	}
+	fn := &scoreFn{Model: Model{Loader: "unit-ragged"}}
+	e, err := bundle(t, fn, rows...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.results) != len(rows) {
+		t.Fatalf("%d results for %d rows", len(e.results), len(rows))
+	}
+	for _, r := range e.results {
+		i, _ := strconv.Atoi(r.Key)
+		if y := r.Outputs["y"]; len(y) != i%20+1 || y[0] != float64(i) {
+			t.Errorf("row %d: %v", i, y)
+		}
+	}
+	if reqs := lastRecorder.Load().Requests(); len(reqs) <= 20 {
+		t.Errorf("%d requests: rows of 20 shapes were all held to the end of the bundle, past maxPending", len(reqs))
+	}
 }
