@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/beam/internal/beamtest"
 	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 )
@@ -24,10 +24,7 @@ import (
 // -benchtime 40x; its figures are in the module's README.
 func BenchmarkBatchRows(b *testing.B) {
 	orttest.Require(b)
-	path, err := filepath.Abs(filepath.Join("..", "..", "testdata", "models", "fraud.onnx"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	path := beamtest.FraudModel(b)
 	const n = 4096
 	rng := rand.New(rand.NewPCG(1, 2))
 	rows := make([]Row, n)

@@ -1,28 +1,15 @@
 package scoring_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/beam/internal/beamtest"
 	"github.com/servekit/servekit/beam/scoring"
 	"github.com/servekit/servekit/internal/orttest"
-	"github.com/servekit/servekit/serving"
 )
-
-// fraudModel is the demo model of the repository, as workers would read
-// it from a file.
-func fraudModel(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "testdata", "models", "fraud.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // fraudRows returns n rows of 8 standardised features, seeded.
 func fraudRows(n int) []scoring.Row {
@@ -44,7 +31,7 @@ func fraudRows(n int) []scoring.Row {
 // row by row.
 func TestScoreFraudONNX(t *testing.T) {
 	orttest.Require(t)
-	path := fraudModel(t)
+	path := beamtest.FraudModel(t)
 	ref, err := onnx.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -72,28 +59,14 @@ func TestScoreFraudONNX(t *testing.T) {
 		if x == nil {
 			x = row.Inputs[""]
 		}
-		want := scoreAlone(t, ref, x)
+		f := make([]float32, len(x))
+		for i, v := range x {
+			f[i] = float32(v)
+		}
+		want := beamtest.FraudAlone(t, ref, f)
 		got := r.Outputs["score"]
 		if len(got) != 1 || got[0] != want || r.Model != "fraud" || r.Version != "7" {
 			t.Fatalf("row %s: %s v%s score %v, want fraud v7 [%v] as Predict gives it alone", r.Key, r.Model, r.Version, got, want)
 		}
 	}
-}
-
-func scoreAlone(t *testing.T, m serving.Predictor, x []float64) float64 {
-	t.Helper()
-	f := make([]float32, len(x))
-	for i, v := range x {
-		f[i] = float32(v)
-	}
-	in, err := serving.NewTensor("features", []int64{1, 8}, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := m.Predict(context.Background(), &serving.Request{Inputs: []serving.Tensor{in}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := serving.Values[float32](resp.Outputs[0])
-	return float64(s[0])
 }

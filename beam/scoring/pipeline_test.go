@@ -14,27 +14,15 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/mtime"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/graph/window"
-	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
+	"github.com/servekit/servekit/beam/internal/beamtest"
 	"github.com/servekit/servekit/beam/scoring"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	// Prism logs every job's progress at INFO; tests want its warnings only.
-	beamlog.LogLevel = "warn"
-	beam.Init()
-	goleak.VerifyTestMain(m,
-		// Prism's in-process job server is started once per process and
-		// serves every pipeline of the run (runners/prism.Execute); it has
-		// no stop. Everything else, scoring's included, must be gone.
-		goleak.IgnoreAnyFunction("github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal/jobservices.(*Server).Serve"),
-		goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).Serve"),
-	)
-}
+func TestMain(m *testing.M) { beamtest.Main(m) }
 
 // run scores rows on prism, in this process, and returns what reached the
 // two outputs.

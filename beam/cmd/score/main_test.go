@@ -14,24 +14,14 @@ import (
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/beam/internal/beamtest"
 	"github.com/servekit/servekit/beam/scoring"
 	"github.com/servekit/servekit/internal/orttest"
-	"github.com/servekit/servekit/serving"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	beamlog.LogLevel = "warn"
-	beam.Init()
-	goleak.VerifyTestMain(m,
-		// prism's in-process job server lives as long as the process.
-		goleak.IgnoreAnyFunction("github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism/internal/jobservices.(*Server).Serve"),
-		goleak.IgnoreAnyFunction("google.golang.org/grpc.(*Server).Serve"),
-	)
-}
+func TestMain(m *testing.M) { beamtest.Main(m) }
 
 func TestParseJSONL(t *testing.T) {
 	fn := &jsonlFn{Key: "id"}
@@ -117,10 +107,7 @@ func TestFormatKeepsNonFinite(t *testing.T) {
 // files with the demo model, and checks the files it writes.
 func TestScoreFiles(t *testing.T) {
 	orttest.Require(t)
-	model, err := filepath.Abs(filepath.Join("..", "..", "..", "testdata", "models", "fraud.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	model := beamtest.FraudModel(t)
 	ref, err := onnx.Load(model)
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +173,7 @@ func TestScoreFiles(t *testing.T) {
 					t.Errorf("row %s scored twice", r.Key)
 				}
 				seen[r.Key] = true
-				if want := scoreAlone(t, ref, features[r.Key]); r.Model != "fraud" || r.Version != "3" || len(r.Outputs["score"]) != 1 || r.Outputs["score"][0] != want {
+				if want := beamtest.FraudAlone(t, ref, features[r.Key]); r.Model != "fraud" || r.Version != "3" || len(r.Outputs["score"]) != 1 || r.Outputs["score"][0] != want {
 					t.Errorf("%s, want fraud v3 score %v as Predict gives it", line, want)
 				}
 			}
@@ -208,20 +195,6 @@ func TestScoreFiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-func scoreAlone(t *testing.T, m serving.Predictor, x []float32) float64 {
-	t.Helper()
-	in, err := serving.NewTensor("features", []int64{1, 8}, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := m.Predict(context.Background(), &serving.Request{Inputs: []serving.Tensor{in}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := serving.Values[float32](resp.Outputs[0])
-	return float64(s[0])
 }
 
 func write(t *testing.T, name, text string) {
