@@ -24,16 +24,16 @@ type Router struct {
 	tab   atomic.Pointer[table]
 	reg   metric.Registration // nil when the meter refused the callback
 
-	mu       sync.Mutex          // serialises changes; guards the fields below
-	closed   bool                //
-	draining map[*slot]struct{}  // retired slots not closed yet
-	history  []change            // assignments before each change, oldest first
-	nextID   uint64              // of history entries
-	plan     *planRun            // the plan running or paused, or nil
-	last     *PlanStatus         // the last plan that ended
-	checks   sync.WaitGroup      // plan checks running (guards are called without mu)
-	done     chan struct{}       // closed when Close has finished
-	closeErr error               // what the first Close returned
+	mu       sync.Mutex         // serialises changes; guards the fields below
+	closed   bool               //
+	draining map[*slot]struct{} // retired slots not closed yet
+	history  []change           // assignments before each change, oldest first
+	nextID   uint64             // of history entries
+	plan     *planRun           // the plan running or paused, or nil
+	last     *PlanStatus        // the last plan that ended
+	checks   sync.WaitGroup     // plan checks running (guards are called without mu)
+	done     chan struct{}      // closed when Close has finished
+	closeErr error              // what the first Close returned
 }
 
 var (
