@@ -190,6 +190,25 @@ func TestTrafficManual(t *testing.T) {
 	if _, v, err := ask(t, r, "m", ""); err != nil || v != "3" {
 		t.Errorf("after removing the weighted version: %q, %v; want 3", v, err)
 	}
+	// A canary whose files are deleted hands its share to the stable
+	// version and unloads; the operator's split is otherwise left alone.
+	write(t, root, map[string]string{"m/4/model.onnx": "ok"})
+	resync(t, r)
+	rt, _ := r.Router("m")
+	if err := rt.SetWeights(map[string]float64{"3": 90, "4": 10}); err != nil {
+		t.Fatal(err)
+	}
+	resync(t, r)
+	if w := rt.Weights(); w["3"] != 90 || w["4"] != 10 {
+		t.Errorf("a sync changed the operator's weights: %v", w)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "m", "4")); err != nil {
+		t.Fatal(err)
+	}
+	resync(t, r)
+	if w, got := rt.Weights(), states(r, "m"); w["3"] != 100 || got != "1:ready 3:ready" {
+		t.Errorf("after deleting the canary: weights %v, versions %s", w, got)
+	}
 }
 
 func TestConfigErrors(t *testing.T) {
