@@ -5,6 +5,7 @@
 //
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
+//	go run ./examples/realtime -repo models/            # a model repository, hot-reloaded
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
@@ -29,6 +30,7 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
@@ -64,6 +66,7 @@ type options struct {
 	idle            time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	repoOptions
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -109,10 +112,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	addRepoFlags(fs, &o.repoOptions)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if len(o.models) == 0 {
+	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
 	return o, nil
@@ -161,7 +165,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		httpapi.WithMaxElements(o.maxElements),
 		httpapi.WithMaxTimeout(o.maxTimeout),
 	}
-	if o.sagemaker {
+	if o.sagemaker && len(models) > 0 {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
 	}
 	mux := http.NewServeMux()
@@ -171,6 +175,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		if err := api.Handle(m.name, m.p, httpapi.Version(m.version)); err != nil {
 			return err
 		}
+	}
+	var repo *repository.Repository
+	if o.repo != "" {
+		if repo, err = openRepository(ctx, o, api, log); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
+	}
+	names := servedModels(models, repo)
+	if len(names) == 0 {
+		names = []string{"none"}
 	}
 	mux.Handle("/", api)
 
@@ -187,7 +202,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics); try:\n%s\n", len(models), ln.Addr(), curlLine(ln.Addr().String(), models[0].name))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics)%s; try:\n%s\n", len(servedModels(models, repo)), ln.Addr(), repoSummary(repo), curlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -229,7 +244,7 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup)}
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
