@@ -101,7 +101,14 @@ func Open(ctx context.Context, root string, load LoadFunc, opts ...Option) (*Rep
 	}
 	if c.explicit {
 		for _, name := range c.startup {
-			if err := r.Load(ctx, name, ""); err != nil && serving.CodeOf(err) != serving.Unavailable {
+			if err := ValidModelName(name); err != nil {
+				return nil, errors.Join(err, r.Close())
+			}
+		}
+		for _, name := range c.startup {
+			// A model that fails to load is in Status and the log; only
+			// the caller giving up stops Open.
+			if err := r.Load(ctx, name, ""); ctx.Err() != nil {
 				return nil, errors.Join(err, r.Close())
 			}
 		}
