@@ -149,7 +149,10 @@
 //     failed), so readiness says 503, not 404.
 //   - Removed, or dropped by the policy: the version leaves the router and
 //     is closed when its in-flight requests have finished (router.Remove,
-//     bounded by WithDrainTimeout); traffic moves off it first.
+//     bounded by WithDrainTimeout). Traffic moves off it first; an active
+//     rollout plan it is part of is aborted (logged), as deleting an Argo
+//     Rollout's canary ends it. Should the router still refuse, the
+//     version stays and serves, with the refusal as its reason.
 //   - Removed model directory: the hook hears first, then the router closes.
 //
 // Loads run with a timeout (WithLoadTimeout) and under the repository's

@@ -259,3 +259,35 @@ func inFlight(r *repository.Repository, model, version string) int64 {
 	}
 	return -1
 }
+
+// Deleting the files of a version in an active rollout plan aborts the plan
+// (traffic back on the stable version), logged, then unloads the version.
+func TestRemoveAbortsItsPlan(t *testing.T) {
+	root := tree(t, map[string]string{
+		"m/config.json":  `{"version_policy": {"all": {}}, "traffic": "manual"}`,
+		"m/1/model.onnx": "ok",
+		"m/2/model.onnx": "ok",
+	})
+	var logs logBuffer
+	r := open(t, root, newLoader(), repository.WithLogger(logs.logger()))
+	rt, _ := r.Router("m")
+	if err := rt.Start(rollout.Plan{Canary: "1", Stable: "2", Steps: []rollout.Step{{Weight: 10, Hold: time.Hour}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(root, "m", "1")); err != nil {
+		t.Fatal(err)
+	}
+	resync(t, r)
+	if p := rt.Status().Plan; p == nil || p.State != rollout.PlanAborted {
+		t.Errorf("plan %+v, want aborted", p)
+	}
+	if !strings.Contains(logs.String(), "rollout plan aborted") {
+		t.Errorf("the abort is not logged:\n%s", logs.String())
+	}
+	if got := states(r, "m"); got != "2:ready" {
+		t.Errorf("versions %s, want 2:ready", got)
+	}
+	if w := rt.Weights(); w["2"] != 100 {
+		t.Errorf("weights %v, want all on the stable version", w)
+	}
+}

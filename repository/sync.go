@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -374,10 +375,10 @@ func (r *Repository) dropExcluded(ctx context.Context, m *model) {
 // removeVersions unloads versions: each leaves the router at once and is
 // closed when its in-flight requests have finished, waiting at most the
 // drain timeout. The router refuses to remove a version that still carries
-// traffic while others remain, and rightly so; route has moved the
-// traffic of TrafficLatest already, and for what remains (a manual
-// canary's version deleted from disk) the weight goes to the heaviest
-// remaining version first.
+// traffic while others remain, or one in an active rollout plan, and
+// rightly so: a plan involving one of them is aborted first, route has
+// moved the traffic of TrafficLatest already, and what weight remains (a
+// manual canary deleted from disk) goes to the heaviest remaining version.
 func (r *Repository) removeVersions(ctx context.Context, m *model, names []string) {
 	r.mu.Lock()
 	for _, name := range names {
@@ -386,6 +387,7 @@ func (r *Repository) removeVersions(ctx context.Context, m *model, names []strin
 		}
 	}
 	r.mu.Unlock()
+	r.abortPlanOf(m, names)
 	weights := m.router.Weights()
 	var light, heavy []string
 	for _, name := range names {
@@ -395,6 +397,13 @@ func (r *Repository) removeVersions(ctx context.Context, m *model, names []strin
 			light = append(light, name)
 		}
 	}
+	r.mu.Lock()
+	for _, name := range names {
+		if v := m.versions[name]; v == nil || !strings.HasPrefix(v.reason, "cannot unload: ") {
+			r.log.Info("unloading version", "model", m.name, "version", name)
+		}
+	}
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, name := range light {
 		wg.Go(func() { r.removeVersion(ctx, m, name) })
@@ -406,23 +415,56 @@ func (r *Repository) removeVersions(ctx context.Context, m *model, names []strin
 	}
 }
 
+// removeVersion removes one version from the router. The router may refuse
+// (a version in an active rollout plan, one still carrying traffic): the
+// version then keeps its state and serves on, with the refusal as its
+// reason, logged once, until the operator resolves it.
 func (r *Repository) removeVersion(ctx context.Context, m *model, name string) {
 	log := r.log.With("model", m.name, "version", name)
-	log.Info("unloading version")
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.drainTimeout)
 	defer cancel()
-	switch err := m.router.Remove(dctx, name); {
-	case err == nil || serving.CodeOf(err) == serving.NotFound:
+	err := m.router.Remove(dctx, name)
+	switch code := serving.CodeOf(err); {
+	case err == nil || code == serving.NotFound:
 		log.Info("version unloaded")
-	case serving.CodeOf(err) == serving.DeadlineExceeded || serving.CodeOf(err) == serving.Canceled:
+	case code == serving.DeadlineExceeded || code == serving.Canceled:
 		log.Warn("version unloaded; it closes when its last in-flight request finishes", "err", err)
 	default:
-		log.Error("unloading version failed: it stays in the router", "err", err)
+		r.mu.Lock()
+		v := m.versions[name]
+		reason := "cannot unload: " + err.Error()
+		repeated := v != nil && v.reason == reason
+		if v != nil {
+			v.state, v.reason = StateFailed, reason
+			if v.ready {
+				v.state = StateReady
+			}
+		}
+		r.mu.Unlock()
+		if !repeated {
+			log.Error("unloading version refused by the router: it stays", "err", err)
+		}
 		return
 	}
 	r.mu.Lock()
 	delete(m.versions, name)
 	r.mu.Unlock()
+}
+
+// abortPlanOf aborts the router's active rollout plan if it involves a
+// version about to be unloaded: deleting a canary's (or its baseline's)
+// files ends its rollout, as deleting the canary of an Argo Rollout does.
+// The router puts traffic back on the stable version.
+func (r *Repository) abortPlanOf(m *model, names []string) {
+	p := m.router.Status().Plan
+	if p == nil || !p.Active() || !slices.Contains(names, p.Canary) && !slices.Contains(names, p.Stable) {
+		return
+	}
+	if err := m.router.Abort(); err != nil {
+		r.log.Error("aborting the rollout plan of a version to unload failed", "model", m.name, "canary", p.Canary, "err", err)
+		return
+	}
+	r.log.Warn("rollout plan aborted: one of its versions left the repository", "model", m.name, "canary", p.Canary, "stable", p.Stable)
 }
 
 // moveWeight gives the weight of version from to the remaining version
