@@ -3,7 +3,6 @@ package rollout
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
@@ -255,7 +254,7 @@ func (s *Shadow) ask(ctx context.Context, req *serving.Request, panicked *bool) 
 			resp, err = nil, serving.Errorf(serving.Internal, "rollout: shadow: challenger %s panicked: %v", s.cfg.challenger, r)
 			// The stack once per Shadow: enough to find the bug, never a flood.
 			if s.panics.CompareAndSwap(false, true) {
-				slog.Error("rollout: shadow: challenger panicked; later panics are only counted",
+				s.cfg.logger.Error("rollout: shadow: challenger panicked; later panics are only counted",
 					"challenger", s.cfg.challenger, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			}
 		}

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"time"
@@ -43,6 +44,7 @@ type shadowConfig struct {
 	defaultRule Comparison
 	challenger  string
 	meters      metric.MeterProvider
+	logger      *slog.Logger
 }
 
 // WithMirrorPercent mirrors p percent of requests, chosen at random (default
@@ -93,10 +95,19 @@ func WithShadowMeterProvider(mp metric.MeterProvider) ShadowOption {
 	return shadowOptionFunc(func(c *shadowConfig) { c.meters = mp })
 }
 
+// WithShadowLogger logs the first challenger panic of the Shadow, with its
+// stack, to l (default slog.Default()); later panics are only counted.
+func WithShadowLogger(l *slog.Logger) ShadowOption {
+	return shadowOptionFunc(func(c *shadowConfig) { c.logger = l })
+}
+
 func newShadowConfig(challenger serving.Predictor, opts []ShadowOption) (shadowConfig, error) {
 	c := shadowConfig{percent: DefaultMirrorPercent, maxMirrors: DefaultMaxMirrors(), timeout: DefaultMirrorTimeout}
 	for _, o := range opts {
 		o.applyShadow(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
 	}
 	if c.challenger == "" {
 		if md, ok := serving.MetadataOf(challenger); ok && md.Version != "" {
