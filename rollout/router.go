@@ -1,0 +1,361 @@
+package rollout
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// Router is one named model's versions and the traffic between them. It is
+// a serving.Predictor, serving.Versioned, serving.Describer,
+// serving.Readier and io.Closer, and safe for concurrent use: requests read
+// an immutable routing table without a lock, and changes (Put, Remove,
+// SetWeights, Switch, Rollback, plans) are serialised by one mutex.
+type Router struct {
+	model string
+	cfg   config
+	tab   atomic.Pointer[table]
+	reg   metric.Registration // nil when the meter refused the callback
+
+	mu       sync.Mutex         // serialises changes; guards the fields below
+	closed   bool               //
+	draining map[*slot]struct{} // retired slots not closed yet
+	history  []change           // assignments before each change, oldest first
+	nextID   uint64             // of history entries
+	plan     *planRun           // the plan running or paused, or nil
+	last     *PlanStatus        // the last plan that ended
+	checks   sync.WaitGroup     // plan checks running (guards are called without mu)
+	done     chan struct{}      // closed when Close has finished
+	closeErr error              // what the first Close returned
+}
+
+var (
+	_ serving.Predictor = (*Router)(nil)
+	_ serving.Versioned = (*Router)(nil)
+	_ serving.Describer = (*Router)(nil)
+	_ serving.Readier   = (*Router)(nil)
+	_ io.Closer         = (*Router)(nil)
+)
+
+// New returns a Router for model with no versions; Put adds them. Until one
+// is put, requests fail with Unavailable.
+func New(model string, opts ...Option) *Router {
+	r := &Router{
+		model:    model,
+		cfg:      newConfig(opts),
+		draining: make(map[*slot]struct{}),
+		done:     make(chan struct{}),
+	}
+	r.tab.Store(newTable(nil, nil, assignment{}))
+	r.reg = r.registerMetrics()
+	return r
+}
+
+// Model returns the model name the Router was built for.
+func (r *Router) Model() string { return r.model }
+
+// Predict answers req with one version. A request whose Version is set is
+// pinned to it: an unknown version is NotFound, one that is not ready
+// Unavailable. Otherwise the router picks by weight: a request with a Key
+// lands on the version owning the key's point (sticky, see the package
+// doc), one without on a point drawn at random. If the chosen version is
+// not ready, the ready version with the most weight answers instead; if
+// none with weight is ready, Unavailable. The Response's Version names the
+// version that answered.
+func (r *Router) Predict(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+	if err := serving.ContextError(ctx, "rollout: predict"); err != nil {
+		return nil, err
+	}
+	e, s, err := r.route(req.Version, req.Key)
+	if err != nil {
+		return nil, err
+	}
+	return r.call(ctx, req, e, s)
+}
+
+// maxRetries bounds how often route starts over when a version it chose was
+// removed under it; each retry reads a newer table, so more than one is
+// already rare.
+const maxRetries = 8
+
+// route picks a version and takes a reference on its current Predictor.
+func (r *Router) route(version, key string) (*entry, *slot, error) {
+	for range maxRetries {
+		t := r.tab.Load()
+		if t.closed {
+			return nil, nil, serving.ErrClosed
+		}
+		if version != "" {
+			e, ok := t.byName[version]
+			if !ok {
+				return nil, nil, r.unknown(version)
+			}
+			s := e.acquire()
+			if s == nil {
+				continue
+			}
+			if !s.ready() {
+				s.release(r, false)
+				return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q version %q is not ready", r.model, version)
+			}
+			return e, s, nil
+		}
+		var pt int32
+		if key != "" {
+			pt = point(r.model, key)
+		} else {
+			pt = randomPoint(rand.Uint64())
+		}
+		owner := t.owner(pt)
+		if owner == nil {
+			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q has no version with traffic", r.model)
+		}
+		e, s, stale := r.fallback(owner, t.heavy)
+		if stale {
+			continue
+		}
+		if s == nil {
+			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: no version with traffic is ready", r.model)
+		}
+		if e != owner {
+			owner.stats.fallbacks.Add(1)
+		}
+		return e, s, nil
+	}
+	return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: versions changed under the request %d times", r.model, maxRetries)
+}
+
+// fallback acquires owner if it is ready, else the first ready entry of
+// heavy. stale reports that an entry was removed since the table was read,
+// so the caller should read it again.
+func (r *Router) fallback(owner *entry, heavy []*entry) (*entry, *slot, bool) {
+	s := owner.acquire()
+	if s == nil {
+		return nil, nil, true
+	}
+	if s.ready() {
+		return owner, s, false
+	}
+	s.release(r, false)
+	for _, e := range heavy {
+		if e == owner {
+			continue
+		}
+		s := e.acquire()
+		if s == nil {
+			return nil, nil, true
+		}
+		if s.ready() {
+			return e, s, false
+		}
+		s.release(r, false)
+	}
+	return nil, nil, false
+}
+
+func (r *Router) unknown(v string) error {
+	return serving.Errorf(serving.NotFound, "rollout: model %q has no version %q: %w", r.model, v, serving.ErrNotFound)
+}
+
+// call asks the version's Predictor, keeping its stats, and answers with
+// the version's name in Response.Version.
+func (r *Router) call(ctx context.Context, req *serving.Request, e *entry, s *slot) (resp *serving.Response, err error) {
+	st := &e.stats
+	st.inflight.Add(1)
+	start := r.cfg.clock.Now()
+	defer func() {
+		// A version that panics must not take the process with it: for a
+		// canary that is exactly the failure a guard should see.
+		if p := recover(); p != nil {
+			resp, err = nil, serving.Errorf(serving.Internal, "rollout: model %q version %q panicked: %v", r.model, e.name, p)
+		}
+		now := r.cfg.clock.Now()
+		st.inflight.Add(-1)
+		st.record(now, now.Sub(start), serving.CodeOf(err))
+		s.release(r, false)
+	}()
+	in := req
+	if req.Version != e.name {
+		c := *req // the caller's Request is never modified
+		c.Version = e.name
+		in = &c
+	}
+	resp, err = s.p.Predict(ctx, in)
+	switch {
+	case err != nil:
+		return nil, err
+	case resp == nil:
+		return nil, serving.Errorf(serving.Internal, "rollout: model %q version %q returned no response and no error", r.model, e.name)
+	case resp.Version != e.name:
+		// A copy, not a write: the response may be shared (a cache's).
+		c := *resp
+		c.Version = e.name
+		resp = &c
+	}
+	return resp, nil
+}
+
+// Put makes p serve version v; the Router owns p from then on and closes it
+// (serving.Close) when it is replaced, removed or the Router is closed.
+//
+// A new version joins with weight 0, except when no version has weight (the
+// first one): it then takes 100 %. For a version already held it is a hot
+// replace: requests from now on go to p, requests in flight on the old
+// Predictor finish there, then the old one is closed; its stats carry on.
+// A Predictor that is not ready (serving.IsReady false, e.g. a placeholder
+// saying "loading") may be put: it gets no routed traffic until it is.
+// Putting the Predictor that already serves v changes nothing.
+func (r *Router) Put(v string, p serving.Predictor) error {
+	if err := checkVersion(r.model, v); err != nil {
+		return err
+	}
+	if p == nil {
+		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q: nil Predictor", r.model, v)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return serving.ErrClosed
+	}
+	t := r.tab.Load()
+	e, ok := t.byName[v]
+	if !ok {
+		r.tab.Store(t.with(newEntry(v, p, r.cfg.clock.Now(), r.cfg.window)))
+		r.mu.Unlock()
+		return nil
+	}
+	if cur := e.cur.Load(); cur.p == p {
+		r.mu.Unlock()
+		return nil
+	}
+	old := e.cur.Swap(newSlot(p))
+	r.draining[old] = struct{}{}
+	r.mu.Unlock()
+	old.release(r, true)
+	return nil
+}
+
+// Remove stops routing to v, waits (bounded by ctx) for the requests in
+// flight on it, then closes it and returns its Close error. If ctx ends
+// first, Remove returns ctx's error and v is closed when its last request
+// finishes. A version with traffic weight cannot be removed while other
+// versions remain (move its weight first: the router will not guess where
+// its traffic should go); the last version can, and takes its weight along.
+// Assignments kept for Rollback that give v weight are forgotten.
+func (r *Router) Remove(ctx context.Context, v string) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return serving.ErrClosed
+	}
+	t := r.tab.Load()
+	e, ok := t.byName[v]
+	if !ok {
+		r.mu.Unlock()
+		return r.unknown(v)
+	}
+	if p := r.plan; p != nil && (v == p.plan.Canary || v == p.plan.Stable) {
+		r.mu.Unlock()
+		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
+	}
+	if w := t.weights[v]; w > 0 && len(t.entries) > 1 {
+		r.mu.Unlock()
+		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(w))
+	}
+	r.tab.Store(t.without(v))
+	r.forgetLocked(v)
+	s := e.cur.Swap(nil)
+	r.draining[s] = struct{}{}
+	r.mu.Unlock()
+	s.release(r, true)
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return serving.ContextError(ctx, "rollout: remove version "+v+": waiting for its requests")
+	}
+}
+
+// release drops a reference; the last one closes the Predictor. Control
+// calls (inline) close it at once; a request hands it to a goroutine so its
+// caller does not wait for a close.
+func (s *slot) release(r *Router, inline bool) {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	if inline {
+		s.finish(r)
+		return
+	}
+	go s.finish(r) // owned: Close waits for s.done
+}
+
+// finish closes a drained slot's Predictor. Every retired slot is in
+// r.draining until then, so Close can wait for it.
+func (s *slot) finish(r *Router) {
+	s.err = serving.Close(s.p)
+	if s.err != nil {
+		r.cfg.log.Warn("rollout: closing a retired version failed", "model", r.model, "err", s.err)
+	}
+	r.mu.Lock()
+	delete(r.draining, s)
+	r.mu.Unlock()
+	close(s.done)
+}
+
+// Close stops the Router: new requests fail with serving.ErrClosed, a
+// running plan stops where it is, and every version is closed once its
+// requests in flight have finished (requests are bounded by their
+// contexts, so Close waits for them as a batcher's Close waits for its
+// running batches). It returns the versions' Close errors joined; later
+// calls wait for the first and return nil.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.done
+		return nil
+	}
+	r.closed = true
+	r.stopPlanLocked()
+	t := r.tab.Load()
+	r.tab.Store(&table{closed: true, weights: assignment{}})
+	var current, retired []*slot
+	for s := range r.draining { // retired earlier, still draining
+		retired = append(retired, s)
+	}
+	for _, e := range t.entries {
+		if s := e.cur.Swap(nil); s != nil {
+			r.draining[s] = struct{}{}
+			current = append(current, s)
+		}
+	}
+	r.mu.Unlock()
+	r.checks.Wait() // a guard still running finds the router closed and stops
+	var errs []error
+	for _, s := range current {
+		s.release(r, true) // closes now, or when its last request leaves
+	}
+	for _, s := range current {
+		<-s.done
+		if s.err != nil {
+			errs = append(errs, s.err)
+		}
+	}
+	for _, s := range retired {
+		<-s.done // its Close error, if any, was logged
+	}
+	if r.reg != nil {
+		_ = r.reg.Unregister()
+	}
+	r.closeErr = errors.Join(errs...)
+	close(r.done)
+	return r.closeErr
+}
