@@ -50,7 +50,9 @@ type SideStats struct {
 	Errors       int64            `json:"errors"`
 	ErrorRate    float64          `json:"error_rate"`
 	ErrorsByCode map[string]int64 `json:"errors_by_code,omitempty"`
-	// P50 and P99 of the time to answer (or fail), within ±3.2 %.
+	// P50 and P99 of the time to answer (or fail), over every completed
+	// mirror, from a log-linear histogram (8 buckets per power of two,
+	// interpolated within the bucket: off by well under 12.5 %).
 	P50 time.Duration `json:"p50_ns"`
 	P99 time.Duration `json:"p99_ns"`
 }
@@ -129,8 +131,8 @@ type pairStats struct {
 }
 
 type side struct {
-	errors [serving.Internal + 1]int64 // by code; OK unused
-	lat    latencyHist
+	errors [numCodes]int64 // by code; OK unused
+	lat    histogram       // the Router's latency histogram, for p50 and p99
 }
 
 type outputAcc struct {
@@ -186,13 +188,13 @@ func (a *outputAcc) stats(name string) OutputStats {
 // record adds one completed mirror. Called with Shadow.mu held.
 func (st *pairStats) record(m *completedMirror) {
 	st.completed++
-	st.primary.lat.add(m.primaryLatency)
-	st.shadow.lat.add(m.shadowLatency)
+	st.primary.lat[bucketOf(int64(m.primaryLatency))]++
+	st.shadow.lat[bucketOf(int64(m.shadowLatency))]++
 	if c := serving.CodeOf(m.primaryErr); c != serving.OK {
-		st.primary.errors[min(c, serving.Internal)]++
+		st.primary.errors[min(int(c), numCodes-1)]++
 	}
 	if c := m.shadowCode; c != serving.OK {
-		st.shadow.errors[min(c, serving.Internal)]++
+		st.shadow.errors[min(int(c), numCodes-1)]++
 	}
 	if m.timedOut {
 		st.timedOut++
@@ -232,8 +234,10 @@ func (st *pairStats) merge(o *pairStats) {
 		st.primary.errors[i] += o.primary.errors[i]
 		st.shadow.errors[i] += o.shadow.errors[i]
 	}
-	st.primary.lat.merge(&o.primary.lat)
-	st.shadow.lat.merge(&o.shadow.lat)
+	for i := range st.primary.lat {
+		st.primary.lat[i] += o.primary.lat[i]
+		st.shadow.lat[i] += o.shadow.lat[i]
+	}
 	for _, name := range o.order {
 		if st.outputs == nil {
 			st.outputs = make(map[string]*outputAcc)

@@ -11,9 +11,6 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// shadowScope is the instrumentation scope of the shadow's metrics.
-const shadowScope = "github.com/servekit/servekit/rollout"
-
 // Attribute keys of the shadow's metrics.
 const (
 	attrModel      = attribute.Key("model")
@@ -60,7 +57,7 @@ func newShadowTelemetry(s *Shadow, mp metric.MeterProvider) (*shadowTelemetry, e
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	m := mp.Meter(shadowScope)
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
 	t := &shadowTelemetry{}
 	var err error
 	if t.duration, err = m.Float64Histogram("servekit.shadow.duration", metric.WithUnit("s"),
