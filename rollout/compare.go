@@ -2,8 +2,10 @@ package rollout
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/servekit/servekit/serving"
 )
@@ -192,6 +194,10 @@ func (r *outputResult) differences(pv, cv func(int) float64, n int) {
 			continue
 		}
 		d := math.Abs(a - b)
+		if math.IsInf(d, 0) { // finite values a float64 apart: no usable difference
+			r.nonFinite++
+			continue
+		}
 		r.elements++
 		r.sumAbs += d
 		r.maxAbs = max(r.maxAbs, d)
@@ -283,4 +289,47 @@ func floats(t serving.Tensor) (func(int) float64, bool) {
 	}
 	// The rarer types, FP16 and BF16 included, go through Float64At.
 	return func(i int) float64 { v, _ := t.Float64At(i); return v }, true
+}
+
+// ParseComparison reads a Comparison as String writes it: "auto",
+// "argmax", "exact", "threshold(T)" or "tolerance(ABS,REL)", so that
+// configuration files and the admin API name rules the way Snapshot
+// reports them.
+func ParseComparison(s string) (Comparison, error) {
+	bad := func() (Comparison, error) {
+		return Comparison{}, fmt.Errorf("%w: comparison %q: want auto, argmax, exact, threshold(T) or tolerance(ABS,REL)", errShadowConfig, s)
+	}
+	var c Comparison
+	switch name, args, ok := strings.Cut(strings.TrimSpace(s), "("); {
+	case !ok && name == "auto":
+		c = Auto()
+	case !ok && name == "argmax":
+		c = Argmax()
+	case !ok && name == "exact":
+		c = Exact()
+	case ok && strings.HasSuffix(args, ")"):
+		nums := strings.Split(strings.TrimSuffix(args, ")"), ",")
+		vals := make([]float64, len(nums))
+		for i, n := range nums {
+			v, err := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err != nil {
+				return bad()
+			}
+			vals[i] = v
+		}
+		switch {
+		case name == "threshold" && len(vals) == 1:
+			c = Threshold(vals[0])
+		case name == "tolerance" && len(vals) == 2:
+			c = Tolerance(vals[0], vals[1])
+		default:
+			return bad()
+		}
+	default:
+		return bad()
+	}
+	if !c.valid() {
+		return bad()
+	}
+	return c, nil
 }

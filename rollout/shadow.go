@@ -321,11 +321,13 @@ func (s *Shadow) stats(k primaryKey) *pairStats {
 // Snapshot returns what the Shadow has measured, over every primary it has
 // mirrored (metrics keep them apart by model and version).
 func (s *Shadow) Snapshot() ShadowSnapshot {
+	state := s.state.Load()
 	snap := ShadowSnapshot{
 		Challenger:  s.cfg.challenger,
+		Active:      state&closedBit == 0,
 		Percent:     math.Float64frombits(s.percent.Load()),
 		MaxInFlight: s.cfg.maxMirrors,
-		InFlight:    s.state.Load() &^ closedBit,
+		InFlight:    state &^ closedBit,
 	}
 	var all pairStats
 	s.mu.Lock()

@@ -16,6 +16,8 @@ import (
 type ShadowSnapshot struct {
 	// Challenger names the challenger (WithChallengerVersion).
 	Challenger string `json:"challenger"`
+	// Active is false once the Shadow was closed (or shut down).
+	Active bool `json:"active"`
 	// Percent is the share of requests mirrored now; MaxInFlight the bound on
 	// concurrent mirrors; InFlight the mirrors running now.
 	Percent     float64 `json:"percent"`
