@@ -144,7 +144,9 @@ func mv(version string, more ...attribute.KeyValue) []attribute.KeyValue {
 	return append([]attribute.KeyValue{attribute.String("model", "fraud"), attribute.String("version", version)}, more...)
 }
 
-func key(name string, s attribute.Set) string { return name + "|" + s.Encoded(attribute.DefaultEncoder()) }
+func key(name string, s attribute.Set) string {
+	return name + "|" + s.Encoded(attribute.DefaultEncoder())
+}
 
 // collect returns every data point by name and attributes.
 func collect(t *testing.T, reader *sdkmetric.ManualReader) map[string]float64 {
