@@ -34,6 +34,12 @@ type Router struct {
 	checks   sync.WaitGroup     // plan checks running (guards are called without mu)
 	done     chan struct{}      // closed when Close has finished
 	closeErr error              // what the first Close returned
+
+	// shadow is the active mirror (Mirror), read by every routed request;
+	// set and cleared with mu held. lastShadow is the final snapshot of the
+	// last one stopped, for Status.
+	shadow     atomic.Pointer[routerShadow]
+	lastShadow *ShadowSnapshot
 }
 
 var (
@@ -76,6 +82,9 @@ func (r *Router) Predict(ctx context.Context, req *serving.Request) (*serving.Re
 	e, s, err := r.route(req.Version, req.Key)
 	if err != nil {
 		return nil, err
+	}
+	if req.Version == "" {
+		return r.predictMirrored(ctx, req, e, s)
 	}
 	return r.call(ctx, req, e, s)
 }
@@ -271,9 +280,11 @@ func (r *Router) Remove(ctx context.Context, v string) error {
 	}
 	r.tab.Store(t.without(v))
 	r.forgetLocked(v)
+	mirror := r.stopMirrorLocked(v)
 	s := e.cur.Swap(nil)
 	r.draining[s] = struct{}{}
 	r.mu.Unlock()
+	r.retireQuietly(mirror)
 	s.release(r, true)
 	select {
 	case <-s.done:
@@ -325,6 +336,7 @@ func (r *Router) Close() error {
 	}
 	r.closed = true
 	r.stopPlanLocked()
+	mirror := r.stopMirrorLocked("")
 	t := r.tab.Load()
 	r.tab.Store(&table{closed: true, weights: assignment{}})
 	var current, retired []*slot
@@ -338,7 +350,8 @@ func (r *Router) Close() error {
 		}
 	}
 	r.mu.Unlock()
-	r.checks.Wait() // a guard still running finds the router closed and stops
+	r.retireQuietly(mirror) // its mirrors hold references to versions
+	r.checks.Wait()         // a guard still running finds the router closed and stops
 	var errs []error
 	for _, s := range current {
 		s.release(r, true) // closes now, or when its last request leaves

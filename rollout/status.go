@@ -14,6 +14,9 @@ type Status struct {
 	Plan *PlanStatus
 	// Rollbacks is how many earlier assignments Rollback can restore.
 	Rollbacks int
+	// Shadow is the comparison of the active mirror (Mirror), else of the
+	// last one stopped; nil if none was ever started.
+	Shadow *ShadowSnapshot
 }
 
 // VersionStatus is one version: whether it is ready, its weight in percent
@@ -43,6 +46,7 @@ func (r *Router) Status() Status {
 		p := *r.last
 		s.Plan = &p
 	}
+	s.Shadow = r.shadowStatusLocked("")
 	return s
 }
 
@@ -75,6 +79,10 @@ type Snapshot struct {
 	StepStarted time.Time
 	Canary      VersionStatus
 	Stable      VersionStatus
+	// Shadow is the comparison of a mirror to the canary (Router.Mirror),
+	// active or the last one stopped, counted from when it started; nil
+	// without one. MinAgreement judges it.
+	Shadow *ShadowSnapshot
 }
 
 func (r *Router) snapshotLocked(run *planRun) Snapshot {
@@ -88,5 +96,6 @@ func (r *Router) snapshotLocked(run *planRun) Snapshot {
 		StepStarted: run.status.StepStarted,
 		Canary:      versionStatus(t, run.plan.Canary, now, &run.base[0]),
 		Stable:      versionStatus(t, run.plan.Stable, now, &run.base[1]),
+		Shadow:      r.shadowStatusLocked(run.plan.Canary),
 	}
 }
