@@ -5,7 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
+)
+
+// The admin API (rollout.NewAdmin) finds routers through Models and Router,
+// and loads and unloads through Load and Unload.
+var (
+	_ rollout.Loader   = (*Repository)(nil)
+	_ rollout.Registry = (*Repository)(nil)
 )
 
 // Load is Triton's explicit model control: it reads model from the disk now
