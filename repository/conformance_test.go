@@ -15,7 +15,9 @@ func TestRouterConformance(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
 			root := tree(t, map[string]string{"linear/1/model.onnx": "", "linear/2/model.onnx": ""})
-			load := func(context.Context, repository.Version) (serving.Predictor, error) { return servingtest.Linear(2), nil }
+			load := func(context.Context, repository.Version) (serving.Predictor, error) {
+				return servingtest.Linear(2), nil
+			}
 			r, err := repository.Open(context.Background(), root, load, repository.WithPollInterval(0), repository.WithLogger(quiet),
 				repository.WithModelHook(nil))
 			if err != nil {
