@@ -29,15 +29,7 @@ var (
 // the policy does not select, the load's own code when it failed.
 // Load implements rollout.Loader, which the admin API calls.
 func (r *Repository) Load(ctx context.Context, model, version string) error {
-	if err := ValidModelName(model); err != nil {
-		return err
-	}
-	if version != "" {
-		if _, err := checkVersion(model, version); err != nil {
-			return err
-		}
-	}
-	ctx, end, err := r.begin(ctx)
+	ctx, end, err := r.beginNamed(ctx, model, version)
 	if err != nil {
 		return err
 	}
@@ -55,6 +47,20 @@ func (r *Repository) Load(ctx context.Context, model, version string) error {
 		return err
 	}
 	return r.loadResult(model, version)
+}
+
+// beginNamed checks names from a caller, which may come from a URL, before
+// anything touches the disk, then begins the operation.
+func (r *Repository) beginNamed(ctx context.Context, model, version string) (context.Context, func(), error) {
+	if err := ValidModelName(model); err != nil {
+		return nil, nil, err
+	}
+	if version != "" {
+		if _, err := checkVersion(model, version); err != nil {
+			return nil, nil, err
+		}
+	}
+	return r.begin(ctx)
 }
 
 // loadResult reports the state Load leaves model (or one version) in.
@@ -115,15 +121,7 @@ func loadError(model, version string, v *version) error {
 // unloading a bad release falls back to the previous one. Unload
 // implements rollout.Loader.
 func (r *Repository) Unload(ctx context.Context, model, version string) error {
-	if err := ValidModelName(model); err != nil {
-		return err
-	}
-	if version != "" {
-		if _, err := checkVersion(model, version); err != nil {
-			return err
-		}
-	}
-	ctx, end, err := r.begin(ctx)
+	ctx, end, err := r.beginNamed(ctx, model, version)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -284,4 +285,35 @@ func versionStatus(r *repository.Repository, model, version string) repository.V
 		}
 	}
 	return repository.VersionStatus{}
+}
+
+// hammer starts callers goroutines, each calling what caller(i) returns in a
+// loop (yielding between calls, as a caller waiting on a network would:
+// goroutines spinning on two cores would starve the reloads under test).
+// The returned stop ends them and reports the calls that succeeded, those
+// that failed, and the first error.
+func hammer(callers int, caller func(i int) func() error) (stop func() (answers, failures int64, first error)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok, bad atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for i := range callers {
+		call := caller(i)
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if err := call(); err == nil {
+					ok.Add(1)
+				} else if bad.Add(1) == 1 {
+					firstErr.Store(err)
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	return func() (int64, int64, error) {
+		cancel()
+		wg.Wait()
+		err, _ := firstErr.Load().(error)
+		return ok.Load(), bad.Load(), err
+	}
 }

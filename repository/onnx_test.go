@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/servekit/servekit/backend/onnx"
@@ -96,40 +93,27 @@ func TestONNXHotReloadUnderLoad(t *testing.T) {
 	rt, _ := r.Router("mlp")
 
 	const callers, reloads = 64, 100
-	ctx, stop := context.WithCancel(context.Background())
-	var failures, answers atomic.Int64
-	var firstErr atomic.Value
-	fail := func(err error) {
-		if failures.Add(1) == 1 {
-			firstErr.Store(err)
-		}
-	}
-	var wg sync.WaitGroup
-	for c := range callers {
+	stop := hammer(callers, func(c int) func() error {
 		pin := []string{"", "", "1", "2"}[c%4]
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				resp, err := rt.Predict(context.Background(), &serving.Request{Model: "mlp", Version: pin, Inputs: []serving.Tensor{input}})
-				if err != nil {
-					fail(err)
-					continue
-				}
-				answers.Add(1)
-				out, _ := resp.Output("output")
-				v, _ := serving.Values[float32](out)
-				got := which(v)
-				switch {
-				case pin != "" && resp.Version != pin:
-					fail(fmt.Errorf("pinned to %s, response says %s", pin, resp.Version))
-				case pin == "" && resp.Version != "2":
-					fail(fmt.Errorf("routed request answered as version %s, want 2", resp.Version))
-				case resp.Version == "1" && got != "A", resp.Version == "2" && got != "B" && got != "C":
-					fail(fmt.Errorf("response says version %s, numbers are model %s's", resp.Version, got))
-				}
-				runtime.Gosched()
+		return func() error {
+			resp, err := rt.Predict(context.Background(), &serving.Request{Model: "mlp", Version: pin, Inputs: []serving.Tensor{input}})
+			if err != nil {
+				return err
 			}
-		})
-	}
+			out, _ := resp.Output("output")
+			v, _ := serving.Values[float32](out)
+			got := which(v)
+			switch {
+			case pin != "" && resp.Version != pin:
+				return fmt.Errorf("pinned to %s, response says %s", pin, resp.Version)
+			case pin == "" && resp.Version != "2":
+				return fmt.Errorf("routed request answered as version %s, want 2", resp.Version)
+			case resp.Version == "1" && got != "A", resp.Version == "2" && got != "B" && got != "C":
+				return fmt.Errorf("response says version %s, numbers are model %s's", resp.Version, got)
+			}
+			return nil
+		}
+	})
 	for i := 1; i <= reloads; i++ {
 		b := models[[]string{"B", "C"}[i%2]]
 		if i%7 == 0 {
@@ -143,10 +127,9 @@ func TestONNXHotReloadUnderLoad(t *testing.T) {
 			t.Fatalf("reload %d: status %+v", i, v)
 		}
 	}
-	stop()
-	wg.Wait()
-	if n := failures.Load(); n != 0 {
-		t.Fatalf("%d of %d requests failed; first: %v", n, answers.Load()+n, firstErr.Load())
+	answers, failures, first := stop()
+	if failures != 0 {
+		t.Fatalf("%d of %d requests failed; first: %v", failures, answers+failures, first)
 	}
 	// The last request to leave a replaced version closes it in a
 	// goroutine of the router's, so the count settles just after.
@@ -157,5 +140,5 @@ func TestONNXHotReloadUnderLoad(t *testing.T) {
 	if got := onnx.LiveSessions(); got != sessions {
 		t.Errorf("%d sessions leaked", got-sessions)
 	}
-	t.Logf("%d answers across %d reloads", answers.Load(), reloads)
+	t.Logf("%d answers across %d reloads", answers, reloads)
 }

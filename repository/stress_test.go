@@ -3,11 +3,8 @@ package repository_test
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/servekit/servekit/repository"
@@ -31,50 +28,34 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	rt, _ := r.Router("m")
 
 	const callers, reloads = 64, 100
-	ctx, stop := context.WithCancel(context.Background())
-	var failures, answers atomic.Int64
-	var firstErr atomic.Value
-	fail := func(err error) {
-		if failures.Add(1) == 1 {
-			firstErr.Store(err)
-		}
-	}
-	var wg sync.WaitGroup
-	for c := range callers {
+	stop := hammer(callers, func(c int) func() error {
 		pin := []string{"", "", "1", "2"}[c%4] // half routed, a quarter pinned to each
-		wg.Go(func() {
-			x, _ := serving.Make("x", serving.FP32, []int64{1, 1})
-			lastGen := map[string]int{}
-			for ctx.Err() == nil {
-				resp, err := rt.Predict(context.Background(), &serving.Request{Model: "m", Version: pin, Inputs: []serving.Tensor{x}})
-				if err != nil {
-					fail(err)
-					continue
-				}
-				answers.Add(1)
-				out, _ := resp.Output("who")
-				who, _ := out.Strings()
-				version, gen, err := parseWho(who[0])
-				switch {
-				case err != nil:
-					fail(err)
-				case resp.Version != version:
-					fail(fmt.Errorf("response says version %q, answered by %s", resp.Version, who[0]))
-				case pin != "" && version != pin:
-					fail(fmt.Errorf("pinned to %s, answered by %s", pin, who[0]))
-				case pin == "" && version != "2":
-					fail(fmt.Errorf("routed request answered by %s, want the latest version, 2", who[0]))
-				case gen < lastGen[version]:
-					fail(fmt.Errorf("generation went back from %d to %d on version %s", lastGen[version], gen, version))
-				}
-				lastGen[version] = gen
-				// Yield, as a caller waiting on a network would: 64
-				// goroutines spinning on two cores would otherwise starve
-				// the reloads the test is about.
-				runtime.Gosched()
+		x, _ := serving.Make("x", serving.FP32, []int64{1, 1})
+		lastGen := map[string]int{}
+		return func() error {
+			resp, err := rt.Predict(context.Background(), &serving.Request{Model: "m", Version: pin, Inputs: []serving.Tensor{x}})
+			if err != nil {
+				return err
 			}
-		})
-	}
+			out, _ := resp.Output("who")
+			who, _ := out.Strings()
+			version, gen, err := parseWho(who[0])
+			switch {
+			case err != nil:
+				return err
+			case resp.Version != version:
+				return fmt.Errorf("response says version %q, answered by %s", resp.Version, who[0])
+			case pin != "" && version != pin:
+				return fmt.Errorf("pinned to %s, answered by %s", pin, who[0])
+			case pin == "" && version != "2":
+				return fmt.Errorf("routed request answered by %s, want the latest version, 2", who[0])
+			case gen < lastGen[version]:
+				return fmt.Errorf("generation went back from %d to %d on version %s", lastGen[version], gen, version)
+			}
+			lastGen[version] = gen
+			return nil
+		}
+	})
 
 	corrupted := 0
 	for i := 1; i <= reloads; i++ {
@@ -92,13 +73,12 @@ func TestHotReloadUnderLoad(t *testing.T) {
 			t.Fatalf("reload %d (%q): status %+v", i, content, v)
 		}
 	}
-	stop()
-	wg.Wait()
-	if n := failures.Load(); n != 0 {
-		t.Fatalf("%d of %d requests failed; first: %v", n, answers.Load()+n, firstErr.Load())
+	answers, failures, first := stop()
+	if failures != 0 {
+		t.Fatalf("%d of %d requests failed; first: %v", failures, answers+failures, first)
 	}
-	if answers.Load() < callers {
-		t.Fatalf("only %d answers", answers.Load())
+	if answers < callers {
+		t.Fatalf("only %d answers", answers)
 	}
 	if got := f.loads.Load(); got != 2+reloads {
 		t.Errorf("%d loads, want %d", got, 2+reloads)
@@ -110,7 +90,7 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	if err != nil || who != fmt.Sprintf("m/2:ok gen %d", reloads) {
 		t.Errorf("after the reloads: %q, %v", who, err)
 	}
-	t.Logf("%d answers across %d reloads (%d to a corrupted file)", answers.Load(), reloads, corrupted)
+	t.Logf("%d answers across %d reloads (%d to a corrupted file)", answers, reloads, corrupted)
 }
 
 func parseWho(who string) (version string, gen int, err error) {
