@@ -291,3 +291,31 @@ func TestRemoveAbortsItsPlan(t *testing.T) {
 		t.Errorf("weights %v, want all on the stable version", w)
 	}
 }
+
+// Changing what a load depends on (parameters, warm-up) reloads every
+// version; changing only the policy or traffic mode reloads none.
+func TestConfigChangeReloads(t *testing.T) {
+	root := tree(t, map[string]string{
+		"m/config.json":  `{"version_policy": {"all": {}}, "parameters": {"threads": 1}}`,
+		"m/1/model.onnx": "ok",
+		"m/2/model.onnx": "ok",
+	})
+	f := newLoader()
+	r := open(t, root, f)
+	if f.loads.Load() != 2 {
+		t.Fatalf("%d loads at start", f.loads.Load())
+	}
+	write(t, root, map[string]string{"m/config.json": `{"version_policy": {"all": {}}, "parameters": {"threads": 2}}`})
+	resync(t, r)
+	if got := f.loads.Load(); got != 4 {
+		t.Errorf("after changing parameters: %d loads, want 4 (both versions reloaded)", got)
+	}
+	write(t, root, map[string]string{"m/config.json": `{"version_policy": {"latest": {"num_versions": 2}}, "traffic": "manual", "parameters": {"threads": 2}}`})
+	resync(t, r)
+	if got := f.loads.Load(); got != 4 {
+		t.Errorf("after changing only the policy and traffic: %d loads, want still 4", got)
+	}
+	if st := r.Status().Models[0]; st.Policy != "latest 2" || st.Traffic != repository.TrafficManual {
+		t.Errorf("status %+v does not show the new policy and traffic", st)
+	}
+}
