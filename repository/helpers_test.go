@@ -151,14 +151,14 @@ func (m *fakeModel) Close() error {
 
 // tree writes files under a new root: path → content. A path ending in "/"
 // is a directory.
-func tree(t *testing.T, files map[string]string) string {
+func tree(t testing.TB, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	write(t, root, files)
 	return root
 }
 
-func write(t *testing.T, root string, files map[string]string) {
+func write(t testing.TB, root string, files map[string]string) {
 	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(root, filepath.FromSlash(p))

@@ -16,9 +16,11 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // Defaults.
 const (
-	// DefaultPollInterval is how often the root is re-read. Polling costs a
-	// few stat calls per version, so it can be frequent; TF Serving polls
-	// every second, Triton's poll mode every 15 s.
+	// DefaultPollInterval is how often the root is re-read. A poll that
+	// finds nothing changed costs some twenty stat calls and a config parse
+	// per version (BenchmarkSyncUnchanged: 0.2 ms per version here), so it
+	// can be frequent; TF Serving polls every second, Triton's poll mode
+	// every 15 s.
 	DefaultPollInterval = 2 * time.Second
 	// DefaultLoadTimeout bounds one version's load and warm-up.
 	DefaultLoadTimeout = 5 * time.Minute
