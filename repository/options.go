@@ -17,11 +17,11 @@ func (f optionFunc) apply(c *config) { f(c) }
 // Defaults.
 const (
 	// DefaultPollInterval is how often the root is re-read. A poll that
-	// finds nothing changed costs some twenty stat calls and a config parse
-	// per version (BenchmarkSyncUnchanged: 0.2-0.4 ms of wall time per
-	// version on these busy 2-core machines), so it
-	// can be frequent; TF Serving polls every second, Triton's poll mode
-	// every 15 s.
+	// finds nothing changed costs some twenty stat calls per version and a
+	// config parse per model (BenchmarkSyncUnchanged: 0.2-0.4 ms of wall
+	// time per version on these busy 2-core machines), so it can be
+	// frequent; TF Serving polls every second, Triton's poll mode every
+	// 15 s.
 	DefaultPollInterval = 2 * time.Second
 	// DefaultLoadTimeout bounds one version's load and warm-up.
 	DefaultLoadTimeout = 5 * time.Minute
