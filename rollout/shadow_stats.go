@@ -19,13 +19,15 @@ type ShadowSnapshot struct {
 	// Active is false once the Shadow was closed (or shut down).
 	Active bool `json:"active"`
 	// Percent is the share of requests mirrored now; MaxInFlight the bound on
-	// concurrent mirrors; InFlight the mirrors running now.
+	// mirrors running at once (WithMaxMirrors); InFlight the mirrors
+	// admitted and not finished, of which Queued wait to run.
 	Percent     float64 `json:"percent"`
 	MaxInFlight int     `json:"max_in_flight"`
 	InFlight    int64   `json:"in_flight"`
+	Queued      int64   `json:"queued"`
 	// Sampled primary requests were chosen to be mirrored; of them, Mirrored
-	// were sent to the challenger and Dropped were not (MaxInFlight mirrors
-	// were running, or the Shadow was closing). Completed mirrors have
+	// were sent to the challenger and Dropped were not (every slot running
+	// and the queue full, or the Shadow closing); the rest are queued. Completed mirrors have
 	// finished in any way; TimedOut and Panicked of them did not answer in
 	// time or panicked; Pairs had answers on both sides, which were compared.
 	Sampled   int64 `json:"sampled"`
