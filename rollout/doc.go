@@ -130,7 +130,7 @@
 // the primary's own answer and error, untouched. It starts no goroutine
 // and wakes none: a goroutine start or a channel receiver's wake-up costs a
 // scheduler wake-up, often a system call, and the caller would pay it (in
-// the benchmark below it tripled the primary's p99). Instead the Shadow's
+// BenchmarkShadowOverhead it tripled the primary's p99). Instead the Shadow's
 // dispatcher goroutine polls the queue every millisecond (the whole cost
 // of an idle Shadow) and starts a runner goroutine per mirror, up to
 // WithMaxMirrors; a runner takes the next queued mirror itself when it
@@ -147,6 +147,18 @@
 // Shutdown(ctx) stops mirroring and lets the admitted mirrors run while
 // ctx allows; Close drops the queued ones and waits for the running ones,
 // at most the mirror timeout and a second more.
+//
+// Measured (BenchmarkShadowOverhead: the fraud model on ONNX Runtime,
+// 4–8 µs a call, on a shared 2-core VM; each cell against the bare
+// primary in the same moments; medians of 3): with a 100 % shadow the
+// primary's p50 is 1.03× when nothing can be mirrored (a hanging
+// challenger holds every runner) and 1.12–1.15× when 52–63 % of requests
+// are (about 0.5–1 µs of copies and a channel send per mirrored request);
+// p99 is 1.2–1.8× for an erroring or panicking challenger, inside the
+// 0.8–2.2× the machine's noise gives the hanging one; a healthy challenger,
+// competing for the two cores, lifts a lone caller's p99 2.9×. Starting a
+// goroutine per mirror on the caller's path instead gave 2–3.8× p99 for
+// an instantly failing challenger while mirroring only 8–17 %.
 //
 // What is compared, per output the primary answered (by name), over every
 // pair where both sides answered:
