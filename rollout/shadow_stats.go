@@ -210,19 +210,24 @@ func (st *pairStats) record(m *completedMirror) {
 		return
 	}
 	st.pairs++
+	for i := range m.results {
+		st.output(m.names[i]).add(m.results[i])
+	}
+}
+
+// output returns the accumulator of the named output, making it on first
+// use.
+func (st *pairStats) output(name string) *outputAcc {
 	if st.outputs == nil {
 		st.outputs = make(map[string]*outputAcc)
 	}
-	for i := range m.results {
-		name := m.names[i]
-		a := st.outputs[name]
-		if a == nil {
-			a = &outputAcc{}
-			st.outputs[name] = a
-			st.order = append(st.order, name)
-		}
-		a.add(m.results[i])
+	a := st.outputs[name]
+	if a == nil {
+		a = &outputAcc{}
+		st.outputs[name] = a
+		st.order = append(st.order, name)
 	}
+	return a
 }
 
 // merge adds o into st (for the aggregate snapshot).
@@ -243,16 +248,7 @@ func (st *pairStats) merge(o *pairStats) {
 		st.shadow.lat[i] += o.shadow.lat[i]
 	}
 	for _, name := range o.order {
-		if st.outputs == nil {
-			st.outputs = make(map[string]*outputAcc)
-		}
-		a := st.outputs[name]
-		if a == nil {
-			a = &outputAcc{}
-			st.outputs[name] = a
-			st.order = append(st.order, name)
-		}
-		a.merge(o.outputs[name])
+		st.output(name).merge(o.outputs[name])
 	}
 }
 
