@@ -14,9 +14,9 @@ import (
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
-// biased is Linear(4) plus 10 on every element: its argmax per row agrees
-// with Linear's, its values do not.
-func biased() serving.Predictor {
+// linearThen is Linear(4) with its answer y rewritten element by element:
+// f gets the answer and an index and returns the new element.
+func linearThen(f func(y []float32, i int) float32) serving.Predictor {
 	return servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
 		resp, err := servingtest.Linear(4).Predict(ctx, req)
 		if err != nil {
@@ -25,7 +25,7 @@ func biased() serving.Predictor {
 		y, _ := serving.Values[float32](resp.Outputs[0])
 		z := make([]float32, len(y))
 		for i := range y {
-			z[i] = y[i] + 10
+			z[i] = f(y, i)
 		}
 		out, _ := serving.NewTensor("y", resp.Outputs[0].Shape, z)
 		resp.Outputs = []serving.Tensor{out}
@@ -33,23 +33,15 @@ func biased() serving.Predictor {
 	})
 }
 
+// biased is Linear(4) plus 10 on every element: its argmax per row agrees
+// with Linear's, its values do not.
+func biased() serving.Predictor {
+	return linearThen(func(y []float32, i int) float32 { return y[i] + 10 })
+}
+
 // reversed is Linear(4) with each row reversed: its argmax never agrees.
 func reversed() serving.Predictor {
-	return servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
-		resp, err := servingtest.Linear(4).Predict(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		y, _ := serving.Values[float32](resp.Outputs[0])
-		z := make([]float32, len(y))
-		for i := range y {
-			row, col := i/4, i%4
-			z[i] = y[row*4+3-col]
-		}
-		out, _ := serving.NewTensor("y", resp.Outputs[0].Shape, z)
-		resp.Outputs = []serving.Tensor{out}
-		return resp, nil
-	})
+	return linearThen(func(y []float32, i int) float32 { return y[i/4*4+3-i%4] })
 }
 
 func newRouter(t *testing.T, opts ...rollout.Option) *rollout.Router {

@@ -29,13 +29,26 @@ type Shadow struct {
 	// the float64 bits of the percentage it was set from.
 	sample, percent atomic.Uint64
 
-	// state counts the mirrors in flight, with closedBit set once Close or
-	// Shutdown began: one atomic both bounds concurrency and gates new
-	// mirrors against a closing Shadow, without a lock on the primary's path.
-	// Whoever brings it to exactly closedBit (the last mirror to finish, or
-	// Close when none ran) closes drained.
+	// state counts the mirrors admitted and not finished (queued or
+	// running), with closedBit set once Close or Shutdown began: one atomic
+	// both bounds them and gates new mirrors against a closing Shadow,
+	// without a lock on the primary's path. Whoever brings it to exactly
+	// closedBit (the last mirror to finish, or Shutdown when none was in
+	// flight) closes drained.
 	state   atomic.Int64
 	drained chan struct{}
+
+	// queue holds admitted mirrors until the dispatcher starts them; its
+	// capacity is the bound on state, so a send never blocks. running
+	// counts the runner goroutines (at most maxMirrors); only the
+	// dispatcher starts them, and runners, which it tracks, take further
+	// queued mirrors themselves before they exit.
+	queue      chan *mirrorJob
+	running    atomic.Int64
+	runners    sync.WaitGroup
+	stop       chan struct{} // closed once (stopOnce) when the queue is to be dropped
+	stopOnce   sync.Once
+	dispatched chan struct{} // closed when the dispatcher has returned
 
 	mu     sync.Mutex
 	keys   map[primaryKey]*pairStats // guarded by mu
@@ -55,11 +68,16 @@ func NewShadow(challenger serving.Predictor, opts ...ShadowOption) (*Shadow, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Shadow{challenger: challenger, cfg: cfg, drained: make(chan struct{}), keys: make(map[primaryKey]*pairStats)}
+	s := &Shadow{
+		challenger: challenger, cfg: cfg, keys: make(map[primaryKey]*pairStats),
+		drained: make(chan struct{}), stop: make(chan struct{}), dispatched: make(chan struct{}),
+		queue: make(chan *mirrorJob, cfg.maxMirrors+cfg.queue),
+	}
 	s.setPercent(cfg.percent)
 	if s.tel, err = newShadowTelemetry(s, cfg.meters); err != nil {
 		return nil, err
 	}
+	go s.dispatch()
 	return s, nil
 }
 
@@ -145,41 +163,53 @@ func (p *shadowed) Close() error {
 	return nil
 }
 
-// mirror sends a copy of req to the challenger, after the primary answered
-// it with resp or err in primaryLatency, and compares the answers when the
-// challenger's arrives. It returns at once: when MaxMirrors are in flight,
-// or the Shadow is closed, the request is dropped and counted. Everything
-// kept is copied first, so the caller may reuse req and resp. The layer of
-// Middleware calls it for sampled requests; the Router calls it itself. A request the primary failed with Canceled is not
-// mirrored: its caller went away, which says nothing about either model.
+// mirror queues a copy of req for the challenger, after the primary
+// answered it with resp or err in primaryLatency; the challenger's answer
+// is compared with the primary's when it comes. It returns at once: when
+// MaxMirrors are running and the queue is full, or the Shadow is closed,
+// the request is dropped and counted. Everything kept is copied first, so
+// the caller may reuse req and resp. The layer of Middleware calls it for
+// sampled requests; the Router calls it itself. A request the primary
+// failed with Canceled is not mirrored: its caller went away, which says
+// nothing about either model.
+//
+// The caller's work here is the copies and a send on a buffered channel
+// that no goroutine waits on: it starts no goroutine and wakes none (both
+// cost a scheduler wake-up, a system call, on the caller's time). The
+// dispatcher picks the mirror up within dispatchTick.
 func (s *Shadow) mirror(ctx context.Context, req *serving.Request, resp *serving.Response, err error, primaryLatency time.Duration) {
 	if serving.CodeOf(err) == serving.Canceled {
 		return
 	}
 	st := s.stats(keyOf(req, resp, err))
 	st.sampled.Add(1)
-	if !s.acquire() {
+	if !s.admit() {
 		st.dropped.Add(1)
 		return
 	}
-	st.mirrored.Add(1)
-	m := &completedMirror{primaryErr: err, primaryLatency: primaryLatency}
+	j := &mirrorJob{ctx: ctx, st: st, req: detach(req)}
+	j.primaryErr, j.primaryLatency = err, primaryLatency
 	if err == nil {
-		m.primary = make([]serving.Tensor, len(resp.Outputs))
+		j.primary = make([]serving.Tensor, len(resp.Outputs))
 		for i, t := range resp.Outputs {
-			m.primary[i] = t.Clone()
+			j.primary[i] = t.Clone()
 		}
 	}
-	go s.run(ctx, st, detach(req), m)
+	select {
+	case s.queue <- j:
+	default: // unreachable: the queue holds every admitted mirror
+		st.dropped.Add(1)
+		s.release()
+	}
 }
 
-// acquire takes a mirror slot, or reports that none is free or the Shadow
-// is closed.
-func (s *Shadow) acquire() bool {
-	max := int64(s.cfg.maxMirrors)
+// admit takes a place for a mirror, or reports that none is free or the
+// Shadow is closed.
+func (s *Shadow) admit() bool {
+	limit := int64(cap(s.queue))
 	for {
 		old := s.state.Load()
-		if old&closedBit != 0 || old >= max {
+		if old&closedBit != 0 || old >= limit {
 			return false
 		}
 		if s.state.CompareAndSwap(old, old+1) {
@@ -188,6 +218,7 @@ func (s *Shadow) acquire() bool {
 	}
 }
 
+// release gives back an admitted mirror's place.
 func (s *Shadow) release() {
 	if s.state.Add(-1) == closedBit {
 		close(s.drained)
@@ -219,12 +250,15 @@ type completedMirror struct {
 	results        []outputResult
 }
 
-// run is a mirror's goroutine: ask the challenger under its own deadline,
-// compare, record. It holds a slot until the challenger returns, even past
-// the deadline, so that a challenger that ignores its context cannot pile
-// up goroutines: the slots stay taken and new mirrors are dropped.
-func (s *Shadow) run(ctx context.Context, st *pairStats, req *serving.Request, m *completedMirror) {
+// run is one mirror, in a runner goroutine: ask the challenger under its
+// own deadline, compare, record. It holds its runner until the challenger
+// returns, even past the deadline, so that a challenger that ignores its
+// context cannot pile up goroutines: the runners stay busy, the queue
+// fills, and new mirrors are dropped.
+func (s *Shadow) run(j *mirrorJob) {
 	defer s.release()
+	ctx, st, req, m := j.ctx, j.st, j.req, &j.completedMirror
+	st.mirrored.Add(1)
 	// WithoutCancel keeps ctx's values (the trace) but not its end: the
 	// primary's caller has its answer and may be gone.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.timeout)
@@ -328,6 +362,7 @@ func (s *Shadow) Snapshot() ShadowSnapshot {
 		Percent:     math.Float64frombits(s.percent.Load()),
 		MaxInFlight: s.cfg.maxMirrors,
 		InFlight:    state &^ closedBit,
+		Queued:      int64(len(s.queue)),
 	}
 	var all pairStats
 	s.mu.Lock()
@@ -343,11 +378,27 @@ func (s *Shadow) Snapshot() ShadowSnapshot {
 // running when they give up: a challenger that ignores its context.
 var ErrShadowStuck = serving.Errorf(serving.Unavailable, "rollout: shadow: mirrors still running")
 
-// Shutdown stops mirroring and waits for the mirrors in flight to finish
-// (each ends within the mirror timeout if the challenger honours its
-// context) or for ctx to end, in which case it returns an error wrapping
-// ErrShadowStuck. It is safe to call again, and with Close.
-func (s *Shadow) Shutdown(ctx context.Context) error {
+// Shutdown stops mirroring gracefully: no request is mirrored any more,
+// and Shutdown waits until the mirrors admitted before, queued ones
+// included, have run, or until ctx ends. Then it drops what is still
+// queued and, if mirrors are still running (a challenger slower than ctx,
+// or one ignoring its context), returns an error wrapping ErrShadowStuck;
+// they finish on their own. It is safe to call again, and with Close.
+func (s *Shadow) Shutdown(ctx context.Context) error { return s.shutdown(ctx, false) }
+
+// Close stops mirroring at once: queued mirrors are dropped (and counted),
+// and Close waits for the running ones, at most the mirror timeout and a
+// second more, past which a challenger is ignoring its context and Close
+// returns an error wrapping ErrShadowStuck (those mirrors end when the
+// challenger returns). Close is idempotent; after it, Snapshot still
+// works.
+func (s *Shadow) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout+time.Second)
+	defer cancel()
+	return s.shutdown(ctx, true)
+}
+
+func (s *Shadow) shutdown(ctx context.Context, drop bool) error {
 	if old := s.state.Or(closedBit); old&closedBit == 0 {
 		if old == 0 {
 			close(s.drained)
@@ -356,21 +407,34 @@ func (s *Shadow) Shutdown(ctx context.Context) error {
 		// callbacks no longer read: a closed Shadow exports nothing.
 		defer s.tel.close()
 	}
-	select {
-	case <-s.drained:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %d mirrors to %s: %w", ErrShadowStuck, s.state.Load()&^closedBit, s.cfg.challenger, ctx.Err())
+	var queue chan *mirrorJob // nil, which never receives, until halted
+	halt := func() {
+		s.stopOnce.Do(func() { close(s.stop) })
+		<-s.dispatched // prompt: the dispatcher drops the queue and returns
+		queue = s.queue
 	}
-}
-
-// Close stops mirroring and waits for the mirrors in flight, at most the
-// mirror timeout and one second more, past which a challenger is ignoring
-// its context and Close returns an error wrapping ErrShadowStuck (the
-// mirrors end when the challenger returns). Mirrored requests do not delay
-// it beyond that. Close is idempotent; after it, Snapshot still works.
-func (s *Shadow) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.timeout+time.Second)
-	defer cancel()
-	return s.Shutdown(ctx)
+	if drop {
+		halt()
+	}
+	for {
+		select {
+		case <-s.drained:
+			halt()
+			s.runners.Wait() // prompt: every runner is past its last mirror
+			return nil
+		case j := <-queue:
+			// Admitted just before the close, queued after the dispatcher
+			// had gone.
+			s.discard(j)
+		case <-ctx.Done():
+			halt()
+			select {
+			case <-s.drained: // dropping the queue was enough
+				s.runners.Wait()
+				return nil
+			default:
+			}
+			return fmt.Errorf("%w: %d mirrors to %s: %w", ErrShadowStuck, s.state.Load()&^closedBit, s.cfg.challenger, ctx.Err())
+		}
+	}
 }

@@ -29,7 +29,8 @@ import (
 // same moments, and p50-x and p99-x their ratios. Before each bare block
 // the timer stops and mirrors still in flight get up to 2 ms to finish, so
 // the baseline does not carry the shadow's work. mirrored/op is the share
-// of requests the shadow mirrored (the rest were dropped: every slot busy).
+// of requests the shadow mirrored (the rest were dropped: every runner
+// busy and the queue full; a hanging challenger holds them all).
 func BenchmarkShadowOverhead(b *testing.B) {
 	primary := orttest.Fraud(b)
 	healthy := orttest.Fraud(b)

@@ -22,6 +22,10 @@ const (
 	// started to see the challenger on all the traffic, and drops itself
 	// when the challenger cannot keep up.
 	DefaultMirrorPercent = 100
+	// DefaultMirrorQueue is how many mirrors may wait for a free runner:
+	// enough to ride out a burst, few enough that the copies they hold
+	// stay small.
+	DefaultMirrorQueue = 64
 )
 
 // DefaultMaxMirrors is the default bound on concurrent mirrors:
@@ -39,6 +43,7 @@ func (f shadowOptionFunc) applyShadow(c *shadowConfig) { f(c) }
 type shadowConfig struct {
 	percent     float64
 	maxMirrors  int
+	queue       int
 	timeout     time.Duration
 	rules       map[string]Comparison
 	defaultRule Comparison
@@ -54,11 +59,18 @@ func WithMirrorPercent(p float64) ShadowOption {
 	return shadowOptionFunc(func(c *shadowConfig) { c.percent = p })
 }
 
-// WithMaxMirrors bounds the mirrors in flight at once (default
-// DefaultMaxMirrors()). A sampled request that finds them all busy is not
-// mirrored, only counted as dropped: the primary never waits.
+// WithMaxMirrors bounds the mirrors running at once, each a goroutine
+// asking the challenger (default DefaultMaxMirrors()).
 func WithMaxMirrors(n int) ShadowOption {
 	return shadowOptionFunc(func(c *shadowConfig) { c.maxMirrors = n })
+}
+
+// WithMirrorQueue bounds the mirrors waiting for a running slot (default
+// DefaultMirrorQueue; 0 is allowed). A sampled request that finds every
+// slot running and the queue full is not mirrored, only counted as
+// dropped: the primary never waits.
+func WithMirrorQueue(n int) ShadowOption {
+	return shadowOptionFunc(func(c *shadowConfig) { c.queue = n })
 }
 
 // WithMirrorTimeout bounds each mirrored request (default
@@ -102,7 +114,7 @@ func WithShadowLogger(l *slog.Logger) ShadowOption {
 }
 
 func newShadowConfig(challenger serving.Predictor, opts []ShadowOption) (shadowConfig, error) {
-	c := shadowConfig{percent: DefaultMirrorPercent, maxMirrors: DefaultMaxMirrors(), timeout: DefaultMirrorTimeout}
+	c := shadowConfig{percent: DefaultMirrorPercent, maxMirrors: DefaultMaxMirrors(), queue: DefaultMirrorQueue, timeout: DefaultMirrorTimeout}
 	for _, o := range opts {
 		o.applyShadow(&c)
 	}
@@ -121,6 +133,8 @@ func newShadowConfig(challenger serving.Predictor, opts []ShadowOption) (shadowC
 		return c, fmt.Errorf("%w: mirror percent %v, want 0 to 100", errShadowConfig, c.percent)
 	case c.maxMirrors <= 0:
 		return c, fmt.Errorf("%w: max mirrors %d, want at least 1", errShadowConfig, c.maxMirrors)
+	case c.queue < 0:
+		return c, fmt.Errorf("%w: mirror queue %d, want 0 or more", errShadowConfig, c.queue)
 	case c.timeout <= 0:
 		return c, fmt.Errorf("%w: mirror timeout %v, want more than 0", errShadowConfig, c.timeout)
 	case !c.defaultRule.valid():

@@ -19,13 +19,15 @@ type ShadowSnapshot struct {
 	// Active is false once the Shadow was closed (or shut down).
 	Active bool `json:"active"`
 	// Percent is the share of requests mirrored now; MaxInFlight the bound on
-	// concurrent mirrors; InFlight the mirrors running now.
+	// mirrors running at once (WithMaxMirrors); InFlight the mirrors
+	// admitted and not finished, of which Queued wait to run.
 	Percent     float64 `json:"percent"`
 	MaxInFlight int     `json:"max_in_flight"`
 	InFlight    int64   `json:"in_flight"`
+	Queued      int64   `json:"queued"`
 	// Sampled primary requests were chosen to be mirrored; of them, Mirrored
-	// were sent to the challenger and Dropped were not (MaxInFlight mirrors
-	// were running, or the Shadow was closing). Completed mirrors have
+	// were sent to the challenger and Dropped were not (every slot running
+	// and the queue full, or the Shadow closing); the rest are queued. Completed mirrors have
 	// finished in any way; TimedOut and Panicked of them did not answer in
 	// time or panicked; Pairs had answers on both sides, which were compared.
 	Sampled   int64 `json:"sampled"`
@@ -208,19 +210,24 @@ func (st *pairStats) record(m *completedMirror) {
 		return
 	}
 	st.pairs++
+	for i := range m.results {
+		st.output(m.names[i]).add(m.results[i])
+	}
+}
+
+// output returns the accumulator of the named output, making it on first
+// use.
+func (st *pairStats) output(name string) *outputAcc {
 	if st.outputs == nil {
 		st.outputs = make(map[string]*outputAcc)
 	}
-	for i := range m.results {
-		name := m.names[i]
-		a := st.outputs[name]
-		if a == nil {
-			a = &outputAcc{}
-			st.outputs[name] = a
-			st.order = append(st.order, name)
-		}
-		a.add(m.results[i])
+	a := st.outputs[name]
+	if a == nil {
+		a = &outputAcc{}
+		st.outputs[name] = a
+		st.order = append(st.order, name)
 	}
+	return a
 }
 
 // merge adds o into st (for the aggregate snapshot).
@@ -241,16 +248,7 @@ func (st *pairStats) merge(o *pairStats) {
 		st.shadow.lat[i] += o.shadow.lat[i]
 	}
 	for _, name := range o.order {
-		if st.outputs == nil {
-			st.outputs = make(map[string]*outputAcc)
-		}
-		a := st.outputs[name]
-		if a == nil {
-			a = &outputAcc{}
-			st.outputs[name] = a
-			st.order = append(st.order, name)
-		}
-		a.merge(o.outputs[name])
+		st.output(name).merge(o.outputs[name])
 	}
 }
 

@@ -204,7 +204,7 @@ func (b *blocking) Predict(_ context.Context, req *serving.Request) (*serving.Re
 // slot is taken further requests are dropped and counted, never queued.
 func TestShadowSaturationDrops(t *testing.T) {
 	ch := newBlocking()
-	s := newShadow(t, ch, rollout.WithMaxMirrors(2))
+	s := newShadow(t, ch, rollout.WithMaxMirrors(2), rollout.WithMirrorQueue(0))
 	p := s.Middleware()(servingtest.Linear(4))
 	for range 10 {
 		if _, err := p.Predict(context.Background(), servingtest.Rows(4, 1, 0)); err != nil {
