@@ -266,6 +266,16 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 // telemetry (so it times and counts cache hits too, and its span parents the
 // others), then cache, then batch, then the model.
 func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+	p, err := versionChain(model, o, c)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.Middleware()(p), nil
+}
+
+// versionChain is the cache and batcher around one model: below a router,
+// one per version, for repository models (repo.go).
+func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p := model
 	if o.batch {
 		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows))
@@ -277,5 +287,5 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 	if c != nil {
 		p = c.Middleware()(p)
 	}
-	return telemetry.Middleware()(p), nil
+	return p, nil
 }

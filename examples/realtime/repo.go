@@ -15,6 +15,7 @@ import (
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/telemetry"
 )
 
 // repoOptions are the flags of the model repository (-repo DIR).
@@ -44,10 +45,10 @@ var graphLevels = map[string]onnx.GraphOptimization{
 }
 
 // openRepository serves the repository's models through api: each model's
-// router is registered as it appears and removed as it goes. Each version
-// is the chain a -model model gets (telemetry, cache, batcher), one per
-// version below the router, so telemetry labels the version that answers;
-// the router's own metrics count the routing. Versions that fail to load
+// router is registered as it appears, behind telemetry (which labels its
+// metrics with the version that answered, Response.Version), and removed
+// as it goes. Each version gets its own cache and batcher below the router
+// (versionChain), as package rollout recommends. Versions that fail to load
 // are logged and reported, and the server starts anyway.
 //
 // Each loaded version gets its own response cache (-cache-entries each),
@@ -90,7 +91,7 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 				return nil, errors.Join(err, m.Close())
 			}
 		}
-		chain, err := buildChain(m, o, vc)
+		chain, err := versionChain(m, o, vc)
 		if err != nil {
 			return nil, errors.Join(err, m.Close(), closeCache(vc))
 		}
@@ -101,7 +102,7 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 			api.Remove(model, "")
 			return
 		}
-		if err := api.Handle(model, r); err != nil {
+		if err := api.Handle(model, telemetry.Middleware()(r)); err != nil {
 			log.Error("model repository: cannot serve model", "model", model, "err", err)
 		}
 	}

@@ -128,6 +128,21 @@ func TestRepository(t *testing.T) {
 		}
 	}
 
+	// Telemetry sits above the router and labels the version that answered.
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	labelled := false
+	for line := range strings.SplitSeq(string(metrics), "\n") {
+		labelled = labelled || strings.HasPrefix(line, "servekit_requests_total{") && strings.Contains(line, `model="fraud"`) && strings.Contains(line, `version="2"`)
+	}
+	if !labelled {
+		t.Errorf("/metrics has no servekit_requests_total for fraud version 2:\n%.2000s", metrics)
+	}
+
 	// Hot reloads of version 1 under load: no request fails, and each is
 	// answered by version 1, old files or new.
 	var failed atomic.Int64
