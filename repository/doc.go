@@ -22,7 +22,7 @@
 //			if r == nil {
 //				h.Remove(model, "")
 //			} else {
-//				h.Handle(model, r)
+//				h.Handle(model, telemetry.New(r)) // telemetry above the router
 //			}
 //		}))
 //	defer repo.Close()
