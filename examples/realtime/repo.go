@@ -132,7 +132,7 @@ func closeCache(c *cache.Cache) error {
 }
 
 // servedModels names every model served: the -model ones, then the
-// repository's.
+// repository's, those that can answer first (the curl line shows the first).
 func servedModels(models []loaded, repo *repository.Repository) []string {
 	var names []string
 	for _, m := range models {
@@ -141,7 +141,18 @@ func servedModels(models []loaded, repo *repository.Repository) []string {
 		}
 	}
 	if repo != nil {
-		names = append(names, repo.Models()...)
+		repoModels := repo.Models()
+		ready := func(name string) bool { r, ok := repo.Router(name); return ok && r.Ready() }
+		slices.SortStableFunc(repoModels, func(a, b string) int {
+			switch ra, rb := ready(a), ready(b); {
+			case ra && !rb:
+				return -1
+			case rb && !ra:
+				return 1
+			}
+			return 0
+		})
+		names = append(names, repoModels...)
 	}
 	return names
 }
