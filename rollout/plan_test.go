@@ -378,3 +378,31 @@ func TestSnapshotCountsTheStep(t *testing.T) {
 		t.Errorf("step 1 counts: canary %+v stable %+v", s1.Canary, s1.Stable)
 	}
 }
+
+// TestPlanOnTheRealClock runs a short plan on real timers: its checks run
+// in timer goroutines, which Close must leave none of (goleak).
+func TestPlanOnTheRealClock(t *testing.T) {
+	r := rollout.New("m", quiet)
+	mustPut(t, r, "1", servingtest.Static())
+	mustPut(t, r, "2", servingtest.Static())
+	fast := []rollout.Step{{Weight: 10}, {Weight: 20, Hold: time.Millisecond}, {Weight: 30}}
+	if err := r.Start(rollout.Plan{Canary: "2", Steps: fast, Interval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r.Status().Plan.State == rollout.PlanSucceeded })
+	if w := r.Weights(); w["2"] != 100 {
+		t.Errorf("weights %v", w)
+	}
+	// A plan whose checks never end: Close stops it.
+	if err := r.Start(rollout.Plan{Canary: "1", Steps: steps, Interval: time.Millisecond,
+		Guards: []rollout.Guard{rollout.MinRequests(1 << 40)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Status().Plan; p.State != rollout.PlanAborted || !strings.Contains(p.Waiting, "answered 0 of") {
+		t.Errorf("plan after Close: %+v", p)
+	}
+}

@@ -31,7 +31,7 @@ type Router struct {
 	nextID   uint64             // of history entries
 	plan     *planRun           // the plan running or paused, or nil
 	last     *PlanStatus        // the last plan that ended
-	checks   sync.WaitGroup     // plan checks running (guards are called without mu)
+	checks   sync.WaitGroup     // plan checks set and not yet run or stopped
 	done     chan struct{}      // closed when Close has finished
 	closeErr error              // what the first Close returned
 }
@@ -338,7 +338,7 @@ func (r *Router) Close() error {
 		}
 	}
 	r.mu.Unlock()
-	r.checks.Wait() // a guard still running finds the router closed and stops
+	r.checks.Wait() // a check that fired finds the router closed and stops
 	var errs []error
 	for _, s := range current {
 		s.release(r, true) // closes now, or when its last request leaves
