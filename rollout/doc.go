@@ -113,4 +113,30 @@
 // servekit.rollout.requests (and code), .fallbacks, .inflight, .weight,
 // .latency (and quantile) and .plan.step. An error counts as a failure
 // for error rates only when its code is a server-side one (IsFailure).
+//
+// # Cost
+//
+// BenchmarkRoute puts the router in front of a model that answers with a
+// constant, so the difference is the router's own work. Measured as CPU
+// time per request (cpu-ns/op; wall time on the shared 2-core VM it was
+// measured on swings with the neighbours' load): the bare model 3 ns;
+// pinned 180 ns; keyed or unkeyed 310 ns, of which about 130 ns is the
+// one allocation, the copy of the Request carrying the chosen version
+// (the caller's Request is never modified). From two goroutines at once:
+// pinned 250 ns, keyed 400 ns (the reference count and stats counters are
+// shared cache lines). The two clock reads that time each request cost
+// little CPU (a frozen clock saves about 10 ns).
+//
+// # Other decisions
+//
+// Put takes ownership of a Predictor (unless it returns an error) and
+// closes it; Close closes every version once, after its requests in
+// flight. A Remove of a version with weight is refused while other
+// versions remain, as is one of a version in the active plan: the router
+// does not guess where traffic should go. Rollback with nothing to restore
+// is an InvalidArgument error. A version that panics answers Internal (and
+// counts as a failure), so a crashing canary is rolled back, not the
+// process taken down. Version names are 1-256 bytes of UTF-8 without '/',
+// spaces or control characters, as they appear in URLs, metric labels and
+// logs.
 package rollout

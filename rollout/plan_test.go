@@ -129,6 +129,9 @@ func TestPlanAdvancesWhileGuardsHold(t *testing.T) {
 	}
 
 	// The whole plan was one change: Rollback restores what was before it.
+	if st := f.r.Status(); st.Rollbacks != 1 || !equalWeights(st.RollbackTo, map[string]float64{"1": 100}) {
+		t.Errorf("Status: %d rollbacks to %v, want 1 to 1:100", st.Rollbacks, st.RollbackTo)
+	}
 	if err := f.r.Rollback(); err != nil {
 		t.Fatal(err)
 	}

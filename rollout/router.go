@@ -203,7 +203,8 @@ func (r *Router) call(ctx context.Context, req *serving.Request, e *entry, s *sl
 }
 
 // Put makes p serve version v; the Router owns p from then on and closes it
-// (serving.Close) when it is replaced, removed or the Router is closed.
+// (serving.Close) when it is replaced, removed or the Router is closed. If
+// Put returns an error, p was not taken: the caller still owns it.
 //
 // A new version joins with weight 0, except when no version has weight (the
 // first one): it then takes 100 %. For a version already held it is a hot

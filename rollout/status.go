@@ -12,8 +12,10 @@ type Status struct {
 	// Plan is the active plan, else the last one that ended; nil if none
 	// was ever started.
 	Plan *PlanStatus
-	// Rollbacks is how many earlier assignments Rollback can restore.
-	Rollbacks int
+	// Rollbacks is how many earlier assignments Rollback can restore, and
+	// RollbackTo the one it would restore next, in percent (nil if none).
+	Rollbacks  int
+	RollbackTo map[string]float64
 }
 
 // VersionStatus is one version: whether it is ready, its weight in percent
@@ -32,6 +34,9 @@ func (r *Router) Status() Status {
 	t := r.tab.Load()
 	now := r.cfg.clock.Now()
 	s := Status{Model: r.model, Ready: r.Ready(), Rollbacks: len(r.history)}
+	if n := len(r.history); n > 0 {
+		s.RollbackTo = r.history[n-1].w.percents()
+	}
 	for _, v := range t.added {
 		s.Versions = append(s.Versions, versionStatus(t, v, now, nil))
 	}
