@@ -19,10 +19,12 @@ import (
 // an immutable routing table without a lock, and changes (Put, Remove,
 // SetWeights, Switch, Rollback, plans) are serialised by one mutex.
 type Router struct {
-	model string
-	cfg   config
-	tab   atomic.Pointer[table]
-	reg   metric.Registration // nil when the meter refused the callback
+	model  string
+	cfg    config
+	tab    atomic.Pointer[table]
+	reg    metric.Registration // nil when the meter refused the callback
+	checks sync.WaitGroup      // plan checks set and not yet run or stopped
+	done   chan struct{}       // closed when Close has finished
 
 	mu       sync.Mutex         // serialises changes; guards the fields below
 	closed   bool               //
@@ -31,9 +33,6 @@ type Router struct {
 	nextID   uint64             // of history entries
 	plan     *planRun           // the plan running or paused, or nil
 	last     *PlanStatus        // the last plan that ended
-	checks   sync.WaitGroup     // plan checks set and not yet run or stopped
-	done     chan struct{}      // closed when Close has finished
-	closeErr error              // what the first Close returned
 }
 
 var (
@@ -85,6 +84,10 @@ func (r *Router) Predict(ctx context.Context, req *serving.Request) (*serving.Re
 // already rare.
 const maxRetries = 8
 
+// errStale says a version was removed (or the router closed) between
+// reading the table and taking a reference: read the table again.
+var errStale = errors.New("rollout: stale routing table")
+
 // route picks a version and takes a reference on its current Predictor.
 func (r *Router) route(version, key string) (*entry, *slot, error) {
 	for range maxRetries {
@@ -92,72 +95,74 @@ func (r *Router) route(version, key string) (*entry, *slot, error) {
 		if t.closed {
 			return nil, nil, serving.ErrClosed
 		}
+		var e *entry
+		var s *slot
+		var err error
 		if version != "" {
-			e, ok := t.byName[version]
-			if !ok {
-				return nil, nil, r.unknown(version)
-			}
-			s := e.acquire()
-			if s == nil {
-				continue
-			}
-			if !s.ready() {
-				s.release(r, false)
-				return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q version %q is not ready", r.model, version)
-			}
-			return e, s, nil
-		}
-		var pt int32
-		if key != "" {
-			pt = point(r.model, key)
+			e, s, err = r.pinned(t, version)
 		} else {
-			pt = randomPoint(rand.Uint64())
+			e, s, err = r.weighted(t, key)
 		}
-		owner := t.owner(pt)
-		if owner == nil {
-			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q has no version with traffic", r.model)
+		if err != errStale {
+			return e, s, err
 		}
-		e, s, stale := r.fallback(owner, t.heavy)
-		if stale {
-			continue
-		}
-		if s == nil {
-			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: no version with traffic is ready", r.model)
-		}
-		if e != owner {
-			owner.stats.fallbacks.Add(1)
-		}
-		return e, s, nil
 	}
 	return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: versions changed under the request %d times", r.model, maxRetries)
 }
 
-// fallback acquires owner if it is ready, else the first ready entry of
-// heavy. stale reports that an entry was removed since the table was read,
-// so the caller should read it again.
-func (r *Router) fallback(owner *entry, heavy []*entry) (*entry, *slot, bool) {
+// pinned takes version v, which must exist and be ready.
+func (r *Router) pinned(t *table, v string) (*entry, *slot, error) {
+	e, ok := t.byName[v]
+	if !ok {
+		return nil, nil, r.unknown(v)
+	}
+	s := e.acquire()
+	if s == nil {
+		return nil, nil, errStale
+	}
+	if !s.ready() {
+		s.release(r, false)
+		return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q version %q is not ready", r.model, v)
+	}
+	return e, s, nil
+}
+
+// weighted takes the version owning key's point (a random point without a
+// key) if it is ready, else the ready version with the most weight.
+func (r *Router) weighted(t *table, key string) (*entry, *slot, error) {
+	var pt int32
+	if key != "" {
+		pt = point(r.model, key)
+	} else {
+		pt = randomPoint(rand.Uint64())
+	}
+	owner := t.owner(pt)
+	if owner == nil {
+		return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q has no version with traffic", r.model)
+	}
 	s := owner.acquire()
 	if s == nil {
-		return nil, nil, true
+		return nil, nil, errStale
 	}
 	if s.ready() {
-		return owner, s, false
+		return owner, s, nil
 	}
 	s.release(r, false)
-	for _, e := range heavy {
+	for _, e := range t.heavy {
 		if e == owner {
 			continue
 		}
 		s := e.acquire()
 		if s == nil {
-			return nil, nil, true
+			return nil, nil, errStale
 		}
 		if s.ready() {
-			return e, s, false
+			owner.stats.fallbacks.Add(1)
+			return e, s, nil
 		}
 		s.release(r, false)
 	}
-	return nil, nil, false
+	return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: no version with traffic is ready", r.model)
 }
 
 func (r *Router) unknown(v string) error {
@@ -249,7 +254,8 @@ func (r *Router) Put(v string, p serving.Predictor) error {
 // finishes. A version with traffic weight cannot be removed while other
 // versions remain (move its weight first: the router will not guess where
 // its traffic should go); the last version can, and takes its weight along.
-// Assignments kept for Rollback that give v weight are forgotten.
+// Nor can a version the active plan uses. Assignments kept for Rollback
+// that give v weight are forgotten.
 func (r *Router) Remove(ctx context.Context, v string) error {
 	r.mu.Lock()
 	if r.closed {
@@ -282,33 +288,6 @@ func (r *Router) Remove(ctx context.Context, v string) error {
 	case <-ctx.Done():
 		return serving.ContextError(ctx, "rollout: remove version "+v+": waiting for its requests")
 	}
-}
-
-// release drops a reference; the last one closes the Predictor. Control
-// calls (inline) close it at once; a request hands it to a goroutine so its
-// caller does not wait for a close.
-func (s *slot) release(r *Router, inline bool) {
-	if s.refs.Add(-1) != 0 {
-		return
-	}
-	if inline {
-		s.finish(r)
-		return
-	}
-	go s.finish(r) // owned: Close waits for s.done
-}
-
-// finish closes a drained slot's Predictor. Every retired slot is in
-// r.draining until then, so Close can wait for it.
-func (s *slot) finish(r *Router) {
-	s.err = serving.Close(s.p)
-	if s.err != nil {
-		r.cfg.log.Warn("rollout: closing a retired version failed", "model", r.model, "err", s.err)
-	}
-	r.mu.Lock()
-	delete(r.draining, s)
-	r.mu.Unlock()
-	close(s.done)
 }
 
 // Close stops the Router: new requests fail with serving.ErrClosed, a
@@ -356,7 +335,6 @@ func (r *Router) Close() error {
 	if r.reg != nil {
 		_ = r.reg.Unregister()
 	}
-	r.closeErr = errors.Join(errs...)
 	close(r.done)
-	return r.closeErr
+	return errors.Join(errs...)
 }
