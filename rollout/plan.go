@@ -104,7 +104,7 @@ type planRun struct {
 	cancel context.CancelFunc // of a check in progress
 }
 
-func (p *Plan) check(model string) ([]int32, error) {
+func (p *Plan) validate(model string) ([]int32, error) {
 	bad := func(format string, args ...any) error {
 		return serving.Errorf(serving.InvalidArgument, "rollout: model %q: plan: "+format, append([]any{model}, args...)...)
 	}
@@ -145,7 +145,7 @@ func (p *Plan) check(model string) ([]int32, error) {
 // Only one plan runs at a time; the assignment before it is kept, so
 // Rollback after the plan (or during it) restores it.
 func (r *Router) Start(p Plan) error {
-	units, err := p.check(r.model)
+	units, err := p.validate(r.model)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Status is a Router's state at one moment: what an admin API shows.
 type Status struct {
@@ -40,12 +43,15 @@ func (r *Router) Status() Status {
 	for _, v := range t.added {
 		s.Versions = append(s.Versions, versionStatus(t, v, now, nil))
 	}
+	var p PlanStatus
 	switch {
 	case r.plan != nil:
-		p := r.plan.status
-		s.Plan = &p
+		p = r.plan.status
 	case r.last != nil:
-		p := *r.last
+		p = *r.last
+	}
+	if p.State != "" {
+		p.Steps = slices.Clone(p.Steps) // the caller's to keep
 		s.Plan = &p
 	}
 	return s
