@@ -225,27 +225,33 @@ func (r *Router) Put(v string, p serving.Predictor) error {
 	if p == nil {
 		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q: nil Predictor", r.model, v)
 	}
+	old, err := r.swap(v, p)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		old.release(r, true) // closes it now, or when its last request leaves
+	}
+	return nil
+}
+
+// swap adds v, or makes p its Predictor and returns the one retired.
+func (r *Router) swap(v string, p serving.Predictor) (*slot, error) {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return serving.ErrClosed
-	}
-	t := r.tab.Load()
-	e, ok := t.byName[v]
-	if !ok {
+	defer r.mu.Unlock()
+	t, e, err := r.lookupLocked(v)
+	switch {
+	case err != nil:
+		return nil, err
+	case e == nil:
 		r.tab.Store(t.with(newEntry(v, p, r.cfg.clock.Now(), r.cfg.window)))
-		r.mu.Unlock()
-		return nil
-	}
-	if cur := e.cur.Load(); cur.p == p {
-		r.mu.Unlock()
-		return nil
+		return nil, nil
+	case e.cur.Load().p == p:
+		return nil, nil
 	}
 	old := e.cur.Swap(newSlot(p))
 	r.draining[old] = struct{}{}
-	r.mu.Unlock()
-	old.release(r, true)
-	return nil
+	return old, nil
 }
 
 // Remove stops routing to v, waits (bounded by ctx) for the requests in
@@ -257,30 +263,10 @@ func (r *Router) Put(v string, p serving.Predictor) error {
 // Nor can a version the active plan uses. Assignments kept for Rollback
 // that give v weight are forgotten.
 func (r *Router) Remove(ctx context.Context, v string) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return serving.ErrClosed
+	s, err := r.detach(v)
+	if err != nil {
+		return err
 	}
-	t := r.tab.Load()
-	e, ok := t.byName[v]
-	if !ok {
-		r.mu.Unlock()
-		return r.unknown(v)
-	}
-	if p := r.plan; p != nil && (v == p.plan.Canary || v == p.plan.Stable) {
-		r.mu.Unlock()
-		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
-	}
-	if w := t.weights[v]; w > 0 && len(t.entries) > 1 {
-		r.mu.Unlock()
-		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(w))
-	}
-	r.tab.Store(t.without(v))
-	r.forgetLocked(v)
-	s := e.cur.Swap(nil)
-	r.draining[s] = struct{}{}
-	r.mu.Unlock()
 	s.release(r, true)
 	select {
 	case <-s.done:
@@ -288,6 +274,38 @@ func (r *Router) Remove(ctx context.Context, v string) error {
 	case <-ctx.Done():
 		return serving.ContextError(ctx, "rollout: remove version "+v+": waiting for its requests")
 	}
+}
+
+// lookupLocked returns the table and v's entry (nil when v is not held),
+// or ErrClosed.
+func (r *Router) lookupLocked(v string) (*table, *entry, error) {
+	if r.closed {
+		return nil, nil, serving.ErrClosed
+	}
+	t := r.tab.Load()
+	return t, t.byName[v], nil
+}
+
+// detach takes v out of the table and returns its retired Predictor.
+func (r *Router) detach(v string) (*slot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, e, err := r.lookupLocked(v)
+	switch {
+	case err != nil:
+		return nil, err
+	case e == nil:
+		return nil, r.unknown(v)
+	case r.plan != nil && (v == r.plan.plan.Canary || v == r.plan.plan.Stable):
+		return nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
+	case t.weights[v] > 0 && len(t.entries) > 1:
+		return nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(t.weights[v]))
+	}
+	r.tab.Store(t.without(v))
+	r.forgetLocked(v)
+	s := e.cur.Swap(nil)
+	r.draining[s] = struct{}{}
+	return s, nil
 }
 
 // Close stops the Router: new requests fail with serving.ErrClosed, a
