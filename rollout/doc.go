@@ -9,12 +9,13 @@
 //
 //	r := rollout.New("fraud")
 //	defer r.Close()
-//	r.Put("1", serving.Chain(cache.Middleware(), b1.Middleware())(model1)) // takes 100 %
-//	r.Put("2", serving.Chain(cache.Middleware(), b2.Middleware())(model2)) // joins at 0 %
-//	h.Handle("fraud", telemetry.New(r))
-//	r.SetWeights(map[string]float64{"1": 95, "2": 5})            // canary
-//	r.Switch("2")                                                // blue-green
-//	r.Rollback()                                                 // back to 95/5
+//	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
+//	r.Put("1", perVersion(model1))                                   // the first takes 100 %
+//	r.Put("2", perVersion(model2))                                   // later ones join at 0 %
+//	h.Handle("fraud", telemetry.New(r))                              // h: an *httpapi.Handler
+//	r.SetWeights(map[string]float64{"1": 95, "2": 5})               // canary
+//	r.Switch("2")                                                    // blue-green
+//	r.Rollback()                                                     // back to 95/5
 //
 // The composition is telemetry → router → per version: cache → batch →
 // model. Caches and batchers go below the router, one per version, because
@@ -96,10 +97,23 @@
 // comes from a Clock (WithClock): tests step it by hand with
 // rollouttest.Clock, so plans are tested without sleeping.
 //
+// Plan semantics, as an Argo Rollouts or Flagger user would expect them:
+// the stable version defaults to the one with the most weight; steps may
+// not lower the canary's weight (a sticky key would move back); a step
+// advances at the first passing check once its hold has passed; the
+// counts a guard judges start with the step, so each step is judged on
+// its own traffic. A canary that is not ready holds the plan (its share is
+// served by the stable version meanwhile). Paused, a plan keeps checking,
+// and a failing guard still rolls it back; Resume restarts the step.
+// Abort puts traffic back on the stable version; Promote gives the canary
+// 100 % at once (a full promotion). A guard that overruns
+// Plan.GuardTimeout is inconclusive (a slow metrics backend must not roll
+// a good canary back); one that panics fails.
+//
 // Ready-made guards judge the Snapshot: MinRequests, MaxErrorRate,
 // MaxErrorRateIncrease (vs the stable version) and MaxP99. GuardFunc
 // adapts anything else: a Prometheus query, or another component's
-// numbers, such as a shadow comparison's agreement rate.
+// numbers, such as a shadow comparison's agreement rate (see Guard).
 //
 // # Stats and metrics
 //
