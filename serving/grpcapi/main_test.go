@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -76,4 +77,14 @@ func wantCode(t testing.TB, err error, code connect.Code) {
 	if got := connect.CodeOf(err); got != code {
 		t.Fatalf("code %v (%v), want %v", got, err, code)
 	}
+}
+
+func httptestRecorder(h http.Handler, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
 }
