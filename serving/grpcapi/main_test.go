@@ -88,3 +88,13 @@ func httptestRecorder(h http.Handler, method, path, body string, hdr ...string) 
 	h.ServeHTTP(w, req)
 	return w
 }
+
+// serveAddr starts h on an h2c loopback server and returns its host:port.
+func serveAddr(t testing.TB, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = grpcapi.Protocols()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
