@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/servekit/servekit/internal/orttest"
@@ -61,25 +60,26 @@ func flat(rows [][]float32) []float32 {
 	return out
 }
 
-// restCase is a request body for REST and its expected status class.
+// badCase is a bad request as both protocols spell it, with REST's status
+// and the gRPC code it must get.
 type badCase struct {
-	name                string
-	model, version      string
-	input, dtype        string
-	shape               []int64
-	data                any // JSON data
-	wantStatus          int
-	wantGRPC, wantGRPCs string // code name as grpc-go and connect spell it
+	name           string
+	model, version string
+	input, dtype   string
+	shape          []int64
+	data           any // JSON data
+	wantStatus     int
+	wantGRPC       string // the code as grpc-go spells it
 }
 
 // badCases are the bad requests both clients send; REST's status and the
 // gRPC code must be of the same class.
 var badCases = []badCase{
-	{"wrong datatype", "fraud", "", "features", "FP64", []int64{1, 8}, flat(fraudRows[:1]), 400, "InvalidArgument", "invalid_argument"},
-	{"wrong shape", "fraud", "", "features", "FP32", []int64{1, 7}, flat(fraudRows[:1])[:7], 400, "InvalidArgument", "invalid_argument"},
-	{"wrong name", "fraud", "", "feats", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 400, "InvalidArgument", "invalid_argument"},
-	{"unknown model", "nope", "", "features", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 404, "NotFound", "not_found"},
-	{"unknown version", "fraud", "9", "features", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 404, "NotFound", "not_found"},
+	{"wrong datatype", "fraud", "", "features", "FP64", []int64{1, 8}, flat(fraudRows[:1]), 400, "InvalidArgument"},
+	{"wrong shape", "fraud", "", "features", "FP32", []int64{1, 7}, flat(fraudRows[:1])[:7], 400, "InvalidArgument"},
+	{"wrong name", "fraud", "", "feats", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 400, "InvalidArgument"},
+	{"unknown model", "nope", "", "features", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 404, "NotFound"},
+	{"unknown version", "fraud", "9", "features", "FP32", []int64{1, 8}, flat(fraudRows[:1]), 404, "NotFound"},
 }
 
 // restInfer posts a V2 request and returns the status and, on success, the
@@ -120,5 +120,3 @@ func hexBits(b []byte) string { return fmt.Sprintf("%x", b) }
 func codeClass(status int) string {
 	return map[int]string{400: "invalid_argument", 404: "not_found"}[status]
 }
-
-var _ = strings.Contains
