@@ -19,6 +19,7 @@ import (
 
 // every builds a 2x2 tensor of each datatype with its edge values.
 func every(t testing.TB) []serving.Tensor {
+	t.Helper()
 	s := []int64{2, 2}
 	must := func(x serving.Tensor, err error) serving.Tensor {
 		t.Helper()
