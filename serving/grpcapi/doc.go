@@ -86,6 +86,17 @@
 // detail and retry-after metadata (whole seconds) from serving.RetryAfterOf,
 // else WithRetryAfter. A panic below the handler is an Internal error.
 //
+// # Performance
+//
+// On the demo model (1×8 FP32) gRPC costs the server more than V2 JSON
+// over HTTP/1.1: about 1.1–2.1× the CPU per request and 0.56–0.91× the
+// throughput at 64 clients (bench/README.md, make bench-grpc). The time
+// goes to net/http's HTTP/2 server (a goroutine per stream, frame handling)
+// and connect's unary handler, not to this package's decoding (under 2% of
+// the server's profile); raw contents save only the number parsing, which
+// the REST decoder already does in a few µs. Choose gRPC for its clients,
+// types and streaming, not for speed on small tensors.
+//
 // # Regenerating the code
 //
 // `make proto` regenerates inferencepb byte for byte: Debian's protoc
