@@ -10,15 +10,15 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/servingtest"
 	"github.com/servekit/servekit/telemetry"
@@ -273,8 +273,8 @@ func TestStream(t *testing.T) {
 	}
 }
 
-// TestOneListener: WithFallback serves REST beside gRPC; the Connect
-// protocol over HTTP/1.1 reaches the same service.
+// TestOneListener: WithFallback serves REST beside gRPC; gRPC-Web and the
+// Connect protocol over HTTP/1.1 reach the same service.
 func TestOneListener(t *testing.T) {
 	rest := models(t, "linear", servingtest.Linear(2))
 	h := grpcapi.New(rest, grpcapi.WithFallback(rest))
@@ -286,6 +286,18 @@ func TestOneListener(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"data":[3,5]`) {
 		t.Errorf("REST through the fallback: %d %s", w.Code, w.Body)
 	}
+	for name, opt := range map[string]connect.ClientOption{"gRPC-Web": connect.WithGRPCWeb(), "Connect": connect.WithProtoJSON()} {
+		web := inferencepbconnect.NewGRPCInferenceServiceClient(http.DefaultClient, "http://"+serveAddr(t, h), opt)
+		resp, err := web.ModelInfer(context.Background(), connect.NewRequest(grpcapi.EncodeRequest(servingtest.Rows(2, 1, 1))))
+		if err != nil {
+			t.Fatalf("%s over HTTP/1.1: %v", name, err)
+		}
+		out, _ := grpcapi.DecodeResponse(resp.Msg)
+		if y, _ := serving.Values[float32](out.Outputs[0]); len(y) != 2 || y[0] != 3 {
+			t.Errorf("%s answer %v", name, y)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections()
 	w = httptestRecorder(grpcapi.New(rest), "GET", "/v2/health/ready", "")
 	if w.Code != http.StatusNotFound {
 		t.Errorf("REST path without a fallback: %d", w.Code)
