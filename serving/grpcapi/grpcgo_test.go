@@ -131,14 +131,6 @@ func TestGRPCGoClientRPCs(t *testing.T) {
 		t.Errorf("metadata %v", md)
 	}
 
-	// A deadline the client sets reaches the server as grpc-timeout.
-	dctx, dcancel := context.WithTimeout(ctx, time.Nanosecond)
-	_, err := invokeInfer(dctx, cc, grpcapi.EncodeRequest(&serving.Request{Model: "fraud"}))
-	dcancel()
-	if c := status.Code(err); c != codes.DeadlineExceeded {
-		t.Errorf("expired deadline: %v", err)
-	}
-
 	stream, err := cc.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, inferencepbconnect.GRPCInferenceServiceModelStreamInferProcedure)
 	if err != nil {
 		t.Fatal(err)
@@ -193,5 +185,32 @@ func TestGRPCGoRetryInfo(t *testing.T) {
 	}
 	if v := append(trailer.Get(grpcapi.RetryAfterKey), hdr.Get(grpcapi.RetryAfterKey)...); len(v) == 0 || v[0] != "2" {
 		t.Errorf("retry-after metadata %v, want 2", v)
+	}
+}
+
+// TestGRPCGoDeadline: grpc-go's deadline reaches the Predictor's context
+// (as grpc-timeout), and a model slower than it is DeadlineExceeded.
+func TestGRPCGoDeadline(t *testing.T) {
+	seen := make(chan time.Duration, 1)
+	slow := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+		d, _ := ctx.Deadline()
+		seen <- time.Until(d)
+		<-ctx.Done()
+		return nil, serving.ContextError(ctx, "slow model")
+	})
+	cc := grpcGo(t, serveAddr(t, grpcapi.New(models(t, "linear", slow))))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := invokeInfer(ctx, cc, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)))
+	if c := status.Code(err); c != codes.DeadlineExceeded {
+		t.Errorf("slow model: %v, want DeadlineExceeded", err)
+	}
+	select {
+	case d := <-seen:
+		if d <= 0 || d > 2*time.Second {
+			t.Errorf("the Predictor's deadline was %v away, want the client's 2s", d)
+		}
+	default:
+		t.Error("the request never reached the model")
 	}
 }
