@@ -84,7 +84,8 @@
 // DeadlineExceeded, Canceled, Unimplemented, and Internal for anything else
 // (Code). ResourceExhausted and Unavailable carry a google.rpc.RetryInfo
 // detail and retry-after metadata (whole seconds) from serving.RetryAfterOf,
-// else WithRetryAfter. A panic below the handler is an Internal error.
+// else WithRetryAfter. A panic below the handler is an Internal error for
+// the client and is logged with its stack through slog.Default.
 //
 // # Performance
 //

@@ -2,7 +2,9 @@ package grpcapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -56,8 +58,10 @@ func New(m Models, opts ...Option) *Handler {
 	copts := append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(h.cfg.maxBytes),
 		// A panic below becomes an Internal error for this call instead of
-		// a reset stream and a log line.
-		connect.WithRecover(func(context.Context, connect.Spec, http.Header, any) error {
+		// a reset stream; it is logged with its stack, as net/http logs the
+		// panics of REST handlers, and never shown to the client.
+		connect.WithRecover(func(_ context.Context, spec connect.Spec, _ http.Header, v any) error {
+			slog.Error("grpcapi: panic serving "+spec.Procedure, "panic", v, "stack", string(debug.Stack()))
 			return connect.NewError(connect.CodeInternal, errPanic)
 		}),
 	}, h.cfg.connect...)
