@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/rollout"
-	"github.com/servekit/servekit/rollout/rollouttest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -30,8 +29,8 @@ func routes(b *testing.B) []struct {
 	p    serving.Predictor
 	req  func(i int) *serving.Request
 } {
-	router := func(opts ...rollout.Option) *rollout.Router {
-		r := rollout.New("m", append(opts, quiet)...)
+	router := func() *rollout.Router {
+		r := rollout.New("m", quiet)
 		b.Cleanup(func() { r.Close() })
 		mustPut(b, r, "1", newConstant("1"))
 		mustPut(b, r, "2", newConstant("2"))
@@ -41,9 +40,6 @@ func routes(b *testing.B) []struct {
 		return r
 	}
 	r := router()
-	// The same router on a clock that never moves: the routing alone,
-	// without the two clock reads that time each request for the stats.
-	frozen := router(rollout.WithClock(rollouttest.NewClock(time.Unix(0, 0))))
 	keys := make([]*serving.Request, 1024)
 	for i := range keys {
 		keys[i] = &serving.Request{Key: "user-" + strconv.Itoa(i)}
@@ -59,7 +55,6 @@ func routes(b *testing.B) []struct {
 		{"keyed", r, func(i int) *serving.Request { return keys[i%len(keys)] }},
 		{"unkeyed", r, func(int) *serving.Request { return unkeyed }},
 		{"pinned", r, func(int) *serving.Request { return pinned }},
-		{"keyed-frozen-clock", frozen, func(i int) *serving.Request { return keys[i%len(keys)] }},
 	}
 }
 

@@ -262,15 +262,15 @@
 // # Cost
 //
 // BenchmarkRoute puts the router in front of a model that answers with a
-// constant, so the difference is the router's own work. Measured as CPU
-// time per request (cpu-ns/op; wall time on the shared 2-core VM it was
-// measured on swings with the neighbours' load): the bare model 3 ns;
-// pinned 180 ns; keyed or unkeyed 310 ns, of which about 130 ns is the
-// one allocation, the copy of the Request carrying the chosen version
-// (the caller's Request is never modified). From two goroutines at once:
-// pinned 250 ns, keyed 400 ns (the reference count and stats counters are
-// shared cache lines). The two clock reads that time each request cost
-// little CPU (a frozen clock saves about 10 ns).
+// constant, so the difference is the router's own work, measured as CPU
+// time per request (cpu-ns/op: on the shared 2-core VM it was measured on,
+// at a load average near 28, wall time per op swung tenfold; CPU time
+// still varied by about a third). Bare model 3 ns; pinned 190-220 ns,
+// without allocation; keyed or unkeyed 320-460 ns and one allocation of
+// 128 B, the copy of the Request that carries the chosen version (the
+// caller's Request is never modified). From two goroutines at once:
+// pinned 210-280 ns, keyed 470-730 ns (the reference count and the stats
+// counters are cache lines every request writes).
 //
 // # Other decisions
 //
