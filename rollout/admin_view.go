@@ -10,13 +10,14 @@ import (
 // out what is unset.
 
 type modelView struct {
-	Model     string          `json:"model"`
-	Ready     bool            `json:"ready"`
-	Versions  []versionView   `json:"versions"`
-	Rollbacks int             `json:"rollbacks"`
-	Plan      *planView       `json:"plan,omitempty"`
-	Mirroring bool            `json:"mirroring"`
-	Shadow    *ShadowSnapshot `json:"shadow,omitempty"`
+	Model      string             `json:"model"`
+	Ready      bool               `json:"ready"`
+	Versions   []versionView      `json:"versions"`
+	Rollbacks  int                `json:"rollbacks"`
+	RollbackTo map[string]float64 `json:"rollback_to,omitempty"`
+	Plan       *planView          `json:"plan,omitempty"`
+	Mirroring  bool               `json:"mirroring"`
+	Shadow     *ShadowSnapshot    `json:"shadow,omitempty"`
 }
 
 type versionView struct {
@@ -55,7 +56,10 @@ type stepView struct {
 }
 
 func viewOf(s Status) modelView {
-	v := modelView{Model: s.Model, Ready: s.Ready, Rollbacks: s.Rollbacks, Shadow: s.Shadow, Versions: make([]versionView, 0, len(s.Versions))}
+	v := modelView{
+		Model: s.Model, Ready: s.Ready, Rollbacks: s.Rollbacks, RollbackTo: s.RollbackTo,
+		Shadow: s.Shadow, Versions: make([]versionView, 0, len(s.Versions)),
+	}
 	for _, vs := range s.Versions {
 		vv := versionView{
 			Version: vs.Version, Ready: vs.Ready, Weight: vs.Weight,

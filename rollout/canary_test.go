@@ -89,7 +89,7 @@ func TestCanaryShareOfDistinctKeys(t *testing.T) {
 
 func TestKeysNeverFlipWhileCanaryGrows(t *testing.T) {
 	r := twoVersions(t, "fraud")
-	const keys = 2_000
+	const keys = 1_000
 	onCanary := make([]bool, keys)
 	prev := 0
 	for u := 1; u <= 1000; u++ { // 0.1 % … 100 % in steps of 0.1

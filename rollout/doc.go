@@ -9,12 +9,13 @@
 //
 //	r := rollout.New("fraud")
 //	defer r.Close()
-//	r.Put("1", serving.Chain(cache.Middleware(), b1.Middleware())(model1)) // takes 100 %
-//	r.Put("2", serving.Chain(cache.Middleware(), b2.Middleware())(model2)) // joins at 0 %
-//	h.Handle("fraud", telemetry.New(r))
-//	r.SetWeights(map[string]float64{"1": 95, "2": 5})            // canary
-//	r.Switch("2")                                                // blue-green
-//	r.Rollback()                                                 // back to 95/5
+//	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
+//	r.Put("1", perVersion(model1))                                   // the first takes 100 %
+//	r.Put("2", perVersion(model2))                                   // later ones join at 0 %
+//	h.Handle("fraud", telemetry.New(r))                              // h: an *httpapi.Handler
+//	r.SetWeights(map[string]float64{"1": 95, "2": 5})               // canary
+//	r.Switch("2")                                                    // blue-green
+//	r.Rollback()                                                     // back to 95/5
 //
 // The composition is telemetry → router → per version: cache → batch →
 // model. Caches and batchers go below the router, one per version, because
@@ -95,6 +96,19 @@
 // the timer belongs to the router and stops on Close and Abort. Timing
 // comes from a Clock (WithClock): tests step it by hand with
 // rollouttest.Clock, so plans are tested without sleeping.
+//
+// Plan semantics, as an Argo Rollouts or Flagger user would expect them:
+// the stable version defaults to the one with the most weight; steps may
+// not lower the canary's weight (a sticky key would move back); a step
+// advances at the first passing check once its hold has passed; the
+// counts a guard judges start with the step, so each step is judged on
+// its own traffic. A canary that is not ready holds the plan (its share is
+// served by the stable version meanwhile). Paused, a plan keeps checking,
+// and a failing guard still rolls it back; Resume restarts the step.
+// Abort puts traffic back on the stable version; Promote gives the canary
+// 100 % at once (a full promotion). A guard that overruns
+// Plan.GuardTimeout is inconclusive (a slow metrics backend must not roll
+// a good canary back); one that panics fails.
 //
 // Ready-made guards judge the Snapshot: MinRequests, MaxErrorRate,
 // MaxErrorRateIncrease (vs the stable version), MaxP99 and MinAgreement
@@ -244,4 +258,30 @@
 // servekit.rollout.requests (and code), .fallbacks, .inflight, .weight,
 // .latency (and quantile) and .plan.step. An error counts as a failure
 // for error rates only when its code is a server-side one (IsFailure).
+//
+// # Cost
+//
+// BenchmarkRoute puts the router in front of a model that answers with a
+// constant, so the difference is the router's own work, measured as CPU
+// time per request (cpu-ns/op: on the shared 2-core VM it was measured on,
+// at a load average near 28, wall time per op swung tenfold; CPU time
+// still varied by about a third). Bare model 3 ns; pinned 190-220 ns,
+// without allocation; keyed or unkeyed 320-460 ns and one allocation of
+// 128 B, the copy of the Request that carries the chosen version (the
+// caller's Request is never modified). From two goroutines at once:
+// pinned 210-280 ns, keyed 470-730 ns (the reference count and the stats
+// counters are cache lines every request writes).
+//
+// # Other decisions
+//
+// Put takes ownership of a Predictor (unless it returns an error) and
+// closes it; Close closes every version once, after its requests in
+// flight. A Remove of a version with weight is refused while other
+// versions remain, as is one of a version in the active plan: the router
+// does not guess where traffic should go. Rollback with nothing to restore
+// is an InvalidArgument error. A version that panics answers Internal (and
+// counts as a failure), so a crashing canary is rolled back, not the
+// process taken down. Version names are 1-256 bytes of UTF-8 without '/',
+// spaces or control characters, as they appear in URLs, metric labels and
+// logs.
 package rollout

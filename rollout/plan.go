@@ -104,7 +104,7 @@ type planRun struct {
 	cancel context.CancelFunc // of a check in progress
 }
 
-func (p *Plan) check(model string) ([]int32, error) {
+func (p *Plan) validate(model string) ([]int32, error) {
 	bad := func(format string, args ...any) error {
 		return serving.Errorf(serving.InvalidArgument, "rollout: model %q: plan: "+format, append([]any{model}, args...)...)
 	}
@@ -145,7 +145,7 @@ func (p *Plan) check(model string) ([]int32, error) {
 // Only one plan runs at a time; the assignment before it is kept, so
 // Rollback after the plan (or during it) restores it.
 func (r *Router) Start(p Plan) error {
-	units, err := p.check(r.model)
+	units, err := p.validate(r.model)
 	if err != nil {
 		return err
 	}
@@ -215,8 +215,15 @@ func (r *Router) baselineLocked(run *planRun) {
 	}
 }
 
+// scheduleLocked sets the plan's next check. r.checks counts it from now
+// until it has run or been stopped, so Close can wait for a timer that has
+// fired but not yet reached the lock.
 func (r *Router) scheduleLocked(run *planRun, d time.Duration) {
-	run.timer = r.cfg.clock.AfterFunc(d, func() { r.check(run) })
+	r.checks.Add(1)
+	run.timer = r.cfg.clock.AfterFunc(d, func() {
+		defer r.checks.Done()
+		r.check(run)
+	})
 }
 
 // check asks the guards, without holding mu (a guard may call Status, or
@@ -228,12 +235,11 @@ func (r *Router) check(run *planRun) {
 		r.mu.Unlock()
 		return
 	}
+	run.timer = nil // fired
 	snap := r.snapshotLocked(run)
 	ctx, cancel := context.WithTimeout(context.Background(), run.plan.GuardTimeout)
 	run.cancel = cancel
-	r.checks.Add(1)
 	r.mu.Unlock()
-	defer r.checks.Done()
 
 	failed, waiting := judge(ctx, run.plan.Guards, snap)
 	cancel()
@@ -313,8 +319,8 @@ func (r *Router) endPlanLocked(state PlanState, reason string, restore bool) {
 	if run == nil {
 		return
 	}
-	if run.timer != nil {
-		run.timer.Stop()
+	if run.timer != nil && run.timer.Stop() {
+		r.checks.Done() // the check will never run
 	}
 	if run.cancel != nil {
 		run.cancel()

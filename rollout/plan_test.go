@@ -129,6 +129,9 @@ func TestPlanAdvancesWhileGuardsHold(t *testing.T) {
 	}
 
 	// The whole plan was one change: Rollback restores what was before it.
+	if st := f.r.Status(); st.Rollbacks != 1 || !equalWeights(st.RollbackTo, map[string]float64{"1": 100}) {
+		t.Errorf("Status: %d rollbacks to %v, want 1 to 1:100", st.Rollbacks, st.RollbackTo)
+	}
 	if err := f.r.Rollback(); err != nil {
 		t.Fatal(err)
 	}
@@ -376,5 +379,33 @@ func TestSnapshotCountsTheStep(t *testing.T) {
 	}
 	if s1.Canary.Requests+s1.Stable.Requests != 10 || s1.Step != 1 || s1.Canary.Weight != 60 {
 		t.Errorf("step 1 counts: canary %+v stable %+v", s1.Canary, s1.Stable)
+	}
+}
+
+// TestPlanOnTheRealClock runs a short plan on real timers: its checks run
+// in timer goroutines, which Close must leave none of (goleak).
+func TestPlanOnTheRealClock(t *testing.T) {
+	r := rollout.New("m", quiet)
+	mustPut(t, r, "1", servingtest.Static())
+	mustPut(t, r, "2", servingtest.Static())
+	fast := []rollout.Step{{Weight: 10}, {Weight: 20, Hold: time.Millisecond}, {Weight: 30}}
+	if err := r.Start(rollout.Plan{Canary: "2", Steps: fast, Interval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r.Status().Plan.State == rollout.PlanSucceeded })
+	if w := r.Weights(); w["2"] != 100 {
+		t.Errorf("weights %v", w)
+	}
+	// A plan whose checks never end: Close stops it.
+	if err := r.Start(rollout.Plan{Canary: "1", Steps: steps, Interval: time.Millisecond,
+		Guards: []rollout.Guard{rollout.MinRequests(1 << 40)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if p := r.Status().Plan; p.State != rollout.PlanAborted || !strings.Contains(p.Waiting, "answered 0 of") {
+		t.Errorf("plan after Close: %+v", p)
 	}
 }

@@ -19,10 +19,12 @@ import (
 // an immutable routing table without a lock, and changes (Put, Remove,
 // SetWeights, Switch, Rollback, plans) are serialised by one mutex.
 type Router struct {
-	model string
-	cfg   config
-	tab   atomic.Pointer[table]
-	reg   metric.Registration // nil when the meter refused the callback
+	model  string
+	cfg    config
+	tab    atomic.Pointer[table]
+	reg    metric.Registration // nil when the meter refused the callback
+	checks sync.WaitGroup      // plan checks set and not yet run or stopped
+	done   chan struct{}       // closed when Close has finished
 
 	mu       sync.Mutex         // serialises changes; guards the fields below
 	closed   bool               //
@@ -31,9 +33,6 @@ type Router struct {
 	nextID   uint64             // of history entries
 	plan     *planRun           // the plan running or paused, or nil
 	last     *PlanStatus        // the last plan that ended
-	checks   sync.WaitGroup     // plan checks running (guards are called without mu)
-	done     chan struct{}      // closed when Close has finished
-	closeErr error              // what the first Close returned
 
 	// shadow is the active mirror (Mirror), read by every routed request;
 	// set and cleared with mu held. lastShadow is the final snapshot of the
@@ -94,6 +93,10 @@ func (r *Router) Predict(ctx context.Context, req *serving.Request) (*serving.Re
 // already rare.
 const maxRetries = 8
 
+// errStale says a version was removed (or the router closed) between
+// reading the table and taking a reference: read the table again.
+var errStale = errors.New("rollout: stale routing table")
+
 // route picks a version and takes a reference on its current Predictor.
 func (r *Router) route(version, key string) (*entry, *slot, error) {
 	for range maxRetries {
@@ -101,72 +104,74 @@ func (r *Router) route(version, key string) (*entry, *slot, error) {
 		if t.closed {
 			return nil, nil, serving.ErrClosed
 		}
+		var e *entry
+		var s *slot
+		var err error
 		if version != "" {
-			e, ok := t.byName[version]
-			if !ok {
-				return nil, nil, r.unknown(version)
-			}
-			s := e.acquire()
-			if s == nil {
-				continue
-			}
-			if !s.ready() {
-				s.release(r, false)
-				return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q version %q is not ready", r.model, version)
-			}
-			return e, s, nil
-		}
-		var pt int32
-		if key != "" {
-			pt = point(r.model, key)
+			e, s, err = r.pinned(t, version)
 		} else {
-			pt = randomPoint(rand.Uint64())
+			e, s, err = r.weighted(t, key)
 		}
-		owner := t.owner(pt)
-		if owner == nil {
-			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q has no version with traffic", r.model)
+		if err != errStale {
+			return e, s, err
 		}
-		e, s, stale := r.fallback(owner, t.heavy)
-		if stale {
-			continue
-		}
-		if s == nil {
-			return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: no version with traffic is ready", r.model)
-		}
-		if e != owner {
-			owner.stats.fallbacks.Add(1)
-		}
-		return e, s, nil
 	}
 	return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: versions changed under the request %d times", r.model, maxRetries)
 }
 
-// fallback acquires owner if it is ready, else the first ready entry of
-// heavy. stale reports that an entry was removed since the table was read,
-// so the caller should read it again.
-func (r *Router) fallback(owner *entry, heavy []*entry) (*entry, *slot, bool) {
+// pinned takes version v, which must exist and be ready.
+func (r *Router) pinned(t *table, v string) (*entry, *slot, error) {
+	e, ok := t.byName[v]
+	if !ok {
+		return nil, nil, r.unknown(v)
+	}
+	s := e.acquire()
+	if s == nil {
+		return nil, nil, errStale
+	}
+	if !s.ready() {
+		s.release(r, false)
+		return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q version %q is not ready", r.model, v)
+	}
+	return e, s, nil
+}
+
+// weighted takes the version owning key's point (a random point without a
+// key) if it is ready, else the ready version with the most weight.
+func (r *Router) weighted(t *table, key string) (*entry, *slot, error) {
+	var pt int32
+	if key != "" {
+		pt = point(r.model, key)
+	} else {
+		pt = randomPoint(rand.Uint64())
+	}
+	owner := t.owner(pt)
+	if owner == nil {
+		return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q has no version with traffic", r.model)
+	}
 	s := owner.acquire()
 	if s == nil {
-		return nil, nil, true
+		return nil, nil, errStale
 	}
 	if s.ready() {
-		return owner, s, false
+		return owner, s, nil
 	}
 	s.release(r, false)
-	for _, e := range heavy {
+	for _, e := range t.heavy {
 		if e == owner {
 			continue
 		}
 		s := e.acquire()
 		if s == nil {
-			return nil, nil, true
+			return nil, nil, errStale
 		}
 		if s.ready() {
-			return e, s, false
+			owner.stats.fallbacks.Add(1)
+			return e, s, nil
 		}
 		s.release(r, false)
 	}
-	return nil, nil, false
+	return nil, nil, serving.Errorf(serving.Unavailable, "rollout: model %q: no version with traffic is ready", r.model)
 }
 
 func (r *Router) unknown(v string) error {
@@ -212,7 +217,8 @@ func (r *Router) call(ctx context.Context, req *serving.Request, e *entry, s *sl
 }
 
 // Put makes p serve version v; the Router owns p from then on and closes it
-// (serving.Close) when it is replaced, removed or the Router is closed.
+// (serving.Close) when it is replaced, removed or the Router is closed. If
+// Put returns an error, p was not taken: the caller still owns it.
 //
 // A new version joins with weight 0, except when no version has weight (the
 // first one): it then takes 100 %. For a version already held it is a hot
@@ -228,27 +234,33 @@ func (r *Router) Put(v string, p serving.Predictor) error {
 	if p == nil {
 		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q: nil Predictor", r.model, v)
 	}
+	old, err := r.swap(v, p)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		old.release(r, true) // closes it now, or when its last request leaves
+	}
+	return nil
+}
+
+// swap adds v, or makes p its Predictor and returns the one retired.
+func (r *Router) swap(v string, p serving.Predictor) (*slot, error) {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return serving.ErrClosed
-	}
-	t := r.tab.Load()
-	e, ok := t.byName[v]
-	if !ok {
+	defer r.mu.Unlock()
+	t, e, err := r.lookupLocked(v)
+	switch {
+	case err != nil:
+		return nil, err
+	case e == nil:
 		r.tab.Store(t.with(newEntry(v, p, r.cfg.clock.Now(), r.cfg.window)))
-		r.mu.Unlock()
-		return nil
-	}
-	if cur := e.cur.Load(); cur.p == p {
-		r.mu.Unlock()
-		return nil
+		return nil, nil
+	case e.cur.Load().p == p:
+		return nil, nil
 	}
 	old := e.cur.Swap(newSlot(p))
 	r.draining[old] = struct{}{}
-	r.mu.Unlock()
-	old.release(r, true)
-	return nil
+	return old, nil
 }
 
 // Remove stops routing to v, waits (bounded by ctx) for the requests in
@@ -257,33 +269,13 @@ func (r *Router) Put(v string, p serving.Predictor) error {
 // finishes. A version with traffic weight cannot be removed while other
 // versions remain (move its weight first: the router will not guess where
 // its traffic should go); the last version can, and takes its weight along.
-// Assignments kept for Rollback that give v weight are forgotten.
+// Nor can a version the active plan uses. Assignments kept for Rollback
+// that give v weight are forgotten.
 func (r *Router) Remove(ctx context.Context, v string) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return serving.ErrClosed
+	s, mirror, err := r.detach(v)
+	if err != nil {
+		return err
 	}
-	t := r.tab.Load()
-	e, ok := t.byName[v]
-	if !ok {
-		r.mu.Unlock()
-		return r.unknown(v)
-	}
-	if p := r.plan; p != nil && (v == p.plan.Canary || v == p.plan.Stable) {
-		r.mu.Unlock()
-		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
-	}
-	if w := t.weights[v]; w > 0 && len(t.entries) > 1 {
-		r.mu.Unlock()
-		return serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(w))
-	}
-	r.tab.Store(t.without(v))
-	r.forgetLocked(v)
-	mirror := r.stopMirrorLocked(v)
-	s := e.cur.Swap(nil)
-	r.draining[s] = struct{}{}
-	r.mu.Unlock()
 	r.retireQuietly(mirror)
 	s.release(r, true)
 	select {
@@ -294,31 +286,37 @@ func (r *Router) Remove(ctx context.Context, v string) error {
 	}
 }
 
-// release drops a reference; the last one closes the Predictor. Control
-// calls (inline) close it at once; a request hands it to a goroutine so its
-// caller does not wait for a close.
-func (s *slot) release(r *Router, inline bool) {
-	if s.refs.Add(-1) != 0 {
-		return
+// lookupLocked returns the table and v's entry (nil when v is not held),
+// or ErrClosed.
+func (r *Router) lookupLocked(v string) (*table, *entry, error) {
+	if r.closed {
+		return nil, nil, serving.ErrClosed
 	}
-	if inline {
-		s.finish(r)
-		return
-	}
-	go s.finish(r) // owned: Close waits for s.done
+	t := r.tab.Load()
+	return t, t.byName[v], nil
 }
 
-// finish closes a drained slot's Predictor. Every retired slot is in
-// r.draining until then, so Close can wait for it.
-func (s *slot) finish(r *Router) {
-	s.err = serving.Close(s.p)
-	if s.err != nil {
-		r.cfg.log.Warn("rollout: closing a retired version failed", "model", r.model, "err", s.err)
-	}
+// detach takes v out of the table and returns its retired Predictor, and
+// the mirror to v if there is one, to be retired once mu is released.
+func (r *Router) detach(v string) (*slot, *routerShadow, error) {
 	r.mu.Lock()
-	delete(r.draining, s)
-	r.mu.Unlock()
-	close(s.done)
+	defer r.mu.Unlock()
+	t, e, err := r.lookupLocked(v)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case e == nil:
+		return nil, nil, r.unknown(v)
+	case r.plan != nil && (v == r.plan.plan.Canary || v == r.plan.plan.Stable):
+		return nil, nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
+	case t.weights[v] > 0 && len(t.entries) > 1:
+		return nil, nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(t.weights[v]))
+	}
+	r.tab.Store(t.without(v))
+	r.forgetLocked(v)
+	s := e.cur.Swap(nil)
+	r.draining[s] = struct{}{}
+	return s, r.stopMirrorLocked(v), nil
 }
 
 // Close stops the Router: new requests fail with serving.ErrClosed, a
@@ -351,7 +349,7 @@ func (r *Router) Close() error {
 	}
 	r.mu.Unlock()
 	r.retireQuietly(mirror) // its mirrors hold references to versions
-	r.checks.Wait()         // a guard still running finds the router closed and stops
+	r.checks.Wait()         // a check that fired finds the router closed and stops
 	var errs []error
 	for _, s := range current {
 		s.release(r, true) // closes now, or when its last request leaves
@@ -368,7 +366,6 @@ func (r *Router) Close() error {
 	if r.reg != nil {
 		_ = r.reg.Unregister()
 	}
-	r.closeErr = errors.Join(errs...)
 	close(r.done)
-	return r.closeErr
+	return errors.Join(errs...)
 }

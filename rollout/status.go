@@ -1,6 +1,9 @@
 package rollout
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Status is a Router's state at one moment: what an admin API shows.
 type Status struct {
@@ -12,8 +15,10 @@ type Status struct {
 	// Plan is the active plan, else the last one that ended; nil if none
 	// was ever started.
 	Plan *PlanStatus
-	// Rollbacks is how many earlier assignments Rollback can restore.
-	Rollbacks int
+	// Rollbacks is how many earlier assignments Rollback can restore, and
+	// RollbackTo the one it would restore next, in percent (nil if none).
+	Rollbacks  int
+	RollbackTo map[string]float64
 	// Shadow is the comparison of the active mirror (Mirror), else of the
 	// last one stopped; nil if none was ever started.
 	Shadow *ShadowSnapshot
@@ -35,15 +40,21 @@ func (r *Router) Status() Status {
 	t := r.tab.Load()
 	now := r.cfg.clock.Now()
 	s := Status{Model: r.model, Ready: r.Ready(), Rollbacks: len(r.history)}
+	if n := len(r.history); n > 0 {
+		s.RollbackTo = r.history[n-1].w.percents()
+	}
 	for _, v := range t.added {
 		s.Versions = append(s.Versions, versionStatus(t, v, now, nil))
 	}
+	var p PlanStatus
 	switch {
 	case r.plan != nil:
-		p := r.plan.status
-		s.Plan = &p
+		p = r.plan.status
 	case r.last != nil:
-		p := *r.last
+		p = *r.last
+	}
+	if p.State != "" {
+		p.Steps = slices.Clone(p.Steps) // the caller's to keep
 		s.Plan = &p
 	}
 	s.Shadow = r.shadowStatusLocked("")

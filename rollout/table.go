@@ -72,6 +72,33 @@ func (s *slot) tryRef() bool {
 
 func (s *slot) ready() bool { return serving.IsReady(s.p) }
 
+// release drops a reference; the last one closes the Predictor. Control
+// calls (inline) close it at once; a request hands it to a goroutine so its
+// caller does not wait for a close.
+func (s *slot) release(r *Router, inline bool) {
+	if s.refs.Add(-1) != 0 {
+		return
+	}
+	if inline {
+		s.finish(r)
+		return
+	}
+	go s.finish(r) // owned: Close waits for s.done
+}
+
+// finish closes a drained slot's Predictor. Every retired slot is in
+// r.draining until then, so Close can wait for it.
+func (s *slot) finish(r *Router) {
+	s.err = serving.Close(s.p)
+	if s.err != nil {
+		r.cfg.log.Warn("rollout: closing a retired version failed", "model", r.model, "err", s.err)
+	}
+	r.mu.Lock()
+	delete(r.draining, s)
+	r.mu.Unlock()
+	close(s.done)
+}
+
 // table is the routing state requests read without a lock: an immutable
 // value behind an atomic pointer, replaced whole by every change.
 type table struct {

@@ -72,7 +72,7 @@ func infer(t *testing.T, url string) (int, string, float64) {
 	return resp.StatusCode, r.ModelVersion, r.Outputs[0].Data[0]
 }
 
-func status(t *testing.T, url string) int {
+func httpStatus(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -123,7 +123,7 @@ func TestRepository(t *testing.T) {
 		"fraud/versions/3/ready":  404,
 		"broken/versions/1/ready": 503,
 	} {
-		if got := status(t, models+path); got != want {
+		if got := httpStatus(t, models+path); got != want {
 			t.Errorf("GET %s: %d, want %d", path, got, want)
 		}
 	}
@@ -170,7 +170,7 @@ func TestRepository(t *testing.T) {
 			return s != s1
 		})
 		_, _, s1 = infer(t, models+"fraud/versions/1/infer")
-		if got := status(t, models+"fraud/versions/1/ready"); got != 200 {
+		if got := httpStatus(t, models+"fraud/versions/1/ready"); got != 200 {
 			t.Errorf("version 1 ready after reload %d: %d", i+1, got)
 		}
 	}
@@ -183,28 +183,28 @@ func TestRepository(t *testing.T) {
 	// A corrupted new version: 503 with version 2 still serving; fixed: it
 	// takes the traffic; removed: 404 and traffic back on version 2.
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), []byte("truncated"))
-	waitFor(t, "version 3 reported failed", func() bool { return status(t, models+"fraud/versions/3/ready") == 503 })
+	waitFor(t, "version 3 reported failed", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 503 })
 	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("with a failed version 3, unversioned infer: %d from %q", code, v)
 	}
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), fraudVariant(t, 2))
-	waitFor(t, "version 3 ready", func() bool { return status(t, models+"fraud/versions/3/ready") == 200 })
+	waitFor(t, "version 3 ready", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 200 })
 	waitFor(t, "traffic on version 3", func() bool { _, v, _ := infer(t, models+"fraud/infer"); return v == "3" })
 	if err := os.RemoveAll(filepath.Join(dir, "fraud", "3")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "version 3 gone", func() bool { return status(t, models+"fraud/versions/3/ready") == 404 })
+	waitFor(t, "version 3 gone", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 404 })
 	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("after removing version 3: %d from %q, want version 2", code, v)
 	}
 
 	// A new model appears, and goes.
 	put(t, filepath.Join(dir, "late", "1", "model.onnx"), fraudVariant(t, 0))
-	waitFor(t, "model late served", func() bool { return status(t, models+"late/ready") == 200 })
+	waitFor(t, "model late served", func() bool { return httpStatus(t, models+"late/ready") == 200 })
 	if err := os.RemoveAll(filepath.Join(dir, "late")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "model late gone", func() bool { return status(t, models+"late/ready") == 404 })
+	waitFor(t, "model late gone", func() bool { return httpStatus(t, models+"late/ready") == 404 })
 }
 
 // -warmup is off by default: the old zeros-with-ones warm-up refused to

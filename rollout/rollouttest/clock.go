@@ -1,6 +1,3 @@
-// Package rollouttest provides a clock a test steps by hand, so a
-// rollout.Plan's holds and checks run at exactly the moments the test
-// chooses, without sleeping.
 package rollouttest
 
 import (
