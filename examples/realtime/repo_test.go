@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/servekit/servekit/internal/onnxbuild"
+	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 )
 
 // fraudVariant is the demo model with its output bias shifted, so each
@@ -214,4 +220,37 @@ func TestWarmupFlag(t *testing.T) {
 	defer stop()
 	url, body := curlRequest(t, curl)
 	checkScore(t, url, body)
+}
+
+// Repository models and versions are served over gRPC too, with readiness
+// per version: a version that failed to load is not ready, a loaded one is.
+func TestRepositoryGRPC(t *testing.T) {
+	dir := t.TempDir()
+	put(t, filepath.Join(dir, "fraud", "config.json"), []byte(`{"version_policy": {"all": {}}}`))
+	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
+	put(t, filepath.Join(dir, "fraud", "2", "model.onnx"), []byte("truncated"))
+	base, _, stop := start(t, "-repo", dir, "-repo-poll", "0")
+	defer stop()
+	cc, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for version, want := range map[string]bool{"1": true, "2": false} {
+		var resp pb.ModelReadyResponse
+		err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelReadyProcedure, &pb.ModelReadyRequest{Name: "fraud", Version: version}, &resp)
+		if err != nil || resp.Ready != want {
+			t.Errorf("ModelReady fraud/%s: %v, %v; want %v", version, resp.Ready, err, want)
+		}
+	}
+	var resp pb.ModelInferResponse
+	req := &pb.ModelInferRequest{ModelName: "fraud", Inputs: []*pb.ModelInferRequest_InferInputTensor{{
+		Name: "features", Datatype: "FP32", Shape: []int64{1, 8},
+		Contents: &pb.InferTensorContents{Fp32Contents: []float32{0.5, -1.2, 0.3, 2.1, -0.7, 1.5, 0, -0.4}},
+	}}}
+	if err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelInferProcedure, req, &resp); err != nil || resp.ModelVersion != "1" {
+		t.Errorf("ModelInfer fraud: version %q, %v; want version 1 (2 failed)", resp.ModelVersion, err)
+	}
 }
