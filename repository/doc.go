@@ -10,7 +10,7 @@
 // Runtime:
 //
 //	load := func(ctx context.Context, v repository.Version) (serving.Predictor, error) {
-//		var p struct{ Threads int `json:"intra_op_threads"` }
+//		p := struct{ Threads int `json:"intra_op_threads"` }{Threads: onnx.DefaultIntraOpThreads}
 //		if err := v.DecodeParameters(&p); err != nil { // config.json "parameters"
 //			return nil, err
 //		}
@@ -32,7 +32,10 @@
 // loads or after it failed, 200 when it is ready (also while its new files
 // load: the old ones serve), and 404 once it is gone. A LoadFunc may
 // return a chain (per-version cache and batcher, which belong below the
-// router); the repository owns what it returns and closes it.
+// router); the repository owns what it returns and closes it. Give each
+// loaded version its own response cache (examples/realtime does): cache
+// keys carry the version, not the files, so a cache shared across a hot
+// reload would answer with the old weights.
 //
 // A Repository is safe for concurrent use. Changes to one model (a poll,
 // Load, Unload) are serialised; different models load in parallel, at most
