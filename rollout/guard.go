@@ -17,13 +17,16 @@ import (
 //
 // A guard can read anything, not only the Snapshot: GuardFunc adapts a
 // function that queries Prometheus, or reads another component's numbers,
-// such as a shadow comparison's agreement rate or a drift monitor's score:
+// such as a drift monitor's score or a Shadow the router does not run
+// (for the router's own mirror, MinAgreement does this):
 //
 //	agree := rollout.GuardFunc(func(ctx context.Context, _ rollout.Snapshot) error {
-//		if a := shadow.Snapshot(); a.Pairs < 500 {
-//			return fmt.Errorf("%w: %d mirrored pairs", rollout.ErrInconclusive, a.Pairs)
-//		} else if a.Agreement < 0.99 {
-//			return fmt.Errorf("shadow agreement %.3f < 0.99", a.Agreement)
+//		rate, pairs, ok := shadow.Snapshot().MinAgreement()
+//		if !ok || pairs < 500 {
+//			return fmt.Errorf("%w: %d mirrored pairs", rollout.ErrInconclusive, pairs)
+//		}
+//		if rate < 0.99 {
+//			return fmt.Errorf("shadow agreement %.3f < 0.99", rate)
 //		}
 //		return nil
 //	})

@@ -33,6 +33,12 @@ type Router struct {
 	nextID   uint64             // of history entries
 	plan     *planRun           // the plan running or paused, or nil
 	last     *PlanStatus        // the last plan that ended
+
+	// shadow is the active mirror (Mirror), read by every routed request;
+	// set and cleared with mu held. lastShadow is the final snapshot of the
+	// last one stopped, for Status.
+	shadow     atomic.Pointer[routerShadow]
+	lastShadow *ShadowSnapshot
 }
 
 var (
@@ -75,6 +81,9 @@ func (r *Router) Predict(ctx context.Context, req *serving.Request) (*serving.Re
 	e, s, err := r.route(req.Version, req.Key)
 	if err != nil {
 		return nil, err
+	}
+	if req.Version == "" {
+		return r.predictMirrored(ctx, req, e, s)
 	}
 	return r.call(ctx, req, e, s)
 }
@@ -263,10 +272,11 @@ func (r *Router) swap(v string, p serving.Predictor) (*slot, error) {
 // Nor can a version the active plan uses. Assignments kept for Rollback
 // that give v weight are forgotten.
 func (r *Router) Remove(ctx context.Context, v string) error {
-	s, err := r.detach(v)
+	s, mirror, err := r.detach(v)
 	if err != nil {
 		return err
 	}
+	r.retireQuietly(mirror)
 	s.release(r, true)
 	select {
 	case <-s.done:
@@ -286,26 +296,27 @@ func (r *Router) lookupLocked(v string) (*table, *entry, error) {
 	return t, t.byName[v], nil
 }
 
-// detach takes v out of the table and returns its retired Predictor.
-func (r *Router) detach(v string) (*slot, error) {
+// detach takes v out of the table and returns its retired Predictor, and
+// the mirror to v if there is one, to be retired once mu is released.
+func (r *Router) detach(v string) (*slot, *routerShadow, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, e, err := r.lookupLocked(v)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case e == nil:
-		return nil, r.unknown(v)
+		return nil, nil, r.unknown(v)
 	case r.plan != nil && (v == r.plan.plan.Canary || v == r.plan.plan.Stable):
-		return nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
+		return nil, nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q is in the active plan: abort it first", r.model, v)
 	case t.weights[v] > 0 && len(t.entries) > 1:
-		return nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(t.weights[v]))
+		return nil, nil, serving.Errorf(serving.InvalidArgument, "rollout: model %q version %q has %v%% of the traffic: move it first (SetWeights or Switch)", r.model, v, percent(t.weights[v]))
 	}
 	r.tab.Store(t.without(v))
 	r.forgetLocked(v)
 	s := e.cur.Swap(nil)
 	r.draining[s] = struct{}{}
-	return s, nil
+	return s, r.stopMirrorLocked(v), nil
 }
 
 // Close stops the Router: new requests fail with serving.ErrClosed, a
@@ -323,6 +334,7 @@ func (r *Router) Close() error {
 	}
 	r.closed = true
 	r.stopPlanLocked()
+	mirror := r.stopMirrorLocked("")
 	t := r.tab.Load()
 	r.tab.Store(&table{closed: true, weights: assignment{}})
 	var current, retired []*slot
@@ -336,7 +348,8 @@ func (r *Router) Close() error {
 		}
 	}
 	r.mu.Unlock()
-	r.checks.Wait() // a check that fired finds the router closed and stops
+	r.retireQuietly(mirror) // its mirrors hold references to versions
+	r.checks.Wait()         // a check that fired finds the router closed and stops
 	var errs []error
 	for _, s := range current {
 		s.release(r, true) // closes now, or when its last request leaves

@@ -19,6 +19,9 @@ type Status struct {
 	// RollbackTo the one it would restore next, in percent (nil if none).
 	Rollbacks  int
 	RollbackTo map[string]float64
+	// Shadow is the comparison of the active mirror (Mirror), else of the
+	// last one stopped; nil if none was ever started.
+	Shadow *ShadowSnapshot
 }
 
 // VersionStatus is one version: whether it is ready, its weight in percent
@@ -54,6 +57,7 @@ func (r *Router) Status() Status {
 		p.Steps = slices.Clone(p.Steps) // the caller's to keep
 		s.Plan = &p
 	}
+	s.Shadow = r.shadowStatusLocked("")
 	return s
 }
 
@@ -86,6 +90,10 @@ type Snapshot struct {
 	StepStarted time.Time
 	Canary      VersionStatus
 	Stable      VersionStatus
+	// Shadow is the comparison of a mirror to the canary (Router.Mirror),
+	// active or the last one stopped, counted from when it started; nil
+	// without one. MinAgreement judges it.
+	Shadow *ShadowSnapshot
 }
 
 func (r *Router) snapshotLocked(run *planRun) Snapshot {
@@ -99,5 +107,6 @@ func (r *Router) snapshotLocked(run *planRun) Snapshot {
 		StepStarted: run.status.StepStarted,
 		Canary:      versionStatus(t, run.plan.Canary, now, &run.base[0]),
 		Stable:      versionStatus(t, run.plan.Stable, now, &run.base[1]),
+		Shadow:      r.shadowStatusLocked(run.plan.Canary),
 	}
 }
