@@ -426,4 +426,3 @@ func fmtNum(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'g', 3, 64)
 }
-
