@@ -257,6 +257,112 @@ def quantile_cases():
     return out
 
 
+# --- The pipeline: a profile from a reference sample, a window from a current
+# sample, every statistic as drift.Evaluate defines it (see drift/doc.go).
+
+EXACT_LIMIT = 1000  # the monitor's default: a window keeps its values up to it
+VALUE_LIMIT = 1000  # the profile's default: a reference keeps its values up to it
+PSI_EPS = 1e-4
+
+
+def numerical_edges(ref):
+    x = np.sort(ref)
+    distinct = np.unique(x)
+    if len(distinct) <= 5:
+        return distinct, distinct, True
+    q = np.quantile(x, [k / 100 for k in range(101)])
+    return np.unique(q), np.unique(q[10:100:10]), False
+
+
+def shares(c):
+    c = np.asarray(c, float)
+    return c / c.sum()
+
+
+def distances(a, b):
+    return {"psi": {"value": psi(a, b)}, "jensen_shannon": {"value": float(jensenshannon(a, b, base=2))},
+            "hellinger": {"value": hellinger(a, b)}, "linf": {"value": linf(a, b)}}
+
+
+def chi2(a, b):
+    t = np.array([a, b], dtype=float)
+    t = t[:, t.sum(axis=0) > 0]
+    if t.shape[1] < 2:
+        return {"value": 0.0, "p": 1.0}
+    stat, p, _, _ = stats.chi2_contingency(t, correction=False)
+    return {"value": float(stat), "p": float(p)}
+
+
+def pipeline_numerical(name, ref_spec, cur_spec):
+    ref, cur = sample(ref_spec), sample(cur_spec)
+    edges, deciles, discrete = numerical_edges(ref)
+    rb = np.searchsorted(edges, ref, side="left")
+    cb = np.searchsorted(edges, cur, side="left")
+    nb = len(edges) + 1
+    rc, cc = np.bincount(rb, minlength=nb), np.bincount(cb, minlength=nb)
+    exact = len(ref) <= VALUE_LIMIT and len(cur) <= EXACT_LIMIT
+    norm = max(float(np.std(ref)), 0.001)
+    out = {"name": name, "kind": "numerical", "ref": ref_spec, "cur": cur_spec, "exact": exact,
+           "discrete": bool(discrete), "edges": [float(e) for e in edges],
+           "ref_counts": [int(c) for c in rc], "cur_counts": [int(c) for c in cc]}
+    st = {}
+    raw = stats.ks_2samp(ref, cur)
+    if exact:
+        st["ks"] = {"value": float(raw.statistic), "p": float(raw.pvalue)}
+        st["wasserstein"] = {"value": float(stats.wasserstein_distance(ref, cur)) / norm}
+    else:
+        # KS of the bin indices: the CDFs compared at the bin edges.
+        kb = stats.ks_2samp(rb, cb)
+        st["ks"] = {"value": float(kb.statistic), "p": float(kb.pvalue)}
+        # Wasserstein with every value moved to its bin's mean.
+        rs = np.bincount(np.searchsorted(edges, np.sort(ref), side="left"), weights=np.sort(ref), minlength=nb)
+        cs = np.bincount(cb, weights=cur, minlength=nb)
+        ru, cu = rc > 0, cc > 0
+        w = stats.wasserstein_distance(rs[ru] / rc[ru], cs[cu] / cc[cu], rc[ru], cc[cu])
+        st["wasserstein"] = {"value": float(w) / norm}
+    out["raw_ks"] = float(raw.statistic)
+    out["raw_wasserstein"] = float(stats.wasserstein_distance(ref, cur)) / norm
+    coarse_r = np.bincount(np.searchsorted(deciles, ref, side="left"), minlength=len(deciles) + 1)
+    coarse_c = np.bincount(np.searchsorted(deciles, cur, side="left"), minlength=len(deciles) + 1)
+    d = distances(coarse_r, coarse_c)
+    st["psi"], st["jensen_shannon"], st["hellinger"] = d["psi"], d["jensen_shannon"], d["hellinger"]
+    if discrete:
+        st["chi_square"] = chi2(rc, cc)
+        st["linf"] = d["linf"]
+    out["statistics"] = st
+    return out
+
+
+def pipeline_categorical(name, ref_spec, cur_spec, names):
+    ref = [names[int(v)] for v in sample(ref_spec)]
+    cur = [names[int(v)] for v in sample(cur_spec)]
+    counts = {}
+    for v in ref:
+        counts[v] = counts.get(v, 0) + 1
+    cats = sorted(counts, key=lambda k: (-counts[k], k))
+    index = {c: i for i, c in enumerate(cats)}
+    rc = np.bincount([index.get(v, len(cats)) for v in ref], minlength=len(cats) + 1)
+    cc = np.bincount([index.get(v, len(cats)) for v in cur], minlength=len(cats) + 1)
+    st = distances(rc, cc)
+    st["chi_square"] = chi2(rc, cc)
+    return {"name": name, "kind": "categorical", "ref": ref_spec, "cur": cur_spec, "names": names,
+            "categories": cats, "ref_counts": [int(c) for c in rc], "cur_counts": [int(c) for c in cc],
+            "statistics": st}
+
+
+def pipeline_cases():
+    return [
+        pipeline_numerical("exact: small reference and window", spec("normal", 800, 50), spec("normal", 400, 51, loc=0.25)),
+        pipeline_numerical("histograms: large reference and window", spec("normal", 5000, 52), spec("normal", 3000, 53, loc=0.125, scale=1.25)),
+        pipeline_numerical("histograms: window above the exact limit", spec("normal", 600, 54), spec("normal", 1500, 55, loc=0.0625)),
+        pipeline_numerical("histograms: heavy ties", spec("int", 3000, 56, k=20), spec("int", 2000, 57, k=20, loc=1.0)),
+        pipeline_numerical("histograms: window beyond the reference", spec("uniform", 4000, 58), spec("uniform", 1200, 59, loc=0.75)),
+        pipeline_numerical("discrete: four values, one new", spec("int", 2000, 60, k=4), spec("int", 1000, 61, k=5)),
+        pipeline_categorical("categorical: a new category", spec("int", 3000, 62, k=4), spec("int", 800, 63, k=5),
+                             ["visa", "mastercard", "amex", "<b>discover</b>", "unionpay"]),
+    ]
+
+
 def main():
     data = {
         "generator": "drift/testdata/golden/gen.py",
@@ -274,6 +380,12 @@ def main():
     }
     with open(os.path.join(HERE, "stats.json"), "w") as f:
         json.dump(data, f, indent=1)
+        f.write("\n")
+    pipeline = {"generator": "drift/testdata/golden/gen.py", "scipy": scipy.__version__,
+                "numpy": np.__version__, "exact_limit": EXACT_LIMIT, "value_limit": VALUE_LIMIT,
+                "cases": pipeline_cases()}
+    with open(os.path.join(HERE, "pipeline.json"), "w") as f:
+        json.dump(pipeline, f, indent=1)
         f.write("\n")
 
 
