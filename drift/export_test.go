@@ -43,3 +43,10 @@ func (c *FakeClock) Set(t time.Time) {
 func WithClock(c *FakeClock) Option { return optionFunc(func(cfg *config) { cfg.clock = c }) }
 
 var StateBytes = stateBytes
+
+// AddNumbers bins values into a fresh state of fp, for benchmarks.
+func AddNumbers(fp *FeatureProfile, vals []float64, limit int) int64 {
+	s := newFeatureState(fp)
+	s.addNumbers(newBinner(fp.Edges), vals, limit)
+	return s.N
+}

@@ -75,7 +75,8 @@ type plan struct {
 	profile  *Profile
 	features []Feature
 	ex       extractors
-	slot     []int // per feature: its index among the numerical or categorical ones
+	slot     []int     // per feature: its index among the numerical or categorical ones
+	bins     []*binner // per numerical feature of a profile
 	nNum     int
 	nCat     int
 	learn    int // > 0: build the profile from the first learn rows
@@ -93,6 +94,12 @@ func newPlan(key mvKey, p *Profile, features []Feature, learn int, popts []Profi
 			pl.features[i] = p.Features[i].Feature
 		}
 		pl.print = p.Fingerprint()
+		pl.bins = make([]*binner, len(p.Features))
+		for i := range p.Features {
+			if p.Features[i].Kind == Numerical {
+				pl.bins[i] = newBinner(p.Features[i].Edges)
+			}
+		}
 	}
 	var err error
 	if pl.ex, err = compileExtractors(pl.features, fps); err != nil {

@@ -35,13 +35,13 @@ func newFeatureState(fp *FeatureProfile) FeatureState {
 }
 
 // addNumbers bins numerical values; it is the per-value hot loop.
-func (s *FeatureState) addNumbers(edges, vals []float64, limit int) {
+func (s *FeatureState) addNumbers(bins *binner, vals []float64, limit int) {
 	for _, v := range vals {
 		if v != v || math.IsInf(v, 0) {
 			s.Missing++
 			continue
 		}
-		b := binOf(edges, v)
+		b := bins.bin(v)
 		s.Counts[b]++
 		s.Sums[b] += v
 		if s.N == 0 {

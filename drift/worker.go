@@ -165,7 +165,7 @@ func (w *worker) add(t *tracker, p *pane, rec *record, from, to int) {
 		fp, s, st := &pr.Features[i], t.plan.slot[i], &p.feats[i]
 		base := s * rec.rows
 		if fp.Kind == Numerical {
-			st.addNumbers(fp.Edges, rec.num[base+from:base+to], w.cfg.eval.exactLimit)
+			st.addNumbers(t.plan.bins[i], rec.num[base+from:base+to], w.cfg.eval.exactLimit)
 		} else {
 			st.addIndices(rec.cat[base+from : base+to])
 		}
