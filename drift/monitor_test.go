@@ -66,7 +66,9 @@ func TestMonitorRaisesAndClears(t *testing.T) {
 
 	serve(t, p, g, 1000, 50, 0) // two windows back to normal: still alarmed
 	flush(t, m)
-	assert.True(t, m.Status("linear", "1").Alarmed)
+	st = m.Status("linear", "1")
+	assert.True(t, st.Alarmed)
+	assert.Contains(t, st.Reason, "alarm held")
 	serve(t, p, g, 500, 50, 0) // the third clears it
 	flush(t, m)
 	assert.NoError(t, m.Status("linear", "1").Err())
@@ -170,4 +172,25 @@ func TestCloseIsIdempotent(t *testing.T) {
 	p := m.Middleware()(servingtest.Linear(2))
 	_, err = p.Predict(context.Background(), request([]float32{1, 2}))
 	assert.NoError(t, err)
+}
+
+// A new profile for a version takes over at once; its windows start afresh
+// but their numbers go on.
+func TestAddProfileReplaces(t *testing.T) {
+	first, second := referenceProfile(t, 1000), referenceProfile(t, 3000)
+	m := newMonitor(t, drift.WithProfile(first), drift.WithWindow(drift.CountWindow(200, 0)))
+	p := m.Middleware()(servingtest.Linear(2))
+	g := newGen(13)
+	serve(t, p, g, 300, 50, 0) // one window and a half
+	flush(t, m)
+	require.NoError(t, m.AddProfile(second))
+	serve(t, p, g, 200, 50, 0)
+	flush(t, m)
+	res := m.Results("linear", "1")
+	require.Equal(t, 2, len(res))
+	assert.Equal(t, int64(2), res[0].Window.Index)
+	assert.Equal(t, second.Fingerprint(), res[0].Profile)
+	assert.Equal(t, first.Fingerprint(), res[1].Profile)
+	got, _ := m.Profile("linear", "1")
+	assert.Same(t, second, got)
 }

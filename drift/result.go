@@ -116,15 +116,23 @@ func (f *FeatureResult) Value(s Statistic) (Value, bool) {
 	return Value{}, false
 }
 
-// Reason says in words why the feature drifted, or "".
+// Reason says in words why the feature drifted or is in alarm, or "".
 func (f *FeatureResult) Reason() string {
 	if !f.Drifted && !f.Alarmed {
 		return ""
 	}
-	if f.Method.Test() {
-		return f.Name + ": " + string(f.Method) + " p=" + fmtG(f.AdjustedP) + " < " + fmtG(f.Threshold)
+	var what string
+	switch {
+	case f.Method.Test() && f.Drifted:
+		what = "p=" + fmtG(f.AdjustedP) + " < " + fmtG(f.Threshold)
+	case f.Method.Test():
+		what = "p=" + fmtG(f.AdjustedP) + ", threshold " + fmtG(f.Threshold) + "; alarm held"
+	case f.Drifted:
+		what = fmtG(f.Score) + " ≥ " + fmtG(f.Threshold)
+	default:
+		what = fmtG(f.Score) + ", threshold " + fmtG(f.Threshold) + "; alarm held"
 	}
-	return f.Name + ": " + string(f.Method) + " " + fmtG(f.Score) + " ≥ " + fmtG(f.Threshold)
+	return f.Name + ": " + string(f.Method) + " " + what
 }
 
 func fmtG(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) }

@@ -94,7 +94,11 @@ func (w *worker) take(rec *record) {
 	now := w.cfg.clock.Now()
 	t := w.trackers[key]
 	if t == nil || t.plan != rec.plan {
+		old := t
 		t = w.newTracker(key, rec.plan, now)
+		if old != nil {
+			t.windows = old.windows // a new profile: the window numbers go on
+		}
 		w.trackers[key] = t
 	}
 	if t.builder != nil {
@@ -203,7 +207,9 @@ func (w *worker) learn(t *tracker, rec *record, now time.Time) {
 		return
 	}
 	w.m.setPlan(learned)
-	w.trackers[t.key] = w.newTracker(t.key, learned, now)
+	next := w.newTracker(t.key, learned, now)
+	next.windows = t.windows
+	w.trackers[t.key] = next
 }
 
 // roll closes the time panes that ended by now. After a whole window of
