@@ -11,53 +11,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/drift/internal/golden"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
-// sampleSpec and sample mirror gen.py's sample(): the same LCG and the
-// same IEEE operations in the same order give the very same doubles.
-type sampleSpec struct {
-	Kind  string   `json:"kind"`
-	N     int      `json:"n"`
-	Seed  uint64   `json:"seed"`
-	Loc   float64  `json:"loc"`
-	Scale *float64 `json:"scale"`
-	K     float64  `json:"k"`
-}
-
-func sample(s sampleSpec) []float64 {
-	scale := 1.0
-	if s.Scale != nil {
-		scale = *s.Scale
-	}
-	state := s.Seed
-	next := func() float64 {
-		state = state*6364136223846793005 + 1442695040888963407
-		return float64(state>>11) * 0x1p-53
-	}
-	out := make([]float64, s.N)
-	for i := range out {
-		switch s.Kind {
-		case "uniform":
-			out[i] = s.Loc + float64(scale*next())
-		case "normal":
-			z := 0.0
-			for range 12 {
-				z += next()
-			}
-			out[i] = s.Loc + float64(scale*(z-6))
-		case "int":
-			out[i] = s.Loc + float64(scale*math.Floor(float64(s.K*next())))
-		}
-	}
-	return out
-}
-
 type pipelineCase struct {
 	Name       string
 	Kind       string
-	Ref, Cur   sampleSpec
+	Ref, Cur   golden.Spec
 	Exact      bool
 	Discrete   bool
 	Edges      []float64
@@ -90,7 +52,7 @@ func TestGoldenPipeline(t *testing.T) {
 	require.NotEmpty(t, g.Cases)
 	for _, c := range g.Cases {
 		t.Run(c.Name, func(t *testing.T) {
-			ref, cur := sample(c.Ref), sample(c.Cur)
+			ref, cur := c.Ref.Sample(), c.Cur.Sample()
 			f := drift.NumericalFeature("x", drift.Input("x"))
 			if c.Kind == "categorical" {
 				f = drift.CategoricalFeature("x", drift.Input("x"))

@@ -118,19 +118,25 @@ func (p *Profile) WriteFile(path string) error {
 	if err := p.Encode(&buf); err != nil {
 		return fmt.Errorf("drift: encode profile %s: %w", p, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-profile-*")
+	return writeFile(path, buf.Bytes())
+}
+
+// writeFile replaces the file at path whole: it writes a temporary file
+// beside it and renames it into place.
+func writeFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-*")
 	if err != nil {
-		return fmt.Errorf("drift: write profile: %w", err)
+		return fmt.Errorf("drift: write %s: %w", path, err)
 	}
-	_, werr := tmp.Write(buf.Bytes())
+	_, werr := tmp.Write(b)
 	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("drift: write profile %s: %w", path, err)
+		return fmt.Errorf("drift: write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("drift: write profile %s: %w", path, err)
+		return fmt.Errorf("drift: write %s: %w", path, err)
 	}
 	return nil
 }

@@ -3,13 +3,10 @@ package drift
 import (
 	"bytes"
 	_ "embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -72,21 +69,7 @@ func (m *Monitor) WriteReportFile(path string) error {
 	if err := m.Report().WriteHTML(&buf); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-report-*")
-	if err != nil {
-		return fmt.Errorf("drift: write report: %w", err)
-	}
-	_, werr := tmp.Write(buf.Bytes())
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("drift: write report %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("drift: write report %s: %w", path, err)
-	}
-	return nil
+	return writeFile(path, buf.Bytes())
 }
 
 // Handler serves the monitor's report page (GET and HEAD). The page loads

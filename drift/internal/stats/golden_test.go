@@ -7,25 +7,17 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/servekit/servekit/drift/internal/golden"
 )
 
 // The golden values come from SciPy (drift/testdata/golden/gen.py).
 const tol = 1e-6
 
-type sampleSpec struct {
-	Values []float64 `json:"values"`
-	Kind   string    `json:"kind"`
-	N      int       `json:"n"`
-	Seed   uint64    `json:"seed"`
-	Loc    float64   `json:"loc"`
-	Scale  *float64  `json:"scale"`
-	K      float64   `json:"k"`
-}
-
-type golden struct {
+type goldenFile struct {
 	KS []struct {
 		Name      string
-		X, Y      sampleSpec
+		X, Y      golden.Spec
 		Statistic float64
 		PValue    float64
 	}
@@ -56,7 +48,7 @@ type golden struct {
 		PSI, JS, Hellinger, LInf float64
 	}
 	Wasserstein []struct {
-		U, V   sampleSpec
+		U, V   golden.Spec
 		UW, VW []float64
 		W, Std float64
 	}
@@ -64,57 +56,22 @@ type golden struct {
 		P, Bonferroni, BH []float64
 	}
 	Quantile []struct {
-		X sampleSpec
+		X golden.Spec
 		Q []float64
 	}
 }
 
-func loadGolden(t *testing.T) golden {
+func loadGolden(t *testing.T) goldenFile {
 	t.Helper()
 	b, err := os.ReadFile("../../testdata/golden/stats.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g golden
+	var g goldenFile
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}
 	return g
-}
-
-// sample regenerates gen.py's sample(): the same LCG and the same IEEE
-// operations in the same order, so the doubles are identical.
-func sample(s sampleSpec) []float64 {
-	if s.Values != nil {
-		return s.Values
-	}
-	scale := 1.0
-	if s.Scale != nil {
-		scale = *s.Scale
-	}
-	state := s.Seed
-	next := func() float64 {
-		state = state*6364136223846793005 + 1442695040888963407
-		return float64(state>>11) * 0x1p-53
-	}
-	out := make([]float64, s.N)
-	for i := range out {
-		switch s.Kind {
-		case "uniform":
-			out[i] = s.Loc + float64(scale*next())
-		case "normal":
-			z := 0.0
-			for range 12 {
-				z += next()
-			}
-			out[i] = s.Loc + float64(scale*(z-6))
-		case "int":
-			out[i] = s.Loc + float64(scale*math.Floor(float64(s.K*next())))
-		default:
-			panic("unknown kind " + s.Kind)
-		}
-	}
-	return out
 }
 
 func near(t *testing.T, what string, got, want, tol float64) {
@@ -127,7 +84,7 @@ func near(t *testing.T, what string, got, want, tol float64) {
 func TestGoldenKS(t *testing.T) {
 	for _, c := range loadGolden(t).KS {
 		t.Run(c.Name, func(t *testing.T) {
-			x, y := slices.Sorted(slices.Values(sample(c.X))), slices.Sorted(slices.Values(sample(c.Y)))
+			x, y := slices.Sorted(slices.Values(c.X.Sample())), slices.Sorted(slices.Values(c.Y.Sample()))
 			d := KS2Sorted(x, y)
 			p, d := KSPValue(d, len(x), len(y))
 			near(t, "statistic", d, c.Statistic, 1e-12)
@@ -178,7 +135,7 @@ func TestGoldenDistances(t *testing.T) {
 
 func TestGoldenWasserstein(t *testing.T) {
 	for _, c := range loadGolden(t).Wasserstein {
-		u, v := sample(c.U), sample(c.V)
+		u, v := c.U.Sample(), c.V.Sample()
 		near(t, fmt.Sprintf("W1 %d vs %d", len(u), len(v)), Wasserstein(u, c.UW, v, c.VW), c.W, tol)
 	}
 }
@@ -195,7 +152,7 @@ func TestGoldenCorrections(t *testing.T) {
 
 func TestGoldenQuantiles(t *testing.T) {
 	for _, c := range loadGolden(t).Quantile {
-		x := slices.Sorted(slices.Values(sample(c.X)))
+		x := slices.Sorted(slices.Values(c.X.Sample()))
 		for k, want := range c.Q {
 			if got := Quantile(x, float64(k)/100); got != want {
 				t.Errorf("quantile %d/100 of %d values = %.17g, want %.17g exactly", k, len(x), got, want)
