@@ -83,7 +83,9 @@ type summary struct {
 	reportPath  string
 }
 
-func run(ctx context.Context, args []string, out io.Writer) (*summary, error) {
+func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
+	// The monitor's worker, the receiver and this goroutine all print.
+	out := &syncWriter{w: w}
 	o, err := parseFlags(args, out)
 	if err != nil {
 		return nil, err
@@ -286,4 +288,16 @@ func serveReport(ctx context.Context, addr string, mon *drift.Monitor, out io.Wr
 	case err := <-errc:
 		return err
 	}
+}
+
+// syncWriter serialises writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
