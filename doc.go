@@ -16,6 +16,8 @@
 //   - batch: dynamic micro-batching middleware.
 //   - cache: response cache middleware (sharded LRU, single-flight, Redis L2).
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
+//   - drift: drift monitoring middleware: reference profiles, windowed
+//     statistics, alerts and a webhook for retraining, an HTML report.
 //
 // A request flows from the transport through middleware to the model:
 //
@@ -31,5 +33,6 @@
 //	defer serving.Close(p)
 //
 // The examples folder holds runnable binaries: examples/predict (load and
-// score) and examples/realtime (the production-shaped HTTP server).
+// score), examples/realtime (the production-shaped HTTP server) and
+// examples/drift (drift detected, retraining webhook called, report written).
 package servekit
