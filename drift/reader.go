@@ -14,7 +14,10 @@ import (
 // ReadCSV adds the rows of a CSV file whose header names the columns: each
 // feature takes the column of its name (other columns are ignored; a
 // missing one is an error). An empty cell is a missing value; a numerical
-// cell must parse as a number.
+// cell must parse as a number. Categorical cells are taken as text: a
+// category read from a numeric tensor at serving time is its shortest
+// decimal form ("3", "0.5", as strconv.FormatFloat(v, 'g', -1, 64) writes
+// it), so write numeric categories that way, or add them with Add.
 func (b *ProfileBuilder) ReadCSV(r io.Reader) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
