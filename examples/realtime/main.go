@@ -1,7 +1,8 @@
 // Command realtime is a production-shaped inference server: it loads ONNX
 // models, serves them over the Open Inference Protocol (KServe V2) REST API
-// plus V1 and SageMaker routes, exports OpenTelemetry metrics at /metrics,
-// and drains in-flight requests on SIGTERM.
+// plus V1 and SageMaker routes and, on the same port, the protocol's gRPC
+// API, exports OpenTelemetry metrics at /metrics, and drains in-flight
+// requests on SIGTERM.
 //
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
@@ -30,6 +31,7 @@ import (
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
 )
@@ -179,7 +181,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           withGRPC(api, mux, o), // gRPC beside REST on one port
+		Protocols:         grpcapi.Protocols(),   // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
 		ReadTimeout:       o.read,
 		WriteTimeout:      o.write,
@@ -187,7 +190,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics); try:\n%s\n", len(models), ln.Addr(), curlLine(ln.Addr().String(), models[0].name))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; metrics at /metrics); try:\n%s\n%s\n", len(models), ln.Addr(),
+		curlLine(ln.Addr().String(), models[0].name), grpcurlLine(ln.Addr().String(), models[0].name))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
