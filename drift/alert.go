@@ -60,8 +60,8 @@ type Status struct {
 // Err is nil unless the alarm is raised; then it wraps ErrDrift with the
 // reason. It lets a rollout guard be one line:
 //
-//	rollout.GuardFunc(func(ctx context.Context, _ rollout.Snapshot) error {
-//		return mon.Status("fraud", "2").Err()
+//	rollout.GuardFunc(func(ctx context.Context, s rollout.Snapshot) error {
+//		return mon.Status(s.Model, s.Canary.Version).Err()
 //	})
 func (s Status) Err() error {
 	if !s.Alarmed {

@@ -148,11 +148,16 @@
 //
 // Status(model, version) says whether a version's alarm is raised and why;
 // Status.Err wraps ErrDrift. A rollout plan guard (rollout.GuardFunc) wraps
-// it in one line without this package importing rollout:
+// it in one line without this package importing rollout, so a canary whose
+// traffic drifts from its profile is rolled back:
 //
-//	guard := rollout.GuardFunc(func(ctx context.Context, _ rollout.Snapshot) error {
-//		return mon.Status("fraud", "2").Err()
+//	guard := rollout.GuardFunc(func(ctx context.Context, s rollout.Snapshot) error {
+//		return mon.Status(s.Model, s.Canary.Version).Err()
 //	})
+//
+// Give the canary version its own profile (or let the monitor Learn one)
+// and put the monitor's middleware below the router, where requests carry
+// the version that answers.
 //
 // # Replicas
 //
