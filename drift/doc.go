@@ -19,10 +19,11 @@
 // Build the profile once from training data with a ProfileBuilder (Add, a
 // CSV or JSON Lines file, or recorded requests), save it beside the model
 // version (ProfileFileName), or let the monitor learn it from the first live
-// requests (Monitor.Learn). Put the middleware below a rollout router, so
-// each request carries the version that answers (Response.Version): every
-// model version is compared with its own profile, or with its model's
-// profile of version "" when it has none.
+// requests (Monitor.Learn). The middleware keys each answer on the version
+// that really answered (Response.Version, which a rollout router sets; else
+// Request.Version), so it may sit above or below the router: every model
+// version is compared with its own profile, or with its model's profile of
+// version "" when it has none.
 //
 // # Concurrency and the request path
 //
@@ -155,9 +156,7 @@
 //		return mon.Status(s.Model, s.Canary.Version).Err()
 //	})
 //
-// Give the canary version its own profile (or let the monitor Learn one)
-// and put the monitor's middleware below the router, where requests carry
-// the version that answers.
+// Give the canary version its own profile (or let the monitor Learn one).
 //
 // # Replicas
 //
