@@ -194,3 +194,23 @@ func TestAddProfileReplaces(t *testing.T) {
 	got, _ := m.Profile("linear", "1")
 	assert.Same(t, second, got)
 }
+
+// Above a router the request names no version; the answer does, and the
+// monitor keys on it.
+func TestKeysOnTheAnsweringVersion(t *testing.T) {
+	prof := referenceProfile(t, 1000)
+	m := newMonitor(t, drift.WithProfile(prof), drift.WithWindow(drift.CountWindow(100, 0)), drift.WithMinSamples(10))
+	router := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+		pinned := req.Clone()
+		pinned.Version = "1" // the router's choice
+		return servingtest.Linear(2).Predict(ctx, pinned)
+	})
+	p := m.Middleware()(router)
+	req := request(newGen(14).rows(100, 0))
+	req.Version = ""
+	_, err := p.Predict(context.Background(), req)
+	require.NoError(t, err)
+	flush(t, m)
+	assert.Len(t, m.Results("linear", "1"), 1)
+	assert.Zero(t, m.Stats().Unprofiled)
+}
