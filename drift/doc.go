@@ -195,10 +195,11 @@
 // and the histogram statistics within their stated bounds of the raw ones;
 // the largest difference seen is 3e-11. Measured on a shared 2-core Xeon
 // (go test -bench . ./drift; CPU time, as the machine was loaded):
-// observing a request of 64 rows × 8 features costs 25–29 ns of CPU per
+// observing a request of 64 rows × 8 features costs 25–35 ns of CPU per
 // value, binning included (22–28 ns of it); evaluating a window of 8
-// features takes 23 ms of CPU for 1000 rows against a 10,000-row reference
-// (the exact KS distribution) and 4.6 ms for 20,000 rows (asymptotic). The
+// features takes 23–26 ms of CPU for 1000 rows against a 10,000-row
+// reference (the exact KS distribution) and 5 ms for 20,000 rows
+// (asymptotic). The
 // exact distribution is the costly part: about 2·D·n·m steps for samples of
 // n ≤ m ≤ 10,000 values and a statistic D, so up to about 100 ms for a
 // strongly drifting feature at 10,000 values; it runs on the worker, once
