@@ -423,3 +423,18 @@ func TestShadowConcurrent(t *testing.T) {
 		t.Errorf("y %+v, want full agreement over 2 rows a pair", o)
 	}
 }
+
+// A primary that answers nothing and no error is passed through as is and
+// counted as failing; the layer never dereferences its answer.
+func TestShadowNilPrimaryAnswer(t *testing.T) {
+	s := newShadow(t, servingtest.Linear(4), rollout.WithMaxMirrors(8))
+	nothing := servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) { return nil, nil })
+	resp, err := s.Middleware()(nothing).Predict(context.Background(), servingtest.Rows(4, 1, 0))
+	if resp != nil || err != nil {
+		t.Fatalf("got (%v, %v), want the primary's (nil, nil)", resp, err)
+	}
+	snap := drain(t, s)
+	if snap.Completed != 1 || snap.Pairs != 0 || snap.Primary.ErrorsByCode["internal"] != 1 {
+		t.Errorf("snapshot %+v, want one completed mirror with the primary failing", snap)
+	}
+}
