@@ -1,11 +1,13 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -448,11 +450,12 @@ func (a *Admin) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	return false
 }
 
-// noBody refuses a body on a route that takes none: a client sending one
-// expects it to mean something.
+// noBody refuses a body on a route that takes none (a client sending one
+// expects it to mean something), except an empty JSON object, which many
+// clients send with every POST.
 func (a *Admin) noBody(w http.ResponseWriter, r *http.Request) bool {
-	var one [1]byte
-	if n, _ := http.MaxBytesReader(w, r.Body, 1).Read(one[:]); n > 0 {
+	b, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+	if t := bytes.TrimSpace(b); len(t) > 0 && !bytes.Equal(bytes.Join(bytes.Fields(t), nil), []byte("{}")) {
 		writeJSONError(w, http.StatusBadRequest, "rollout: admin: "+r.URL.Path+" takes no body")
 		return false
 	}

@@ -227,7 +227,7 @@ func TestAdminSwitchAndRollback(t *testing.T) {
 	a.want(400, "POST", "/v1/models/m/switch", `{"version": "2", "force": true}`) // unknown field
 	a.want(405, "GET", "/v1/models/m/switch", "")
 	a.want(400, "POST", "/v1/models/m/rollback", `{"to": "1"}`) // takes no body
-	a.want(200, "POST", "/v1/models/m/rollback", "")
+	a.want(200, "POST", "/v1/models/m/rollback", " { } ")       // but an empty object is fine
 	if w := a.r.Weights(); w["1"] != 100 {
 		t.Errorf("after rollback: %v", w)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -127,7 +128,7 @@ func compareOutput(rule Comparison, p, c serving.Tensor, found bool) outputResul
 	}
 	pv, pNum := floats(p)
 	r.decisions = decisions(r.rule, p)
-	if !found || c.Validate() != nil || c.Len() != p.Len() || !sameShape(p.Shape, c.Shape) {
+	if !found || c.Validate() != nil || c.Len() != p.Len() || !slices.Equal(p.Shape, c.Shape) {
 		r.mismatched = true
 		return r
 	}
@@ -252,18 +253,6 @@ func argmax(v func(int) float64, lo, w int) int {
 		}
 	}
 	return bi
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // floats returns an accessor reading element i of a numeric tensor as

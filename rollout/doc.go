@@ -163,16 +163,17 @@
 // at most the mirror timeout and a second more.
 //
 // Measured (BenchmarkShadowOverhead: the fraud model on ONNX Runtime,
-// 4–8 µs a call, on a shared 2-core VM; each cell against the bare
-// primary in the same moments; medians of 3): with a 100 % shadow the
-// primary's p50 is 1.03× when nothing can be mirrored (a hanging
-// challenger holds every runner) and 1.12–1.15× when 52–63 % of requests
-// are (about 0.5–1 µs of copies and a channel send per mirrored request);
-// p99 is 1.2–1.8× for an erroring or panicking challenger, inside the
-// 0.8–2.2× the machine's noise gives the hanging one; a healthy challenger,
-// competing for the two cores, lifts a lone caller's p99 2.9×. Starting a
-// goroutine per mirror on the caller's path instead gave 2–3.8× p99 for
-// an instantly failing challenger while mirroring only 8–17 %.
+// 4–8 µs a call, on a shared 2-core VM under heavy load; each cell against
+// the bare primary in the same moments; medians of 6 runs): with a 100 %
+// shadow the primary's p50 is 1.03–1.04× when nothing can be mirrored (a
+// hanging challenger holds every runner) and 1.12–1.14× when 55–70 % of
+// requests are (about 0.5 µs of copies and a channel send per mirrored
+// request); p99 is 1.46–1.59× for an erroring or panicking challenger
+// against 1.00–1.37× (runs span 0.78–2.24×) for the hanging one, the
+// machine's noise; a healthy challenger, competing for the two cores,
+// 1.8–2.3×. Starting a goroutine per mirror on the caller's path instead
+// gave 2–3.8× p99 for an instantly failing challenger while mirroring only
+// 8–17 %. The README has the table.
 //
 // What is compared, per output the primary answered (by name), over every
 // pair where both sides answered:

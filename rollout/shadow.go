@@ -92,11 +92,11 @@ func (s *Shadow) SetPercent(p float64) error {
 
 func (s *Shadow) setPercent(p float64) {
 	var t uint64
-	switch {
-	case p >= 100:
+	switch f := p / 100 * (1 << 64); {
+	case f >= 1<<64: // 100 %, or so close that it rounds there
 		t = math.MaxUint64
 	case p > 0:
-		t = uint64(p / 100 * (1 << 64)) // < 2⁶⁴: p < 100
+		t = uint64(f)
 	}
 	s.sample.Store(t)
 	s.percent.Store(math.Float64bits(p))
@@ -189,7 +189,10 @@ func (s *Shadow) mirror(ctx context.Context, req *serving.Request, resp *serving
 	}
 	j := &mirrorJob{ctx: ctx, st: st, req: detach(req)}
 	j.primaryErr, j.primaryLatency = err, primaryLatency
-	if err == nil {
+	if err == nil && resp == nil { // a broken primary: its caller gets what it gave
+		j.primaryErr = serving.Errorf(serving.Internal, "rollout: shadow: primary returned no response and no error")
+	}
+	if j.primaryErr == nil {
 		j.primary = make([]serving.Tensor, len(resp.Outputs))
 		for i, t := range resp.Outputs {
 			j.primary[i] = t.Clone()

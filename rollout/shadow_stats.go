@@ -147,18 +147,15 @@ type outputAcc struct {
 }
 
 func (a *outputAcc) add(r outputResult) {
-	a.rule = r.rule.String()
-	a.pairs++
-	if r.mismatched {
-		a.mismatched++
+	one := outputAcc{
+		rule: r.rule.String(), pairs: 1, decisions: r.decisions, agreed: r.agreed,
+		elems: r.elements, nonFin: r.nonFinite, sumAbs: r.sumAbs, maxAbs: r.maxAbs, maxRel: r.maxRel,
 	}
-	a.decisions += r.decisions
-	a.agreed += r.agreed
-	a.elems += r.elements
-	a.nonFin += r.nonFinite
-	a.sumAbs += r.sumAbs
-	a.maxAbs = max(a.maxAbs, r.maxAbs)
-	a.maxRel = max(a.maxRel, r.maxRel)
+	if r.mismatched {
+		one.mismatched = 1
+	}
+	a.rule = one.rule // Auto may resolve differently as shapes change: show the latest
+	a.merge(&one)
 }
 
 func (a *outputAcc) merge(o *outputAcc) {

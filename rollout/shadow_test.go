@@ -423,3 +423,69 @@ func TestShadowConcurrent(t *testing.T) {
 		t.Errorf("y %+v, want full agreement over 2 rows a pair", o)
 	}
 }
+
+// A primary that answers nothing and no error is passed through as is and
+// counted as failing; the layer never dereferences its answer.
+func TestShadowNilPrimaryAnswer(t *testing.T) {
+	s := newShadow(t, servingtest.Linear(4), rollout.WithMaxMirrors(8))
+	nothing := servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) { return nil, nil })
+	resp, err := s.Middleware()(nothing).Predict(context.Background(), servingtest.Rows(4, 1, 0))
+	if resp != nil || err != nil {
+		t.Fatalf("got (%v, %v), want the primary's (nil, nil)", resp, err)
+	}
+	snap := drain(t, s)
+	if snap.Completed != 1 || snap.Pairs != 0 || snap.Primary.ErrorsByCode["internal"] != 1 {
+		t.Errorf("snapshot %+v, want one completed mirror with the primary failing", snap)
+	}
+}
+
+// The queue holds mirrors while every runner is busy. Shutdown lets them
+// run; Close drops them.
+func TestShadowQueue(t *testing.T) {
+	setup := func(t *testing.T) (*rollout.Shadow, *blocking) {
+		ch := newBlocking()
+		s, err := rollout.NewShadow(ch, rollout.WithMaxMirrors(1), rollout.WithMirrorQueue(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := s.Middleware()(servingtest.Linear(4))
+		for range 5 {
+			if _, err := p.Predict(context.Background(), servingtest.Rows(4, 1, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-ch.arrived // one runs; two wait; two were dropped
+		snap := s.Snapshot()
+		if snap.Mirrored != 1 || snap.Dropped != 2 || snap.InFlight != 3 || snap.Queued != 2 {
+			t.Fatalf("mirrored %d dropped %d in flight %d queued %d, want 1 2 3 2", snap.Mirrored, snap.Dropped, snap.InFlight, snap.Queued)
+		}
+		return s, ch
+	}
+	t.Run("Shutdown", func(t *testing.T) {
+		s, ch := setup(t)
+		done := make(chan error)
+		go func() { done <- s.Shutdown(context.Background()) }()
+		close(ch.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if snap := s.Snapshot(); snap.Completed != 3 || snap.Pairs != 3 || snap.Dropped != 2 || snap.Active {
+			t.Errorf("after Shutdown: %+v, want the 3 admitted mirrors completed", snap)
+		}
+	})
+	t.Run("Close", func(t *testing.T) {
+		s, ch := setup(t)
+		done := make(chan error)
+		go func() { done <- s.Close() }()
+		for s.Snapshot().Queued > 0 { // Close drops the queue first
+			time.Sleep(time.Millisecond)
+		}
+		close(ch.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if snap := s.Snapshot(); snap.Completed != 1 || snap.Dropped != 4 {
+			t.Errorf("after Close: %+v, want 1 completed, 4 dropped", snap)
+		}
+	})
+}
