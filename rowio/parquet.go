@@ -1,0 +1,335 @@
+package rowio
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/servekit/servekit/serving"
+)
+
+// parquetReader reads rows with parquet-go, a frame at a time, keeping
+// one page per column in memory (pages are read on demand from the
+// io.ReaderAt). A vector field reads a repeated column, or a LIST of a
+// primitive (the single leaf under the field's group).
+type parquetReader struct {
+	r        *parquet.Reader
+	closer   io.Closer
+	fields   []Field
+	colField []int  // leaf column index → field index, -1 when not read
+	repeated []bool // per field: the leaf is repeated (nulls are empty lists)
+	rows     []parquet.Row
+	count    []int
+	row      int64
+	total    int64
+}
+
+func newParquetReader(ra io.ReaderAt, size int64, c io.Closer, fields []Field) (r *parquetReader, err error) {
+	defer recoverParquet(&err)
+	f, err := parquet.OpenFile(ra, size)
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "rowio: not a Parquet file: %w", err)
+	}
+	s := f.Schema()
+	r = &parquetReader{r: parquet.NewReader(f), closer: c, fields: fields, total: f.NumRows(),
+		colField: make([]int, len(s.Columns())), repeated: make([]bool, len(fields)), count: make([]int, len(fields))}
+	for i := range r.colField {
+		r.colField[i] = -1
+	}
+	for i, fl := range fields {
+		leaf, err := leafOf(s, fl.Name)
+		if err != nil {
+			return nil, err
+		}
+		r.colField[leaf.ColumnIndex] = i
+		r.repeated[i] = leaf.MaxRepetitionLevel > 0
+	}
+	return r, nil
+}
+
+// leafOf finds the leaf column of a top-level field: the field itself, or
+// the one leaf below it (a LIST's element).
+func leafOf(s *parquet.Schema, name string) (parquet.LeafColumn, error) {
+	var node parquet.Node
+	var names []string
+	for _, f := range s.Fields() {
+		names = append(names, f.Name())
+		if f.Name() == name {
+			node = f
+		}
+	}
+	if node == nil {
+		return parquet.LeafColumn{}, serving.Errorf(serving.InvalidArgument, "rowio: Parquet file has no column %q (columns: %v)", name, names)
+	}
+	path := []string{name}
+	for !node.Leaf() {
+		fs := node.Fields()
+		if len(fs) != 1 {
+			return parquet.LeafColumn{}, serving.Errorf(serving.InvalidArgument, "rowio: Parquet column %q is a group of %d fields, not a value or a list", name, len(fs))
+		}
+		path = append(path, fs[0].Name())
+		node = fs[0]
+	}
+	leaf, _ := s.Lookup(path...)
+	return leaf, nil
+}
+
+// recoverParquet turns a panic inside parquet-go (a corrupt file can
+// cause one) into an error.
+func recoverParquet(err *error) {
+	if p := recover(); p != nil {
+		*err = serving.Errorf(serving.InvalidArgument, "rowio: corrupt Parquet: %v", p)
+	}
+}
+
+func (r *parquetReader) Read(f *Frame, n int) (err error) {
+	defer recoverParquet(&err)
+	f.Reset(r.row)
+	bs := newBuilders(f, r.fields)
+	defer finish(f, bs)
+	if cap(r.rows) < n {
+		r.rows = make([]parquet.Row, n)
+	}
+	k, err := r.r.ReadRows(r.rows[:n])
+	if err != nil && !errors.Is(err, io.EOF) {
+		return serving.Errorf(serving.InvalidArgument, "rowio: reading Parquet: %w", err)
+	}
+	for _, row := range r.rows[:k] {
+		good := f.Rows - len(f.Bad)
+		f.Rows++
+		r.row++
+		if err := r.decode(row, bs); err != nil {
+			f.markBad(bs, good, BadRow{Row: r.row - 1, Err: err})
+			continue
+		}
+		f.markGood(r.row - 1)
+	}
+	if f.Rows == 0 {
+		return io.EOF
+	}
+	return nil
+}
+
+func (r *parquetReader) decode(row parquet.Row, bs []builder) error {
+	clear(r.count)
+	for _, v := range row {
+		i := r.colField[v.Column()]
+		if i < 0 {
+			continue
+		}
+		fl := r.fields[i]
+		if v.IsNull() {
+			if r.repeated[i] {
+				continue // an empty list
+			}
+			return fmt.Errorf("column %q: null", fl.Name)
+		}
+		r.count[i]++
+		if r.count[i] > fl.width() {
+			continue // reported below
+		}
+		if err := appendParquet(&bs[i], v); err != nil {
+			return fmt.Errorf("column %q: %w", fl.Name, err)
+		}
+	}
+	for i, fl := range r.fields {
+		if r.count[i] != fl.width() {
+			return fmt.Errorf("column %q: %d elements, want %d", fl.Name, r.count[i], fl.width())
+		}
+	}
+	return nil
+}
+
+func appendParquet(b *builder, v parquet.Value) error {
+	switch v.Kind() {
+	case parquet.Boolean:
+		return b.appendBool(v.Boolean())
+	case parquet.Int32:
+		return b.appendInt(int64(v.Int32()))
+	case parquet.Int64:
+		if b.field.Type == serving.Uint64 {
+			b.data = append(b.data.([]uint64), v.Uint64())
+			return nil
+		}
+		return b.appendInt(v.Int64())
+	case parquet.Float:
+		return b.appendFloat(float64(v.Float()))
+	case parquet.Double:
+		return b.appendFloat(v.Double())
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		return b.appendBytes(v.ByteArray())
+	}
+	return fmt.Errorf("unsupported Parquet type %v", v.Kind())
+}
+
+func (r *parquetReader) Skip(n int64) (k int64, err error) {
+	defer recoverParquet(&err)
+	k = min(n, max(0, r.total-r.row))
+	if err := r.r.SeekToRow(r.row + k); err != nil {
+		return 0, err
+	}
+	r.row += k
+	return k, nil
+}
+
+func (r *parquetReader) Progress() (int64, int64) { return r.row, r.total }
+
+func (r *parquetReader) Close() error { return errors.Join(r.r.Close(), closeIf(r.closer)) }
+
+// parquetWriter writes a Parquet file whose schema follows the first
+// frame: a required column per scalar field, a repeated column per vector
+// (read back by pandas, Spark and DuckDB as a list), FP16 and BF16 as
+// FLOAT, timestamps as TIMESTAMP(MICROS, UTC), text as STRING. Snappy
+// compression; a row group every MaxRowGroupRows rows bounds memory.
+type parquetWriter struct {
+	out    io.Writer
+	w      *parquet.Writer
+	fields []Field
+	col    []int // per field, its leaf column index
+	order  []int // field indexes by leaf column: a row's values go in column order
+	rows   []parquet.Row
+}
+
+// MaxRowGroupRows is the most rows a Parquet writer holds before it writes
+// them out as a row group.
+const MaxRowGroupRows = 64 << 10
+
+func newParquetWriter(w io.Writer) *parquetWriter { return &parquetWriter{out: w} }
+
+func (w *parquetWriter) Write(f *Frame) (err error) {
+	defer recoverParquet(&err)
+	if err := checkFields(&w.fields, f); err != nil {
+		return err
+	}
+	if w.w == nil {
+		group := parquet.Group{}
+		for _, fl := range w.fields {
+			n, err := parquetNode(fl)
+			if err != nil {
+				return err
+			}
+			group[fl.Name] = n
+		}
+		s := parquet.NewSchema("servekit", group)
+		for i, fl := range w.fields {
+			leaf, _ := s.Lookup(fl.Name)
+			w.col = append(w.col, leaf.ColumnIndex)
+			w.order = append(w.order, i)
+		}
+		slices.SortFunc(w.order, func(a, b int) int { return w.col[a] - w.col[b] })
+		w.w = parquet.NewWriter(w.out, s, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(MaxRowGroupRows))
+	}
+	const chunk = 1024
+	for lo := 0; lo < f.Len(); lo += chunk {
+		hi := min(lo+chunk, f.Len())
+		if cap(w.rows) < hi-lo {
+			w.rows = make([]parquet.Row, chunk)
+		}
+		rows := w.rows[:hi-lo]
+		for r := lo; r < hi; r++ {
+			row := rows[r-lo][:0]
+			for _, i := range w.order {
+				c := f.Cols[i]
+				wd := c.width()
+				for j := range wd {
+					v := parquetValue(c, r*wd+j)
+					if c.Width > 1 {
+						v = v.Level(min(j, 1), 1, w.col[i])
+					} else {
+						v = v.Level(0, 0, w.col[i])
+					}
+					row = append(row, v)
+				}
+			}
+			rows[r-lo] = row
+		}
+		if _, err := w.w.WriteRows(rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parquetNode(f Field) (parquet.Node, error) {
+	var n parquet.Node
+	switch f.Type {
+	case serving.Bool:
+		n = parquet.Leaf(parquet.BooleanType)
+	case serving.Int8:
+		n = parquet.Int(8)
+	case serving.Int16:
+		n = parquet.Int(16)
+	case serving.Int32:
+		n = parquet.Int(32)
+	case serving.Int64:
+		n = parquet.Int(64)
+		if f.Timestamp {
+			n = parquet.Timestamp(parquet.Microsecond)
+		}
+	case serving.Uint8:
+		n = parquet.Uint(8)
+	case serving.Uint16:
+		n = parquet.Uint(16)
+	case serving.Uint32:
+		n = parquet.Uint(32)
+	case serving.Uint64:
+		n = parquet.Uint(64)
+	case serving.FP16, serving.BF16, serving.FP32:
+		n = parquet.Leaf(parquet.FloatType)
+	case serving.FP64:
+		n = parquet.Leaf(parquet.DoubleType)
+	case serving.Bytes:
+		n = parquet.String()
+	default:
+		return nil, serving.Errorf(serving.InvalidArgument, "rowio: column %q: no Parquet type for %v", f.Name, f.Type)
+	}
+	if f.Width > 1 {
+		n = parquet.Repeated(n)
+	}
+	return n, nil
+}
+
+func parquetValue(c Col, i int) parquet.Value {
+	switch d := c.Data.(type) {
+	case []bool:
+		return parquet.BooleanValue(d[i])
+	case []int8:
+		return parquet.Int32Value(int32(d[i]))
+	case []int16:
+		return parquet.Int32Value(int32(d[i]))
+	case []int32:
+		return parquet.Int32Value(d[i])
+	case []int64:
+		return parquet.Int64Value(d[i])
+	case []uint8:
+		return parquet.Int32Value(int32(d[i]))
+	case []uint32:
+		return parquet.Int32Value(int32(d[i])) // UINT(32) keeps the bits in an INT32
+	case []uint64:
+		return parquet.Int64Value(int64(d[i]))
+	case []float32:
+		return parquet.FloatValue(d[i])
+	case []float64:
+		return parquet.DoubleValue(d[i])
+	case [][]byte:
+		return parquet.ByteArrayValue(d[i])
+	case []uint16:
+		if c.Type == serving.Uint16 {
+			return parquet.Int32Value(int32(d[i]))
+		}
+		v, _ := float64At(c, i)
+		return parquet.FloatValue(float32(v))
+	}
+	return parquet.NullValue()
+}
+
+func (w *parquetWriter) Close() (err error) {
+	defer recoverParquet(&err)
+	if w.w == nil {
+		return nil
+	}
+	return w.w.Close()
+}
