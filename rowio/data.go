@@ -119,7 +119,7 @@ func (b *builder) parseTime(s string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not an RFC 3339 time", s)
 	}
-	b.data = append(b.data.([]int64), t.UnixMicro())
+	*b.data.(*[]int64) = append(*b.data.(*[]int64), t.UnixMicro())
 	return nil
 }
 
@@ -138,4 +138,96 @@ func ColumnOf(name string, t serving.Tensor) (Col, error) {
 		return Col{}, serving.Errorf(serving.InvalidArgument, "rowio: tensor %q %v has no elements per row", t.Name, t.Shape)
 	}
 	return Col{Field: Field{Name: name, Type: t.DataType, Width: w}, Data: t.Data()}, nil
+}
+
+// pointerTo returns a pointer to a copy of the slice header in d.
+func pointerTo(d any) any {
+	switch v := d.(type) {
+	case []bool:
+		return &v
+	case []uint8:
+		return &v
+	case []uint16:
+		return &v
+	case []uint32:
+		return &v
+	case []uint64:
+		return &v
+	case []int8:
+		return &v
+	case []int16:
+		return &v
+	case []int32:
+		return &v
+	case []int64:
+		return &v
+	case []float32:
+		return &v
+	case []float64:
+		return &v
+	case [][]byte:
+		return &v
+	}
+	return nil
+}
+
+// derefData returns the slice p points to.
+func derefData(p any) any {
+	switch v := p.(type) {
+	case *[]bool:
+		return *v
+	case *[]uint8:
+		return *v
+	case *[]uint16:
+		return *v
+	case *[]uint32:
+		return *v
+	case *[]uint64:
+		return *v
+	case *[]int8:
+		return *v
+	case *[]int16:
+		return *v
+	case *[]int32:
+		return *v
+	case *[]int64:
+		return *v
+	case *[]float32:
+		return *v
+	case *[]float64:
+		return *v
+	case *[][]byte:
+		return *v
+	}
+	return nil
+}
+
+// setData stores the slice d (of p's type) where p points.
+func setData(p, d any) {
+	switch v := p.(type) {
+	case *[]bool:
+		*v = d.([]bool)
+	case *[]uint8:
+		*v = d.([]uint8)
+	case *[]uint16:
+		*v = d.([]uint16)
+	case *[]uint32:
+		*v = d.([]uint32)
+	case *[]uint64:
+		*v = d.([]uint64)
+	case *[]int8:
+		*v = d.([]int8)
+	case *[]int16:
+		*v = d.([]int16)
+	case *[]int32:
+		*v = d.([]int32)
+	case *[]int64:
+		*v = d.([]int64)
+	case *[]float32:
+		*v = d.([]float32)
+	case *[]float64:
+		*v = d.([]float64)
+	case *[][]byte:
+		*v = d.([][]byte)
+	}
 }

@@ -129,26 +129,28 @@ func (f *Frame) Slice(lo, hi int) *Frame {
 // dropped whole (truncate) when any of its values fails.
 type builder struct {
 	field Field
-	data  any
+	// data points to the column's typed slice (*[]float32, …), so that an
+	// append stores a slice header and boxes nothing into an interface.
+	data any
 }
 
-func (b *builder) rows() int { return dataLen(b.data) / b.field.width() }
+func (b *builder) slice() any { return derefData(b.data) }
 
-func (b *builder) truncate(rows int) { b.data = truncData(b.data, rows*b.field.width()) }
+func (b *builder) truncate(rows int) { setData(b.data, truncData(b.slice(), rows*b.field.width())) }
 
 // parseText appends s, the text of one element (CSV, a JSON number's
 // digits), parsed for the column's type.
 func (b *builder) parseText(s string) error {
 	switch b.field.Type {
 	case serving.Bytes:
-		b.data = append(b.data.([][]byte), []byte(s))
+		*b.data.(*[][]byte) = append(*b.data.(*[][]byte), []byte(s))
 		return nil
 	case serving.Bool:
 		v, err := strconv.ParseBool(s)
 		if err != nil {
 			return fmt.Errorf("%q is not a boolean", s)
 		}
-		b.data = append(b.data.([]bool), v)
+		*b.data.(*[]bool) = append(*b.data.(*[]bool), v)
 		return nil
 	case serving.FP16, serving.BF16, serving.FP32, serving.FP64:
 		if b.field.Timestamp {
@@ -168,7 +170,7 @@ func (b *builder) parseText(s string) error {
 	}
 	if b.field.Type == serving.Uint64 {
 		if v, err := strconv.ParseUint(s, 10, 64); err == nil {
-			b.data = append(b.data.([]uint64), v)
+			*b.data.(*[]uint64) = append(*b.data.(*[]uint64), v)
 			return nil
 		}
 	}
@@ -182,37 +184,37 @@ func (b *builder) parseText(s string) error {
 // appendFloat appends v, which must be whole and in range for an integer
 // column.
 func (b *builder) appendFloat(v float64) error {
-	switch d := b.data.(type) {
-	case []float32:
+	switch d := b.data.(type) { // pointers to the slices: appending boxes nothing
+	case *[]float32:
 		if f := float32(v); math.IsInf(float64(f), 0) && !math.IsInf(v, 0) {
 			return fmt.Errorf("%v overflows FP32", v)
 		}
-		b.data = append(d, float32(v))
+		*d = append(*d, float32(v))
 		return nil
-	case []float64:
-		b.data = append(d, v)
+	case *[]float64:
+		*d = append(*d, v)
 		return nil
-	case []uint16:
+	case *[]uint16:
 		switch b.field.Type {
 		case serving.FP16:
-			b.data = append(d, serving.Float32ToFP16(float32(v)))
+			*d = append(*d, serving.Float32ToFP16(float32(v)))
 			return nil
 		case serving.BF16:
-			b.data = append(d, serving.Float32ToBF16(float32(v)))
+			*d = append(*d, serving.Float32ToBF16(float32(v)))
 			return nil
 		}
-	case []bool:
+	case *[]bool:
 		return fmt.Errorf("%v is not a boolean", v)
-	case [][]byte:
-		b.data = append(d, strconv.AppendFloat(nil, v, 'g', -1, 64))
+	case *[][]byte:
+		*d = append(*d, strconv.AppendFloat(nil, v, 'g', -1, 64))
 		return nil
 	}
 	if v != math.Trunc(v) || math.IsInf(v, 0) || v < -(1<<63) || v >= 1<<64 {
 		return fmt.Errorf("%v is not a %v integer", v, b.field.Type)
 	}
 	if v >= 1<<63 {
-		if d, ok := b.data.([]uint64); ok {
-			b.data = append(d, uint64(v))
+		if d, ok := b.data.(*[]uint64); ok {
+			*d = append(*d, uint64(v))
 			return nil
 		}
 		return fmt.Errorf("%v overflows %v", v, b.field.Type)
@@ -223,34 +225,34 @@ func (b *builder) appendFloat(v float64) error {
 // appendInt appends v, checked against the column's range.
 func (b *builder) appendInt(v int64) error {
 	var ok bool
-	switch d := b.data.(type) {
-	case []int64:
-		b.data, ok = append(d, v), true
-	case []int32:
-		b.data, ok = appendInRange(d, v, math.MinInt32, math.MaxInt32)
-	case []int16:
-		b.data, ok = appendInRange(d, v, math.MinInt16, math.MaxInt16)
-	case []int8:
-		b.data, ok = appendInRange(d, v, math.MinInt8, math.MaxInt8)
-	case []uint64:
-		b.data, ok = appendInRange(d, v, 0, math.MaxInt64)
-	case []uint32:
-		b.data, ok = appendInRange(d, v, 0, math.MaxUint32)
-	case []uint8:
-		b.data, ok = appendInRange(d, v, 0, math.MaxUint8)
-	case []uint16:
+	switch d := b.data.(type) { // pointers to the slices: appending boxes nothing
+	case *[]int64:
+		*d, ok = append(*d, v), true
+	case *[]int32:
+		ok = appendInRange(d, v, math.MinInt32, math.MaxInt32)
+	case *[]int16:
+		ok = appendInRange(d, v, math.MinInt16, math.MaxInt16)
+	case *[]int8:
+		ok = appendInRange(d, v, math.MinInt8, math.MaxInt8)
+	case *[]uint64:
+		ok = appendInRange(d, v, 0, math.MaxInt64)
+	case *[]uint32:
+		ok = appendInRange(d, v, 0, math.MaxUint32)
+	case *[]uint8:
+		ok = appendInRange(d, v, 0, math.MaxUint8)
+	case *[]uint16:
 		if b.field.Type == serving.Uint16 {
-			b.data, ok = appendInRange(d, v, 0, math.MaxUint16)
+			ok = appendInRange(d, v, 0, math.MaxUint16)
 		} else {
 			return b.appendFloat(float64(v))
 		}
-	case []float32, []float64:
+	case *[]float32, *[]float64:
 		return b.appendFloat(float64(v))
-	case [][]byte:
-		b.data, ok = append(d, strconv.AppendInt(nil, v, 10)), true
-	case []bool:
+	case *[][]byte:
+		*d, ok = append(*d, strconv.AppendInt(nil, v, 10)), true
+	case *[]bool:
 		if v == 0 || v == 1 {
-			b.data, ok = append(d, v == 1), true
+			*d, ok = append(*d, v == 1), true
 		}
 	}
 	if !ok {
@@ -259,20 +261,21 @@ func (b *builder) appendInt(v int64) error {
 	return nil
 }
 
-func appendInRange[T int8 | int16 | int32 | uint8 | uint16 | uint32 | uint64](d []T, v, lo, hi int64) (any, bool) {
+func appendInRange[T int8 | int16 | int32 | uint8 | uint16 | uint32 | uint64](d *[]T, v, lo, hi int64) bool {
 	if v < lo || v > hi {
-		return d, false
+		return false
 	}
-	return append(d, T(v)), true
+	*d = append(*d, T(v))
+	return true
 }
 
 func (b *builder) appendBool(v bool) error {
-	switch d := b.data.(type) {
-	case []bool:
-		b.data = append(d, v)
+	switch d := b.data.(type) { // pointers to the slices: appending boxes nothing
+	case *[]bool:
+		*d = append(*d, v)
 		return nil
-	case [][]byte:
-		b.data = append(d, strconv.AppendBool(nil, v))
+	case *[][]byte:
+		*d = append(*d, strconv.AppendBool(nil, v))
 		return nil
 	}
 	return fmt.Errorf("%v is not a %v", v, b.field.Type)
@@ -281,8 +284,8 @@ func (b *builder) appendBool(v bool) error {
 // appendBytes appends a string value; a number column parses it, so that
 // "1.5" in a JSON string or a Parquet text column still reads as 1.5.
 func (b *builder) appendBytes(v []byte) error {
-	if d, ok := b.data.([][]byte); ok {
-		b.data = append(d, append([]byte(nil), v...))
+	if d, ok := b.data.(*[][]byte); ok {
+		*d = append(*d, append([]byte(nil), v...))
 		return nil
 	}
 	return b.parseText(string(v))
@@ -298,7 +301,7 @@ func newBuilders(f *Frame, fields []Field) []builder {
 		if f.Cols[i].Field != fl || f.Cols[i].Data == nil {
 			f.Cols[i] = Col{Field: fl, Data: makeData(fl.Type, 0, 256*fl.width())}
 		}
-		bs[i] = builder{field: fl, data: truncData(f.Cols[i].Data, 0)}
+		bs[i] = builder{field: fl, data: pointerTo(truncData(f.Cols[i].Data, 0))}
 	}
 	return bs
 }
@@ -306,7 +309,7 @@ func newBuilders(f *Frame, fields []Field) []builder {
 // finish moves the builders' data into the frame.
 func finish(f *Frame, bs []builder) {
 	for i := range bs {
-		f.Cols[i].Data = bs[i].data
+		f.Cols[i].Data = bs[i].slice()
 	}
 }
 

@@ -151,7 +151,7 @@ func appendParquet(b *builder, v parquet.Value) error {
 		return b.appendInt(int64(v.Int32()))
 	case parquet.Int64:
 		if b.field.Type == serving.Uint64 {
-			b.data = append(b.data.([]uint64), v.Uint64())
+			*b.data.(*[]uint64) = append(*b.data.(*[]uint64), v.Uint64())
 			return nil
 		}
 		return b.appendInt(v.Int64())
