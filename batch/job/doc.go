@@ -101,5 +101,33 @@
 //
 // # Performance
 //
-// PERF
+// BenchmarkThroughput runs, side by side in one process, a whole job over
+// the demo fraud MLP (262,144 rows of Parquet in, Parquet or JSONL parts
+// out, batches of 1024, 2 workers) and ONNX Runtime alone on the same rows
+// as pre-formed [1024, 8] batches with preallocated tensors on 2
+// goroutines. On the shared 2-core machine here (load average near 20
+// from other work, so absolute figures are low and noisy), three runs:
+//
+//	raw ORT              6.4M – 10.2M rows/s
+//	job Parquet→Parquet   81k – 131k rows/s   (about 1.5% of raw ORT)
+//	job Parquet→JSONL     86k – 126k rows/s
+//
+// The 90% target is not met, by far, and is out of reach with row-at-a-time
+// Parquet for a model this small: it
+// costs ONNX Runtime about 0.2 µs of CPU per row, while decoding a row of 9
+// Parquet values through parquet-go's row reader costs about 0.8 µs and
+// encoding an output row (row, id, score, model, version, timestamp)
+// about 0.5 to 0.8 µs (CPU profile of the benchmark). The job's own
+// plumbing (batching, ordering, checkpoints with fsync) is a few percent.
+// A model whose rows cost a few µs or more (the 256→1024→1024→10 MLP in
+// the batch package costs about 140 µs per row) leaves the I/O in the
+// noise. What would help this case: columnar Parquet reads (page values
+// straight into the tensor) instead of row reconstruction.
+//
+// Memory stays flat, measured with examples/batchjob (peak RSS from the
+// kernel's high-water mark, ONNX Runtime included, and peak Go heap):
+//
+//	100k rows: 67 MiB RSS, 21 MiB heap
+//	  1M rows: 72 MiB RSS, 24 MiB heap
+//	  3M rows: 74 MiB RSS, 25 MiB heap
 package job
