@@ -273,3 +273,48 @@ func TestAtomicFile(t *testing.T) {
 		t.Errorf("dir holds %d entries, want only the file", len(entries))
 	}
 }
+
+// TestParquetRowGroups reads scalar columns (the column path) across row
+// groups, after skips that land inside and across them, and compares with
+// the row path (taken when a vector column is read too).
+func TestParquetRowGroups(t *testing.T) {
+	const n = 2*rowio.MaxRowGroupRows + 1234
+	ids, xs, vs := make([]int64, n), make([]float32, n), make([]float32, 2*n)
+	for i := range n {
+		ids[i], xs[i], vs[2*i], vs[2*i+1] = int64(i), float32(i)/2, 1, 2
+	}
+	path := writeFile(t, rowio.Parquet, &rowio.Frame{Rows: n, Cols: []rowio.Col{
+		{Field: rowio.Field{Name: "id", Type: serving.Int64}, Data: ids},
+		{Field: rowio.Field{Name: "x", Type: serving.FP32}, Data: xs},
+		{Field: rowio.Field{Name: "v", Type: serving.FP32, Width: 2}, Data: vs},
+	}})
+	scalar := []rowio.Field{{Name: "id", Type: serving.Int64}, {Name: "x", Type: serving.FP64}}
+	for _, fields := range [][]rowio.Field{scalar, append(scalar, rowio.Field{Name: "v", Type: serving.FP32, Width: 2})} {
+		r, err := rowio.Open(path, 0, fields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := int64(0)
+		for _, skip := range []int64{10, rowio.MaxRowGroupRows, 5000, 0, 40000} {
+			k, err := r.Skip(skip)
+			if err != nil || k != skip {
+				t.Fatalf("%d fields: Skip(%d) = %d, %v", len(fields), skip, k, err)
+			}
+			next += skip
+			var f rowio.Frame
+			if err := r.Read(&f, 3000); err != nil {
+				t.Fatal(err)
+			}
+			got := f.Cols[0].Data.([]int64)
+			if f.Start != next || len(got) != 3000 || got[0] != next || got[2999] != next+2999 || f.Cols[1].Data.([]float64)[5] != float64(next+5)/2 {
+				t.Fatalf("%d fields: after skipping to %d: start %d, ids %d..%d, x %v", len(fields), next, f.Start, got[0], got[len(got)-1], f.Cols[1].Data.([]float64)[:6])
+			}
+			next += 3000
+		}
+		k, _ := r.Skip(n)
+		if next+k != n {
+			t.Errorf("skipped to %d of %d", next+k, n)
+		}
+		r.Close()
+	}
+}
