@@ -1,10 +1,10 @@
 package rowio
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -339,14 +339,25 @@ func (r *parquetReader) Close() error {
 // frame: a required column per scalar field, a repeated column per vector
 // (read back by pandas, Spark and DuckDB as a list), FP16 and BF16 as
 // FLOAT, timestamps as TIMESTAMP(MICROS, UTC), text as STRING. Snappy
-// compression; a row group every MaxRowGroupRows rows bounds memory.
+// compression. Frames are copied column by column into a parquet.Buffer
+// (typed writes for scalars, no per-value Value), which is written out as
+// a row group every MaxRowGroupRows rows, bounding memory.
 type parquetWriter struct {
 	out    io.Writer
 	w      *parquet.Writer
+	buf    *parquet.Buffer
 	fields []Field
 	col    []int // per field, its leaf column index
-	order  []int // field indexes by leaf column: a row's values go in column order
-	rows   []parquet.Row
+	vals   []parquet.Value
+	scr    scratch
+}
+
+// scratch holds conversion buffers reused across frames.
+type scratch struct {
+	i32   []int32
+	i64   []int64
+	f32   []float32
+	bytes []byte
 }
 
 // MaxRowGroupRows is the most rows a Parquet writer holds before it writes
@@ -370,42 +381,160 @@ func (w *parquetWriter) Write(f *Frame) (err error) {
 			group[fl.Name] = n
 		}
 		s := parquet.NewSchema("servekit", group)
-		for i, fl := range w.fields {
+		for _, fl := range w.fields {
 			leaf, _ := s.Lookup(fl.Name)
 			w.col = append(w.col, leaf.ColumnIndex)
-			w.order = append(w.order, i)
 		}
-		slices.SortFunc(w.order, func(a, b int) int { return w.col[a] - w.col[b] })
-		w.w = parquet.NewWriter(w.out, s, parquet.Compression(&parquet.Snappy), parquet.MaxRowsPerRowGroup(MaxRowGroupRows))
+		w.w = parquet.NewWriter(w.out, s, parquet.Compression(&parquet.Snappy))
+		w.buf = parquet.NewBuffer(s)
 	}
-	const chunk = 1024
-	for lo := 0; lo < f.Len(); lo += chunk {
-		hi := min(lo+chunk, f.Len())
-		if cap(w.rows) < hi-lo {
-			w.rows = make([]parquet.Row, chunk)
+	for lo := 0; lo < f.Len(); {
+		hi := min(f.Len(), lo+MaxRowGroupRows-int(w.buf.NumRows()))
+		part := f
+		if lo > 0 || hi < f.Len() {
+			part = f.Slice(lo, hi)
 		}
-		rows := w.rows[:hi-lo]
-		for r := lo; r < hi; r++ {
-			row := rows[r-lo][:0]
-			for _, i := range w.order {
-				c := f.Cols[i]
-				wd := c.width()
-				for j := range wd {
-					v := parquetValue(c, r*wd+j)
-					if c.Width > 1 {
-						v = v.Level(min(j, 1), 1, w.col[i])
-					} else {
-						v = v.Level(0, 0, w.col[i])
-					}
-					row = append(row, v)
-				}
+		cbs := w.buf.ColumnBuffers()
+		for i, c := range part.Cols {
+			if err := w.column(cbs[w.col[i]], c, w.col[i]); err != nil {
+				return err
 			}
-			rows[r-lo] = row
 		}
-		if _, err := w.w.WriteRows(rows); err != nil {
+		if w.buf.NumRows() >= MaxRowGroupRows {
+			if err := w.flush(); err != nil {
+				return err
+			}
+		}
+		lo = hi
+	}
+	return nil
+}
+
+// column appends a column's rows to its buffer: a typed write for a
+// scalar, values with levels for a vector.
+func (w *parquetWriter) column(cb parquet.ColumnBuffer, c Col, col int) error {
+	if c.Width <= 1 {
+		if ok, err := w.typed(cb, c); ok {
 			return err
 		}
 	}
+	wd := c.width()
+	w.vals = w.vals[:0]
+	for r := range c.Len() {
+		for j := range wd {
+			v := parquetValue(c, r*wd+j)
+			if c.Width > 1 {
+				v = v.Level(min(j, 1), 1, col)
+			} else {
+				v = v.Level(0, 0, col)
+			}
+			w.vals = append(w.vals, v)
+		}
+	}
+	_, err := cb.WriteValues(w.vals)
+	return err
+}
+
+// typed writes a scalar column with the buffer's typed method, converting
+// to the physical type; ok is false when the buffer has no such method.
+func (w *parquetWriter) typed(cb parquet.ColumnBuffer, c Col) (ok bool, err error) {
+	s := &w.scr
+	switch d := c.Data.(type) {
+	case []float32:
+		return writeTyped(cb, d, func(b interface{ WriteFloats([]float32) (int, error) }, v []float32) error {
+			_, err := b.WriteFloats(v)
+			return err
+		})
+	case []float64:
+		return writeTyped(cb, d, func(b interface{ WriteDoubles([]float64) (int, error) }, v []float64) error {
+			_, err := b.WriteDoubles(v)
+			return err
+		})
+	case []int64:
+		return writeTyped(cb, d, func(b interface{ WriteInt64s([]int64) (int, error) }, v []int64) error {
+			_, err := b.WriteInt64s(v)
+			return err
+		})
+	case []uint64:
+		s.i64 = convert(s.i64, d, func(x uint64) int64 { return int64(x) })
+		return writeTyped(cb, s.i64, func(b interface{ WriteInt64s([]int64) (int, error) }, v []int64) error {
+			_, err := b.WriteInt64s(v)
+			return err
+		})
+	case []int32:
+		return writeTyped(cb, d, func(b interface{ WriteInt32s([]int32) (int, error) }, v []int32) error {
+			_, err := b.WriteInt32s(v)
+			return err
+		})
+	case []bool:
+		return writeTyped(cb, d, func(b interface{ WriteBooleans([]bool) (int, error) }, v []bool) error {
+			_, err := b.WriteBooleans(v)
+			return err
+		})
+	case [][]byte:
+		s.bytes = s.bytes[:0]
+		for _, e := range d {
+			s.bytes = binary.LittleEndian.AppendUint32(s.bytes, uint32(len(e)))
+			s.bytes = append(s.bytes, e...)
+		}
+		return writeTyped(cb, s.bytes, func(b interface{ WriteByteArrays([]byte) (int, error) }, v []byte) error {
+			_, err := b.WriteByteArrays(v)
+			return err
+		})
+	case []uint16:
+		if c.Type == serving.FP16 || c.Type == serving.BF16 {
+			s.f32 = s.f32[:0]
+			for i := range d {
+				v, _ := float64At(c, i)
+				s.f32 = append(s.f32, float32(v))
+			}
+			return writeTyped(cb, s.f32, func(b interface{ WriteFloats([]float32) (int, error) }, v []float32) error {
+				_, err := b.WriteFloats(v)
+				return err
+			})
+		}
+		s.i32 = convert(s.i32, d, func(x uint16) int32 { return int32(x) })
+	case []int8:
+		s.i32 = convert(s.i32, d, func(x int8) int32 { return int32(x) })
+	case []int16:
+		s.i32 = convert(s.i32, d, func(x int16) int32 { return int32(x) })
+	case []uint8:
+		s.i32 = convert(s.i32, d, func(x uint8) int32 { return int32(x) })
+	case []uint32:
+		s.i32 = convert(s.i32, d, func(x uint32) int32 { return int32(x) }) // UINT(32) keeps the bits in an INT32
+	default:
+		return false, nil
+	}
+	return writeTyped(cb, s.i32, func(b interface{ WriteInt32s([]int32) (int, error) }, v []int32) error {
+		_, err := b.WriteInt32s(v)
+		return err
+	})
+}
+
+func writeTyped[B any, T any](cb parquet.ColumnBuffer, v []T, write func(B, []T) error) (bool, error) {
+	b, ok := cb.(B)
+	if !ok {
+		return false, nil
+	}
+	return true, write(b, v)
+}
+
+func convert[S, D any](dst []D, src []S, f func(S) D) []D {
+	dst = dst[:0]
+	for _, x := range src {
+		dst = append(dst, f(x))
+	}
+	return dst
+}
+
+func (w *parquetWriter) flush() error {
+	if w.buf.NumRows() == 0 {
+		return nil
+	}
+	if _, err := w.w.WriteRowGroup(w.buf); err != nil {
+		return err
+	}
+	w.buf.Reset()
 	return nil
 }
 
@@ -486,6 +615,9 @@ func (w *parquetWriter) Close() (err error) {
 	defer recoverParquet(&err)
 	if w.w == nil {
 		return nil
+	}
+	if err := w.flush(); err != nil {
+		return err
 	}
 	return w.w.Close()
 }

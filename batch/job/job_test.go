@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -248,7 +249,7 @@ func TestProgressAndMetrics(t *testing.T) {
 		return lin.Predict(ctx, req)
 	}).WithMetadata(serving.Metadata{Name: "linear", Inputs: []serving.TensorSpec{{Name: "x", DataType: serving.FP32, Shape: []int64{-1, 2}}}})
 	s, err := job.Run(context.Background(), p, input, filepath.Join(dir, "out"), job.WithSchema(schema), job.WithBatchRows(10),
-		job.WithWorkers(1), job.WithProgress(&progress, 1), job.WithMeterProvider(mp))
+		job.WithWorkers(1), job.WithProgress(&progress, time.Millisecond), job.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}
