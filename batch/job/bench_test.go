@@ -19,68 +19,49 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// benchRows is the dataset of each benchmark op; benchBatch the rows per
-// Predict call, the same for the job and for raw ONNX Runtime.
-const benchRows, benchBatch = 1 << 18, 1024
-
-// fraudInput writes benchRows rows of the demo fraud model's 8 features
-// (plus an INT64 id) to a file in format, once per benchmark.
-func fraudInput(b *testing.B, format rowio.Format) (string, [][]float32) {
-	b.Helper()
-	path := filepath.Join(b.TempDir(), "tx"+format.Ext())
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	w, _ := rowio.NewWriter(format, f)
-	k := len(onnxbuild.FraudFeatures)
-	var batches [][]float32
-	for lo := 0; lo < benchRows; lo += benchBatch {
-		ids, x := make([]int64, benchBatch), make([]float32, benchBatch*k)
-		fr := &rowio.Frame{Rows: benchBatch, Cols: []rowio.Col{{Field: rowio.Field{Name: "id", Type: serving.Int64}, Data: ids}}}
-		cols := make([][]float32, k)
-		for c := range k {
-			cols[c] = make([]float32, benchBatch)
-		}
-		for r := range benchBatch {
-			ids[r] = int64(lo + r)
-			for c := range k {
-				v := float32((lo+r)*(c+1)%97) / 97
-				cols[c][r], x[r*k+c] = v, v
-			}
-		}
-		for c, name := range onnxbuild.FraudFeatures {
-			fr.Cols = append(fr.Cols, rowio.Col{Field: rowio.Field{Name: name, Type: serving.FP32}, Data: cols[c]})
-		}
-		if err := w.Write(fr); err != nil {
-			b.Fatal(err)
-		}
-		batches = append(batches, x)
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return path, batches
+// benchModel is a model to run a job with and the shape of its rows.
+type benchModel struct {
+	onnx        []byte
+	in, out     string
+	width, outW int
+	rows, batch int
+	columns     []string // input as scalar columns; nil: one vector column named in
 }
 
 // BenchmarkThroughput compares, in one run, a whole job over the demo
-// fraud MLP (read Parquet, score, write Parquet parts with fsync and a
-// manifest) with ONNX Runtime alone running the same rows as pre-formed
-// [1024, 8] batches with preallocated tensors, on as many goroutines as
-// the job has workers. rows/s of job ÷ rows/s of raw-ort is the job's
-// efficiency; the package doc has the figures.
+// fraud MLP (read Parquet, score, write Parquet or JSONL parts with fsync
+// and a manifest) with ONNX Runtime alone running the same rows as
+// pre-formed [1024, 8] batches with preallocated tensors, on as many
+// goroutines as the job has workers. rows/s of a job ÷ rows/s of raw-ort
+// is the job's efficiency; the package doc has the figures.
 func BenchmarkThroughput(b *testing.B) {
-	orttest.Require(b)
-	workers := runtime.GOMAXPROCS(0)
-	path, batches := fraudInput(b, rowio.Parquet)
-	fraudPath := filepath.Join(b.TempDir(), "fraud.onnx")
-	bs, err := onnxbuild.FraudMLP()
+	fraud, err := onnxbuild.FraudMLP()
 	if err != nil {
 		b.Fatal(err)
 	}
-	os.WriteFile(fraudPath, bs, 0o644)
+	throughput(b, benchModel{onnx: fraud, in: "features", out: "score", width: 8, outW: 1, rows: 1 << 18, batch: 1024,
+		columns: onnxbuild.FraudFeatures}, rowio.Parquet, rowio.JSONL)
+}
 
+// BenchmarkThroughputWide is the same for the 256→1024→1024→10 MLP the
+// batch package benchmarks (about 140 µs a row), its input one vector
+// column: a model whose rows cost what the I/O around them does not.
+func BenchmarkThroughputWide(b *testing.B) {
+	wide, err := onnxbuild.RandomMLP("wide", []int{256, 1024, 1024, 10}, "softmax", 7)
+	if err != nil {
+		b.Fatal(err)
+	}
+	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 8192, batch: 256}, rowio.Parquet)
+}
+
+func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
+	orttest.Require(b)
+	workers := runtime.GOMAXPROCS(0)
+	path, batches := benchInput(b, m)
+	modelPath := filepath.Join(b.TempDir(), "model.onnx")
+	if err := os.WriteFile(modelPath, m.onnx, 0o644); err != nil {
+		b.Fatal(err)
+	}
 	b.Run("raw-ort", func(b *testing.B) {
 		so, err := ort.NewSessionOptions()
 		if err != nil {
@@ -89,7 +70,7 @@ func BenchmarkThroughput(b *testing.B) {
 		defer so.Destroy()
 		so.SetIntraOpNumThreads(1)
 		so.SetInterOpNumThreads(1)
-		s, err := ort.NewDynamicAdvancedSession(fraudPath, []string{"features"}, []string{"score"}, so)
+		s, err := ort.NewDynamicAdvancedSession(modelPath, []string{m.in}, []string{m.out}, so)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -98,10 +79,10 @@ func BenchmarkThroughput(b *testing.B) {
 			var wg sync.WaitGroup
 			for w := range workers {
 				wg.Go(func() {
-					out, _ := ort.NewEmptyTensor[float32](ort.NewShape(benchBatch, 1))
+					out, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(m.batch), int64(m.outW)))
 					defer out.Destroy()
 					for i := w; i < len(batches); i += workers {
-						in, err := ort.NewTensor(ort.NewShape(benchBatch, 8), batches[i])
+						in, err := ort.NewTensor(ort.NewShape(int64(m.batch), int64(m.width)), batches[i])
 						if err != nil {
 							b.Error(err)
 							return
@@ -115,24 +96,74 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			wg.Wait()
 		}
-		b.ReportMetric(float64(benchRows*b.N)/b.Elapsed().Seconds(), "rows/s")
+		b.ReportMetric(float64(m.rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	})
-	for _, out := range []rowio.Format{rowio.Parquet, rowio.JSONL} {
+	for _, out := range outs {
 		b.Run("job-parquet-to-"+out.String(), func(b *testing.B) {
-			m := orttest.Fraud(b, onnx.WithIntraOpThreads(1))
-			schema := rowio.Schema{Inputs: []rowio.Input{{Name: "features", Columns: onnxbuild.FraudFeatures}},
-				Keys: []rowio.Field{{Name: "id", Type: serving.Int64}}}
+			model, err := onnx.LoadBytes("bench", m.onnx, onnx.WithIntraOpThreads(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer model.Close()
+			schema := rowio.Schema{Keys: []rowio.Field{{Name: "id", Type: serving.Int64}}}
+			if m.columns != nil {
+				schema.Inputs = []rowio.Input{{Name: m.in, Columns: m.columns}}
+			}
 			dir := b.TempDir()
 			i := 0
 			for b.Loop() {
 				i++
-				s, err := job.Run(context.Background(), m, path, filepath.Join(dir, fmt.Sprint(i)), job.WithSchema(schema),
-					job.WithBatchRows(benchBatch), job.WithWorkers(workers), job.WithOutputFormat(out))
-				if err != nil || s.Rows != benchRows {
+				s, err := job.Run(context.Background(), model, path, filepath.Join(dir, fmt.Sprint(i)), job.WithSchema(schema),
+					job.WithBatchRows(m.batch), job.WithWorkers(workers), job.WithOutputFormat(out))
+				if err != nil || s.Rows != int64(m.rows) {
 					b.Fatalf("%v, %+v", err, s)
 				}
 			}
-			b.ReportMetric(float64(benchRows*b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64(m.rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// benchInput writes m.rows rows (an INT64 id and the input, as scalar
+// columns or one vector column) to a Parquet file, and returns them as
+// pre-formed batches too.
+func benchInput(b *testing.B, m benchModel) (string, [][]float32) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "rows.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	w, _ := rowio.NewWriter(rowio.Parquet, f)
+	var batches [][]float32
+	for lo := 0; lo < m.rows; lo += m.batch {
+		ids, x := make([]int64, m.batch), make([]float32, m.batch*m.width)
+		for r := range m.batch {
+			ids[r] = int64(lo + r)
+			for c := range m.width {
+				x[r*m.width+c] = float32((lo+r)*(c+1)%97) / 97
+			}
+		}
+		fr := &rowio.Frame{Rows: m.batch, Cols: []rowio.Col{{Field: rowio.Field{Name: "id", Type: serving.Int64}, Data: ids}}}
+		if m.columns == nil {
+			fr.Cols = append(fr.Cols, rowio.Col{Field: rowio.Field{Name: m.in, Type: serving.FP32, Width: m.width}, Data: x})
+		} else {
+			for c, name := range m.columns {
+				col := make([]float32, m.batch)
+				for r := range col {
+					col[r] = x[r*m.width+c]
+				}
+				fr.Cols = append(fr.Cols, rowio.Col{Field: rowio.Field{Name: name, Type: serving.FP32}, Data: col})
+			}
+		}
+		if err := w.Write(fr); err != nil {
+			b.Fatal(err)
+		}
+		batches = append(batches, x)
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, batches
 }
