@@ -37,6 +37,7 @@ type colReader struct {
 	buf      []parquet.Value
 	pos, n   int
 	put      func(*builder, parquet.Value) error
+	bulk     func(*builder, []parquet.Value) // put of many at once; nil when put converts
 }
 
 func newParquetReader(ra io.ReaderAt, size int64, c io.Closer, fields []Field) (r *parquetReader, err error) {
@@ -52,43 +53,41 @@ func newParquetReader(ra io.ReaderAt, size int64, c io.Closer, fields []Field) (
 		if err != nil {
 			return nil, err
 		}
+		put, bulk := putter(fl, leaf.Node.Type().Kind())
 		r.cols = append(r.cols, &colReader{col: leaf.ColumnIndex, repeated: leaf.MaxRepetitionLevel > 0,
-			buf: make([]parquet.Value, 1024), put: putter(fl, leaf.Node.Type().Kind())})
+			buf: make([]parquet.Value, 1024), put: put, bulk: bulk})
 	}
 	return r, nil
 }
 
 // putter picks how a column's values are appended: straight into the
-// typed slice when the Parquet type is the field's, else through the
-// converting appendParquet.
-func putter(f Field, k parquet.Kind) func(*builder, parquet.Value) error {
+// typed slice when the Parquet type is the field's (bulk does many at
+// once), else through the converting appendParquet (bulk is nil).
+func putter(f Field, k parquet.Kind) (func(*builder, parquet.Value) error, func(*builder, []parquet.Value)) {
 	switch {
 	case k == parquet.Float && f.Type == serving.FP32:
-		return func(b *builder, v parquet.Value) error {
-			d := b.data.(*[]float32)
-			*d = append(*d, v.Float())
-			return nil
-		}
+		return direct(func(v parquet.Value) float32 { return v.Float() })
 	case k == parquet.Double && f.Type == serving.FP64:
-		return func(b *builder, v parquet.Value) error {
-			d := b.data.(*[]float64)
-			*d = append(*d, v.Double())
-			return nil
-		}
+		return direct(func(v parquet.Value) float64 { return v.Double() })
 	case k == parquet.Int64 && f.Type == serving.Int64:
-		return func(b *builder, v parquet.Value) error {
-			d := b.data.(*[]int64)
-			*d = append(*d, v.Int64())
-			return nil
-		}
+		return direct(func(v parquet.Value) int64 { return v.Int64() })
 	case k == parquet.Int32 && f.Type == serving.Int32:
-		return func(b *builder, v parquet.Value) error {
-			d := b.data.(*[]int32)
-			*d = append(*d, v.Int32())
-			return nil
-		}
+		return direct(func(v parquet.Value) int32 { return v.Int32() })
 	}
-	return appendParquet
+	return appendParquet, nil
+}
+
+func direct[T any](get func(parquet.Value) T) (func(*builder, parquet.Value) error, func(*builder, []parquet.Value)) {
+	return func(b *builder, v parquet.Value) error {
+			d := b.data.(*[]T)
+			*d = append(*d, get(v))
+			return nil
+		}, func(b *builder, vs []parquet.Value) {
+			d := b.data.(*[]T)
+			for _, v := range vs {
+				*d = append(*d, get(v))
+			}
+		}
 }
 
 // leafOf finds the leaf column of a top-level field: the field itself, or
@@ -179,6 +178,12 @@ func (r *parquetReader) Read(f *Frame, n int) (err error) {
 		if !ok {
 			break
 		}
+		if k, err := r.readBulk(f, bs, n-f.Rows); err != nil || k > 0 {
+			if err != nil {
+				return serving.Errorf(serving.InvalidArgument, "rowio: reading Parquet: %w", err)
+			}
+			continue
+		}
 		good := f.Rows - len(f.Bad)
 		var bad error
 		for i, c := range r.cols {
@@ -201,6 +206,67 @@ func (r *parquetReader) Read(f *Frame, n int) (err error) {
 	}
 	if f.Rows == 0 {
 		return io.EOF
+	}
+	return nil
+}
+
+// readBulk appends up to n rows column by column, which is the common
+// case and several times cheaper than row by row: when every column is a
+// scalar of the field's own type and no value of those rows is null. It
+// reads nothing and returns 0 otherwise, and the rows go row by row (from
+// the values it buffered).
+func (r *parquetReader) readBulk(f *Frame, bs []builder, n int) (int, error) {
+	k := int(min(int64(n), r.groups[r.group].NumRows()-r.groupRow, 4096))
+	for _, c := range r.cols {
+		if c.repeated || c.bulk == nil {
+			return 0, nil
+		}
+	}
+	for _, c := range r.cols {
+		if err := c.fill(k); err != nil {
+			return 0, err
+		}
+		for _, v := range c.buf[c.pos : c.pos+k] {
+			if v.IsNull() {
+				return 0, nil
+			}
+		}
+	}
+	for i, c := range r.cols {
+		c.bulk(&bs[i], c.buf[c.pos:c.pos+k])
+		c.pos += k
+	}
+	for range k {
+		f.markGood(r.row)
+		f.Rows++
+		r.row++
+	}
+	r.groupRow += int64(k)
+	return k, nil
+}
+
+// fill makes k values available at c.buf[c.pos:]: the row group has them.
+func (c *colReader) fill(k int) error {
+	if c.n-c.pos >= k {
+		return nil
+	}
+	if cap(c.buf) < k {
+		buf := make([]parquet.Value, k)
+		c.n = copy(buf, c.buf[c.pos:c.n])
+		c.buf = buf
+	} else {
+		c.n = copy(c.buf, c.buf[c.pos:c.n])
+	}
+	c.buf, c.pos = c.buf[:cap(c.buf)], 0
+	for c.n < k {
+		m, err := c.vr.ReadValues(c.buf[c.n:])
+		c.n += m
+		if m == 0 {
+			if err == nil || errors.Is(err, io.EOF) {
+				return errColumn
+			}
+			return fmt.Errorf("%w: %v", errColumn, err)
+		}
 	}
 	return nil
 }

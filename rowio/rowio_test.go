@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 )
@@ -316,5 +318,58 @@ func TestParquetRowGroups(t *testing.T) {
 			t.Errorf("skipped to %d of %d", next+k, n)
 		}
 		r.Close()
+	}
+}
+
+// TestParquetNulls reads a file written by another writer with optional
+// columns: a null scalar makes its row bad, the rows around it stay, in
+// order, on the column path and off it.
+func TestParquetNulls(t *testing.T) {
+	type row struct {
+		ID int64    `parquet:"id"`
+		X  *float32 `parquet:"x,optional"`
+	}
+	var rows []row
+	for i := range 5000 {
+		x := float32(i)
+		r := row{ID: int64(i), X: &x}
+		if i%1000 == 7 {
+			r.X = nil
+		}
+		rows = append(rows, r)
+	}
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[row](&b)
+	if _, err := w.Write(rows); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r, err := rowio.NewReader(rowio.Parquet, bytes.NewReader(b.Bytes()), int64(b.Len()),
+		[]rowio.Field{{Name: "id", Type: serving.Int64}, {Name: "x", Type: serving.FP32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []int64
+	next := int64(0)
+	for {
+		var f rowio.Frame
+		if err := r.Read(&f, 700); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range f.Bad {
+			bad = append(bad, b.Row)
+		}
+		ids, xs := f.Cols[0].Data.([]int64), f.Cols[1].Data.([]float32)
+		for i, id := range ids {
+			if id%1000 == 7 || float32(id) != xs[i] || f.RowNumber(i) != id || id < next {
+				t.Fatalf("row %d: id %d x %v", f.RowNumber(i), id, xs[i])
+			}
+			next = id
+		}
+	}
+	if !reflect.DeepEqual(bad, []int64{7, 1007, 2007, 3007, 4007}) {
+		t.Errorf("bad rows %v", bad)
 	}
 }
