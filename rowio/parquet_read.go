@@ -247,8 +247,18 @@ func (r *parquetReader) readBulk(f *Frame, bs []builder, n int) (int, error) {
 
 // fill makes k values available at c.buf[c.pos:]: the row group has them.
 func (c *colReader) fill(k int) error {
+	got, err := c.fillUpTo(k)
+	if err == nil && got < k {
+		err = errColumn
+	}
+	return err
+}
+
+// fillUpTo makes up to k values available at c.buf[c.pos:], fewer only at
+// the end of the column chunk, and says how many.
+func (c *colReader) fillUpTo(k int) (int, error) {
 	if c.n-c.pos >= k {
-		return nil
+		return k, nil
 	}
 	if cap(c.buf) < k {
 		buf := make([]parquet.Value, k)
@@ -263,12 +273,12 @@ func (c *colReader) fill(k int) error {
 		c.n += m
 		if m == 0 {
 			if err == nil || errors.Is(err, io.EOF) {
-				return errColumn
+				return c.n, nil
 			}
-			return fmt.Errorf("%w: %v", errColumn, err)
+			return c.n, fmt.Errorf("%w: %v", errColumn, err)
 		}
 	}
-	return nil
+	return k, nil
 }
 
 // errColumn marks a column that ran out of values before its row group
@@ -313,6 +323,9 @@ func (c *colReader) more() (bool, error) {
 // (a null is an error; for a repeated column, an empty list). It always
 // consumes the whole row, so the columns stay aligned.
 func (c *colReader) row(b *builder, f Field, keep bool) error {
+	if c.repeated && keep && c.bulk != nil && c.vector(b, f.width()) {
+		return nil
+	}
 	v, err := c.next()
 	if err != nil {
 		return err
@@ -351,6 +364,29 @@ func (c *colReader) row(b *builder, f Field, keep bool) error {
 		bad = fmt.Errorf("column %q: %d elements, want %d", f.Name, count, f.width())
 	}
 	return bad
+}
+
+// vector appends a row of a repeated column at once when it is whole in
+// the buffer: w values, the first starting the row, none null, and the
+// next value (if any) starting another. Otherwise it takes nothing and
+// row goes value by value.
+func (c *colReader) vector(b *builder, w int) bool {
+	avail, err := c.fillUpTo(w + 1)
+	if err != nil || avail < w {
+		return false
+	}
+	vals := c.buf[c.pos : c.pos+w]
+	if vals[0].RepetitionLevel() != 0 || (avail > w && c.buf[c.pos+w].RepetitionLevel() != 0) {
+		return false
+	}
+	for i, v := range vals {
+		if v.IsNull() || (i > 0 && v.RepetitionLevel() == 0) {
+			return false
+		}
+	}
+	c.bulk(b, vals)
+	c.pos += w
+	return true
 }
 
 func appendParquet(b *builder, v parquet.Value) error {

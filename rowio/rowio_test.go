@@ -373,3 +373,58 @@ func TestParquetNulls(t *testing.T) {
 		t.Errorf("bad rows %v", bad)
 	}
 }
+
+// TestParquetVectorLengths reads a repeated column whose lists are not all
+// of the field's width: those rows are bad, the others whole.
+func TestParquetVectorLengths(t *testing.T) {
+	type row struct {
+		ID int64     `parquet:"id"`
+		V  []float32 `parquet:"v"`
+	}
+	var rows []row
+	for i := range 3000 {
+		v := []float32{float32(i), -float32(i), 1}
+		switch i % 500 {
+		case 3:
+			v = v[:2]
+		case 4:
+			v = append(v, 9)
+		case 5:
+			v = nil
+		}
+		rows = append(rows, row{ID: int64(i), V: v})
+	}
+	var b bytes.Buffer
+	w := parquet.NewGenericWriter[row](&b)
+	w.Write(rows)
+	w.Close()
+	r, err := rowio.NewReader(rowio.Parquet, bytes.NewReader(b.Bytes()), int64(b.Len()),
+		[]rowio.Field{{Name: "v", Type: serving.FP32, Width: 3}, {Name: "id", Type: serving.Int64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad int
+	for {
+		var f rowio.Frame
+		if err := r.Read(&f, 256); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range f.Bad {
+			if m := b.Row % 500; m < 3 || m > 5 {
+				t.Errorf("row %d bad: %v", b.Row, b.Err)
+			}
+			bad++
+		}
+		ids, vs := f.Cols[1].Data.([]int64), f.Cols[0].Data.([]float32)
+		for i, id := range ids {
+			if vs[3*i] != float32(id) || vs[3*i+1] != -float32(id) || vs[3*i+2] != 1 {
+				t.Fatalf("row %d: %v", id, vs[3*i:3*i+3])
+			}
+		}
+	}
+	if bad != 18 {
+		t.Errorf("%d bad rows, want 18", bad)
+	}
+}
