@@ -139,6 +139,9 @@ func record(req *serving.Request, resp *serving.Response, err error) Record {
 		r.Err, r.Code = err.Error(), serving.CodeOf(err)
 		return r
 	}
+	if resp == nil { // a broken predictor; logged with no outputs rather than a panic
+		return r
+	}
 	if resp.Model != "" {
 		r.Model = resp.Model
 	}

@@ -132,7 +132,7 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 	work := make(chan *item, j.cfg.workers)
 	results := make(chan *item, window+4)
 
-	j.tr.start(j)
+	j.tr.begin = time.Now()
 	stopTelemetry := j.startTelemetry()
 	stopProgress := j.startProgress()
 
@@ -279,10 +279,7 @@ func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}
 }
 
 func (j *run) handle(it *item, sem chan struct{}) error {
-	st, err := j.part(it.part)
-	if err != nil {
-		return err
-	}
+	st := j.part(it.part)
 	if it.end {
 		st.batches, st.start, st.stop = it.batches, it.start, it.stop
 	} else {
@@ -389,6 +386,9 @@ func (j *run) predict(ctx context.Context, f *rowio.Frame) (*rowio.Frame, error)
 	}
 	for attempt := 0; ; attempt++ {
 		resp, err := j.p.Predict(ctx, req)
+		if err == nil && resp == nil {
+			err = serving.Errorf(serving.Internal, "batch/job: the predictor returned neither an answer nor an error")
+		}
 		if err == nil {
 			return j.output(f, resp)
 		}

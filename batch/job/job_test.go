@@ -284,3 +284,18 @@ func TestProgressAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokenPredictorNeverCrashesTheJob(t *testing.T) {
+	dir := t.TempDir()
+	input := writeInput(t, dir, rowio.JSONL, 20)
+	broken := servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) { return nil, nil }).
+		WithMetadata(servingtest.Linear(2).Metadata())
+	s, err := job.Run(context.Background(), broken, input, filepath.Join(dir, "out"), job.WithSchema(schema), job.WithMaxErrorRate(1, 0))
+	if err != nil || s.Errors != 20 {
+		t.Fatalf("%v, %+v", err, s)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "out", job.DeadLetterFile(0)))
+	if !strings.Contains(string(b), "neither an answer nor an error") {
+		t.Errorf("dead letters:\n%s", b)
+	}
+}

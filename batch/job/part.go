@@ -46,13 +46,13 @@ func PartFile(p int64, f rowio.Format) string { return fmt.Sprintf("part-%06d%s"
 // DeadLetterFile names the dead-letter file of part p, always JSONL.
 func DeadLetterFile(p int64) string { return fmt.Sprintf("deadletter-%06d.jsonl", p) }
 
-func (j *run) part(p int64) (*partState, error) {
+func (j *run) part(p int64) *partState {
 	if st, ok := j.parts[p]; ok {
-		return st, nil
+		return st
 	}
 	st := &partState{part: p}
 	j.parts[p] = st
-	return st, nil
+	return st
 }
 
 func (st *partState) write(j *run, f *rowio.Frame) error {

@@ -32,8 +32,6 @@ type tracker struct {
 	started    atomic.Bool
 }
 
-func (t *tracker) start(*run) { t.begin = time.Now() }
-
 // position records the reader's progress; called by the reader only.
 func (t *tracker) position(r rowio.Reader) {
 	d, total := r.Progress()
