@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http
+.PHONY: demo test deps vet bench models bench-http bench-grpc proto
 
 deps:
 	@scripts/install-deps.sh
@@ -29,3 +29,11 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+bench-grpc: deps
+	bench/grpc.sh
+
+# Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
+# protobuf-compiler; the plugins run through go run at pinned versions).
+proto:
+	serving/grpcapi/proto/gen.sh

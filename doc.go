@@ -16,6 +16,10 @@
 //   - batch: dynamic micro-batching middleware.
 //   - cache: response cache middleware (sharded LRU, single-flight, Redis L2).
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
+//   - repository: a model repository on disk (Triton's layout) with version
+//     policies, warm-up, hot reload and explicit load/unload, one rollout
+//     router per model; it imports serving and rollout and loads through a
+//     function you give it, so it works with any backend.
 //
 // A request flows from the transport through middleware to the model:
 //

@@ -136,6 +136,7 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if err != nil {
 		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): creating the session: %v", c.name, where, trimBinding(err))
 	}
+	liveSessions.Add(1)
 	for _, s := range m.md.Inputs {
 		m.batched = m.batched || s.Batchable()
 	}
@@ -305,6 +306,15 @@ func trimBinding(err error) string {
 	}
 }
 
+// liveSessions counts the sessions of Models not yet closed.
+var liveSessions atomic.Int64
+
+// LiveSessions is the number of ONNX Runtime sessions held by Models that
+// are not closed yet, across the process. Code that loads and unloads
+// models repeatedly (a model repository's hot reloads) checks with it that
+// every replaced Model was closed: a leak shows as a count that grows.
+func LiveSessions() int64 { return liveSessions.Load() }
+
 // Metadata implements serving.Describer. The slices are shared: treat them
 // as read-only.
 func (m *Model) Metadata() serving.Metadata { return m.md }
@@ -330,6 +340,7 @@ func (m *Model) Close() error {
 	if err := m.session.Destroy(); err != nil {
 		errs = append(errs, err)
 	}
+	liveSessions.Add(-1)
 	for drained := false; !drained; {
 		select {
 		case ro := <-m.runOpts:

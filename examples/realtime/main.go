@@ -1,10 +1,12 @@
 // Command realtime is a production-shaped inference server: it loads ONNX
 // models, serves them over the Open Inference Protocol (KServe V2) REST API
-// plus V1 and SageMaker routes, exports OpenTelemetry metrics at /metrics,
-// and drains in-flight requests on SIGTERM.
+// plus V1 and SageMaker routes and, on the same port, the protocol's gRPC
+// API, exports OpenTelemetry metrics at /metrics, and drains in-flight
+// requests on SIGTERM.
 //
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
+//	go run ./examples/realtime -repo models/            # a model repository, hot-reloaded
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
@@ -29,7 +31,9 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
 )
@@ -64,6 +68,7 @@ type options struct {
 	idle            time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	repoOptions
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -109,10 +114,11 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	addRepoFlags(fs, &o.repoOptions)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if len(o.models) == 0 {
+	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
 	return o, nil
@@ -161,7 +167,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		httpapi.WithMaxElements(o.maxElements),
 		httpapi.WithMaxTimeout(o.maxTimeout),
 	}
-	if o.sagemaker {
+	if o.sagemaker && len(models) > 0 {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
 	}
 	mux := http.NewServeMux()
@@ -172,6 +178,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 	}
+	var repo *repository.Repository
+	if o.repo != "" {
+		if repo, err = openRepository(ctx, o, api, log); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
+	}
+	names := servedModels(models, repo)
+	if len(names) == 0 {
+		names = []string{"none"}
+	}
 	mux.Handle("/", api)
 
 	ln, err := net.Listen("tcp", o.addr)
@@ -179,7 +196,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           withGRPC(api, mux, o), // gRPC beside REST on one port
+		Protocols:         grpcapi.Protocols(),   // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
 		ReadTimeout:       o.read,
 		WriteTimeout:      o.write,
@@ -187,7 +205,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics); try:\n%s\n", len(models), ln.Addr(), curlLine(ln.Addr().String(), models[0].name))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; metrics at /metrics)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
+		repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -229,7 +248,7 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup)}
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -251,6 +270,16 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 // telemetry (so it times and counts cache hits too, and its span parents the
 // others), then cache, then batch, then the model.
 func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+	p, err := versionChain(model, o, c)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.Middleware()(p), nil
+}
+
+// versionChain is the cache and batcher around one model: below a router,
+// one per version, for repository models (repo.go).
+func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p := model
 	if o.batch {
 		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows))
@@ -262,5 +291,5 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 	if c != nil {
 		p = c.Middleware()(p)
 	}
-	return telemetry.Middleware()(p), nil
+	return p, nil
 }
