@@ -5,25 +5,19 @@ import (
 	"testing"
 )
 
-func sample(w *world, r regime, n int) ([][numFeatures]float32, []bool) {
-	xs := make([][numFeatures]float32, n)
-	ys := make([]bool, n)
-	for i := range n {
-		xs[i], ys[i] = w.draw(r)
-	}
-	return xs, ys
-}
-
 // The trainer recovers the world's true coefficients from enough data: the
 // fit is right, not merely plausible.
 func TestFitRecoversTruth(t *testing.T) {
 	for name, r := range map[string]regime{"before": before, "after": after} {
-		xs, ys := sample(newWorld(1), r, 200_000)
+		xs, ys := newWorld(1).sample(r, 200_000)
 		m, err := fit(xs, ys, trainOptions{l2: 0, maxIters: 50, tol: 1e-10})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if d := math.Abs(m.Bias - r.truth[0]); d > 0.1 {
+		// The bias is the logit at x = 0, far from the data's centre after
+		// the drift (the features' means moved), so it is the least
+		// determined parameter: its standard error here is about 0.05.
+		if d := math.Abs(m.Bias - r.truth[0]); d > 0.2 {
 			t.Errorf("%s: bias %.3f, truth %.3f", name, m.Bias, r.truth[0])
 		}
 		for i, w := range m.Weights {
@@ -38,17 +32,17 @@ func TestFitRecoversTruth(t *testing.T) {
 // recent traffic: the premise of the closed loop.
 func TestRetrainingPaysAfterDrift(t *testing.T) {
 	w := newWorld(2)
-	xs1, ys1 := sample(w, before, 50_000)
+	xs1, ys1 := w.sample(before, 50_000)
 	v1, err := fit(xs1, ys1, defaultTrain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	xs2, ys2 := sample(w, after, 20_000)
+	xs2, ys2 := w.sample(after, 20_000)
 	v2, err := fit(xs2, ys2, defaultTrain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	xs, ys := sample(w, after, 50_000)
+	xs, ys := w.sample(after, 50_000)
 	s1, s2 := make([]float64, len(xs)), make([]float64, len(xs))
 	for i, x := range xs {
 		s1[i], s2[i] = v1.score(x), v2.score(x)
