@@ -61,7 +61,7 @@ func (c *controller) run(ctx context.Context, stable string) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.tl.add(time.Now(), evShadow, "shadow of v%s: %s", v, shadowLine(sh))
+	c.tl.add(time.Now(), evShadow, "shadow of v%s: %s", v, shadowLine(sh, stable, v))
 
 	// Canary: 5 % → 25 % → 50 %, each step held while the guards hold, then
 	// 100 %.
@@ -167,14 +167,14 @@ func verdicts(sh *rollout.ShadowSnapshot, a aucFigures) string {
 	return b.String()
 }
 
-func shadowLine(sh rollout.ShadowSnapshot) string {
+func shadowLine(sh rollout.ShadowSnapshot, primary, challenger string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d pairs compared", sh.Pairs)
 	for _, o := range sh.Outputs {
 		fmt.Fprintf(&b, "; %q by %s: agreement %.1f %%, mean |diff| %.3f, max |diff| %.3f, non-finite %d",
 			o.Name, o.Rule, 100*o.Agreement, o.MeanAbsDiff, o.MaxAbsDiff, o.NonFinite)
 	}
-	fmt.Fprintf(&b, "; errors v1 %d, v2 %d; p99 %v vs %v", sh.Primary.Errors, sh.Shadow.Errors,
+	fmt.Fprintf(&b, "; errors v%s %d, v%s %d; p99 %v vs %v", primary, sh.Primary.Errors, challenger, sh.Shadow.Errors,
 		sh.Primary.P99.Round(time.Microsecond), sh.Shadow.P99.Round(time.Microsecond))
 	return b.String()
 }

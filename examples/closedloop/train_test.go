@@ -9,14 +9,14 @@ import (
 // fit is right, not merely plausible.
 func TestFitRecoversTruth(t *testing.T) {
 	for name, r := range map[string]regime{"before": before, "after": after} {
-		xs, ys := newWorld(1).sample(r, 200_000)
+		xs, ys := newWorld(1).sample(r, 100_000)
 		m, err := fit(xs, ys, trainOptions{l2: 0, maxIters: 50, tol: 1e-10})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		// The bias is the logit at x = 0, far from the data's centre after
 		// the drift (the features' means moved), so it is the least
-		// determined parameter: its standard error here is about 0.05.
+		// determined parameter: its standard error here is about 0.07.
 		if d := math.Abs(m.Bias - r.truth[0]); d > 0.2 {
 			t.Errorf("%s: bias %.3f, truth %.3f", name, m.Bias, r.truth[0])
 		}
