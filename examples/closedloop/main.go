@@ -173,7 +173,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		_, _ = rand.Read(b)
 		o.token = hex.EncodeToString(b)
 	}
-	if o.dir == "" {
+	keep := o.dir != ""
+	if !keep {
 		if o.dir, err = os.MkdirTemp("", "servekit-closedloop-"); err != nil {
 			return nil, err
 		}
@@ -232,6 +233,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		t.Requests, t.Failed, t.NonFinite, t.byVersion(), t.P99().Round(100*time.Microsecond))
 	if rep.Weights, err = adminWeights(context.WithoutCancel(ctx), srv.adminURL, o.token); err == nil {
 		tl.say("admin API: GET /v1/models/%s: weights %v", modelName, rep.Weights)
+	}
+	if keep {
+		path := filepath.Join(o.dir, "drift_report.html")
+		if err := srv.mon.WriteReportFile(path); err == nil {
+			tl.say("drift report written to %s", path)
+		}
 	}
 	rep.Events = tl.events()
 	tl.print()

@@ -122,8 +122,8 @@ func (rt *retrainer) alert(w http.ResponseWriter, r *http.Request) {
 // writes the next version.
 func (rt *retrainer) retrain(ctx context.Context, a drift.Alert, version string) error {
 	since := a.Result.Window.Start
-	rt.tl.say("retrainer: alarm on %s v%s received; waiting for %d labelled transactions logged since %s",
-		a.Model, a.Version, rt.o.trainRows, rt.tl.stamp(since))
+	rt.tl.say("retrainer: alarm on %s v%s received; waiting for %d labelled transactions logged since %.1fs",
+		a.Model, a.Version, rt.o.trainRows, rt.tl.rel(since))
 	var rows []labelled
 	for {
 		if err := rt.hist.refresh(); err != nil {
@@ -178,8 +178,8 @@ func (rt *retrainer) retrain(ctx context.Context, a drift.Alert, version string)
 	if res.BrokenOnDisk {
 		broken = " — broken on purpose (-break-v2): its bias is NaN on disk"
 	}
-	rt.tl.add(trainedAt, evTrained, "v%s trained on %d labelled transactions logged since %s: AUC on the %d held out: v%s %.3f, v%s %.3f; written to %s%s",
-		version, res.Rows, rt.tl.stamp(since), res.HeldOut, a.Version, res.AUCOld, version, res.AUCNew, dir, broken)
+	rt.tl.add(trainedAt, evTrained, "v%s trained on %d labelled transactions logged since %.1fs: AUC on the %d held out: v%s %.3f, v%s %.3f; written to %s%s",
+		version, res.Rows, rt.tl.rel(since), res.HeldOut, a.Version, res.AUCOld, version, res.AUCNew, dir, broken)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -86,7 +87,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		drift.WithAlertFunc(func(a drift.Alert) {
 			if a.Kind == drift.AlertRaised {
 				tl.add(a.Time, evDrift, "drift detected in %s v%s after window %d (%d rows): %s; alert sent to the retrainer",
-					a.Model, a.Version, a.Result.Window.Index, a.Result.Window.Rows, a.Reason)
+					a.Model, a.Version, a.Result.Window.Index, a.Result.Window.Rows, alarmLine(a))
 			} else {
 				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
 			}
@@ -124,6 +125,23 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		return s, err
 	}
 	return s, nil
+}
+
+// alarmLine names the features an alert raised, with the weakest of their
+// evidence: the largest corrected p-value (or smallest distance) among them.
+func alarmLine(a drift.Alert) string {
+	var worst *drift.FeatureResult
+	for _, name := range a.Raised {
+		f, ok := a.Result.Feature(name)
+		if ok && f.Method.Test() && (worst == nil || f.AdjustedP > worst.AdjustedP) {
+			worst = f
+		}
+	}
+	line := strings.Join(a.Raised, ", ") + " in alarm"
+	if worst != nil {
+		line += fmt.Sprintf(" (corrected p-values at most %.2g, threshold %g)", worst.AdjustedP, worst.Threshold)
+	}
+	return line
 }
 
 // loader turns one version directory of the repository into its chain:

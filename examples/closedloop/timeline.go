@@ -64,9 +64,10 @@ func (t *timeline) say(format string, args ...any) {
 	fmt.Fprintf(t.out, "%s "+format+"\n", append([]any{t.stamp(time.Now())}, args...)...)
 }
 
-func (t *timeline) stamp(at time.Time) string {
-	return fmt.Sprintf("[%6.1fs]", at.Sub(t.start).Seconds())
-}
+func (t *timeline) stamp(at time.Time) string { return fmt.Sprintf("[%6.1fs]", t.rel(at)) }
+
+// rel is at in seconds since the start of the run.
+func (t *timeline) rel(at time.Time) float64 { return at.Sub(t.start).Seconds() }
 
 // events returns the events in time order (ties keep the order reported).
 func (t *timeline) events() []event {
