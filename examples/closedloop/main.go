@@ -219,10 +219,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 
 	// 4–5: drift → retrain → load → shadow → canary, driven by the events.
 	ctl := &controller{o: o, repo: srv.repo, mon: srv.mon, hist: hist, tl: tl}
-	rep.Outcome, err = ctl.run(ctx, "1")
-	if err == nil {
+	outcome, storyErr := ctl.run(ctx, "1")
+	rep.Outcome = outcome
+	if storyErr == nil {
 		tl.say("traffic goes on for %v", o.tail)
-		err = sleep(ctx, o.tail)
+		storyErr = sleep(ctx, o.tail)
 	}
 	rep.Load = load.stop()
 	rep.Trained = rt.last()
@@ -231,18 +232,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	t := rep.Load
 	tl.add(time.Now(), evTotals, "totals: %d requests, %d failed, %d answered NaN; answered by %s; p99 %v (callers' view, HTTP included)",
 		t.Requests, t.Failed, t.NonFinite, t.byVersion(), t.P99().Round(100*time.Microsecond))
-	if rep.Weights, err = adminWeights(context.WithoutCancel(ctx), srv.adminURL, o.token); err == nil {
+	var adminErr error
+	if rep.Weights, adminErr = adminWeights(context.WithoutCancel(ctx), srv.adminURL, o.token); adminErr == nil {
 		tl.say("admin API: GET /v1/models/%s: weights %v", modelName, rep.Weights)
 	}
 	if keep {
 		path := filepath.Join(o.dir, "drift_report.html")
-		if err := srv.mon.WriteReportFile(path); err == nil {
+		if err := srv.mon.WriteReportFile(path); err != nil {
+			tl.say("drift report: %v", err)
+		} else {
 			tl.say("drift report written to %s", path)
 		}
 	}
 	rep.Events = tl.events()
 	tl.print()
-	if err := errors.Join(err, ctx.Err()); err != nil {
+	if err := errors.Join(storyErr, adminErr); err != nil {
 		return rep, err
 	}
 	if t.Failed > 0 {

@@ -26,6 +26,15 @@ func TestMain(m *testing.M) {
 // duration: only events, their order and counts.
 func runQuick(t *testing.T, extra ...string) (*report, string) {
 	t.Helper()
+	rep, out, err := runQuickErr(t, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, out
+}
+
+func runQuickErr(t *testing.T, extra ...string) (*report, string, error) {
+	t.Helper()
 	lib := orttest.Library(t)
 	args := append([]string{
 		"-dir", t.TempDir(), "-ort-lib", lib,
@@ -39,10 +48,7 @@ func runQuick(t *testing.T, extra ...string) (*report, string) {
 	var out bytes.Buffer
 	rep, err := run(context.Background(), args, &out)
 	t.Log("\n" + out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep, out.String()
+	return rep, out.String(), err
 }
 
 // The loop closes: the drift is detected, v2 is trained on the logged
@@ -111,6 +117,18 @@ func TestClosedLoopBrokenV2(t *testing.T) {
 		t.Errorf("%d NaN answers, more than v2 gave (%d)", l.NonFinite, l.ByVersion["2"])
 	}
 	t.Logf("blast radius: %d of %d answers were NaN, all before the rollback", l.NonFinite, l.Requests)
+}
+
+// A story that cannot finish in time ends with the reason, and stops all
+// it started (TestMain checks for goroutines left behind).
+func TestTimeout(t *testing.T) {
+	rep, _, err := runQuickErr(t, "-timeout", "4s", "-shift-after", "100000")
+	if err == nil || !strings.Contains(err.Error(), "waiting for a version after v1") {
+		t.Fatalf("err %v, want the story to time out waiting for v2", err)
+	}
+	if rep.Load.Requests == 0 || rep.Load.Failed != 0 {
+		t.Errorf("load %+v: want traffic served without failures until the end", rep.Load)
+	}
 }
 
 func TestFlags(t *testing.T) {
