@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
