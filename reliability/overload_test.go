@@ -19,7 +19,7 @@ type overloadPlan struct {
 	outstanding             int     // open-loop cap on unanswered requests
 	recoverWithin           time.Duration
 	steady                  float64 // throughput after the load, as a fraction of capacity
-	checkP99                bool // the wall-clock p99 ratio: only in the full run
+	checkP99                bool    // the wall-clock p99 ratio: only in the full run
 }
 
 var (

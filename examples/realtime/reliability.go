@@ -88,7 +88,7 @@ func newCache(o *options) (*cache.Cache, func() error, error) {
 
 // Drain states of a gate.
 const (
-	open int32 = iota
+	open     int32 = iota
 	draining       // readiness fails; requests are still served
 	refusing       // new requests get 503 + Connection: close
 )
