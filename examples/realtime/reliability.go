@@ -95,7 +95,8 @@ const (
 
 // gate wraps the server's handler for a clean SIGTERM under load (the
 // Kubernetes sequence): first readiness fails while requests are still
-// served, so load balancers take the pod out; then http.Server.Shutdown
+// served, each answer closing its connection, so load balancers take the
+// pod out and clients stop reusing connections; then http.Server.Shutdown
 // stops accepting connections, and a request that still arrives on an open
 // keep-alive connection gets 503 with Retry-After and Connection: close
 // rather than a reset, so its client can retry elsewhere knowing nothing
@@ -120,6 +121,14 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.answered.Add(1)
+	if st == draining {
+		// No keep-alive past the drain: a client that sent its next
+		// request on a connection Shutdown then closes as idle would get
+		// a bare EOF (net/http does not retry a POST), a request lost
+		// without an answer. Closing after each answer makes clients
+		// reconnect, which the listener still accepts during the delay.
+		w.Header().Set("Connection", "close")
+	}
 	if st == refusing {
 		h := w.Header()
 		h.Set("Connection", "close")
