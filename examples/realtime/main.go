@@ -179,6 +179,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	mux.Handle("/", api)
 	g := &gate{next: mux}
 
+	if o.debugAddr != "" {
+		addr, stopDebug, err := startDebug(o.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/\n", addr)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err

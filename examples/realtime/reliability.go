@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -27,6 +29,7 @@ type reliabilityOptions struct {
 	maxWait     time.Duration
 	drainDelay  time.Duration
 	redisAddr   string
+	debugAddr   string
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -34,6 +37,7 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxQueue, "max-queue", -1, "requests waiting for a slot before 429 (-1: as many as -max-inflight)")
 	fs.DurationVar(&o.maxWait, "max-wait", 0, "longest wait for a slot before 429 (0: the request's own deadline)")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (off by default: never expose it publicly)")
 	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
 }
 
@@ -157,4 +161,29 @@ func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.D
 	err := srv.Shutdown(sctx)
 	log.Info("http server stopped", "answered", g.answered.Load(), "error", err)
 	return err
+}
+
+// startDebug serves net/http/pprof on its own listener, apart from the
+// public handler (profiles reveal internals and cost CPU), and returns its
+// address and a function that stops it.
+func startDebug(addr string, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug server stopped", "error", err)
+		}
+	}()
+	return ln.Addr().String(), func() { srv.Close(); <-done }, nil
 }

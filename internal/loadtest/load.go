@@ -57,6 +57,27 @@ func (r *Result) Throughput() float64 {
 	return float64(len(r.OK)) / r.Elapsed.Seconds()
 }
 
+// Add merges o into r, as if one loop had seen both (elapsed times add).
+func (r *Result) Add(o *Result) {
+	r.Sent += o.Sent
+	r.Skipped += o.Skipped
+	r.Elapsed += o.Elapsed
+	r.OK = append(r.OK, o.OK...)
+	r.Rejected = append(r.Rejected, o.Rejected...)
+	r.NoRetryAfter += o.NoRetryAfter
+	for s, n := range o.Status {
+		if r.Status == nil {
+			r.Status = map[int]int64{}
+		}
+		r.Status[s] += n
+	}
+	r.Canceled += o.Canceled
+	r.Errors += o.Errors
+	if r.FirstError == "" {
+		r.FirstError = o.FirstError
+	}
+}
+
 // Pct returns the p-th percentile (0–100) of d, which it sorts.
 func Pct(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {

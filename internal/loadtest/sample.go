@@ -23,6 +23,7 @@ type Sampler struct {
 	samples []Sample // guarded by mu
 	phase   string   // guarded by mu
 	errs    int      // guarded by mu
+	start   time.Time
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -30,14 +31,13 @@ type Sampler struct {
 // StartSampler samples s every interval on a goroutine of its own; Stop
 // ends it.
 func StartSampler(s *Server, interval time.Duration) *Sampler {
-	sp := &Sampler{stop: make(chan struct{}), done: make(chan struct{})}
-	start := time.Now()
+	sp := &Sampler{stop: make(chan struct{}), done: make(chan struct{}), start: time.Now()}
 	go func() {
 		defer close(sp.done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			sp.take(s, time.Since(start))
+			sp.take(s, time.Since(sp.start), "")
 			select {
 			case <-sp.stop:
 				return
@@ -48,7 +48,11 @@ func StartSampler(s *Server, interval time.Duration) *Sampler {
 	return sp
 }
 
-func (sp *Sampler) take(s *Server, at time.Duration) {
+// Take records one sample now, labelled phase ("" = the current phase):
+// for readings at chosen moments, such as when no request is in flight.
+func (sp *Sampler) Take(s *Server, phase string) { sp.take(s, time.Since(sp.start), phase) }
+
+func (sp *Sampler) take(s *Server, at time.Duration, phase string) {
 	rss, err1 := s.RSS()
 	g, err2 := s.Goroutines()
 	sp.mu.Lock()
@@ -57,7 +61,10 @@ func (sp *Sampler) take(s *Server, at time.Duration) {
 		sp.errs++
 		return
 	}
-	sp.samples = append(sp.samples, Sample{At: at, RSS: rss, Goroutines: g, Phase: sp.phase})
+	if phase == "" {
+		phase = sp.phase
+	}
+	sp.samples = append(sp.samples, Sample{At: at, RSS: rss, Goroutines: g, Phase: phase})
 }
 
 // Phase labels the samples from now on.

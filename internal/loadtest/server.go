@@ -54,10 +54,14 @@ var (
 type Server struct {
 	// Base is the server's root URL, http://127.0.0.1:port.
 	Base string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's error, set before done closes
+	// Debug is the root of the server's pprof listener (-debug-addr), if
+	// it printed one.
+	Debug string
+	cmd   *exec.Cmd
+	mu    sync.Mutex // guards Debug while the output is read
+	out   *syncBuffer
+	done  chan struct{} // closed when the process has exited
+	err   error         // Wait's error, set before done closes
 }
 
 // Start runs bin with args plus -addr 127.0.0.1:0, waits until it prints
@@ -89,11 +93,15 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 	addr := make(chan string, 1)
 	go func() { // copies the output until the process ends
 		re := regexp.MustCompile(`^serving .* on (http://\S+)`)
+		debug := regexp.MustCompile(`^debug on (http://[^/]+)/`)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
 			s.out.writeLine(line)
+			if m := debug.FindStringSubmatch(line); m != nil {
+				s.setDebug(m[1])
+			}
 			if m := re.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
@@ -149,10 +157,40 @@ func (s *Server) RSS() (int64, error) {
 	return 0, errors.New("loadtest: no VmRSS in /proc status")
 }
 
-// Goroutines scrapes the server's go_goroutine_count from /metrics.
+// Goroutines counts the server's goroutines now: from its pprof listener
+// when it has one (exact), else go_goroutine_count from /metrics, which
+// OpenTelemetry's runtime instrumentation refreshes only every 15 s.
 func (s *Server) Goroutines() (int64, error) {
+	if d := s.debugRoot(); d != "" {
+		resp, err := http.Get(d + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		n, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
+		if !ok {
+			return 0, fmt.Errorf("loadtest: goroutine profile starts %q", line)
+		}
+		return strconv.ParseInt(n, 10, 64)
+	}
 	v, err := s.Metric("go_goroutine_count", "")
 	return int64(v), err
+}
+
+func (s *Server) setDebug(root string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Debug = root
+}
+
+func (s *Server) debugRoot() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Debug
 }
 
 // Metric scrapes /metrics and sums the samples of the named metric whose
