@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http
+.PHONY: demo test deps vet bench models bench-http overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -29,3 +29,17 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+# Reliability (reliability/): the short soak, SIGTERM and fault tests run in
+# `make test`; these are the long versions. Output in reliability/out/.
+overload: deps
+	scripts/overload.sh
+
+soak: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
+# one at a time. `make test` runs their seed corpora.
+FUZZTIME ?= 10m
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
