@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,10 +30,13 @@ func soakPlanFor(d time.Duration) soakPlan {
 // soakMix is the traffic of a soak run, by the request's index: repeated
 // bodies (cache hits), valid rows from a bounded set (misses until the
 // cache holds them all), bad requests (400), requests the client cancels
-// after a millisecond, and the V1 route.
-func soakMix(base string) loadtest.Next {
+// after a millisecond, and the V1 route. With versions (a model
+// repository serving two), a share is pinned to the older version and
+// carries sticky routing keys, as canary traffic does.
+func soakMix(base string, versions bool) loadtest.Next {
 	v2 := base + "/v2/models/fraud/infer"
 	v1 := base + "/v1/models/fraud:predict"
+	pinned := base + "/v2/models/fraud/versions/1/infer"
 	bad := [][]byte{
 		[]byte(`{"inputs":[`),
 		[]byte(`{"inputs":[{"name":"features","shape":[1,7],"datatype":"FP32","data":[1,2,3,4,5,6,7]}]}`),
@@ -49,6 +53,13 @@ func soakMix(base string) loadtest.Next {
 			return loadtest.Request{URL: v2, Body: bad[i%int64(len(bad))]}
 		case k < 17:
 			return loadtest.Request{URL: v2, Body: fraudRow(int(20_000 + i%2048)), Cancel: time.Millisecond}
+		case k < 19 && versions:
+			url := v2
+			if k == 17 {
+				url = pinned
+			}
+			h := http.Header{"X-Routing-Key": {fmt.Sprint("user-", i%97)}}
+			return loadtest.Request{URL: url, Body: fraudRow(int(i % 256)), Header: h}
 		default:
 			return loadtest.Request{URL: v1, Body: fmt.Appendf(nil, `{"instances":[[%d,0.1,0.2,0.3,0.4,0.5,1,0]]}`, i%64)}
 		}
@@ -66,13 +77,26 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak test: skipped with -short")
 	}
 	plan := soakPlanFor(*soakFor)
-	srv := server(t, "-model", "fraud="+fraudModel(t), "-batch", "-cache", "-cache-entries", "10000")
+	args := []string{"-batch", "-cache", "-cache-entries", "10000"}
+	// With a model repository (-repo), two versions serve and version 1 is
+	// hot-reloaded every few rounds: sessions opened and closed under load.
+	repo := repoSupport(t)
+	var dir string
+	if repo {
+		dir = fraudRepo(t, "1", "2")
+		args = append(args, "-repo", dir, "-repo-poll", "250ms")
+	} else {
+		t.Log("examples/realtime has no -repo (branch repository): soaking without versions and hot reloads")
+		args = append(args, "-model", "fraud="+fraudModel(t))
+	}
+	srv := server(t, args...)
 	client := loadtest.Client(16)
 	defer client.CloseIdleConnections()
 	sampler := loadtest.StartSampler(srv, plan.every)
 	sampler.Phase("load")
 	ctx := context.Background()
-	next := soakMix(srv.Base)
+	next := soakMix(srv.Base, repo)
+	reloads := 0
 	// Rounds of load, each followed by a quiet moment with no request or
 	// connection open, when the server's goroutines are its own: under
 	// load their count also follows the connections (one or two each),
@@ -82,7 +106,11 @@ func TestSoak(t *testing.T) {
 	var res, warm loadtest.Result
 	start := time.Now()
 	var offset int64
-	for time.Since(start) < plan.duration {
+	for n := 0; time.Since(start) < plan.duration; n++ {
+		if repo && n%3 == 2 {
+			reloads++
+			putFile(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, float32(reloads%5)/10))
+		}
 		round := min(plan.every*5, plan.duration-time.Since(start))
 		r, _ := loadtest.Closed(ctx, client, func(i int64) loadtest.Request { return next(offset + i) }, 8, round)
 		offset += r.Sent
@@ -107,9 +135,16 @@ func TestSoak(t *testing.T) {
 	}
 	rss := loadtest.Measure(soak, plan.window, loadtest.RSSOf)
 	gor := loadtest.Measure(soak, plan.window, loadtest.GoroutinesOf)
-	summary := fmt.Sprintf("soak %v (warm-up %v), 8 clients: %d requests after warm-up (%.0f req/s), statuses %v, cancelled by the client %d, errors %d; "+
+	if repo {
+		loaded := countLines(srv.Output(), `msg="version ready"`, "model=fraud", "version=1")
+		t.Logf("%d reloads of version 1 asked, %d loads logged, %d failures", reloads, loaded, countLines(srv.Output(), "reload failed"))
+		if loaded < reloads/2 {
+			t.Errorf("only %d of %d reloads happened", loaded, reloads)
+		}
+	}
+	summary := fmt.Sprintf("soak %v (warm-up %v, versions and %d hot reloads: %v), 8 clients: %d requests after warm-up (%.0f req/s), statuses %v, cancelled by the client %d, errors %d; "+
 		"RSS baseline %.1f MiB, last %.3fx, min %.3fx, max %.3fx; goroutines baseline %.0f, last %.3fx, min %.3fx, max %.3fx; %d quiet samples, one per %v of load (%d failed readings)",
-		plan.duration, plan.warmup, res.Sent, float64(res.Sent)/res.Elapsed.Seconds(), res.Status, res.Canceled, res.Errors,
+		plan.duration, plan.warmup, reloads, repo, res.Sent, float64(res.Sent)/res.Elapsed.Seconds(), res.Status, res.Canceled, res.Errors,
 		rss.Baseline/(1<<20), rss.Last, rss.Min, rss.Max, gor.Baseline, gor.Last, gor.Min, gor.Max, len(soak), plan.every*5, failed)
 	t.Log(summary)
 	writeText(t, "soak.txt", summary+"\n")
