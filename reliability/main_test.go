@@ -54,12 +54,13 @@ const fraudBody = `{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP32"
 // heavyWidth is the input width of heavyModel.
 const heavyWidth = 64
 
-// heavyModel writes an MLP whose run costs about a millisecond of one core
-// (64→2048→2048→1, 17 MB), so that a run dominates the HTTP handling of its
-// request, as in an overloaded model server. Generated, not committed.
-func heavyModel(t *testing.T) string {
+// heavyModel writes an MLP whose run costs a few milliseconds of one core
+// (64→4096→2048→1, 8.6M multiply-adds, 34 MB), so that a run dominates the
+// HTTP handling of its request (tens of microseconds), as in an overloaded
+// model server. Generated, not committed.
+func heavyModel(t testing.TB) string {
 	t.Helper()
-	b, err := onnxbuild.RandomMLP("heavy", []int{heavyWidth, 2048, 2048, 1}, "sigmoid", 7)
+	b, err := onnxbuild.RandomMLP("heavy", []int{heavyWidth, 4096, 2048, 1}, "sigmoid", 7)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,11 +70,16 @@ func TestOverload(t *testing.T) {
 	rssBefore, _ := srv.RSS()
 	gBefore, _ := srv.Goroutines()
 
+	cpuBefore, _ := srv.Metric("process_cpu_time_seconds_total", "")
 	sampler := loadtest.StartSampler(srv, 250*time.Millisecond)
 	sampler.Phase("overload")
 	rate := plan.factor * capacity
 	over, _ := loadtest.Open(ctx, client, next, rate, plan.overload, plan.outstanding)
 	loadEnd := time.Now()
+	cpuAfter, _ := srv.Metric("process_cpu_time_seconds_total", "")
+	// The server's CPU per request under overload: what a refusal costs,
+	// with the admitted runs' share included.
+	cpuPerReq := time.Duration((cpuAfter - cpuBefore) / float64(max(over.Sent, 1)) * float64(time.Second))
 	sampler.Phase("recovery")
 	t.Logf("overload: target %.0f/s, sent %.0f/s: %s", rate, float64(over.Sent)/plan.overload.Seconds(), over)
 
@@ -106,11 +111,11 @@ func TestOverload(t *testing.T) {
 	admP99, rejP50, rejP99 := loadtest.Pct(over.OK, 99), loadtest.Pct(over.Rejected, 50), loadtest.Pct(over.Rejected, 99)
 	summary := fmt.Sprintf("capacity %.0f req/s (c=%d: %.0f, c=%d: %.0f); unloaded p99 %v (c=%d); at %.0fx (%.0f req/s offered, %.0f sent): "+
 		"admitted %d (%.0f req/s), p99 %v = %.2fx unloaded; refused %d (p50 %v, p99 %v), without Retry-After %d; other statuses %v, errors %d; "+
-		"RSS %.0f -> peak %.0f MiB; goroutines %d -> peak %d; after the load: %.0f req/s steady, reached within %v",
+		"server CPU %v per request sent; RSS %.0f -> peak %.0f MiB; goroutines %d -> peak %d; after the load: %.0f req/s steady, reached within %v",
 		capacity, slots, base.Throughput(), 2*slots, sat.Throughput(), baseP99, slots, plan.factor, rate, float64(over.Sent)/plan.overload.Seconds(),
 		len(over.OK), float64(len(over.OK))/over.Elapsed.Seconds(), admP99, float64(admP99)/float64(baseP99),
 		len(over.Rejected), rejP50, rejP99, over.NoRetryAfter, others(over.Status), over.Errors,
-		mib(rssBefore), mib(rssPeak), gBefore, gPeak, steady, recovered)
+		cpuPerReq.Round(time.Microsecond), mib(rssBefore), mib(rssPeak), gBefore, gPeak, steady, recovered)
 	t.Log(summary)
 	writeText(t, "overload.txt", summary+"\n")
 
