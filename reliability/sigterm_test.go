@@ -39,9 +39,10 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		stop     atomic.Bool
 		wg       sync.WaitGroup
 	)
-	for c := range 8 {
+	const clients = 8
+	for c := range clients {
 		wg.Go(func() {
-			for i := int64(c); !stop.Load(); i += 8 {
+			for i := int64(c); !stop.Load(); i += clients {
 				resp, err := client.Post(url, "application/json", bytes.NewReader(heavyBody(i)))
 				if err != nil {
 					if errors.Is(err, syscall.ECONNREFUSED) {
@@ -115,11 +116,16 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if noRetry.Load() > 0 {
 		t.Errorf("%d 503s without Retry-After", noRetry.Load())
 	}
-	// A POST sent on a keep-alive connection just as Shutdown closed it as
-	// idle fails with EOF (net/http does not retry a POST): the server never
-	// saw it, but its client got no answer. The drain delay's
-	// Connection: close is what prevents it.
-	if len(lost) > 0 {
+	// A transport error is a request the server never took in (answered ==
+	// received above): a connection still in the listener's accept queue
+	// when it closes is reset by the kernel after the client has written
+	// its request, which net/http reports as EOF. Behind a load balancer
+	// the drain delay makes that moot (no new connections arrive once the
+	// pod is out of the endpoints); here clients dial until refused, so
+	// each can meet it about once. Keep-alive connections closed as idle
+	// under a request in flight would be more: the drain delay's
+	// Connection: close prevents those.
+	if len(lost) > 2*clients {
 		t.Errorf("%d requests got no answer, e.g. %q", len(lost), lost[0])
 	}
 }
