@@ -156,6 +156,11 @@ func sumPoints(t *testing.T, reader *sdkmetric.ManualReader, name string) []metr
 func TestFaultyBackend(t *testing.T) {
 	for _, batched := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batched), func(t *testing.T) {
+			// The batcher logs the panics it recovers through slog.Default.
+			defLogs := &syncWriter{}
+			prev := slog.Default()
+			slog.SetDefault(slog.New(slog.NewJSONHandler(defLogs, nil)))
+			defer slog.SetDefault(prev)
 			model := orttest.Fraud(t)
 			faulty := servingtest.InjectFaults(model, servingtest.Faults{
 				Panic: 0.03, Hang: 0.02, Error: 0.05, HangExtra: 20 * time.Millisecond, Seed: 13})
@@ -189,8 +194,16 @@ func TestFaultyBackend(t *testing.T) {
 				if n := strings.Count(r.logs.String(), `"msg":"httpapi: predictor panicked"`); int64(n) != c.Panics {
 					t.Errorf("%d panics logged, %d injected", n, c.Panics)
 				}
-			} else if status[500] == 0 || codes["internal"] == 0 {
-				t.Errorf("no 500 with the batcher: statuses %v, codes %v", status, codes)
+			} else {
+				if status[500] == 0 || codes["internal"] == 0 {
+					t.Errorf("no 500 with the batcher: statuses %v, codes %v", status, codes)
+				}
+				if n := strings.Count(defLogs.String(), `"msg":"batch: model panicked"`); int64(n) != c.Panics {
+					t.Errorf("%d panics logged by the batcher, %d injected", n, c.Panics)
+				}
+				if strings.Contains(defLogs.String(), "payload") || strings.Count(defLogs.String(), `"stack"`) != int(c.Panics) {
+					t.Errorf("batcher panic logs: want one stack each")
+				}
 			}
 			if int64(status[200]) != codes["ok"] {
 				t.Errorf("%d answers 200, servekit.requests ok %d", status[200], codes["ok"])
