@@ -46,7 +46,9 @@ func TestDockerfile(t *testing.T) {
 	if !slices.ContainsFunc(runs, func(s string) bool { return strings.Contains(s, "scripts/install-onnxruntime.sh") }) {
 		t.Errorf("build stage does not fetch ONNX Runtime with scripts/install-onnxruntime.sh: %q", runs)
 	}
-	if !slices.ContainsFunc(runs, func(s string) bool { return strings.Contains(s, "go build") && strings.Contains(s, "./examples/realtime") }) {
+	if !slices.ContainsFunc(runs, func(s string) bool {
+		return strings.Contains(s, "go build") && strings.Contains(s, "./examples/realtime")
+	}) {
 		t.Errorf("build stage does not build ./examples/realtime: %q", runs)
 	}
 	var user, healthcheck, entrypoint string
