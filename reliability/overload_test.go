@@ -58,7 +58,10 @@ func TestOverload(t *testing.T) {
 	if _, err := loadtest.Closed(ctx, client, next, slots, plan.warm); err != nil {
 		t.Fatal(err)
 	}
+	const dur = "servekit_request_duration_seconds"
+	okBefore, _ := srv.Histogram(dur, `code="ok"`)
 	base, _ := loadtest.Closed(ctx, client, next, slots, plan.measure)
+	okBase, _ := srv.Histogram(dur, `code="ok"`)
 	sat, _ := loadtest.Closed(ctx, client, next, 2*slots, plan.measure)
 	capacity := max(base.Throughput(), sat.Throughput())
 	baseP99 := loadtest.Pct(base.OK, 99)
@@ -71,12 +74,24 @@ func TestOverload(t *testing.T) {
 	gBefore, _ := srv.Goroutines()
 
 	cpuBefore, _ := srv.Metric("process_cpu_time_seconds_total", "")
+	okOver0, _ := srv.Histogram(dur, `code="ok"`)
+	rejOver0, _ := srv.Histogram(dur, `code="resource_exhausted"`)
 	sampler := loadtest.StartSampler(srv, 250*time.Millisecond)
 	sampler.Phase("overload")
 	rate := plan.factor * capacity
 	over, _ := loadtest.Open(ctx, client, next, rate, plan.overload, plan.outstanding)
 	loadEnd := time.Now()
 	cpuAfter, _ := srv.Metric("process_cpu_time_seconds_total", "")
+	okOver1, _ := srv.Histogram(dur, `code="ok"`)
+	rejOver1, _ := srv.Histogram(dur, `code="resource_exhausted"`)
+	// The server's own view (servekit.request.duration, from the chain's
+	// entry, after the HTTP read): what admission control decides. The
+	// client's view adds the time a request waits for the CPU before its
+	// bytes are read, and the generator's own delays when it is starved.
+	srvBase := seconds(okBase.Since(okBefore).Quantile(0.99))
+	srvOK := seconds(okOver1.Since(okOver0).Quantile(0.99))
+	srvRej := seconds(rejOver1.Since(rejOver0).Quantile(0.99))
+	kept := float64(over.Sent) / (rate * plan.overload.Seconds())
 	// The server's CPU per request under overload: what a refusal costs,
 	// with the admitted runs' share included.
 	cpuPerReq := time.Duration((cpuAfter - cpuBefore) / float64(max(over.Sent, 1)) * float64(time.Second))
@@ -116,6 +131,8 @@ func TestOverload(t *testing.T) {
 		len(over.OK), float64(len(over.OK))/over.Elapsed.Seconds(), admP99, float64(admP99)/float64(baseP99),
 		len(over.Rejected), rejP50, rejP99, over.NoRetryAfter, others(over.Status), over.Errors,
 		cpuPerReq.Round(time.Microsecond), mib(rssBefore), mib(rssPeak), gBefore, gPeak, steady, recovered)
+	summary += fmt.Sprintf("; server side (bucket bounds of servekit.request.duration): unloaded p99 <= %v, admitted p99 <= %v, refused p99 <= %v; the generator sent %.0f%% of the offered rate",
+		srvBase, srvOK, srvRej, 100*kept)
 	t.Log(summary)
 	writeText(t, "overload.txt", summary+"\n")
 
@@ -149,11 +166,25 @@ func TestOverload(t *testing.T) {
 		t.Errorf("steady throughput after the load %.0f req/s, want at least %.0f%% of capacity %.0f", steady, 100*plan.steady, capacity)
 	}
 	if plan.checkP99 {
-		if admP99 > 2*baseP99 {
-			t.Errorf("admitted p99 %v > 2x the unloaded p99 %v", admP99, baseP99)
+		// Server side, always: buckets are 2 to 2.5x apart, so "within 2x"
+		// reads as "at most one bucket above".
+		if srvOK > srvBase*5/2 {
+			t.Errorf("server-side admitted p99 <= %v, more than one bucket above the unloaded <= %v", srvOK, srvBase)
 		}
-		if rejP99 > baseP99 {
-			t.Errorf("refusal p99 %v > the unloaded p99 %v: refusals must be quick", rejP99, baseP99)
+		if srvRej > srvBase {
+			t.Errorf("server-side refusal p99 <= %v > the unloaded p99 <= %v: refusals must be quick", srvRej, srvBase)
+		}
+		// Client side, only when the generator kept up: otherwise its
+		// latencies measure its own starvation, not the server.
+		if kept < 0.95 {
+			t.Logf("client-side p99 not judged: the generator sent only %.0f%% of the offered rate (a starved machine)", 100*kept)
+		} else {
+			if admP99 > 2*baseP99 {
+				t.Errorf("admitted p99 %v > 2x the unloaded p99 %v", admP99, baseP99)
+			}
+			if rejP99 > baseP99 {
+				t.Errorf("refusal p99 %v > the unloaded p99 %v: refusals must be quick", rejP99, baseP99)
+			}
 		}
 	}
 }
@@ -177,6 +208,8 @@ func others(status map[int]int64) map[int]int64 {
 	}
 	return out
 }
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
