@@ -54,6 +54,61 @@ func BenchmarkRawORT(b *testing.B) {
 	}
 }
 
+// BenchmarkRawORTIoBinding is BenchmarkRawORT through an OrtIoBinding: the
+// output bound once, the input bound again before each run, as new data
+// must be (binding a host input copies it to a CUDA device at bind time).
+// It is the binding's only way to choose where values live; compare it
+// with BenchmarkRawORT to see whether it pays (bench/gpu measures the same
+// on CUDA).
+func BenchmarkRawORTIoBinding(b *testing.B) {
+	requireORT(b)
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer so.Destroy()
+	so.SetIntraOpNumThreads(onnx.DefaultIntraOpThreads)
+	so.SetInterOpNumThreads(1)
+	s, err := ort.NewDynamicAdvancedSession(fraudPath(), []string{"features"}, []string{"score"}, so)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Destroy()
+	for _, n := range batches {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			x, _ := serving.Values[float32](fraudRows(n).Inputs[0])
+			in, err := ort.NewTensor(ort.NewShape(int64(n), 8), x)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer in.Destroy()
+			out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Destroy()
+			bind, err := s.CreateIoBinding()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bind.Destroy()
+			if err := bind.BindOutput("score", out); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				bind.ClearBoundInputs()
+				if err := bind.BindInput("features", in); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.RunWithBinding(bind); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkPredict is the same work through Model.Predict: validation,
 // tensor wrapping, output allocation, response and telemetry (no-op
 // providers). Compare with BenchmarkRawORT in one run.
