@@ -85,9 +85,11 @@ func testModels() []testModel {
 	}})
 	for _, dt := range serving.DataTypes {
 		ms = append(ms, testModel{
-			name:    "identity/" + dt.String(),
-			build:   func() ([]byte, error) { return onnxbuild.Identity(elemOf[dt], -1, 3) },
-			request: func(rows int, _ *rand.Rand) *serving.Request { return &serving.Request{Inputs: []serving.Tensor{sample(dt, []int64{int64(rows), 3})}} },
+			name:  "identity/" + dt.String(),
+			build: func() ([]byte, error) { return onnxbuild.Identity(elemOf[dt], -1, 3) },
+			request: func(rows int, _ *rand.Rand) *serving.Request {
+				return &serving.Request{Inputs: []serving.Tensor{sample(dt, []int64{int64(rows), 3})}}
+			},
 		})
 	}
 	return ms

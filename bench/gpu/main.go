@@ -183,11 +183,7 @@ func cudaProbe(n network, c config) error {
 // raw on a session whose runs use every core.
 func measureCPU(ctx context.Context, n network, c config, progress func(result)) []result {
 	var out []result
-	cell := func(r result, mode string) {
-		r.net, r.precision, r.device, r.mode = n.name, n.precision, "cpu", mode
-		progress(r)
-		out = append(out, r)
-	}
+	cell := recorder(n, "cpu", progress, &out)
 	unb, err := onnx.LoadBytes(n.name, n.model)
 	if err != nil {
 		cell(result{err: err}, "load")
@@ -221,11 +217,7 @@ func measureCPU(ctx context.Context, n network, c config, progress func(result))
 // goroutines (two keep the GPU busy while the host prepares a run).
 func measureCUDA(ctx context.Context, n network, c config, progress func(result)) []result {
 	var out []result
-	cell := func(r result, mode string) {
-		r.net, r.precision, r.device, r.mode = n.name, n.precision, "cuda", mode
-		progress(r)
-		out = append(out, r)
-	}
+	cell := recorder(n, "cuda", progress, &out)
 	m, err := onnx.LoadBytes(n.name, n.model, onnx.WithCUDA(c.deviceID), onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoSearch(c.convAlgo)))
 	if err != nil {
 		cell(result{err: err}, "load")
@@ -250,6 +242,16 @@ func measureCUDA(ctx context.Context, n network, c config, progress func(result)
 		cell(raw.preformed(c.maxBatch, g, c.warm, c.dur), "raw pre-formed")
 	}
 	return out
+}
+
+// recorder returns the function that labels a cell, reports it and keeps
+// it in out.
+func recorder(n network, device string, progress func(result), out *[]result) func(result, string) {
+	return func(r result, mode string) {
+		r.net, r.precision, r.device, r.mode = n.name, n.precision, device, mode
+		progress(r)
+		*out = append(*out, r)
+	}
 }
 
 // batched runs the closed loop through a micro-batcher with fl batches in

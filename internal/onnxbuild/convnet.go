@@ -33,17 +33,7 @@ type ConvNetSpec struct {
 }
 
 func (s ConvNetSpec) names() (name, input, output string) {
-	name, input, output = s.Name, s.Input, s.Output
-	if name == "" {
-		name = "convnet"
-	}
-	if input == "" {
-		input = "image"
-	}
-	if output == "" {
-		output = "logits"
-	}
-	return name, input, output
+	return orDefault(s.Name, "convnet"), orDefault(s.Input, "image"), orDefault(s.Output, "logits")
 }
 
 func (s ConvNetSpec) check() error {

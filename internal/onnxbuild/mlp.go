@@ -36,17 +36,15 @@ var activations = map[string]string{"": "Relu", "relu": "Relu", "tanh": "Tanh", 
 var heads = map[string]string{"": "", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 
 func (s MLPSpec) names() (name, input, output string) {
-	name, input, output = s.Name, s.Input, s.Output
-	if name == "" {
-		name = "mlp"
+	return orDefault(s.Name, "mlp"), orDefault(s.Input, "input"), orDefault(s.Output, "output")
+}
+
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	if input == "" {
-		input = "input"
-	}
-	if output == "" {
-		output = "output"
-	}
-	return name, input, output
+	return s
 }
 
 func (s MLPSpec) check() error {
