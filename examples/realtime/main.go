@@ -66,6 +66,7 @@ type options struct {
 	idle            time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	gpu             *gpuOptions // gpu.go
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -111,6 +112,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	o.gpu = gpuFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -233,7 +235,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		ortOpts := append([]onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1),
+			onnx.WithLogger(log)}, o.gpu.options()...)
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -245,7 +248,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
-		log.Info("model loaded", "model", name, "version", version, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		log.Info("model loaded", "model", name, "version", version, "path", path, "device", m.Metadata().Device,
+			"took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
 		out = append(out, loaded{name, version, p})
 	}
 	return out, nil
