@@ -55,12 +55,20 @@
 // (and the small-request frames below). The binding (onnxruntime_go
 // v1.36.0) can bind host values with an I/O binding but cannot create
 // device or CUDA-pinned tensors, so outputs cannot stay on the device and
-// CUDA graphs cannot be used: an I/O binding of host values does the same
-// copies as Run, and bench/gpu measures both (and a model with the same
-// transfers and almost no compute, the transfer floor) so that a GPU run
-// shows what share of the time the copies take. Pinned staging buffers
-// would only pay if the request were decoded straight into them; copying
-// into them costs what the driver's own staging of pageable memory costs.
+// CUDA graphs cannot be used. An I/O binding of host values does the same
+// copies as Run plus two cgo calls per run (the input must be bound again
+// for every run: binding a host value to a CUDA session copies it at bind
+// time); on the CPU it was no faster here (BenchmarkRawORTIoBinding against
+// BenchmarkRawORT: 12.6 against 5.9 µs at batch 1, within noise at 32, on
+// a loaded 2-core VM), so Predict does not use one. bench/gpu measures raw
+// Run, the I/O binding, Predict and a model with the same transfers and
+// almost no compute (the transfer floor) at batch 1, 16 and 256 on CUDA,
+// which shows what share of a GPU run the copies take and whether binding
+// pays there. Pinned staging buffers would only pay if the request were
+// decoded straight into them; copying into them costs what the driver's
+// own staging of pageable memory costs. With the micro-batcher the host
+// copies are one gather into the joined input (the batcher's) and none on
+// the way back (members get views of the joined output).
 //
 // # Requests
 //

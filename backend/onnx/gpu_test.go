@@ -115,7 +115,7 @@ func TestGPUMatchesCPU(t *testing.T) {
 			}
 			gpu, cpu := loadOn(t, tm.name, b, true), loadOn(t, tm.name, b, false)
 			for _, rows := range []int{1, 7, 64} {
-				if err := sameAnswers(context.Background(), gpu, cpu, tm.request(rows, rng), tm.tol); err != nil {
+				if err := sameAnswers(context.Background(), gpu, cpu, tm.request(rows, rng), tolCUDA(tm.tol)); err != nil {
 					t.Errorf("%d rows: %v", rows, err)
 				}
 			}
@@ -124,38 +124,46 @@ func TestGPUMatchesCPU(t *testing.T) {
 }
 
 // TestGPUOptions: every CUDA option reaches the provider and the model
-// still answers as on the CPU; with TF32 off, FP32 matches the CPU closely.
-// Options the provider refuses are InvalidArgument even with the fall back.
+// still answers as on the CPU; with TF32 off, FP32 matrix products match
+// the CPU closely. Options the provider refuses are InvalidArgument even
+// with the fall back.
 func TestGPUOptions(t *testing.T) {
 	requireGPU(t)
-	spec, _ := onnxbuild.RandomConvNetSpec("conv", 3, 16, 16, []int{8, 16, 32}, 10, 12)
-	b, err := onnxbuild.ConvNet(spec)
+	rng := rand.New(rand.NewPCG(5, 6))
+	conv := testModelNamed(t, "conv/fp32")
+	b, err := conv.build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpu := loadOn(t, "conv", b, false)
-	rng := rand.New(rand.NewPCG(5, 6))
-	req := testModelNamed(t, "conv/fp32").request
-	for name, c := range map[string]struct {
-		opts []onnx.Option
-		tol  tolerance
-	}{
-		"exhaustive":   {[]onnx.Option{onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoExhaustive)}, tolFP32},
-		"heuristic":    {[]onnx.Option{onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoHeuristic)}, tolFP32},
-		"default-algo": {[]onnx.Option{onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoDefault)}, tolFP32},
-		"copy-streams": {[]onnx.Option{onnx.WithCUDACopyInDefaultStream(false)}, tolFP32},
-		"arena-exact":  {[]onnx.Option{onnx.WithCUDAArenaExtendStrategy(onnx.ArenaSameAsRequested), onnx.WithCUDAMemLimit(1 << 30)}, tolFP32},
-		"no-tf32":      {[]onnx.Option{onnx.WithCUDAProviderOption("use_tf32", "0")}, tolerance{abs: 1e-4, rel: 1e-4}},
+	for name, opts := range map[string][]onnx.Option{
+		"exhaustive":   {onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoExhaustive)},
+		"heuristic":    {onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoHeuristic)},
+		"default-algo": {onnx.WithCUDAConvAlgoSearch(onnx.ConvAlgoDefault)},
+		"copy-streams": {onnx.WithCUDACopyInDefaultStream(false)},
+		"arena-exact":  {onnx.WithCUDAArenaExtendStrategy(onnx.ArenaSameAsRequested), onnx.WithCUDAMemLimit(1 << 30)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			gpu := loadOn(t, "conv", b, true, c.opts...)
+			gpu := loadOn(t, "conv", b, true, opts...)
 			for _, rows := range []int{1, 33} {
-				if err := sameAnswers(context.Background(), gpu, cpu, req(rows, rng), c.tol); err != nil {
+				if err := sameAnswers(context.Background(), gpu, cpu, conv.request(rows, rng), tolCUDA(conv.tol)); err != nil {
 					t.Errorf("%d images: %v", rows, err)
 				}
 			}
 		})
 	}
+	t.Run("no-tf32", func(t *testing.T) {
+		mlp := testModelNamed(t, "mlp/fp32")
+		b, err := mlp.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gpu := loadOn(t, "mlp", b, true, onnx.WithCUDAProviderOption("use_tf32", "0"))
+		cpu := loadOn(t, "mlp", b, false)
+		if err := sameAnswers(context.Background(), gpu, cpu, mlp.request(64, rng), tolerance{abs: 1e-4, rel: 1e-4}); err != nil {
+			t.Error(err)
+		}
+	})
 	for _, kv := range [][2]string{{"no_such_option", "1"}, {"cudnn_conv_algo_search", "FASTEST"}} {
 		_, err := onnx.LoadBytes("conv", b, onnx.WithCUDA(gpuDevice()), onnx.WithCPUFallback(), onnx.WithCUDAProviderOption(kv[0], kv[1]))
 		wantErr(t, err, serving.InvalidArgument, "bad CUDA provider option")
@@ -201,7 +209,7 @@ func TestGPUConcurrentPredict(t *testing.T) {
 				wg.Go(func() {
 					rng := rand.New(rand.NewPCG(uint64(g), 7))
 					for range 25 {
-						if err := sameAnswers(context.Background(), gpu, cpu, tm.request(1+rng.IntN(48), rng), tm.tol); err != nil {
+						if err := sameAnswers(context.Background(), gpu, cpu, tm.request(1+rng.IntN(48), rng), tolCUDA(tm.tol)); err != nil {
 							errs <- err
 							return
 						}
@@ -217,12 +225,13 @@ func TestGPUConcurrentPredict(t *testing.T) {
 	}
 }
 
-// TestGPUCloseFreesMemory loads a 168 MB MLP on the GPU three times, runs
-// it, and closes it: the device's used memory (nvidia-smi) must rise by at
-// least the weights while it is loaded and come back to the baseline,
-// within 64 MiB, after each Close. The baseline is taken after a first
-// small model was loaded and closed, so CUDA's context (which lives as
-// long as the process) is in it.
+// TestGPUCloseFreesMemory loads a 168 MB MLP on the GPU, runs it and
+// closes it, four times: the device's used memory (nvidia-smi) must rise by
+// at least three quarters of the weights while it is loaded and come back,
+// within 64 MiB, to what it was after the first round. The first round is
+// the baseline because CUDA keeps what it loads into the process's context
+// for good (the context itself, kernels loaded lazily on first use), which
+// no Close can or should return; what a session holds must not stay.
 func TestGPUCloseFreesMemory(t *testing.T) {
 	requireGPU(t)
 	b, err := onnxbuild.RandomMLP("big", []int{1024, 4096, 4096, 4096, 1024}, "", 13)
@@ -230,14 +239,14 @@ func TestGPUCloseFreesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	const weights = 168 << 20
-	base := gpuMemUsed(t)
-	for round := range 3 {
+	var base int64
+	for round := range 4 {
+		before := gpuMemUsed(t)
 		m, err := onnx.LoadBytes("big", b, onnx.WithCUDA(gpuDevice()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		req := testRows("input", 256, 1024)
-		if _, err := m.Predict(context.Background(), req); err != nil {
+		if _, err := m.Predict(context.Background(), testRows("input", 256, 1024)); err != nil {
 			t.Fatal(err)
 		}
 		loaded := gpuMemUsed(t)
@@ -245,12 +254,16 @@ func TestGPUCloseFreesMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		closed := gpuMemUsed(t)
-		t.Logf("round %d: baseline %d MiB, loaded %d MiB, closed %d MiB", round, base>>20, loaded>>20, closed>>20)
-		if loaded < base+weights*3/4 {
-			t.Errorf("round %d: loaded the model used %d MiB more, want at least %d MiB", round, (loaded-base)>>20, weights*3/4>>20)
+		t.Logf("round %d: before %d MiB, loaded %d MiB, closed %d MiB", round, before>>20, loaded>>20, closed>>20)
+		if loaded < before+weights*3/4 {
+			t.Errorf("round %d: the loaded model used %d MiB more, want at least %d MiB", round, (loaded-before)>>20, weights*3/4>>20)
+		}
+		if round == 0 {
+			base = closed
+			continue
 		}
 		if closed > base+64<<20 {
-			t.Errorf("round %d: after Close %d MiB are still used above the baseline %d MiB", round, (closed-base)>>20, base>>20)
+			t.Errorf("round %d: after Close %d MiB more are used than after the first round", round, (closed-base)>>20)
 		}
 	}
 }
