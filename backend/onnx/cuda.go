@@ -298,7 +298,10 @@ func cudaError(c config, err error) error {
 		what = "the CUDA provider could not start"
 		fix = "check the device with nvidia-smi and the device id"
 	}
+	if !c.cuda.fallback {
+		fix += ", or add WithCPUFallback() to run on the CPU"
+	}
 	return serving.Errorf(serving.Unavailable,
-		"onnx: model %q: CUDA device %d requested (WithCUDA) but unavailable: %s; %s, or add WithCPUFallback() to run on the CPU: %w",
+		"onnx: model %q: CUDA device %d requested (WithCUDA) but unavailable: %s; %s: %w",
 		c.name, c.cuda.device, what, fix, err)
 }
