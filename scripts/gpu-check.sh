@@ -52,7 +52,8 @@ case "$mode" in
     fi
     bash "$stage" bin/gpu/onnx-gpu.test bin/gpu/gpubench bin/gpu/gpu-run.sh | sed 's|YOUR-COMMAND|bash bin/gpu/gpu-run.sh|'
     echo
-    echo "The last call runs the GPU tests (<= 4 min) and the benchmark (about 3 min), in one go;"
+    echo "The last call runs the GPU tests (about 1 min, 200 s at most) and the benchmark"
+    echo "(about 3 min, 330 s at most) in one go;"
     echo "give it timeout_s 600. Results come back from \$OUT: gpu-bench.md (the table for the README),"
     echo "gpu-test.log, gpu-bench.log, gpu-env.txt."
     ;;
