@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http bench-grpc proto
+.PHONY: demo test deps vet bench models bench-http bench-grpc proto gpu-check
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +32,11 @@ bench-http: deps
 
 bench-grpc: deps
 	bench/grpc.sh
+
+# Builds the GPU tests and benchmark and stages them for a GPU machine
+# (scripts/gpu-check.sh --local runs them on one instead).
+gpu-check:
+	scripts/gpu-check.sh
 
 # Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
 # protobuf-compiler; the plugins run through go run at pinned versions).

@@ -69,6 +69,7 @@ type options struct {
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
 	repoOptions
+	gpu *gpuOptions // gpu.go
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -115,6 +116,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 	addRepoFlags(fs, &o.repoOptions)
+	o.gpu = gpuFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -248,7 +250,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup)}
+		ortOpts := append([]onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup),
+			onnx.WithLogger(log)}, o.gpu.options()...)
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -260,7 +263,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
-		log.Info("model loaded", "model", name, "version", version, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		log.Info("model loaded", "model", name, "version", version, "path", path, "device", m.Metadata().Device,
+			"took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
 		out = append(out, loaded{name, version, p})
 	}
 	return out, nil
