@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http overload soak fuzz
+.PHONY: demo test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,19 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+bench-grpc: deps
+	bench/grpc.sh
+
+# Builds the GPU tests and benchmark and stages them for a GPU machine
+# (scripts/gpu-check.sh --local runs them on one instead).
+gpu-check:
+	scripts/gpu-check.sh
+
+# Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
+# protobuf-compiler; the plugins run through go run at pinned versions).
+proto:
+	serving/grpcapi/proto/gen.sh
 
 # Reliability (reliability/): the short soak, SIGTERM and fault tests run in
 # `make test`; these are the long versions. Output in reliability/out/.

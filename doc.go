@@ -18,6 +18,12 @@
 //   - batch: dynamic micro-batching middleware.
 //   - cache: response cache middleware (sharded LRU, single-flight, Redis L2).
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
+//   - repository: a model repository on disk (Triton's layout) with version
+//     policies, warm-up, hot reload and explicit load/unload, one rollout
+//     router per model; it imports serving and rollout and loads through a
+//     function you give it, so it works with any backend.
+//   - drift: drift monitoring middleware: reference profiles, windowed
+//     statistics, alerts and a webhook for retraining, an HTML report.
 //
 // A request flows from the transport through middleware to the model:
 //
@@ -33,5 +39,6 @@
 //	defer serving.Close(p)
 //
 // The examples folder holds runnable binaries: examples/predict (load and
-// score) and examples/realtime (the production-shaped HTTP server).
+// score), examples/realtime (the production-shaped HTTP server) and
+// examples/drift (drift detected, retraining webhook called, report written).
 package servekit

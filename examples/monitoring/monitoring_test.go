@@ -224,7 +224,8 @@ func TestMetricsExported(t *testing.T) {
 
 	base := startServer(t, bin, lib, root,
 		"-batch", "-batch-max-rows", "2", "-batch-queue-rows", "2", "-batch-max-delay", "5ms",
-		"-cache", "-cache-entries", "4")
+		"-cache", "-cache-entries", "4",
+		"-warmup", "1") // warm-up is off by default; the dashboard charts its duration
 
 	// A miss then a hit; then more distinct requests than the cache holds
 	// (it rounds 4 entries up to one per shard), so it evicts.

@@ -125,6 +125,13 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.answered.Add(1)
+	if r.ProtoMajor != 1 {
+		// HTTP/2 (gRPC over h2c) drains by its own protocol: Shutdown
+		// sends GOAWAY, streams in flight finish, clients retry new ones
+		// elsewhere; a JSON 503 or a Connection header has no place there.
+		g.next.ServeHTTP(w, r)
+		return
+	}
 	if st == draining {
 		// No keep-alive past the drain: a client that sent its next
 		// request on a connection Shutdown then closes as idle would get

@@ -37,6 +37,11 @@
 //	POST /v1/models/{name}[/versions/{v}]:predict   V1 {"instances"}/{"inputs"}
 //	GET  /v1/models/{name}[/versions/{v}]           {"name", "ready"}
 //
+// Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
+// when the model says where it runs (serving.Metadata.Device): the schema
+// has no field for it, and parameters is how the protocol carries extras
+// elsewhere; clients skip members they do not know.
+//
 // Health answers are the status code with an empty body. SageMaker(model)
 // adds GET /ping and POST /invocations; Vertex(model) adds
 // $AIP_HEALTH_ROUTE and $AIP_PREDICT_ROUTE (listen on VertexPort);

@@ -67,6 +67,15 @@ type modelJSON struct {
 	Platform string     `json:"platform"`
 	Inputs   []specJSON `json:"inputs"`
 	Outputs  []specJSON `json:"outputs"`
+	// Parameters is not in the protocol's model metadata schema; it
+	// carries what the protocol has no field for (the device) in the
+	// shape the protocol uses for parameters everywhere else. Clients
+	// ignore members they do not know, and it is left out when empty.
+	Parameters *modelParams `json:"parameters,omitempty"`
+}
+
+type modelParams struct {
+	Device string `json:"device,omitempty"`
 }
 
 func specs(s []serving.TensorSpec) []specJSON {
@@ -85,6 +94,9 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := modelJSON{Name: name, Versions: versions, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
+	if md.Device != "" {
+		m.Parameters = &modelParams{Device: md.Device}
+	}
 	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
 	writeJSON(w, http.StatusOK, b)
 }
