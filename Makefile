@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http bench-grpc proto gpu-check
+.PHONY: demo test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -16,10 +16,12 @@ demo: deps
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -42,3 +44,17 @@ gpu-check:
 # protobuf-compiler; the plugins run through go run at pinned versions).
 proto:
 	serving/grpcapi/proto/gen.sh
+
+# Reliability (reliability/): the short soak, SIGTERM and fault tests run in
+# `make test`; these are the long versions. Output in reliability/out/.
+overload: deps
+	scripts/overload.sh
+
+soak: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
+# one at a time. `make test` runs their seed corpora.
+FUZZTIME ?= 10m
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/servekit/servekit/cache"
-	"github.com/servekit/servekit/cache/internal/redistest"
+	"github.com/servekit/servekit/internal/redistest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )

@@ -87,7 +87,10 @@
 // DeadlineExceeded 504, anything else 500. 429 and 503 carry Retry-After from
 // serving.RetryAfterOf (whole seconds, rounded up), else WithRetryAfter.
 // A client that goes away gets Canceled, logged as 499 (nginx's "client
-// closed request"); it never reads it.
+// closed request"); it never reads it. A panic in the Predictor chain is
+// recovered into a 500 whose message does not repeat the panic value, and
+// logged at ERROR with its stack (WithLogger); left to net/http it would
+// drop the connection unanswered. Request bodies are never logged.
 //
 // # Limits and deadlines
 //
