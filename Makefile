@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto
+.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -22,10 +22,12 @@ closedloop: deps
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -39,7 +41,26 @@ bench-http: deps
 bench-grpc: deps
 	bench/grpc.sh
 
+# Builds the GPU tests and benchmark and stages them for a GPU machine
+# (scripts/gpu-check.sh --local runs them on one instead).
+gpu-check:
+	scripts/gpu-check.sh
+
 # Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
 # protobuf-compiler; the plugins run through go run at pinned versions).
 proto:
 	serving/grpcapi/proto/gen.sh
+
+# Reliability (reliability/): the short soak, SIGTERM and fault tests run in
+# `make test`; these are the long versions. Output in reliability/out/.
+overload: deps
+	scripts/overload.sh
+
+soak: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
+# one at a time. `make test` runs their seed corpora.
+FUZZTIME ?= 10m
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)

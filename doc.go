@@ -13,6 +13,8 @@
 //   - backend/onnx: a Predictor over ONNX Runtime 1.29, CPU or CUDA.
 //   - serving/httpapi: an http.Handler for the Open Inference Protocol V2
 //     (KServe, Triton clients), plus V1 / Vertex AI and SageMaker adapters.
+//   - limit: admission control (max in flight, a short queue, 429 with
+//     Retry-After), so an overloaded model sheds load at its normal latency.
 //   - batch: dynamic micro-batching middleware.
 //   - cache: response cache middleware (sharded LRU, single-flight, Redis L2).
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
@@ -26,7 +28,7 @@
 // A request flows from the transport through middleware to the model:
 //
 //	HTTP (OIP V2, V1, SageMaker) or a Go call
-//	  → telemetry → cache → batch → backend/onnx
+//	  → telemetry → cache → limit → batch → backend/onnx
 //
 // Every stage is a serving.Middleware (func(Predictor) Predictor) and
 // serving.Chain composes them, first outermost:

@@ -12,3 +12,7 @@ func (r *Router) RouteKey(key string) (string, error) {
 	s.release(r, false)
 	return e.name, nil
 }
+
+// Idle reports whether the Shadow's dispatcher is asleep with its ticker
+// stopped.
+func (s *Shadow) Idle() bool { return s.idle.Load() }

@@ -49,6 +49,12 @@ type Shadow struct {
 	stop       chan struct{} // closed once (stopOnce) when the queue is to be dropped
 	stopOnce   sync.Once
 	dispatched chan struct{} // closed when the dispatcher has returned
+	// idle is set while the dispatcher sleeps without a ticker; the first
+	// mirror queued after that claims it (CompareAndSwap) and sends one
+	// token on wake, so an idle Shadow costs no wake-ups at all and a busy
+	// one costs its callers none.
+	idle atomic.Bool
+	wake chan struct{} // capacity 1
 
 	mu     sync.Mutex
 	keys   map[primaryKey]*pairStats // guarded by mu
@@ -71,7 +77,7 @@ func NewShadow(challenger serving.Predictor, opts ...ShadowOption) (*Shadow, err
 	s := &Shadow{
 		challenger: challenger, cfg: cfg, keys: make(map[primaryKey]*pairStats),
 		drained: make(chan struct{}), stop: make(chan struct{}), dispatched: make(chan struct{}),
-		queue: make(chan *mirrorJob, cfg.maxMirrors+cfg.queue),
+		queue: make(chan *mirrorJob, cfg.maxMirrors+cfg.queue), wake: make(chan struct{}, 1),
 	}
 	s.setPercent(cfg.percent)
 	if s.tel, err = newShadowTelemetry(s, cfg.meters); err != nil {
@@ -174,9 +180,11 @@ func (p *shadowed) Close() error {
 // nothing about either model.
 //
 // The caller's work here is the copies and a send on a buffered channel
-// that no goroutine waits on: it starts no goroutine and wakes none (both
-// cost a scheduler wake-up, a system call, on the caller's time). The
-// dispatcher picks the mirror up within dispatchTick.
+// that no goroutine waits on: while mirrors keep coming it starts no
+// goroutine and wakes none (both cost a scheduler wake-up, a system call,
+// on the caller's time), and the dispatcher picks the mirror up within
+// dispatchTick. Only the first mirror after an idle spell wakes the
+// dispatcher.
 func (s *Shadow) mirror(ctx context.Context, req *serving.Request, resp *serving.Response, err error, primaryLatency time.Duration) {
 	if serving.CodeOf(err) == serving.Canceled {
 		return
@@ -200,6 +208,9 @@ func (s *Shadow) mirror(ctx context.Context, req *serving.Request, resp *serving
 	}
 	select {
 	case s.queue <- j:
+		if s.idle.Load() && s.idle.CompareAndSwap(true, false) {
+			s.wake <- struct{}{} // never blocks: one token per idle spell
+		}
 	default: // unreachable: the queue holds every admitted mirror
 		st.dropped.Add(1)
 		s.release()

@@ -489,3 +489,34 @@ func TestShadowQueue(t *testing.T) {
 		}
 	})
 }
+
+// An idle Shadow sleeps with no ticker, and the next mirror wakes it: a
+// server with a shadow and no traffic costs no wake-ups, and mirrors after a
+// quiet spell still run.
+func TestShadowSleepsWhenIdle(t *testing.T) {
+	s := newShadow(t, servingtest.Linear(4))
+	p := s.Middleware()(servingtest.Linear(4))
+	waitIdle := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !s.Idle() {
+			if time.Now().After(deadline) {
+				t.Fatal("the dispatcher never went to sleep")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for round := 1; round <= 3; round++ {
+		waitIdle()
+		if _, err := p.Predict(context.Background(), servingtest.Rows(4, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Snapshot().Completed < int64(round) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the mirror queued after an idle spell never ran: %+v", round, s.Snapshot())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

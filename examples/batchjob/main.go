@@ -109,6 +109,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if o.shards > 1 && !exists(o.input) { // before any temporary folder is made for nothing
+		return fmt.Errorf("input %q does not exist: generate it once before the shards start", o.input)
+	}
 	if o.input == "" || o.output == "" {
 		tmp, err := os.MkdirTemp("", "batchjob-")
 		if err != nil {
@@ -121,10 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			o.output = filepath.Join(tmp, "scores")
 		}
 	}
-	if _, err := os.Stat(o.input); errors.Is(err, os.ErrNotExist) {
-		if o.shards > 1 {
-			return fmt.Errorf("input %s does not exist: generate it once before the shards start", o.input)
-		}
+	if !exists(o.input) {
 		fmt.Fprintf(stdout, "generating %d rows into %s\n", o.generate, o.input)
 		start := time.Now()
 		if err := generate(o.input, o.generate); err != nil {
@@ -210,4 +210,10 @@ func vmHWM() float64 {
 		}
 	}
 	return 0
+}
+
+// exists reports whether path names a file; "" names none.
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return path != "" && !errors.Is(err, os.ErrNotExist)
 }

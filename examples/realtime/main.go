@@ -68,7 +68,9 @@ type options struct {
 	idle            time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	reliabilityOptions
 	repoOptions
+	gpu *gpuOptions // gpu.go
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -114,7 +116,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	o.reliabilityOptions.flags(fs)
 	addRepoFlags(fs, &o.repoOptions)
+	o.gpu = gpuFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -147,10 +151,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	var c *cache.Cache
 	if o.cache {
-		if c, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
+		var closeCache func() error
+		if c, closeCache, err = newCache(o); err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, c.Close()) }() // after the models: deferred first
+		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
 	}
 	models, err := loadModels(o, c, log)
 	defer func() {
@@ -166,6 +171,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		httpapi.WithMaxBodyBytes(o.maxBody),
 		httpapi.WithMaxElements(o.maxElements),
 		httpapi.WithMaxTimeout(o.maxTimeout),
+		httpapi.WithLogger(log),
 	}
 	if o.sagemaker && len(models) > 0 {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
@@ -190,14 +196,23 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		names = []string{"none"}
 	}
 	mux.Handle("/", api)
+	g := &gate{next: withGRPC(api, mux, o)}
 
+	if o.debugAddr != "" {
+		addr, stopDebug, err := startDebug(o.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/\n", addr)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           withGRPC(api, mux, o), // gRPC beside REST on one port
-		Protocols:         grpcapi.Protocols(),   // h2c, which gRPC clients need
+		Handler:           g,                   // gRPC beside REST on one port, behind the drain gate
+		Protocols:         grpcapi.Protocols(), // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
 		ReadTimeout:       o.read,
 		WriteTimeout:      o.write,
@@ -215,10 +230,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "timeout", o.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
+	err = drain(ctx, srv, g, o.drainDelay, o.shutdownTimeout, log)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
@@ -248,7 +260,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup)}
+		ortOpts := append([]onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup),
+			onnx.WithLogger(log)}, o.gpu.options()...)
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -260,15 +273,17 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
-		log.Info("model loaded", "model", name, "version", version, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		log.Info("model loaded", "model", name, "version", version, "path", path, "device", m.Metadata().Device,
+			"took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
 		out = append(out, loaded{name, version, p})
 	}
 	return out, nil
 }
 
 // buildChain wraps a model in the request middleware, outermost first:
-// telemetry (so it times and counts cache hits too, and its span parents the
-// others), then cache, then batch, then the model.
+// telemetry (so it times and counts cache hits and refusals too, and its
+// span parents the others), then cache (hits never wait for a slot), then
+// admission control, then batch, then the model.
 func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p, err := versionChain(model, o, c)
 	if err != nil {
@@ -288,6 +303,11 @@ func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.
 		}
 		p = b
 	}
+	limited, err := withLimit(p, o)
+	if err != nil {
+		return nil, errors.Join(err, serving.Close(p)) // the batcher; the model is closed again, harmlessly
+	}
+	p = limited
 	if c != nil {
 		p = c.Middleware()(p)
 	}

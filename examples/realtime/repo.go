@@ -61,7 +61,8 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		if err := v.DecodeParameters(&p); err != nil {
 			return nil, err
 		}
-		opts := []onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(o.threads)}
+		opts := append([]onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(o.threads),
+			onnx.WithLogger(log)}, o.gpu.options()...)
 		if o.ortLib != "" {
 			opts = append(opts, onnx.WithLibraryPath(o.ortLib))
 		}
