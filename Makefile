@@ -6,13 +6,19 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
 
 demo: deps
 	$(GO) run ./examples/realtime -batch -cache
+
+# The closed loop in about a minute: batch scoring, serving, drift →
+# retraining → shadow → canary (README "The closed loop"). Flags through
+# ARGS, e.g. make closedloop ARGS=-break-v2 or ARGS=-serve.
+closedloop: deps
+	$(GO) run ./examples/closedloop $(ARGS)
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
