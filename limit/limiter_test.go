@@ -331,7 +331,10 @@ func TestStress(t *testing.T) {
 func TestConformance(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
-			return limit.Middleware(limit.WithMaxInFlight(2))(servingtest.Linear(2))
+			// Conformance's concurrent check runs 8 callers at once and
+			// wants every one answered: a queue for the 6 beyond the 2 in
+			// flight, or the limiter would (rightly) refuse some of them.
+			return limit.Middleware(limit.WithMaxInFlight(2), limit.WithMaxQueue(8))(servingtest.Linear(2))
 		},
 		Request:       func() *serving.Request { return servingtest.Rows(2, 2, 1) },
 		Deterministic: true,
