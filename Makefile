@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo test test-beam deps vet bench models bench-http
+.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -14,19 +14,26 @@ deps:
 demo: deps
 	$(GO) run ./examples/realtime -batch -cache
 
-test: deps vet test-beam
-	$(GO) test -race -count=1 ./...
+# The closed loop in about a minute: batch scoring, serving, drift →
+# retraining → shadow → canary (README "The closed loop"). Flags through
+# ARGS, e.g. make closedloop ARGS=-break-v2 or ARGS=-serve.
+closedloop: deps
+	$(GO) run ./examples/closedloop $(ARGS)
 
 # beam/ is a module of its own (Beam's dependencies stay out of servekit's), so
-# ./... above does not reach it. No -race here: Beam's race build costs about
-# 7 more minutes of CPU from a cold cache on 2 cores; run it by hand
+# ./... does not reach it. No -race there: Beam's race build costs about 7 more
+# minutes of CPU from a cold cache on 2 cores; run it by hand
 # (cd beam && go test -race ./...), as was done when it was written.
-test-beam: deps
-	cd beam && $(GO) vet ./... && $(GO) test -count=1 ./...
+test: deps vet
+	$(GO) test -race -count=1 ./...
+	cd deploy && $(GO) test -count=1 ./...
+	cd beam && $(GO) test -count=1 ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	cd deploy && $(GO) vet ./...
+	cd beam && $(GO) vet ./...
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -36,3 +43,30 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+bench-grpc: deps
+	bench/grpc.sh
+
+# Builds the GPU tests and benchmark and stages them for a GPU machine
+# (scripts/gpu-check.sh --local runs them on one instead).
+gpu-check:
+	scripts/gpu-check.sh
+
+# Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
+# protobuf-compiler; the plugins run through go run at pinned versions).
+proto:
+	serving/grpcapi/proto/gen.sh
+
+# Reliability (reliability/): the short soak, SIGTERM and fault tests run in
+# `make test`; these are the long versions. Output in reliability/out/.
+overload: deps
+	scripts/overload.sh
+
+soak: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
+# one at a time. `make test` runs their seed corpora.
+FUZZTIME ?= 10m
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)

@@ -107,7 +107,9 @@
 // If a joined run fails with an error that may be one member's fault (any
 // code but Unavailable, ResourceExhausted, Canceled, DeadlineExceeded), each
 // member is run again alone, so only the culprit fails; Stats.Isolations
-// counts it. A model panic becomes an Internal error.
+// counts it. A model panic becomes an Internal error, and is logged at
+// ERROR with its stack through slog.Default (it never reaches the
+// transport's recovery).
 //
 // A caller whose ctx ends returns at once. A queued request is then removed
 // and never runs (Rejected.Canceled or Rejected.Deadline); a running one

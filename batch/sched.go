@@ -2,6 +2,9 @@ package batch
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -335,11 +338,17 @@ func send(items []*item, rs []result) {
 	}
 }
 
-// predict calls the model, turning a panic into an Internal error.
+// predict calls the model, turning a panic into an Internal error. The
+// panic is logged with its stack (slog.Default: the batcher has no logger
+// of its own), since it never reaches the transport's recovery; callers
+// are told only that the model failed, as the panic value may hold
+// internals.
 func (b *Batcher) predict(ctx context.Context, req *serving.Request) (resp *serving.Response, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			resp, err = nil, serving.Errorf(serving.Internal, "batch: model %q panicked: %v", b.md.Name, r)
+			slog.Error("batch: model panicked", "model", b.md.Name, "version", b.md.Version,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp, err = nil, serving.Errorf(serving.Internal, "batch: model %q failed with an internal error", b.md.Name)
 		}
 	}()
 	return b.next.Predict(ctx, req)

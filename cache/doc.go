@@ -73,7 +73,10 @@
 // caller, which may then reuse its buffers. A caller whose context can never
 // end computes in its own goroutine; otherwise the computation gets one.
 //
-// Only successful answers are cached; errors reach every waiter of that
+// A panic in the model during a computation becomes an Internal error for
+// its waiters and is logged at ERROR with its stack through slog.Default
+// (it never reaches the transport's recovery). Only successful answers are
+// cached; errors reach every waiter of that
 // computation and are forgotten. serving.ParamCacheBypass set to true skips
 // the cache both ways: neither read nor written.
 //

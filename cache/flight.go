@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,7 +100,12 @@ func (f *flights) run(ctx context.Context, k string, c *call, fn computeFunc) {
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				c.resp, c.err = nil, serving.Errorf(serving.Internal, "cache: model panicked: %v", fmt.Sprint(p))
+				// Logged here with its stack (slog.Default: the cache has no
+				// logger), since it never reaches the transport's recovery;
+				// the error does not repeat the panic value, which may hold
+				// internals.
+				slog.Error("cache: model panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				c.resp, c.err = nil, serving.Errorf(serving.Internal, "cache: the model failed with an internal error")
 			}
 		}()
 		c.resp, c.err = fn(ctx)

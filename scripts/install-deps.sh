@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need and the machine lacks: Debian
 # packages (ONNX's test data, redis-server, promtool, the en_US.UTF-8 locale
-# that ORT's StringNormalizer wants) and ONNX Runtime itself. Idempotent and
+# that ORT's StringNormalizer wants, chromium for the drift report's browser
+# test) and ONNX Runtime itself. Idempotent and
 # quiet when everything is there; needs root (or sudo) only to install.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +11,7 @@ need=()
 [ -d /usr/share/onnx/testdata ] || [ -n "$(dpkg -L libonnx-testdata 2>/dev/null | head -1)" ] || need+=(libonnx-testdata)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # npm is not installed from here: it comes with Node.js (these machines' NodeSource
 # build bundles it, and Debian's npm package conflicts with that build);
 # install-onnxruntime.sh says what to do when it is missing.

@@ -19,8 +19,13 @@ type Metadata struct {
 	Name     string
 	Version  string
 	Platform string // e.g. "onnxruntime_onnx"
-	Inputs   []TensorSpec
-	Outputs  []TensorSpec
+	// Device is where the model runs, as PyTorch and most tools name it:
+	// "cpu", "cuda:0". Empty when the Predictor does not say (fakes,
+	// remote models). A backend that fell back from a GPU to the CPU
+	// reports "cpu", so this is the truth, not the request.
+	Device  string
+	Inputs  []TensorSpec
+	Outputs []TensorSpec
 }
 
 // Batchable reports whether every input and output batches on dimension 0.

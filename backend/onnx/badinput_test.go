@@ -188,15 +188,6 @@ func TestNaNAndInfPassThrough(t *testing.T) {
 	}
 }
 
-func TestCUDAMissingProvider(t *testing.T) {
-	requireORT(t)
-	_, err := onnx.Load(fraudPath(), onnx.WithCUDA(0))
-	if err == nil {
-		t.Skip("the CUDA provider is installed here")
-	}
-	wantErr(t, err, serving.Unavailable, "CUDA", "libonnxruntime_providers_cuda.so", "WithCUDA")
-}
-
 func TestClosed(t *testing.T) {
 	m := loadFraud(t)
 	if !m.Ready() {

@@ -13,10 +13,9 @@ import (
 
 var batches = []int{1, 32}
 
-// BenchmarkRawORT is the floor: onnxruntime_go alone, one session with the
-// same options as Load's defaults, input and output tensors preallocated
-// once and reused.
-func BenchmarkRawORT(b *testing.B) {
+// rawFraud is a bare session of the demo model with Load's default
+// options, destroyed when b ends.
+func rawFraud(b *testing.B) *ort.DynamicAdvancedSession {
 	requireORT(b)
 	so, err := ort.NewSessionOptions()
 	if err != nil {
@@ -29,24 +28,72 @@ func BenchmarkRawORT(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Destroy()
+	b.Cleanup(func() { s.Destroy() })
+	return s
+}
+
+// rawFraudValues are preallocated input and output tensors of n rows,
+// destroyed when b ends.
+func rawFraudValues(b *testing.B, n int) (in, out ort.Value) {
+	x, _ := serving.Values[float32](fraudRows(n).Inputs[0])
+	i, err := ort.NewTensor(ort.NewShape(int64(n), 8), x)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { i.Destroy() })
+	o, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { o.Destroy() })
+	return i, o
+}
+
+// BenchmarkRawORT is the floor: onnxruntime_go alone, one session with the
+// same options as Load's defaults, input and output tensors preallocated
+// once and reused.
+func BenchmarkRawORT(b *testing.B) {
+	s := rawFraud(b)
 	for _, n := range batches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			x, _ := serving.Values[float32](fraudRows(n).Inputs[0])
-			in, err := ort.NewTensor(ort.NewShape(int64(n), 8), x)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer in.Destroy()
-			out, err := ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 1))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer out.Destroy()
+			in, out := rawFraudValues(b, n)
 			ins, outs := []ort.Value{in}, []ort.Value{out}
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := s.Run(ins, outs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRawORTIoBinding is BenchmarkRawORT through an OrtIoBinding: the
+// output bound once, the input bound again before each run, as new data
+// must be (binding a host input copies it to a CUDA device at bind time).
+// It is the binding's only way to choose where values live; compare it
+// with BenchmarkRawORT to see whether it pays (bench/gpu measures the same
+// on CUDA).
+func BenchmarkRawORTIoBinding(b *testing.B) {
+	s := rawFraud(b)
+	for _, n := range batches {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			in, out := rawFraudValues(b, n)
+			bind, err := s.CreateIoBinding()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bind.Destroy()
+			if err := bind.BindOutput("score", out); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				bind.ClearBoundInputs()
+				if err := bind.BindInput("features", in); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.RunWithBinding(bind); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -23,6 +23,53 @@
 // process-global: it is created once and never destroyed, whatever number
 // of models come and go.
 //
+// # CUDA
+//
+// WithCUDA(id) runs the session on a CUDA device through ONNX Runtime's
+// CUDA execution provider (scripts/install-onnxruntime.sh --gpu puts it
+// beside the library; CUDA 13, cuDNN 9 and the NVIDIA driver must be on
+// the loader's path). WithCUDAMemLimit, WithCUDAConvAlgoSearch,
+// WithCUDACopyInDefaultStream, WithCUDAArenaExtendStrategy and, for any
+// other provider option, WithCUDAProviderOption tune it; they are inert
+// without WithCUDA, so one option list serves CPU and GPU deployments.
+// Metadata.Device says where the model really runs: "cpu" or "cuda:N".
+//
+// When CUDA cannot run (the provider, a CUDA or cuDNN library or the
+// driver is missing, or the device id does not exist) Load fails with an
+// Unavailable error wrapping ErrCUDAUnavailable that names the missing
+// library and how to provide it: a model meant for a GPU that silently
+// ran on a CPU would be an outage that looks like slowness. Only with
+// WithCPUFallback does it run on the CPU instead; the fall back is logged
+// (WithLogger), kept in Model.FallbackReason, shown as Device "cpu" in
+// the metadata and as device="cpu" on the load metric. A session that
+// fails to be created on CUDA is retried on the CPU to tell a CUDA
+// failure (the CPU session works) from a broken model (it does not);
+// option values ONNX Runtime refuses are InvalidArgument and never fall
+// back. The choice is made once, at load, as Triton makes it per instance
+// group: a CUDA error during a run is an Internal error of that run.
+//
+// Data movement on CUDA: inputs are handed to ONNX Runtime in the
+// request's own (pageable) memory and copied to the device once; outputs
+// of known shape are copied from the device straight into the response's
+// slices, so there is no host-side copy besides the transfers themselves
+// (and the small-request frames below). The binding (onnxruntime_go
+// v1.36.0) can bind host values with an I/O binding but cannot create
+// device or CUDA-pinned tensors, so outputs cannot stay on the device and
+// CUDA graphs cannot be used. An I/O binding of host values does the same
+// copies as Run plus two cgo calls per run (the input must be bound again
+// for every run: binding a host value to a CUDA session copies it at bind
+// time); on the CPU it was no faster here (BenchmarkRawORTIoBinding against
+// BenchmarkRawORT: 12.6 against 5.9 µs at batch 1, within noise at 32, on
+// a loaded 2-core VM), so Predict does not use one. bench/gpu measures raw
+// Run, the I/O binding, Predict and a model with the same transfers and
+// almost no compute (the transfer floor) at batch 1, 16 and 256 on CUDA,
+// which shows what share of a GPU run the copies take and whether binding
+// pays there. Pinned staging buffers would only pay if the request were
+// decoded straight into them; copying into them costs what the driver's
+// own staging of pageable memory costs. With the micro-batcher the host
+// copies are one gather into the joined input (the batcher's) and none on
+// the way back (members get views of the joined output).
+//
 // # Requests
 //
 // Predict validates each request against the model's metadata

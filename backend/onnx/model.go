@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,11 +24,12 @@ const Platform = "onnxruntime_onnx"
 // goroutine that calls Predict. It implements serving.Predictor,
 // serving.Describer, serving.Readier and io.Closer.
 type Model struct {
-	md      serving.Metadata // immutable after load
-	session *ort.DynamicAdvancedSession
-	outs    []output // session output order = md.Outputs order
-	batched bool     // some input has a dynamic dim 0
-	tel     telemetry
+	md       serving.Metadata // immutable after load
+	session  *ort.DynamicAdvancedSession
+	fallback error    // why CUDA was not used, after WithCPUFallback
+	outs     []output // session output order = md.Outputs order
+	batched  bool     // some input has a dynamic dim 0
+	tel      telemetry
 
 	// noDerive is set once an output shape derived from the batch dim
 	// proved wrong (the model's dim 0 of that output is not the batch);
@@ -94,6 +94,11 @@ func LoadBytes(name string, b []byte, opts ...Option) (*Model, error) {
 
 func load(c config, path string, b []byte) (*Model, error) {
 	start := time.Now()
+	// Option mistakes are reported before the runtime is looked for, so
+	// they show on a machine without ONNX Runtime or CUDA too.
+	if err := c.cuda.check(); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q: %w", c.name, err)
+	}
 	if _, err := InitRuntime(c.libraryPath); err != nil {
 		return nil, err
 	}
@@ -122,20 +127,20 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if m.md.Outputs, err = specs(c.name, "output", outs); err != nil {
 		return nil, err
 	}
-	so, err := sessionOptions(c)
+	inNames, outNames := names(m.md.Inputs), names(m.md.Outputs)
+	m.session, m.md.Device, m.fallback, err = newSession(c, func(so *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		if path != "" {
+			return ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
+		}
+		return ort.NewDynamicAdvancedSessionWithONNXData(b, inNames, outNames, so)
+	})
+	if _, ok := err.(*serving.Error); err != nil && !ok {
+		err = serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): creating the session: %v", c.name, where, trimBinding(err))
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer so.Destroy()
-	inNames, outNames := names(m.md.Inputs), names(m.md.Outputs)
-	if path != "" {
-		m.session, err = ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
-	} else {
-		m.session, err = ort.NewDynamicAdvancedSessionWithONNXData(b, inNames, outNames, so)
-	}
-	if err != nil {
-		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): creating the session: %v", c.name, where, trimBinding(err))
-	}
+	liveSessions.Add(1)
 	for _, s := range m.md.Inputs {
 		m.batched = m.batched || s.Batchable()
 	}
@@ -193,37 +198,7 @@ func sessionOptions(c config) (*ort.SessionOptions, error) {
 			return fail("optimised model path", err)
 		}
 	}
-	if c.cuda {
-		if err := appendCUDA(so, c.cudaDevice); err != nil {
-			so.Destroy()
-			return nil, serving.Errorf(serving.Unavailable, "onnx: model %q: %w", c.name, err)
-		}
-	}
 	return so, nil
-}
-
-func appendCUDA(so *ort.SessionOptions, device int) error {
-	err := func() error {
-		co, err := ort.NewCUDAProviderOptions()
-		if err != nil {
-			return err
-		}
-		defer co.Destroy()
-		if err := co.Update(map[string]string{"device_id": strconv.Itoa(device)}); err != nil {
-			return err
-		}
-		return so.AppendExecutionProviderCUDA(co)
-	}()
-	if err == nil {
-		return nil
-	}
-	env.mu.Lock()
-	dir := filepath.Dir(env.path)
-	env.mu.Unlock()
-	return fmt.Errorf("the CUDA execution provider for device %d is unavailable: %v; "+
-		"put libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of ONNX Runtime %s in %s "+
-		"and CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH, or load the model without WithCUDA",
-		device, err, RequiredVersion, dir)
 }
 
 // specs maps ONNX Runtime's view of the inputs or outputs to metadata,
@@ -305,9 +280,24 @@ func trimBinding(err error) string {
 	}
 }
 
+// liveSessions counts the sessions of Models not yet closed.
+var liveSessions atomic.Int64
+
+// LiveSessions is the number of ONNX Runtime sessions held by Models that
+// are not closed yet, across the process. Code that loads and unloads
+// models repeatedly (a model repository's hot reloads) checks with it that
+// every replaced Model was closed: a leak shows as a count that grows.
+func LiveSessions() int64 { return liveSessions.Load() }
+
 // Metadata implements serving.Describer. The slices are shared: treat them
 // as read-only.
 func (m *Model) Metadata() serving.Metadata { return m.md }
+
+// FallbackReason reports why the model runs on the CPU although WithCUDA
+// was given: the Unavailable error (wrapping ErrCUDAUnavailable) that
+// WithCPUFallback turned into a CPU session. It is nil when the model runs
+// where it was asked to.
+func (m *Model) FallbackReason() error { return m.fallback }
 
 // Ready implements serving.Readier: true from a successful load until Close.
 func (m *Model) Ready() bool {
@@ -330,6 +320,7 @@ func (m *Model) Close() error {
 	if err := m.session.Destroy(); err != nil {
 		errs = append(errs, err)
 	}
+	liveSessions.Add(-1)
 	for drained := false; !drained; {
 		select {
 		case ro := <-m.runOpts:

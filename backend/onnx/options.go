@@ -1,6 +1,8 @@
 package onnx
 
 import (
+	"log/slog"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -32,8 +34,8 @@ type config struct {
 	optimizedPath string
 	memArena      bool
 	warmup        int
-	cuda          bool
-	cudaDevice    int
+	cuda          cudaConfig
+	logger        *slog.Logger
 	meters        metric.MeterProvider
 	tracers       trace.TracerProvider
 }
@@ -101,15 +103,9 @@ func WithMemoryArena(on bool) Option { return optionFunc(func(c *config) { c.mem
 // with empty strings. A failing warm-up fails the load.
 func WithWarmup(n int) Option { return optionFunc(func(c *config) { c.warmup = n }) }
 
-// WithCUDA runs the model on the CUDA device deviceID through ONNX Runtime's
-// CUDA execution provider. It needs libonnxruntime_providers_cuda.so and
-// libonnxruntime_providers_shared.so beside the ONNX Runtime library, and
-// CUDA 13 + cuDNN 9 on the loader's path; Load fails with an Unavailable
-// error saying so when they are missing. Operators the CUDA provider lacks
-// run on the CPU.
-func WithCUDA(deviceID int) Option {
-	return optionFunc(func(c *config) { c.cuda, c.cudaDevice = true, deviceID })
-}
+// WithLogger sets where the package logs the few events worth a line: a
+// fall back from CUDA to the CPU (WithCPUFallback). Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
 // WithMeterProvider sets where metrics go (default otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option {

@@ -24,6 +24,7 @@ type telemetry struct {
 	warmup   metric.Float64Histogram
 	run      metric.Float64Histogram
 	model    attribute.Set                       // model, version
+	loadAttr attribute.Set                       // model, version, device
 	byCode   [serving.Internal + 1]attribute.Set // model, version, code
 	spanAttr []attribute.KeyValue
 }
@@ -41,13 +42,17 @@ func newTelemetry(c config, md serving.Metadata) telemetry {
 	// Instrument errors only come from invalid names or units, fixed here;
 	// the API then hands back a working no-op instrument.
 	t.load, _ = meter.Float64Histogram("servekit.model.load.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time to load a model and create its ONNX Runtime session."))
+		metric.WithDescription("Time to load a model and create its ONNX Runtime session; device says where it runs (cpu, cuda:N)."))
 	t.warmup, _ = meter.Float64Histogram("servekit.model.warmup.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time of the warm-up runs at load."))
 	t.run, _ = meter.Float64Histogram("servekit.model.inference.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time of one ONNX Runtime run, conversions included."))
 	kv := []attribute.KeyValue{attribute.String("model", md.Name), attribute.String("version", md.Version)}
 	t.model = attribute.NewSet(kv...)
+	// The device goes on the load metric only: it is fixed for the model's
+	// life, and a query for models that fell back to the CPU needs one
+	// series per load, not per run.
+	t.loadAttr = attribute.NewSet(append(kv[:2:2], attribute.String("device", md.Device))...)
 	t.spanAttr = kv
 	for c := range t.byCode {
 		t.byCode[c] = attribute.NewSet(append(kv[:2:2], attribute.String("code", serving.Code(c).String()))...)
@@ -56,7 +61,7 @@ func newTelemetry(c config, md serving.Metadata) telemetry {
 }
 
 func (t *telemetry) loaded(d time.Duration) {
-	t.load.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(t.model))
+	t.load.Record(context.Background(), d.Seconds(), metric.WithAttributeSet(t.loadAttr))
 }
 
 func (t *telemetry) warmedUp(d time.Duration) {

@@ -1,10 +1,12 @@
-// Command loadgen is a closed-loop HTTP load generator: a fixed number of
-// clients each send a request, wait for the answer, and send the next, for a
-// fixed duration (and at most -max-requests in all). It reports throughput,
-// p50/p90/p99 latency and errors. It only targets loopback addresses, so it
-// cannot be pointed at someone else's server.
+// Command loadgen is a closed-loop load generator for V2 JSON over HTTP and
+// for the gRPC ModelInfer RPC: a fixed number of clients each send a
+// request, wait for the answer, and send the next, for a fixed duration (and
+// at most -max-requests in all). It reports throughput, p50/p90/p99 latency
+// and errors. It only targets loopback addresses, so it cannot be pointed at
+// someone else's server.
 //
 //	go run ./bench/loadgen -url http://127.0.0.1:8080/v2/models/fraud/infer -c 64 -d 10s
+//	go run ./bench/loadgen -grpc -url http://127.0.0.1:8080 -model fraud -c 64 -d 10s
 package main
 
 import (
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	maxReq := fs.Int64("max-requests", 10_000_000, "stop after this many requests")
 	body := fs.String("body", DefaultBody, "request body")
 	name := fs.String("name", "", "label for the result line")
+	useGRPC := fs.Bool("grpc", false, "call gRPC ModelInfer on -url's host:port instead of POSTing -body")
+	g := grpcFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,10 +66,24 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *conc < 1 || *conc > 4096 || *dur <= 0 || *dur > 10*time.Minute {
 		return errors.New("want 1 <= -c <= 4096 and 0 < -d <= 10m")
 	}
-	if *warm > 0 {
-		load(ctx, *target, []byte(*body), *conc, *warm, *maxReq)
+	if *g.rows < 1 || *g.rows > 1<<16 {
+		return errors.New("want 1 <= -rows <= 65536")
 	}
-	r := load(ctx, *target, []byte(*body), *conc, *dur, *maxReq)
+	if *body == DefaultBody && *g.rows > 1 {
+		*body = fraudBody(*g.rows)
+	}
+	newCaller, closeAll := httpCallers(*target, []byte(*body), *conc)
+	if *useGRPC {
+		var err error
+		if newCaller, closeAll, err = g.callers(*target); err != nil {
+			return err
+		}
+	}
+	defer closeAll()
+	if *warm > 0 {
+		load(ctx, newCaller, *conc, *warm, *maxReq)
+	}
+	r := load(ctx, newCaller, *conc, *dur, *maxReq)
 	r.Name = *name
 	fmt.Fprintf(out, "%s c=%d requests=%d errors=%d elapsed=%.2fs throughput=%.0f req/s p50=%s p90=%s p99=%s\n",
 		r.Name, *conc, r.Requests, r.Errors, r.Elapsed.Seconds(), r.Throughput, r.P50, r.P90, r.P99)
@@ -90,24 +108,36 @@ func checkLoopback(target string) error {
 	return nil
 }
 
-func load(ctx context.Context, target string, body []byte, conc int, dur time.Duration, maxReq int64) Result {
+// caller sends one request and waits for its answer; each client has its
+// own, so it may keep buffers.
+type caller func(ctx context.Context) error
+
+// httpCallers POSTs body to target over keep-alive connections, one per
+// client at most.
+func httpCallers(target string, body []byte, conc int) (newCaller func() caller, closeAll func()) {
+	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return func() caller {
+		buf := make([]byte, 0, 4096)
+		return func(ctx context.Context) error { return once(ctx, client, target, body, &buf) }
+	}, tr.CloseIdleConnections
+}
+
+func load(ctx context.Context, newCaller func() caller, conc int, dur time.Duration, maxReq int64) Result {
 	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
-	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var sent, errs atomic.Int64
 	var firstErr atomic.Value
 	lats := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range conc {
+		call := newCaller() // here, not in the goroutine: newCaller need not be concurrency-safe
 		wg.Go(func() {
-			buf := make([]byte, 0, 4096)
 			mine := make([]time.Duration, 0, 1<<14)
 			for ctx.Err() == nil && sent.Add(1) <= maxReq {
 				t0 := time.Now()
-				err := once(ctx, client, target, body, &buf)
+				err := call(ctx)
 				if ctx.Err() != nil {
 					break // cut off by the end of the run: not counted
 				}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -204,27 +205,61 @@ func TestPromtool(t *testing.T) {
 	}
 }
 
-// TestMetricsExported builds and starts examples/realtime with batching and
-// a cache on a free loopback port, sends traffic that makes every series the
-// assets query exist (a cache miss and hit, batches, evictions, requests the
-// batcher rejects), scrapes /metrics and fails listing each referenced name
-// it does not export.
+// TestMetricsExported checks that every metric name the dashboard and the
+// rules query is exported by a servekit server: examples/realtime for the
+// request, batching, cache and process metrics, examples/closedloop for
+// the rollout, shadow, drift and prediction-logging ones (only a server
+// that runs a router with a canary plan, a shadow and a drift monitor has
+// them). It fails listing each referenced name that neither exports.
 func TestMetricsExported(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs examples/realtime")
+		t.Skip("builds and runs examples/realtime and examples/closedloop")
 	}
 	lib := ortLib(t)
 	root, _ := filepath.Abs("../..")
-	bin := filepath.Join(t.TempDir(), "realtime")
-	build := exec.Command("go", "build", "-o", bin, "./examples/realtime")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/realtime: %v\n%s", err, out)
-	}
+	realtime := realtimeFamilies(t, build(t, root, "realtime"), lib, root)
+	loop := closedLoopFamilies(t, build(t, root, "closedloop"), lib)
 
-	base := startServer(t, bin, lib, root,
+	refs := referenced(t)
+	var missing []string
+	for name, where := range refs {
+		if !realtime.has(name) && !loop.has(name) {
+			missing = append(missing, fmt.Sprintf("%s (used in %s)", name, strings.Join(where, ", ")))
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("%d of %d metric names the dashboard and rules query are exported by neither examples/realtime nor examples/closedloop:\n  %s",
+			len(missing), len(refs), strings.Join(missing, "\n  "))
+		t.Logf("realtime exports: %v\nclosedloop exports: %v", realtime.names(), loop.names())
+	} else {
+		t.Logf("all %d referenced metric names are exported", len(refs))
+	}
+}
+
+// build compiles examples/<name> into the test's temporary directory.
+func build(t *testing.T, root, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, "./examples/"+name)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./examples/%s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// realtimeFamilies starts examples/realtime with batching and a cache on a
+// free loopback port, sends traffic that makes every series the assets
+// query exist (a cache miss and hit, batches, evictions, requests the
+// batcher rejects), and returns what /metrics exports.
+func realtimeFamilies(t *testing.T, bin, lib, root string) families {
+	p := startProcess(t, bin, "-addr", "127.0.0.1:0", "-ort-lib", lib,
+		"-model", "fraud="+filepath.Join(root, "testdata/models/fraud.onnx"),
 		"-batch", "-batch-max-rows", "2", "-batch-queue-rows", "2", "-batch-max-delay", "5ms",
-		"-cache", "-cache-entries", "4")
+		"-cache", "-cache-entries", "4",
+		"-warmup", "1") // warm-up is off by default; the dashboard charts its duration
+	base := p.await(t, regexp.MustCompile(`^serving .* on (http://\S+) `), 60*time.Second)
 
 	// A miss then a hit; then more distinct requests than the cache holds
 	// (it rounds 4 entries up to one per shard), so it evicts.
@@ -248,23 +283,41 @@ func TestMetricsExported(t *testing.T) {
 			break
 		}
 	}
+	return exported(scrape)
+}
 
-	families := exported(scrape)
-	refs := referenced(t)
-	var missing []string
-	for name, where := range refs {
-		if !families.has(name) {
-			missing = append(missing, fmt.Sprintf("%s (used in %s)", name, strings.Join(where, ", ")))
+// closedLoopFamilies runs examples/closedloop's story, shortened, and
+// returns every family its /metrics exported at some point: the shadow's
+// and the plan's series exist only while a mirror or a plan is active, so
+// it scrapes every 200 ms from the server's start to the story's end.
+func closedLoopFamilies(t *testing.T, bin, lib string) families {
+	p := startProcess(t, bin, "-dir", t.TempDir(), "-ort-lib", lib, "-serve",
+		"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-admin-token", "test",
+		"-history", "5000", "-nightly-rows", "5000", "-callers", "6", "-rate", "300",
+		"-shift-after", "1500", "-window", "300", "-label-delay", "300ms", "-log-rotate", "300ms",
+		"-poll", "100ms", "-train-rows", "600", "-shadow-pairs", "300", "-min-requests", "10",
+		"-min-labelled", "150", "-hold", "1s", "-interval", "200ms", "-tail", "500ms", "-max-p99", "2s")
+	base := p.await(t, regexp.MustCompile(`serving v1 on (http://\S+)/v2/`), 60*time.Second)
+	all := families{}
+	end := time.After(3 * time.Minute)
+	for done := false; !done; {
+		select {
+		case line, ok := <-p.lines:
+			switch {
+			case !ok:
+				t.Fatal("closedloop exited before the end of its story")
+			case strings.HasPrefix(line, "serving until interrupted"):
+				done = true
+			}
+			continue
+		case <-time.After(200 * time.Millisecond):
+		case <-end:
+			t.Fatal("closedloop's story did not end within 3 minutes")
 		}
+		maps.Copy(all, exported(get(t, base+"/metrics")))
 	}
-	slices.Sort(missing)
-	if len(missing) > 0 {
-		t.Errorf("%d of %d metric names the dashboard and rules query are not exported by examples/realtime:\n  %s",
-			len(missing), len(refs), strings.Join(missing, "\n  "))
-		t.Logf("exported families: %v", families.names())
-	} else {
-		t.Logf("all %d referenced metric names are exported", len(refs))
-	}
+	maps.Copy(all, exported(get(t, base+"/metrics")))
+	return all
 }
 
 // families maps each exported metric family to its type.
@@ -312,12 +365,15 @@ func ortLib(t *testing.T) string {
 	return orttest.Library(t)
 }
 
-// startServer runs the binary on 127.0.0.1:0, reads the address it prints,
-// and stops it with SIGTERM (then SIGKILL) when the test ends.
-func startServer(t *testing.T, bin, lib, root string, args ...string) string {
+// process is a running example: its stdout lines, until it exits.
+type process struct {
+	lines <-chan string
+}
+
+// startProcess runs the binary and stops it with SIGTERM (then SIGKILL)
+// when the test ends, failing the test if it then exits with an error.
+func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	args = append([]string{"-addr", "127.0.0.1:0", "-ort-lib", lib,
-		"-model", "fraud=" + filepath.Join(root, "testdata/models/fraud.onnx")}, args...)
 	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -328,16 +384,18 @@ func startServer(t *testing.T, bin, lib, root string, args ...string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	name := filepath.Base(bin)
+	lines := make(chan string, 1024)
 	exited := make(chan error, 1)
-	addr := make(chan string, 1)
 	go func() {
-		re := regexp.MustCompile(`^serving .* on (http://\S+) `)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads any more: the output is not needed
 			}
 		}
+		close(lines)
 		exited <- cmd.Wait()
 	}()
 	t.Cleanup(func() {
@@ -345,23 +403,34 @@ func startServer(t *testing.T, bin, lib, root string, args ...string) string {
 		select {
 		case err := <-exited:
 			if err != nil {
-				t.Errorf("realtime exited with %v\n%s", err, stderr.String())
+				t.Errorf("%s exited with %v\n%s", name, err, stderr.String())
 			}
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Error("realtime did not stop within 30s of SIGTERM")
+			t.Errorf("%s did not stop within 30s of SIGTERM", name)
 		}
 	})
-	select {
-	case a := <-addr:
-		return a
-	case err := <-exited:
-		t.Fatalf("realtime exited before serving: %v\n%s", err, stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("realtime did not start within 60s")
+	return &process{lines: lines}
+}
+
+// await reads lines until one matches re, and returns its first group.
+func (p *process) await(t *testing.T, re *regexp.Regexp, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				t.Fatalf("exited before printing a line matching %s", re)
+			}
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m[1]
+			}
+		case <-deadline:
+			t.Fatalf("no line matching %s within %v", re, timeout)
+		}
 	}
-	return ""
 }
 
 // infer sends one V2 request for the fraud model whose features start at v.

@@ -1,10 +1,12 @@
 // Command realtime is a production-shaped inference server: it loads ONNX
 // models, serves them over the Open Inference Protocol (KServe V2) REST API
-// plus V1 and SageMaker routes, exports OpenTelemetry metrics at /metrics,
-// and drains in-flight requests on SIGTERM.
+// plus V1 and SageMaker routes and, on the same port, the protocol's gRPC
+// API, exports OpenTelemetry metrics at /metrics, and drains in-flight
+// requests on SIGTERM.
 //
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
+//	go run ./examples/realtime -repo models/            # a model repository, hot-reloaded
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
@@ -29,7 +31,9 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
 )
@@ -64,6 +68,9 @@ type options struct {
 	idle            time.Duration
 	maxHeaderBytes  int
 	shutdownTimeout time.Duration
+	reliabilityOptions
+	repoOptions
+	gpu *gpuOptions // gpu.go
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -109,10 +116,13 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.idle, "idle-timeout", 120*time.Second, "http.Server IdleTimeout")
 	fs.IntVar(&o.maxHeaderBytes, "max-header-bytes", 64<<10, "http.Server MaxHeaderBytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	o.reliabilityOptions.flags(fs)
+	addRepoFlags(fs, &o.repoOptions)
+	o.gpu = gpuFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if len(o.models) == 0 {
+	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
 	return o, nil
@@ -141,10 +151,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	var c *cache.Cache
 	if o.cache {
-		if c, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
+		var closeCache func() error
+		if c, closeCache, err = newCache(o); err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, c.Close()) }() // after the models: deferred first
+		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
 	}
 	models, err := loadModels(o, c, log)
 	defer func() {
@@ -160,8 +171,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		httpapi.WithMaxBodyBytes(o.maxBody),
 		httpapi.WithMaxElements(o.maxElements),
 		httpapi.WithMaxTimeout(o.maxTimeout),
+		httpapi.WithLogger(log),
 	}
-	if o.sagemaker {
+	if o.sagemaker && len(models) > 0 {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
 	}
 	mux := http.NewServeMux()
@@ -172,14 +184,35 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 			return err
 		}
 	}
+	var repo *repository.Repository
+	if o.repo != "" {
+		if repo, err = openRepository(ctx, o, api, log); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
+	}
+	names := servedModels(models, repo)
+	if len(names) == 0 {
+		names = []string{"none"}
+	}
 	mux.Handle("/", api)
+	g := &gate{next: withGRPC(api, mux, o)}
 
+	if o.debugAddr != "" {
+		addr, stopDebug, err := startDebug(o.debugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/\n", addr)
+	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           g,                   // gRPC beside REST on one port, behind the drain gate
+		Protocols:         grpcapi.Protocols(), // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
 		ReadTimeout:       o.read,
 		WriteTimeout:      o.write,
@@ -187,7 +220,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (metrics at /metrics); try:\n%s\n", len(models), ln.Addr(), curlLine(ln.Addr().String(), models[0].name))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; metrics at /metrics)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
+		repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -196,10 +230,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: draining in-flight requests", "timeout", o.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
+	err = drain(ctx, srv, g, o.drainDelay, o.shutdownTimeout, log)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
@@ -229,7 +260,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 			version = "1"
 		}
 		start := time.Now()
-		ortOpts := []onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(1)}
+		ortOpts := append([]onnx.Option{onnx.WithName(name), onnx.WithVersion(version), onnx.WithIntraOpThreads(o.threads), onnx.WithWarmup(o.warmup),
+			onnx.WithLogger(log)}, o.gpu.options()...)
 		if o.ortLib != "" {
 			ortOpts = append(ortOpts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -241,16 +273,28 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
-		log.Info("model loaded", "model", name, "version", version, "path", path, "took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
+		log.Info("model loaded", "model", name, "version", version, "path", path, "device", m.Metadata().Device,
+			"took", time.Since(start).Round(time.Millisecond), "batch", o.batch, "cache", o.cache)
 		out = append(out, loaded{name, version, p})
 	}
 	return out, nil
 }
 
 // buildChain wraps a model in the request middleware, outermost first:
-// telemetry (so it times and counts cache hits too, and its span parents the
-// others), then cache, then batch, then the model.
+// telemetry (so it times and counts cache hits and refusals too, and its
+// span parents the others), then cache (hits never wait for a slot), then
+// admission control, then batch, then the model.
 func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+	p, err := versionChain(model, o, c)
+	if err != nil {
+		return nil, err
+	}
+	return telemetry.Middleware()(p), nil
+}
+
+// versionChain is the cache and batcher around one model: below a router,
+// one per version, for repository models (repo.go).
+func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p := model
 	if o.batch {
 		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows))
@@ -259,8 +303,13 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 		}
 		p = b
 	}
+	limited, err := withLimit(p, o)
+	if err != nil {
+		return nil, errors.Join(err, serving.Close(p)) // the batcher; the model is closed again, harmlessly
+	}
+	p = limited
 	if c != nil {
 		p = c.Middleware()(p)
 	}
-	return telemetry.Middleware()(p), nil
+	return p, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,11 @@ func start(t *testing.T, args ...string) (base, curl string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := lineWriter{make(chan string, 64)}
 	done := make(chan error, 1)
-	args = append([]string{"-addr", "127.0.0.1:0", "-ort-lib", lib, "-model", "fraud=../../testdata/models/fraud.onnx"}, args...)
+	fixed := []string{"-addr", "127.0.0.1:0", "-ort-lib", lib}
+	if !slices.Contains(args, "-repo") {
+		fixed = append(fixed, "-model", "fraud=../../testdata/models/fraud.onnx")
+	}
+	args = append(fixed, args...)
 	go func() { done <- run(ctx, args, out) }()
 	re := regexp.MustCompile(`http://(\S+) `)
 	timeout := time.After(60 * time.Second)

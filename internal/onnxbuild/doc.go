@@ -4,7 +4,10 @@
 //
 // Reach for [NewGraph] to describe a graph node by node and [Graph.Model] to
 // serialise it, or for the ready-made models: [MLP] and [RandomMLP] for
-// dense networks of any size, [FraudMLP] for the project's demo model,
+// dense networks of any size, [ConvNet] and [RandomConvNetSpec] for small
+// image classifiers (Conv, Relu, MaxPool, GlobalAveragePool), each in FP32,
+// FP16 or FP16 behind FP32 casts ([Precision]) and with a Go evaluation to
+// check a runtime against, [FraudMLP] for the project's demo model,
 // [Identity] for one element type end to end, [MultiIO] for several inputs
 // and outputs. [DecodeTensor] and [EncodeTensor] read and write the
 // TensorProto files of ONNX's backend test suite, and [DecodeModelIO] lists

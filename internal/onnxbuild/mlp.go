@@ -27,6 +27,8 @@ type MLPSpec struct {
 	// Head follows the last layer: "sigmoid", "softmax" (over the last
 	// axis) or "" for raw logits.
 	Head string
+	// Precision is FP32 unless set (FP16, MixedFP16).
+	Precision Precision
 }
 
 var activations = map[string]string{"": "Relu", "relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid"}
@@ -34,17 +36,15 @@ var activations = map[string]string{"": "Relu", "relu": "Relu", "tanh": "Tanh", 
 var heads = map[string]string{"": "", "sigmoid": "Sigmoid", "softmax": "Softmax"}
 
 func (s MLPSpec) names() (name, input, output string) {
-	name, input, output = s.Name, s.Input, s.Output
-	if name == "" {
-		name = "mlp"
+	return orDefault(s.Name, "mlp"), orDefault(s.Input, "input"), orDefault(s.Output, "output")
+}
+
+// orDefault is s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	if input == "" {
-		input = "input"
-	}
-	if output == "" {
-		output = "output"
-	}
-	return name, input, output
+	return s
 }
 
 func (s MLPSpec) check() error {
@@ -56,6 +56,9 @@ func (s MLPSpec) check() error {
 	}
 	if _, ok := heads[s.Head]; !ok {
 		return fmt.Errorf("%w: MLP %q: unknown head %q", ErrInvalidGraph, s.Name, s.Head)
+	}
+	if err := s.Precision.check("MLP " + strconv.Quote(s.Name)); err != nil {
+		return err
 	}
 	for i, l := range s.Layers {
 		switch {
@@ -86,59 +89,66 @@ func MLP(spec MLPSpec) ([]byte, error) {
 func mlpGraph(spec MLPSpec) *Graph {
 	name, input, output := spec.names()
 	first, last := spec.Layers[0], spec.Layers[len(spec.Layers)-1]
+	p := spec.Precision
 	g := NewGraph(name)
-	g.Input(input, Float, -1, int64(first.In))
-	x := input
+	x := p.input(g, input, -1, int64(first.In))
+	result, declare := p.output(g, output, -1, int64(last.Out))
 	for i, l := range spec.Layers {
-		p := "dense" + strconv.Itoa(i)
-		g.Initializer(p+".w", Float, []int64{int64(l.In), int64(l.Out)}, l.W)
-		g.Initializer(p+".b", Float, []int64{int64(l.Out)}, l.B)
-		g.Node("MatMul", []string{x, p + ".w"}, []string{p + ".matmul"})
-		x = p + ".add"
+		n := "dense" + strconv.Itoa(i)
+		g.Initializer(n+".w", p.elem(), []int64{int64(l.In), int64(l.Out)}, p.Weights(l.W))
+		g.Initializer(n+".b", p.elem(), []int64{int64(l.Out)}, p.Weights(l.B))
+		g.Node("MatMul", []string{x, n + ".w"}, []string{n + ".matmul"})
+		x = n + ".add"
 		if i == len(spec.Layers)-1 && spec.Head == "" {
-			x = output
+			x = result
 		}
-		g.Node("Add", []string{p + ".matmul", p + ".b"}, []string{x})
+		g.Node("Add", []string{n + ".matmul", n + ".b"}, []string{x})
 		if i < len(spec.Layers)-1 {
-			g.Node(activations[spec.Activation], []string{x}, []string{p + ".act"})
-			x = p + ".act"
+			g.Node(activations[spec.Activation], []string{x}, []string{n + ".act"})
+			x = n + ".act"
 		}
 	}
 	switch spec.Head {
 	case "softmax":
-		g.Node("Softmax", []string{x}, []string{output}, AttrInt("axis", -1))
+		g.Node("Softmax", []string{x}, []string{result}, AttrInt("axis", -1))
 	case "sigmoid":
-		g.Node("Sigmoid", []string{x}, []string{output})
+		g.Node("Sigmoid", []string{x}, []string{result})
 	}
-	g.Output(output, Float, -1, int64(last.Out))
+	declare()
 	return g
 }
 
 // Eval runs spec in plain Go on a row-major [n, In] batch and returns the
 // [n, Out] result, so tests can check a runtime's answers without a second
 // runtime. It accumulates in float64; expect ONNX Runtime to differ in the
-// last float32 bits.
+// last float32 bits. For FP16 it rounds weights, the input and every
+// layer's result to FP16, as a runtime storing FP16 tensors does; expect
+// differences of a few FP16 steps (about 1e-3 relative) there.
 func (s MLPSpec) Eval(batch []float32) ([]float32, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
+	p := s.Precision
 	in := s.Layers[0].In
 	if len(batch)%in != 0 {
 		return nil, fmt.Errorf("onnxbuild: MLP %q: batch of %d values is not a multiple of %d", s.Name, len(batch), in)
 	}
 	var out []float32
 	for row := range len(batch) / in {
-		x := batch[row*in : (row+1)*in]
+		x := make([]float32, in)
+		for k, v := range batch[row*in : (row+1)*in] {
+			x[k] = p.round(p.roundIO(v))
+		}
 		for i, l := range s.Layers {
 			y := make([]float32, l.Out)
 			for o := range l.Out {
-				sum := float64(l.B[o])
+				sum := float64(p.round(l.B[o]))
 				for k := range l.In {
-					sum += float64(x[k]) * float64(l.W[k*l.Out+o])
+					sum += float64(x[k]) * float64(p.round(l.W[k*l.Out+o]))
 				}
-				y[o] = float32(sum)
+				y[o] = p.round(float32(sum))
 				if i < len(s.Layers)-1 {
-					y[o] = activate(s.Activation, y[o])
+					y[o] = p.round(activate(s.Activation, y[o]))
 				}
 			}
 			x = y
@@ -150,6 +160,9 @@ func (s MLPSpec) Eval(batch []float32) ([]float32, error) {
 			}
 		case "softmax":
 			softmax(x)
+		}
+		for i := range x {
+			x[i] = p.roundIO(p.round(x[i]))
 		}
 		out = append(out, x...)
 	}
@@ -213,7 +226,8 @@ func RandomMLPSpec(name string, sizes []int, head string, seed int64) (MLPSpec, 
 }
 
 // RandomMLP is MLP(RandomMLPSpec(…)): e.g. sizes {256, 1024, 1024, 10}
-// with head "softmax" is a 5 MB classifier for benchmarks.
+// with head "softmax" is a 5 MB classifier for benchmarks. For another
+// precision set the spec's Precision and call MLP.
 func RandomMLP(name string, sizes []int, head string, seed int64) ([]byte, error) {
 	spec, err := RandomMLPSpec(name, sizes, head, seed)
 	if err != nil {

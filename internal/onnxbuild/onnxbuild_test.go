@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -296,4 +297,92 @@ func ExampleGraph_Model() {
 	// Output:
 	// x FLOAT [-1 3] → y FLOAT [-1 3]
 	// onnxbuild: invalid graph: node 1 (Relu) reads "z", which nothing defined before it
+}
+
+func TestConvNet(t *testing.T) {
+	spec, err := onnxbuild.RandomConvNetSpec("c", 3, 8, 6, []int{4, 5}, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := onnxbuild.ConvNet(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := onnxbuild.ConvNet(spec)
+	other, _ := onnxbuild.RandomConvNetSpec("c", 3, 8, 6, []int{4, 5}, 3, 2)
+	c, _ := onnxbuild.ConvNet(other)
+	if !bytes.Equal(a, b) || bytes.Equal(a, c) {
+		t.Error("same seed must give the same model, another seed another one")
+	}
+	ins, outs := modelIO(t)(a, nil)
+	checkIO(t, ins, []onnxbuild.ValueInfo{vi("image", onnxbuild.Float, -1, 3, 8, 6)})
+	checkIO(t, outs, []onnxbuild.ValueInfo{vi("logits", onnxbuild.Float, -1, 3)})
+	for _, p := range []onnxbuild.Precision{onnxbuild.FP16, onnxbuild.MixedFP16} {
+		spec.Precision = p
+		m, err := onnxbuild.ConvNet(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io := p.IO
+		if io == 0 {
+			io = p.Elem
+		}
+		ins, outs := modelIO(t)(m, nil)
+		checkIO(t, ins, []onnxbuild.ValueInfo{vi("image", io, -1, 3, 8, 6)})
+		checkIO(t, outs, []onnxbuild.ValueInfo{vi("logits", io, -1, 3)})
+	}
+
+	// Eval by hand on a 1×1 net: one channel, a 2×2 image, a 3×3 kernel
+	// that is 1 at the centre and 0.5 to the right, bias -1, then a head
+	// that doubles the pooled mean and adds 3.
+	tiny := onnxbuild.ConvNetSpec{Channels: 1, Height: 2, Width: 2,
+		Blocks: []onnxbuild.ConvBlock{{In: 1, Out: 1, W: []float32{0, 0, 0, 0, 1, 0.5, 0, 0, 0}, B: []float32{-1}}},
+		Head:   onnxbuild.Dense{In: 1, Out: 1, W: []float32{2}, B: []float32{3}}}
+	// image [[1 2] [3 -9]]: conv = [[1+1-1, 2-1] [3-4.5-1, -9-1]] → ReLU [[1 1] [0 0]], mean 0.5.
+	got, err := tiny.Eval([]float32{1, 2, 3, -9})
+	if err != nil || len(got) != 1 || got[0] != 4 {
+		t.Errorf("tiny Eval = %v, %v; want [4]", got, err)
+	}
+	tiny.Blocks[0].Pool = true
+	// pooled: max(1,1,0,0) = 1 → head 2+3.
+	if got, _ := tiny.Eval([]float32{1, 2, 3, -9}); len(got) != 1 || got[0] != 5 {
+		t.Errorf("tiny Eval with pool = %v, want [5]", got)
+	}
+}
+
+func TestConvNetErrors(t *testing.T) {
+	ok, err := onnxbuild.RandomConvNetSpec("c", 1, 4, 4, []int{2}, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate := func(f func(s *onnxbuild.ConvNetSpec)) onnxbuild.ConvNetSpec {
+		s := ok
+		s.Blocks = slices.Clone(ok.Blocks)
+		f(&s)
+		return s
+	}
+	for name, spec := range map[string]onnxbuild.ConvNetSpec{
+		"no input":       mutate(func(s *onnxbuild.ConvNetSpec) { s.Height = 0 }),
+		"no blocks":      mutate(func(s *onnxbuild.ConvNetSpec) { s.Blocks = nil }),
+		"channels":       mutate(func(s *onnxbuild.ConvNetSpec) { s.Channels = 3 }),
+		"short weights":  mutate(func(s *onnxbuild.ConvNetSpec) { s.Blocks[0].W = s.Blocks[0].W[1:] }),
+		"short biases":   mutate(func(s *onnxbuild.ConvNetSpec) { s.Blocks[0].B = nil }),
+		"pool too small": mutate(func(s *onnxbuild.ConvNetSpec) { s.Height, s.Width = 1, 1; s.Blocks[0].Pool = true }),
+		"head":           mutate(func(s *onnxbuild.ConvNetSpec) { s.Head.In = 7 }),
+		"precision":      mutate(func(s *onnxbuild.ConvNetSpec) { s.Precision = onnxbuild.Precision{Elem: onnxbuild.Double} }),
+	} {
+		if _, err := onnxbuild.ConvNet(spec); !errors.Is(err, onnxbuild.ErrInvalidGraph) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	if _, err := onnxbuild.RandomConvNetSpec("c", 1, 4, 4, []int{2, 0}, 2, 1); err == nil {
+		t.Error("zero width: no error")
+	}
+	if _, err := ok.Eval([]float32{1, 2, 3}); err == nil {
+		t.Error("ragged batch: no error")
+	}
+	if _, err := onnxbuild.MLP(onnxbuild.MLPSpec{Layers: []onnxbuild.Dense{{In: 1, Out: 1, W: []float32{1}, B: []float32{0}}},
+		Precision: onnxbuild.Precision{Elem: onnxbuild.Int8}}); !errors.Is(err, onnxbuild.ErrInvalidGraph) {
+		t.Errorf("MLP of INT8: err = %v", err)
+	}
 }

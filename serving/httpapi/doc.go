@@ -37,6 +37,11 @@
 //	POST /v1/models/{name}[/versions/{v}]:predict   V1 {"instances"}/{"inputs"}
 //	GET  /v1/models/{name}[/versions/{v}]           {"name", "ready"}
 //
+// Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
+// when the model says where it runs (serving.Metadata.Device): the schema
+// has no field for it, and parameters is how the protocol carries extras
+// elsewhere; clients skip members they do not know.
+//
 // Health answers are the status code with an empty body. SageMaker(model)
 // adds GET /ping and POST /invocations; Vertex(model) adds
 // $AIP_HEALTH_ROUTE and $AIP_PREDICT_ROUTE (listen on VertexPort);
@@ -82,7 +87,10 @@
 // DeadlineExceeded 504, anything else 500. 429 and 503 carry Retry-After from
 // serving.RetryAfterOf (whole seconds, rounded up), else WithRetryAfter.
 // A client that goes away gets Canceled, logged as 499 (nginx's "client
-// closed request"); it never reads it.
+// closed request"); it never reads it. A panic in the Predictor chain is
+// recovered into a 500 whose message does not repeat the panic value, and
+// logged at ERROR with its stack (WithLogger); left to net/http it would
+// drop the connection unanswered. Request bodies are never logged.
 //
 // # Limits and deadlines
 //

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -62,6 +63,7 @@ type config struct {
 	v1            bool
 	extra         []route
 	retryAfter    time.Duration
+	log           *slog.Logger
 }
 
 func defaultConfig() config {
@@ -145,6 +147,14 @@ func WithoutV1() Option { return optionFunc(func(c *config) { c.v1 = false }) }
 // WithRetryAfter sets the Retry-After sent with 503 when the error carries no
 // hint of its own (default 1s).
 func WithRetryAfter(d time.Duration) Option { return optionFunc(func(c *config) { c.retryAfter = d }) }
+
+// WithLogger sets where the handler logs what no response can tell: a
+// Predictor's panic, with its stack (default: slog.Default() at the time
+// of logging). Request
+// bodies and tensors are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.log = l })
+}
 
 // WithLiveRoute answers GET path with 200 while the process serves (Azure ML
 // liveness, Vertex health).

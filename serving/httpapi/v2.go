@@ -3,7 +3,10 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -64,6 +67,15 @@ type modelJSON struct {
 	Platform string     `json:"platform"`
 	Inputs   []specJSON `json:"inputs"`
 	Outputs  []specJSON `json:"outputs"`
+	// Parameters is not in the protocol's model metadata schema; it
+	// carries what the protocol has no field for (the device) in the
+	// shape the protocol uses for parameters everywhere else. Clients
+	// ignore members they do not know, and it is left out when empty.
+	Parameters *modelParams `json:"parameters,omitempty"`
+}
+
+type modelParams struct {
+	Device string `json:"device,omitempty"`
 }
 
 func specs(s []serving.TensorSpec) []specJSON {
@@ -82,6 +94,9 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := modelJSON{Name: name, Versions: versions, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
+	if md.Device != "" {
+		m.Parameters = &modelParams{Device: md.Device}
+	}
 	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
 	writeJSON(w, http.StatusOK, b)
 }
@@ -178,11 +193,29 @@ func bodyError(err error) error {
 }
 
 // predict checks readiness, then asks p; a not-ready model is Unavailable.
-func (h *Handler) predict(ctx context.Context, p serving.Predictor, req *serving.Request) (*serving.Response, error) {
+// A panic anywhere in the chain becomes an Internal error (500) and is
+// logged with its stack: left to net/http, it would drop the connection
+// and the client would get no answer at all. The client is told only that
+// the model failed; the panic value may hold internals.
+func (h *Handler) predict(ctx context.Context, p serving.Predictor, req *serving.Request) (resp *serving.Response, err error) {
 	if !serving.IsReady(p) {
 		return nil, serving.Errorf(serving.Unavailable, "httpapi: model %q is not ready", req.Model)
 	}
-	resp, err := p.Predict(ctx, req)
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler { // the handler's own way out: keep it
+				panic(r)
+			}
+			log := h.cfg.log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("httpapi: predictor panicked", "model", req.Model, "version", req.Version,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			resp, err = nil, serving.Errorf(serving.Internal, "httpapi: model %q failed with an internal error", req.Model)
+		}
+	}()
+	resp, err = p.Predict(ctx, req)
 	if err == nil && resp == nil {
 		err = serving.Errorf(serving.Internal, "httpapi: model %q returned no response", req.Model)
 	}

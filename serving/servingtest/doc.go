@@ -4,6 +4,7 @@
 //
 // Replace a real model with Linear (a batchable FP32 model, y = 2x + 1),
 // Static, Func, Failing or Slow; wrap one with a Recorder to see what reached
-// it. Run Conformance on your own Predictor or middleware to check the
+// it, or with InjectFaults to make a share of requests panic, hang past
+// their deadline or fail (chaos tests of the layers above). Run Conformance on your own Predictor or middleware to check the
 // contract of serving.Predictor.
 package servingtest

@@ -38,3 +38,14 @@ func ExampleFailing() {
 	// Output:
 	// resource_exhausted true
 }
+
+// InjectFaults breaks a share of requests on purpose, to test what sits
+// above a model: here every request fails.
+func ExampleInjectFaults() {
+	p := servingtest.InjectFaults(servingtest.Linear(2), servingtest.Faults{Error: 1, Seed: 1})
+
+	_, err := p.Predict(context.Background(), servingtest.Rows(2, 1, 0))
+	fmt.Println(serving.CodeOf(err), p.Counts().Errors)
+	// Output:
+	// internal 1
+}

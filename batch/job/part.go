@@ -1,0 +1,151 @@
+package job
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/servekit/servekit/rowio"
+)
+
+// partState is a part being written: its output and dead-letter files,
+// open under temporary names until the part's last batch is in.
+type partState struct {
+	part        int64
+	batches     int // known once the part's end marker arrived
+	got         int
+	start, stop int64
+	file        *rowio.AtomicFile
+	w           rowio.Writer
+	buf         *bufio.Writer
+	rows        int64
+	dead        *rowio.AtomicFile
+	deadW       *bufio.Writer
+	deadRows    int64
+}
+
+// deadRow is a dead-letter record: one JSON line per failed row.
+type deadRow struct {
+	Row   int64  `json:"row"`
+	Line  int64  `json:"line,omitempty"`
+	Stage string `json:"stage"` // decode or predict
+	Err   string `json:"error"`
+	// Raw is the input line (JSONL) or record (CSV) of a row that did not
+	// decode; Input the decoded columns of a row the model refused.
+	Raw   string          `json:"raw,omitempty"`
+	Input json.RawMessage `json:"input,omitempty"`
+}
+
+// PartFile and DeadLetterFile name the files of part p.
+func PartFile(p int64, f rowio.Format) string { return fmt.Sprintf("part-%06d%s", p, f.Ext()) }
+
+// DeadLetterFile names the dead-letter file of part p, always JSONL.
+func DeadLetterFile(p int64) string { return fmt.Sprintf("deadletter-%06d.jsonl", p) }
+
+func (j *run) part(p int64) *partState {
+	if st, ok := j.parts[p]; ok {
+		return st
+	}
+	st := &partState{part: p}
+	j.parts[p] = st
+	return st
+}
+
+func (st *partState) write(j *run, f *rowio.Frame) error {
+	if f.Len() == 0 {
+		return nil
+	}
+	if st.w == nil {
+		a, err := rowio.CreateAtomic(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat)))
+		if err != nil {
+			return err
+		}
+		st.file = a
+		st.buf = bufio.NewWriterSize(a, 256<<10)
+		if st.w, err = rowio.NewWriter(j.cfg.outFormat, st.buf); err != nil {
+			return err
+		}
+	}
+	st.rows += int64(f.Len())
+	return st.w.Write(f)
+}
+
+func (st *partState) writeDead(j *run, d *deadRow) error {
+	if st.dead == nil {
+		a, err := rowio.CreateAtomic(filepath.Join(j.dir, DeadLetterFile(st.part)))
+		if err != nil {
+			return err
+		}
+		st.dead, st.deadW = a, bufio.NewWriter(a)
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	st.deadRows++
+	st.deadW.Write(append(b, '\n'))
+	return nil
+}
+
+// commit finishes and renames the part's files, and removes any a crashed
+// run left under the same names that this run did not write (a part that
+// failed a row then and not now), so the directory holds each row once.
+func (st *partState) commit(j *run) (Part, error) {
+	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
+	if st.w != nil {
+		if err := st.w.Close(); err != nil {
+			return p, err
+		}
+		if err := st.buf.Flush(); err != nil {
+			return p, err
+		}
+		if err := st.file.Commit(); err != nil {
+			return p, err
+		}
+		p.File = PartFile(st.part, j.cfg.outFormat)
+	} else if err := removeIfThere(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat))); err != nil {
+		return p, err
+	}
+	if st.dead != nil {
+		if err := st.deadW.Flush(); err != nil {
+			return p, err
+		}
+		if err := st.dead.Commit(); err != nil {
+			return p, err
+		}
+		p.DeadLetter = DeadLetterFile(st.part)
+	} else if err := removeIfThere(filepath.Join(j.dir, DeadLetterFile(st.part))); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+func (st *partState) abort() {
+	if st.file != nil {
+		st.file.Abort()
+	}
+	if st.dead != nil {
+		st.dead.Abort()
+	}
+}
+
+func removeIfThere(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// renderRow renders the one row of f as a JSON object, for a dead letter.
+func renderRow(f *rowio.Frame) json.RawMessage {
+	var b bytes.Buffer
+	w, _ := rowio.NewWriter(rowio.JSONL, &b)
+	if w.Write(f) != nil || w.Close() != nil {
+		return nil
+	}
+	return bytes.TrimSpace(b.Bytes())
+}

@@ -1,0 +1,134 @@
+package drift_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
+)
+
+// hostile is a feature name and a category that would run script if the
+// report did not escape them.
+const hostile = `<img src=x onerror=alert(1)>"'&`
+
+// richModel has a numerical 2-D input, a BYTES input, a score and class
+// probabilities, so the report shows every kind of chart.
+func richModel() serving.Predictor {
+	return servingtest.Func(func(_ context.Context, req *serving.Request) (*serving.Response, error) {
+		x, _ := req.Input("x")
+		v, err := serving.Values[float32](x)
+		if err != nil {
+			return nil, err
+		}
+		n := len(v) / 2
+		score, probs := make([]float32, n), make([]float32, 3*n)
+		for i := range n {
+			score[i] = v[2*i]*0.5 + v[2*i+1]
+			probs[3*i+int(v[2*i+1]*2.99)] = 1
+		}
+		s, _ := serving.NewTensor("score", []int64{int64(n), 1}, score)
+		p, _ := serving.NewTensor("probs", []int64{int64(n), 3}, probs)
+		return &serving.Response{Model: req.Model, Version: req.Version, Outputs: []serving.Tensor{s, p}}, nil
+	})
+}
+
+var richFeatures = []drift.Feature{
+	drift.NumericalFeature("amount", drift.InputColumn("x", 0)),
+	drift.NumericalFeature("ratio", drift.InputColumn("x", 1)),
+	drift.CategoricalFeature(hostile, drift.Input("country")),
+	drift.NumericalFeature("score", drift.Output("score")),
+	drift.CategoricalFeature("class", drift.Argmax("probs")),
+}
+
+var countries = []string{"fr", "de", "it", "es", hostile}
+
+func richRequest(g *gen, n int, shift float64) *serving.Request {
+	x := g.rows(n, shift)
+	c := make([]string, n)
+	for i := range c {
+		k := g.r.IntN(4)
+		if shift > 0 && g.r.Float64() < 0.3 {
+			k = 4
+		}
+		c[i] = countries[k]
+	}
+	xt, _ := serving.NewTensor("x", []int64{int64(n), 2}, x)
+	ct, _ := serving.NewStrings("country", []int64{int64(n)}, c)
+	return &serving.Request{Model: "fraud<b>", Version: "2", Inputs: []serving.Tensor{xt, ct}}
+}
+
+// reportMonitor runs a monitor over the rich model through a shift.
+func reportMonitor(t testing.TB) *drift.Monitor {
+	t.Helper()
+	model := richModel()
+	b, err := drift.NewProfileBuilder("fraud<b>", "2", richFeatures)
+	require.NoError(t, err)
+	g := newGen(12)
+	for range 40 {
+		req := richRequest(g, 100, 0)
+		resp, err := model.Predict(context.Background(), req)
+		require.NoError(t, err)
+		require.NoError(t, b.AddRequest(req, resp))
+	}
+	prof, err := b.Profile()
+	require.NoError(t, err)
+	m := newMonitor(t, drift.WithProfile(prof), drift.WithWindow(drift.CountWindow(400, 0)))
+	p := m.Middleware()(model)
+	for i := range 16 {
+		shift := 0.0
+		if i >= 10 {
+			shift = 0.8
+		}
+		_, err := p.Predict(context.Background(), richRequest(g, 100, shift))
+		require.NoError(t, err)
+	}
+	flush(t, m)
+	require.True(t, m.Status("fraud<b>", "2").Alarmed)
+	return m
+}
+
+func TestReportHTML(t *testing.T) {
+	m := reportMonitor(t)
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	page := string(body)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "text/html; charset=utf-8", resp.Header.Get("Content-Type"))
+	assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+	assert.NotContains(t, page, "<img", "untrusted names are escaped")
+	assert.NotContains(t, page, "fraud<b>")
+	assert.Contains(t, page, "&lt;img src=x onerror=alert(1)&gt;")
+	assert.NotContains(t, page, "<script")
+	assert.NotContains(t, page, "http://", "nothing is loaded from elsewhere")
+	assert.NotContains(t, page, "https://")
+	for _, want := range []string{"ALARM", "amount", "chi_square", "jensen_shannon", "Alerts, newest first", "raised"} {
+		assert.Contains(t, page, want)
+	}
+
+	post, err := http.Post(srv.URL, "text/plain", nil)
+	require.NoError(t, err)
+	post.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
+}
+
+func TestReportEmpty(t *testing.T) {
+	m := newMonitor(t)
+	var b strings.Builder
+	require.NoError(t, m.Report().WriteHTML(&b))
+	assert.Contains(t, b.String(), "No model version has been evaluated yet")
+	assert.Contains(t, b.String(), "No alerts")
+}

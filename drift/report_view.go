@@ -1,0 +1,428 @@
+package drift
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// The report's view model: numbers and chart geometry computed here, so the
+// template only places escaped values.
+
+type page struct {
+	Title     string
+	Generated time.Time
+	Stats     *Stats
+	Alarmed   int
+	Versions  []versionView
+	Alerts    []alertView
+	More      int // alerts not shown
+}
+
+type versionView struct {
+	Model, Version string
+	Status         string
+	StatusText     string
+	Window         Window
+	Correction     Correction
+	Profile        string
+	Reason         string
+	Strip          []cell
+	StripW         float64
+	Features       []featureView
+}
+
+type cell struct {
+	X     float64
+	Class string
+	Title string
+}
+
+type featureView struct {
+	Name, Kind    string
+	Method        string
+	MethodTitle   string
+	Status        string
+	Value         string // the deciding statistic's value (D, chi-square or the distance)
+	P             string // its p-value, for tests
+	Score         string // what is compared with the threshold
+	Threshold     string
+	AdjP          string
+	RefMean, Mean string
+	Count         int64
+	RefCount      int64
+	Missing       string
+	Exact         bool
+	Stats         []statView
+	Chart         chart
+	Spark         spark
+}
+
+type statView struct {
+	Name, Value, P, Bound string
+	Deciding              bool
+}
+
+type rect struct {
+	X, Y, W, H float64
+	Title      string
+}
+
+type label struct {
+	X, Y   float64
+	Text   string
+	Anchor string
+}
+
+type chart struct {
+	Bars      bool // categories: horizontal bars; else densities
+	W, H      float64
+	Ref, Cur  []rect
+	Labels    []label
+	Base      float64
+	Note      string
+	CurClass  string
+	LegendY   float64
+	LegendRef string
+	LegendCur string
+}
+
+type spark struct {
+	W, H      float64
+	Points    string
+	Dots      []dot
+	Threshold float64
+	Caption   string
+}
+
+type dot struct {
+	X, Y  float64
+	Class string
+	Title string
+}
+
+type alertView struct {
+	Time, Kind, Model, Version, Features, Reason string
+}
+
+const (
+	chartW      = 420.0
+	densityH    = 150.0
+	sparkW      = 420.0
+	sparkH      = 56.0
+	maxAlerts   = 50
+	maxBarRows  = 12
+	maxStrip    = 60
+	labelRunes  = 22
+	stripCellW  = 13.0
+	barRowH     = 20.0
+	barLabelW   = 150.0
+	chartBottom = 22.0
+)
+
+func newPage(r Report) page {
+	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats}
+	if p.Title == "" {
+		p.Title = "Drift report"
+	}
+	for _, v := range r.Versions {
+		vv := versionViewOf(v)
+		if vv.Status == "alarm" {
+			p.Alarmed++
+		}
+		p.Versions = append(p.Versions, vv)
+	}
+	for i, a := range r.Alerts {
+		if i == maxAlerts {
+			p.More = len(r.Alerts) - maxAlerts
+			break
+		}
+		feats := a.Raised
+		if a.Kind == AlertCleared {
+			feats = a.Cleared
+		}
+		p.Alerts = append(p.Alerts, alertView{
+			Time: a.Time.UTC().Format("2006-01-02 15:04:05"), Kind: string(a.Kind),
+			Model: a.Model, Version: versionLabel(a.Version), Features: strings.Join(feats, ", "), Reason: a.Reason,
+		})
+	}
+	return p
+}
+
+func versionLabel(v string) string {
+	if v == "" {
+		return "(any)"
+	}
+	return v
+}
+
+func resultStatus(r *Result) string {
+	switch {
+	case len(r.Alarmed) > 0:
+		return "alarm"
+	case len(r.Drifted) > 0:
+		return "drift"
+	}
+	for _, f := range r.Features {
+		if f.Status != StatusInsufficient {
+			return "ok"
+		}
+	}
+	return "insufficient"
+}
+
+var statusText = map[string]string{"alarm": "ALARM", "drift": "drift", "ok": "ok", "insufficient": "too few rows"}
+
+func versionViewOf(v VersionReport) versionView {
+	vv := versionView{Model: v.Model, Version: versionLabel(v.Version), Status: "insufficient"}
+	if len(v.Results) == 0 {
+		vv.StatusText = "no window yet"
+		return vv
+	}
+	last := &v.Results[0]
+	vv.Status = resultStatus(last)
+	vv.StatusText = statusText[vv.Status]
+	vv.Window, vv.Correction, vv.Profile, vv.Reason = last.Window, last.Correction, last.Profile, last.Reason()
+	hist := v.Results[:min(len(v.Results), maxStrip)]
+	for i := range hist {
+		r := &hist[len(hist)-1-i] // oldest first
+		s := resultStatus(r)
+		vv.Strip = append(vv.Strip, cell{
+			X: float64(i) * stripCellW, Class: s,
+			Title: fmt.Sprintf("window %d, %d rows, ending %s: %s", r.Window.Index, r.Window.Rows,
+				r.Window.End.UTC().Format("15:04:05"), statusText[s]),
+		})
+	}
+	vv.StripW = float64(len(hist)) * stripCellW
+	for i := range last.Features {
+		vv.Features = append(vv.Features, featureViewOf(&last.Features[i], hist))
+	}
+	return vv
+}
+
+func featureViewOf(f *FeatureResult, hist []Result) featureView {
+	fv := featureView{
+		Name: f.Name, Kind: string(f.Kind), Method: string(f.Method), Status: string(f.Status),
+		Count: f.Count, RefCount: f.RefCount, Exact: f.Exact,
+		Value: "—", P: "—", Score: "—", Threshold: "—", AdjP: "—", RefMean: "—", Mean: "—",
+	}
+	if f.Discrete {
+		fv.Kind = "numerical, discrete"
+	}
+	if f.Kind == Numerical {
+		fv.RefMean = fmtNum(f.RefMean)
+		if f.Count > 0 {
+			fv.Mean = fmtNum(f.Mean)
+		}
+	}
+	fv.Missing = fmt.Sprintf("%s window, %s reference", share(f.Missing, f.Missing+f.Count), share(f.RefMissing, f.RefMissing+f.RefCount))
+	if f.Method != "" {
+		fv.Threshold = fmtNum(f.Threshold)
+		v, _ := f.Value(f.Method)
+		fv.Value = fmtNum(v.Value)
+		if f.Method.Test() {
+			fv.MethodTitle = "a test: drift when the p-value after correction is below the threshold"
+			fv.P = fmtNum(v.PValue)
+			fv.Score = "p " + fmtNum(v.PValue)
+			if f.Status != StatusInsufficient {
+				fv.AdjP = fmtNum(f.AdjustedP)
+				fv.Score = "adjusted p " + fv.AdjP
+			}
+		} else {
+			fv.MethodTitle = "a distance: drift at or above the threshold"
+			fv.Score = fmtNum(f.Score)
+		}
+	}
+	for _, v := range f.Statistics {
+		sv := statView{Name: string(v.Statistic), Value: fmtNum(v.Value), Deciding: v.Statistic == f.Method}
+		if v.Statistic.Test() {
+			sv.P = fmtNum(v.PValue)
+		}
+		if v.Bound > 0 {
+			sv.Bound = "±" + fmtNum(v.Bound)
+		}
+		fv.Stats = append(fv.Stats, sv)
+	}
+	class := map[FeatureStatus]string{StatusAlarm: "alarm", StatusDrift: "drift"}[f.Status]
+	if class == "" {
+		class = "ok"
+	}
+	if f.Kind == Categorical || f.Discrete {
+		fv.Chart = barChart(f.Bins, class)
+	} else {
+		fv.Chart = densityChart(f.Bins, class)
+	}
+	fv.Spark = sparkOf(f, hist)
+	return fv
+}
+
+func share(n, total int64) string {
+	if total == 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(total))
+}
+
+// densityChart draws each side's density over the bins: a bar of height
+// share/width, so unequal bins (quantile bins) read correctly.
+func densityChart(bins []Bin, class string) chart {
+	c := chart{W: chartW, H: densityH + chartBottom + 16, Base: densityH, CurClass: class,
+		LegendY: densityH + chartBottom, LegendRef: "reference", LegendCur: "window"}
+	if len(bins) == 0 {
+		c.Note = "no values in this window"
+		return c
+	}
+	lo, hi := bins[0].Lo, bins[len(bins)-1].Hi
+	if !(hi > lo) {
+		hi = lo + 1
+	}
+	const pad = 6.0
+	sx := func(x float64) float64 { return pad + (x-lo)/(hi-lo)*(chartW-2*pad) }
+	minW := (hi - lo) / float64(len(bins)) / 10 // zero-width bins still get a bar
+	var top float64
+	width := func(b Bin) float64 { return max(b.Hi-b.Lo, minW) }
+	for _, b := range bins {
+		top = max(top, b.Ref/width(b), b.Cur/width(b))
+	}
+	if top == 0 {
+		top = 1
+	}
+	for _, b := range bins {
+		x0, x1 := sx(b.Lo), sx(b.Lo+width(b))
+		w := max(x1-x0, 1)
+		title := fmt.Sprintf("%s to %s: reference %.1f%%, window %.1f%%", fmtNum(b.Lo), fmtNum(b.Hi), 100*b.Ref, 100*b.Cur)
+		hr := b.Ref / width(b) / top * (densityH - 8)
+		hc := b.Cur / width(b) / top * (densityH - 8)
+		c.Ref = append(c.Ref, rect{X: x0, Y: densityH - hr, W: w, H: hr, Title: title})
+		c.Cur = append(c.Cur, rect{X: x0 + w*0.2, Y: densityH - hc, W: w * 0.6, H: hc, Title: title})
+	}
+	c.Labels = []label{
+		{X: sx(lo), Y: densityH + 15, Text: fmtNum(lo), Anchor: "start"},
+		{X: sx((lo + hi) / 2), Y: densityH + 15, Text: fmtNum((lo + hi) / 2), Anchor: "middle"},
+		{X: sx(hi), Y: densityH + 15, Text: fmtNum(hi), Anchor: "end"},
+	}
+	return c
+}
+
+// barChart draws categories as pairs of horizontal bars (reference above,
+// window below), the most frequent first.
+func barChart(bins []Bin, class string) chart {
+	c := chart{Bars: true, W: chartW, CurClass: class, LegendRef: "reference", LegendCur: "window"}
+	rows := bins
+	if len(rows) > maxBarRows {
+		rows = rows[:maxBarRows]
+		c.Note = fmt.Sprintf("%d more categories not shown", len(bins)-maxBarRows)
+	}
+	var top float64
+	for _, b := range rows {
+		top = max(top, b.Ref, b.Cur)
+	}
+	if top == 0 {
+		top = 1
+	}
+	avail := chartW - barLabelW - 48
+	for i, b := range rows {
+		y := float64(i) * barRowH
+		title := fmt.Sprintf("%s: reference %.1f%%, window %.1f%%", b.Label, 100*b.Ref, 100*b.Cur)
+		c.Ref = append(c.Ref, rect{X: barLabelW, Y: y + 3, W: max(b.Ref/top*avail, 0.5), H: 6, Title: title})
+		c.Cur = append(c.Cur, rect{X: barLabelW, Y: y + 10, W: max(b.Cur/top*avail, 0.5), H: 7, Title: title})
+		c.Labels = append(c.Labels,
+			label{X: barLabelW - 6, Y: y + 13, Text: truncate(b.Label, labelRunes), Anchor: "end"},
+			label{X: barLabelW + max(b.Cur/top*avail, 0.5) + 4, Y: y + 17, Text: fmt.Sprintf("%.1f%%", 100*b.Cur), Anchor: "start"})
+	}
+	c.H = float64(len(rows))*barRowH + 22
+	c.LegendY = float64(len(rows))*barRowH + 8
+	return c
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// sparkOf plots the deciding statistic over the recent windows against its
+// threshold: distances as they are, p-values as -log10(p), so both rise
+// with drift.
+func sparkOf(f *FeatureResult, hist []Result) spark {
+	s := spark{W: sparkW, H: sparkH}
+	type pt struct {
+		y      float64
+		status FeatureStatus
+		index  int64
+		raw    float64
+	}
+	var pts []pt
+	test := f.Method.Test()
+	tf := func(v float64) float64 {
+		if test {
+			return -math.Log10(max(v, 1e-16))
+		}
+		return v
+	}
+	for i := len(hist) - 1; i >= 0; i-- {
+		r, ok := hist[i].Feature(f.Name)
+		if !ok || r.Method == "" || r.Status == StatusInsufficient || r.Method != f.Method {
+			continue
+		}
+		v := r.Score
+		if test {
+			v = r.AdjustedP
+		}
+		pts = append(pts, pt{tf(v), r.Status, hist[i].Window.Index, v})
+	}
+	thr := tf(f.Threshold)
+	top := thr * 2
+	for _, p := range pts {
+		top = max(top, p.y)
+	}
+	if top <= 0 {
+		top = 1
+	}
+	sy := func(y float64) float64 { return sparkH - 4 - y/top*(sparkH-8) }
+	s.Threshold = sy(thr)
+	if test {
+		s.Caption = fmt.Sprintf("%s: −log10 adjusted p over the last %d windows; dashed: threshold %s", f.Method, len(pts), fmtNum(f.Threshold))
+	} else {
+		s.Caption = fmt.Sprintf("%s over the last %d windows; dashed: threshold %s", f.Method, len(pts), fmtNum(f.Threshold))
+	}
+	step := 0.0
+	if len(pts) > 1 {
+		step = (sparkW - 8) / float64(len(pts)-1)
+	}
+	var b strings.Builder
+	for i, p := range pts {
+		x, y := 4+float64(i)*step, sy(p.y)
+		if len(pts) == 1 {
+			x = sparkW / 2
+		}
+		fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
+		class := map[FeatureStatus]string{StatusAlarm: "alarm", StatusDrift: "drift"}[p.status]
+		if class == "" {
+			class = "ok"
+		}
+		s.Dots = append(s.Dots, dot{X: x, Y: y, Class: class, Title: fmt.Sprintf("window %d: %s %s", p.index, f.Method, fmtNum(p.raw))})
+	}
+	s.Points = strings.TrimSpace(b.String())
+	return s
+}
+
+// fmtNum shows a number in at most four significant digits.
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 1e-3 && math.Abs(v) < 1e5:
+		s := strconv.FormatFloat(v, 'f', max(0, 3-int(math.Floor(math.Log10(math.Abs(v))))), 64)
+		if strings.Contains(s, ".") {
+			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+		}
+		return s
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}

@@ -1,0 +1,116 @@
+package drift_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/servekit/servekit/drift"
+)
+
+func testAlert(i int64) drift.Alert {
+	return drift.Alert{Kind: drift.AlertRaised, Model: "fraud", Version: "1", Time: t0.Add(time.Duration(i) * time.Minute),
+		Raised: []string{"amount"}, Result: drift.Result{Model: "fraud", Version: "1", Window: drift.Window{Index: i}}}
+}
+
+func TestWebhookRetriesThenDelivers(t *testing.T) {
+	var calls atomic.Int32
+	var mu sync.Mutex
+	var keys []string
+	var got drift.Alert
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		keys = append(keys, r.Header.Get("Idempotency-Key"))
+		mu.Unlock()
+		assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+		assert.Equal(t, "Bearer s3cret", r.Header.Get("Authorization"))
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		assert.NoError(t, json.Unmarshal(b, &got))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	wh, err := drift.NewWebhook(srv.URL, drift.WithBackoff(time.Millisecond, 5*time.Millisecond),
+		drift.WithHeader("Authorization", "Bearer s3cret"))
+	require.NoError(t, err)
+	wh.Notify(testAlert(7))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, wh.Shutdown(ctx))
+	assert.Equal(t, drift.WebhookStats{Sent: 1, Retries: 2}, wh.Stats())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, keys, 3)
+	assert.Equal(t, keys[0], keys[2], "retries carry the same idempotency key")
+	assert.Equal(t, []string{"amount"}, got.Raised)
+	assert.Equal(t, int64(7), got.Result.Window.Index)
+}
+
+func TestWebhookGivesUp(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Idempotency-Key") == "" {
+			t.Error("no idempotency key")
+		}
+		if calls.Load() == 1 {
+			w.WriteHeader(http.StatusBadRequest) // refused: no retry
+			return
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	wh, err := drift.NewWebhook(srv.URL, drift.WithBackoff(time.Millisecond, time.Millisecond), drift.WithRetries(3))
+	require.NoError(t, err)
+	wh.Notify(testAlert(1))
+	wh.Notify(testAlert(2))
+	require.NoError(t, wh.Shutdown(context.Background()))
+	assert.Equal(t, drift.WebhookStats{Failed: 2, Retries: 3}, wh.Stats())
+	assert.Equal(t, int32(1+4), calls.Load())
+}
+
+// A receiver that never answers costs one attempt timeout, and Close
+// cancels even that; alerts beyond the queue are dropped, not waited for.
+func TestWebhookNeverBlocks(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(hang)
+	wh, err := drift.NewWebhook(srv.URL, drift.WithWebhookQueue(2), drift.WithAttemptTimeout(time.Hour))
+	require.NoError(t, err)
+	for i := range 10 { // returns although the receiver hangs
+		wh.Notify(testAlert(int64(i)))
+	}
+	require.NoError(t, wh.Close())
+	require.NoError(t, wh.Close())
+	s := wh.Stats()
+	assert.Equal(t, int64(10), s.Dropped+s.Failed)
+	assert.GreaterOrEqual(t, s.Dropped, int64(7))
+	wh.Notify(testAlert(11)) // after Close: dropped
+	assert.Equal(t, s.Dropped+1, wh.Stats().Dropped)
+}
+
+func TestWebhookRejectsBadURL(t *testing.T) {
+	for _, u := range []string{"", "ftp://x/y", "/relative", "http://"} {
+		_, err := drift.NewWebhook(u)
+		assert.Error(t, err, u)
+	}
+}

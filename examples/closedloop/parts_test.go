@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/predlog"
+	"github.com/servekit/servekit/repository"
+	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/serving"
+)
+
+// Labels reach the file only once due, and a reader never takes half a
+// line: what a writer has not finished waits for the next read.
+func TestFeedbackIsLateAndWhole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "labels.jsonl")
+	fb, err := openFeedback(path, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.record("tx-1", true)
+	fb.record("tx-2", false)
+	got := map[string]bool{}
+	lr := labelReader{path: path}
+	if err := fb.release(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.read(got); err != nil || len(got) != 0 {
+		t.Fatalf("before the delay: %v, %v; want no label", got, err)
+	}
+	if err := fb.release(time.Now().Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fb.close(); err != nil {
+		t.Fatal(err)
+	}
+	// A line still being written by another writer.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(`{"id":"tx-3","fra`)
+	if err := lr.read(got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got["tx-1"] || got["tx-2"] {
+		t.Fatalf("labels %v, want tx-1 fraud and tx-2 not", got)
+	}
+	f.WriteString("ud\":true}\n")
+	if err := lr.read(got); err != nil || !got["tx-3"] {
+		t.Fatalf("labels %v, %v: want tx-3 once its line is whole", got, err)
+	}
+}
+
+// logRecords writes predictions as the server's loggers do: one FileSink
+// per version directory.
+func logRecords(t *testing.T, dir, version string, at time.Time, ids []string, scores []float32) {
+	t.Helper()
+	sink, err := predlog.NewFileSink(filepath.Join(dir, "fraud-v"+version), rowio.Parquet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []predlog.Record
+	for i, id := range ids {
+		x := make([]float32, numFeatures)
+		x[0] = float32(i)
+		in, _ := serving.NewTensor("features", []int64{1, numFeatures}, x)
+		out, _ := serving.NewTensor("score", []int64{1, 1}, []float32{scores[i]})
+		recs = append(recs, predlog.Record{Time: at, ID: id, Model: modelName, Version: version,
+			Inputs: []serving.Tensor{in}, Outputs: []serving.Tensor{out}})
+	}
+	recs = append(recs, predlog.Record{Time: at, ID: "failed", Model: modelName, Version: version,
+		Inputs: recs[0].Inputs, Err: "boom", Code: serving.Internal})
+	if err := sink.Write(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeLabels(t *testing.T, path string, labels map[string]bool) {
+	t.Helper()
+	var b strings.Builder
+	for id, fraud := range labels {
+		b.WriteString(`{"id":"` + id + `","fraud":` + map[bool]string{true: "true", false: "false"}[fraud] + "}\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The history reads predlog's files through rowio, joins the labels by
+// request id, and counts failed calls apart.
+func TestHistoryJoinsLogsAndLabels(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Now().Truncate(time.Microsecond)
+	logRecords(t, dir, "1", at, []string{"a", "b", "c"}, []float32{0.1, 0.9, 0.4})
+	labels := filepath.Join(dir, "labels.jsonl")
+	writeLabels(t, labels, map[string]bool{"a": false, "b": true})
+	h := newHistory(dir, labels)
+	if err := h.refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.refresh(); err != nil { // files are read once
+		t.Fatal(err)
+	}
+	rows := h.labelled(func(loggedRow) bool { return true })
+	if len(rows) != 2 || h.failed != 1 {
+		t.Fatalf("%d labelled rows, %d failed calls; want 2 and 1: %+v", len(rows), h.failed, rows)
+	}
+	for _, r := range rows {
+		want := map[string]float32{"a": 0.1, "b": 0.9}[r.ID]
+		if r.Score != want || r.Version != "1" || !r.At.Equal(at) || r.Fraud != (r.ID == "b") || r.X[0] != map[string]float32{"a": 0, "b": 1}[r.ID] {
+			t.Errorf("row %+v", r)
+		}
+	}
+}
+
+func TestShadowSane(t *testing.T) {
+	snap := func(nonFinite int64, errDiff float64) rollout.Snapshot {
+		return rollout.Snapshot{Model: modelName, Canary: rollout.VersionStatus{Version: "2"}, Stable: rollout.VersionStatus{Version: "1"},
+			Shadow: &rollout.ShadowSnapshot{Challenger: "2", ErrorRateDiff: errDiff,
+				Outputs: []rollout.OutputStats{{Name: "score", Elements: 90, NonFinite: nonFinite}}}}
+	}
+	if err := shadowSane(context.Background(), snap(0, 0)); err != nil {
+		t.Errorf("sound canary: %v", err)
+	}
+	if err := shadowSane(context.Background(), snap(10, 0)); err == nil || errors.Is(err, rollout.ErrInconclusive) || !strings.Contains(err.Error(), "10 of 100") {
+		t.Errorf("NaN answers: %v, want a failure counting them", err)
+	}
+	if err := shadowSane(context.Background(), snap(0, 0.05)); err == nil || errors.Is(err, rollout.ErrInconclusive) {
+		t.Errorf("failing canary: %v, want a failure", err)
+	}
+	if err := shadowSane(context.Background(), rollout.Snapshot{Canary: rollout.VersionStatus{Version: "2"}}); !errors.Is(err, rollout.ErrInconclusive) {
+		t.Errorf("no shadow: %v, want inconclusive", err)
+	}
+}
+
+// The AUC guard compares the two versions on the same labelled
+// transactions; it waits for enough of them and fails a worse or NaN
+// canary.
+func TestAUCGuard(t *testing.T) {
+	at := time.Now()
+	n := 40
+	ids := make([]string, n)
+	labels := map[string]bool{}
+	good, noise, nan := make([]float32, n), make([]float32, n), make([]float32, n)
+	for i := range n {
+		ids[i] = "tx-" + string(rune('A'+i))
+		fraud := i%4 == 0
+		labels[ids[i]] = fraud
+		good[i], noise[i], nan[i] = 0.2, float32(i%3)/3, float32(math.NaN())
+		if fraud {
+			good[i] = 0.8
+		}
+	}
+	snap := rollout.Snapshot{Model: modelName, Canary: rollout.VersionStatus{Version: "2"}, Stable: rollout.VersionStatus{Version: "1"}}
+	check := func(stable, canary []float32, minLabelled int) error {
+		dir := t.TempDir()
+		logRecords(t, dir, "1", at, ids, stable)
+		logRecords(t, dir, "2", at, ids, canary)
+		labelPath := filepath.Join(dir, "labels.jsonl")
+		writeLabels(t, labelPath, labels)
+		g := &aucGuard{hist: newHistory(dir, labelPath), since: at.Add(-time.Second), margin: 0.02, minLabelled: minLabelled}
+		return g.Check(context.Background(), snap)
+	}
+	if err := check(noise, good, 20); err != nil {
+		t.Errorf("better canary: %v", err)
+	}
+	if err := check(good, noise, 20); err == nil || errors.Is(err, rollout.ErrInconclusive) {
+		t.Errorf("worse canary: %v, want a failure", err)
+	}
+	if err := check(good, nan, 20); err == nil || !strings.Contains(err.Error(), "NaN") {
+		t.Errorf("NaN canary: %v, want a failure", err)
+	}
+	if err := check(noise, good, 100); !errors.Is(err, rollout.ErrInconclusive) {
+		t.Errorf("too few labels: %v, want inconclusive", err)
+	}
+}
+
+// A version appears whole, with its profile, and the config parses as
+// the repository reads it.
+func TestWriteVersion(t *testing.T) {
+	repo := t.TempDir()
+	if err := writeConfig(repo); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(repo, modelName, repository.ConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repository.ParseConfig(b); err != nil {
+		t.Fatal(err)
+	}
+	xs, ys := newWorld(3).sample(before, 2000)
+	m, err := fit(xs, ys, defaultTrain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := buildProfile("1", xs, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeVersion(repo, "1", m, prof); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := nextVersion(repo); err != nil || v != "2" {
+		t.Errorf("next version %q, %v; want 2", v, err)
+	}
+	profiles, err := drift.ReadRepository(repo)
+	if err != nil || len(profiles) != 1 || profiles[0].Version != "1" {
+		t.Fatalf("profiles %v, %v", profiles, err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(repo, modelName))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+}
+
+// The retrainer's endpoint answers bad input with a JSON 400 and ignores
+// alerts that do not call for a retraining.
+func TestRetrainerEndpoint(t *testing.T) {
+	o := &options{dir: t.TempDir(), trainRows: 200}
+	if err := os.MkdirAll(filepath.Join(o.repoDir(), modelName, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(o.repoDir(), modelName, "2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rt, err := startRetrainer(o, newHistory(o.logDir(), filepath.Join(o.dir, "labels.jsonl")), newTimeline(&syncWriter{w: &out}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.close()
+	post := func(body string) int {
+		rec := httptest.NewRecorder()
+		rt.alert(rec, httptest.NewRequest(http.MethodPost, "/hooks/drift", strings.NewReader(body)))
+		if rec.Code == http.StatusBadRequest && !strings.HasPrefix(rec.Body.String(), `{"error":`) {
+			t.Errorf("400 body %q, want JSON", rec.Body)
+		}
+		return rec.Code
+	}
+	if c := post(`{"kind": `); c != http.StatusBadRequest {
+		t.Errorf("malformed alert: %d", c)
+	}
+	for _, a := range []string{
+		`{"kind": "cleared", "model": "fraud", "version": "2"}`,
+		`{"kind": "raised", "model": "fraud", "version": "1"}`, // v2 exists already
+		`{"kind": "raised", "model": "other", "version": "2"}`,
+	} {
+		if c := post(a); c != http.StatusAccepted {
+			t.Errorf("%s: %d", a, c)
+		}
+	}
+	rt.mu.Lock()
+	busy := rt.busy
+	rt.mu.Unlock()
+	if busy {
+		t.Error("a retraining started for an alert that does not call for one")
+	}
+}

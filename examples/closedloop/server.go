@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/predlog"
+	"github.com/servekit/servekit/repository"
+	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/telemetry"
+	"github.com/servekit/servekit/telemetry/promexport"
+)
+
+// server is the real-time half: the model repository serves each model
+// through one rollout.Router, composed as package rollout recommends:
+//
+//	HTTP (Open Inference Protocol V2) → telemetry → drift monitor → router ─┬→ v1: predlog → cache → batch → ONNX
+//	                                                                         └→ v2: predlog → cache → batch → ONNX
+//
+// Telemetry is outermost, so it times and counts everything, labelled with
+// the version that answered. The drift monitor sits above the router too:
+// it keys each answer on Response.Version, so every version is compared
+// with its own profile, and it sees what users were answered, not the
+// shadow's mirrors. Below the router each version has its own chain: the
+// prediction logger first, so cached answers are logged as served; a
+// cache of its own (keys carry the version, not the weights); a batcher;
+// the model. A mirrored request reaches the challenger's chain, so its
+// logger records the challenger's answer under the same request id: the
+// pairs the AUC guard compares.
+//
+// The inference API, /metrics and nothing else listen on the public
+// address; the admin API (rollout.Admin, bearer token) and the drift
+// report (/drift/) on a private one.
+type server struct {
+	repo     *repository.Repository
+	mon      *drift.Monitor
+	hook     *drift.Webhook
+	metrics  *promexport.Exporter
+	apiURL   string
+	adminURL string
+	stopAPI  func() error
+	stopAdm  func() error
+}
+
+var logDirs atomic.Int64 // numbers each loaded version's log directory
+
+func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger, retrainURL string) (s *server, err error) {
+	s = &server{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.close(context.WithoutCancel(ctx)))
+			s = nil
+		}
+	}()
+	// Metrics first: every package below records into the global
+	// MeterProvider this installs.
+	if s.metrics, err = promexport.Setup(ctx); err != nil {
+		return s, err
+	}
+	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second)); err != nil {
+		return s, err
+	}
+	// An alert starts a retraining, an expensive action: the tests' level
+	// is 0.001 rather than 0.05 (per window, after Bonferroni's correction
+	// across the 9 features), so a false alarm needs two windows in a row
+	// at odds of a thousand to one each. A drift that matters moves
+	// p-values to 1e-10 and below.
+	if s.mon, err = drift.NewMonitor(
+		drift.WithWindow(drift.CountWindow(o.window, 0)),
+		drift.WithThreshold(drift.KS, 0.001), drift.WithThreshold(drift.ChiSquare, 0.001),
+		drift.WithAlertFunc(s.hook.Notify),
+		drift.WithAlertFunc(func(a drift.Alert) {
+			if a.Kind == drift.AlertRaised {
+				tl.add(a.Time, evDrift, "drift detected in %s v%s after window %d (%d rows): %s; alert sent to the retrainer",
+					a.Model, a.Version, a.Result.Window.Index, a.Result.Window.Rows, alarmLine(a))
+			} else {
+				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
+			}
+		})); err != nil {
+		return s, err
+	}
+
+	api := httpapi.New(httpapi.WithMaxTimeout(10 * time.Second))
+	hook := func(model string, r *rollout.Router) {
+		if r == nil {
+			api.Remove(model, "")
+			return
+		}
+		if err := api.Handle(model, serving.Chain(telemetry.Middleware(), s.mon.Middleware())(r)); err != nil {
+			log.Error("cannot serve model", "model", model, "err", err)
+		}
+	}
+	if s.repo, err = repository.Open(ctx, o.repoDir(), s.loader(o), repository.WithModelHook(hook),
+		repository.WithPollInterval(o.poll), repository.WithLogger(log),
+		repository.WithRouterOptions(rollout.WithLogger(log))); err != nil {
+		return s, err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/", api)
+	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
+		return s, err
+	}
+	adm := http.NewServeMux()
+	adm.Handle("/", rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo),
+		rollout.WithAuthorizer(rollout.BearerToken(o.token)), rollout.WithAdminLogger(log)))
+	adm.Handle("GET /drift/", http.StripPrefix("/drift", s.mon.Handler()))
+	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// alarmLine names the features an alert raised, with the weakest of their
+// evidence: the largest corrected p-value (or smallest distance) among them.
+func alarmLine(a drift.Alert) string {
+	var worst *drift.FeatureResult
+	for _, name := range a.Raised {
+		f, ok := a.Result.Feature(name)
+		if ok && f.Method.Test() && (worst == nil || f.AdjustedP > worst.AdjustedP) {
+			worst = f
+		}
+	}
+	line := strings.Join(a.Raised, ", ") + " in alarm"
+	if worst != nil {
+		line += fmt.Sprintf(" (corrected p-values at most %.2g, threshold %g)", worst.AdjustedP, worst.Threshold)
+	}
+	return line
+}
+
+// loader turns one version directory of the repository into its chain:
+// predlog → cache → batch → ONNX model, and monitors the version with the
+// drift profile written beside its model file.
+func (s *server) loader(o *options) repository.LoadFunc {
+	return func(_ context.Context, v repository.Version) (p serving.Predictor, err error) {
+		prof, err := drift.ReadProfile(filepath.Join(v.Dir, drift.ProfileFileName))
+		if err != nil {
+			return nil, err
+		}
+		var params struct {
+			Threads int `json:"intra_op_threads"`
+		}
+		if err := v.DecodeParameters(&params); err != nil {
+			return nil, err
+		}
+		opts := []onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(max(params.Threads, 1))}
+		if o.ortLib != "" {
+			opts = append(opts, onnx.WithLibraryPath(o.ortLib))
+		}
+		m, err := onnx.Load(v.Path, opts...)
+		if err != nil {
+			return nil, err
+		}
+		var closers []func() error
+		defer func() {
+			if err != nil {
+				for _, c := range closers {
+					err = errors.Join(err, c())
+				}
+				if m != nil {
+					err = errors.Join(err, m.Close())
+				}
+			}
+		}()
+		b, err := batch.New(m, batch.WithMaxBatchRows(64), batch.WithMaxDelay(time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, b.Close)
+		c, err := cache.New(cache.WithMaxEntries(10_000), cache.WithTTL(time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, c.Close)
+		// One directory per loaded instance: a FileSink clears temporary
+		// files in its directory when it starts, which must never be
+		// those of a sink still writing (the instance a reload replaces).
+		dir := filepath.Join(o.logDir(), fmt.Sprintf("%s-v%s-%03d", v.Model, v.Version, logDirs.Add(1)))
+		sink, err := predlog.NewFileSink(dir, rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(v.Model+"-v"+v.Version))
+		if err != nil {
+			return nil, err
+		}
+		chain := ownCache{predlog.New(c.Middleware()(b), sink, predlog.WithTick(o.logRotate/2)), c}
+		if err := s.mon.AddProfile(prof); err != nil {
+			closers, m = nil, nil // the chain owns them now
+			return nil, errors.Join(err, serving.Close(chain))
+		}
+		return chain, nil
+	}
+}
+
+// ownCache is a version's chain that owns its cache: serving.Close walks
+// the chain (the logger flushes, the batcher drains, the model closes) and
+// closes the cache, which a cache.Predictor leaves to its owner.
+type ownCache struct {
+	serving.Predictor
+	c *cache.Cache
+}
+
+func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
+func (p ownCache) Close() error              { return p.c.Close() }
+
+// close stops everything in the order that loses nothing: the listeners
+// (requests in flight finish), the repository (each version's logger
+// writes what it holds, then its batcher, cache and model close), the
+// webhook (queued alerts delivered, for a while), the monitor, the
+// metrics.
+func (s *server) close(ctx context.Context) error {
+	var errs []error
+	for _, stop := range []func() error{s.stopAPI, s.stopAdm} {
+		if stop != nil {
+			errs = append(errs, stop())
+		}
+	}
+	if s.repo != nil {
+		errs = append(errs, s.repo.Close())
+	}
+	if s.hook != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		errs = append(errs, ignoreDeadline(s.hook.Shutdown(sctx)))
+		cancel()
+	}
+	if s.mon != nil {
+		errs = append(errs, s.mon.Close())
+	}
+	if s.metrics != nil {
+		errs = append(errs, s.metrics.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// ignoreDeadline: alerts still queued when the time is up are dropped and
+// counted by the webhook; not an error of the shutdown.
+func ignoreDeadline(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+// serve listens on addr and serves h until the returned stop is called,
+// which lets requests in flight finish.
+func serve(addr string, h http.Handler, log *slog.Logger) (string, func() error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(ctx)
+		if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+		return err
+	}, nil
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/httpapi"
+)
+
+// withGRPC serves the Open Inference Protocol's gRPC service for the models
+// of api on the same port as everything else (rest: the REST API and
+// /metrics), with the REST limits. The server must speak plaintext HTTP/2
+// too: see grpcapi.Protocols.
+func withGRPC(api *httpapi.Handler, rest http.Handler, o *options) http.Handler {
+	return grpcapi.New(api,
+		grpcapi.WithFallback(rest),
+		grpcapi.WithMaxMessageBytes(int(o.maxBody)),
+		grpcapi.WithMaxElements(o.maxElements),
+		grpcapi.WithMaxTimeout(o.maxTimeout),
+	)
+}
+
+// grpcurlLine is the gRPC twin of curlLine: the same request with grpcurl,
+// which reads the service from the committed .proto (run from the
+// repository root).
+func grpcurlLine(addr, model string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf(`grpcurl -plaintext -proto serving/grpcapi/proto/grpc_predict_v2.proto -d '{"model_name":"%s","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}}]}' %s inference.GRPCInferenceService/ModelInfer`,
+		model, net.JoinHostPort(host, port))
+}

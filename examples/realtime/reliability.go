@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/limit"
+	"github.com/servekit/servekit/serving"
+)
+
+// reliabilityOptions are the flags for admission control, draining and the
+// shared cache tier; they live here so the serving flags in main.go stay
+// short.
+type reliabilityOptions struct {
+	maxInFlight int
+	maxQueue    int
+	maxWait     time.Duration
+	drainDelay  time.Duration
+	redisAddr   string
+	debugAddr   string
+}
+
+func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
+	fs.IntVar(&o.maxInFlight, "max-inflight", 0, "requests running in a model at once; more queue, then get 429 (0: one per core, or 2 × -batch-max-rows with -batch; -1: no limit)")
+	fs.IntVar(&o.maxQueue, "max-queue", -1, "requests waiting for a slot before 429 (-1: as many as -max-inflight)")
+	fs.DurationVar(&o.maxWait, "max-wait", 0, "longest wait for a slot before 429 (0: the request's own deadline)")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (off by default: never expose it publicly)")
+	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+}
+
+// withLimit wraps p in admission control, unless turned off. The automatic
+// limit is what keeps the model busy
+// without piling work on it: one run per core for a model run on its own
+// (each run takes -threads cores), and two batches' worth of rows with the
+// batcher, so the next batch forms while one runs.
+func withLimit(p serving.Predictor, o *options) (serving.Predictor, error) {
+	n := o.maxInFlight
+	switch {
+	case n < 0:
+		return p, nil
+	case n == 0 && o.batch:
+		n = 2 * o.batchRows
+	case n == 0:
+		n = max(1, runtime.GOMAXPROCS(0)/max(1, o.threads))
+	}
+	opts := []limit.Option{limit.WithMaxInFlight(n), limit.WithMaxWait(o.maxWait)}
+	if o.maxQueue >= 0 {
+		opts = append(opts, limit.WithMaxQueue(o.maxQueue))
+	}
+	return limit.New(p, opts...)
+}
+
+// newCache builds the response cache, with Redis as L2 when asked; the
+// returned close stops both.
+func newCache(o *options) (*cache.Cache, func() error, error) {
+	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)}
+	var rdb *redis.Client
+	if o.redisAddr != "" {
+		// ContextTimeoutEnabled: the cache bounds every Redis call by its
+		// own timeout, so a dead Redis costs a miss, never a stall.
+		rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, ContextTimeoutEnabled: true})
+		opts = append(opts, cache.WithRedis(rdb))
+	}
+	c, err := cache.New(opts...)
+	if err != nil {
+		if rdb != nil {
+			err = errors.Join(err, rdb.Close())
+		}
+		return nil, nil, err
+	}
+	return c, func() error {
+		err := c.Close()
+		if rdb != nil {
+			err = errors.Join(err, rdb.Close())
+		}
+		return err
+	}, nil
+}
+
+// Drain states of a gate.
+const (
+	open     int32 = iota
+	draining       // readiness fails; requests are still served
+	refusing       // new requests get 503 + Connection: close
+)
+
+// gate wraps the server's handler for a clean SIGTERM under load (the
+// Kubernetes sequence): first readiness fails while requests are still
+// served, each answer closing its connection, so load balancers take the
+// pod out and clients stop reusing connections; then http.Server.Shutdown
+// stops accepting connections, and a request that still arrives on an open
+// keep-alive connection gets 503 with Retry-After and Connection: close
+// rather than a reset, so its client can retry elsewhere knowing nothing
+// ran. It also counts the inference requests answered, which the process
+// logs when it exits (what the shutdown tests compare with what clients
+// received).
+type gate struct {
+	next     http.Handler
+	state    atomic.Int32
+	answered atomic.Int64 // POST requests answered, any status
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := g.state.Load()
+	if st >= draining && r.Method == http.MethodGet && (strings.HasSuffix(r.URL.Path, "/health/ready") || r.URL.Path == "/ping") {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if r.Method != http.MethodPost {
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	defer g.answered.Add(1)
+	if r.ProtoMajor != 1 {
+		// HTTP/2 (gRPC over h2c) drains by its own protocol: Shutdown
+		// sends GOAWAY, streams in flight finish, clients retry new ones
+		// elsewhere; a JSON 503 or a Connection header has no place there.
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	if st == draining {
+		// No keep-alive past the drain: a client that sent its next
+		// request on a connection Shutdown then closes as idle would get
+		// a bare EOF (net/http does not retry a POST), a request lost
+		// without an answer. Closing after each answer makes clients
+		// reconnect, which the listener still accepts during the delay.
+		w.Header().Set("Connection", "close")
+	}
+	if st == refusing {
+		h := w.Header()
+		h.Set("Connection", "close")
+		h.Set("Retry-After", "1")
+		h.Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":"server shutting down"}` + "\n"))
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// drain is the SIGTERM sequence: fail readiness for the drain delay while
+// serving, then refuse new requests and wait up to timeout for the ones in
+// flight. The models are closed after it returns (run's defers).
+func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.Duration, log *slog.Logger) error {
+	g.state.Store(draining)
+	if delay > 0 {
+		log.Info("draining: readiness fails, still serving", "delay", delay)
+		time.Sleep(delay)
+	}
+	log.Info("shutting down: refusing new requests, finishing in-flight ones", "timeout", timeout)
+	g.state.Store(refusing)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	log.Info("http server stopped", "answered", g.answered.Load(), "error", err)
+	return err
+}
+
+// startDebug serves net/http/pprof on its own listener, apart from the
+// public handler (profiles reveal internals and cost CPU), and returns its
+// address and a function that stops it.
+func startDebug(addr string, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug server stopped", "error", err)
+		}
+	}()
+	return ln.Addr().String(), func() { srv.Close(); <-done }, nil
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/repository"
+	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/telemetry"
+)
+
+// repoOptions are the flags of the model repository (-repo DIR).
+type repoOptions struct {
+	repo     string
+	repoPoll time.Duration
+	warmup   int
+}
+
+func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
+	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.json ($SERVEKIT_REPO; see package repository)")
+	fs.DurationVar(&o.repoPoll, "repo-poll", repository.DefaultPollInterval, "how often -repo is re-read for new, changed and removed versions (0: never)")
+	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.json)")
+}
+
+// repoParams are the backend options a model's config.json may set in
+// "parameters"; the -threads flag is the default.
+type repoParams struct {
+	IntraOpThreads    *int    `json:"intra_op_threads"`
+	InterOpThreads    *int    `json:"inter_op_threads"`
+	GraphOptimization *string `json:"graph_optimization"` // none, basic, extended, all
+	MemoryArena       *bool   `json:"memory_arena"`
+}
+
+var graphLevels = map[string]onnx.GraphOptimization{
+	"none": onnx.OptimizeNone, "basic": onnx.OptimizeBasic, "extended": onnx.OptimizeExtended, "all": onnx.OptimizeAll,
+}
+
+// openRepository serves the repository's models through api: each model's
+// router is registered as it appears, behind telemetry (which labels its
+// metrics with the version that answered, Response.Version), and removed
+// as it goes. Each version gets its own cache and batcher below the router
+// (versionChain), as package rollout recommends. Versions that fail to load
+// are logged and reported, and the server starts anyway.
+//
+// Each loaded version gets its own response cache (-cache-entries each),
+// closed with it: a cache keys on model and version, and a hot reload puts
+// new weights under the same version, so a cache shared across reloads
+// would go on answering with the old weights until its TTL.
+func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
+	load := func(_ context.Context, v repository.Version) (serving.Predictor, error) {
+		var p repoParams
+		if err := v.DecodeParameters(&p); err != nil {
+			return nil, err
+		}
+		opts := append([]onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(o.threads),
+			onnx.WithLogger(log)}, o.gpu.options()...)
+		if o.ortLib != "" {
+			opts = append(opts, onnx.WithLibraryPath(o.ortLib))
+		}
+		if p.IntraOpThreads != nil {
+			opts = append(opts, onnx.WithIntraOpThreads(*p.IntraOpThreads))
+		}
+		if p.InterOpThreads != nil {
+			opts = append(opts, onnx.WithInterOpThreads(*p.InterOpThreads))
+		}
+		if p.GraphOptimization != nil {
+			level, ok := graphLevels[*p.GraphOptimization]
+			if !ok {
+				return nil, serving.Errorf(serving.InvalidArgument, "model %q: parameters.graph_optimization %q: want none, basic, extended or all", v.Model, *p.GraphOptimization)
+			}
+			opts = append(opts, onnx.WithGraphOptimization(level))
+		}
+		if p.MemoryArena != nil {
+			opts = append(opts, onnx.WithMemoryArena(*p.MemoryArena))
+		}
+		m, err := onnx.Load(v.Path, opts...)
+		if err != nil {
+			return nil, err
+		}
+		var vc *cache.Cache
+		if o.cache {
+			if vc, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
+				return nil, errors.Join(err, m.Close())
+			}
+		}
+		chain, err := versionChain(m, o, vc)
+		if err != nil {
+			return nil, errors.Join(err, m.Close(), closeCache(vc))
+		}
+		return ownCache{chain, vc}, nil
+	}
+	hook := func(model string, r *rollout.Router) {
+		if r == nil {
+			api.Remove(model, "")
+			return
+		}
+		if err := api.Handle(model, telemetry.Middleware()(r)); err != nil {
+			log.Error("model repository: cannot serve model", "model", model, "err", err)
+		}
+	}
+	return repository.Open(ctx, o.repo, load,
+		repository.WithPollInterval(o.repoPoll),
+		repository.WithLogger(log),
+		repository.WithModelHook(hook))
+}
+
+// ownCache is a version's chain that owns its cache: serving.Close closes
+// the cache after the chain has drained (the router closes a version only
+// when its last request has left).
+type ownCache struct {
+	serving.Predictor
+	c *cache.Cache
+}
+
+func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
+
+func (p ownCache) Close() error { return closeCache(p.c) }
+
+func closeCache(c *cache.Cache) error {
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+// servedModels names every model served: the -model ones, then the
+// repository's, those that can answer first (the curl line shows the first).
+func servedModels(models []loaded, repo *repository.Repository) []string {
+	var names []string
+	for _, m := range models {
+		if !slices.Contains(names, m.name) {
+			names = append(names, m.name)
+		}
+	}
+	if repo != nil {
+		repoModels := repo.Models()
+		ready := func(name string) bool { r, ok := repo.Router(name); return ok && r.Ready() }
+		slices.SortStableFunc(repoModels, func(a, b string) int {
+			switch ra, rb := ready(a), ready(b); {
+			case ra && !rb:
+				return -1
+			case rb && !ra:
+				return 1
+			}
+			return 0
+		})
+		names = append(names, repoModels...)
+	}
+	return names
+}
+
+func repoSummary(repo *repository.Repository) string {
+	if repo == nil {
+		return ""
+	}
+	var failed []string
+	for _, m := range repo.Status().Models {
+		for _, v := range m.Versions {
+			if v.State == repository.StateFailed {
+				failed = append(failed, m.Name+"/"+v.Version)
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return ""
+	}
+	return " (failed to load: " + strings.Join(failed, ", ") + "; see the log)"
+}

@@ -1,0 +1,38 @@
+package predlog_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/servekit/servekit/predlog"
+	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
+)
+
+// Logging every call of a model to JSONL files; the file appears, whole,
+// when the logger is closed (or the file rotates).
+func Example() {
+	dir, _ := os.MkdirTemp("", "predlog-example")
+	defer os.RemoveAll(dir)
+	sink, _ := predlog.NewFileSink(dir, rowio.JSONL)
+	model := serving.Chain(predlog.Middleware(sink))(servingtest.Linear(2))
+
+	req := servingtest.Rows(2, 2, 1) // two rows: [1 2], [3 4]
+	req.ID = "req-1"
+	model.Predict(context.Background(), req)
+	serving.Close(model)
+
+	files, _ := filepath.Glob(filepath.Join(dir, "predictions-*.jsonl"))
+	b, _ := os.ReadFile(files[0])
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		// Leave out the timestamp, which changes every run.
+		fmt.Println(line[:strings.Index(line, `"timestamp"`)] + line[strings.Index(line, `"x"`):])
+	}
+	// Output:
+	// {"id":"req-1","model":"linear","model_version":"","x":[1,2],"y":[3,5]}
+	// {"id":"req-1","model":"linear","model_version":"","x":[3,4],"y":[7,9]}
+}

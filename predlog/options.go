@@ -1,0 +1,90 @@
+package predlog
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Defaults. See the package doc for why.
+const (
+	DefaultQueueSize    = 4096
+	DefaultMaxBatch     = 256
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+// Option configures a Logger.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	rate     float64
+	errors   bool
+	queue    int
+	maxBatch int
+	timeout  time.Duration
+	tick     time.Duration
+	meters   metric.MeterProvider
+	onError  func(error)
+}
+
+func newConfig(opts []Option) config {
+	c := config{rate: 1, errors: true, queue: DefaultQueueSize, maxBatch: DefaultMaxBatch, timeout: DefaultWriteTimeout, tick: time.Second}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if c.meters == nil {
+		c.meters = otel.GetMeterProvider()
+	}
+	return c
+}
+
+// WithSampleRate logs this share (0 to 1) of successful calls, drawn at
+// random. Default 1: every call, as KServe's logger in mode "all".
+func WithSampleRate(rate float64) Option {
+	return optionFunc(func(c *config) { c.rate = min(1, max(0, rate)) })
+}
+
+// WithErrors(false) samples failed calls at the sample rate too. Default
+// true: every failed call is logged.
+func WithErrors(always bool) Option { return optionFunc(func(c *config) { c.errors = always }) }
+
+// WithQueueSize bounds the records waiting for the sink; past it records
+// are dropped and counted. Default DefaultQueueSize.
+func WithQueueSize(n int) Option { return optionFunc(func(c *config) { c.queue = max(1, n) }) }
+
+// WithMaxBatch bounds the records given to one Sink.Write. Default
+// DefaultMaxBatch.
+func WithMaxBatch(n int) Option { return optionFunc(func(c *config) { c.maxBatch = max(1, n) }) }
+
+// WithWriteTimeout bounds one Sink.Write. Default DefaultWriteTimeout.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.timeout = d
+		}
+	})
+}
+
+// WithTick sets how often an idle logger calls Sink.Write with no records
+// (so a file sink can rotate by age). Default one second.
+func WithTick(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.tick = d
+		}
+	})
+}
+
+// WithErrorHandler is called, from the logger's goroutine, with each
+// error a sink returns. Default: none (Stats and metrics count them).
+func WithErrorHandler(f func(error)) Option { return optionFunc(func(c *config) { c.onError = f }) }
+
+// WithMeterProvider sets where metrics go. Default: the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meters = mp })
+}

@@ -1,0 +1,88 @@
+package reliability_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/servekit/servekit/internal/loadtest"
+	"github.com/servekit/servekit/internal/onnxbuild"
+)
+
+// repoSupport reports whether the example server has -repo (the model
+// repository with hot reload, package repository). The tests that reload
+// models under load run only where it has: they exercise a feature built
+// on another branch, and skip, saying so, until it is merged.
+func repoSupport(t *testing.T) bool {
+	t.Helper()
+	repoOnce.Do(func() {
+		out, _ := exec.Command(loadtest.Build(t, realtimePkg), "-help").CombinedOutput()
+		repoHas = bytes.Contains(out, []byte("\n  -repo "))
+	})
+	return repoHas
+}
+
+var (
+	repoOnce sync.Once
+	repoHas  bool
+)
+
+// fraudVariant is the demo model with one bias moved, so that its answers
+// tell the variants apart.
+func fraudVariant(t *testing.T, bias float32) []byte {
+	t.Helper()
+	spec := onnxbuild.FraudSpec()
+	spec.Layers[1].B[0] += bias
+	b, err := onnxbuild.MLP(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// putFile replaces path by rename, as a deployment should, so a poll never
+// sees half a file.
+func putFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fraudRepo lays out a model repository with versions of the fraud model,
+// all of them served (the default policy serves only the latest).
+func fraudRepo(t *testing.T, versions ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	putFile(t, filepath.Join(dir, "fraud", "config.json"), []byte(`{"version_policy": {"all": {}}}`))
+	for i, v := range versions {
+		putFile(t, filepath.Join(dir, "fraud", v, "model.onnx"), fraudVariant(t, float32(i)))
+	}
+	return dir
+}
+
+// countLines counts the server's log lines containing all of parts.
+func countLines(out string, parts ...string) int {
+	n := 0
+	for line := range strings.Lines(out) {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
