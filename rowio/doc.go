@@ -1,8 +1,9 @@
 // Package rowio moves rows between files and model requests: streaming
 // readers and writers for JSONL, CSV and Parquet over one columnar block,
 // the Frame, and a Schema that maps columns to a model's inputs. batch/job
-// scores files with it, predlog writes logged traffic with it, and the
-// Beam transform reuses the Schema mapping.
+// scores files with it and predlog writes logged traffic with it. (The
+// Beam transform in the nested beam module has its own element types,
+// scoring.Row and scoring.Result: a Beam pipeline reads with Beam's IO.)
 //
 // Reach for Schema.Bind first: it checks a schema against a model's
 // metadata and returns a Mapping whose Fields are the columns to read and
