@@ -1,9 +1,11 @@
 // Package servekit serves ML models inside a Go process: load an ONNX model,
-// call Predict, and serve it over HTTP with the Open Inference Protocol —
-// without running a separate model server.
+// call Predict, and serve it over the Open Inference Protocol (REST and gRPC)
+// with batching, caching, rollouts, drift monitoring and batch jobs, without
+// running a separate model server.
 //
 // This package holds only this overview; the code lives in its sub-packages,
-// each importing only serving, so a service takes exactly the pieces it needs:
+// so a service takes exactly the pieces it needs. Middleware packages import
+// only serving, never each other:
 //
 //   - serving: the vocabulary. Tensor, Request, Response, the Predictor
 //     interface, Middleware and Chain, the error type with its codes.
@@ -13,32 +15,46 @@
 //   - backend/onnx: a Predictor over ONNX Runtime 1.29, CPU or CUDA.
 //   - serving/httpapi: an http.Handler for the Open Inference Protocol V2
 //     (KServe, Triton clients), plus V1 / Vertex AI and SageMaker adapters.
+//   - serving/grpcapi: the same protocol's gRPC service as an http.Handler,
+//     on the REST port.
 //   - limit: admission control (max in flight, a short queue, 429 with
 //     Retry-After), so an overloaded model sheds load at its normal latency.
 //   - batch: dynamic micro-batching middleware.
 //   - cache: response cache middleware (sharded LRU, single-flight, Redis L2).
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
+//   - rollout: one model's versions behind a router: hot replace, sticky
+//     canary weights, blue-green switch and rollback, guarded staged plans,
+//     shadow mirroring with in-band comparison, an admin API.
 //   - repository: a model repository on disk (Triton's layout) with version
 //     policies, warm-up, hot reload and explicit load/unload, one rollout
 //     router per model; it imports serving and rollout and loads through a
 //     function you give it, so it works with any backend.
 //   - drift: drift monitoring middleware: reference profiles, windowed
 //     statistics, alerts and a webhook for retraining, an HTML report.
+//   - predlog: prediction logging (sampled, asynchronous) to rotating files
+//     or CloudEvents; rowio: rows ↔ requests in JSONL, CSV and Parquet;
+//     batch/job: resumable offline scoring. The nested module
+//     github.com/servekit/servekit/beam scores on Apache Beam.
 //
 // A request flows from the transport through middleware to the model:
 //
-//	HTTP (OIP V2, V1, SageMaker) or a Go call
-//	  → telemetry → cache → limit → batch → backend/onnx
+//	REST or gRPC (OIP V2, V1, SageMaker) or a Go call
+//	  → telemetry → drift → rollout router (shadow copy to a challenger)
+//	      → per version: limit → cache → batch → backend/onnx
 //
-// Every stage is a serving.Middleware (func(Predictor) Predictor) and
-// serving.Chain composes them, first outermost:
+// Every stage is a serving.Middleware (func(Predictor) Predictor) or a
+// Predictor holding Predictors (the router), and serving.Chain composes
+// middleware, first outermost:
 //
 //	model, err := onnx.Load("fraud.onnx")
 //	...
-//	p := serving.Chain(telemetry.Middleware(), cache.Middleware(c))(batcher)
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware())(batcher) // c: a *cache.Cache
 //	defer serving.Close(p)
 //
 // The examples folder holds runnable binaries: examples/predict (load and
-// score), examples/realtime (the production-shaped HTTP server) and
-// examples/drift (drift detected, retraining webhook called, report written).
+// score), examples/realtime (the production-shaped server), examples/rollout
+// (mirror → canary → switch → rollback), examples/drift (drift detected,
+// retraining webhook called, report written), examples/batchjob (1M rows
+// into Parquet) and examples/closedloop (all of it composed: nightly scoring,
+// serving, drift-triggered retraining and a guarded canary promotion).
 package servekit
