@@ -40,7 +40,7 @@
 //
 //	REST or gRPC (OIP V2, V1, SageMaker) or a Go call
 //	  → telemetry → drift → rollout router (shadow copy to a challenger)
-//	      → per version: limit → cache → batch → backend/onnx
+//	      → per version: cache → limit → batch → backend/onnx
 //
 // Every stage is a serving.Middleware (func(Predictor) Predictor) or a
 // Predictor holding Predictors (the router), and serving.Chain composes
