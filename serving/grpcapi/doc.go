@@ -90,13 +90,16 @@
 // # Performance
 //
 // On the demo model (1×8 FP32) gRPC costs the server more than V2 JSON
-// over HTTP/1.1: about 1.1–2.1× the CPU per request and 0.56–0.91× the
-// throughput at 64 clients (bench/README.md, make bench-grpc). The time
+// over HTTP/1.1: a fixed ~110–150 µs of CPU per call against ~55 µs, and
+// 0.37–0.54× the throughput at 64 clients on a quiet machine; at 256 rows
+// per request raw gRPC wins, 1.05–1.19× (bench/README.md, make
+// bench-grpc). The time
 // goes to net/http's HTTP/2 server (a goroutine per stream, frame handling)
 // and connect's unary handler, not to this package's decoding (under 2% of
 // the server's profile); raw contents save only the number parsing, which
-// the REST decoder already does in a few µs. Choose gRPC for its clients,
-// types and streaming, not for speed on small tensors.
+// the REST decoder already does in a few µs per small tensor. Choose gRPC
+// for its clients, types and streaming, and for speed on large tensors
+// only.
 //
 // # Regenerating the code
 //
