@@ -174,10 +174,12 @@ func TestOverload(t *testing.T) {
 		if srvRej > srvBase {
 			t.Errorf("server-side refusal p99 <= %v > the unloaded p99 <= %v: refusals must be quick", srvRej, srvBase)
 		}
-		// Client side, only when the generator kept up: otherwise its
-		// latencies measure its own starvation, not the server.
+		// Client side, only when the generator kept up: otherwise the
+		// offered load never arrived (the generator starved, or every one of
+		// its connections was waiting on the server), and the run cannot say
+		// how the server meets 10x. Said loudly: it is not a pass.
 		if kept < 0.95 {
-			t.Logf("client-side p99 not judged: the generator sent only %.0f%% of the offered rate (a starved machine)", 100*kept)
+			t.Logf("NOT JUDGED: client-side p99: the generator sent only %.0f%% of the offered rate (starved, or all %d connections waiting on a server that reads requests slower than they come)", 100*kept, plan.outstanding)
 		} else {
 			if admP99 > 2*baseP99 {
 				t.Errorf("admitted p99 %v > 2x the unloaded p99 %v", admP99, baseP99)
