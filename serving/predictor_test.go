@@ -3,6 +3,7 @@ package serving_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/servekit/servekit/serving"
@@ -116,4 +117,31 @@ func TestLinearConformance(t *testing.T) {
 		Request:       func() *serving.Request { return servingtest.Rows(4, 3, 1) },
 		Deterministic: true,
 	})
+}
+
+func TestSelectOutputs(t *testing.T) {
+	a, _ := serving.NewTensor("a", []int64{1}, []float32{1})
+	b, _ := serving.NewTensor("b", []int64{1}, []float32{2})
+	resp := &serving.Response{Outputs: []serving.Tensor{a, b}}
+	names := func(ts []serving.Tensor) (n []string) {
+		for _, t := range ts {
+			n = append(n, t.Name)
+		}
+		return n
+	}
+	for _, c := range []struct{ ask, want []string }{
+		{nil, []string{"a", "b"}},
+		{[]string{"a", "b"}, []string{"a", "b"}},
+		{[]string{"b", "a"}, []string{"b", "a"}},
+		{[]string{"b"}, []string{"b"}},
+	} {
+		got, err := serving.SelectOutputs(&serving.Request{Outputs: c.ask}, resp)
+		if err != nil || !slices.Equal(names(got), c.want) {
+			t.Errorf("SelectOutputs(%v) = %v, %v; want %v", c.ask, names(got), err, c.want)
+		}
+	}
+	_, err := serving.SelectOutputs(&serving.Request{Model: "m", Outputs: []string{"c"}}, resp)
+	if serving.CodeOf(err) != serving.NotFound {
+		t.Errorf("an output the answer lacks: %v, want NotFound", err)
+	}
 }

@@ -62,6 +62,33 @@ type Response struct {
 // Output returns the output tensor with the given name.
 func (r *Response) Output(name string) (Tensor, bool) { return find(r.Outputs, name) }
 
+// SelectOutputs returns the outputs of resp that req asked for, in the
+// order asked, or all of them when req names none: what a transport writes
+// back. An output the answer lacks is a NotFound error naming it.
+func SelectOutputs(req *Request, resp *Response) ([]Tensor, error) {
+	if len(req.Outputs) == 0 {
+		return resp.Outputs, nil
+	}
+	if len(req.Outputs) == len(resp.Outputs) { // the usual case: already in order
+		same := true
+		for i, n := range req.Outputs {
+			same = same && resp.Outputs[i].Name == n
+		}
+		if same {
+			return resp.Outputs, nil
+		}
+	}
+	out := make([]Tensor, 0, len(req.Outputs))
+	for _, n := range req.Outputs {
+		t, ok := resp.Output(n)
+		if !ok {
+			return nil, Errorf(NotFound, "serving: model %q gave no output %q", req.Model, n)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 func find(ts []Tensor, name string) (Tensor, bool) {
 	for _, t := range ts {
 		if t.Name == name {

@@ -82,7 +82,7 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	outs, err := selectOutputs(req, resp)
+	outs, err := serving.SelectOutputs(req, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -122,20 +122,4 @@ func (h *Handler) budget(ctx context.Context, params serving.Params) (context.Co
 		return context.WithTimeout(ctx, d)
 	}
 	return ctx, func() {}
-}
-
-// selectOutputs returns the outputs asked for, in the order asked, or all.
-func selectOutputs(req *serving.Request, resp *serving.Response) ([]serving.Tensor, error) {
-	if len(req.Outputs) == 0 {
-		return resp.Outputs, nil
-	}
-	out := make([]serving.Tensor, 0, len(req.Outputs))
-	for _, n := range req.Outputs {
-		t, ok := resp.Output(n)
-		if !ok {
-			return nil, serving.Errorf(serving.NotFound, "grpcapi: model %q gave no output %q", req.Model, n)
-		}
-		out = append(out, t)
-	}
-	return out, nil
 }

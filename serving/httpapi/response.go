@@ -8,31 +8,6 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// selectOutputs returns the outputs asked for, in the order asked, or all.
-func selectOutputs(req *serving.Request, resp *serving.Response) ([]serving.Tensor, error) {
-	if len(req.Outputs) == 0 {
-		return resp.Outputs, nil
-	}
-	if len(req.Outputs) == len(resp.Outputs) {
-		same := true
-		for i, n := range req.Outputs {
-			same = same && resp.Outputs[i].Name == n
-		}
-		if same {
-			return resp.Outputs, nil
-		}
-	}
-	out := make([]serving.Tensor, 0, len(req.Outputs))
-	for _, n := range req.Outputs {
-		t, ok := resp.Output(n)
-		if !ok {
-			return nil, serving.Errorf(serving.NotFound, "httpapi: model %q gave no output %q", req.Model, n)
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
-
 func (d *decoded) binary(name string) bool {
 	for i := len(d.binaryOut) - 1; i >= 0; i-- {
 		if d.binaryOut[i].name == name {
@@ -43,7 +18,7 @@ func (d *decoded) binary(name string) bool {
 }
 
 func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, version string, resp *serving.Response) {
-	outs, err := selectOutputs(&d.req, resp)
+	outs, err := serving.SelectOutputs(&d.req, resp)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
