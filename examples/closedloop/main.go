@@ -168,10 +168,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+	shown := "<the -admin-token given>" // a token the user gave is a secret: never printed
 	if o.token == "" {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
 		o.token = hex.EncodeToString(b)
+		shown = o.token // made up for this run: print it so a person can use it
 	}
 	keep := o.dir != ""
 	if !keep {
@@ -208,7 +210,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	}
 	defer func() { err = errors.Join(err, srv.close(context.WithoutCancel(ctx))) }()
 	tl.add(time.Now(), evServing, "serving v1 on %s/v2/models/%s (metrics at /metrics); admin API and drift report on %s (Bearer %s)",
-		srv.apiURL, modelName, srv.adminURL, o.token)
+		srv.apiURL, modelName, srv.adminURL, shown)
 	fb, err := openFeedback(labels, o.labelDelay)
 	if err != nil {
 		return rep, err
@@ -254,7 +256,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	}
 	if o.serveAfter {
 		fmt.Fprintf(out, "\nserving until interrupted: %s/v2/models/%s, %s/metrics, %s/drift/, admin %s/v1/models/%s (Bearer %s)\n",
-			srv.apiURL, modelName, srv.apiURL, srv.adminURL, srv.adminURL, modelName, o.token)
+			srv.apiURL, modelName, srv.apiURL, srv.adminURL, srv.adminURL, modelName, shown)
 		<-parent.Done()
 	}
 	return rep, nil

@@ -101,10 +101,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	if err != nil {
 		return nil, err
 	}
+	shown := "<the -admin-token given>" // a token the user gave is a secret: never printed
 	if o.token == "" {
 		b := make([]byte, 16)
 		rand.Read(b)
 		o.token = hex.EncodeToString(b)
+		shown = o.token // made up for this run: print it so a person can use it
 	}
 	logLevel := slog.LevelWarn
 	if o.verbose {
@@ -136,7 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	}
 	defer stopAdmin()
 	fmt.Fprintf(stdout, "model fraud: version 1 (stable) and 2 (retrained) on %s/v2/models/fraud\n", apiURL)
-	fmt.Fprintf(stdout, "admin API on %s (Authorization: Bearer %s)\n", adminURL, o.token)
+	fmt.Fprintf(stdout, "admin API on %s (Authorization: Bearer %s)\n", adminURL, shown)
 
 	load := startLoad(apiURL, o.callers, o.think)
 	d := &demo{o: o, out: stdout, admin: &adminClient{base: adminURL, token: o.token}, start: time.Now(), load: load}
