@@ -58,6 +58,7 @@ type options struct {
 	batch           bool
 	batchRows       int
 	batchDelay      time.Duration
+	batchAdaptive   bool
 	batchQueueRows  int
 	cache           bool
 	cacheEntries    int
@@ -105,6 +106,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.batch, "batch", env("SERVEKIT_BATCH", "") == "1", "micro-batch requests ($SERVEKIT_BATCH=1)")
 	fs.IntVar(&o.batchRows, "batch-max-rows", 64, "largest batch in rows")
 	fs.DurationVar(&o.batchDelay, "batch-max-delay", time.Millisecond, "longest wait to fill a batch")
+	fs.BoolVar(&o.batchAdaptive, "batch-adaptive", true, "run a lone request at once when the model is idle instead of waiting for company (false: always wait up to -batch-max-delay)")
 	fs.IntVar(&o.batchQueueRows, "batch-queue-rows", 4096, "queued rows before 429")
 	fs.BoolVar(&o.cache, "cache", env("SERVEKIT_CACHE", "") == "1", "cache responses ($SERVEKIT_CACHE=1)")
 	fs.IntVar(&o.cacheEntries, "cache-entries", 100_000, "response cache entries")
@@ -297,7 +299,8 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
 	p := model
 	if o.batch {
-		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows))
+		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows),
+			batch.WithAdaptive(o.batchAdaptive))
 		if err != nil {
 			return nil, err
 		}

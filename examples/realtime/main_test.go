@@ -176,9 +176,10 @@ func TestSlowHeaders(t *testing.T) {
 // TestGracefulShutdown: a request in flight when the server is told to stop
 // still gets its answer.
 func TestGracefulShutdown(t *testing.T) {
-	base, curl, stop := start(t, "-batch", "-batch-max-delay", "300ms", "-batch-max-rows", "1000")
+	// Not adaptive: the lone request waits the whole max delay in the batch
+	// queue, so it is surely in flight when the server is told to stop.
+	base, curl, stop := start(t, "-batch", "-batch-adaptive=false", "-batch-max-delay", "500ms", "-batch-max-rows", "1000")
 	url, body := curlRequest(t, curl)
-	_ = base
 	got := make(chan int, 1)
 	go func() {
 		resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -189,9 +190,35 @@ func TestGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- resp.StatusCode
 	}()
-	time.Sleep(100 * time.Millisecond) // the request is waiting in the batch queue
+	waitInflight(t, base, got)
 	stop()
 	if code := <-got; code != 200 {
 		t.Errorf("in-flight request got %d during shutdown", code)
+	}
+}
+
+// waitInflight waits until the server counts a request in flight (its
+// servekit_requests_inflight gauge): a fixed sleep is not enough on a loaded
+// CI machine, where the request may not have arrived yet when the server is
+// told to stop. It fails the test if the request is answered first.
+func waitInflight(t *testing.T, base string, answered <-chan int) {
+	t.Helper()
+	for {
+		select {
+		case code := <-answered:
+			t.Fatalf("the request was answered (%d) before it was seen in flight", code)
+		default:
+		}
+		resp, err := http.Get(base + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if f := strings.Fields(line); strings.HasPrefix(line, "servekit_requests_inflight{") && len(f) > 0 && f[len(f)-1] != "0" {
+					return
+				}
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
