@@ -115,3 +115,12 @@ func MultiIO() ([]byte, error) {
 	g.Output("label", String, -1, 2)
 	return g.Model(DefaultOpset)
 }
+
+// FraudVariant is the demo fraud model with its output bias moved by bias:
+// the same signature and a different score for every request, so tests of
+// hot reloads and rollouts can tell from an answer which variant gave it.
+func FraudVariant(bias float32) ([]byte, error) {
+	spec := FraudSpec() // builds its slices afresh: ours to change
+	spec.Layers[1].B[0] += bias
+	return MLP(spec)
+}
