@@ -30,3 +30,15 @@ func Bytes(runs int, f func()) uint64 {
 	}
 	return least
 }
+
+// Once returns the bytes f allocates in one run, without collecting first:
+// cheap enough for a fuzz target to call on every input. Pools may be warm,
+// so it never reports more than Bytes would; what it reports above the
+// budget is a real excess.
+func Once(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}

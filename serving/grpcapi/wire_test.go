@@ -9,13 +9,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/servekit/servekit/internal/alloctest"
+	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 )
 
 // TestWireDecoderMatchesProto decodes random requests, and damaged copies of
 // them, with the bounded decoder and with proto.Unmarshal: both must accept
 // and refuse the same bytes and, on what they accept, give equal messages
-// (unknown fields aside, which the decoder drops).
+// (unknown fields aside, which the decoder drops). The decoder must keep
+// serving.DecodeBudget on each.
 func TestWireDecoderMatchesProto(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	n := 3000
@@ -55,7 +58,14 @@ var wideLimits = limits{elements: 1 << 30, inputs: 1 << 30, outputs: 1 << 30, pa
 func compareWire(t testing.TB, b []byte) bool {
 	t.Helper()
 	var got, want pb.ModelInferRequest
-	err := decodeInferRequest(b, &got, wideLimits)
+	var err error
+	used := alloctest.Once(func() { err = decodeInferRequest(b, &got, defaultLimits) })
+	if budget := serving.DecodeBudget(int64(len(b))); !alloctest.Race && int64(used) > budget {
+		t.Fatalf("%x: allocated %d bytes, over the budget of %d", b, used, budget)
+	}
+	if serving.CodeOf(err) == serving.InvalidArgument { // a limit: proto.Unmarshal has none
+		err = decodeInferRequest(b, &got, wideLimits)
+	}
 	werr := proto.Unmarshal(b, &want)
 	if (err == nil) != (werr == nil) {
 		t.Fatalf("%x: decoder error %v, proto.Unmarshal error %v", b, err, werr)

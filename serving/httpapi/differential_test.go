@@ -14,6 +14,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -163,7 +164,12 @@ func FuzzDecoderMatchesEncodingJSON(f *testing.F) {
 
 func compareDecoders(t testing.TB, body []byte) int {
 	t.Helper()
-	got, err := decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256})
+	var got *decoded
+	var err error
+	used := alloctest.Once(func() { got, err = decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256}) })
+	if budget := serving.DecodeBudget(int64(len(body))); !alloctest.Race && int64(used) > budget {
+		t.Fatalf("%q: allocated %d bytes, over the budget of %d", body, used, budget)
+	}
 	valid := json.Valid(body) && utf8.Valid(body)
 	if !valid {
 		if err == nil {
