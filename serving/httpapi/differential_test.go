@@ -166,7 +166,9 @@ func compareDecoders(t testing.TB, body []byte) int {
 	t.Helper()
 	var got *decoded
 	var err error
-	used := alloctest.Once(func() { got, err = decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256}) })
+	used := alloctest.Once(func() {
+		got, err = decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256})
+	})
 	if budget := serving.DecodeBudget(int64(len(body))); !alloctest.Race && int64(used) > budget {
 		t.Fatalf("%q: allocated %d bytes, over the budget of %d", body, used, budget)
 	}
