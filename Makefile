@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz attacks
 
 deps:
 	@scripts/install-deps.sh
@@ -68,6 +68,13 @@ overload: deps
 
 soak: deps
 	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Issue 18's attack table (reliability/attacks_test.go): each row on fresh
+# examples/realtime -batch -cache replicas (3 each), peak RSS, statuses, time
+# and honest probes beside it. ARGS='-attacks.rows ^6' picks rows,
+# ARGS='-attacks.bin PATH' attacks another build. Output in reliability/out/.
+attacks: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestAttacks$$' -v . -attacks -out $(CURDIR)/reliability/out $(ARGS)
 
 # Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
 # one at a time. `make test` runs their seed corpora.
