@@ -73,10 +73,10 @@ var _ = addAttacks(
 	attack{row: "5", what: "256 connections declare Content-Length 16 MiB, send headers only (-read-timeout 2s)",
 		args: []string{"-read-timeout", "2s"}, within: 4 * time.Second, send: headersOnly},
 	attack{row: "6", what: "gRPC message of 16 MB of empty inputs", setup: func() { emptyInputsMessage() }, send: func(t *testing.T, srv *loadtest.Server) []sent {
-		return []sent{{4 << 20, grpcInfer(srv, emptyInputsMessage(), false)}} // refused unread past the 4 MiB limit
+		return []sent{{len(emptyInputsMessage()), grpcInfer(srv, emptyInputsMessage(), false)}}
 	}},
 	attack{row: "6", what: "gRPC message of 1 MB gzip, 1 GiB inflated", setup: func() { gzipBomb() }, send: func(t *testing.T, srv *loadtest.Server) []sent {
-		return []sent{{4 << 20, grpcInfer(srv, gzipBomb(), true)}} // inflated up to the limit
+		return []sent{{4 << 20, grpcInfer(srv, gzipBomb(), true)}} // inflated up to the limit (16 MiB before -grpc-max-message)
 	}},
 )
 

@@ -56,9 +56,12 @@
 //
 // The 16 covers the worst element encodings: a BYTES element of 2 to 4 bytes
 // on the wire becomes a 24-byte slice header (12 × for protobuf's tag and
-// length, 8 × for JSON's `"",`), an int64 written `0,` 8 bytes, plus the body
-// itself as it arrives (under 3 ×). The README's reliability section has the
-// worst ratio measured per transport; every transport's tests send hostile
-// requests through the real handler and fail past the budget, and their fuzz
-// targets check it on every input.
+// length, 8 × for JSON's `"",`), an int64 written `0,` 8 bytes, plus the
+// buffer the body or message is read into as it arrives (under 3 × for
+// httpapi's, under 4 × for Connect's). The worst, gRPC BYTES contents of
+// empty elements, reaches 16.0 × at sizes just past a power of two, within
+// the budget for every message up to the 4 MiB default limit. The README's
+// reliability section has the worst ratio measured per transport; every
+// transport's tests send hostile requests through the real handler and fail
+// past the budget, and their fuzz targets check it on every input.
 package serving

@@ -57,10 +57,7 @@ const (
 func hostileHandler(t interface{ Fatal(...any) }) *httpapi.Handler {
 	h := httpapi.New(httpapi.WithMaxBodyBytes(16<<20), httpapi.WithMaxElements(1<<22),
 		httpapi.SageMaker("m"), httpapi.WithPredictRoute(pathVertex, "m"))
-	one, _ := serving.NewTensor("y", []int64{1}, []float32{1})
-	answer := func(context.Context, *serving.Request) (*serving.Response, error) {
-		return &serving.Response{Outputs: []serving.Tensor{one}}, nil
-	}
+	answer := sink().Predict
 	var typed serving.Metadata
 	for _, dt := range serving.DataTypes {
 		typed.Inputs = append(typed.Inputs, serving.TensorSpec{Name: strings.ToLower(dt.String()), DataType: dt, Shape: []int64{-1, -1}})
@@ -72,6 +69,14 @@ func hostileHandler(t interface{ Fatal(...any) }) *httpapi.Handler {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// sink answers one FP32 element, "y", whatever it gets.
+func sink() *servingtest.Fake {
+	one, _ := serving.NewTensor("y", []int64{1}, []float32{1})
+	return servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) {
+		return &serving.Response{Outputs: []serving.Tensor{one}}, nil
+	})
 }
 
 // fill writes head, then elem(i) joined by sep until the body reaches size
@@ -120,9 +125,12 @@ func hostileRequests(size int) []hostile {
 	v1Paths := []string{pathV1, pathSageMaker, pathVertex}
 
 	// Row 1: V1 rows of one element; every V1 route.
+	bytesData, n := elems(`""`, size)
 	for _, p := range v1Paths {
 		add("row1 instances [[0],...] 415B "+p, p, fill(`{"instances":[`, same("[0]"), ",", "]}", 415))
 		add("row1 instances [[0],...] "+p, p, fill(`{"instances":[`, same("[0]"), ",", "]}", size))
+		add("instances of empty strings "+p, p, fill(`{"instances":[`, same(`""`), ",", "]}", size))
+		add("V2 body, empty strings "+p, p, []byte(`{"inputs":[{"name":"x","datatype":"BYTES","shape":[`+strconv.Itoa(n)+`],"data":[`+bytesData+`]}]}`))
 	}
 	add("V1 instances [[],...]", pathV1, fill(`{"instances":[`, same("[]"), ",", "]}", size))
 	add("V1 instances deep", pathV1, fill(`{"instances":[`, same(strings.Repeat("[", 31)+"0"+strings.Repeat("]", 31)), ",", "]}", size))
@@ -170,7 +178,7 @@ func hostileRequests(size int) []hostile {
 		hdr := v2(`{"name":"x","shape":[4194304],"datatype":"` + dt.String() + `","parameters":{"binary_data_size":` + strconv.Itoa(size/2) + `}}`)
 		out = append(out, hostile{name: "binary lying shape " + dt.String(), path: pathV2, body: append([]byte(hdr), make([]byte, size/2)...), jsonLen: len(hdr)})
 	}
-	n := size / 4
+	n = size / 4
 	hdr = v2(`{"name":"x","shape":[` + strconv.Itoa(n) + `],"datatype":"BYTES","parameters":{"binary_data_size":` + strconv.Itoa(4*n) + `}}`)
 	out = append(out, hostile{name: "binary BYTES empty elements", path: pathV2, body: append([]byte(hdr), make([]byte, 4*n)...), jsonLen: len(hdr)})
 	lens := binary.LittleEndian.AppendUint32(nil, 1<<30)
