@@ -53,6 +53,7 @@ type v2Decoder struct {
 	s          scanner
 	lim        limits
 	bud        budget   // the JSON's bytes not yet claimed by a data array
+	z          sizing   // how data arrays are sized: out's room, then bud
 	typeErr    error    // the first value of the wrong JSON type
 	out        *decoded // the result, whose room holds short strings and data
 	id         string
@@ -107,7 +108,7 @@ func (d *v2Decoder) release() {
 	if cap(d.ins) > poolInputs || cap(d.outs) > poolInputs || cap(d.shapes) > poolDims {
 		d.ins, d.outs, d.shapes = nil, nil, nil
 	}
-	d.s.b, d.out, d.id = nil, nil, ""
+	d.s.b, d.out, d.id, d.z = nil, nil, "", sizing{}
 	decoderPool.Put(d)
 }
 
@@ -365,9 +366,9 @@ func (d *v2Decoder) data(in *v2Input) error {
 // read reads in's data at s.i as n elements of its datatype. The tensor's
 // name is set in finish: an input's name may come after its data.
 func (d *v2Decoder) read(in *v2Input, s *scanner, n int64) {
-	z := sizing{room: &d.out.free, bud: &d.bud}
-	in.t, in.dataErr = readData(s, "", in.dtype, in.shape, n, &z)
-	in.parsed, in.parsedDT, in.parsedN, in.cost = true, in.dtype, n, z.cost
+	d.z = sizing{room: &d.out.free, bud: &d.bud}
+	in.t, in.dataErr = readData(s, "", in.dtype, in.shape, n, &d.z)
+	in.parsed, in.parsedDT, in.parsedN, in.cost = true, in.dtype, n, d.z.cost
 }
 
 // dataReady reports whether in's data can be read now, and the element count.
@@ -489,10 +490,10 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 	} else {
 		out.req.Inputs = make([]serving.Tensor, len(d.ins))
 	}
-	seen := newNameSet(len(d.ins))
+	var seen nameSet
 	for i := range d.ins {
 		in := &d.ins[i]
-		if seen.dup(in.name) {
+		if seen.dup(in.name, len(d.ins)) {
 			return nil, badRequest("input %q given twice", in.name)
 		}
 		t, rest, err := d.tensor(in, bin)
@@ -510,12 +511,12 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 	if d.hasOutputs && len(d.outs) > 0 {
 		out.req.Outputs = make([]string, len(d.outs))
 		out.binaryOut = make([]outputFlag, len(d.outs))
-		seen := newNameSet(len(d.outs))
+		var seen nameSet
 		for i, o := range d.outs {
 			if o.name == "" {
 				return nil, badRequest("output %d has no name", i)
 			}
-			if seen.dup(o.name) {
+			if seen.dup(o.name, len(d.outs)) {
 				return nil, badRequest("output %q asked for twice", o.name)
 			}
 			out.req.Outputs[i] = o.name
@@ -602,35 +603,35 @@ func appendDim(s []int64, v int64) []int64 {
 }
 
 // nameSet finds a repeated name in linear time: by comparison for the few
-// names of an ordinary request, by a map past that.
+// names of an ordinary request (in place, no allocation), by a map past
+// that.
 type nameSet struct {
-	few  []string
+	few  [fewNames]string
+	n    int
 	many map[string]struct{}
 }
 
 const fewNames = 8
 
-func newNameSet(n int) nameSet {
-	if n <= fewNames {
-		return nameSet{few: make([]string, 0, fewNames)}
-	}
-	return nameSet{many: make(map[string]struct{}, n)}
-}
-
-// dup reports whether name was added before, and adds it.
-func (s *nameSet) dup(name string) bool {
-	if s.many != nil {
+// dup reports whether name was added before, and adds it. size is how many
+// names will be added in all.
+func (s *nameSet) dup(name string, size int) bool {
+	if size > fewNames {
+		if s.many == nil {
+			s.many = make(map[string]struct{}, size)
+		}
 		if _, ok := s.many[name]; ok {
 			return true
 		}
 		s.many[name] = struct{}{}
 		return false
 	}
-	for _, n := range s.few {
+	for _, n := range s.few[:s.n] {
 		if n == name {
 			return true
 		}
 	}
-	s.few = append(s.few, name)
+	s.few[s.n] = name
+	s.n++
 	return false
 }
