@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 )
@@ -99,7 +100,7 @@ func Frame(r Record) (*rowio.Frame, error) {
 // CSV or Parquet. Records of one shape (the same columns) share a file;
 // a file is rotated when it passes the size or the age bound, and on
 // Close. A file is written under a hidden temporary name and renamed to
-// PREFIX-TIME-SEQ.EXT when rotated (rowio.AtomicFile), so whoever reads
+// PREFIX-TIME-SEQ.EXT when rotated (atomicfile.File), so whoever reads
 // the directory (a batch job, a training pipeline) sees only whole
 // files. Use it from one Logger; it is not safe for concurrent use.
 type FileSink struct {
@@ -113,7 +114,7 @@ type FileSink struct {
 }
 
 type logFile struct {
-	a      *rowio.AtomicFile
+	a      *atomicfile.File
 	buf    *bufio.Writer
 	cw     *countWriter
 	w      rowio.Writer
@@ -162,7 +163,7 @@ func NewFileSink(dir string, format rowio.Format, opts ...FileOption) (*FileSink
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := rowio.RemoveTemp(dir); err != nil {
+	if _, err := atomicfile.RemoveTemp(dir); err != nil {
 		return nil, err
 	}
 	s := &FileSink{dir: dir, prefix: "predictions", format: format, maxBytes: DefaultMaxFileBytes, maxAge: DefaultMaxFileAge, files: map[string]*logFile{}}
@@ -212,7 +213,7 @@ func (s *FileSink) append(f *rowio.Frame) error {
 	if lf == nil {
 		s.seq++
 		name := fmt.Sprintf("%s-%s-%06d%s", s.prefix, time.Now().UTC().Format("20060102T150405.000Z"), s.seq, s.format.Ext())
-		a, err := rowio.CreateAtomic(filepath.Join(s.dir, name))
+		a, err := atomicfile.Create(filepath.Join(s.dir, name))
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 )
@@ -59,7 +60,7 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := rowio.RemoveTemp(dir); err != nil {
+	if _, err := atomicfile.RemoveTemp(dir); err != nil {
 		return nil, err
 	}
 	man, err := openManifest(dir, &Manifest{

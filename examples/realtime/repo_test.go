@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
@@ -40,15 +41,7 @@ func put(t *testing.T, path string, b []byte) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(path); err == nil {
-		later := st.ModTime().Add(time.Millisecond)
-		_ = os.Chtimes(tmp, later, later)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		t.Fatal(err)
 	}
 }
