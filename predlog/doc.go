@@ -51,9 +51,11 @@
 // a request and a response sharing the record's id, with KServe's event
 // types (EventRequest, EventResponse) and Open Inference Protocol V2 JSON
 // bodies, in binary mode (ce-* headers) or structured mode
-// (application/cloudevents+json). Network errors, 5xx and 429 are retried
-// with doubling backoff, at most WithRetries times (default 3 from
-// 100 ms); the write timeout bounds them all. With one sender goroutine,
+// (application/cloudevents+json). Network errors, 408, 425, 429 and 5xx
+// are retried with the module's one retry policy (doubling backoff with
+// jitter, Retry-After honoured), at most WithRetries times (default 3
+// from 100 ms); the write timeout bounds them all. Redirects are not
+// followed. With one sender goroutine,
 // a slow collector fills the queue and records are dropped, not queued
 // without bound.
 //
