@@ -188,9 +188,10 @@ func (s *server) loader(o *options) repository.LoadFunc {
 			return nil, err
 		}
 		closers = append(closers, c.Close)
-		// One directory per loaded instance: a FileSink clears temporary
-		// files in its directory when it starts, which must never be
-		// those of a sink still writing (the instance a reload replaces).
+		// One directory per loaded instance: a FileSink locks its
+		// directory and commits what it finds there unfinished, which
+		// must never be the files of a sink still writing (the instance a
+		// reload replaces, which still holds the lock).
 		dir := filepath.Join(o.logDir(), fmt.Sprintf("%s-v%s-%03d", v.Model, v.Version, logDirs.Add(1)))
 		sink, err := predlog.NewFileSink(dir, rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(v.Model+"-v"+v.Version))
 		if err != nil {
