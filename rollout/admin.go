@@ -201,7 +201,7 @@ func NewAdmin(reg Registry, opts ...AdminOption) (*Admin, error) {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "rollout: admin: no route "+r.Method+" "+r.URL.Path)
 	})
-	a.handler = a.Protect(a.mux)
+	a.handler = protect(a.cfg.auth, a.cfg.log, a.mux)
 	return a, nil
 }
 
@@ -210,24 +210,26 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.handler.ServeHTTP(w, r)
 }
 
-// Protect puts h behind the Admin's Authorizer, with its refusals (401 or
-// 403, JSON, logged): for pages served beside the admin API on its
-// listener, such as a drift report, so one credential guards every route
-// there. With AllowUnauthenticated it admits every request, as the Admin
-// does.
-func (a *Admin) Protect(h http.Handler) http.Handler {
-	if a.cfg.auth == nil {
+// Protect puts h behind a: a request it refuses is answered as the Admin
+// answers it (401 with WWW-Authenticate, or 403; a JSON error) and logged
+// with slog.Default (who asked, never a header). It is for pages served
+// beside the admin API on its listener, such as a drift report or pprof,
+// so that one credential guards every route there.
+func (a Authorizer) Protect(h http.Handler) http.Handler { return protect(a, slog.Default(), h) }
+
+func protect(auth Authorizer, log *slog.Logger, h http.Handler) http.Handler {
+	if auth == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		who, err := a.cfg.auth(r)
+		who, err := auth(r)
 		if err != nil {
 			status := http.StatusForbidden
 			if errors.Is(err, ErrUnauthenticated) {
 				status = http.StatusUnauthorized
 				w.Header().Set("WWW-Authenticate", `Bearer realm="servekit-admin"`)
 			}
-			a.cfg.log.Warn("rollout: admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
+			log.Warn("rollout: admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
 			writeJSONError(w, status, err.Error())
 			return
 		}

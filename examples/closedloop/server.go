@@ -117,8 +117,8 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
 		return s, err
 	}
-	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo),
-		rollout.WithAuthorizer(rollout.BearerToken(o.token)), rollout.WithAdminLogger(log))
+	auth := rollout.BearerToken(o.token)
+	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo), rollout.WithAuthorizer(auth), rollout.WithAdminLogger(log))
 	if err != nil {
 		return s, err
 	}
@@ -126,7 +126,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
 	adm.Handle("/", admin)
-	adm.Handle("GET /drift/", admin.Protect(http.StripPrefix("/drift", s.mon.Handler())))
+	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler())))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
 	}
