@@ -212,10 +212,15 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Protect puts h behind a: a request it refuses is answered as the Admin
 // answers it (401 with WWW-Authenticate, or 403; a JSON error) and logged
-// with slog.Default (who asked, never a header). It is for pages served
-// beside the admin API on its listener, such as a drift report or pprof,
-// so that one credential guards every route there.
-func (a Authorizer) Protect(h http.Handler) http.Handler { return protect(a, slog.Default(), h) }
+// to log (nil: slog.Default) with where it came from, never a header. It
+// is for pages served beside the admin API on its listener, such as a
+// drift report or pprof, so that one credential guards every route there.
+func (a Authorizer) Protect(h http.Handler, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return protect(a, log, h)
+}
 
 func protect(auth Authorizer, log *slog.Logger, h http.Handler) http.Handler {
 	if auth == nil {

@@ -452,7 +452,7 @@ func TestAdminSecureByDefault(t *testing.T) {
 // same credential.
 func TestAuthorizerProtect(t *testing.T) {
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("report")) })
-	secured := rollout.BearerToken("tok").Protect(page)
+	secured := rollout.BearerToken("tok").Protect(page, slog.New(slog.DiscardHandler))
 	for _, c := range []struct {
 		header string
 		want   int

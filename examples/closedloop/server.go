@@ -126,7 +126,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
 	adm.Handle("/", admin)
-	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler())))
+	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler()), log))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
 	}
