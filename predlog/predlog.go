@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,20 +148,23 @@ func (l *Logger) enqueue(req *serving.Request, resp *serving.Response, err error
 // recordBytes is what a record holds in memory: the tensors' data (BYTES
 // elements with their slice headers), names and shapes, and the strings.
 func recordBytes(req *serving.Request, resp *serving.Response, err error) int64 {
-	n := int64(256 + len(req.ID) + len(req.Model) + len(req.Version))
-	ts := req.Inputs
+	n := int64(256+len(req.ID)+len(req.Model)+len(req.Version)) + tensorsBytes(req.Inputs)
 	if resp != nil && err == nil {
-		ts = slices.Concat(ts, resp.Outputs)
-		n += int64(len(resp.Model) + len(resp.Version))
+		n += int64(len(resp.Model)+len(resp.Version)) + tensorsBytes(resp.Outputs)
 	}
+	if err != nil {
+		n += int64(len(err.Error()))
+	}
+	return n
+}
+
+func tensorsBytes(ts []serving.Tensor) int64 {
+	var n int64
 	for _, t := range ts {
 		n += 96 + int64(len(t.Name)+8*len(t.Shape)+t.RawSize())
 		if t.DataType == serving.Bytes {
 			n += 20 * int64(t.Len()) // a slice header in place of RawSize's length prefix
 		}
-	}
-	if err != nil {
-		n += int64(len(err.Error()))
 	}
 	return n
 }
