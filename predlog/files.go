@@ -272,9 +272,6 @@ func (s *FileSink) rotate(sig string) error {
 	return lf.a.Commit()
 }
 
-// OpenFiles is how many files the sink holds open now.
-func (s *FileSink) OpenFiles() int { return len(s.files) }
-
 // Close rotates every open file and releases the directory. It is
 // idempotent.
 func (s *FileSink) Close() error {
