@@ -14,10 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
@@ -171,17 +171,8 @@ func write(t testing.TB, root string, files map[string]string) {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		// Write then rename, as the package doc tells users to, and bump
-		// the time so two writes within a clock tick still differ.
-		tmp := full + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if st, err := os.Stat(full); err == nil {
-			later := st.ModTime().Add(time.Millisecond)
-			_ = os.Chtimes(tmp, later, later)
-		}
-		if err := os.Rename(tmp, full); err != nil {
+		// Write then rename, as the package doc tells users to.
+		if err := atomicfile.WriteFile(full, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -92,7 +92,7 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 				return nil, errors.Join(err, m.Close())
 			}
 		}
-		chain, err := versionChain(m, o, vc)
+		chain, err := versionChain(m, o, vc, log)
 		if err != nil {
 			return nil, errors.Join(err, m.Close(), closeCache(vc))
 		}
