@@ -211,7 +211,11 @@ func (in WarmupInput) tensor(name string, rows int64, rng *rand.Rand, modelDir s
 	if err != nil || rows == 0 {
 		return item, err
 	}
-	return serving.FromRaw(name, dt, in.shape(rows), bytes.Repeat(item.RawBytes(), int(rows)))
+	raw := item.RawBytes()
+	if int64(len(raw))*rows > maxRequestBytes {
+		return serving.Tensor{}, fmt.Errorf("%d rows of %d bytes: more than the %d bytes a warm-up input may take", rows, len(raw), maxRequestBytes)
+	}
+	return serving.FromRaw(name, dt, in.shape(rows), bytes.Repeat(raw, int(rows)))
 }
 
 func (in WarmupInput) readDataFile(name string, dt serving.DataType, modelDir string) (serving.Tensor, error) {

@@ -31,7 +31,7 @@ func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
 	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.pbtxt or config.json ($SERVEKIT_REPO; see package repository)")
 	fs.BoolVar(&o.strictConfig, "strict-model-config", false, "refuse a repository model whose configuration sets a field servekit does not implement (otherwise it is logged and listed in the status)")
 	fs.DurationVar(&o.repoPoll, "repo-poll", repository.DefaultPollInterval, "how often -repo is re-read for new, changed and removed versions (0: never)")
-	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.json)")
+	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.pbtxt or config.json)")
 }
 
 // repoParams are the backend options a model's configuration may set in
