@@ -233,6 +233,21 @@ func (r *Repository) Router(model string) (*rollout.Router, bool) {
 	return m.router, true
 }
 
+// Config returns the configuration a model is served with (the last one
+// that parsed; Status says when a newer file was refused), or false when
+// the repository does not hold the model or has read no valid
+// configuration for it yet. Config.Model is what Triton's
+// model-configuration extension returns; it is shared: read-only.
+func (r *Repository) Config(model string) (*Config, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.models[model]
+	if !ok || m.cfg == nil {
+		return nil, false
+	}
+	return m.cfg, true
+}
+
 // Status returns the repository's index: every model, its policy and
 // traffic mode, and each version's state, reason, load time and
 // fingerprint, as Triton's repository index reports them. Weights and

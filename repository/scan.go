@@ -158,7 +158,7 @@ func readConfig(dir, model string) (*Config, error) {
 	}
 	switch len(found) {
 	case 0:
-		return &Config{Model: &modelconfigpb.ModelConfig{}, file: "no config file"}, nil
+		return &Config{Model: &modelconfigpb.ModelConfig{Name: model}, file: "no config file"}, nil
 	case 2:
 		return nil, fileErr(ConfigFile, "beside %s: keep one (config.json takes the same fields in JSON form, plus servekit's traffic)", TritonConfigFile)
 	}
@@ -179,6 +179,7 @@ func readConfig(dir, model string) (*Config, error) {
 	if n := c.Model.Name; n != "" && n != model {
 		return nil, fileErr(file, "name %q: the model's directory is %q, and the two must agree (as in Triton)", n, model)
 	}
+	c.Model.Name = model // as Triton fills it in: the configuration it serves names the model
 	return c, nil
 }
 

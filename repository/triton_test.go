@@ -361,7 +361,15 @@ func TestTritonVersionPolicy(t *testing.T) {
 			t.Errorf("%q: %s, want %s", policy, got, want)
 		}
 	}
-	root := tree(t, map[string]string{"m/config.pbtxt": `name: "other"`, "m/1/model.onnx": "ok"})
+	root := tree(t, map[string]string{"m/config.pbtxt": `version_policy: { all { } }`, "m/1/model.onnx": "ok"})
+	r := open(t, root, newLoader())
+	if c, ok := r.Config("m"); !ok || c.Model.GetName() != "m" || c.VersionPolicy.String() != "all" {
+		t.Errorf("Config: %v %v; want the file's, named after the directory", c, ok)
+	}
+	if _, ok := r.Config("nope"); ok {
+		t.Error("Config of a model the repository does not hold")
+	}
+	root = tree(t, map[string]string{"m/config.pbtxt": `name: "other"`, "m/1/model.onnx": "ok"})
 	if st := open(t, root, newLoader()).Status().Models[0]; !strings.Contains(st.Reason, `name "other"`) {
 		t.Errorf("a name that is not the directory's: %+v", st)
 	}
