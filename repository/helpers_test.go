@@ -42,6 +42,7 @@ type fakeLoader struct {
 	gate   chan struct{} // closed to let "block" models answer; nil: no wait
 	mu     sync.Mutex
 	warmed map[string][]*serving.Request // warm-up requests (cache_bypass set) by model/version
+	make   func() serving.Predictor      // when set, "ok" files load what it returns
 }
 
 func newLoader() *fakeLoader {
@@ -65,6 +66,8 @@ func (f *fakeLoader) Load(ctx context.Context, v repository.Version) (serving.Pr
 		panic("fake loader panic")
 	case content == "nil":
 		return nil, nil
+	case f.make != nil:
+		return f.make(), nil
 	}
 	m := &fakeModel{loader: f, who: v.Model + "/" + v.Version + ":" + content, block: content == "block"}
 	if dims, ok := strings.CutPrefix(content, "dims="); ok {
@@ -176,6 +179,15 @@ func write(t testing.TB, root string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func readFile(t testing.TB, root, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // logBuffer collects slog output for assertions.

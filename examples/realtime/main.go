@@ -354,7 +354,11 @@ func versionChain(model serving.Predictor, o *options, c *cache.Cache, log *slog
 			p = b
 		}
 	}
-	limited, err := withLimit(p, o)
+	rows := 0
+	if p != model { // batched
+		rows = o.batchRows
+	}
+	limited, err := withLimit(p, o, rows)
 	if err != nil {
 		return nil, errors.Join(err, serving.Close(p)) // the batcher; the model is closed again, harmlessly
 	}

@@ -50,14 +50,14 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 // limit is what keeps the model busy
 // without piling work on it: one run per core for a model run on its own
 // (each run takes -threads cores), and two batches' worth of rows with the
-// batcher, so the next batch forms while one runs.
-func withLimit(p serving.Predictor, o *options) (serving.Predictor, error) {
+// batcher (batchRows > 0 when p batches), so the next batch forms while one runs.
+func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predictor, error) {
 	n := o.maxInFlight
 	switch {
 	case n < 0:
 		return p, nil
-	case n == 0 && o.batch:
-		n = 2 * o.batchRows
+	case n == 0 && batchRows > 0:
+		n = 2 * batchRows
 	case n == 0:
 		n = max(1, runtime.GOMAXPROCS(0)/max(1, o.threads))
 	}
