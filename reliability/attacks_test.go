@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -141,7 +142,11 @@ func runAttack(t *testing.T, bin, lib string, a attack) attackRun {
 		a.setup()
 	}
 	t.Run(a.row+" "+a.what, func(t *testing.T) {
-		args := append([]string{"-ort-lib", lib, "-model", "fraud=" + fraudModel(t), "-batch", "-cache", "-debug-addr", "127.0.0.1:0"}, a.args...)
+		args := []string{"-ort-lib", lib, "-model", "fraud=" + fraudModel(t), "-batch", "-cache", "-debug-addr", "127.0.0.1:0"}
+		if hasFlag(t, bin, "admin-token") { // pprof is behind it since the admin hardening
+			args = append(args, "-admin-token", attackToken)
+		}
+		args = append(args, a.args...)
 		srv := loadtest.Start(t, bin, args...)
 		defer srv.Kill()
 		client := &http.Client{Timeout: 10 * time.Second}
@@ -285,6 +290,14 @@ func mibText(b int64) string {
 	return fmt.Sprintf("%.0f MiB", mib(b))
 }
 
+const attackToken = "attacks"
+
+// hasFlag reports whether the binary at bin has -name (builds differ).
+func hasFlag(t *testing.T, bin, name string) bool {
+	out, _ := exec.Command(bin, "-help").CombinedOutput()
+	return bytes.Contains(out, []byte("\n  -"+name+" "))
+}
+
 // probeBudget is what one honest probe may cost the server, all of its
 // answer's work included: measured at about 40 KiB, plus room.
 const probeBudget = 128 << 10
@@ -294,7 +307,7 @@ func memStat(t *testing.T, srv *loadtest.Server, field string) int64 {
 	if srv.Debug == "" {
 		t.Fatal("the server has no pprof listener (-debug-addr)")
 	}
-	status, b := post(nil, srv.Debug+"/debug/pprof/heap?debug=1", nil)
+	status, b := post(nil, srv.Debug+"/debug/pprof/heap?debug=1", nil, "Authorization", "Bearer "+attackToken)
 	if status != http.StatusOK {
 		t.Fatalf("heap profile: %d %s", status, b)
 	}
