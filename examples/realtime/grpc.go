@@ -32,6 +32,6 @@ func grpcurlLine(addr, model string) string {
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf(`grpcurl -plaintext -proto serving/grpcapi/proto/grpc_predict_v2.proto -d '{"model_name":"%s","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}}]}' %s inference.GRPCInferenceService/ModelInfer`,
+	return fmt.Sprintf(`grpcurl -plaintext -import-path serving/grpcapi/proto -import-path serving/modelconfigpb -proto grpc_predict_v2.proto -d '{"model_name":"%s","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}}]}' %s inference.GRPCInferenceService/ModelInfer`,
 		model, net.JoinHostPort(host, port))
 }
