@@ -26,7 +26,7 @@ func (s *Server) Config(name, version string) (*mc.ModelConfig, error) {
 	}
 	md := t.Metadata()
 	if r := s.repo.Load(); r != nil {
-		if c, ok := r.r.Config(name); ok && c != nil {
+		if c, ok := r.r.ModelConfig(name); ok && c != nil {
 			return complete(proto.CloneOf(c), name, md), nil
 		}
 	}

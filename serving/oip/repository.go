@@ -11,21 +11,21 @@ import (
 
 // Repository is the optional capability behind Triton's model repository
 // extension: a model repository that lists its models and loads and
-// unloads them. *repository.Repository implements it; attach one with
-// AttachRepository.
+// unloads them whole, as Triton's clients ask. *repository.Repository
+// implements it; attach one with AttachRepository.
 type Repository interface {
 	// Index lists every model in the repository, loaded or not: a model's
 	// versions each with their state, a model with none loaded once with
 	// no version, state UNAVAILABLE and why.
 	Index(ctx context.Context) ([]IndexEntry, error)
-	// Load loads or reloads model from the repository, as its version
+	// LoadModel loads or reloads model from the repository, as its version
 	// policy says, and returns when it is ready or failed.
-	Load(ctx context.Context, model string) error
-	// Unload stops serving model; it stays unloaded until Load.
-	Unload(ctx context.Context, model string) error
-	// Config returns the configuration model is served with, if the
+	LoadModel(ctx context.Context, model string) error
+	// UnloadModel stops serving model; it stays unloaded until LoadModel.
+	UnloadModel(ctx context.Context, model string) error
+	// ModelConfig returns the configuration model is served with, if the
 	// repository has one (its config.pbtxt). The Server only reads it.
-	Config(model string) (*mc.ModelConfig, bool)
+	ModelConfig(model string) (*mc.ModelConfig, bool)
 }
 
 // IndexEntry is one row of the repository index, Triton's: State is
@@ -145,7 +145,7 @@ func (s *Server) LoadModel(ctx context.Context, who, model string, params map[st
 			return serving.Errorf(serving.InvalidArgument, "oip: unknown load parameter %q", k)
 		}
 	}
-	err = r.Load(ctx, model)
+	err = r.LoadModel(ctx, model)
 	s.cfg.logger().Info("oip: model load requested", "model", model, "who", who, "err", err)
 	return err
 }
@@ -163,7 +163,7 @@ func (s *Server) UnloadModel(ctx context.Context, who, model string, params map[
 			return serving.Errorf(serving.InvalidArgument, "oip: unknown unload parameter %q (want unload_dependents, a bool)", k)
 		}
 	}
-	err = r.Unload(ctx, model)
+	err = r.UnloadModel(ctx, model)
 	s.cfg.logger().Info("oip: model unload requested", "model", model, "who", who, "err", err)
 	return err
 }
