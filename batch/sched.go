@@ -181,7 +181,11 @@ func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch)
 	for _, it := range items {
 		it.state, it.batch = running, bt
 		bt.rows += it.rows
-		wait := now.Sub(it.enq)
+		// now may be a little older than a request that joined the queue
+		// while the last run ended (runOne reads the clock before it takes
+		// the lock): such a request waited nothing, not a negative time,
+		// which would pull down the histogram's sum.
+		wait := max(now.Sub(it.enq), 0)
 		b.stats.QueueTime += wait
 		b.tel.queued(wait)
 		it.timing.AddQueue(wait)
