@@ -117,10 +117,13 @@ func (r *Repository) UnloadModel(ctx context.Context, model string) error {
 }
 
 // ModelConfig returns the configuration model is served with, Config's
-// Triton part. It implements oip.Repository.
+// Triton part, or false for a model whose directory has no configuration
+// file: the Server then describes the model as its chain serves it (a
+// batcher's rows, a cache), as Triton's auto-complete describes a model
+// without one. It implements oip.Repository.
 func (r *Repository) ModelConfig(model string) (*mc.ModelConfig, bool) {
 	c, ok := r.Config(model)
-	if !ok || c.Model == nil {
+	if !ok || c.Model == nil || c.file == noConfigFile {
 		return nil, false
 	}
 	return c.Model, true

@@ -13,9 +13,8 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/repository"
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
-	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/telemetry"
 )
 
@@ -25,6 +24,8 @@ type repoOptions struct {
 	repoPoll     time.Duration
 	warmup       int
 	strictConfig bool
+	controlMode  string     // control.go
+	loadModels   modelNames // control.go
 }
 
 func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
@@ -52,10 +53,12 @@ var graphLevels = map[string]onnx.GraphOptimization{
 	"none": onnx.OptimizeNone, "basic": onnx.OptimizeBasic, "extended": onnx.OptimizeExtended, "all": onnx.OptimizeAll,
 }
 
-// openRepository serves the repository's models through api: each model's
-// router is registered as it appears, behind telemetry (which labels its
-// metrics with the version that answered, Response.Version), and removed
-// as it goes. Each version gets its own cache and batcher below the router
+// openRepository serves the repository's models on srv, so over REST and
+// gRPC alike: each model's router is registered as it appears, behind
+// telemetry (which labels its metrics with the version that answered,
+// Response.Version), and removed as it goes; the repository is srv's model
+// repository (configurations, and index, load and unload under
+// -model-control-mode explicit). Each version gets its own cache and batcher below the router
 // (versionChain), as package rollout recommends. Versions that fail to load
 // are logged and reported, and the server starts anyway.
 //
@@ -63,7 +66,7 @@ var graphLevels = map[string]onnx.GraphOptimization{
 // closed with it: a cache keys on model and version, and a hot reload puts
 // new weights under the same version, so a cache shared across reloads
 // would go on answering with the old weights until its TTL.
-func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
+func openRepository(ctx context.Context, o *options, srv *oip.Server, log *slog.Logger) (*repository.Repository, error) {
 	load := func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		var p repoParams
 		if err := v.DecodeParameters(&p); err != nil {
@@ -113,20 +116,12 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		}
 		return ownCache{chain, vc}, nil
 	}
-	hook := func(model string, r *rollout.Router) {
-		if r == nil {
-			api.Remove(model, "")
-			return
-		}
-		if err := api.Handle(model, telemetry.Middleware()(r)); err != nil {
-			log.Error("model repository: cannot serve model", "model", model, "err", err)
-		}
-	}
 	opts := []repository.Option{repository.WithPollInterval(o.repoPoll), repository.WithLogger(log),
-		repository.WithModelHook(hook), repository.WithLoaderFields(repoLoaderFields...)}
+		repository.WithServer(srv, telemetry.Middleware()), repository.WithLoaderFields(repoLoaderFields...)}
 	if o.strictConfig {
 		opts = append(opts, repository.WithStrictConfig())
 	}
+	opts = append(opts, controlOptions(o)...)
 	return repository.Open(ctx, o.repo, load, opts...)
 }
 
