@@ -55,7 +55,7 @@ func TestStatisticsAgreeWithMetrics(t *testing.T) {
 				NS    uint64 `json:"ns"`
 			} `json:"inference_stats"`
 			BatchStats []struct {
-				BatchSize     uint64 `json:"batch_size"`
+				BatchSize     uint64                     `json:"batch_size"`
 				ComputeInput  struct{ Count, NS uint64 } `json:"compute_input"`
 				ComputeInfer  struct{ Count, NS uint64 } `json:"compute_infer"`
 				ComputeOutput struct{ Count, NS uint64 } `json:"compute_output"`
