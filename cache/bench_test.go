@@ -80,6 +80,41 @@ func BenchmarkHit(b *testing.B) {
 	}
 }
 
+// BenchmarkMiss is a miss with a new input every time on a model that
+// answers at once with a one-float output, so it measures the cache's own
+// work on a miss: hash, lookup, the copy of the request, the flight (in its
+// own goroutine, as under HTTP, where contexts can end) and the store, at
+// three input sizes. B/op shows how many copies of the input a miss makes.
+func BenchmarkMiss(b *testing.B) {
+	for _, width := range []int{8, 1024, 16384} {
+		b.Run(fmt.Sprintf("input=%dB", 4*width), func(b *testing.B) {
+			out, err := serving.NewTensor("y", []int64{1}, []float32{1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := newCache(b, cache.WithMaxEntries(128), cache.WithShards(1))
+			p := c.Middleware()(servingtest.Static(out))
+			reqs := make([]*serving.Request, 256) // twice the entries: every request misses
+			for i := range reqs {
+				reqs[i] = servingtest.Rows(width, 1, float32(i*width))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := p.Predict(ctx, reqs[i%len(reqs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			if st := c.Stats(); st.HitsL1 != 0 {
+				b.Fatalf("%d hits: the benchmark must miss", st.HitsL1)
+			}
+		})
+	}
+}
+
 // BenchmarkBytesPerEntry reports the bytes an entry of a 32-float answer
 // costs, as the cache accounts it and as the heap grows.
 func BenchmarkBytesPerEntry(b *testing.B) {

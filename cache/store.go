@@ -12,7 +12,8 @@ import (
 // entry is one cached answer. It is immutable once stored, so it is read
 // outside the shard lock.
 type entry struct {
-	key     []byte            // the full canonical key, compared on every hit
+	key     *serving.Request  // the detached request it answers: its key, compared on every hit
+	fp      string            // the model's fingerprint, part of the key
 	resp    *serving.Response // shared by every hit: read-only
 	expires int64             // unix nanoseconds; 0 never
 	size    int64             // approximate bytes, key and response
@@ -26,8 +27,14 @@ const entryOverhead = 256
 // tensorOverhead approximates a Tensor header and its data's slice header.
 const tensorOverhead = 96
 
-func entrySize(key []byte, resp *serving.Response) int64 {
-	n := int64(entryOverhead + len(key) + len(resp.ID) + len(resp.Model) + len(resp.Version))
+func entrySize(key *serving.Request, fp string, resp *serving.Response) int64 {
+	n := int64(entryOverhead + keySize(key, fp) + len(resp.ID) + len(resp.Model) + len(resp.Version))
+	for i := range key.Inputs {
+		n += tensorOverhead
+		if key.Inputs[i].DataType == serving.Bytes {
+			n += 24 * int64(key.Inputs[i].Len())
+		}
+	}
 	for i := range resp.Outputs {
 		t := &resp.Outputs[i]
 		n += int64(tensorOverhead + len(t.Name) + 8*len(t.Shape) + t.RawSize())
@@ -46,7 +53,8 @@ type shard struct {
 	lru      *simplelru.LRU[uint64, *entry] // guarded by mu; keyed by the slot hash
 	bytes    int64                          // guarded by mu
 	maxBytes int64
-	hits     uint64 // guarded by mu
+	found    uint64 // guarded by mu; hits = found - collided
+	collided atomic.Uint64
 	expired  uint64 // guarded by mu
 	evicted  uint64 // guarded by mu
 	// evicting is the entry being removed for capacity: the eviction
@@ -76,9 +84,11 @@ func newShard(c *Cache, maxEntries int, maxBytes int64) *shard {
 	return s
 }
 
-// get returns the live entry for req in slot h, or nil. now is unix
-// nanoseconds, or 0 when no entry can expire.
-func (s *shard) get(h uint64, req *serving.Request, now int64) *entry {
+// get returns the live entry for req under fp in slot h, or nil. now is
+// unix nanoseconds, or 0 when no entry can expire. The key is compared after
+// the lock is released (the entry is immutable), so a large input never
+// holds the shard.
+func (s *shard) get(h uint64, req *serving.Request, fp string, now int64) *entry {
 	s.mu.Lock()
 	e, ok := s.lru.Get(h)
 	if !ok {
@@ -91,14 +101,14 @@ func (s *shard) get(h uint64, req *serving.Request, now int64) *entry {
 		s.mu.Unlock()
 		return nil
 	}
+	s.found++
+	s.mu.Unlock()
 	// Another input can share the slot when hashes collide: only the full
 	// key decides. A mismatch is a miss; the miss's answer replaces it.
-	if !keyEqual(e.key, req) {
-		s.mu.Unlock()
+	if !sameKey(e.key, e.fp, req, fp) {
+		s.collided.Add(1) // rare: counted apart, so a hit costs no atomic
 		return nil
 	}
-	s.hits++
-	s.mu.Unlock()
 	return e
 }
 
@@ -128,7 +138,7 @@ func (s *shard) purge() {
 func (s *shard) counts() (hits, expired, evicted uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hits, s.expired, s.evicted
+	return s.found - s.collided.Load(), s.expired, s.evicted
 }
 
 // counters are the Cache-wide counts kept outside the shards.
