@@ -127,6 +127,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
+	if o.redis.addr != "" && !o.cache {
+		return nil, errors.New("-cache-redis ($SERVEKIT_REDIS) needs -cache ($SERVEKIT_CACHE=1)")
+	}
 	return o, nil
 }
 
@@ -154,7 +157,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	var c *cache.Cache
 	if o.cache {
 		var closeCache func() error
-		if c, closeCache, err = newCache(o); err != nil {
+		if c, closeCache, err = newCache(o, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
@@ -188,7 +191,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	var repo *repository.Repository
 	if o.repo != "" {
-		if repo, err = openRepository(ctx, o, api, log); err != nil {
+		if repo, err = openRepository(ctx, o, c, api, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
