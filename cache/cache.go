@@ -4,7 +4,6 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,13 +15,12 @@ import (
 
 var errCacheClosed = serving.Errorf(serving.Unavailable, "cache: closed")
 
-// Cache is the response store: a sharded in-memory LRU (L1), optionally
+// Cache is the response store: an in-memory LRU (L1), optionally
 // backed by Redis (L2), and the single-flight group that coalesces misses.
 // One Cache may serve many models and middleware instances; entries are keyed
 // by model and version. It is safe for concurrent use.
 type Cache struct {
-	shards    []*shard
-	mask      uint64
+	l1        *store
 	ttl       time.Duration
 	maxEntry  int64
 	hash      func(req *serving.Request, fp string) uint64
@@ -67,7 +65,6 @@ func New(opts ...Option) (*Cache, error) {
 		maxEntries:     DefaultMaxEntries,
 		maxBytes:       DefaultMaxBytes,
 		maxEntryBytes:  DefaultMaxEntryBytes,
-		shards:         DefaultShards,
 		computeTimeout: DefaultComputeTimeout,
 		l2: l2config{
 			timeout:        DefaultL2Timeout,
@@ -86,15 +83,12 @@ func New(opts ...Option) (*Cache, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := 1 << bits.Len(uint(cfg.shards-1)) // round up to a power of two
 	c := &Cache{
-		shards:   make([]*shard, n),
-		mask:     uint64(n - 1),
 		ttl:      cfg.ttl,
 		log:      cfg.log,
 		now:      cfg.now,
 		flight:   flights{calls: make(map[uint64]*call), timeout: cfg.computeTimeout},
-		maxEntry: min(cfg.maxEntryBytes, cfg.maxBytes/int64(n)),
+		maxEntry: min(cfg.maxEntryBytes, cfg.maxBytes),
 	}
 	c.flight.joins = &c.n.coalesced
 	c.flight.log = cfg.log
@@ -104,10 +98,7 @@ func New(opts ...Option) (*Cache, error) {
 		seed := maphash.MakeSeed()
 		c.hash = func(req *serving.Request, fp string) uint64 { return hashKey(seed, req, fp) }
 	}
-	perEntries := (cfg.maxEntries + n - 1) / n
-	for i := range c.shards {
-		c.shards[i] = newShard(c, perEntries, cfg.maxBytes/int64(n))
-	}
+	c.l1 = newStore(c, cfg.maxEntries, cfg.maxBytes)
 	tel, err := newTelemetry(c, cfg.meters, cfg.tracers)
 	if err != nil {
 		return nil, serving.Errorf(serving.Internal, "cache: telemetry: %w", err)
@@ -131,8 +122,6 @@ func (cfg *config) validate() error {
 		return serving.Errorf(serving.InvalidArgument, "cache: max bytes %d must be positive", cfg.maxBytes)
 	case cfg.maxEntryBytes <= 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: max entry bytes %d must be positive", cfg.maxEntryBytes)
-	case cfg.shards <= 0 || cfg.shards > 1<<16:
-		return serving.Errorf(serving.InvalidArgument, "cache: shards %d must be in [1, 65536]", cfg.shards)
 	case cfg.ttl < 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: negative TTL %v", cfg.ttl)
 	case cfg.log == nil:
@@ -176,11 +165,6 @@ func (cfg *config) validate() error {
 	return nil
 }
 
-func (c *Cache) shard(h uint64) *shard {
-	// The low bits pick the shard; simplelru's map rehashes the whole value.
-	return c.shards[h&c.mask]
-}
-
 // nowNanos is the clock for expiry, or 0 when nothing can expire (then the
 // hit path does not read the clock).
 func (c *Cache) nowNanos() int64 {
@@ -204,16 +188,14 @@ func (c *Cache) store(h uint64, key *serving.Request, fp string, resp *serving.R
 	if size > c.maxEntry {
 		return false
 	}
-	c.shard(h).add(h, &entry{key: key, fp: fp, resp: resp, expires: expires, size: size, attrs: attrs})
+	c.l1.add(h, &entry{key: key, fp: fp, resp: resp, expires: expires, size: size, attrs: attrs})
 	return true
 }
 
 // Purge drops every L1 entry. It does not touch Redis, whose entries other
 // replicas share; give them a TTL or change the key prefix to retire them.
 func (c *Cache) Purge() {
-	for _, s := range c.shards {
-		s.purge()
-	}
+	c.l1.purge()
 }
 
 // Stats returns the counters.
@@ -226,12 +208,7 @@ func (c *Cache) Stats() Stats {
 		Entries:   c.entries.Load(),
 		Bytes:     c.bytes.Load(),
 	}
-	for _, s := range c.shards {
-		h, x, e := s.counts()
-		st.HitsL1 += h
-		st.Expired += x
-		st.Evictions += e
-	}
+	st.HitsL1, st.Expired, st.Evictions = c.l1.counts()
 	if c.l2 != nil {
 		st.L2Errors = c.l2.errors.Load()
 		st.L2Writes = c.l2.writes.Load()

@@ -188,7 +188,7 @@ func TestTTLExpiresLazily(t *testing.T) {
 }
 
 func TestEntryBoundEvictsLeastRecentlyUsed(t *testing.T) {
-	c := newCache(t, cache.WithShards(1), cache.WithMaxEntries(2))
+	c := newCache(t, cache.WithMaxEntries(2))
 	model := servingtest.Linear(4)
 	p := c.Middleware()(model)
 	predict(t, p, row(1))
@@ -212,7 +212,7 @@ func TestByteBound(t *testing.T) {
 	require.Positive(t, size)
 
 	max := 2*size + size/2
-	c := newCache(t, cache.WithShards(1), cache.WithMaxBytes(max))
+	c := newCache(t, cache.WithMaxBytes(max))
 	p := c.Middleware()(servingtest.Linear(4))
 	for i := range 5 {
 		predict(t, p, row(float32(i)))
@@ -474,7 +474,7 @@ func TestMiddlewareCloseLeavesTheCacheOpen(t *testing.T) {
 
 func TestInvalidOptions(t *testing.T) {
 	for _, o := range []cache.Option{
-		cache.WithMaxEntries(0), cache.WithMaxBytes(-1), cache.WithShards(0),
+		cache.WithMaxEntries(0), cache.WithMaxBytes(-1), cache.WithLogger(nil),
 		cache.WithTTL(-time.Second), cache.WithMaxEntryBytes(0), cache.WithComputeTimeout(0),
 	} {
 		_, err := cache.New(o)

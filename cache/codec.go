@@ -39,15 +39,15 @@ const (
 	maxRank = 64
 )
 
-// DecodeBudget is the most a decode may allocate for a value of n bytes:
+// decodeBudget is the most a decode may allocate for a value of n bytes:
 // the response, its tensors' headers and their data. An output claims at
 // least minOutput bytes and a BYTES element at least 4, and each costs a
 // fixed header, so the ratio is bounded whatever the value claims; tests
 // and the fuzz target hold decodeEntry to it.
 func decodeBudget(n int) uint64 { return 8*uint64(n) + 4<<10 }
 
-// encodeEntry encodes resp, the answer to key under fp, signed with mac (an
-// HMAC-SHA256 keyed by the signing key).
+// encodeEntry encodes resp, the answer to key under fp, with its tag under
+// macKey.
 func encodeEntry(key *serving.Request, fp string, resp *serving.Response, expires int64, macKey []byte) []byte {
 	ks := keySize(key, fp)
 	n := len(codecMagic) + 8 + 4 + ks + 4 + len(resp.Model) + 4 + len(resp.Version) + 4 + tagSize

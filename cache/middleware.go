@@ -102,7 +102,7 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 	}
 
 	h := c.hash(req, p.fp)
-	if e := c.shard(h).get(h, req, p.fp, c.nowNanos()); e != nil {
+	if e := c.l1.get(h, req, p.fp, c.nowNanos()); e != nil {
 		c.tel.hits.Add(ctx, 1, attrs.l1...)
 		setResult(span, resultL1)
 		return withID(e.resp, req.ID), nil

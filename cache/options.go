@@ -18,7 +18,6 @@ const (
 	DefaultMaxEntries     = 100_000
 	DefaultMaxBytes       = 64 << 20
 	DefaultMaxEntryBytes  = 1 << 20
-	DefaultShards         = 16
 	DefaultComputeTimeout = time.Minute
 	DefaultL2Timeout      = 50 * time.Millisecond
 	DefaultL2Queue        = 1024
@@ -39,7 +38,6 @@ type config struct {
 	maxEntries     int
 	maxBytes       int64
 	maxEntryBytes  int64
-	shards         int
 	ttl            time.Duration
 	computeTimeout time.Duration
 	meters         metric.MeterProvider
@@ -77,14 +75,9 @@ func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEnt
 func WithMaxBytes(n int64) Option { return optionFunc(func(c *config) { c.maxBytes = n }) }
 
 // WithMaxEntryBytes sets the largest entry that is stored, in either tier
-// (default DefaultMaxEntryBytes, and never more than one shard's share of
-// MaxBytes). Larger answers are returned but not cached.
+// (default DefaultMaxEntryBytes, and never more than MaxBytes); it also
+// bounds what an L2 read takes. Larger answers are returned but not cached.
 func WithMaxEntryBytes(n int64) Option { return optionFunc(func(c *config) { c.maxEntryBytes = n }) }
-
-// WithShards sets the number of L1 shards, each an LRU with its own lock
-// (default DefaultShards; rounded up to a power of two). MaxEntries and
-// MaxBytes are split evenly between them.
-func WithShards(n int) Option { return optionFunc(func(c *config) { c.shards = n }) }
 
 // WithTTL makes entries expire d after they were computed (default 0: never;
 // they leave only by LRU eviction or Purge). Expiry is checked lazily on
