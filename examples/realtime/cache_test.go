@@ -1,10 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,7 +65,7 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	if _, _, s := infer(t, oldC+"/v2/models/fraud/infer"); s != sOld {
 		t.Errorf("a replica on the old weights answered %v, want %v", s, sOld)
 	}
-	if hits := l2Hits(t, oldC); hits != 1 {
+	if hits := metric(t, oldC, "servekit_cache_hits_total", `tier="l2"`); hits != 1 {
 		t.Errorf("the third replica counted %v L2 hits, want 1: -cache-redis unused with -repo?", hits)
 	}
 
@@ -78,26 +85,6 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	}
 }
 
-// l2Hits reads servekit_cache_hits_total{tier="l2"} from a server's /metrics.
-func l2Hits(t *testing.T, base string) float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	total := 0.0
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if strings.HasPrefix(line, "servekit_cache_hits_total{") && strings.Contains(line, `tier="l2"`) {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			total += v
-		}
-	}
-	return total
-}
-
 // The shared tier refuses to start half-configured: without its HMAC key
 // (unless told to run unauthenticated), or without -cache.
 func TestRedisCacheFlags(t *testing.T) {
@@ -112,4 +99,104 @@ func TestRedisCacheFlags(t *testing.T) {
 			t.Errorf("%q: %v, want an error about the cache", args, err)
 		}
 	}
+}
+
+// Row 7 of issue 18, against the server as the issue ran it: an entry
+// planted in the shared Redis, either an honest one with its answer edited
+// or a ~120-byte one declaring a BYTES output of 2^31 elements (signed with
+// the right key, as by someone who stole it), is a miss on the replica that
+// reads it: the model answers, the entry is counted as rejected and
+// replaced, and the request allocates what an honest miss does, not the
+// 48 GiB the entry claims.
+func TestRedisPoisonedEntryIsAMiss(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	args := []string{"-cache", "-cache-redis", srv.Addr, "-cache-redis-hmac-key", testHMACKey}
+	first, _, stopFirst := start(t, args...)
+	defer stopFirst()
+	_, _, honest := infer(t, first+"/v2/models/fraud/infer")
+	var name string
+	waitFor(t, "the entry in Redis", func() bool {
+		keys := rdb.Keys(ctx, "servekit:cache:*").Val()
+		if len(keys) == 1 {
+			name = keys[0]
+		}
+		return name != ""
+	})
+	entry, err := rdb.Get(ctx, name).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The value layout (cache/codec.go): "SKC2", expiry u64, key (u32
+	// length, bytes), model, version, outputs, then a 32-byte HMAC tag.
+	keyEnd := 4 + 8 + 4 + int(binary.LittleEndian.Uint32(entry[12:]))
+	edited := bytes.Clone(entry)
+	score := binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(honest)))
+	i := bytes.LastIndex(edited[:len(edited)-32], score)
+	if i < keyEnd {
+		t.Fatalf("the score %v is not in the entry", honest)
+	}
+	binary.LittleEndian.PutUint32(edited[i:], math.Float32bits(0.000123))
+	str := func(b []byte, s string) []byte {
+		return append(binary.LittleEndian.AppendUint32(b, uint32(len(s))), s...)
+	}
+	body := str(str(bytes.Clone(entry[:keyEnd]), "fraud"), "1")
+	body = binary.LittleEndian.AppendUint32(body, 1) // one output
+	body = append(str(body, "score"), 14)            // BYTES
+	body = binary.LittleEndian.AppendUint32(body, 1) // rank 1
+	body = binary.LittleEndian.AppendUint64(body, 1<<31)
+	body = binary.LittleEndian.AppendUint64(body, 0) // no data
+	mac := hmac.New(sha256.New, []byte(testHMACKey))
+	mac.Write(body)
+	huge := mac.Sum(body)
+
+	for what, planted := range map[string][]byte{"an edited answer": edited, "2^31 BYTES elements": huge} {
+		if err := rdb.Set(ctx, name, planted, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		base, _, stop := start(t, args...) // a fresh replica: its L1 is empty
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		code, _, s := infer(t, base+"/v2/models/fraud/infer")
+		runtime.ReadMemStats(&after)
+		if code != 200 || s != honest {
+			t.Errorf("%s: %d, score %v; want 200 and the model's %v", what, code, s, honest)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("%s (%d bytes): the request allocated %d bytes", what, len(planted), grew)
+		}
+		t.Logf("%s (%d-byte entry): 200 with the model's score, %d bytes allocated by the whole process", what, len(planted), after.TotalAlloc-before.TotalAlloc)
+		if n := metric(t, base, "servekit_cache_l2_rejected_total", ""); n != 1 {
+			t.Errorf("%s: servekit_cache_l2_rejected_total %v, want 1", what, n)
+		}
+		waitFor(t, "the planted entry gone", func() bool {
+			v, err := rdb.Get(ctx, name).Bytes()
+			return !bytes.Equal(v, planted) || errors.Is(err, redis.Nil)
+		})
+		stop()
+	}
+}
+
+// metric sums the series of a counter in a server's /metrics whose labels
+// contain label.
+func metric(t *testing.T, base, name, label string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0.0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			total += v
+		}
+	}
+	return total
 }
