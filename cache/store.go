@@ -46,8 +46,8 @@ func entrySize(key *serving.Request, fp string, resp *serving.Response) int64 {
 }
 
 // store is L1: one LRU and its lock. simplelru's Get reorders the list, so
-// every lookup takes the lock; the critical section is the map lookup and
-// the list move (~30 ns), the key is compared outside it. One lock, not
+// every lookup takes the lock; it is held for the map lookup and the list
+// move (~30 ns), and the key is compared outside it. One lock, not
 // shards: see "Bounds and TTL" in the package doc for the measurement.
 type store struct {
 	mu       sync.Mutex
