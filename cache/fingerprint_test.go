@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/internal/redistest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -81,13 +82,13 @@ func TestFingerprintRollingUpdate(t *testing.T) {
 	}
 	oldA, _, oldC := replica(0, "sha-old")
 	assert.Equal(t, answerOf(1, 0), values(t, predict(t, oldA, v1(1))))
-	waitFor(t, "the old replica's write", func() bool { return oldC.Stats().L2Writes == 1 })
+	poll.Until(t, "the old replica's write", func() bool { return oldC.Stats().L2Writes == 1 })
 
 	newA, newModel, newC := replica(100, "sha-new")
 	assert.Equal(t, answerOf(1, 100), values(t, predict(t, newA, v1(1))), "the new replica does not serve the old answer")
 	assert.Equal(t, 1, newModel.Calls())
 	assert.Zero(t, newC.Stats().HitsL2)
-	waitFor(t, "the new replica's write", func() bool { return newC.Stats().L2Writes == 1 })
+	poll.Until(t, "the new replica's write", func() bool { return newC.Stats().L2Writes == 1 })
 
 	// Another old replica still reads the old answer, another new one the new.
 	oldB, oldModel, _ := replica(0, "sha-old")
@@ -109,9 +110,9 @@ func TestFingerprintTwoReplicasOnDifferentWeights(t *testing.T) {
 	for i := range 3 {
 		first := float32(i)
 		assert.Equal(t, answerOf(first, 0), values(t, predict(t, pa, v1(first))))
-		waitFor(t, "a's write", func() bool { return a.Stats().L2Writes == uint64(i+1) })
+		poll.Until(t, "a's write", func() bool { return a.Stats().L2Writes == uint64(i+1) })
 		assert.Equal(t, answerOf(first, 7), values(t, predict(t, pb, v1(first))))
-		waitFor(t, "b's write", func() bool { return b.Stats().L2Writes == uint64(i+1) })
+		poll.Until(t, "b's write", func() bool { return b.Stats().L2Writes == uint64(i+1) })
 		assert.Equal(t, answerOf(first, 0), values(t, predict(t, pa, v1(first))))
 	}
 	assert.Zero(t, a.Stats().HitsL2+b.Stats().HitsL2, "neither replica read the other's answers")

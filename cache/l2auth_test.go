@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/internal/redistest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -164,7 +165,7 @@ func TestL2HostileEntryIsAMissCountedAndDeleted(t *testing.T) {
 				budget := 2*uint64(len(planted)) + cache.DecodeBudget(len(planted)) + 64<<10
 				assert.LessOrEqual(t, got, budget, "a %d-byte entry cost %d bytes", len(planted), got)
 				t.Logf("a %d-byte entry: a miss that allocated %d bytes (budget %d)", len(planted), got, budget)
-				waitFor(t, "the entry deleted", func() bool { return client.Exists(ctx, key).Val() == 0 })
+				poll.Until(t, "the entry deleted", func() bool { return client.Exists(ctx, key).Val() == 0 })
 			}
 		})
 	}
@@ -180,7 +181,7 @@ func TestL2EditedEntryIsRejected(t *testing.T) {
 	ctx := context.Background()
 	a := newCache(t, cache.WithRedis(client, signed, patient, cache.WithL2Prefix("t:")))
 	predict(t, a.Middleware()(servingtest.Linear(4)), row(1))
-	waitFor(t, "the write-behind", func() bool { return a.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return a.Stats().L2Writes == 1 })
 	key := redisName("t:", row(1), "")
 	v, err := client.Get(ctx, key).Bytes()
 	require.NoError(t, err)
@@ -197,7 +198,7 @@ func TestL2EditedEntryIsRejected(t *testing.T) {
 	st := b.Stats()
 	assert.Equal(t, uint64(1), st.L2Rejected)
 	assert.Zero(t, st.HitsL2)
-	waitFor(t, "the honest answer back in Redis", func() bool {
+	poll.Until(t, "the honest answer back in Redis", func() bool {
 		got, err := client.Get(ctx, key).Bytes()
 		return err == nil && !bytes.Equal(got, v)
 	})
@@ -213,7 +214,7 @@ func TestL2CorruptValueIsAMiss(t *testing.T) {
 	model := servingtest.Linear(4)
 	p := c.Middleware()(model)
 	predict(t, p, row(1))
-	waitFor(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
 	key := redisName("t:", row(1), "")
 	require.NoError(t, client.Set(context.Background(), key, "garbage", 0).Err())
 
@@ -223,7 +224,7 @@ func TestL2CorruptValueIsAMiss(t *testing.T) {
 	st := c.Stats()
 	assert.Equal(t, uint64(1), st.L2Rejected)
 	assert.Zero(t, st.L2Errors, "Redis answered: not an error of Redis")
-	waitFor(t, "garbage replaced", func() bool { return client.Get(context.Background(), key).Val() != "garbage" })
+	poll.Until(t, "garbage replaced", func() bool { return client.Get(context.Background(), key).Val() != "garbage" })
 }
 
 // An entry larger than the entry bound is not read past the bound: a miss,
@@ -242,7 +243,7 @@ func TestL2OversizedValueIsNotRead(t *testing.T) {
 	assert.Equal(t, serving.Unavailable, serving.CodeOf(err))
 	assert.Less(t, got, uint64(1<<20), "an 8 MiB value cost %d bytes", got)
 	assert.Equal(t, uint64(1), c.Stats().L2Rejected)
-	waitFor(t, "the value deleted", func() bool { return client.Exists(ctx, key).Val() == 0 })
+	poll.Until(t, "the value deleted", func() bool { return client.Exists(ctx, key).Val() == 0 })
 }
 
 // A replica under another key cannot feed this one, and a rotation that
@@ -253,7 +254,7 @@ func TestL2KeysAndRotation(t *testing.T) {
 	oldKey, newKey := bytes.Repeat([]byte("o"), 32), bytes.Repeat([]byte("n"), 32)
 	old := newCache(t, cache.WithRedis(client, cache.WithL2Key(oldKey), patient))
 	predict(t, old.Middleware()(servingtest.Linear(4)), row(1))
-	waitFor(t, "the write-behind", func() bool { return old.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return old.Stats().L2Writes == 1 })
 
 	rotating := newCache(t, cache.WithRedis(client, cache.WithL2Key(newKey, oldKey), patient))
 	model := servingtest.Linear(4)
@@ -289,7 +290,7 @@ func TestL2NeedsAKey(t *testing.T) {
 	assert.Contains(t, log.String(), "level=WARN")
 	assert.Contains(t, log.String(), "not authenticated")
 	predict(t, c.Middleware()(servingtest.Linear(4)), row(1))
-	waitFor(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
 
 	keyed := newCache(t, cache.WithRedis(client, signed, patient, cache.WithL2Prefix("u:")))
 	model := servingtest.Linear(4)

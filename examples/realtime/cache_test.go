@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/internal/redistest"
 )
 
@@ -52,12 +53,12 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	defer stopB()
 
 	_, _, sOld := infer(t, oldA+"/v2/models/fraud/infer")
-	waitFor(t, "the old replica's entry in Redis", func() bool { return keys() == 1 })
+	poll.Until(t, "the old replica's entry in Redis", func() bool { return keys() == 1 })
 	_, _, sNew := infer(t, newB+"/v2/models/fraud/infer")
 	if sNew == sOld {
 		t.Fatalf("the replica on new weights answered %v, the old weights' answer", sNew)
 	}
-	waitFor(t, "the new replica's own entry", func() bool { return keys() == 2 })
+	poll.Until(t, "the new replica's own entry", func() bool { return keys() == 2 })
 
 	// A third replica on the old weights answers from Redis.
 	oldC, _, stopC := replica(0)
@@ -72,7 +73,7 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	// A hot reload of replica A to other weights: its next answer is the new
 	// model's, though L1 and Redis hold the old one under the same version.
 	put(t, filepath.Join(dirA, "fraud", "1", "model.onnx"), fraudVariant(t, 2))
-	waitFor(t, "the reload's answer", func() bool {
+	poll.Until(t, "the reload's answer", func() bool {
 		_, _, s := infer(t, oldA+"/v2/models/fraud/infer")
 		return s != sOld
 	})
@@ -118,7 +119,7 @@ func TestRedisPoisonedEntryIsAMiss(t *testing.T) {
 	defer stopFirst()
 	_, _, honest := infer(t, first+"/v2/models/fraud/infer")
 	var name string
-	waitFor(t, "the entry in Redis", func() bool {
+	poll.Until(t, "the entry in Redis", func() bool {
 		keys := rdb.Keys(ctx, "servekit:cache:*").Val()
 		if len(keys) == 1 {
 			name = keys[0]
@@ -172,7 +173,7 @@ func TestRedisPoisonedEntryIsAMiss(t *testing.T) {
 		if n := metric(t, base, "servekit_cache_l2_rejected_total", ""); n != 1 {
 			t.Errorf("%s: servekit_cache_l2_rejected_total %v, want 1", what, n)
 		}
-		waitFor(t, "the planted entry gone", func() bool {
+		poll.Until(t, "the planted entry gone", func() bool {
 			v, err := rdb.Get(ctx, name).Bytes()
 			return !bytes.Equal(v, planted) || errors.Is(err, redis.Nil)
 		})
