@@ -23,9 +23,18 @@ type Metadata struct {
 	// "cpu", "cuda:0". Empty when the Predictor does not say (fakes,
 	// remote models). A backend that fell back from a GPU to the CPU
 	// reports "cpu", so this is the truth, not the request.
-	Device  string
-	Inputs  []TensorSpec
-	Outputs []TensorSpec
+	Device string
+	// Fingerprint identifies the model's content: the lowercase hex SHA-256
+	// of the bytes it was loaded from (backend/onnx: the model file, and
+	// the external data files it names). Two Predictors with equal
+	// fingerprints compute the same function, whatever their name, version
+	// or host; new weights under the same name and version get a new
+	// fingerprint. A response cache keys on it, so a hot reload, a rolling
+	// update or replicas on different weights never share answers. Empty
+	// when the Predictor does not know its content (fakes, remote models).
+	Fingerprint string
+	Inputs      []TensorSpec
+	Outputs     []TensorSpec
 }
 
 // Batchable reports whether every input and output batches on dimension 0.

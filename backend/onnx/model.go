@@ -106,12 +106,15 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if path == "" {
 		where = fmt.Sprintf("%d bytes", len(b))
 	}
+	fp, unchanged, err := fingerprint(path, b) // before ONNX Runtime reads the file
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): %w", c.name, where, err)
+	}
 	// The binding cannot ask a session for its inputs and outputs, and a
 	// session cannot be made without their names, so a throw-away session
 	// reads them first. Load gives it the cheapest options; LoadBytes has
 	// no such choice in the binding.
 	var ins, outs []ort.InputOutputInfo
-	var err error
 	if path != "" {
 		ins, outs, err = infoFromFile(path)
 	} else {
@@ -120,7 +123,7 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if err != nil {
 		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): ONNX Runtime cannot load it: %v", c.name, where, trimBinding(err))
 	}
-	m := &Model{md: serving.Metadata{Name: c.name, Version: c.version, Platform: Platform}}
+	m := &Model{md: serving.Metadata{Name: c.name, Version: c.version, Platform: Platform, Fingerprint: fp}}
 	if m.md.Inputs, err = specs(c.name, "input", ins); err != nil {
 		return nil, err
 	}
@@ -151,6 +154,10 @@ func load(c config, path string, b []byte) (*Model, error) {
 	m.initFrames()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
+	if err := unchanged(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.warmup(c.warmup); err != nil {
 		m.Close()
 		return nil, err

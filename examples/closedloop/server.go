@@ -38,7 +38,8 @@ import (
 // with its own profile, and it sees what users were answered, not the
 // shadow's mirrors. Below the router each version has its own chain: the
 // prediction logger first, so cached answers are logged as served; a
-// cache of its own (keys carry the version, not the weights); a batcher;
+// cache (keys carry the weights' fingerprint, so a reload never serves the
+// old weights' answers); a batcher;
 // the model. A mirrored request reaches the challenger's chain, so its
 // logger records the challenger's answer under the same request id: the
 // pairs the AUC guard compares.
