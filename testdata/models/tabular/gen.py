@@ -374,12 +374,12 @@ def gen_columns():
     """skl2onnx Pipeline(ColumnTransformer([...]), LogisticRegression) from a
     DataFrame: one [None, 1] input per column, as convert_sklearn's
     guess of a DataFrame's columns gives them."""
-    r = rng(61)
     purposes = ["car", "education", "home", "business"]
     labels = ["high", "low"]
     n_num, k = 3, len(purposes)
     lab, lab_vi = label_out(labels)
     z, z_vi = zipmap(labels)
+    loan_w = [0.3, 0.8, -0.9, -0.6, 0.2, 0.5, -0.3]
     nodes = [
         helper.make_node("Cast", ["n_loans"], ["n_loans_f"], to=FLOAT),
         helper.make_node("Concat", ["age", "income", "n_loans_f"], ["num"], axis=1),
@@ -390,8 +390,12 @@ def gen_columns():
         helper.make_node("OneHotEncoder", ["purpose"], ["purpose_oh"], domain=ML, cats_strings=purposes, zeros=1),
         helper.make_node("Reshape", ["purpose_oh", "oh_shape"], ["purpose_2d"]),
         helper.make_node("Concat", ["num_scaled", "purpose_2d"], ["transformed"], axis=1),
+        # Weights a credit analyst would recognise (columns: age, income,
+        # n_loans scaled, then one-hot car, education, home, business):
+        # older, richer, fewer loans and a home purpose mean low risk.
         helper.make_node("LinearClassifier", ["transformed"], ["label", "probability_tensor"], domain=ML,
-                         **linear_classifier(62, n_num + k, labels, "LOGISTIC", binary=True)),
+                         coefficients=floats([-w for w in loan_w] + loan_w), intercepts=[-0.4, 0.4],
+                         classlabels_strings=labels, post_transform="LOGISTIC", multi_class=0),
         helper.make_node("Normalizer", ["probability_tensor"], ["probabilities"], domain=ML, norm="L1"),
         lab, z]
     ages = [[35.0], [float("nan")], [62.0], [23.0], [47.0], [51.0]]
