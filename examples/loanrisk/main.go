@@ -10,8 +10,10 @@
 //  1. Overnight, the batch job scores the day's applications from a
 //     Parquet file (one column per model input, plus the application id)
 //     into Parquet parts; its summary counts the labels.
+//
 //  2. The same applications give the drift profile, the purpose column
 //     profiled as categorical.
+//
 //  3. In real time the model serves over HTTP behind the drift monitor, a
 //     cache and the micro-batcher. A V2 request with per-column inputs, a
 //     KServe V1 request whose instances are objects, and the
@@ -19,8 +21,8 @@
 //     all answer; then a dealer's promotion floods in car loans and the
 //     monitor raises drift on purpose.
 //
-//	go run ./examples/loanrisk                          # the whole story
-//	go run ./examples/loanrisk -serve 127.0.0.1:8080    # then keep serving
+//     go run ./examples/loanrisk                          # the whole story
+//     go run ./examples/loanrisk -serve 127.0.0.1:8080    # then keep serving
 //
 // ONNX Runtime comes from -ort-lib or $ONNXRUNTIME_LIB.
 package main
