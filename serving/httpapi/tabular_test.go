@@ -1,0 +1,215 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"testing"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/internal/orttest"
+	"github.com/servekit/servekit/internal/tabulartest"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/httpapi"
+)
+
+// Every ai.onnx.ml fixture (models in the shapes skl2onnx and onnxmltools
+// export) answers over REST exactly what ONNX Runtime answers when run
+// directly: in JSON and in Triton's binary extension, string labels and
+// ZipMap outputs included. JSON numbers are written shortest-exact, so a
+// float read back is the float sent.
+func TestTabularREST(t *testing.T) {
+	orttest.Require(t)
+	for _, c := range tabulartest.Servable(t) {
+		t.Run(c.Name, func(t *testing.T) {
+			m, err := onnx.Load(c.Path, onnx.WithLogger(slog.New(slog.DiscardHandler)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			h := httpapi.New()
+			if err := h.Handle(c.Name, m); err != nil {
+				t.Fatal(err)
+			}
+			for _, binary := range []bool{false, true} {
+				w := call(t, h, http.MethodPost, "/v2/models/"+c.Name+"/infer", v2JSON(t, c.Inputs, binary))
+				if w.Code != http.StatusOK {
+					t.Fatalf("binary %v: %d %s", binary, w.Code, w.Body)
+				}
+				outs := decodeV2Response(t, w.Body.Bytes(), w.Header().Get(httpapi.HeaderContentLength))
+				tabulartest.CheckResponse(t, c.Path, c.Inputs, m.Metadata(), outs)
+			}
+		})
+	}
+}
+
+// v2JSON writes a V2 request of ts in JSON (NaN as the string "NaN").
+func v2JSON(t *testing.T, ts []serving.Tensor, binaryOut bool) string {
+	t.Helper()
+	type input struct {
+		Name     string  `json:"name"`
+		DataType string  `json:"datatype"`
+		Shape    []int64 `json:"shape"`
+		Data     []any   `json:"data"`
+	}
+	var body struct {
+		Parameters map[string]any `json:"parameters,omitempty"`
+		Inputs     []input        `json:"inputs"`
+	}
+	if binaryOut {
+		body.Parameters = map[string]any{"binary_data_output": true}
+	}
+	for _, x := range ts {
+		in := input{Name: x.Name, DataType: x.DataType.String(), Shape: x.Shape}
+		switch d := x.Data().(type) {
+		case []float32:
+			for _, v := range d {
+				if math.IsNaN(float64(v)) {
+					in.Data = append(in.Data, "NaN")
+				} else {
+					in.Data = append(in.Data, json.Number(strconv.FormatFloat(float64(v), 'g', -1, 32)))
+				}
+			}
+		case []int64:
+			for _, v := range d {
+				in.Data = append(in.Data, v)
+			}
+		case [][]byte:
+			for _, v := range d {
+				in.Data = append(in.Data, string(v))
+			}
+		default:
+			t.Fatalf("input %s: %v", x.Name, x.DataType)
+		}
+		body.Inputs = append(body.Inputs, in)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// decodeV2Response reads a V2 answer, JSON or with binary outputs after
+// the JSON (jsonLen from Inference-Header-Content-Length), into tensors.
+func decodeV2Response(t *testing.T, body []byte, jsonLen string) []serving.Tensor {
+	t.Helper()
+	raw := []byte(nil)
+	if jsonLen != "" {
+		n, err := strconv.Atoi(jsonLen)
+		if err != nil || n > len(body) {
+			t.Fatalf("Inference-Header-Content-Length %q for %d bytes", jsonLen, len(body))
+		}
+		body, raw = body[:n], body[n:]
+	}
+	var resp struct {
+		Outputs []struct {
+			Name       string            `json:"name"`
+			DataType   string            `json:"datatype"`
+			Shape      []int64           `json:"shape"`
+			Data       []json.RawMessage `json:"data"`
+			Parameters map[string]any    `json:"parameters"`
+		} `json:"outputs"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&resp); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	var outs []serving.Tensor
+	for _, o := range resp.Outputs {
+		dt, err := serving.ParseDataType(o.DataType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x serving.Tensor
+		if size, ok := o.Parameters["binary_data_size"]; ok {
+			n, _ := strconv.Atoi(fmt.Sprint(size))
+			x, err = serving.FromRaw(o.Name, dt, o.Shape, raw[:n])
+			raw = raw[n:]
+		} else {
+			x, err = fromJSON(o.Name, dt, o.Shape, o.Data)
+		}
+		if err != nil {
+			t.Fatalf("output %s: %v", o.Name, err)
+		}
+		outs = append(outs, x)
+	}
+	return outs
+}
+
+// fromJSON reads a JSON data array exactly: each element as the datatype
+// it claims, parsed from its text.
+func fromJSON(name string, dt serving.DataType, shape []int64, data []json.RawMessage) (serving.Tensor, error) {
+	x, err := serving.Make(name, dt, shape)
+	if err != nil {
+		return x, err
+	}
+	for i, e := range data {
+		s := string(e)
+		var v any
+		switch dt {
+		case serving.Bytes:
+			var str string
+			err = json.Unmarshal(e, &str)
+			v = []byte(str)
+		case serving.Bool:
+			v, err = strconv.ParseBool(s)
+		case serving.FP32, serving.FP16, serving.BF16:
+			var f float64
+			f, err = strconv.ParseFloat(s, 32)
+			v = float32(f)
+		case serving.FP64:
+			v, err = strconv.ParseFloat(s, 64)
+		case serving.Uint8, serving.Uint16, serving.Uint32, serving.Uint64:
+			v, err = strconv.ParseUint(s, 10, 64)
+		default:
+			v, err = strconv.ParseInt(s, 10, 64)
+		}
+		if err != nil {
+			return x, fmt.Errorf("element %d %s: %w", i, s, err)
+		}
+		set(x, i, v)
+	}
+	return x, nil
+}
+
+func set(x serving.Tensor, i int, v any) {
+	switch d := x.Data().(type) {
+	case [][]byte:
+		d[i] = v.([]byte)
+	case []bool:
+		d[i] = v.(bool)
+	case []float32:
+		d[i] = v.(float32)
+	case []float64:
+		d[i] = v.(float64)
+	case []uint16:
+		switch x.DataType {
+		case serving.FP16:
+			d[i] = serving.Float32ToFP16(v.(float32))
+		case serving.BF16:
+			d[i] = serving.Float32ToBF16(v.(float32))
+		default:
+			d[i] = uint16(v.(uint64))
+		}
+	case []uint8:
+		d[i] = uint8(v.(uint64))
+	case []uint32:
+		d[i] = uint32(v.(uint64))
+	case []uint64:
+		d[i] = v.(uint64)
+	case []int8:
+		d[i] = int8(v.(int64))
+	case []int16:
+		d[i] = int16(v.(int64))
+	case []int32:
+		d[i] = int32(v.(int64))
+	case []int64:
+		d[i] = v.(int64)
+	}
+}
