@@ -40,7 +40,12 @@
 // Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
 // when the model says where it runs (serving.Metadata.Device): the schema
 // has no field for it, and parameters is how the protocol carries extras
-// elsewhere; clients skip members they do not know.
+// elsewhere; clients skip members they do not know. In the same way an
+// output with class labels (serving.TensorSpec.Labels: a classifier's
+// probabilities, a ZipMap output) has "parameters": {"labels": [...]}, in
+// column order, and the model's "parameters" list "unserved_outputs"
+// ([{"name", "reason"}]: outputs the model has but the server cannot
+// return, serving.Metadata.Unserved).
 //
 // Health answers are the status code with an empty body. SageMaker(model)
 // adds GET /ping and POST /invocations; Vertex(model) adds

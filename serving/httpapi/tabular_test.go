@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/servekit/servekit/backend/onnx"
@@ -211,5 +212,47 @@ func set(x serving.Tensor, i int, v any) {
 		d[i] = int32(v.(int64))
 	case []int64:
 		d[i] = v.(int64)
+	}
+}
+
+// The model metadata carries each output's class labels as a parameter,
+// and lists the outputs the model has but cannot serve, with why.
+func TestTabularMetadataREST(t *testing.T) {
+	orttest.Require(t)
+	h := httpapi.New()
+	for _, name := range []string{"logreg_str_zipmap", "unservable_outputs"} {
+		m, err := onnx.Load(tabulartest.Find(t, name).Path, onnx.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := h.Handle(name, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := call(t, h, http.MethodGet, "/v2/models/logreg_str_zipmap", "")
+	want := `"outputs":[{"name":"output_label","datatype":"BYTES","shape":[-1]},` +
+		`{"name":"output_probability","datatype":"FP32","shape":[-1,3],"parameters":{"labels":["bronze","gold","silver"]}}]`
+	if w.Code != http.StatusOK || !bytes.Contains(w.Body.Bytes(), []byte(want)) {
+		t.Errorf("metadata %d %s\nwant %s", w.Code, w.Body, want)
+	}
+	w = call(t, h, http.MethodGet, "/v2/models/unservable_outputs", "")
+	var md struct {
+		Outputs    []struct{ Name string } `json:"outputs"`
+		Parameters struct {
+			Unserved []struct{ Name, Reason string } `json:"unserved_outputs"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &md); err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Outputs) != 1 || md.Outputs[0].Name != "y" || len(md.Parameters.Unserved) != 2 ||
+		md.Parameters.Unserved[0].Name != "parts" || !strings.Contains(md.Parameters.Unserved[0].Reason, "seq(tensor(float))") {
+		t.Errorf("metadata %s", w.Body)
+	}
+	body := `{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}],"outputs":[{"name":"maybe"}]}`
+	w = call(t, h, http.MethodPost, "/v2/models/unservable_outputs/infer", body)
+	if w.Code != http.StatusNotImplemented || !strings.Contains(w.Body.String(), "optional(tensor(float))") {
+		t.Errorf("asking for an unserved output: %d %s", w.Code, w.Body)
 	}
 }
