@@ -139,3 +139,36 @@ func appendInteger(b []byte, t Tensor, i int) []byte {
 	v, _ := t.Float64At(i)
 	return strconv.AppendInt(b, int64(v), 10)
 }
+
+// Classification asks for an output's top K classes (the classification
+// extension's output parameter), as a transport decoded it.
+type Classification struct {
+	Output string
+	K      int64
+}
+
+// ClassifyOutputs applies the classification extension to outs, the
+// outputs a transport is about to write: each output named in cs is
+// replaced by Classify of it, with its spec (and labels) from md. outs is
+// not modified (a cached answer is shared): a new slice is returned when
+// anything was classified. An output named in cs that outs lacks is a
+// NotFound error.
+func ClassifyOutputs(md Metadata, outs []Tensor, cs []Classification) ([]Tensor, error) {
+	if len(cs) == 0 {
+		return outs, nil
+	}
+	res := slices.Clone(outs)
+	for _, c := range cs {
+		i := slices.IndexFunc(res, func(t Tensor) bool { return t.Name == c.Output })
+		if i < 0 {
+			return nil, Errorf(NotFound, "serving: model %q gave no output %q to classify", md.Name, c.Output)
+		}
+		spec, _ := md.Output(c.Output)
+		t, err := Classify(res[i], spec, c.K)
+		if err != nil {
+			return nil, err
+		}
+		res[i] = t
+	}
+	return res, nil
+}

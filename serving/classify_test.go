@@ -99,3 +99,33 @@ func TestClassifyEmptyRows(t *testing.T) {
 		t.Fatalf("%v %v", got, err)
 	}
 }
+
+func TestClassifyOutputs(t *testing.T) {
+	md := serving.Metadata{Name: "m", Outputs: []serving.TensorSpec{
+		{Name: "label", DataType: serving.Bytes, Shape: []int64{-1}},
+		{Name: "p", DataType: serving.FP32, Shape: []int64{-1, 2}, Labels: []string{"no", "yes"}},
+	}}
+	l, _ := serving.NewStrings("label", []int64{2}, []string{"yes", "no"})
+	p, _ := serving.NewTensor("p", []int64{2, 2}, []float32{0.25, 0.75, 0.5, 0.125})
+	outs := []serving.Tensor{l, p}
+	got, err := serving.ClassifyOutputs(md, outs, []serving.Classification{{Output: "p", K: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := got[1].Strings()
+	if got[0].Name != "label" || !slices.Equal(s, []string{"0.750000:1:yes", "0.500000:0:no"}) {
+		t.Errorf("got %v %q", got[0].Name, s)
+	}
+	if outs[1].DataType != serving.FP32 {
+		t.Error("the caller's outputs were modified")
+	}
+	if same, _ := serving.ClassifyOutputs(md, outs, nil); &same[0] != &outs[0] {
+		t.Error("nothing to classify should cost nothing")
+	}
+	if _, err := serving.ClassifyOutputs(md, outs, []serving.Classification{{Output: "q", K: 1}}); serving.CodeOf(err) != serving.NotFound {
+		t.Errorf("unknown output: %v", err)
+	}
+	if _, err := serving.ClassifyOutputs(md, outs, []serving.Classification{{Output: "label", K: 1}}); serving.CodeOf(err) != serving.InvalidArgument {
+		t.Errorf("classifying strings: %v", err)
+	}
+}
