@@ -13,6 +13,7 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/tabulartest"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
 )
 
 // The ai.onnx.ml fixtures (testdata/models/tabular, shapes as skl2onnx and
@@ -266,4 +267,16 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A model served through the ZipMap rewrite, with per-column inputs of
+// mixed datatypes and a string label, keeps the contract of every
+// Predictor.
+func TestTabularConformance(t *testing.T) {
+	c := tabulartest.Find(t, "loan_columns")
+	servingtest.Conformance(t, servingtest.Config{
+		New:           func(t *testing.T) serving.Predictor { return loadCase(t, c) },
+		Request:       func() *serving.Request { return c.Request() },
+		Deterministic: true,
+	})
 }
