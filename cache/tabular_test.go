@@ -9,6 +9,7 @@ import (
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/internal/orttest"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/internal/redistest"
 	"github.com/servekit/servekit/internal/tabulartest"
 	"github.com/servekit/servekit/serving"
@@ -46,7 +47,7 @@ func TestTabularCachedAndBatched(t *testing.T) {
 				tabulartest.CheckResponse(t, c.Path, c.Inputs, m.Metadata(), resp.Outputs)
 			}
 			check(a) // computed, through the batcher
-			waitFor(t, "the write-behind", func() bool { return ca.Stats().L2Writes == 1 })
+			poll.Until(t, "the write-behind", func() bool { return ca.Stats().L2Writes == 1 })
 			check(a) // L1
 			check(b) // L2
 			if s := ca.Stats(); s.Misses != 1 || s.HitsL1 != 1 {
