@@ -422,3 +422,59 @@ func CheckResponse(t testing.TB, path string, inputs []serving.Tensor, md servin
 		}
 	}
 }
+
+// TopK is what Triton's classification extension answers for ONNX
+// Runtime's output: per row, the k largest values, highest first (ties by
+// index), as printf("%f") writes them, with their index and label
+// ("value:index" without labels). It is written apart from servekit's
+// own, as the tests' second opinion.
+func TopK(spec serving.TensorSpec, want Answer, k int) []string {
+	var rows [][]float64
+	if want.Maps != nil {
+		for _, m := range want.Maps {
+			var row []float64
+			for _, l := range spec.Labels {
+				row = append(row, float64(m[l]))
+			}
+			rows = append(rows, row)
+		}
+	} else {
+		t := want.Tensor
+		per := 1
+		for _, d := range t.Shape[1:] {
+			per *= int(d)
+		}
+		for r := range int(t.Shape[0]) {
+			var row []float64
+			for j := range per {
+				v, _ := t.Float64At(r*per + j)
+				row = append(row, v)
+			}
+			rows = append(rows, row)
+		}
+	}
+	var out []string
+	for _, row := range rows {
+		idx := make([]int, len(row))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int {
+			switch {
+			case row[a] > row[b]:
+				return -1
+			case row[a] < row[b]:
+				return 1
+			}
+			return 0
+		})
+		for _, j := range idx[:min(k, len(idx))] {
+			s := fmt.Sprintf("%f:%d", row[j], j)
+			if j < len(spec.Labels) {
+				s += ":" + spec.Labels[j]
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -16,8 +16,9 @@ const HeaderContentLength = "Inference-Header-Content-Length"
 // the common case (one input, small shapes) so that decoding allocates less.
 type decoded struct {
 	req       serving.Request
-	binaryOut []outputFlag // binary_data of each of req.Outputs
-	binaryAll bool         // binary_data_output: every output raw
+	binaryOut []outputFlag             // binary_data of each of req.Outputs
+	classes   []serving.Classification // outputs answered as their top classes
+	binaryAll bool                     // binary_data_output: every output raw
 	one       [1]serving.Tensor
 	hdr       bodyHeaders // the answer's header values
 	// Short strings and small data arrays of the request live here, to save

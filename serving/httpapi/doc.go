@@ -84,6 +84,16 @@
 // announced by parameters.binary_data_size, with the header set to the JSON
 // length and Content-Type application/octet-stream.
 //
+// # Classification extension
+//
+// Triton's: an output asked for with "parameters": {"classification": k}
+// comes back as its k top classes per row, BYTES "value:index:label"
+// (serving.Classify; labels from the model's metadata, "value:index" when
+// it has none), JSON or binary as that output asks. k must be an integer
+// from 1 to serving.MaxClassification and the output numeric, else 400.
+// It is applied to the answer after the chain, so a cached answer serves
+// every k. The server metadata lists "classification" among the extensions.
+//
 // # Errors
 //
 // Errors are {"error": "..."} with the status of Status: InvalidArgument 400,

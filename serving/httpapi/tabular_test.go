@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -254,5 +255,76 @@ func TestTabularMetadataREST(t *testing.T) {
 	w = call(t, h, http.MethodPost, "/v2/models/unservable_outputs/infer", body)
 	if w.Code != http.StatusNotImplemented || !strings.Contains(w.Body.String(), "optional(tensor(float))") {
 		t.Errorf("asking for an unserved output: %d %s", w.Code, w.Body)
+	}
+}
+
+// Triton's classification extension over REST: each labelled output of the
+// fixtures (classifier probabilities, ZipMap outputs, XGBoost's tensor),
+// and a regressor's unlabelled one, asked with "classification": k,
+// answers the top k per row as "value:index[:label]" BYTES, in JSON and
+// binary, as Triton formats them, for k below and above the class count.
+func TestTabularClassificationREST(t *testing.T) {
+	orttest.Require(t)
+	for _, c := range tabulartest.Servable(t) {
+		m, err := onnx.Load(c.Path, onnx.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		h := httpapi.New()
+		if err := h.Handle(c.Name, m); err != nil {
+			t.Fatal(err)
+		}
+		for _, spec := range m.Metadata().Outputs {
+			if len(spec.Labels) == 0 && c.Name != "rf_reg" {
+				continue
+			}
+			raw := tabulartest.Raw(t, c.Path, c.Inputs, []serving.TensorSpec{spec})[spec.Name]
+			for _, k := range []int{1, 2, 10} {
+				for _, binary := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%s/k=%d/binary=%v", c.Name, spec.Name, k, binary), func(t *testing.T) {
+						body := strings.TrimSuffix(v2JSON(t, c.Inputs, false), "}") +
+							fmt.Sprintf(`,"outputs":[{"name":%q,"parameters":{"classification":%d,"binary_data":%v}}]}`, spec.Name, k, binary)
+						w := call(t, h, http.MethodPost, "/v2/models/"+c.Name+"/infer", body)
+						if w.Code != http.StatusOK {
+							t.Fatalf("%d %s", w.Code, w.Body)
+						}
+						outs := decodeV2Response(t, w.Body.Bytes(), w.Header().Get(httpapi.HeaderContentLength))
+						want := tabulartest.TopK(spec, raw, k)
+						got, _ := outs[0].Strings()
+						n := min(k, int(spec.Shape[1]))
+						if outs[0].DataType != serving.Bytes || !slices.Equal(outs[0].Shape, []int64{c.Rows(), int64(n)}) || !slices.Equal(got, want) {
+							t.Errorf("got %v%v %q\nwant [%d %d] %q", outs[0].DataType, outs[0].Shape, got, c.Rows(), n, want)
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// What the classification extension refuses, with 400 and why.
+func TestClassificationRefusedREST(t *testing.T) {
+	orttest.Require(t)
+	c := tabulartest.Find(t, "logreg_str_zipmap")
+	m, err := onnx.Load(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := httpapi.New()
+	if err := h.Handle(c.Name, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{
+		`{"name":"output_label","parameters":{"classification":1}}`,       // strings
+		`{"name":"output_probability","parameters":{"classification":0}}`, // k < 1
+		`{"name":"output_probability","parameters":{"classification":"2"}}`,
+	} {
+		body := strings.TrimSuffix(v2JSON(t, c.Inputs, false), "}") + `,"outputs":[` + o + `]}`
+		w := call(t, h, http.MethodPost, "/v2/models/"+c.Name+"/infer", body)
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "classification") {
+			t.Errorf("%s: %d %s", o, w.Code, w.Body)
+		}
 	}
 }

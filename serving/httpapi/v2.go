@@ -20,7 +20,7 @@ func (h *Handler) serverMetadata(w http.ResponseWriter, r *http.Request) {
 	b := append([]byte(`{"name":`), appendString(nil, h.cfg.serverName)...)
 	b = append(b, `,"version":`...)
 	b = appendString(b, h.cfg.serverVersion)
-	b = append(b, `,"extensions":["binary_tensor_data","parameters"]}`...)
+	b = append(b, `,"extensions":["binary_tensor_data","classification","parameters"]}`...)
 	writeJSON(w, http.StatusOK, b)
 }
 
@@ -183,7 +183,30 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Pred
 	if resp.Version != "" {
 		answered = resp.Version
 	}
+	if len(d.classes) > 0 {
+		if resp, err = classify(p, &d.req, resp, d.classes); err != nil {
+			writeError(w, err, h.cfg.retryAfter)
+			return
+		}
+	}
 	h.writeInferResponse(w, d, name, answered, resp)
+}
+
+// classify answers the outputs asked for with "classification": k by their
+// top k classes (serving.ClassifyOutputs, with the labels of p's metadata),
+// in a new Response: resp may be a cached answer others share.
+func classify(p serving.Predictor, req *serving.Request, resp *serving.Response, cs []serving.Classification) (*serving.Response, error) {
+	outs, err := serving.SelectOutputs(req, resp)
+	if err != nil {
+		return nil, err
+	}
+	md, _ := serving.MetadataOf(p)
+	if outs, err = serving.ClassifyOutputs(md, outs, cs); err != nil {
+		return nil, err
+	}
+	c := *resp
+	c.Outputs = outs
+	return &c, nil
 }
 
 func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
