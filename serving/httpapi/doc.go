@@ -54,6 +54,13 @@
 // any other paths (Azure ML liveness, readiness and scoring URIs). The V1
 // routes also take a V2 body (inputs with datatypes).
 //
+// A V1 body has no shapes, so a tensor's shape is its nesting's, except
+// that rows holding as many elements as one row of the input take the
+// input's row shape: a model exported from a DataFrame (skl2onnx), one
+// [N, 1] input per column, takes {"instances": [{"age": 42, "purpose":
+// "car"}]}, each instance an object of one value per input, and
+// {"inputs": {"age": [42, 35], ...}}, as KServe's scikit-learn server does.
+//
 // # Tensors in JSON
 //
 // "data" may be flat or nested; nested arrays must be regular (ragged rows

@@ -328,3 +328,90 @@ func TestClassificationRefusedREST(t *testing.T) {
 		}
 	}
 }
+
+// KServe V1 with a per-column model: instances given as objects, one value
+// per column ({"age": 42, "purpose": "car", ...}), and the columnar
+// {"inputs": {"age": [...], ...}} form map to the model's [N, 1] inputs by
+// name; the predictions equal ONNX Runtime's, row by row.
+func TestTabularV1Objects(t *testing.T) {
+	orttest.Require(t)
+	c := tabulartest.Find(t, "loan_columns")
+	m, err := onnx.Load(c.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	h := httpapi.New()
+	if err := h.Handle(c.Name, m); err != nil {
+		t.Fatal(err)
+	}
+	md := m.Metadata()
+	raw := tabulartest.Raw(t, c.Path, c.Inputs, md.Outputs)
+	cols := map[string][]any{}
+	for _, in := range c.Inputs {
+		for i := range in.Len() {
+			var v any
+			switch d := in.Data().(type) {
+			case []float32:
+				v = json.Number(strconv.FormatFloat(float64(d[i]), 'g', -1, 32))
+				if math.IsNaN(float64(d[i])) {
+					v = "NaN"
+				}
+			case []int64:
+				v = d[i]
+			case [][]byte:
+				v = string(d[i])
+			}
+			cols[in.Name] = append(cols[in.Name], v)
+		}
+	}
+	instances := make([]map[string]any, c.Rows())
+	for name, vs := range cols {
+		for r, v := range vs {
+			if instances[r] == nil {
+				instances[r] = map[string]any{}
+			}
+			instances[r][name] = v
+		}
+	}
+	rowsBody, _ := json.Marshal(map[string]any{"instances": instances})
+	colsBody, _ := json.Marshal(map[string]any{"inputs": cols})
+	label, _ := raw["output_label"].Tensor.Strings()
+	for _, body := range [][]byte{rowsBody, colsBody} {
+		w := call(t, h, http.MethodPost, "/v1/models/"+c.Name+":predict", string(body))
+		if w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+		var got struct {
+			Predictions []struct {
+				Label string    `json:"output_label"`
+				Probs []float32 `json:"output_probability"`
+			} `json:"predictions"`
+			Outputs struct {
+				Label []string    `json:"output_label"`
+				Probs [][]float32 `json:"output_probability"`
+			} `json:"outputs"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatalf("%v: %s", err, w.Body)
+		}
+		var labels []string
+		var probs []float32
+		for _, p := range got.Predictions {
+			labels, probs = append(labels, p.Label), append(probs, p.Probs...)
+		}
+		if got.Predictions == nil {
+			labels = got.Outputs.Label
+			for _, p := range got.Outputs.Probs {
+				probs = append(probs, p...)
+			}
+		}
+		pt, _ := serving.NewTensor("output_probability", []int64{c.Rows(), 2}, probs)
+		if !slices.Equal(labels, label) {
+			t.Errorf("labels %q, want %q", labels, label)
+		}
+		if err := tabulartest.Check(md.Outputs[1], pt, raw["output_probability"]); err != nil {
+			t.Errorf("%s: %v", body[:20], err)
+		}
+	}
+}
