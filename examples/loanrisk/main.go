@@ -29,6 +29,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -224,7 +225,18 @@ func (s *summary) realTime(ctx context.Context, cl *client, w io.Writer) error {
 	if s.v2, err = cl.post(ctx, "/v2/models/loanrisk/infer", v2Body(applicant, "")); err != nil {
 		return err
 	}
-	fmt.Fprint(w, s.v2)
+	fmt.Fprintln(w, strings.TrimSpace(s.v2))
+	fmt.Fprintln(w, "KServe V1, an instance as an object of columns:")
+	v1, _ := json.Marshal(map[string]any{"instances": []map[string]any{applicant}})
+	if s.v1, err = cl.post(ctx, "/v1/models/loanrisk:predict", v1); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, strings.TrimSpace(s.v1))
+	fmt.Fprintln(w, "Triton's classification extension, top 2 of output_probability:")
+	if s.classes, err = cl.post(ctx, "/v2/models/loanrisk/infer", v2Body(applicant, "output_probability")); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, strings.TrimSpace(s.classes))
 	return nil
 }
 

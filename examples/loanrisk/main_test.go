@@ -42,6 +42,12 @@ func TestLoanRisk(t *testing.T) {
 			t.Errorf("V2 answer %s lacks %s", s.v2, want)
 		}
 	}
+	if want := `{"predictions":[{"output_label":"high","output_probability":[0.5866176,0.41338244]}]}`; strings.TrimSpace(s.v1) != want {
+		t.Errorf("V1 answer %s, want %s", s.v1, want)
+	}
+	if want := `"data":["0.586618:0:high","0.413382:1:low"]`; !strings.Contains(s.classes, want) {
+		t.Errorf("classification answer %s lacks %s", s.classes, want)
+	}
 	if !slices.Contains(s.alarmed, "purpose") {
 		t.Errorf("no drift on purpose: alarmed %v (%s)", s.alarmed, s.reason)
 	}
