@@ -23,7 +23,9 @@ type decoded struct {
 	hdr       bodyHeaders // the answer's header values
 	// Short strings and small data arrays of the request live here, to save
 	// an allocation each (an 8-float fraud request fits). Nothing writes to
-	// it once carved out.
+	// it once carved out. Such an array shares its allocation with the Go
+	// pointers above, which cgo refuses to be handed: backend/onnx copies
+	// inputs of up to 4 KiB before ONNX Runtime sees them for that reason.
 	words [16]uint64
 	free  []uint64 // what is left of words
 }
