@@ -85,7 +85,7 @@
 // # Tabular models (ai.onnx.ml)
 //
 // Models exported by skl2onnx (scikit-learn) and onnxmltools (XGBoost,
-// LightGBM, CatBoost) are served as exported. Their outputs become:
+// LightGBM) are served as exported. Their outputs become:
 //
 //   - a label output, INT64 or STRING [N]: as it is (BYTES for strings);
 //   - probabilities or scores, FP32 [N, C]: as they are, with the
