@@ -54,6 +54,13 @@
 //     counted, and an "other" bucket for the rest and for values the
 //     reference never saw.
 //
+// FeaturesOf lists the features of a model from its metadata, as Evidently
+// maps a DataFrame: a feature per input column (skl2onnx's per-column
+// [N, 1] inputs by their names, the columns of an [N, k] input as
+// name_0 … name_{k-1}) and per output of one value per row. STRING and BOOL
+// columns, and integer outputs (a classifier's label), are categorical:
+// their values are categories, never numbers to parse.
+//
 // NaN and infinite numerical values are counted as missing and left out of
 // the statistics. Features name their Source: a column of a 2-D input, a
 // whole input, an output column, or an output's argmax (the predicted

@@ -93,7 +93,7 @@
 //	                              format needs three dims
 //	input.optional                ignored: a request must send every model input
 //	input.allow_ragged_batch      ignored: requests of different shapes never share a batch
-//	output.label_filename         ignored: the classification extension is not served
+//	output.label_filename         ignored: the classification extension takes the model's own labels
 //	dynamic_batching              mapped by the loader to package batch (Config.Batching):
 //	                              max_batch_size → WithMaxBatchRows,
 //	                              preferred_batch_size → WithPreferredBatchRows,

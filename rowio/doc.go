@@ -33,6 +33,14 @@
 // when bound) reads each input from a vector column of its own name: the
 // layout predlog writes, so logged traffic replays unchanged.
 //
+// It is also the layout of a model exported from a DataFrame by skl2onnx
+// (a ColumnTransformer pipeline), whose inputs are the DataFrame's columns,
+// one [N, 1] input each, FP32, INT64 and STRING mixed: the default schema
+// reads each from the scalar column of its name, so the training file's
+// layout scores as it is, and a Schema renames the columns that differ.
+// A text cell is a STRING element as written, even one that looks like a
+// number ("01234" stays "01234").
+//
 // # Bad input
 //
 // A row that does not decode (a missing field, a value that is not a

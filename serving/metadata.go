@@ -7,6 +7,11 @@ type TensorSpec struct {
 	Name     string
 	DataType DataType
 	Shape    []int64
+	// Labels names the classes of an output whose last dimension holds one
+	// score per class: Labels[i] is the class of column i (a classifier's
+	// class labels, integer labels in decimal). Nil when the model does not
+	// say. The classification extension (Classify) reports them.
+	Labels []string
 }
 
 // Batchable reports whether dimension 0 is dynamic: requests may be joined
@@ -35,6 +40,27 @@ type Metadata struct {
 	Fingerprint string
 	Inputs      []TensorSpec
 	Outputs     []TensorSpec
+	// Unserved lists the model's outputs the Predictor cannot return, each
+	// with why (an ONNX sequence of tensors, an optional): the model still
+	// serves its other outputs, and a request naming one of these is refused
+	// with the reason. Outputs does not list them.
+	Unserved []UnservedOutput
+}
+
+// UnservedOutput is a model output that cannot be served, and why.
+type UnservedOutput struct {
+	Name   string
+	Reason string
+}
+
+// unserved returns the named entry of m.Unserved.
+func (m Metadata) unserved(name string) (UnservedOutput, bool) {
+	for _, u := range m.Unserved {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return UnservedOutput{}, false
 }
 
 // Batchable reports whether every input and output batches on dimension 0.
