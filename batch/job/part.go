@@ -91,18 +91,30 @@ func (st *partState) writeDead(j *run, d *deadRow) error {
 	return nil
 }
 
-// commit finishes and renames the part's files, and removes any a crashed
-// run left under the same names that this run did not write (a part that
-// failed a row then and not now), so the directory holds each row once.
+// finish completes the part's files (Parquet's footer, buffered bytes),
+// on the writer's goroutine; commit then makes them durable.
+func (st *partState) finish() error {
+	if st.w != nil {
+		if err := st.w.Close(); err != nil {
+			return err
+		}
+		if err := st.buf.Flush(); err != nil {
+			return err
+		}
+	}
+	if st.dead != nil {
+		return st.deadW.Flush()
+	}
+	return nil
+}
+
+// commit syncs and renames the part's finished files, and removes any a
+// crashed run left under the same names that this run did not write (a
+// part that failed a row then and not now), so the directory holds each
+// row once.
 func (st *partState) commit(j *run) (Part, error) {
 	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
 	if st.w != nil {
-		if err := st.w.Close(); err != nil {
-			return p, err
-		}
-		if err := st.buf.Flush(); err != nil {
-			return p, err
-		}
 		if err := st.file.Commit(); err != nil {
 			return p, err
 		}
@@ -111,9 +123,6 @@ func (st *partState) commit(j *run) (Part, error) {
 		return p, err
 	}
 	if st.dead != nil {
-		if err := st.deadW.Flush(); err != nil {
-			return p, err
-		}
 		if err := st.dead.Commit(); err != nil {
 			return p, err
 		}
