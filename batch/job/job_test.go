@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -228,6 +229,46 @@ func TestModelDownStopsTheJob(t *testing.T) {
 	_, err := job.Run(context.Background(), closed, input, filepath.Join(dir, "out"), job.WithSchema(schema))
 	if !errors.Is(err, serving.ErrClosed) {
 		t.Errorf("closed model: %v, want ErrClosed after the retries", err)
+	}
+}
+
+// TestSummaryDistribution checks the summary of an output against what
+// it must be: y = (2r+1, -2r+1) over rows r < n is spread evenly over
+// [3-2n, 2n-1], so its range and mean are exact and its quantiles and
+// histogram, from the sample, close to the uniform's. A sample that
+// favoured early rows (most of them never replaced) would put P90 near
+// the start.
+func TestSummaryDistribution(t *testing.T) {
+	const n = 30000
+	dir := t.TempDir()
+	input := writeInput(t, dir, rowio.Parquet, n)
+	s, err := job.Run(context.Background(), slowLinear(0), input, filepath.Join(dir, "out"),
+		job.WithSchema(schema), job.WithBatchRows(512), job.WithWorkers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Outputs) != 1 {
+		t.Fatalf("outputs %+v", s.Outputs)
+	}
+	o := s.Outputs[0]
+	span := 4.0 * (n - 1)
+	if o.Name != "y" || o.Count != 2*n || o.Min != 3-2*n || o.Max != 2*n-1 || math.Abs(o.Mean-1) > 1e-9 || o.Classes != nil {
+		t.Fatalf("summary %+v", o)
+	}
+	for _, q := range []struct{ got, p float64 }{{o.P50, 0.5}, {o.P90, 0.9}, {o.P99, 0.99}} {
+		if want := o.Min + q.p*span; math.Abs(q.got-want) > 0.02*span {
+			t.Errorf("P%v = %v, want about %v", 100*q.p, q.got, want)
+		}
+	}
+	var sum int64
+	for _, b := range o.Histogram {
+		sum += b.Count
+		if math.Abs(float64(b.Count)-2*n/10) > 0.1*2*n/10 {
+			t.Errorf("bin %+v, want about %d values", b, 2*n/10)
+		}
+	}
+	if math.Abs(float64(sum-2*n)) > 10 {
+		t.Errorf("histogram holds %d values of %d", sum, 2*n)
 	}
 }
 
