@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -8,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -29,42 +29,44 @@ type benchModel struct {
 	columns     []string // input as scalar columns; nil: one vector column named in
 }
 
-// BenchmarkThroughput compares a whole job over the demo fraud MLP (read
-// Parquet, score, write Parquet or JSONL parts with fsync and a manifest)
-// with ONNX Runtime alone running the same rows as pre-formed [1024, 8]
-// batches with preallocated tensors, on as many goroutines as the job has
-// workers. job/raw is the job's efficiency; the package doc has the
-// figures.
+// BenchmarkThroughput measures a whole job over the demo fraud MLP (read
+// Parquet, score through backend/onnx, write Parquet parts with fsync
+// and a manifest) against three floors timed in the same iteration, so
+// that all four see the same load: ONNX Runtime alone on the same rows as
+// pre-formed [1024, 8] batches (as many goroutines as the job has
+// workers), parquet-go reading the input's columns alone, and parquet-go
+// writing the job's output alone (see floors_test.go). The text
+// sub-benchmarks time the job from and to JSONL and CSV against raw ONNX
+// Runtime only. job-cores is the job's CPU time over its wall time (2 is
+// both cores busy); load1 the load average after the run, since other
+// work on the machine moves every figure.
 func BenchmarkThroughput(b *testing.B) {
 	fraud, err := onnxbuild.FraudMLP()
 	if err != nil {
 		b.Fatal(err)
 	}
 	throughput(b, benchModel{onnx: fraud, in: "features", out: "score", width: 8, outW: 1, rows: 1 << 18, batch: 1024,
-		columns: onnxbuild.FraudFeatures}, rowio.Parquet, rowio.JSONL)
+		columns: onnxbuild.FraudFeatures}, true)
 }
 
 // BenchmarkThroughputWide is the same for the 256→1024→1024→10 MLP the
-// batch package benchmarks (about 140 µs a row), its input one vector
-// column: a model whose rows cost what the I/O around them does not.
+// batch package benchmarks (about 30 µs of CPU a row in batches), its
+// input one vector column: a model whose rows cost more than the I/O
+// around them. Parquet to Parquet only.
 func BenchmarkThroughputWide(b *testing.B) {
 	wide, err := onnxbuild.RandomMLP("wide", []int{256, 1024, 1024, 10}, "softmax", 7)
 	if err != nil {
 		b.Fatal(err)
 	}
-	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 8192, batch: 256}, rowio.Parquet)
+	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 8192, batch: 256}, false)
 }
 
-// throughput runs, in each iteration, one pass of raw ONNX Runtime over
-// the pre-formed batches and one whole job over the same rows, timing
-// each: both see the same load, which on a shared machine moves more
-// between runs than between the two halves of one. It reports both rates
-// and their ratio (job ÷ raw).
-func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
+func throughput(b *testing.B, m benchModel, text bool) {
 	orttest.Require(b)
 	workers := runtime.GOMAXPROCS(0)
-	path, batches := benchInput(b, m)
-	modelPath := filepath.Join(b.TempDir(), "model.onnx")
+	dir := b.TempDir()
+	path, batches := benchInput(b, m, dir, rowio.Parquet)
+	modelPath := filepath.Join(dir, "model.onnx")
 	if err := os.WriteFile(modelPath, m.onnx, 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 		b.Fatal(err)
 	}
 	defer s.Destroy()
-	raw := func() {
+	raw := func(keep []float32) {
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
@@ -96,11 +98,17 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 						b.Error(err)
 					}
 					in.Destroy()
+					if keep != nil {
+						copy(keep[i*m.batch*m.outW:], out.GetData())
+					}
 				}
 			})
 		}
 		wg.Wait()
 	}
+	answers := make([]float32, m.rows*m.outW)
+	raw(answers)
+	pre := formOutput(m, answers)
 	model, err := onnx.LoadBytes("bench", m.onnx, onnx.WithIntraOpThreads(1))
 	if err != nil {
 		b.Fatal(err)
@@ -110,44 +118,79 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 	if m.columns != nil {
 		schema.Inputs = []rowio.Input{{Name: m.in, Columns: m.columns}}
 	}
-	for _, out := range outs {
-		b.Run("parquet-to-"+out.String(), func(b *testing.B) {
+	runJob := func(in, out string, f rowio.Format) {
+		s, err := job.Run(context.Background(), model, in, out, job.WithSchema(schema),
+			job.WithBatchRows(m.batch), job.WithWorkers(workers), job.WithOutputFormat(f))
+		if err != nil || s.Rows != int64(m.rows) {
+			b.Fatalf("%v, %+v", err, s)
+		}
+	}
+	b.Run("parquet-to-parquet", func(b *testing.B) {
+		dir := b.TempDir()
+		var rawT, readT, writeT, jobT stage
+		i := 0
+		for b.Loop() {
+			i++
+			rawT.run(func() { raw(nil) })
+			readT.run(func() { readFloor(b, path, m) })
+			writeT.run(func() { writeFloor(b, filepath.Join(dir, "floor", fmt.Sprint(i)), pre, m.rows) })
+			jobT.run(func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet) })
+		}
+		rows := float64(m.rows * i)
+		b.ReportMetric(rows/rawT.wall.Seconds(), "raw-rows/s")
+		b.ReportMetric(rows/readT.wall.Seconds(), "read-rows/s")
+		b.ReportMetric(rows/writeT.wall.Seconds(), "write-rows/s")
+		b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
+		b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
+		b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
+		b.ReportMetric(float64(jobT.cpu.Nanoseconds())/rows, "job-cpu-ns/row")
+		b.ReportMetric(float64(rawT.cpu.Nanoseconds())/rows, "raw-cpu-ns/row")
+		b.ReportMetric(float64(readT.cpu.Nanoseconds())/rows, "read-cpu-ns/row")
+		b.ReportMetric(float64(writeT.cpu.Nanoseconds())/rows, "write-cpu-ns/row")
+		b.ReportMetric(loadAverage(), "load1")
+	})
+	if !text {
+		return
+	}
+	for _, c := range []struct{ in, out rowio.Format }{
+		{rowio.Parquet, rowio.JSONL}, {rowio.Parquet, rowio.CSV}, {rowio.JSONL, rowio.Parquet}, {rowio.CSV, rowio.Parquet},
+	} {
+		b.Run(c.in.String()+"-to-"+c.out.String(), func(b *testing.B) {
+			in := path
+			if c.in != rowio.Parquet {
+				in, _ = benchInput(b, m, b.TempDir(), c.in)
+			}
 			dir := b.TempDir()
-			var rawTime, jobTime time.Duration
+			var rawT, jobT stage
 			i := 0
 			for b.Loop() {
 				i++
-				start := time.Now()
-				raw()
-				rawTime += time.Since(start)
-				start = time.Now()
-				s, err := job.Run(context.Background(), model, path, filepath.Join(dir, fmt.Sprint(i)), job.WithSchema(schema),
-					job.WithBatchRows(m.batch), job.WithWorkers(workers), job.WithOutputFormat(out))
-				jobTime += time.Since(start)
-				if err != nil || s.Rows != int64(m.rows) {
-					b.Fatalf("%v, %+v", err, s)
-				}
+				rawT.run(func() { raw(nil) })
+				jobT.run(func() { runJob(in, filepath.Join(dir, c.in.String()+c.out.String(), fmt.Sprint(i)), c.out) })
 			}
 			rows := float64(m.rows * i)
-			b.ReportMetric(rows/rawTime.Seconds(), "raw-rows/s")
-			b.ReportMetric(rows/jobTime.Seconds(), "job-rows/s")
-			b.ReportMetric(rawTime.Seconds()/jobTime.Seconds(), "job/raw")
+			b.ReportMetric(rows/rawT.wall.Seconds(), "raw-rows/s")
+			b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
+			b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
+			b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
+			b.ReportMetric(loadAverage(), "load1")
 		})
 	}
 }
 
 // benchInput writes m.rows rows (an INT64 id and the input, as scalar
-// columns or one vector column) to a Parquet file, and returns them as
+// columns or one vector column) to a file in dir, and returns them as
 // pre-formed batches too.
-func benchInput(b *testing.B, m benchModel) (string, [][]float32) {
+func benchInput(b *testing.B, m benchModel, dir string, format rowio.Format) (string, [][]float32) {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "rows.parquet")
+	path := filepath.Join(dir, "rows"+format.Ext())
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	w, _ := rowio.NewWriter(rowio.Parquet, f)
+	bw := bufio.NewWriter(f)
+	w, _ := rowio.NewWriter(format, bw)
 	var batches [][]float32
 	for lo := 0; lo < m.rows; lo += m.batch {
 		ids, x := make([]int64, m.batch), make([]float32, m.batch*m.width)
@@ -175,6 +218,9 @@ func benchInput(b *testing.B, m benchModel) (string, [][]float32) {
 		batches = append(batches, x)
 	}
 	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	return path, batches
