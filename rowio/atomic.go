@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // TempSuffix ends the name of every file still being written by
@@ -55,6 +56,47 @@ func (a *AtomicFile) Commit() error {
 		return err
 	}
 	return SyncDir(filepath.Dir(a.path))
+}
+
+// CommitAll commits several files as one: it syncs them all at once (one
+// disk round trip rather than one each), closes and renames each, then
+// syncs each directory once, so that every rename survives a crash. A
+// crash before it returns leaves any subset of them renamed. After an
+// error, the files not renamed are removed. A batch job commits the
+// parts finished together this way.
+func CommitAll(files ...*AtomicFile) error {
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, a := range files {
+		if a.done {
+			errs[i] = errors.New("rowio: atomic file already committed or aborted")
+			continue
+		}
+		wg.Go(func() { errs[i] = a.Sync() })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	dirs := map[string]bool{}
+	for _, a := range files {
+		if a.done {
+			continue
+		}
+		a.done = true
+		cerr := a.File.Close()
+		if err == nil && cerr == nil {
+			cerr = os.Rename(a.Name(), a.path)
+		}
+		if err != nil || cerr != nil {
+			os.Remove(a.Name())
+			err = errors.Join(err, cerr)
+			continue
+		}
+		dirs[filepath.Dir(a.path)] = true
+	}
+	for dir := range dirs {
+		err = errors.Join(err, SyncDir(dir))
+	}
+	return err
 }
 
 // Abort closes and removes the temporary file; after Commit it does
