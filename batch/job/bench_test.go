@@ -173,6 +173,7 @@ func throughput(b *testing.B, m benchModel, text bool) {
 			b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
 			b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
 			b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
+			b.ReportMetric(float64(jobT.cpu.Nanoseconds())/rows, "job-cpu-ns/row")
 			b.ReportMetric(loadAverage(), "load1")
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/servekit/servekit/rowio"
@@ -156,15 +157,20 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 		})
 	}
 	var commitErr error
+	var succeeded atomic.Bool
+	complete := false
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
-		j.commitLoop(commits, func(err error) {
+		complete = j.commitLoop(commits, &succeeded, func(err error) {
 			commitErr = err
 			cancel(err)
 		})
 	}()
 	err := j.write(ctx, results, sem, commits)
+	if err == nil {
+		succeeded.Store(true)
+	}
 	close(commits)
 	<-committed
 	if err == nil {
@@ -175,7 +181,7 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 	for _, st := range j.parts {
 		st.abort()
 	}
-	if err == nil {
+	if err == nil && !complete { // no part was left to commit: say so
 		j.man.Complete = true
 		err = j.man.save(j.dir)
 	}

@@ -92,7 +92,7 @@ func (st *partState) writeDead(j *run, d *deadRow) error {
 }
 
 // finish completes the part's files (Parquet's footer, buffered bytes),
-// on the writer's goroutine; commit then makes them durable.
+// on the writer's goroutine; the committer then makes them durable.
 func (st *partState) finish() error {
 	if st.w != nil {
 		if err := st.w.Close(); err != nil {
@@ -108,29 +108,44 @@ func (st *partState) finish() error {
 	return nil
 }
 
-// commit syncs and renames the part's finished files, and removes any a
-// crashed run left under the same names that this run did not write (a
-// part that failed a row then and not now), so the directory holds each
-// row once.
-func (st *partState) commit(j *run) (Part, error) {
-	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
+// files are the part's finished files, for the committer to sync and
+// rename into place.
+func (st *partState) files() []*rowio.AtomicFile {
+	var fs []*rowio.AtomicFile
 	if st.w != nil {
-		if err := st.file.Commit(); err != nil {
-			return p, err
-		}
-		p.File = PartFile(st.part, j.cfg.outFormat)
-	} else if err := removeIfThere(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat))); err != nil {
-		return p, err
+		fs = append(fs, st.file)
 	}
 	if st.dead != nil {
-		if err := st.dead.Commit(); err != nil {
-			return p, err
-		}
-		p.DeadLetter = DeadLetterFile(st.part)
-	} else if err := removeIfThere(filepath.Join(j.dir, DeadLetterFile(st.part))); err != nil {
-		return p, err
+		fs = append(fs, st.dead)
 	}
-	return p, nil
+	return fs
+}
+
+// clean removes the files a crashed run left under the names of files
+// this run does not write for the part (a part that failed a row then
+// and not now), so the directory holds each row once.
+func (st *partState) clean(j *run) error {
+	if st.w == nil {
+		if err := removeIfThere(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat))); err != nil {
+			return err
+		}
+	}
+	if st.dead == nil {
+		return removeIfThere(filepath.Join(j.dir, DeadLetterFile(st.part)))
+	}
+	return nil
+}
+
+// record is the part's manifest entry.
+func (st *partState) record(j *run) Part {
+	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
+	if st.w != nil {
+		p.File = PartFile(st.part, j.cfg.outFormat)
+	}
+	if st.dead != nil {
+		p.DeadLetter = DeadLetterFile(st.part)
+	}
+	return p
 }
 
 func (st *partState) abort() {
