@@ -84,13 +84,15 @@ func readFloor(b *testing.B, path string, m benchModel) {
 type outputValues struct {
 	schema *parquet.Schema
 	cols   [][]parquet.Value // per leaf column, in the schema's order
-	width  int               // of the output
+	rows   int               // a row group's
 }
 
-// formOutput makes the output rows of m: row, id, the model's answers
-// (outs, row after row), model, model_version and timestamp, as the job
-// writes them.
+// formOutput makes the output of m's first row group (writeFloor writes
+// it again for the next ones, a bounded memory): row, id, the model's
+// answers (outs, row after row), model, model_version and timestamp, as
+// the job writes them.
 func formOutput(m benchModel, outs []float32) outputValues {
+	rows := min(m.rows, rowio.MaxRowGroupRows)
 	out := parquet.Node(parquet.Leaf(parquet.FloatType))
 	if m.outW > 1 {
 		out = parquet.Repeated(out)
@@ -100,12 +102,12 @@ func formOutput(m benchModel, outs []float32) outputValues {
 		job.ColRow: delta(parquet.Int(64)), "id": delta(parquet.Int(64)), m.out: out, job.ColModel: parquet.String(),
 		job.ColVersion: parquet.String(), job.ColTimestamp: delta(parquet.Timestamp(parquet.Microsecond)),
 	})
-	v := outputValues{schema: s, cols: make([][]parquet.Value, len(s.Columns())), width: m.outW}
+	v := outputValues{schema: s, cols: make([][]parquet.Value, len(s.Columns())), rows: min(m.rows, rowio.MaxRowGroupRows)}
 	now := time.Now().UnixMicro()
 	for i, path := range s.Columns() {
 		leaf, _ := s.Lookup(path...)
-		col := make([]parquet.Value, 0, m.rows*max(1, len(outs)/m.rows))
-		for r := range m.rows {
+		col := make([]parquet.Value, 0, rows*max(1, len(outs)/m.rows))
+		for r := range rows {
 			switch path[0] {
 			case job.ColRow, "id":
 				col = append(col, parquet.Int64Value(int64(r)))
@@ -147,10 +149,10 @@ func writeFloor(b *testing.B, dir string, v outputValues, rows int) {
 		bw := bufio.NewWriterSize(f, 256<<10)
 		w := parquet.NewWriter(bw, v.schema, parquet.Compression(fastSnappy{}))
 		for g := lo; g < hi; g += rowio.MaxRowGroupRows {
-			end := min(hi, g+rowio.MaxRowGroupRows)
+			n := min(hi-g, v.rows)
 			for i, cw := range w.ColumnWriters() {
-				k := len(v.cols[i]) / rows // values per row in this column
-				if _, err := cw.WriteRowValues(v.cols[i][g*k : end*k]); err != nil {
+				k := len(v.cols[i]) / v.rows // values per row in this column
+				if _, err := cw.WriteRowValues(v.cols[i][:n*k]); err != nil {
 					b.Fatal(err)
 				}
 			}
