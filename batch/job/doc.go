@@ -39,7 +39,11 @@
 //
 // A part's files are written under temporary names; when its last batch
 // is in, they are fsynced and renamed into place, the directory fsynced,
-// and then the manifest rewritten the same way. A run starts by removing
+// and then the manifest rewritten the same way. This happens on a
+// committer goroutine, off the writer's path, for all the parts finished
+// meanwhile at once (a group commit: one directory sync and one manifest
+// save a group); the manifest is first written with the first group, and
+// the last group also marks it complete. A run starts by removing
 // temporary files, reads the manifest, and skips the parts it lists; a
 // part renamed but not yet in the manifest is simply redone and its files
 // replaced. So the parts the manifest names hold each of their rows once,
