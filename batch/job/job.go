@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,7 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	}
 	defer r.Close()
 	j := &run{cfg: c, p: p, md: md, m: m, r: r, dir: dir, man: man, parts: map[int64]*partState{},
-		frames: make(chan *rowio.Frame, 2*c.workers+2), shared: sharedColumns(c.schema, md)}
+		frames: make(chan *rowio.Frame, 2*c.workers+2), ints: make(chan []int64, 4*c.workers+4), shared: sharedColumns(c.schema, md)}
 	j.prevRows, j.prevErrs = man.Totals()
 	j.doneBefore = map[int64]bool{}
 	for _, p := range man.Parts {
@@ -107,6 +108,8 @@ type run struct {
 	tr    tracker
 
 	texts              constTexts
+	bufs               []*bufio.Writer   // of finished parts, for the next: the writer's
+	ints               chan []int64      // row number and timestamp columns written, for output to fill again
 	frames             chan *rowio.Frame // written input frames, for the reader to fill again
 	shared             map[string]bool   // columns never filled again (see recycle)
 	prevRows, prevErrs int64             // from earlier runs
@@ -325,7 +328,7 @@ func (j *run) handle(ctx context.Context, it *item, sem chan struct{}, commits c
 		return nil
 	}
 	delete(j.parts, st.part)
-	if err := st.finish(); err != nil {
+	if err := st.finish(j); err != nil {
 		st.abort()
 		return err
 	}
@@ -346,6 +349,7 @@ func (j *run) add(st *partState, it *item) error {
 		}
 		j.stats.add(out)
 		j.tr.ok.Add(int64(out.Len()))
+		j.recycleInts(out)
 	}
 	j.recycle(it.in)
 	for i := range it.dead {

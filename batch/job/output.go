@@ -10,11 +10,12 @@ import (
 
 // output builds the output rows of f from resp: row numbers, keys,
 // outputs (in the metadata's order, else the response's), model, version
-// and timestamp.
+// and timestamp. The first and last columns are the job's own, filled
+// again once written (recycleInts).
 func (j *run) output(f *rowio.Frame, resp *serving.Response) (*rowio.Frame, error) {
 	n := f.Len()
 	out := &rowio.Frame{Start: f.Start, Rows: n}
-	rowNums := make([]int64, n)
+	rowNums := j.int64s(n)
 	for i := range rowNums {
 		rowNums[i] = f.RowNumber(i)
 	}
@@ -35,7 +36,7 @@ func (j *run) output(f *rowio.Frame, resp *serving.Response) (*rowio.Frame, erro
 		model = j.md.Name
 	}
 	now := time.Now().UnixMicro()
-	times := make([]int64, n)
+	times := j.int64s(n)
 	for i := range times {
 		times[i] = now
 	}
@@ -140,4 +141,31 @@ func sharedColumns(s rowio.Schema, md serving.Metadata) map[string]bool {
 		}
 	}
 	return shared
+}
+
+// int64s returns a slice of n int64s, one written out already if there
+// is one: the row number and timestamp columns cost the collector 16
+// bytes a row otherwise.
+func (j *run) int64s(n int) []int64 {
+	select {
+	case s := <-j.ints:
+		if cap(s) >= n {
+			return s[:n]
+		}
+	default:
+	}
+	return make([]int64, n)
+}
+
+// recycleInts takes back a written output frame's row number and
+// timestamp columns (see output).
+func (j *run) recycleInts(out *rowio.Frame) {
+	for _, c := range []rowio.Col{out.Cols[0], out.Cols[len(out.Cols)-1]} {
+		if s, ok := c.Data.([]int64); ok {
+			select {
+			case j.ints <- s:
+			default:
+			}
+		}
+	}
 }

@@ -65,7 +65,12 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 			return err
 		}
 		st.file = a
-		st.buf = bufio.NewWriterSize(a, 256<<10)
+		if n := len(j.bufs); n > 0 {
+			st.buf, j.bufs = j.bufs[n-1], j.bufs[:n-1]
+			st.buf.Reset(a)
+		} else {
+			st.buf = bufio.NewWriterSize(a, 256<<10)
+		}
 		if st.w, err = rowio.NewWriter(j.cfg.outFormat, st.buf); err != nil {
 			return err
 		}
@@ -92,8 +97,9 @@ func (st *partState) writeDead(j *run, d *deadRow) error {
 }
 
 // finish completes the part's files (Parquet's footer, buffered bytes),
-// on the writer's goroutine; the committer then makes them durable.
-func (st *partState) finish() error {
+// on the writer's goroutine, whose next part takes over the buffer; the
+// committer then makes the files durable.
+func (st *partState) finish(j *run) error {
 	if st.w != nil {
 		if err := st.w.Close(); err != nil {
 			return err
@@ -101,6 +107,8 @@ func (st *partState) finish() error {
 		if err := st.buf.Flush(); err != nil {
 			return err
 		}
+		j.bufs = append(j.bufs, st.buf)
+		st.buf = nil
 	}
 	if st.dead != nil {
 		return st.deadW.Flush()
