@@ -144,6 +144,11 @@
 // is such a function: it queues the alert and a goroutine POSTs it as JSON
 // with retries, exponential backoff with jitter, a timeout per attempt and
 // an Idempotency-Key, dropping (and counting) what does not fit its queue.
+// It never follows a redirect, and with WithSigningKey it signs each
+// attempt (SignatureHeader: "t=<unix seconds>,v1=<hex HMAC-SHA256 of
+// t.body>"), which the receiver checks with VerifySignature: the body is
+// authentic, and a delivery replayed after the tolerance (five minutes) is
+// refused.
 //
 // # Rollouts
 //

@@ -94,12 +94,4 @@
 // slices. A Parquet writer holds at most MaxRowGroupRows rows of encoded
 // pages before it writes a row group. Readers, Writers and Frames are not
 // safe for concurrent use; a Mapping is.
-//
-// # Files that appear whole
-//
-// CreateAtomic writes under a hidden temporary name and Commit renames it
-// into place after an fsync, then fsyncs the directory, so a reader (or a
-// job restarted after kill -9) sees a whole file or none; CommitAll does
-// it for several files with one directory sync (a group commit);
-// RemoveTemp clears what a crash left.
 package rowio

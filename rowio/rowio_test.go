@@ -250,66 +250,6 @@ func TestSchemaRequest(t *testing.T) {
 	}
 }
 
-func TestAtomicFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	a, err := rowio.CreateAtomic(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.WriteString("half")
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatal("the file is visible before Commit")
-	}
-	if n, _ := rowio.RemoveTemp(dir); n != 1 {
-		t.Errorf("RemoveTemp = %d, want 1", n)
-	}
-	if err := rowio.WriteFileAtomic(path, []byte("whole")); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "whole" {
-		t.Errorf("content %q", b)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("dir holds %d entries, want only the file", len(entries))
-	}
-}
-
-// TestCommitAll commits files together: each is whole at its path, no
-// temporary file is left, and a file committed already fails the group
-// without renaming the others.
-func TestCommitAll(t *testing.T) {
-	dir := t.TempDir()
-	var files []*rowio.AtomicFile
-	for _, name := range []string{"a", "b", "c"} {
-		a, err := rowio.CreateAtomic(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.WriteString(name + name)
-		files = append(files, a)
-	}
-	if err := rowio.CommitAll(files...); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"a", "b", "c"} {
-		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name+name {
-			t.Errorf("%s: %q, %v", name, b, err)
-		}
-	}
-	d, _ := rowio.CreateAtomic(filepath.Join(dir, "d"))
-	if err := rowio.CommitAll(d, files[0]); err == nil {
-		t.Error("committing a committed file again succeeded")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "d")); !os.IsNotExist(err) {
-		t.Errorf("d was renamed in a failed group: %v", err)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
-		t.Errorf("dir holds %d entries, want a, b, c", len(entries))
-	}
-}
-
 // TestParquetRowGroups reads scalar columns (the column path) across row
 // groups, after skips that land inside and across them, and compares with
 // the row path (taken when a vector column is read too).

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 
-	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/internal/atomicfile"
 )
 
 // The committer makes finished parts durable off the writer's path. A
@@ -17,7 +17,7 @@ import (
 // saves the manifest once for all the parts that were waiting (a group
 // commit), so a slow disk costs fewer manifest rewrites, not a slower
 // job. The group's files are synced together and renamed with one sync
-// of the directory (rowio.CommitAll), so a group costs about four disk
+// of the directory (atomicfile.CommitAll), so a group costs about four disk
 // round trips however many parts it holds. The order of durability is
 // the same as before: a part's files are renamed (and the directory
 // synced) before the manifest names it. The manifest is first written
@@ -82,17 +82,17 @@ func (j *run) commitLoop(parts <-chan *partState, succeeded *atomic.Bool, fail f
 	return complete
 }
 
-// commitFiles moves the group's files into place together (rowio.CommitAll:
+// commitFiles moves the group's files into place together (atomicfile.CommitAll:
 // the syncs at once, one directory sync).
 func (j *run) commitFiles(group []*partState) error {
-	var files []*rowio.AtomicFile
+	var files []*atomicfile.File
 	var err error
 	for _, st := range group {
 		err = errors.Join(err, st.clean(j))
 		files = append(files, st.files()...)
 	}
 	if err == nil {
-		err = rowio.CommitAll(files...)
+		err = atomicfile.CommitAll(files...)
 	}
 	if err != nil {
 		for _, st := range group {

@@ -204,7 +204,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		return rep, err
 	}
 	defer func() { err = errors.Join(err, rt.close()) }() // after the server: its webhook posts here
-	srv, err := startServer(ctx, o, tl, log, rt.url)
+	srv, err := startServer(ctx, o, tl, log, rt.url, rt.key)
 	if err != nil {
 		return rep, err
 	}
