@@ -143,8 +143,9 @@
 //	  job CPU a row    before 43.8k–45.9k–49.7k ns   after 36.9k–38.0k–38.6k ns
 //	  floors a row     raw ORT 32.4k–33.9k ns, read 722–1131 ns, write 334–399 ns
 //
-// On a machine of its own the job takes what CPU a row costs from both
-// cores: about 210 ns a row for the fraud model, 9–10M rows/s, of which
+// On a machine of its own the job can go as fast as two cores over its
+// CPU a row (arithmetic, not measured here: the machine was never idle):
+// about 210 ns a row for the fraud model, 9–10M rows/s, of which
 // the floors are about 125 ns (writing the output about 75: parquet-go's
 // column writers, with statistics for every page). The rest is the
 // interleaving of the 8 feature columns into the request (about 18 ns),
