@@ -11,24 +11,27 @@ import (
 // metric computed from it, needs no labels. See the package doc.
 
 // estimate computes the task's estimated metrics for scores (w values per
-// row) with the reference's calibrators.
-func estimate(t *Task, cals []Calibrator, scores []float64) values {
+// row) with the reference's calibrators, and the window's expected row
+// sets for its sampling error.
+func estimate(t *Task, cals []Calibrator, scores []float64) (values, *counts) {
 	var out values
 	w := t.width()
 	n := len(scores) / w
-	if n == 0 {
-		return out
+	if n == 0 || t.Kind == Regression {
+		return out, nil
 	}
+	var c []float64
 	if t.Kind == Binary {
-		c := make([]float64, n)
+		c = make([]float64, n)
 		for i, s := range scores {
 			c[i] = cals[0].Apply(s)
 		}
 		binaryEstimate(scores, c, t.Threshold, &out)
-	} else if t.Kind == Multiclass {
-		multiclassEstimate(scores, calibrated(cals, scores, w), w, &out)
+	} else {
+		c = calibrated(cals, scores, w)
+		multiclassEstimate(scores, c, w, &out)
 	}
-	return out
+	return out, windowCounts(t, scores, nil, c)
 }
 
 // calibrated applies each class's calibrator to its column and
@@ -156,38 +159,108 @@ func multiclassEstimate(s, c []float64, k int, out *values) {
 // Sampling error. A metric computed on n predictions varies from window to
 // window by chance alone; its standard error follows from the reference
 // (with labels), as NannyML estimates it: a metric that is a mean of
-// per-row values over a share f of the rows (accuracy over all, precision
-// over predicted positives, recall over actual positives) has standard
-// error σ/√(n·f), σ the standard deviation of those per-row values on the
-// reference. AUC's is DeLong's, from the placements of positives among
-// negatives and of negatives among positives; a macro average's is the
-// root of the summed variances over the number of classes.
+// per-row values over some of the rows (accuracy over all, precision over
+// the predicted positives, recall over the actual positives) has standard
+// error σ/√m, σ the standard deviation of those per-row values on the
+// reference and m how many rows the mean is over. AUC's is DeLong's, from
+// the placements of positives among negatives and of negatives among
+// positives; a macro average's is the root of the summed variances over
+// the number of classes. m is taken from the window itself where it is
+// known (the predicted classes; the expected positives of an estimate,
+// the labelled ones of a realized value), so a window whose class mix
+// moved gets the band its own mix calls for; the reference's shares stand
+// in for the default alarm bounds, which ask whether a window is
+// plausible under the reference.
+
+// Over names the rows a standard-error component averages over.
+type Over string
+
+// The row sets of a component, for class Class (binary: 1, the positive).
+const (
+	OverAll       Over = "all"       // every row
+	OverPredicted Over = "predicted" // rows predicted as the class
+	OverActual    Over = "actual"    // rows of the class
+	OverRest      Over = "rest"      // rows not of the class
+	OverConfusion Over = "confusion" // rows predicted as or of the class: TP+FP+FN
+)
+
+func (o Over) valid() bool {
+	switch o {
+	case OverAll, OverPredicted, OverActual, OverRest, OverConfusion:
+		return true
+	}
+	return false
+}
 
 // Component is one part of a metric's sampling error: the standard
-// deviation of per-row values on the reference and the share of rows
-// they cover.
+// deviation of per-row values on the reference, the rows it averages over
+// and their share of the reference.
 type Component struct {
 	Sigma float64 `json:"sigma"`
 	Share float64 `json:"share"`
+	Over  Over    `json:"over"`
+	Class int     `json:"class,omitempty"`
 }
 
 // StdErr is what a metric's standard error is computed from:
-// Scale·√(Σ σ²/(n·share)) for a window of n predictions.
+// Scale·√(Σ σ²/m) over its components, m each one's rows.
 type StdErr struct {
 	Components []Component `json:"components"`
 	Scale      float64     `json:"scale"`
 }
 
-// at is the standard error for n predictions (NaN when n is 0).
+// counts are a window's row sets per class: how many rows were predicted
+// as each class, how many are of it (expected, for an estimate) and how
+// many of those were predicted right.
+type counts struct {
+	n                     float64
+	predicted, actual, tp []float64
+}
+
+func (c *counts) rows(o Over, class int) float64 {
+	if class < 0 || class >= len(c.predicted) {
+		return 0
+	}
+	switch o {
+	case OverAll:
+		return c.n
+	case OverPredicted:
+		return c.predicted[class]
+	case OverActual:
+		return c.actual[class]
+	case OverRest:
+		return c.n - c.actual[class]
+	case OverConfusion:
+		return c.predicted[class] + c.actual[class] - c.tp[class]
+	}
+	return 0
+}
+
+// at is the standard error for n predictions of the reference's mix (NaN
+// when n is 0).
 func (e StdErr) at(n int64) float64 {
-	if n <= 0 || len(e.Components) == 0 {
+	return e.over(func(c Component) float64 { return float64(n) * c.Share })
+}
+
+// window is the standard error for a window's own row sets.
+func (e StdErr) window(c *counts) float64 {
+	return e.over(func(k Component) float64 { return c.rows(k.Over, k.Class) })
+}
+
+func (e StdErr) over(rows func(Component) float64) float64 {
+	if len(e.Components) == 0 {
 		return math.NaN()
 	}
 	var v float64
 	for _, c := range e.Components {
-		if c.Share > 0 {
-			v += c.Sigma * c.Sigma / (float64(n) * c.Share)
+		m := rows(c)
+		if m <= 0 {
+			if c.Sigma > 0 {
+				return math.NaN() // a part of the metric rests on no row
+			}
+			continue
 		}
+		v += c.Sigma * c.Sigma / m
 	}
 	return e.Scale * math.Sqrt(v)
 }
@@ -207,10 +280,56 @@ func meanStd(x []float64) (mean, std float64) {
 	return mean, math.Sqrt(std / float64(len(x)))
 }
 
-// component summarises per-row values covering share of the rows.
-func component(x []float64, rows int) Component {
+// component summarises per-row values over rows o of class, out of all the
+// reference's rows.
+func component(x []float64, all int, o Over, class int) Component {
 	_, s := meanStd(x)
-	return Component{Sigma: s, Share: float64(len(x)) / float64(rows)}
+	return Component{Sigma: s, Share: float64(len(x)) / float64(all), Over: o, Class: class}
+}
+
+// windowCounts are the row sets of scores, by the labels when given (a
+// realized value) or by the calibrated probabilities c (an estimate).
+func windowCounts(t *Task, scores, labels, c []float64) *counts {
+	k := max(t.width(), 2)
+	out := &counts{predicted: make([]float64, k), actual: make([]float64, k), tp: make([]float64, k)}
+	w := t.width()
+	if t.Kind == Regression {
+		out.n = float64(len(scores))
+		return out
+	}
+	for i := 0; i < len(scores)/w; i++ {
+		pred := 0
+		if t.Kind == Binary {
+			pred = int(b2f(scores[i] >= t.Threshold))
+		} else {
+			pred = argmax(scores[i*w : (i+1)*w])
+		}
+		out.n++
+		out.predicted[pred]++
+		if labels != nil {
+			y := int(labels[i])
+			out.actual[y]++
+			if y == pred {
+				out.tp[pred]++
+			}
+			continue
+		}
+		if t.Kind == Binary {
+			out.actual[1] += c[i]
+			out.actual[0] += 1 - c[i]
+			if pred == 1 {
+				out.tp[1] += c[i]
+			} else {
+				out.tp[0] += 1 - c[i]
+			}
+			continue
+		}
+		for j := range w {
+			out.actual[j] += c[i*w+j]
+		}
+		out.tp[pred] += c[i*w+pred]
+	}
+	return out
 }
 
 // stdErrors computes each metric's standard-error components from the
@@ -218,7 +337,9 @@ func component(x []float64, rows int) Component {
 func stdErrors(t *Task, scores, labels []float64) map[Metric]StdErr {
 	out := map[Metric]StdErr{}
 	n := len(labels)
-	one := func(m Metric, x []float64) { out[m] = StdErr{Components: []Component{component(x, n)}, Scale: 1} }
+	one := func(m Metric, x []float64) {
+		out[m] = StdErr{Components: []Component{component(x, n, OverAll, 0)}, Scale: 1}
+	}
 	switch t.Kind {
 	case Binary:
 		var correct, precX, recX, f1X, ll, br []float64
@@ -247,14 +368,10 @@ func stdErrors(t *Task, scores, labels []float64) map[Metric]StdErr {
 			br = append(br, (labels[i]-q)*(labels[i]-q))
 		}
 		one(Accuracy, correct)
-		one(Precision, precX)
-		one(Recall, recX)
-		f1 := component(f1X, n)
-		if d := tp + fpfn/2; d > 0 {
-			f1.Sigma *= float64(len(f1X)) / d
-		}
-		out[F1] = StdErr{Components: []Component{f1}, Scale: 1}
-		out[AUC] = StdErr{Components: placements(scores, labels, 1), Scale: 1}
+		out[Precision] = StdErr{Components: []Component{component(precX, n, OverPredicted, 1)}, Scale: 1}
+		out[Recall] = StdErr{Components: []Component{component(recX, n, OverActual, 1)}, Scale: 1}
+		out[F1] = StdErr{Components: []Component{f1Component(f1X, n, 1, tp, fpfn)}, Scale: 1}
+		out[AUC] = StdErr{Components: placements(scores, labels, 1, 1), Scale: 1}
 		one(LogLoss, ll)
 		one(Brier, br)
 	case Multiclass:
@@ -291,17 +408,13 @@ func stdErrors(t *Task, scores, labels []float64) map[Metric]StdErr {
 			if len(prec[c]) == 0 && len(rec[c]) == 0 {
 				continue
 			}
-			pc = append(pc, component(prec[c], n))
-			rc = append(rc, component(rec[c], n))
-			f := component(f1[c], n)
-			if d := f1tp[c] + f1n[c]/2; d > 0 {
-				f.Sigma *= float64(len(f1[c])) / d
-			}
-			fc = append(fc, f)
+			pc = append(pc, component(prec[c], n, OverPredicted, c))
+			rc = append(rc, component(rec[c], n, OverActual, c))
+			fc = append(fc, f1Component(f1[c], n, c, f1tp[c], f1n[c]))
 			for i := range n {
 				yk[i] = b2f(int(labels[i]) == c)
 			}
-			ac = append(ac, placements(scores[c:], yk, k)...)
+			ac = append(ac, placements(scores[c:], yk, k, c)...)
 		}
 		scale := 1 / float64(max(len(pc), 1))
 		out[Precision] = StdErr{Components: pc, Scale: scale}
@@ -321,16 +434,27 @@ func stdErrors(t *Task, scores, labels []float64) map[Metric]StdErr {
 		mse, sd := meanStd(se)
 		if mse > 0 {
 			// The delta method: RMSE = √MSE, so SE(RMSE) ≈ SE(MSE)/(2·RMSE).
-			out[RMSE] = StdErr{Components: []Component{{Sigma: sd / (2 * math.Sqrt(mse)), Share: 1}}, Scale: 1}
+			out[RMSE] = StdErr{Components: []Component{{Sigma: sd / (2 * math.Sqrt(mse)), Share: 1, Over: OverAll}}, Scale: 1}
 		}
 	}
 	return out
 }
 
+// f1Component: F1 = 2TP/(2TP+FP+FN) is the mean of x (1 for a true
+// positive, 0 for a false one either way) over TP+FP+FN rows, times
+// (TP+FP+FN)/(TP+(FP+FN)/2); the factor scales σ.
+func f1Component(x []float64, all, class int, tp, fpfn float64) Component {
+	c := component(x, all, OverConfusion, class)
+	if d := tp + fpfn/2; d > 0 {
+		c.Sigma *= float64(len(x)) / d
+	}
+	return c
+}
+
 // placements are DeLong's components of AUC's variance: each positive's
 // share of negatives scored below it (ties half) and each negative's share
 // of positives scored above it.
-func placements(s, y []float64, stride int) []Component {
+func placements(s, y []float64, stride, class int) []Component {
 	n := len(y)
 	order := make([]int32, n)
 	for i := range order {
@@ -370,5 +494,5 @@ func placements(s, y []float64, stride int) []Component {
 		posBelow += gp
 		i = j
 	}
-	return []Component{component(v10, n), component(v01, n)}
+	return []Component{component(v10, n, OverActual, class), component(v01, n, OverRest, class)}
 }

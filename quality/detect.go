@@ -31,13 +31,18 @@ const (
 	DefaultADWINDelta  = 0.002
 )
 
-// pageHinkley detects a rise of the mean of a stream.
+// pageHinkley detects a rise of the mean of a stream. Besides the test's
+// state it keeps the running mean where the cumulative sum was lowest
+// and the values since, to say what the mean rose from and to.
 type pageHinkley struct {
 	delta, lambda float64
 	minN          int64
 	n             int64
 	mean, sum     float64
 	minSum        float64
+	meanAtMin     float64
+	sinceN        int64
+	sinceSum      float64
 }
 
 func newPageHinkley(delta, lambda float64, minN int64) *pageHinkley {
@@ -45,18 +50,23 @@ func newPageHinkley(delta, lambda float64, minN int64) *pageHinkley {
 }
 
 // add takes one value; it reports a detected rise, with the mean before
-// it, and then starts afresh.
-func (p *pageHinkley) add(x float64) (detected bool, before float64) {
+// it and since, and then starts afresh.
+func (p *pageHinkley) add(x float64) (detected bool, before, after float64) {
 	p.n++
 	p.mean += (x - p.mean) / float64(p.n)
 	p.sum += x - p.mean - p.delta
-	p.minSum = min(p.minSum, p.sum)
-	if p.n >= p.minN && p.sum-p.minSum > p.lambda {
-		before = p.mean
-		*p = pageHinkley{delta: p.delta, lambda: p.lambda, minN: p.minN}
-		return true, before
+	if p.sum < p.minSum || p.n == 1 {
+		p.minSum, p.meanAtMin, p.sinceN, p.sinceSum = min(p.sum, p.minSum), p.mean, 0, 0
+	} else {
+		p.sinceN++
+		p.sinceSum += x
 	}
-	return false, 0
+	if p.n >= p.minN && p.sum-p.minSum > p.lambda {
+		before, after = p.meanAtMin, p.sinceSum/float64(max(p.sinceN, 1))
+		*p = pageHinkley{delta: p.delta, lambda: p.lambda, minN: p.minN}
+		return true, before, after
+	}
+	return false, 0, 0
 }
 
 // adwin is ADWIN2: an exponential histogram of buckets, row i holding up

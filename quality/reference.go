@@ -182,7 +182,7 @@ func (b *ReferenceBuilder) Reference() (*Reference, error) {
 	real := realized(&b.task, b.scores, b.labels)
 	var est values
 	if b.task.Kind != Regression {
-		est = estimate(&b.task, r.Calibrators, b.scores)
+		est, _ = estimate(&b.task, r.Calibrators, b.scores)
 	}
 	se := stdErrors(&b.task, b.scores, b.labels)
 	for _, m := range b.task.metrics() {
@@ -326,7 +326,8 @@ func (r *Reference) Validate() error {
 				return fail("metric %q: %d standard-error components, scale %v", m.Metric, len(e.Components), e.Scale)
 			}
 			for _, c := range e.Components {
-				if !(c.Sigma >= 0) || math.IsInf(c.Sigma, 0) || !(c.Share >= 0 && c.Share <= 1) {
+				if !(c.Sigma >= 0) || math.IsInf(c.Sigma, 0) || !(c.Share >= 0 && c.Share <= 1) || !c.Over.valid() ||
+					c.Class < 0 || c.Class >= max(r.Task.width(), 2) {
 					return fail("metric %q: standard-error component %+v out of range", m.Metric, c)
 				}
 			}

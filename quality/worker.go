@@ -1,0 +1,323 @@
+package quality
+
+import (
+	"slices"
+	"time"
+)
+
+// worker is the state the monitor's goroutine owns: the rings, windows,
+// detectors and alarms. Nothing here is touched from another goroutine,
+// so the per-prediction work takes no lock.
+type worker struct {
+	m        *Monitor
+	cfg      *config
+	models   map[string]*modelState
+	epoch    time.Time
+	tick     <-chan time.Time
+	stopTick func()
+}
+
+// modelState is one model's ring and its versions.
+type modelState struct {
+	plan      *plan
+	ring      *ring
+	trackers  []*tracker // by slot.ver
+	byVersion map[string]*tracker
+}
+
+// tracker is one model version's windows, detectors and alarms.
+type tracker struct {
+	key   mvKey
+	id    uint16
+	ms    *modelState
+	ref   *Reference
+	cur   *window   // being filled
+	wins  []*window // closed, oldest first, at most the history
+	hyst  map[string]*hysteresis
+	since time.Time // when the oldest raised alarm was raised
+	dets  []detector
+	// changes are the detections, newest last, at most the history.
+	changes             []Change
+	nChanges            map[Detector]int64
+	predictions, labels int64
+}
+
+type window struct {
+	Window
+	first, last uint64 // the seq range in the model's ring; first 0 when empty
+	est         values  // the estimate, computed when the window closed
+	estCounts   *counts // its expected row sets
+	estN        int64
+	dirty       bool // labels arrived since the result was computed
+	settled     bool
+	res         Result
+}
+
+type hysteresis struct {
+	alarmed  bool
+	up, down int
+	reason   string
+	since    time.Time
+}
+
+// detector is one change detector on a version's error stream.
+type detector struct {
+	kind  Detector
+	ph    *pageHinkley
+	ad    *adwin
+	quiet int64 // labels since its last detection; alarm held below changeHold
+}
+
+func newWorker(m *Monitor) *worker {
+	w := &worker{m: m, cfg: m.cfg, models: map[string]*modelState{}, epoch: m.cfg.clock.Now(), stopTick: func() {}}
+	w.tick, w.stopTick = m.cfg.clock.NewTicker(m.cfg.refresh)
+	return w
+}
+
+func (w *worker) run() {
+	defer close(w.m.exited)
+	defer w.stopTick()
+	for {
+		select {
+		case rec := <-w.m.in:
+			w.take(rec)
+		case f := <-w.m.ctrl:
+			f()
+		case <-w.tick:
+			w.refresh(w.cfg.clock.Now())
+		case <-w.m.done:
+			return
+		}
+	}
+}
+
+// drain takes in every record already queued.
+func (w *worker) drain() {
+	for {
+		select {
+		case rec := <-w.m.in:
+			w.take(rec)
+		default:
+			return
+		}
+	}
+}
+
+func (w *worker) model(pl *plan) *modelState {
+	ms := w.models[pl.model]
+	if ms == nil {
+		ms = &modelState{plan: pl, ring: newRing(pl.task.width(), w.cfg.memory), byVersion: map[string]*tracker{}}
+		w.models[pl.model] = ms
+	}
+	ms.plan = pl // the newest, with the newest references
+	return ms
+}
+
+func (w *worker) tracker(ms *modelState, version string, now time.Time) *tracker {
+	if tr := ms.byVersion[version]; tr != nil {
+		tr.ref = ms.plan.reference(version)
+		return tr
+	}
+	if len(ms.trackers) > 1<<16-1 {
+		return nil // 65,535 versions of one model: the rest go unwatched
+	}
+	tr := &tracker{
+		key: mvKey{ms.plan.model, version}, id: uint16(len(ms.trackers)), ms: ms,
+		ref: ms.plan.reference(version), hyst: map[string]*hysteresis{}, nChanges: map[Detector]int64{},
+	}
+	for _, d := range w.cfg.detectors {
+		switch d {
+		case PageHinkley:
+			tr.dets = append(tr.dets, detector{kind: d, ph: newPageHinkley(w.cfg.phDelta, w.cfg.phLambda, DefaultPHMinErrors), quiet: w.cfg.changeHold})
+		case ADWIN:
+			tr.dets = append(tr.dets, detector{kind: d, ad: newADWIN(w.cfg.adwinDelta), quiet: w.cfg.changeHold})
+		}
+	}
+	tr.cur = w.newWindow(1, now)
+	ms.trackers = append(ms.trackers, tr)
+	ms.byVersion[version] = tr
+	return tr
+}
+
+func (w *worker) newWindow(index int64, now time.Time) *window {
+	win := &window{Window: Window{Index: index, Start: now}}
+	if d := w.cfg.window.dur; d > 0 {
+		win.Start = w.epoch.Add(now.Sub(w.epoch) / d * d)
+		win.End = win.Start.Add(d)
+	}
+	return win
+}
+
+func (w *worker) take(rec *record) {
+	defer w.m.release(rec)
+	now := time.Unix(0, rec.at)
+	ms := w.model(rec.plan)
+	w.expire(ms, now)
+	tr := w.tracker(ms, rec.version, now)
+	if tr == nil {
+		w.m.n.unwatched.Add(1)
+		return
+	}
+	w.m.n.requests.Add(1)
+	w.m.n.predictions.Add(int64(rec.rows))
+	tr.predictions += int64(rec.rows)
+	if w.cfg.window.dur > 0 && !now.Before(tr.cur.End) {
+		w.closeWindow(tr, now)
+	}
+	width := ms.ring.width
+	for r := range rec.rows {
+		sc := rec.scores[r*width : (r+1)*width]
+		cur := tr.cur
+		cur.Predictions++
+		if !allFinite(sc) {
+			cur.Invalid++
+		} else {
+			seq, dst, evicted := ms.ring.push(slot{key: rec.keys[r], at: rec.at, win: uint32(cur.Index), ver: tr.id})
+			copy(dst, sc)
+			if evicted {
+				w.m.n.evicted.Add(1)
+			}
+			if cur.first == 0 {
+				cur.first = seq
+			}
+			cur.last = seq
+			if rec.keys[r] != 0 {
+				cur.Identified++
+			}
+		}
+		if w.cfg.window.rows > 0 && cur.Predictions == w.cfg.window.rows {
+			w.closeWindow(tr, now)
+		}
+	}
+	w.publishStatus(tr)
+}
+
+func allFinite(s []float64) bool {
+	for _, v := range s {
+		if !finite(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// expire forgets the predictions older than the maximum age.
+func (w *worker) expire(ms *modelState, now time.Time) {
+	limit := now.Add(-w.cfg.maxAge).UnixNano()
+	for r := ms.ring; r.len() > 0; {
+		if s, _ := r.at(r.head); s.at >= limit {
+			return
+		}
+		r.pop()
+		w.m.n.expired.Add(1)
+	}
+}
+
+// closeWindow ends the version's current window, estimates and judges it,
+// and starts the next one.
+func (w *worker) closeWindow(tr *tracker, now time.Time) {
+	win := tr.cur
+	if w.cfg.window.dur == 0 {
+		win.End = now
+	}
+	tr.cur = w.newWindow(win.Index+1, now)
+	if win.Predictions == 0 {
+		return // an empty time window is not reported
+	}
+	w.evaluate(tr, win, true)
+	tr.wins = append(tr.wins, win)
+	w.m.pub.windowClosed()
+	raised, cleared, reasons := w.judgeClosed(tr, win)
+	for len(tr.wins) > w.cfg.history {
+		old := tr.wins[0]
+		if !old.settled {
+			w.settle(tr, old) // judged with what it has before it is dropped
+		}
+		tr.wins = tr.wins[1:]
+	}
+	w.finish(tr, win, raised, cleared, reasons, now)
+}
+
+// refresh closes time windows that ended, forgets expired predictions,
+// settles windows whose labels are due and recomputes those that got
+// labels.
+func (w *worker) refresh(now time.Time) {
+	for _, ms := range w.models {
+		w.expire(ms, now)
+		for _, tr := range ms.trackers {
+			if w.cfg.window.dur > 0 && !now.Before(tr.cur.End) {
+				w.closeWindow(tr, now)
+			}
+			for _, win := range tr.wins {
+				if win.settled {
+					continue
+				}
+				if !w.settleable(ms, win, now) {
+					break // in order: hysteresis counts consecutive windows
+				}
+				w.settle(tr, win)
+			}
+			for _, win := range tr.wins {
+				if win.dirty && !win.settled {
+					w.evaluate(tr, win, false)
+					w.m.pub.result(tr.key, win.res, w.cfg.history)
+				}
+			}
+			w.publishStatus(tr)
+		}
+	}
+}
+
+// settleable says a window's realized metrics are final: its labels are
+// due, every remembered prediction with an id has one, or none of its
+// predictions is remembered any more.
+func (w *worker) settleable(ms *modelState, win *window, now time.Time) bool {
+	return !now.Before(win.End.Add(w.cfg.labelDelay)) ||
+		win.Identified > 0 && win.Labelled >= win.Identified ||
+		win.first == 0 || win.last < ms.ring.head
+}
+
+func (w *worker) settle(tr *tracker, win *window) {
+	win.settled = true
+	w.evaluate(tr, win, false)
+	raised, cleared, reasons := w.judgeSettled(tr, win)
+	w.finish(tr, win, raised, cleared, reasons, win.End)
+}
+
+// window finds a version's window by the low 32 bits of its index.
+func (tr *tracker) window(idx uint32) *window {
+	if uint32(tr.cur.Index) == idx {
+		return tr.cur
+	}
+	i, ok := slices.BinarySearchFunc(tr.wins, idx, func(w *window, idx uint32) int {
+		return int(int64(uint32(w.Index)) - int64(idx))
+	})
+	if !ok {
+		return nil
+	}
+	return tr.wins[i]
+}
+
+// label joins one label to every remembered prediction of its id, and
+// reports whether there was one.
+func (w *worker) label(ms *modelState, key uint64, v float64, now time.Time) bool {
+	found := false
+	ms.ring.find(key, func(_ uint64, s *slot, sc []float64) {
+		found = true
+		tr := ms.trackers[s.ver]
+		first := s.lt == 0
+		s.label, s.lt = v, now.UnixNano()
+		win := tr.window(s.win)
+		if win != nil && first {
+			win.Labelled++
+		}
+		if win != nil {
+			win.dirty = true
+		}
+		if first {
+			tr.labels++
+			w.detect(tr, sc, v, now)
+		}
+	})
+	return found
+}
