@@ -34,9 +34,9 @@ type Monitor struct {
 	once   sync.Once
 	closed atomic.Bool
 
-	mu    sync.Mutex                    // serialises writers of plans
+	mu    sync.Mutex                       // serialises writers of plans
 	plans atomic.Pointer[map[string]*plan] // read on the request path
-	pool  sync.Pool                     // *record
+	pool  sync.Pool                        // *record
 
 	w   *worker // owned by the worker goroutine
 	pub published
@@ -49,7 +49,7 @@ type mvKey struct{ model, version string }
 // counters are the monitor's tallies (Stats).
 type counters struct {
 	requests, predictions, dropped, unwatched, rejected, panics atomic.Int64
-	labels, unmatched, evicted, expired                        atomic.Int64
+	labels, unmatched, evicted, expired                         atomic.Int64
 }
 
 // Stats are a monitor's counters since it started.

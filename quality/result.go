@@ -87,8 +87,8 @@ type Result struct {
 	Window  Window `json:"window"`
 	// Settled says the realized values are final and were judged (see
 	// WithLabelDelay); before, they stand for the labels so far.
-	Settled bool          `json:"settled"`
-	Delay   *Delay        `json:"delay,omitempty"`
+	Settled bool           `json:"settled"`
+	Delay   *Delay         `json:"delay,omitempty"`
 	Metrics []MetricResult `json:"metrics"`
 	// Alarmed lists the checks in alarm after this window.
 	Alarmed []string `json:"alarmed,omitempty"`

@@ -44,7 +44,7 @@ type tracker struct {
 
 type window struct {
 	Window
-	first, last uint64 // the seq range in the model's ring; first 0 when empty
+	first, last uint64  // the seq range in the model's ring; first 0 when empty
 	est         values  // the estimate, computed when the window closed
 	estCounts   *counts // its expected row sets
 	estN        int64
