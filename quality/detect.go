@@ -23,11 +23,15 @@ const (
 	ADWIN Detector = "adwin"
 )
 
-// Defaults of the detectors, those of River (a streaming-ML library).
+// Defaults of the detectors: River's (a streaming-ML library), but for
+// Page–Hinkley's warm-up of 100 values rather than 30 before it sums: the
+// running mean of the first few is far off (0 after a lucky streak), and a
+// sum started on it climbs as the mean settles, which puts its minimum,
+// and the "before" of a detection, at the warm-up.
 const (
 	DefaultPHDelta     = 0.005
 	DefaultPHLambda    = 50
-	DefaultPHMinErrors = 30
+	DefaultPHMinErrors = 100
 	DefaultADWINDelta  = 0.002
 )
 
@@ -54,14 +58,20 @@ func newPageHinkley(delta, lambda float64, minN int64) *pageHinkley {
 func (p *pageHinkley) add(x float64) (detected bool, before, after float64) {
 	p.n++
 	p.mean += (x - p.mean) / float64(p.n)
+	if p.n <= p.minN {
+		// Warm up: a sum started on the first few values would drift with
+		// the running mean as it settles, and put its minimum there.
+		p.meanAtMin = p.mean
+		return false, 0, 0
+	}
 	p.sum += x - p.mean - p.delta
-	if p.sum < p.minSum || p.n == 1 {
-		p.minSum, p.meanAtMin, p.sinceN, p.sinceSum = min(p.sum, p.minSum), p.mean, 0, 0
+	if p.sum < p.minSum {
+		p.minSum, p.meanAtMin, p.sinceN, p.sinceSum = p.sum, p.mean, 0, 0
 	} else {
 		p.sinceN++
 		p.sinceSum += x
 	}
-	if p.n >= p.minN && p.sum-p.minSum > p.lambda {
+	if p.sum-p.minSum > p.lambda {
 		before, after = p.meanAtMin, p.sinceSum/float64(max(p.sinceN, 1))
 		*p = pageHinkley{delta: p.delta, lambda: p.lambda, minN: p.minN}
 		return true, before, after

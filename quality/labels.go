@@ -76,6 +76,11 @@ func (m *Monitor) Label(ctx context.Context, model string, labels []Label) (Labe
 				res.Unmatched++
 			}
 		}
+		if ms != nil {
+			for _, tr := range ms.trackers {
+				m.w.publishStatus(tr)
+			}
+		}
 	})
 	if err != nil {
 		return LabelResult{}, err

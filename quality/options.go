@@ -13,7 +13,9 @@ import (
 const (
 	// DefaultMemory is how many predictions per model the monitor remembers
 	// for late labels; beyond it the oldest are forgotten (and counted).
-	DefaultMemory = 1 << 20
+	// Size it to the request rate times the label delay: 262,144 is an
+	// hour at 73 predictions a second, about 30 MiB.
+	DefaultMemory = 1 << 18
 	// DefaultMaxAge is how long a prediction is remembered at most.
 	DefaultMaxAge = 24 * time.Hour
 	// DefaultLabelDelay is how long after a window ends its realized
@@ -175,7 +177,10 @@ func WithWindow(w WindowSpec) Option { return optionFunc(func(c *config) { c.win
 // reached, oldest first, and counted (Stats.Evicted, Stats.Expired); a
 // label for it then finds nothing (Stats.Unmatched). Each remembered
 // prediction costs SlotBytes plus 8 per score (the model's output width)
-// in the ring, and about 30 bytes in the id index.
+// in the ring, and 40 to 70 bytes in the id index (a Go map, as it fills
+// and doubles): 110 to 120 bytes in all for a binary task, measured
+// (TestBytesPerPrediction): the default cap holds at most about 30 MiB
+// per model, allocated as predictions arrive.
 func WithMemory(n int, maxAge time.Duration) Option {
 	return optionFunc(func(c *config) { c.memory, c.maxAge = n, maxAge })
 }
