@@ -1,7 +1,6 @@
 package quality
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,17 +111,12 @@ func (m *Monitor) LabelsHandler() http.Handler {
 			writeError(w, http.StatusMethodNotAllowed, "quality: labels: method not allowed; POST them")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxLabelsBody))
-		if err != nil {
-			if errors.As(err, new(*http.MaxBytesError)) {
-				writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("quality: labels: body over %d bytes; send smaller batches", MaxLabelsBody))
-				return
-			}
-			writeError(w, http.StatusBadRequest, "quality: labels: reading the body: "+err.Error())
-			return
-		}
+		body := &spyReader{r: http.MaxBytesReader(w, r.Body, MaxLabelsBody)}
 		model, labels, status, err := m.decodeLabels(r.PathValue("model"), body)
 		if err != nil {
+			if errors.As(body.err, new(*http.MaxBytesError)) {
+				status, err = http.StatusRequestEntityTooLarge, fmt.Errorf("quality: labels: body over %d bytes; send smaller batches", MaxLabelsBody)
+			}
 			writeError(w, status, err.Error())
 			return
 		}
@@ -137,78 +131,186 @@ func (m *Monitor) LabelsHandler() http.Handler {
 	})
 }
 
-// labelsBody is the JSON a POST carries.
-type labelsBody struct {
-	Model  string `json:"model"`
-	Labels []struct {
-		ID    *string         `json:"id"`
-		Label json.RawMessage `json:"label"`
-	} `json:"labels"`
+// spyReader keeps the error its reader returned, which the JSON decoder
+// reports in its own words.
+type spyReader struct {
+	r   io.Reader
+	err error
 }
 
-func (m *Monitor) decodeLabels(pathModel string, body []byte) (string, []Label, int, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var b labelsBody
-	if err := dec.Decode(&b); err != nil {
-		return "", nil, http.StatusBadRequest, fmt.Errorf(`quality: labels: want {"labels": [{"id": "...", "label": ...}, ...]}: %v`, err)
+func (s *spyReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
 	}
-	if dec.More() {
-		return "", nil, http.StatusBadRequest, errors.New("quality: labels: data after the JSON object")
+	return n, err
+}
+
+// rawLabel is one label as decoded, before the model's task reads it: a
+// number, or (text >= 0) the text of a class name kept aside.
+type rawLabel struct {
+	id   string
+	num  float64
+	text int
+}
+
+// labelChunk is how many decoded labels are held per chunk: the labels are
+// gathered in chunks and copied once into a slice of the exact size, so
+// memory is not spent on a growing slice's copies.
+const labelChunk = 4096
+
+// decodeLabels reads {"model": ..., "labels": [{"id": ..., "label": ...}]}
+// a token at a time, so memory follows the labels read rather than the
+// body buffered whole.
+func (m *Monitor) decodeLabels(pathModel string, body io.Reader) (string, []Label, int, error) {
+	bad := func(format string, args ...any) (string, []Label, int, error) {
+		return "", nil, http.StatusBadRequest, fmt.Errorf("quality: labels: "+format, args...)
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var chunks [][]rawLabel
+	var texts []string
+	count := 0
+	var elem labelJSON
+	var bodyModel string
+	seen := map[string]bool{}
+	syntax := func(err error) (string, []Label, int, error) {
+		return bad(`want {"labels": [{"id": "...", "label": ...}, ...]}: %v`, err)
+	}
+	if err := expectDelim(dec, '{'); err != nil {
+		return syntax(err)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntax(err)
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return bad("%q appears twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "model":
+			if err := dec.Decode(&bodyModel); err != nil {
+				return bad(`"model": %v`, err)
+			}
+		case "labels":
+			if err := expectDelim(dec, '['); err != nil {
+				return bad(`"labels" must be an array: %v`, err)
+			}
+			for dec.More() {
+				if count == MaxLabels {
+					return "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("quality: labels: more than %d labels in one request", MaxLabels)
+				}
+				l, text, err := decodeLabel(dec, count, &elem)
+				if err != nil {
+					return "", nil, http.StatusBadRequest, err
+				}
+				if l.text >= 0 {
+					l.text = len(texts)
+					texts = append(texts, text)
+				}
+				if count%labelChunk == 0 {
+					chunks = append(chunks, make([]rawLabel, 0, labelChunk))
+				}
+				chunks[len(chunks)-1] = append(chunks[len(chunks)-1], l)
+				count++
+			}
+			if err := expectDelim(dec, ']'); err != nil {
+				return syntax(err)
+			}
+		default:
+			return bad(`unknown field %q: want "model" and "labels"`, key)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return syntax(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bad("data after the JSON object")
 	}
 	model := pathModel
 	switch {
-	case model == "" && b.Model == "":
-		return "", nil, http.StatusBadRequest, errors.New(`quality: labels: no model: mount the handler on a path with {model}, or name it in the body's "model"`)
-	case model != "" && b.Model != "" && b.Model != model:
-		return "", nil, http.StatusBadRequest, fmt.Errorf("quality: labels: the body names model %q, the path %q", b.Model, model)
+	case model == "" && bodyModel == "":
+		return bad(`no model: mount the handler on a path with {model}, or name it in the body's "model"`)
+	case model != "" && bodyModel != "" && bodyModel != model:
+		return bad("the body names model %q, the path %q", bodyModel, model)
 	case model == "":
-		model = b.Model
-	}
-	if len(b.Labels) > MaxLabels {
-		return "", nil, http.StatusRequestEntityTooLarge, fmt.Errorf("quality: labels: %d labels, at most %d per request", len(b.Labels), MaxLabels)
+		model = bodyModel
 	}
 	pl := m.lookup(model)
 	if pl == nil {
 		return "", nil, http.StatusNotFound, fmt.Errorf("quality: labels: model %q is not watched", model)
 	}
-	out := make([]Label, len(b.Labels))
-	for i, l := range b.Labels {
-		if l.ID == nil {
-			return "", nil, http.StatusBadRequest, fmt.Errorf(`quality: labels: label %d has no "id"`, i)
+	out := make([]Label, 0, count)
+	for _, c := range chunks {
+		for _, l := range c {
+			v := l.num
+			if l.text >= 0 {
+				var err error
+				if v, err = pl.task.classLabel(texts[l.text]); err != nil {
+					return bad("label %d (id %q): %v", len(out), l.id, err)
+				}
+			}
+			out = append(out, Label{ID: l.id, Value: v})
 		}
-		v, err := labelValue(&pl.task, l.Label)
-		if err != nil {
-			return "", nil, http.StatusBadRequest, fmt.Errorf("quality: labels: label %d (id %q): %v", i, *l.ID, err)
-		}
-		out[i] = Label{ID: *l.ID, Value: v}
 	}
 	return model, out, 0, nil
 }
 
-// labelValue reads a JSON label: true or false, a number, or a string (a
-// class name, or a number's text).
-func labelValue(t *Task, raw json.RawMessage) (float64, error) {
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) == 0 || string(raw) == "null":
-		return 0, errors.New(`no "label"`)
-	case string(raw) == "true":
-		return 1, nil
-	case string(raw) == "false":
-		return 0, nil
-	case raw[0] == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, err
-		}
-		return t.classLabel(s)
-	}
-	v, err := strconv.ParseFloat(string(raw), 64)
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
 	if err != nil {
-		return 0, fmt.Errorf("label %s: want true, false, a number or a class name", raw)
+		return err
 	}
-	return v, nil
+	if tok != d {
+		return fmt.Errorf("found %v where %q belongs", tok, string(d))
+	}
+	return nil
+}
+
+// labelJSON is one element of "labels".
+type labelJSON struct {
+	ID    string          `json:"id"`
+	Label json.RawMessage `json:"label"`
+}
+
+// decodeLabel reads one {"id": ..., "label": ...} object into e (reused)
+// and then into a rawLabel, and the label's text if it is one.
+func decodeLabel(dec *json.Decoder, i int, e *labelJSON) (rawLabel, string, error) {
+	fail := func(format string, args ...any) (rawLabel, string, error) {
+		return rawLabel{}, "", fmt.Errorf("quality: labels: label %d: "+format, append([]any{i}, args...)...)
+	}
+	*e = labelJSON{Label: e.Label[:0]}
+	if err := dec.Decode(e); err != nil {
+		return fail("%v", err)
+	}
+	if e.ID == "" {
+		return fail(`no "id"`)
+	}
+	l := rawLabel{id: e.ID, text: -1}
+	var text string
+	raw := e.Label
+	switch {
+	case len(raw) == 0:
+		return fail(`no "label" (id %q)`, e.ID)
+	case string(raw) == "true":
+		l.num = 1
+	case string(raw) == "false":
+	case raw[0] == '"':
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return fail("%v", err)
+		}
+		l.text = 0
+	default:
+		v, err := strconv.ParseFloat(string(raw), 64)
+		if err != nil {
+			return fail("label %s: want true, false, a number or a class name", raw)
+		}
+		l.num = v
+	}
+	return l, text, nil
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {

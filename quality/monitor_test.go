@@ -280,3 +280,23 @@ func TestBytesPerPrediction(t *testing.T) {
 	assert.Less(t, per, 128.0)
 	assert.Equal(t, uint64(n), m.Remembered("m"))
 }
+
+// A closed window whose predictions start to be forgotten (the memory cap
+// here) is settled first, with every label it got.
+func TestForgottenWindowSettlesFirst(t *testing.T) {
+	m := newMonitor(t, binary, quality.WithWindow(quality.CountWindow(10)), quality.WithMemory(20, time.Hour),
+		quality.WithMinSamples(1), quality.WithDetectors())
+	p := m.Middleware()(echo)
+	feed(t, p, "1", "a", 1, []float64{0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1})
+	labelAll(t, m, "a", []float64{1, 1, 1, 1, 0, 0, 0, 0, 0, 0}[:9]) // one label never comes
+	require.NoError(t, m.Flush(context.Background()))
+	assert.False(t, m.Results("m", "1")[0].Settled)
+	feed(t, p, "1", "b", 1, make([]float64, 11)) // evicts a0
+	require.NoError(t, m.Flush(context.Background()))
+	r := m.Results("m", "1")[1]
+	require.Equal(t, int64(1), r.Window.Index)
+	assert.True(t, r.Settled)
+	acc, _ := r.Metric(quality.Accuracy)
+	require.NotNil(t, acc.Realized)
+	assert.InDelta(t, 8.0/9, *acc.Realized, 1e-12, "all nine labels, a4 wrong")
+}

@@ -48,14 +48,11 @@ func (r *ring) at(seq uint64) (*slot, []float64) {
 	return &r.slots[c][i], r.scores[c][i*r.width : (i+1)*r.width]
 }
 
+func (r *ring) full() bool { return r.len() == r.cap }
+
 // push remembers a prediction and returns its seq and its scores to fill;
-// when the ring is full the oldest is forgotten first (evicted reports
-// it).
-func (r *ring) push(s slot) (seq uint64, scores []float64, evicted bool) {
-	if r.len() == r.cap {
-		r.pop()
-		evicted = true
-	}
+// the ring must not be full (pop first).
+func (r *ring) push(s slot) (seq uint64, scores []float64) {
 	p := (r.next - 1) % r.cap
 	if c := p / chunkSlots; c == uint64(len(r.slots)) {
 		n := min(chunkSlots, r.cap-c*chunkSlots)
@@ -70,7 +67,7 @@ func (r *ring) push(s slot) (seq uint64, scores []float64, evicted bool) {
 	}
 	sl, sc := r.at(seq)
 	*sl = s
-	return seq, sc, evicted
+	return seq, sc
 }
 
 // pop forgets the oldest prediction.

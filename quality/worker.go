@@ -172,11 +172,12 @@ func (w *worker) take(rec *record) {
 		if !allFinite(sc) {
 			cur.Invalid++
 		} else {
-			seq, dst, evicted := ms.ring.push(slot{key: rec.keys[r], at: rec.at, win: uint32(cur.Index), ver: tr.id})
-			copy(dst, sc)
-			if evicted {
+			if ms.ring.full() {
+				w.forget(ms)
 				w.m.n.evicted.Add(1)
 			}
+			seq, dst := ms.ring.push(slot{key: rec.keys[r], at: rec.at, win: uint32(cur.Index), ver: tr.id})
+			copy(dst, sc)
 			if cur.first == 0 {
 				cur.first = seq
 			}
@@ -208,9 +209,29 @@ func (w *worker) expire(ms *modelState, now time.Time) {
 		if s, _ := r.at(r.head); s.at >= limit {
 			return
 		}
-		r.pop()
+		w.forget(ms)
 		w.m.n.expired.Add(1)
 	}
+}
+
+// forget drops the oldest remembered prediction. A closed window whose
+// predictions begin to be forgotten is settled first, while all of them
+// are there: its realized metrics are as final as they will get.
+func (w *worker) forget(ms *modelState) {
+	s, _ := ms.ring.at(ms.ring.head)
+	tr := ms.trackers[s.ver]
+	if win := tr.window(s.win); win != nil && win != tr.cur && !win.settled {
+		for _, old := range tr.wins {
+			if old.settled {
+				continue
+			}
+			w.settle(tr, old) // in order, up to this one
+			if old == win {
+				break
+			}
+		}
+	}
+	ms.ring.pop()
 }
 
 // closeWindow ends the version's current window, estimates and judges it,
