@@ -20,17 +20,21 @@ func estimate(t *Task, cals []Calibrator, scores []float64) (values, *counts) {
 	if n == 0 || t.Kind == Regression {
 		return out, nil
 	}
-	var c []float64
 	if t.Kind == Binary {
-		c = make([]float64, n)
-		for i, s := range scores {
+		// Every binary estimate is a sum over rows but AUC, which wants
+		// them by score: sort a copy once (the calibrated probability is a
+		// function of the score, so it follows), and compute all from it.
+		sorted := slices.Clone(scores)
+		slices.Sort(sorted)
+		c := make([]float64, n)
+		for i, s := range sorted {
 			c[i] = cals[0].Apply(s)
 		}
-		binaryEstimate(scores, c, t.Threshold, &out)
-	} else {
-		c = calibrated(cals, scores, w)
-		multiclassEstimate(scores, c, w, &out)
+		binaryEstimate(sorted, c, t.Threshold, &out)
+		return out, windowCounts(t, sorted, nil, c)
 	}
+	c := calibrated(cals, scores, w)
+	multiclassEstimate(scores, c, w, &out)
 	return out, windowCounts(t, scores, nil, c)
 }
 
@@ -55,6 +59,7 @@ func calibrated(cals []Calibrator, scores []float64, k int) []float64 {
 	return c
 }
 
+// binaryEstimate: s sorted, c its calibrated probabilities.
 func binaryEstimate(s, c []float64, threshold float64, out *values) {
 	var m confusion
 	var ll, brier float64
@@ -76,7 +81,7 @@ func binaryEstimate(s, c []float64, threshold float64, out *values) {
 	out.set(Precision, m.precision())
 	out.set(Recall, m.recall())
 	out.set(F1, m.f1())
-	out.set(AUC, expectedAUC(s, c, 1))
+	out.set(AUC, expectedAUCSorted(s, c))
 	out.set(LogLoss, ll/n)
 	out.set(Brier, brier/n)
 	out.set(CalibrationError, ece(len(s), func(i int) (float64, float64) { return clip01(s[i]), c[i] }))
@@ -87,20 +92,24 @@ func binaryEstimate(s, c []float64, threshold float64, out *values) {
 // c positive and 1−c negative, ties half, as NannyML estimates it. NaN
 // when the expected positives or negatives are 0.
 func expectedAUC(s, c []float64, stride int) float64 {
-	n := len(c)
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
+	ps := sortedPairs(s, stride, c, stride, (len(c)+stride-1)/stride, func(v float64) float64 { return v })
+	sorted, weights := make([]float64, len(ps)), make([]float64, len(ps))
+	for i, p := range ps {
+		sorted[i], weights[i] = p.s, p.w
 	}
-	slices.SortFunc(order, func(a, b int32) int { return cmpFloat(s[int(a)*stride], s[int(b)*stride]) })
+	return expectedAUCSorted(sorted, weights)
+}
+
+// expectedAUCSorted is expectedAUC of scores s sorted ascending with
+// their probabilities c.
+func expectedAUCSorted(s, c []float64) float64 {
 	var pos, neg, twice float64
-	for i := 0; i < n; {
+	for i := 0; i < len(s); {
 		j := i
 		var gp, gn float64
-		for ; j < n && s[int(order[j])*stride] == s[int(order[i])*stride]; j++ {
-			p := c[int(order[j])*stride]
-			gp += p
-			gn += 1 - p
+		for ; j < len(s) && s[j] == s[i]; j++ {
+			gp += c[j]
+			gn += 1 - c[j]
 		}
 		twice += gp * (2*neg + gn)
 		pos += gp

@@ -160,6 +160,33 @@ func JobColumns(output string) PredictionColumns {
 	return PredictionColumns{ID: "id", Output: output, Version: "model_version", Time: "timestamp"}
 }
 
+// offer hands one prediction to the worker, waiting while the buffer is
+// full.
+func (m *Monitor) offer(ctx context.Context, o obs, sc []float64) error {
+	for {
+		b := &m.buf
+		b.mu.Lock()
+		if len(b.obs) < b.limit {
+			first := len(b.obs) == 0
+			b.obs = append(b.obs, o)
+			b.scores = append(b.scores, sc...)
+			b.requests++
+			b.mu.Unlock()
+			if first {
+				select {
+				case m.wake <- struct{}{}:
+				default:
+				}
+			}
+			return nil
+		}
+		b.mu.Unlock()
+		if err := m.do(ctx, func() {}); err != nil {
+			return err
+		}
+	}
+}
+
 // ReadPredictions remembers the predictions of a file, such as a batch
 // job's output, as if the model had answered them: at the time of their
 // Time column (Unix microseconds, as rowio reads a timestamp; now when
@@ -209,19 +236,17 @@ func (m *Monitor) ReadPredictions(ctx context.Context, model string, r rowio.Rea
 				cols.Output, sw, pl.task.Kind, w, pl.task.Column)
 		}
 		now := m.cfg.clock.Now().UnixNano()
+		sc := make([]float64, w)
 		for i := range f.Len() {
-			rec := m.pool.Get().(*record)
-			rec.plan, rec.rows, rec.at = pl, 1, now
-			rec.version = ""
+			o := obs{plan: pl, at: now}
 			if cols.Version != "" {
-				rec.version = text(versions, i)
+				o.version = text(versions, i)
 			}
 			if cols.Time != "" {
 				if us, ok := float64At(times, i); ok {
-					rec.at = time.UnixMicro(int64(us)).UnixNano()
+					o.at = time.UnixMicro(int64(us)).UnixNano()
 				}
 			}
-			rec.scores = grow(rec.scores, w)
 			for j := range w {
 				col := j
 				if pl.task.Kind != Multiclass {
@@ -231,22 +256,14 @@ func (m *Monitor) ReadPredictions(ctx context.Context, model string, r rowio.Rea
 				if !ok {
 					v = math.NaN()
 				}
-				rec.scores[j] = v
+				sc[j] = v
 			}
-			rec.keys = grow(rec.keys, 1)
-			rec.keys[0] = 0
 			if id := text(ids, i); id != "" {
-				rec.keys[0] = m.hash(id)
+				o.key = m.hash(id)
 			}
 			// Wait for room rather than drop: a file is not live traffic.
-			select {
-			case m.in <- rec:
-			case <-m.done:
-				m.release(rec)
-				return out, errClosed
-			case <-ctx.Done():
-				m.release(rec)
-				return out, serving.ContextError(ctx, "quality: read predictions")
+			if err := m.offer(ctx, o, sc); err != nil {
+				return out, err
 			}
 			out.Predictions++
 		}

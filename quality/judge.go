@@ -13,7 +13,9 @@ import (
 func (w *worker) evaluate(tr *tracker, win *window, closing bool) {
 	r := tr.ms.ring
 	wd := r.width
-	var all, scores, labels, delays []float64
+	// The worker's scratch slices, reused window after window.
+	all, scores, labels, delays := w.scratch[0][:0], w.scratch[1][:0], w.scratch[2][:0], w.scratch[3][:0]
+	defer func() { w.scratch = [4][]float64{all, scores, labels, delays} }()
 	if win.first != 0 {
 		for seq := max(win.first, r.head); seq <= win.last && r.has(seq); seq++ {
 			s, sc := r.at(seq)

@@ -27,7 +27,8 @@ type Monitor struct {
 	cfg  *config
 	seed maphash.Seed
 
-	in     chan *record
+	buf    buffer
+	wake   chan struct{}
 	ctrl   chan func()
 	done   chan struct{}
 	exited chan struct{}
@@ -36,7 +37,6 @@ type Monitor struct {
 
 	mu    sync.Mutex                       // serialises writers of plans
 	plans atomic.Pointer[map[string]*plan] // read on the request path
-	pool  sync.Pool                        // *record
 
 	w   *worker // owned by the worker goroutine
 	pub published
@@ -94,14 +94,27 @@ func (p *plan) reference(version string) *Reference {
 	return p.refs[""]
 }
 
-// record carries one request's predictions to the worker.
-type record struct {
+// buffer hands observed predictions to the worker in batches: the request
+// path appends under a short lock, the worker swaps the whole batch out,
+// so neither a channel operation nor a wake-up is paid per request.
+type buffer struct {
+	mu       sync.Mutex
+	obs      []obs     // guarded by mu
+	scores   []float64 // guarded by mu: each obs's scores, in order
+	requests int64     // guarded by mu: requests in obs
+	limit    int
+}
+
+// obs is one observed prediction on its way to the worker.
+type obs struct {
 	plan    *plan
 	version string
-	at      int64 // Unix ns
-	rows    int
-	keys    []uint64  // per row: the id's hash, 0 without one
-	scores  []float64 // rows × the task's width
+	// at is when it was answered, Unix ns; 0 for live traffic, which the
+	// worker stamps when it takes the batch in (milliseconds later at
+	// most, unless the worker is behind): one clock read a batch rather
+	// than one a request.
+	at  int64
+	key uint64 // the id's hash, 0 without one
 }
 
 // NewMonitor starts a monitor and its worker.
@@ -112,10 +125,10 @@ func NewMonitor(opts ...Option) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, seed: maphash.MakeSeed(),
-		in: make(chan *record, cfg.queue), ctrl: make(chan func()),
+		wake: make(chan struct{}, 1), ctrl: make(chan func()),
 		done: make(chan struct{}), exited: make(chan struct{}),
 	}
-	m.pool.New = func() any { return new(record) }
+	m.buf.limit = cfg.queue
 	empty := map[string]*plan{}
 	m.plans.Store(&empty)
 	m.pub.init(cfg.history)
@@ -254,60 +267,74 @@ func (m *Monitor) observe(req *serving.Request, resp *serving.Response) {
 		m.n.rejected.Add(1)
 		return
 	}
-	rec := m.pool.Get().(*record)
-	rec.plan, rec.version, rec.rows, rec.at = pl, version, rows, m.cfg.clock.Now().UnixNano()
-	rec.scores = grow(rec.scores, rows*w)
-	rec.keys = grow(rec.keys, rows)
+	// One row's id is hashed before the lock; a request of several rows
+	// has its rows' ids hashed under it (rowHash, ~20 ns a row).
+	var key uint64
+	if req.ID != "" && rows == 1 {
+		key = m.hash(req.ID)
+	}
 	col := pl.task.Column
 	if pl.task.Kind == Multiclass {
 		col = 0 // the whole row, in order
 	}
-	// Row r's value j is at r*width + col + j; w is 1 but for multiclass,
-	// whose rows are copied whole.
+	b := &m.buf
+	b.mu.Lock()
+	if len(b.obs)+rows > b.limit {
+		b.mu.Unlock()
+		m.n.dropped.Add(1)
+		return
+	}
+	first := len(b.obs) == 0
+	for r := range rows {
+		k := key
+		if req.ID != "" && rows > 1 {
+			k = m.rowHash(req.ID, r)
+		}
+		b.obs = append(b.obs, obs{plan: pl, version: version, key: k})
+	}
+	b.scores = appendScores(b.scores, t, rows, width, col, w)
+	b.requests++
+	b.mu.Unlock()
+	if first {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// appendScores appends each row's w values (from column col of rows of
+// width values) to dst as float64; a value that is not a number is NaN.
+func appendScores(dst []float64, t serving.Tensor, rows, width, col, w int) []float64 {
 	switch d := t.Data().(type) {
 	case []float32:
 		if w == 1 {
 			for r := range rows {
-				rec.scores[r] = float64(d[r*width+col])
+				dst = append(dst, float64(d[r*width+col]))
 			}
-		} else {
-			for i := range rec.scores {
-				rec.scores[i] = float64(d[i])
-			}
+			return dst
 		}
+		for _, v := range d[:rows*w] {
+			dst = append(dst, float64(v))
+		}
+		return dst
 	case []float64:
 		if w == 1 {
 			for r := range rows {
-				rec.scores[r] = d[r*width+col]
+				dst = append(dst, d[r*width+col])
 			}
-		} else {
-			copy(rec.scores, d)
+			return dst
 		}
-	default:
-		for i := range rec.scores {
-			v, ok := t.Float64At(i/w*width + col + i%w)
-			if !ok {
-				v = math.NaN()
-			}
-			rec.scores[i] = v
+		return append(dst, d[:rows*w]...)
+	}
+	for i := range rows * w {
+		v, ok := t.Float64At(i/w*width + col + i%w)
+		if !ok {
+			v = math.NaN()
 		}
+		dst = append(dst, v)
 	}
-	switch {
-	case req.ID == "":
-		clear(rec.keys)
-	case rows == 1:
-		rec.keys[0] = m.hash(req.ID)
-	default:
-		for r := range rows {
-			rec.keys[r] = m.rowHash(req.ID, r)
-		}
-	}
-	select {
-	case m.in <- rec:
-	default:
-		m.n.dropped.Add(1)
-		m.release(rec)
-	}
+	return dst
 }
 
 // view reads a tensor as rows × width: dimension 0 is the row, the others
@@ -321,18 +348,6 @@ func view(t serving.Tensor) (rows, width int) {
 		width *= int(d)
 	}
 	return int(t.Shape[0]), width
-}
-
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
-}
-
-func (m *Monitor) release(rec *record) {
-	rec.plan = nil
-	m.pool.Put(rec)
 }
 
 // Flush waits until the worker has taken in every prediction observed

@@ -31,8 +31,9 @@ const (
 	// DefaultChangeHold is how many labels a change detector's alarm is
 	// held for after its last detection.
 	DefaultChangeHold = 1000
-	// DefaultQueue is how many observed requests wait for the worker.
-	DefaultQueue = 1024
+	// DefaultQueue is how many observed predictions may wait for the
+	// worker (about 1 MiB of buffer, twice: the worker swaps it out).
+	DefaultQueue = 16384
 	// DefaultHistory is how many windows per model version are kept.
 	DefaultHistory = 100
 	// DefaultRefresh is how often the worker refreshes the realized
@@ -255,8 +256,9 @@ func WithAlertFunc(f func(Alert)) Option {
 	return optionFunc(func(c *config) { c.alerts = append(c.alerts, f) })
 }
 
-// WithQueue sets how many observed requests may wait for the worker
-// (default DefaultQueue); beyond it observations are dropped and counted.
+// WithQueue sets how many observed predictions may wait for the worker
+// (default DefaultQueue); a request that does not fit is dropped and
+// counted, never waited for.
 func WithQueue(n int) Option { return optionFunc(func(c *config) { c.queue = n }) }
 
 // WithHistory sets how many windows per model version the monitor keeps

@@ -158,7 +158,8 @@ type Status struct {
 	Reason  string    `json:"reason,omitempty"`
 	Since   time.Time `json:"since,omitzero"`
 	// Predictions and Labels count what the version answered and what
-	// labels reached its remembered predictions.
+	// labels reached its remembered predictions, as of the last window
+	// closed, labels taken or refresh (WithRefresh).
 	Predictions int64 `json:"predictions"`
 	Labels      int64 `json:"labels"`
 	// Changes are the detectors' last findings, newest first.

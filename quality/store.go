@@ -10,6 +10,7 @@ type slot struct {
 	label float64 // valid when lt != 0
 	win   uint32  // its window's index (low 32 bits) in its tracker
 	ver   uint16  // its tracker (model version) in the model
+	newer bool    // a newer prediction has the same id: the index points there
 }
 
 // SlotBytes is the ring's fixed cost per remembered prediction, scores
@@ -30,11 +31,11 @@ type ring struct {
 	slots      [][]slot
 	scores     [][]float64
 	head, next uint64
-	index      map[uint64]uint64 // id hash → newest seq with it
+	index      index // id hash → newest seq with it
 }
 
 func newRing(width, capacity int) *ring {
-	return &ring{width: width, cap: uint64(capacity), head: 1, next: 1, index: map[uint64]uint64{}}
+	return &ring{width: width, cap: uint64(capacity), head: 1, next: 1}
 }
 
 func (r *ring) len() uint64 { return r.next - r.head }
@@ -62,8 +63,10 @@ func (r *ring) push(s slot) (seq uint64, scores []float64) {
 	seq = r.next
 	r.next++
 	if s.key != 0 {
-		s.prev = r.index[s.key]
-		r.index[s.key] = seq
+		if s.prev = r.index.put(s.key, seq); r.has(s.prev) {
+			p, _ := r.at(s.prev)
+			p.newer = true
+		}
 	}
 	sl, sc := r.at(seq)
 	*sl = s
@@ -73,8 +76,8 @@ func (r *ring) push(s slot) (seq uint64, scores []float64) {
 // pop forgets the oldest prediction.
 func (r *ring) pop() *slot {
 	s, _ := r.at(r.head)
-	if s.key != 0 && r.index[s.key] == r.head {
-		delete(r.index, s.key)
+	if s.key != 0 && !s.newer {
+		r.index.del(s.key)
 	}
 	r.head++
 	return s
@@ -83,12 +86,98 @@ func (r *ring) pop() *slot {
 // find calls f with each remembered prediction that has the id hash key,
 // newest first.
 func (r *ring) find(key uint64, f func(seq uint64, s *slot, scores []float64)) {
-	for seq := r.index[key]; r.has(seq); {
+	for seq := r.index.get(key); r.has(seq); {
 		s, sc := r.at(seq)
 		if s.key != key {
 			return // unreachable: a chain holds one key
 		}
 		f(seq, s, sc)
 		seq = s.prev
+	}
+}
+
+// index maps id hashes to seqs: an open-addressing table with linear
+// probing, a power of two in size and at most half full, deleting by
+// backward shift so no tombstone lengthens a probe. A key and its value
+// share one 16-byte entry, so a lookup in a table too big for the cache
+// costs one miss; the keys being hashes already, it spends no time
+// hashing. Per remembered id it holds 32 to 64 bytes (half to a quarter
+// full).
+type index struct {
+	e []entry // key 0: empty (a key is never 0)
+	n int
+}
+
+type entry struct{ key, val uint64 }
+
+// get returns key's value, 0 when absent.
+func (x *index) get(key uint64) uint64 {
+	if x.n == 0 {
+		return 0
+	}
+	mask := uint64(len(x.e) - 1)
+	for i := key & mask; ; i = (i + 1) & mask {
+		switch x.e[i].key {
+		case key:
+			return x.e[i].val
+		case 0:
+			return 0
+		}
+	}
+}
+
+// put sets key to v and returns its old value (0 when it had none).
+func (x *index) put(key, v uint64) uint64 {
+	if 2*(x.n+1) > len(x.e) {
+		x.grow()
+	}
+	mask := uint64(len(x.e) - 1)
+	for i := key & mask; ; i = (i + 1) & mask {
+		switch e := &x.e[i]; e.key {
+		case key:
+			old := e.val
+			e.val = v
+			return old
+		case 0:
+			*e = entry{key, v}
+			x.n++
+			return 0
+		}
+	}
+}
+
+// del removes key, shifting back the entries of its probe run that would
+// otherwise be cut off from their home slot.
+func (x *index) del(key uint64) {
+	if x.n == 0 {
+		return
+	}
+	mask := uint64(len(x.e) - 1)
+	i := key & mask
+	for ; x.e[i].key != key; i = (i + 1) & mask {
+		if x.e[i].key == 0 {
+			return
+		}
+	}
+	x.n--
+	for j := (i + 1) & mask; x.e[j].key != 0; j = (j + 1) & mask {
+		// Move j into the hole at i unless j's home lies cyclically in
+		// (i, j]: then it is still reachable from its home.
+		home := x.e[j].key & mask
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			x.e[i] = x.e[j]
+			i = j
+		}
+	}
+	x.e[i] = entry{}
+}
+
+func (x *index) grow() {
+	old := x.e
+	x.e, x.n = make([]entry, max(16, 2*len(old))), 0
+	for _, e := range old {
+		if e.key != 0 {
+			x.put(e.key, e.val)
+		}
 	}
 }

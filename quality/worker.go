@@ -11,6 +11,9 @@ import (
 type worker struct {
 	m        *Monitor
 	cfg      *config
+	obs      []obs     // the batch being taken in, swapped with the buffer's
+	scores   []float64 // its scores
+	scratch  [4][]float64
 	models   map[string]*modelState
 	epoch    time.Time
 	tick     <-chan time.Time
@@ -79,11 +82,12 @@ func (w *worker) run() {
 	defer w.stopTick()
 	for {
 		select {
-		case rec := <-w.m.in:
-			w.take(rec)
+		case <-w.m.wake:
+			w.drain()
 		case f := <-w.m.ctrl:
 			f()
 		case <-w.tick:
+			w.drain()
 			w.refresh(w.cfg.clock.Now())
 		case <-w.m.done:
 			return
@@ -91,16 +95,19 @@ func (w *worker) run() {
 	}
 }
 
-// drain takes in every record already queued.
+// drain takes in every prediction buffered: it swaps the buffer's batch
+// for its own emptied one and works through it without the lock.
 func (w *worker) drain() {
-	for {
-		select {
-		case rec := <-w.m.in:
-			w.take(rec)
-		default:
-			return
-		}
-	}
+	b := &w.m.buf
+	b.mu.Lock()
+	w.obs, b.obs = b.obs, w.obs[:0]
+	w.scores, b.scores = b.scores, w.scores[:0]
+	requests := b.requests
+	b.requests = 0
+	b.mu.Unlock()
+	w.m.n.requests.Add(requests)
+	w.take(w.obs, w.scores)
+	clear(w.obs) // let the plans and versions go
 }
 
 func (w *worker) model(pl *plan) *modelState {
@@ -148,49 +155,71 @@ func (w *worker) newWindow(index int64, now time.Time) *window {
 	return win
 }
 
-func (w *worker) take(rec *record) {
-	defer w.m.release(rec)
-	now := time.Unix(0, rec.at)
-	ms := w.model(rec.plan)
-	w.expire(ms, now)
-	tr := w.tracker(ms, rec.version, now)
-	if tr == nil {
-		w.m.n.unwatched.Add(1)
-		return
+// take remembers a batch of predictions, in order.
+func (w *worker) take(batch []obs, scores []float64) {
+	var ms *modelState
+	var tr *tracker
+	off := 0
+	stamp := w.cfg.clock.Now().UnixNano()
+	w.m.n.predictions.Add(int64(len(batch)))
+	for i := range batch {
+		o := &batch[i]
+		if o.at == 0 {
+			o.at = stamp
+		}
+		if ms == nil || ms.plan != o.plan {
+			ms, tr = w.model(o.plan), nil
+		}
+		sc := scores[off : off+ms.ring.width]
+		off += ms.ring.width
+		now := time.Unix(0, o.at)
+		if tr == nil || tr.key.version != o.version {
+			if tr = w.tracker(ms, o.version, now); tr == nil {
+				w.m.n.predictions.Add(-1)
+				w.m.n.unwatched.Add(1)
+				continue
+			}
+		}
+		w.add(ms, tr, o, sc, now)
 	}
-	w.m.n.requests.Add(1)
-	w.m.n.predictions.Add(int64(rec.rows))
-	tr.predictions += int64(rec.rows)
+}
+
+// add remembers one prediction in its version's current window.
+func (w *worker) add(ms *modelState, tr *tracker, o *obs, sc []float64, now time.Time) {
+	tr.predictions++
 	if w.cfg.window.dur > 0 && !now.Before(tr.cur.End) {
 		w.closeWindow(tr, now)
 	}
-	width := ms.ring.width
-	for r := range rec.rows {
-		sc := rec.scores[r*width : (r+1)*width]
-		cur := tr.cur
-		cur.Predictions++
-		if !allFinite(sc) {
-			cur.Invalid++
-		} else {
-			if ms.ring.full() {
-				w.forget(ms)
-				w.m.n.evicted.Add(1)
-			}
-			seq, dst := ms.ring.push(slot{key: rec.keys[r], at: rec.at, win: uint32(cur.Index), ver: tr.id})
-			copy(dst, sc)
-			if cur.first == 0 {
-				cur.first = seq
-			}
-			cur.last = seq
-			if rec.keys[r] != 0 {
-				cur.Identified++
-			}
-		}
-		if w.cfg.window.rows > 0 && cur.Predictions == w.cfg.window.rows {
-			w.closeWindow(tr, now)
+	if r := ms.ring; r.len() > 0 {
+		if s, _ := r.at(r.head); s.at < o.at-int64(w.cfg.maxAge) {
+			w.expire(ms, now)
 		}
 	}
-	w.publishStatus(tr)
+	cur := tr.cur
+	cur.Predictions++
+	if !allFinite(sc) {
+		cur.Invalid++
+	} else {
+		if ms.ring.full() {
+			w.forget(ms)
+			w.m.n.evicted.Add(1)
+		}
+		seq, dst := ms.ring.push(slot{key: o.key, at: o.at, win: uint32(cur.Index), ver: tr.id})
+		copy(dst, sc)
+		if cur.first == 0 {
+			cur.first = seq
+		}
+		cur.last = seq
+		if o.key != 0 {
+			cur.Identified++
+		}
+	}
+	if w.cfg.window.rows > 0 && cur.Predictions == w.cfg.window.rows {
+		w.closeWindow(tr, now)
+	}
+	if tr.predictions == 1 {
+		w.publishStatus(tr) // the version's first: make it known at once
+	}
 }
 
 func allFinite(s []float64) bool {
@@ -220,6 +249,10 @@ func (w *worker) expire(ms *modelState, now time.Time) {
 func (w *worker) forget(ms *modelState) {
 	s, _ := ms.ring.at(ms.ring.head)
 	tr := ms.trackers[s.ver]
+	if len(tr.wins) == 0 || tr.wins[len(tr.wins)-1].settled || uint32(tr.cur.Index) == s.win {
+		ms.ring.pop() // nothing to settle (the usual case): no window to look up
+		return
+	}
 	if win := tr.window(s.win); win != nil && win != tr.cur && !win.settled {
 		for _, old := range tr.wins {
 			if old.settled {
