@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"html/template"
 	"math"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ type page struct {
 	Stats     *Stats
 	Alarmed   int
 	Versions  []versionView
+	Sections  []template.HTML
 	Alerts    []alertView
 	More      int // alerts not shown
 }
@@ -124,7 +126,7 @@ const (
 )
 
 func newPage(r Report) page {
-	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats}
+	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats, Sections: r.Sections}
 	if p.Title == "" {
 		p.Title = "Drift report"
 	}
