@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -37,6 +38,13 @@ type Alert struct {
 	// Result is the window's full evaluation: every feature's statistics,
 	// thresholds and p-values after correction.
 	Result Result `json:"result"`
+}
+
+// IdempotencyKey names the alert the same way on every attempt to deliver
+// it, so a receiver can tell a retry from a new alert (Webhook).
+func (a Alert) IdempotencyKey() string {
+	return a.Model + "/" + a.Version + "/" + strconv.FormatInt(a.Result.Window.Index, 10) + "/" +
+		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind)
 }
 
 // Status is a model version's drift state now: what a rollout guard asks

@@ -144,6 +144,9 @@
 // is such a function: it queues the alert and a goroutine POSTs it as JSON
 // with retries, exponential backoff with jitter, a timeout per attempt and
 // an Idempotency-Key, dropping (and counting) what does not fit its queue.
+// Its Send takes other components' alerts the same way (any Payload: a
+// value that names its Idempotency-Key), so package quality's alerts
+// reach the same receiver through the same path.
 //
 // # Rollouts
 //

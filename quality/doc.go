@@ -142,9 +142,15 @@
 // errors at the window's size — a drop chance alone would not explain —
 // or a fixed WithThreshold. As drift does, an alarm is raised after
 // WithHysteresis' 2 consecutive breaching windows and cleared after 3
-// clean ones, and each change makes one Alert for every WithAlertFunc
-// (drift.Webhook's Notify style: return at once); Status says what is in
-// alarm, and Status.Err wraps ErrDegraded.
+// clean ones, and each change makes one Alert for every WithAlertFunc,
+// which must return at once. The module has one alert path: drift's
+// Webhook delivers these alerts too (its Send takes any value with an
+// IdempotencyKey), with the same retries, backoff and counters:
+//
+//	hook, _ := drift.NewWebhook("http://retrain.internal/hooks/quality")
+//	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
+//
+// Status says what is in alarm, and Status.Err wraps ErrDegraded.
 //
 // The change detectors read, as labels arrive, each prediction's error
 // (0 or 1 for a class; the absolute error over the reference's MAE for

@@ -143,6 +143,18 @@ type Alert struct {
 	Change *Change `json:"change,omitempty"`
 }
 
+// IdempotencyKey names the alert the same way on every attempt to deliver
+// it: drift.Webhook's Send (the module's one alert path) sets it as the
+// Idempotency-Key header, so a receiver can tell a retry from a new alert.
+func (a Alert) IdempotencyKey() string {
+	var window int64
+	if a.Result != nil {
+		window = a.Result.Window.Index
+	}
+	return "quality/" + a.Model + "/" + a.Version + "/" + strconv.FormatInt(window, 10) + "/" +
+		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind) + "/" + strings.Join(append(a.Raised, a.Cleared...), ",")
+}
+
 // Status is a model version's quality now: what a rollout guard asks.
 type Status struct {
 	Model   string `json:"model"`
