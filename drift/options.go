@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -65,6 +66,7 @@ func newConfig(opts []Option) (*config, error) {
 			exactLimit: DefaultExactLimit, minSamples: DefaultMinSamples, largeSample: DefaultLargeSample,
 			thresholds: map[Statistic]float64{}, methods: map[string]Statistic{},
 			correction: Bonferroni, clearRatio: DefaultClearRatio,
+			tolerances: map[Check]float64{}, mvBand: DefaultMultivariateBand,
 		},
 		window: DefaultWindow, queue: DefaultQueue,
 		raiseAfter: DefaultRaiseAfter, clearAfter: DefaultClearAfter,
@@ -97,6 +99,12 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if err := c.window.validate(); err != nil {
 		return nil, err
+	}
+	if err := validChecks(e.tolerances); err != nil {
+		return nil, err
+	}
+	if !(e.mvBand > 0) || math.IsInf(e.mvBand, 0) {
+		return nil, invalid("multivariate band %v, want a positive number of standard errors", e.mvBand)
 	}
 	for s, t := range e.thresholds {
 		if !s.valid() {
