@@ -81,7 +81,7 @@ type alertView struct {
 const (
 	chartW     = 420.0
 	chartH     = 150.0
-	chartPad   = 28.0
+	chartPad   = 46.0
 	maxAlerts  = 50
 	maxWindows = 30
 )
