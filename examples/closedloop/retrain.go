@@ -167,7 +167,11 @@ func (rt *retrainer) retrain(ctx context.Context, a drift.Alert, version string)
 		onDisk.Bias = math.NaN()
 		res.BrokenOnDisk = true
 	}
-	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof)
+	ref, err := qualityReference(version, m, xs[cut:], ys[cut:])
+	if err != nil {
+		return err
+	}
+	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof, ref)
 	if err != nil {
 		return fmt.Errorf("write version %s: %w", version, err)
 	}
