@@ -10,8 +10,8 @@ import (
 	"strconv"
 
 	"github.com/servekit/servekit/drift"
-	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
