@@ -89,8 +89,28 @@ func newTelemetry(m *Monitor, mp metric.MeterProvider) (*telemetry, error) {
 				o.ObserveFloat64(mvErr, m.Error, metric.WithAttributes(mv...))
 				o.ObserveFloat64(mvUpper, m.Upper, metric.WithAttributes(mv...))
 			}
+			// Every check judged in the window, 0 or 1, so a dashboard sees
+			// the checks before any of them alarms.
+			alarmed := map[string]bool{}
 			for _, c := range last.Checks {
-				o.ObserveInt64(checkAlarm, 1, metric.WithAttributes(append(mv[:2:2], attribute.String("check", c))...))
+				alarmed[c] = true
+			}
+			check := func(name string) {
+				var v int64
+				if alarmed[name] {
+					v = 1
+				}
+				o.ObserveInt64(checkAlarm, v, metric.WithAttributes(append(mv[:2:2], attribute.String("check", name))...))
+			}
+			for i := range last.Features {
+				if q := last.Features[i].Quality; q != nil {
+					for _, r := range q.Checks {
+						check(checkName(last.Features[i].Name, r.Check))
+					}
+				}
+			}
+			if last.Multivariate != nil {
+				check(CheckMultivariate)
 			}
 			for i := range last.Features {
 				f := &last.Features[i]

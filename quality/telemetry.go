@@ -35,14 +35,16 @@ func newTelemetry(m *Monitor, mp metric.MeterProvider) (*telemetry, error) {
 		errs = append(errs, err)
 		return c
 	}
-	est := gauge("servekit.quality.estimated", "1", "A metric estimated without labels (CBPE) on the last closed window.")
-	lower := gauge("servekit.quality.estimated_lower", "1", "The lower edge of the estimate's sampling-error band.")
-	upper := gauge("servekit.quality.estimated_upper", "1", "The upper edge of the estimate's sampling-error band.")
-	real := gauge("servekit.quality.realized", "1", "A metric computed from the labels of the newest window with enough of them.")
-	ref := gauge("servekit.quality.reference", "1", "A metric on the labelled reference set.")
+	// The metrics' own values have no unit (a log loss, an MAE in the
+	// target's unit), so none is given: the Prometheus names stay bare.
+	est := gauge("servekit.quality.estimated", "", "A metric estimated without labels (CBPE) on the last closed window.")
+	lower := gauge("servekit.quality.estimated_lower", "", "The lower edge of the estimate's sampling-error band.")
+	upper := gauge("servekit.quality.estimated_upper", "", "The upper edge of the estimate's sampling-error band.")
+	real := gauge("servekit.quality.realized", "", "A metric computed from the labels of the newest window with enough of them.")
+	ref := gauge("servekit.quality.reference", "", "A metric on the labelled reference set.")
 	coverage := gauge("servekit.quality.label_coverage", "1", "Share of the newest settled window's predictions that got a label.")
 	delay := gauge("servekit.quality.label_delay", "s", "Label delay quantile (quantile 0.5, 0.9, 0.99) of the newest window with labels.")
-	alarm := gauge("servekit.quality.alarm", "1", "1 while a quality check's alarm is raised, else 0.")
+	alarm := gauge("servekit.quality.alarm", "", "1 while a quality check's alarm is raised (only raised ones are reported).")
 	predictions := counter("servekit.quality.predictions", "{prediction}", "Predictions observed for quality monitoring.")
 	labels := counter("servekit.quality.labels", "{label}", "Labels received, by outcome: matched a remembered prediction or not.")
 	forgotten := counter("servekit.quality.forgotten", "{prediction}", "Predictions forgotten before any label could reach them, by reason: evicted (memory cap) or expired (age).")

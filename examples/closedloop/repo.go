@@ -143,7 +143,7 @@ func driftFeatures() []drift.Feature {
 // trained on and its scores of them, added as requests and responses so
 // that each value is read exactly as the monitor reads live traffic.
 func buildProfile(version string, xs [][numFeatures]float32, m logistic) (*drift.Profile, error) {
-	b, err := drift.NewProfileBuilder(modelName, version, driftFeatures())
+	b, err := drift.NewProfileBuilder(modelName, version, driftFeatures(), drift.WithMultivariate(0))
 	if err != nil {
 		return nil, err
 	}
