@@ -52,8 +52,9 @@ bench-grpc: deps
 gpu-check:
 	scripts/gpu-check.sh
 
-# Regenerates serving/grpcapi/inferencepb from its .proto (needs Debian's
-# protobuf-compiler; the plugins run through go run at pinned versions).
+# Regenerates serving/grpcapi/inferencepb and serving/modelconfigpb from their
+# .proto (needs Debian's protobuf-compiler; the plugins run through go run at
+# pinned versions).
 proto:
 	serving/grpcapi/proto/gen.sh
 

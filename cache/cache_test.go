@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -245,15 +246,6 @@ func (g *gate) model() serving.Predictor {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestCoalescingWithCancellations(t *testing.T) {
 	c := newCache(t)
 	g := newGate()
@@ -289,7 +281,7 @@ func TestCoalescingWithCancellations(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "waiters to join", func() bool { return c.Stats().Coalesced == n+1 })
+	poll.Until(t, "waiters to join", func() bool { return c.Stats().Coalesced == n+1 })
 
 	cancelWaiter()
 	assert.Equal(t, serving.Canceled, serving.CodeOf(<-waiterErr), "a cancelled waiter returns while the model still runs")
@@ -483,7 +475,7 @@ func TestComputationDoesNotReadTheLeadersBuffers(t *testing.T) {
 		assert.NoError(t, err)
 		got <- resp
 	}()
-	waitFor(t, "the waiter to join", func() bool { return c.Stats().Coalesced == 1 })
+	poll.Until(t, "the waiter to join", func() bool { return c.Stats().Coalesced == 1 })
 	cancel()
 	<-errc
 	// The leader has returned: its buffers are its own again.

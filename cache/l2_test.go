@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/servekit/servekit/cache"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/internal/redistest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -29,7 +30,7 @@ func TestL2SharedBetweenReplicas(t *testing.T) {
 	pa, pb := a.Middleware()(modelA), b.Middleware()(modelB)
 
 	predict(t, pa, row(1))
-	waitFor(t, "the write-behind", func() bool { return a.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return a.Stats().L2Writes == 1 })
 
 	req := row(1)
 	req.ID = "on-b"
@@ -65,7 +66,7 @@ func TestL2DownThenBack(t *testing.T) {
 	srv.Start()
 	// After the backoff, a miss tries Redis again and its write lands.
 	next := float32(1000)
-	waitFor(t, "L2 writes after the restart", func() bool {
+	poll.Until(t, "L2 writes after the restart", func() bool {
 		next++
 		predict(t, pa, row(next))
 		time.Sleep(5 * time.Millisecond) // let the write-behind run
@@ -75,7 +76,7 @@ func TestL2DownThenBack(t *testing.T) {
 	// itself once its L1 forgets.
 	w := a.Stats().L2Writes
 	predict(t, pa, row(-1))
-	waitFor(t, "the write", func() bool { return a.Stats().L2Writes > w })
+	poll.Until(t, "the write", func() bool { return a.Stats().L2Writes > w })
 	assert.Equal(t, linearOf(-1), values(t, predict(t, pb, row(-1))))
 	assert.Equal(t, uint64(1), b.Stats().HitsL2)
 	a.Purge()
@@ -116,7 +117,7 @@ func TestL2CorruptValueIsAMiss(t *testing.T) {
 	model := servingtest.Linear(4)
 	p := c.Middleware()(model)
 	predict(t, p, row(1))
-	waitFor(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
+	poll.Until(t, "the write-behind", func() bool { return c.Stats().L2Writes == 1 })
 	keys, err := client.Keys(context.Background(), "t:*").Result()
 	require.NoError(t, err)
 	require.Len(t, keys, 1)

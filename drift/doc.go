@@ -196,9 +196,13 @@
 // is such a function: it queues the alert and a goroutine POSTs it as JSON
 // with retries, exponential backoff with jitter, a timeout per attempt and
 // an Idempotency-Key, dropping (and counting) what does not fit its queue.
-// Its Send takes other components' alerts the same way (any Payload: a
-// value that names its Idempotency-Key), so package quality's alerts
-// reach the same receiver through the same path.
+// It never follows a redirect, and with WithSigningKey it signs each
+// attempt (SignatureHeader: "t=<unix seconds>,v1=<hex HMAC-SHA256 of
+// t.body>"), which the receiver checks with VerifySignature: the body is
+// authentic, and a delivery replayed after the tolerance (five minutes) is
+// refused. Its Send takes other components' alerts the same way (any
+// Payload: a value that names its Idempotency-Key), so package quality's
+// alerts reach the same receiver through the same path, signed alike.
 //
 // # Rollouts
 //

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/servekit/servekit/internal/atomicfile"
 )
 
 // ProfileFormat names the profile's JSON format and its version; a profile
@@ -139,21 +141,10 @@ func (p *Profile) WriteFile(path string) error {
 	return writeFile(path, buf.Bytes())
 }
 
-// writeFile replaces the file at path whole: it writes a temporary file
-// beside it and renames it into place.
+// writeFile replaces the file at path whole (atomicfile: temp, fsync,
+// rename, fsync of the directory).
 func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".drift-*")
-	if err != nil {
-		return fmt.Errorf("drift: write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("drift: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		return fmt.Errorf("drift: write %s: %w", path, err)
 	}
 	return nil

@@ -8,9 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -227,20 +227,15 @@ func (r *Reference) Encode(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteFile writes the reference to path through a temporary file renamed
-// into place, so a reader never sees half of it.
+// WriteFile writes the reference to path whole (internal/atomicfile:
+// temp, fsync, rename, fsync of the directory), so a reader never sees
+// half of it.
 func (r *Reference) WriteFile(path string) error {
 	var buf bytes.Buffer
 	if err := r.Encode(&buf); err != nil {
 		return fmt.Errorf("quality: encode reference %s: %w", r, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".quality-*")
-	if err != nil {
-		return fmt.Errorf("quality: write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(buf.Bytes())
-	if err := errors.Join(werr, tmp.Close(), os.Chmod(tmp.Name(), 0o644), os.Rename(tmp.Name(), path)); err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("quality: write %s: %w", path, err)
 	}
 	return nil

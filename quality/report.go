@@ -3,13 +3,12 @@ package quality
 import (
 	"bytes"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
+
+	"github.com/servekit/servekit/internal/atomicfile"
 )
 
 //go:embed section.html.tmpl page.html.tmpl
@@ -62,20 +61,13 @@ func (m *Monitor) WriteHTML(w io.Writer) error {
 }
 
 // WriteReportFile writes the report page to path, replacing the file
-// whole (a temporary file renamed into place).
+// whole (internal/atomicfile).
 func (m *Monitor) WriteReportFile(path string) error {
 	var b bytes.Buffer
 	if err := m.WriteHTML(&b); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".quality-report-*")
-	if err != nil {
-		return fmt.Errorf("quality: write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(b.Bytes())
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644), os.Rename(tmp.Name(), path)); err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(path, b.Bytes()); err != nil {
 		return fmt.Errorf("quality: write %s: %w", path, err)
 	}
 	return nil

@@ -202,7 +202,10 @@ func (w *csvWriter) Write(f *Frame) error {
 	return w.w.Error()
 }
 
-func (w *csvWriter) Close() error {
+func (w *csvWriter) Close() error { return w.Flush() }
+
+// Flush writes the buffered rows to the io.Writer (see Flusher).
+func (w *csvWriter) Flush() error {
 	w.w.Flush()
 	return w.w.Error()
 }

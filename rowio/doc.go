@@ -51,11 +51,4 @@
 // per column at a time from an io.ReaderAt. A Parquet writer holds at most
 // MaxRowGroupRows rows before it writes a row group. Readers, Writers and
 // Frames are not safe for concurrent use; a Mapping is.
-//
-// # Files that appear whole
-//
-// CreateAtomic writes under a hidden temporary name and Commit renames it
-// into place after an fsync, then fsyncs the directory, so a reader (or a
-// job restarted after kill -9) sees a whole file or none; RemoveTemp
-// clears what a crash left.
 package rowio

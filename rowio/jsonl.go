@@ -239,6 +239,9 @@ func (w *jsonlWriter) Write(f *Frame) error {
 
 func (w *jsonlWriter) Close() error { return w.w.Flush() }
 
+// Flush writes the buffered rows to the io.Writer (see Flusher).
+func (w *jsonlWriter) Flush() error { return w.w.Flush() }
+
 // checkFields fixes the writer's fields at the first frame and checks
 // later ones against them.
 func checkFields(fields *[]Field, f *Frame) error {

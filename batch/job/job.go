@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/servekit/servekit/internal/atomicfile"
+	"github.com/servekit/servekit/internal/retry"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 )
@@ -59,7 +61,7 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := rowio.RemoveTemp(dir); err != nil {
+	if _, err := atomicfile.RemoveTemp(dir); err != nil {
 		return nil, err
 	}
 	man, err := openManifest(dir, &Manifest{
@@ -372,41 +374,40 @@ func (j *run) score(ctx context.Context, it *item) error {
 }
 
 // Retries of a batch that failed with a transient code (Unavailable,
-// ResourceExhausted, DeadlineExceeded), waiting its RetryAfter or
-// retryBackoff doubling.
+// ResourceExhausted, DeadlineExceeded), through the module's retry policy:
+// doubling backoff with jitter from retryBackoff, or the error's
+// RetryAfter, up to maxBackoff.
 const (
 	maxRetries   = 3
 	retryBackoff = 100 * time.Millisecond
+	maxBackoff   = 10 * time.Second
 )
+
+var retryPolicy = retry.Policy{Retries: maxRetries, Base: retryBackoff, Max: maxBackoff}
 
 func (j *run) predict(ctx context.Context, f *rowio.Frame) (*rowio.Frame, error) {
 	req, err := j.m.Request(f)
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		resp, err := j.p.Predict(ctx, req)
-		if err == nil && resp == nil {
-			err = serving.Errorf(serving.Internal, "batch/job: the predictor returned neither an answer nor an error")
+	var resp *serving.Response
+	err = retryPolicy.Do(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = j.p.Predict(ctx, req)
+		switch {
+		case err == nil && resp == nil:
+			return retry.Permanent(serving.Errorf(serving.Internal, "batch/job: the predictor returned neither an answer nor an error"))
+		case err == nil:
+			return nil
+		case !transient(err):
+			return retry.Permanent(err)
 		}
-		if err == nil {
-			return j.output(f, resp)
-		}
-		if !transient(err) || attempt == maxRetries || ctx.Err() != nil {
-			return nil, err
-		}
-		wait := serving.RetryAfterOf(err)
-		if wait <= 0 {
-			wait = retryBackoff << attempt
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, context.Cause(ctx)
-		}
+		return retry.After(err, serving.RetryAfterOf(err))
+	})
+	if err != nil {
+		return nil, err
 	}
+	return j.output(f, resp)
 }
 
 func transient(err error) bool {

@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -17,7 +17,7 @@ import (
 const ManifestName = "_manifest.json"
 
 // Manifest records what a job has done, so that a run started again
-// after a crash skips it. It is rewritten atomically (rowio.WriteFileAtomic)
+// after a crash skips it. It is rewritten atomically (atomicfile.WriteFile)
 // after every part is committed: a part's files are renamed into place
 // first, then the manifest names them, so a part the manifest names is
 // whole, and a part it does not name is redone (its files replaced).
@@ -87,7 +87,7 @@ func (m *Manifest) save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return rowio.WriteFileAtomic(filepath.Join(dir, ManifestName), append(b, '\n'))
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestName), append(b, '\n'))
 }
 
 // openManifest loads the manifest of dir, checks that it describes the

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
 )
 
@@ -19,11 +20,11 @@ type partState struct {
 	batches     int // known once the part's end marker arrived
 	got         int
 	start, stop int64
-	file        *rowio.AtomicFile
+	file        *atomicfile.File
 	w           rowio.Writer
 	buf         *bufio.Writer
 	rows        int64
-	dead        *rowio.AtomicFile
+	dead        *atomicfile.File
 	deadW       *bufio.Writer
 	deadRows    int64
 }
@@ -60,7 +61,7 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 		return nil
 	}
 	if st.w == nil {
-		a, err := rowio.CreateAtomic(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat)))
+		a, err := atomicfile.Create(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat)))
 		if err != nil {
 			return err
 		}
@@ -76,7 +77,7 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 
 func (st *partState) writeDead(j *run, d *deadRow) error {
 	if st.dead == nil {
-		a, err := rowio.CreateAtomic(filepath.Join(j.dir, DeadLetterFile(st.part)))
+		a, err := atomicfile.Create(filepath.Join(j.dir, DeadLetterFile(st.part)))
 		if err != nil {
 			return err
 		}

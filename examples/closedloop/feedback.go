@@ -27,6 +27,7 @@ import (
 type feedback struct {
 	delay time.Duration
 	url   string // the labels endpoint
+	token string // its bearer token
 	post  *http.Client
 	f     *os.File
 	mu    sync.Mutex
@@ -42,14 +43,14 @@ type dueLabel struct {
 }
 
 // openFeedback creates the file and starts the goroutine that releases
-// labels as they fall due, to the file and to the labels endpoint at url;
-// close stops it.
-func openFeedback(path, url string, delay time.Duration) (*feedback, error) {
+// labels as they fall due, to the file and to the labels endpoint at url
+// (with the bearer token); close stops it.
+func openFeedback(path, url, token string, delay time.Duration) (*feedback, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	fb := &feedback{delay: delay, url: url, post: &http.Client{Timeout: 5 * time.Second},
+	fb := &feedback{delay: delay, url: url, token: token, post: &http.Client{Timeout: 5 * time.Second},
 		f: f, stopc: make(chan struct{}), done: make(chan struct{})}
 	tick := max(delay/4, 20*time.Millisecond)
 	go func() {
@@ -116,7 +117,13 @@ func (fb *feedback) release(now time.Time) error {
 // loses the batch (the file keeps it), as a chargeback feed would retry
 // later.
 func (fb *feedback) send(body []byte) error {
-	resp, err := fb.post.Post(fb.url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, fb.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+fb.token)
+	resp, err := fb.post.Do(req)
 	if err != nil {
 		return err
 	}

@@ -205,14 +205,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		return rep, err
 	}
 	defer func() { err = errors.Join(err, rt.close()) }() // after the server: its webhook posts here
-	srv, err := startServer(ctx, o, tl, log, rt.url)
+	srv, err := startServer(ctx, o, tl, log, rt.url, rt.key)
 	if err != nil {
 		return rep, err
 	}
 	defer func() { err = errors.Join(err, srv.close(context.WithoutCancel(ctx))) }()
 	tl.add(time.Now(), evServing, "serving v1 on %s/v2/models/%s (metrics at /metrics); admin API and drift report on %s (Bearer %s)",
 		srv.apiURL, modelName, srv.adminURL, shown)
-	fb, err := openFeedback(labels, srv.apiURL+"/v2/models/"+modelName+"/labels", o.labelDelay)
+	fb, err := openFeedback(labels, srv.apiURL+"/v2/models/"+modelName+"/labels", o.token, o.labelDelay)
 	if err != nil {
 		return rep, err
 	}

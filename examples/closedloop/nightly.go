@@ -11,6 +11,7 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch/job"
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
@@ -96,7 +97,7 @@ func writeTransactions(path string, w *world, n int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	a, err := rowio.CreateAtomic(path)
+	a, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

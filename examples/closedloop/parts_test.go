@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,10 +31,13 @@ func TestFeedbackIsLateAndWhole(t *testing.T) {
 	posted := make(chan string, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer token" {
+			t.Errorf("labels posted without the bearer token")
+		}
 		posted <- string(b)
 	}))
 	defer srv.Close()
-	fb, err := openFeedback(path, srv.URL, time.Hour)
+	fb, err := openFeedback(path, srv.URL, "token", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,16 +229,31 @@ func TestRetrainerEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.close()
-	post := func(body string) int {
+	send := func(body, sig string) int {
 		rec := httptest.NewRecorder()
-		rt.alert(rec, httptest.NewRequest(http.MethodPost, "/hooks/drift", strings.NewReader(body)))
-		if rec.Code == http.StatusBadRequest && !strings.HasPrefix(rec.Body.String(), `{"error":`) {
-			t.Errorf("400 body %q, want JSON", rec.Body)
+		req := httptest.NewRequest(http.MethodPost, "/hooks/drift", strings.NewReader(body))
+		req.Header.Set(drift.SignatureHeader, sig)
+		rt.alert(rec, req)
+		if rec.Code >= 400 && !strings.HasPrefix(rec.Body.String(), `{"error":`) {
+			t.Errorf("%d body %q, want JSON", rec.Code, rec.Body)
 		}
 		return rec.Code
 	}
+	post := func(body string) int { return send(body, drift.Sign(rt.key, time.Now(), []byte(body))) }
 	if c := post(`{"kind": `); c != http.StatusBadRequest {
 		t.Errorf("malformed alert: %d", c)
+	}
+	// An alert the webhook did not sign, or signed long ago, starts nothing.
+	raise := `{"kind": "raised", "model": "fraud", "version": "1"}`
+	for what, sig := range map[string]string{
+		"unsigned":      "",
+		"another key":   drift.Sign([]byte("guess"), time.Now(), []byte(raise)),
+		"an old replay": drift.Sign(rt.key, time.Now().Add(-time.Hour), []byte(raise)),
+		"another body":  drift.Sign(rt.key, time.Now(), []byte(`{"kind": "cleared"}`)),
+	} {
+		if c := send(raise, sig); c != http.StatusUnauthorized {
+			t.Errorf("%s alert: %d, want 401", what, c)
+		}
 	}
 	for _, a := range []string{
 		`{"kind": "cleared", "model": "fraud", "version": "2"}`,
@@ -250,5 +269,49 @@ func TestRetrainerEndpoint(t *testing.T) {
 	rt.mu.Unlock()
 	if busy {
 		t.Error("a retraining started for an alert that does not call for one")
+	}
+}
+
+// Every route of the admin listener, the drift report included, needs the
+// token (issue 18 row 12: /drift/ did not).
+func TestAdminListenerNeedsTheToken(t *testing.T) {
+	o, err := parseFlags([]string{"-dir", t.TempDir(), "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-admin-token", "tok"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(o.repoDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	srv, err := startServer(context.Background(), o, newTimeline(io.Discard), log, "http://127.0.0.1:1/hooks/drift", []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.close(context.Background())
+	get := func(path, token string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.adminURL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/drift/", "/v1/models", "/v1/models/fraud", "/anything"} {
+		if c := get(path, ""); c != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %d, want 401", path, c)
+		}
+		if c := get(path, "wrong"); c != http.StatusUnauthorized {
+			t.Errorf("GET %s with a wrong token: %d, want 401", path, c)
+		}
+	}
+	if c := get("/drift/", "tok"); c != http.StatusOK {
+		t.Errorf("GET /drift/ with the token: %d, want 200", c)
+	}
+	if c := get("/v1/models", "tok"); c != http.StatusOK {
+		t.Errorf("GET /v1/models with the token: %d, want 200", c)
 	}
 }

@@ -44,10 +44,11 @@ import (
 // logger records the challenger's answer under the same request id: the
 // pairs the AUC guard compares.
 //
-// The inference API, the labels endpoint, /metrics and nothing else
-// listen on the public address; the admin API (rollout.Admin, bearer
-// token) and the drift report (/drift/, with the model-quality section)
-// on a private one.
+// The inference API, the labels endpoint (behind the bearer token: labels
+// steer the rollout's quality guard), /metrics and nothing else listen on
+// the public address; the admin API (rollout.Admin) and the drift report
+// (/drift/, with the model-quality section) on a private one, both behind
+// the bearer token.
 type server struct {
 	repo     *repository.Repository
 	mon      *drift.Monitor
@@ -62,7 +63,7 @@ type server struct {
 
 var logDirs atomic.Int64 // numbers each loaded version's log directory
 
-func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger, retrainURL string) (s *server, err error) {
+func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger, retrainURL string, hookKey []byte) (s *server, err error) {
 	s = &server{}
 	defer func() {
 		if err != nil {
@@ -75,7 +76,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.metrics, err = promexport.Setup(ctx); err != nil {
 		return s, err
 	}
-	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second)); err != nil {
+	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second), drift.WithSigningKey(hookKey)); err != nil {
 		return s, err
 	}
 	// Model quality: each version's answers remembered by transaction id
@@ -129,17 +130,23 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		return s, err
 	}
 
+	auth := rollout.BearerToken(o.token)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.Handle("POST /v2/models/{model}/labels", s.qm.LabelsHandler())
+	mux.Handle("POST /v2/models/{model}/labels", auth.Protect(s.qm.LabelsHandler(), log))
 	mux.Handle("/", api)
 	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
 		return s, err
 	}
+	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo), rollout.WithAuthorizer(auth), rollout.WithAdminLogger(log))
+	if err != nil {
+		return s, err
+	}
+	// One token for the whole admin listener: the drift report shows the
+	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
-	adm.Handle("/", rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo),
-		rollout.WithAuthorizer(rollout.BearerToken(o.token)), rollout.WithAdminLogger(log)))
-	adm.Handle("GET /drift/", http.StripPrefix("/drift", s.mon.Handler()))
+	adm.Handle("/", admin)
+	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler()), log))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
 	}
@@ -211,9 +218,10 @@ func (s *server) loader(o *options) repository.LoadFunc {
 			return nil, err
 		}
 		closers = append(closers, c.Close)
-		// One directory per loaded instance: a FileSink clears temporary
-		// files in its directory when it starts, which must never be
-		// those of a sink still writing (the instance a reload replaces).
+		// One directory per loaded instance: a FileSink locks its
+		// directory and commits what it finds there unfinished, which
+		// must never be the files of a sink still writing (the instance a
+		// reload replaces, which still holds the lock).
 		dir := filepath.Join(o.logDir(), fmt.Sprintf("%s-v%s-%03d", v.Model, v.Version, logDirs.Add(1)))
 		sink, err := predlog.NewFileSink(dir, rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(v.Model+"-v"+v.Version))
 		if err != nil {

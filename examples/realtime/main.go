@@ -10,11 +10,17 @@
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
-// $ONNXRUNTIME_LIB.
+// $ONNXRUNTIME_LIB. -metrics-addr moves /metrics to a listener of its own
+// (scrapers reach it, clients do not); -debug-addr serves pprof behind the
+// admin token (-admin-token, $SERVEKIT_ADMIN_TOKEN, else a random one that
+// is printed). -batch batches the models that batch on dimension 0 and
+// serves the others unbatched, saying so once per model.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +79,8 @@ type options struct {
 	reliabilityOptions
 	repoOptions
 	gpu *gpuOptions // gpu.go
+
+	unbatched sync.Map // names of the models -batch could not batch, logged once
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -179,7 +188,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler)
+	metricsAt := "metrics at /metrics"
+	if o.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	} else {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metricsHandler)
+		addr, stopMetrics, err := serveAside(o.metricsAddr, mm, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		metricsAt = "metrics at http://" + addr + "/metrics"
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", addr)
+	}
 	api := httpapi.New(opts...)
 	for _, m := range models {
 		if err := api.Handle(m.name, m.p, httpapi.Version(m.version)); err != nil {
@@ -201,12 +223,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	g := &gate{next: withGRPC(api, mux, o)}
 
 	if o.debugAddr != "" {
-		addr, stopDebug, err := startDebug(o.debugAddr, log)
+		token, shown := adminToken(o.adminToken)
+		addr, stopDebug, err := serveAside(o.debugAddr, pprofHandler(token, log), log)
 		if err != nil {
 			return err
 		}
 		defer stopDebug()
-		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/\n", addr)
+		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/ (Authorization: Bearer %s)\n", addr, shown)
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -222,8 +245,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; metrics at /metrics)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
-		repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; %s)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
+		metricsAt, repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -237,6 +260,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		err = errors.Join(err, serr)
 	}
 	return err // the deferred serving.Close runs after the drain
+}
+
+// adminToken is the token of the admin routes: the one given, never
+// printed (a secret), or one made up for this run and printed so a person
+// can use it.
+func adminToken(given string) (token, shown string) {
+	if given != "" {
+		return given, "<the -admin-token given>"
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b), hex.EncodeToString(b)
 }
 
 func curlLine(addr, model string) string {
@@ -271,7 +306,7 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, err
 		}
-		p, err := buildChain(m, o, c)
+		p, err := buildChain(m, o, c, log)
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
@@ -286,8 +321,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 // telemetry (so it times and counts cache hits and refusals too, and its
 // span parents the others), then cache (hits never wait for a slot), then
 // admission control, then batch, then the model.
-func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
-	p, err := versionChain(model, o, c)
+func buildChain(model serving.Predictor, o *options, c *cache.Cache, log *slog.Logger) (serving.Predictor, error) {
+	p, err := versionChain(model, o, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -296,17 +331,34 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 
 // versionChain is the cache and batcher around one model: below a router,
 // one per version, for repository models (repo.go).
-func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+//
+// -batch is server-wide, and a repository holds models that cannot batch
+// (Silero VAD: a scalar sample rate, LSTM states whose dimension 0 is
+// fixed). Those are served unbatched rather than refused, as Triton serves
+// a model with max_batch_size 0 beside batched ones; the log says so once
+// per model, not at every reload of every version.
+func versionChain(model serving.Predictor, o *options, c *cache.Cache, log *slog.Logger) (serving.Predictor, error) {
 	p := model
 	if o.batch {
 		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows),
 			batch.WithAdaptive(o.batchAdaptive))
-		if err != nil {
+		switch {
+		case errors.Is(err, batch.ErrNotBatchable):
+			md, _ := serving.MetadataOf(model)
+			if _, said := o.unbatched.LoadOrStore(md.Name, true); !said {
+				log.Info("model does not batch on dimension 0: serving it unbatched (-batch applies to the models that can)", "model", md.Name)
+			}
+		case err != nil:
 			return nil, err
+		default:
+			p = b
 		}
-		p = b
 	}
-	limited, err := withLimit(p, o)
+	rows := 0
+	if p != model { // batched
+		rows = o.batchRows
+	}
+	limited, err := withLimit(p, o, rows)
 	if err != nil {
 		return nil, errors.Join(err, serving.Close(p)) // the batcher; the model is closed again, harmlessly
 	}

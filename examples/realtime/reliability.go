@@ -17,6 +17,7 @@ import (
 
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/limit"
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -30,6 +31,8 @@ type reliabilityOptions struct {
 	drainDelay  time.Duration
 	redisAddr   string
 	debugAddr   string
+	metricsAddr string
+	adminToken  string
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -37,7 +40,9 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxQueue, "max-queue", -1, "requests waiting for a slot before 429 (-1: as many as -max-inflight)")
 	fs.DurationVar(&o.maxWait, "max-wait", 0, "longest wait for a slot before 429 (0: the request's own deadline)")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (off by default: never expose it publicly)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060, behind -admin-token (off by default: never expose it publicly)")
+	fs.StringVar(&o.adminToken, "admin-token", env("SERVEKIT_ADMIN_TOKEN", ""), "bearer token of the admin routes (-debug-addr) ($SERVEKIT_ADMIN_TOKEN; random, and printed, when empty)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env("SERVEKIT_METRICS_ADDR", ""), "serve /metrics on this separate address, e.g. :9091, instead of the inference port, so a scraper can reach it and clients cannot ($SERVEKIT_METRICS_ADDR)")
 	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
 }
 
@@ -45,14 +50,14 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 // limit is what keeps the model busy
 // without piling work on it: one run per core for a model run on its own
 // (each run takes -threads cores), and two batches' worth of rows with the
-// batcher, so the next batch forms while one runs.
-func withLimit(p serving.Predictor, o *options) (serving.Predictor, error) {
+// batcher (batchRows > 0 when p batches), so the next batch forms while one runs.
+func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predictor, error) {
 	n := o.maxInFlight
 	switch {
 	case n < 0:
 		return p, nil
-	case n == 0 && o.batch:
-		n = 2 * o.batchRows
+	case n == 0 && batchRows > 0:
+		n = 2 * batchRows
 	case n == 0:
 		n = max(1, runtime.GOMAXPROCS(0)/max(1, o.threads))
 	}
@@ -170,26 +175,33 @@ func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.D
 	return err
 }
 
-// startDebug serves net/http/pprof on its own listener, apart from the
-// public handler (profiles reveal internals and cost CPU), and returns its
-// address and a function that stops it.
-func startDebug(addr string, log *slog.Logger) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, err
-	}
+// pprofHandler is net/http/pprof behind the admin token: profiles reveal
+// internals and cost CPU, so the debug listener is an admin route like
+// any other.
+func pprofHandler(token string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return rollout.BearerToken(token).Protect(mux, log)
+}
+
+// serveAside serves h on a listener of its own, apart from the public
+// handler (pprof, /metrics), and returns its address and a function that
+// stops it.
+func serveAside(addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("debug server stopped", "error", err)
+			log.Warn("listener stopped", "addr", ln.Addr().String(), "error", err)
 		}
 	}()
 	return ln.Addr().String(), func() { srv.Close(); <-done }, nil

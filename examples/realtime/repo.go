@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -20,24 +21,31 @@ import (
 
 // repoOptions are the flags of the model repository (-repo DIR).
 type repoOptions struct {
-	repo     string
-	repoPoll time.Duration
-	warmup   int
+	repo         string
+	repoPoll     time.Duration
+	warmup       int
+	strictConfig bool
 }
 
 func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
-	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.json ($SERVEKIT_REPO; see package repository)")
+	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.pbtxt or config.json ($SERVEKIT_REPO; see package repository)")
+	fs.BoolVar(&o.strictConfig, "strict-model-config", false, "refuse a repository model whose configuration sets a field servekit does not implement (otherwise it is logged and listed in the status)")
 	fs.DurationVar(&o.repoPoll, "repo-poll", repository.DefaultPollInterval, "how often -repo is re-read for new, changed and removed versions (0: never)")
-	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.json)")
+	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.pbtxt or config.json)")
 }
 
-// repoParams are the backend options a model's config.json may set in
-// "parameters"; the -threads flag is the default.
+// repoParams are the backend options a model's configuration may set in
+// "parameters"; the -threads flag is the default. Triton's ONNX Runtime
+// backend spells three of them its own way, and both spellings work.
 type repoParams struct {
 	IntraOpThreads    *int    `json:"intra_op_threads"`
 	InterOpThreads    *int    `json:"inter_op_threads"`
 	GraphOptimization *string `json:"graph_optimization"` // none, basic, extended, all
 	MemoryArena       *bool   `json:"memory_arena"`
+
+	TritonIntraOp  *int  `json:"intra_op_thread_count"`
+	TritonInterOp  *int  `json:"inter_op_thread_count"`
+	TritonMemArena *bool `json:"enable_mem_arena"`
 }
 
 var graphLevels = map[string]onnx.GraphOptimization{
@@ -61,8 +69,15 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		if err := v.DecodeParameters(&p); err != nil {
 			return nil, err
 		}
+		if err := checkPlatform(v); err != nil {
+			return nil, err
+		}
+		p.IntraOpThreads, p.InterOpThreads, p.MemoryArena = cmp.Or(p.IntraOpThreads, p.TritonIntraOp), cmp.Or(p.InterOpThreads, p.TritonInterOp), cmp.Or(p.MemoryArena, p.TritonMemArena)
 		opts := append([]onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(o.threads),
-			onnx.WithLogger(log)}, o.gpu.options()...)
+			onnx.WithLogger(log)}, deviceOptions(o, v.Config)...)
+		if level, ok := graphLevel(v.Config); ok {
+			opts = append(opts, onnx.WithGraphOptimization(level))
+		}
 		if o.ortLib != "" {
 			opts = append(opts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -87,12 +102,12 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 			return nil, err
 		}
 		var vc *cache.Cache
-		if o.cache {
+		if cacheFor(o, v.Config) {
 			if vc, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
 				return nil, errors.Join(err, m.Close())
 			}
 		}
-		chain, err := versionChain(m, o, vc)
+		chain, err := configChain(m, o, vc, v.Config, log)
 		if err != nil {
 			return nil, errors.Join(err, m.Close(), closeCache(vc))
 		}
@@ -107,10 +122,12 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 			log.Error("model repository: cannot serve model", "model", model, "err", err)
 		}
 	}
-	return repository.Open(ctx, o.repo, load,
-		repository.WithPollInterval(o.repoPoll),
-		repository.WithLogger(log),
-		repository.WithModelHook(hook))
+	opts := []repository.Option{repository.WithPollInterval(o.repoPoll), repository.WithLogger(log),
+		repository.WithModelHook(hook), repository.WithLoaderFields(repoLoaderFields...)}
+	if o.strictConfig {
+		opts = append(opts, repository.WithStrictConfig())
+	}
+	return repository.Open(ctx, o.repo, load, opts...)
 }
 
 // ownCache is a version's chain that owns its cache: serving.Close closes
