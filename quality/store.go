@@ -31,7 +31,8 @@ type ring struct {
 	slots      [][]slot
 	scores     [][]float64
 	head, next uint64
-	index      index // id hash → newest seq with it
+	headPos    uint64 // head's position in the slots: positions follow seqs, wrapping at cap
+	index      index  // id hash → newest seq with it
 }
 
 func newRing(width, capacity int) *ring {
@@ -42,9 +43,14 @@ func (r *ring) len() uint64 { return r.next - r.head }
 
 func (r *ring) has(seq uint64) bool { return seq >= r.head && seq < r.next }
 
-// at returns seq's slot and scores; seq must be remembered.
+// at returns seq's slot and scores; seq must be remembered (or next, in
+// push). Its position is head's plus the distance, wrapped: a compare
+// where a modulo by cap would cost a division on every access.
 func (r *ring) at(seq uint64) (*slot, []float64) {
-	p := (seq - 1) % r.cap
+	p := r.headPos + (seq - r.head)
+	if p >= r.cap {
+		p -= r.cap
+	}
 	c, i := p/chunkSlots, int(p%chunkSlots)
 	return &r.slots[c][i], r.scores[c][i*r.width : (i+1)*r.width]
 }
@@ -54,7 +60,10 @@ func (r *ring) full() bool { return r.len() == r.cap }
 // push remembers a prediction and returns its seq and its scores to fill;
 // the ring must not be full (pop first).
 func (r *ring) push(s slot) (seq uint64, scores []float64) {
-	p := (r.next - 1) % r.cap
+	p := r.headPos + r.len()
+	if p >= r.cap {
+		p -= r.cap
+	}
 	if c := p / chunkSlots; c == uint64(len(r.slots)) {
 		n := min(chunkSlots, r.cap-c*chunkSlots)
 		r.slots = append(r.slots, make([]slot, n))
@@ -80,6 +89,9 @@ func (r *ring) pop() *slot {
 		r.index.del(s.key)
 	}
 	r.head++
+	if r.headPos++; r.headPos == r.cap {
+		r.headPos = 0
+	}
 	return s
 }
 
@@ -170,6 +182,36 @@ func (x *index) del(key uint64) {
 		}
 	}
 	x.e[i] = entry{}
+}
+
+// touch reads the entry where key's probe starts, so that its cache line
+// is on its way before put or del needs it: called for a batch of keys
+// first, the misses overlap instead of coming one after another.
+func (x *index) touch(key uint64) uint64 {
+	if len(x.e) == 0 {
+		return 0
+	}
+	return x.e[key&uint64(len(x.e)-1)].key
+}
+
+// prefetch touches the index entries that taking the next n predictions
+// with keys will need: their own, and those of the n oldest remembered
+// ones, which a full ring forgets on the way. It returns what it read so
+// the reads are not optimised away.
+func (r *ring) prefetch(keys func(i int) uint64, n int) (sink uint64) {
+	for i := range n {
+		if k := keys(i); k != 0 {
+			sink += r.index.touch(k)
+		}
+	}
+	if forget := int(min(uint64(n), r.len())) - int(r.cap-r.len()); forget > 0 {
+		for seq := r.head; seq < r.head+uint64(forget); seq++ {
+			if s, _ := r.at(seq); s.key != 0 {
+				sink += r.index.touch(s.key)
+			}
+		}
+	}
+	return sink
 }
 
 func (x *index) grow() {

@@ -14,6 +14,7 @@ type worker struct {
 	obs      []obs     // the batch being taken in, swapped with the buffer's
 	scores   []float64 // its scores
 	scratch  [4][]float64
+	sink     uint64 // what prefetching read
 	models   map[string]*modelState
 	epoch    time.Time
 	tick     <-chan time.Time
@@ -163,6 +164,9 @@ func (w *worker) take(batch []obs, scores []float64) {
 	stamp := w.cfg.clock.Now().UnixNano()
 	w.m.n.predictions.Add(int64(len(batch)))
 	for i := range batch {
+		if i%prefetchAhead == 0 {
+			w.prefetch(batch[i:min(i+prefetchAhead, len(batch))])
+		}
 		o := &batch[i]
 		if o.at == 0 {
 			o.at = stamp
@@ -182,6 +186,26 @@ func (w *worker) take(batch []obs, scores []float64) {
 		}
 		w.add(ms, tr, o, sc, now)
 	}
+}
+
+// prefetchAhead is how many predictions take prepares at once.
+const prefetchAhead = 128
+
+// prefetch starts the index's cache misses for the next predictions of
+// a batch before take works through them one by one: a ring bigger than
+// the caches pays a miss per index insert and one per delete, and these
+// overlap when issued together rather than one after another.
+func (w *worker) prefetch(next []obs) {
+	ms := w.models[next[0].plan.model]
+	if ms == nil || ms.ring.len() < 1<<14 {
+		return // small enough to stay in the caches
+	}
+	w.sink += ms.ring.prefetch(func(i int) uint64 {
+		if next[i].plan != ms.plan {
+			return 0
+		}
+		return next[i].key
+	}, len(next))
 }
 
 // add remembers one prediction in its version's current window.
