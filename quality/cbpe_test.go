@@ -210,3 +210,73 @@ func TestCovariateShiftHurtsCaughtWithoutLabels(t *testing.T) {
 	assert.Contains(t, st.Alarms, "realized accuracy")
 	assert.NotContains(t, st.Alarms, "divergence")
 }
+
+// Multiclass CBPE: a three-class model whose scores are the true class
+// probabilities made overconfident (a softmax at twice the temperature's
+// inverse), calibrated one class against the rest and renormalised. Under
+// a covariate shift of the inputs, the estimated accuracy and macro
+// metrics track the realized ones within their bands.
+func TestCBPEMulticlass(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	w := [3][2]float64{{1.5, 0}, {-1, 1.2}, {-0.5, -1.2}}
+	draw := func(mu float64, n int) (scores, labels []float64) {
+		for range n {
+			x := [2]float64{mu + r.NormFloat64(), r.NormFloat64()}
+			var z, zs [3]float64
+			var sum, sums float64
+			for k := range 3 {
+				z[k] = math.Exp(w[k][0]*x[0] + w[k][1]*x[1])
+				zs[k] = math.Exp(2 * (w[k][0]*x[0] + w[k][1]*x[1]))
+				sum += z[k]
+				sums += zs[k]
+			}
+			u, y := r.Float64(), 2
+			for k, acc := 0, 0.0; k < 3; k++ {
+				if acc += z[k] / sum; u < acc {
+					y = k
+					break
+				}
+			}
+			for k := range 3 {
+				scores = append(scores, zs[k]/sums)
+			}
+			labels = append(labels, float64(y))
+		}
+		return scores, labels
+	}
+	task := quality.MulticlassTask("score", "a", "b", "c")
+	rb, err := quality.NewReferenceBuilder("m", "1", task)
+	require.NoError(t, err)
+	s, y := draw(0, 20000)
+	for i := range y {
+		require.NoError(t, rb.Add(s[3*i:3*i+3], y[i]))
+	}
+	ref, err := rb.Reference()
+	require.NoError(t, err)
+	const n = 2000
+	m := newMonitor(t, quality.WithReference(ref), quality.WithWindow(quality.CountWindow(n)), quality.WithQueue(1<<15), quality.WithDetectors())
+	p := m.Middleware()(echo)
+	for i, mu := range []float64{0, 1, -1, 2} {
+		s, y := draw(mu, n)
+		prefix := fmt.Sprintf("w%d-", i)
+		feed(t, p, "1", prefix, 3, s)
+		labelAll(t, m, prefix, y)
+	}
+	require.NoError(t, m.Flush(context.Background()))
+	var within, total int
+	for _, r := range m.Results("m", "1") {
+		for _, metric := range []quality.Metric{quality.Accuracy, quality.Precision, quality.Recall, quality.F1, quality.AUC, quality.LogLoss} {
+			mr, ok := r.Metric(metric)
+			require.True(t, ok)
+			require.NotNil(t, mr.Estimated, metric)
+			require.NotNil(t, mr.Realized, metric)
+			total++
+			if *mr.Realized >= mr.Estimated.Lower && *mr.Realized <= mr.Estimated.Upper {
+				within++
+			}
+			t.Logf("window %d %-9s estimated %.4f [%.4f, %.4f] realized %.4f", r.Window.Index, metric, mr.Estimated.Value, mr.Estimated.Lower, mr.Estimated.Upper, *mr.Realized)
+		}
+	}
+	t.Logf("%d of %d within the band", within, total)
+	assert.GreaterOrEqual(t, float64(within), 0.95*float64(total))
+}
