@@ -36,7 +36,7 @@ func (w *worker) evaluate(tr *tracker, win *window, closing bool) {
 		win.est, win.estCounts = estimate(&tr.ref.Task, tr.ref.Calibrators, all)
 		win.estN = int64(len(all) / wd)
 	}
-	win.dirty = false
+	win.dirty, win.computed = false, win.Labelled
 	task := &tr.ms.plan.task
 	real := realized(task, scores, labels)
 	nl := int64(len(labels))

@@ -354,7 +354,7 @@ func view(t serving.Tensor) (rows, width int) {
 // before the call and recomputed the windows that got labels, so Status,
 // Results and Report reflect them. It closes no window early.
 func (m *Monitor) Flush(ctx context.Context) error {
-	return m.do(ctx, func() { m.w.refresh(m.cfg.clock.Now()) })
+	return m.do(ctx, func() { m.w.refreshAll(m.cfg.clock.Now(), true) })
 }
 
 // do runs f on the worker goroutine after it has taken in what is queued.

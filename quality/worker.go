@@ -52,7 +52,8 @@ type window struct {
 	est         values  // the estimate, computed when the window closed
 	estCounts   *counts // its expected row sets
 	estN        int64
-	dirty       bool // labels arrived since the result was computed
+	dirty       bool  // labels arrived since the result was computed
+	computed    int64 // Labelled when the result was computed
 	settled     bool
 	res         Result
 }
@@ -319,7 +320,15 @@ func (w *worker) closeWindow(tr *tracker, now time.Time) {
 // refresh closes time windows that ended, forgets expired predictions,
 // settles windows whose labels are due and recomputes those that got
 // labels.
-func (w *worker) refresh(now time.Time) {
+//
+// A window still waiting for labels is recomputed on a tick only once its
+// labels grew by a tenth since it last was (or all its remembered
+// predictions are labelled): a window whose labels trickle in over hours
+// is recomputed tens of times, not once a second. Flush (all) recomputes
+// every window that got labels.
+func (w *worker) refresh(now time.Time) { w.refreshAll(now, false) }
+
+func (w *worker) refreshAll(now time.Time, all bool) {
 	for _, ms := range w.models {
 		w.expire(ms, now)
 		for _, tr := range ms.trackers {
@@ -336,7 +345,7 @@ func (w *worker) refresh(now time.Time) {
 				w.settle(tr, win)
 			}
 			for _, win := range tr.wins {
-				if win.dirty && !win.settled {
+				if win.dirty && !win.settled && (all || win.Labelled >= win.computed+max(1, win.computed/10) || win.Labelled >= win.Identified) {
 					w.evaluate(tr, win, false)
 					w.m.pub.result(tr.key, win.res, w.cfg.history)
 				}
