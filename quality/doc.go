@@ -210,16 +210,16 @@
 // everything else. A full buffer (WithQueue) drops the request and counts
 // it.
 //
-// Measured on the shared 2-core Xeon here, loaded (load average 17), CPU
-// time per single-row request with an id, best and typical of 5 runs
-// (go test -bench . ./quality):
+// Measured on the shared 2-core Xeon here, loaded (load average 17), per
+// single-row request with an id: best / median of 5 runs (go test -bench
+// . ./quality; the machine's noise is larger than the differences):
 //
-//	BenchmarkObservePath/request          53–95 ns   the middleware on the caller's goroutine
-//	BenchmarkObservePath/worker, 16,384   141–161 ns the worker: stamp, window, ring, index
-//	BenchmarkObservePath/worker, 262,144  105–180 ns the same, a ring and index beyond the caches
-//	BenchmarkObserve (both, end to end)   +140 ns (memory 16,384) to +250 ns (262,144) over the model alone
-//	BenchmarkLabel                        120–140 ns a label joined, detectors on
-//	BenchmarkWindow, 1,000 predictions    205–230 µs a window's estimate and realized metrics, once each
+//	BenchmarkObservePath/request          53 / 95 ns    the middleware, on the caller's goroutine
+//	BenchmarkObservePath/worker, 16,384   141 / 158 ns  the worker: stamp, window, ring, index
+//	BenchmarkObservePath/worker, 262,144  105 / 181 ns  the same, ring and index beyond the caches
+//	BenchmarkObserve, end to end, CPU     +150 / +160 ns (memory 16,384), +250 / +255 ns (262,144) over the model alone
+//	BenchmarkLabel                        122 / 134 ns  a label joined, detectors on
+//	BenchmarkWindow, 1,000 predictions    205 / 210 µs  a window's estimate and realized metrics, once each
 //
 // The index's cache misses dominate a memory beyond the caches: the
 // worker touches a batch's index entries before working through it, so
