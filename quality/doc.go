@@ -217,7 +217,7 @@
 //	BenchmarkObservePath/request          53 / 95 ns    the middleware, on the caller's goroutine
 //	BenchmarkObservePath/worker, 16,384   141 / 158 ns  the worker: stamp, window, ring, index
 //	BenchmarkObservePath/worker, 262,144  105 / 181 ns  the same, ring and index beyond the caches
-//	BenchmarkObserve, end to end, CPU     +150 / +160 ns (memory 16,384), +250 / +255 ns (262,144) over the model alone
+//	BenchmarkObserve, end to end, CPU     +155 / +130 ns (memory 16,384), +255 / +240 ns (262,144) over the model alone
 //	BenchmarkLabel                        122 / 134 ns  a label joined, detectors on
 //	BenchmarkWindow, 1,000 predictions    205 / 210 µs  a window's estimate and realized metrics, once each
 //
