@@ -258,7 +258,8 @@ func TestRetrainerEndpoint(t *testing.T) {
 	for _, a := range []string{
 		`{"kind": "cleared", "model": "fraud", "version": "2"}`,
 		`{"kind": "raised", "model": "fraud", "version": "1"}`, // v2 exists already
-		`{"kind": "raised", "model": "other", "version": "2"}`,
+		`{"kind": "raised", "model": "other", "version": "2", "raised": ["amount"]}`,
+		`{"kind": "raised", "model": "fraud", "version": "2", "check_raised": ["amount: missing"]}`, // data quality: no retraining
 	} {
 		if c := post(a); c != http.StatusAccepted {
 			t.Errorf("%s: %d", a, c)

@@ -104,10 +104,15 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		drift.WithReportSection(s.qm),
 		drift.WithAlertFunc(s.hook.Notify),
 		drift.WithAlertFunc(func(a drift.Alert) {
-			if a.Kind == drift.AlertRaised {
+			// A feature's drift is the story's event; the data-quality and
+			// multivariate checks that join it are lines of their own.
+			switch {
+			case len(a.Raised) > 0:
 				tl.add(a.Time, evDrift, "drift detected in %s v%s after window %d (%d rows): %s; alert sent to the retrainer",
 					a.Model, a.Version, a.Result.Window.Index, a.Result.Window.Rows, alarmLine(a))
-			} else {
+			case len(a.CheckRaised) > 0:
+				tl.say("drift monitor: %v in alarm for %s v%s", a.CheckRaised, a.Model, a.Version)
+			case len(a.Cleared) > 0:
 				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
 			}
 		})); err != nil {
