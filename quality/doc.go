@@ -62,6 +62,15 @@
 // two ids collide with odds of about n/2⁶⁴ per label. Size the memory to
 // the request rate times the label delay.
 //
+// # Replicas
+//
+// Each replica remembers the predictions it answered, so a label joins
+// only where its prediction was made: post every label to every replica
+// (a label for an id a replica never saw counts as unmatched there and
+// costs a lookup), or route it by the id the way requests were routed.
+// Unlike drift's windows, quality windows are not exported for merging:
+// realized metrics need the rows, not summaries.
+//
 // # Windows
 //
 // A model version's predictions are cut into tumbling windows by count or
