@@ -11,8 +11,9 @@ import (
 
 // infer serves one ModelInferRequest, for ModelInfer and each message of
 // ModelStreamInfer: resolve the model and version (model_version, else the
-// version metadata), decode, the protocol's infer steps (oip.Server.Infer:
-// routing key, deadline, readiness, output selection, statistics), encode.
+// version metadata), decode (classification requests included), the
+// protocol's infer steps (oip.Server.Infer: routing key, deadline,
+// readiness, output selection, classification, statistics), encode.
 // ctx carries the call's deadline (grpc-timeout) and trace context.
 func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	start := time.Now()
@@ -28,7 +29,11 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.srv.Infer(ctx, t, req, oip.Call{Key: header(hdr, h.cfg.keyHeader), MaxTimeout: h.cfg.maxTimeout, Start: start})
+	cs, err := classifications(msg)
+	if err != nil {
+		return nil, err
+	}
+	res, err := h.srv.Infer(ctx, t, req, oip.Call{Key: header(hdr, h.cfg.keyHeader), MaxTimeout: h.cfg.maxTimeout, Start: start, Classify: cs})
 	if err != nil {
 		return nil, err
 	}

@@ -67,6 +67,14 @@ type specJSON struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
 	Shape    []int64 `json:"shape"`
+	// Parameters, like the model's below, is an extension of the schema:
+	// an output's class labels (TensorSpec.Labels), in column order, as
+	// the classification extension reports them.
+	Parameters *specParams `json:"parameters,omitempty"`
+}
+
+type specParams struct {
+	Labels []string `json:"labels,omitempty"`
 }
 
 type modelJSON struct {
@@ -84,12 +92,23 @@ type modelJSON struct {
 
 type modelParams struct {
 	Device string `json:"device,omitempty"`
+	// UnservedOutputs are the model's outputs the server cannot return
+	// (Metadata.Unserved), each with why: the model serves the others.
+	UnservedOutputs []unservedJSON `json:"unserved_outputs,omitempty"`
+}
+
+type unservedJSON struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 func specs(s []serving.TensorSpec) []specJSON {
 	out := make([]specJSON, len(s))
 	for i, t := range s {
-		out[i] = specJSON{t.Name, t.DataType.String(), t.Shape}
+		out[i] = specJSON{Name: t.Name, Datatype: t.DataType.String(), Shape: t.Shape}
+		if len(t.Labels) > 0 {
+			out[i].Parameters = &specParams{Labels: t.Labels}
+		}
 	}
 	return out
 }
@@ -102,8 +121,11 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := modelJSON{Name: name, Versions: versions, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
-	if md.Device != "" {
+	if md.Device != "" || len(md.Unserved) > 0 {
 		m.Parameters = &modelParams{Device: md.Device}
+		for _, u := range md.Unserved {
+			m.Parameters.UnservedOutputs = append(m.Parameters.UnservedOutputs, unservedJSON{u.Name, u.Reason})
+		}
 	}
 	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
 	writeJSON(w, http.StatusOK, b)
@@ -161,6 +183,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, t oip.Target, 
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
+	call.Classify = c.Classifications()
 	res, err := h.srv.Infer(ctx, t, &c.Request, call)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)

@@ -29,6 +29,10 @@ type Call struct {
 	// this call (a transport may keep one in its per-request state to save
 	// an allocation); nil makes Infer allocate one.
 	Timing *serving.Timing
+	// Classify lists the outputs asked for with Triton's classification
+	// extension (an output's "classification": k parameter), answered with
+	// their top k classes (serving.ClassifyOutputs).
+	Classify []serving.Classification
 }
 
 // Result is what a transport writes back.
@@ -37,7 +41,7 @@ type Result struct {
 	// (a response cache): read-only.
 	Response *serving.Response
 	// Outputs are the outputs to write, those asked for in the order asked
-	// (all when none were named).
+	// (all when none were named), classified where the call asked.
 	Outputs []serving.Tensor
 	// Version is the version that answered: the Response's, else the one
 	// resolved.
@@ -50,8 +54,10 @@ type Result struct {
 // the call's deadline, refuses a target that is not ready (Unavailable),
 // calls the chain (a panic becomes an Internal error, logged with its
 // stack; no answer and no error is Internal too), selects the outputs
-// asked for (NotFound for one the answer lacks) and counts the call in
-// the statistics. Transports decode before it and encode after it; every
+// asked for (NotFound for one the answer lacks), answers those asked for
+// with classification by their top classes (with the labels of the
+// target version's metadata; the chain's answer, which a cache may share,
+// is not modified) and counts the call in the statistics. Transports decode before it and encode after it; every
 // transport's infer path is these steps.
 func (s *Server) Infer(ctx context.Context, t Target, req *serving.Request, c Call) (Result, error) {
 	if c.Start.IsZero() {
@@ -81,6 +87,9 @@ func (s *Server) Infer(ctx context.Context, t Target, req *serving.Request, c Ca
 		}
 		res.Response = resp
 		res.Outputs, err = serving.SelectOutputs(req, resp)
+		if err == nil && len(c.Classify) > 0 {
+			res.Outputs, err = serving.ClassifyOutputs(t.Metadata(), res.Outputs, c.Classify)
+		}
 	}
 	s.stats.record(t.Model, res.Version, req, tm, c.Start, err)
 	return res, err

@@ -183,11 +183,11 @@ var errNoRepository = serving.Errorf(serving.Unimplemented, "oip: this server's 
 
 // Extensions lists the protocol extensions the Server serves, as the
 // server metadata reports them (a transport adds its own, such as REST's
-// binary_tensor_data): parameters, schedule_policy (the priority and
-// timeout parameters), model_configuration, statistics, and the model
-// repository's when repository control is on.
+// binary_tensor_data): classification, parameters, schedule_policy (the
+// priority and timeout parameters), model_configuration, statistics, and
+// the model repository's when repository control is on.
 func (s *Server) Extensions() []string {
-	ext := []string{"parameters", "schedule_policy", "model_configuration", "statistics"}
+	ext := []string{"classification", "parameters", "schedule_policy", "model_configuration", "statistics"}
 	if s.cfg.admin != nil {
 		ext = append(ext, "model_repository", "model_repository(unload_dependents)")
 	}

@@ -14,15 +14,23 @@ import (
 // is ready for DecodeInferRequest.
 type InferRequest struct {
 	Request   serving.Request
-	binaryOut []outputFlag // binary_data of each of Request.Outputs
-	binaryAll bool         // binary_data_output: every output raw
+	binaryOut []outputFlag             // binary_data of each of Request.Outputs
+	classes   []serving.Classification // outputs answered as their top classes
+	binaryAll bool                     // binary_data_output: every output raw
 	one       [1]serving.Tensor
 	// Short strings and small data arrays of the request live here, to save
 	// an allocation each (an 8-float fraud request fits). Nothing writes to
-	// it once carved out.
+	// it once carved out. Such an array shares its allocation with the Go
+	// pointers above (and with whatever a transport keeps beside it), which
+	// cgo refuses to be handed: backend/onnx copies inputs of up to 4 KiB
+	// before ONNX Runtime sees them for that reason.
 	words [16]uint64
 	free  []uint64 // what is left of words
 }
+
+// Classifications are the outputs the request asked for with Triton's
+// classification extension (an output's "classification": k parameter).
+func (r *InferRequest) Classifications() []serving.Classification { return r.classes }
 
 // BinaryOutput reports whether output i of the answer goes back as binary
 // data (Triton's binary tensor extension): its binary_data parameter, else
