@@ -97,7 +97,9 @@ type timingKey struct{}
 
 // WithTiming returns ctx carrying t; t nil removes the Timing ctx carries,
 // for work that must not be charged to the request (a shadow copy). The
-// first call with a given t costs no allocation.
+// first call with a given t costs no allocation (t holds the context
+// node), so its owner makes it before sharing t, as a transport does once
+// per request.
 func WithTiming(ctx context.Context, t *Timing) context.Context {
 	if t != nil && t.node.Context == nil {
 		t.node = timingCtx{ctx, t}
