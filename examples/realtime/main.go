@@ -7,6 +7,12 @@
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
 //	go run ./examples/realtime -repo models/            # a model repository, hot-reloaded
+//	go run ./examples/realtime -repo models/ -model-control-mode explicit -load-model fraud
+//	                                                    # Triton's model control: clients load and
+//	                                                    # unload through the repository extension
+//
+// REST and gRPC serve one oip.Server: the same models, versions, model
+// configuration and statistics (Triton's extensions) on both.
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
