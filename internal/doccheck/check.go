@@ -72,7 +72,7 @@ func (k Kind) String() string {
 }
 
 // Check type-checks one Go snippet. The error lists every problem at its
-// position in the document. A fragment (Decls, Stmts) may leave
+// position in the document. A fragment (Decls, Stmts, Expr) may leave
 // variables unused, since it shows a step and stops; a File may not.
 func (c *Checker) Check(s Snippet) (Kind, error) {
 	if c.fset == nil {
@@ -88,7 +88,7 @@ func (c *Checker) Check(s Snippet) (Kind, error) {
 		return u.kind, err
 	}
 	for range 8 {
-		paths := u.paths(c)
+		paths := u.paths()
 		m := c.moduleFor(mod, paths)
 		l := c.loader(m)
 		if err := l.ensure(paths); err != nil {
@@ -119,8 +119,7 @@ func (c *Checker) Check(s Snippet) (Kind, error) {
 type unit struct {
 	s           Snippet
 	kind        Kind
-	pkg         string // package clause of a File
-	head, body  string // Stmts: imports, then statements; Decls: body only
+	head, body  string // leading import lines, then the rest (a File: all in body)
 	bodyLine    int    // line of body in the document
 	single      bool   // Stmts: the body is one expression
 	explicit    []string
@@ -140,7 +139,7 @@ func (c *Checker) parse(s Snippet) (*unit, error) {
 		if err != nil {
 			return nil, err
 		}
-		u.kind, u.pkg, u.body, u.bodyLine = File, f.Name.Name, code, s.Line
+		u.kind, u.body, u.bodyLine = File, code, s.Line
 		u.explicit = importPaths(f)
 		return u, nil
 	}
@@ -236,7 +235,7 @@ func (u *unit) files(fset *token.FileSet) ([]*ast.File, error) {
 }
 
 // paths are the import paths the unit's files import.
-func (u *unit) paths(c *Checker) []string {
+func (u *unit) paths() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, list := range [][]string{u.explicit, sortedValues(u.imports), sortedValues(u.varsImports)} {
