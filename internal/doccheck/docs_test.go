@@ -102,19 +102,26 @@ func TestDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &doccheck.Checker{Root: root, Modules: mods, Imports: imports, Vars: vars}
+	// -v lists every block and what it was taken for.
+	logf := func(format string, args ...any) {
+		if testing.Verbose() {
+			t.Logf(format, args...)
+		}
+	}
 	checked := map[string]int{}
 	for _, s := range snips {
 		switch {
 		case !s.IsGo():
-			t.Logf("%s: not Go (%q)", s, s.Lang)
+			logf("%s: not Go (%q)", s, s.Lang)
 		case s.Skip != "":
-			t.Logf("%s: skipped: %s", s, s.Skip)
+			logf("%s: skipped: %s", s, s.Skip)
 		default:
 			kind, err := c.Check(s)
 			if err != nil {
-				t.Errorf("%s (%v):\n%v", s, kind, err)
+				t.Errorf("%s: a Go snippet that does not compile (%v):\n%v", s, kind, err)
+			} else {
+				logf("%s: %v", s, kind)
 			}
-			t.Logf("%s: %v", s, kind)
 			checked[s.File]++
 		}
 	}
