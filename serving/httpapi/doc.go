@@ -6,7 +6,7 @@
 //
 //	h := httpapi.New()
 //	h.Handle("fraud", model)                             // default version
-//	h.Handle("fraud", v2, httpapi.Version("2"))          // /versions/2
+//	h.Handle("fraud", modelV2, httpapi.Version("2"))     // /versions/2
 //	http.ListenAndServe(":8080", h)
 //
 // A Handler is safe for concurrent use; Handle and Remove may run while it
