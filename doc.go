@@ -58,8 +58,13 @@
 //
 //	model, err := onnx.Load("fraud.onnx")
 //	...
-//	p := serving.Chain(telemetry.Middleware(), c.Middleware())(batcher) // c: a *cache.Cache
+//	c, err := cache.New(cache.WithMaxEntries(100_000))
+//	...
+//	defer c.Close()
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	defer serving.Close(p)
+//
+// The package Example runs this chain on a fake model.
 //
 // The examples folder holds runnable binaries: examples/predict (load and
 // score), examples/realtime (the production-shaped server), examples/rollout

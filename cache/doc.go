@@ -7,7 +7,7 @@
 //	c, err := cache.New(cache.WithMaxBytes(256<<20), cache.WithTTL(10*time.Minute))
 //	if err != nil { ... }
 //	defer c.Close()
-//	p := serving.Chain(telemetry, c.Middleware(), batcher)(model)
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model)
 //
 // A Cache is safe for concurrent use and may be shared by the middleware of
 // many models: entries are keyed by model, version and the model's content.

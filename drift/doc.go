@@ -16,7 +16,7 @@
 //		drift.WithWindow(drift.CountWindow(1000, 0)),
 //		drift.WithAlertFunc(hook.Notify))
 //	defer mon.Close()
-//	p := serving.Chain(telemetry, mon.Middleware(), cache, batcher)(model)
+//	p := serving.Chain(telemetry.Middleware(), mon.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	http.Handle("/drift", mon.Handler())
 //
 // Build the profile once from training data with a ProfileBuilder (Add, a

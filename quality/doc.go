@@ -17,7 +17,7 @@
 //		quality.WithLabelDelay(24*time.Hour),
 //		quality.WithAlertFunc(notify))
 //	defer qm.Close()
-//	p := serving.Chain(telemetry, qm.Middleware(), cache, batcher)(model)
+//	p := serving.Chain(telemetry.Middleware(), qm.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	mux.Handle("POST /v2/models/{model}/labels", qm.LabelsHandler())
 //	mux.Handle("GET /quality/", http.StripPrefix("/quality", qm.Handler()))
 //

@@ -10,8 +10,8 @@
 //	r := rollout.New("fraud")
 //	defer r.Close()
 //	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
-//	r.Put("1", perVersion(model1))                                   // the first takes 100 %
-//	r.Put("2", perVersion(model2))                                   // later ones join at 0 %
+//	r.Put("1", perVersion(blue))                                     // the first takes 100 %
+//	r.Put("2", perVersion(green))                                    // later ones join at 0 %
 //	h.Handle("fraud", telemetry.New(r))                              // h: an *httpapi.Handler
 //	r.SetWeights(map[string]float64{"1": 95, "2": 5})               // canary
 //	r.Switch("2")                                                    // blue-green

@@ -44,7 +44,8 @@ func TestRedisCacheWithRepository(t *testing.T) {
 		dir = t.TempDir()
 		put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, bias))
 		base, _, stop := start(t, "-repo", dir, "-repo-poll", "5ms", "-cache", "-cache-redis", srv.Addr,
-			"-cache-redis-password", password, "-cache-redis-hmac-key", testHMACKey)
+			"-cache-redis-password", password, "-cache-redis-hmac-key", testHMACKey,
+			"-cache-redis-timeout", "10s") // a cold connection's AUTH on a loaded runner can take longer than the default 50 ms: a miss, not the hit asserted
 		return base, dir, stop
 	}
 	oldA, dirA, stopA := replica(0)

@@ -44,6 +44,7 @@ type redisOptions struct {
 	hmacKey         string
 	hmacPrevious    string
 	unauthenticated bool
+	timeout         time.Duration
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -58,6 +59,7 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.redis.password, "cache-redis-password", env("SERVEKIT_REDIS_PASSWORD", ""), "password of -cache-redis ($SERVEKIT_REDIS_PASSWORD: prefer it, flags show in ps)")
 	fs.StringVar(&o.redis.hmacKey, "cache-redis-hmac-key", env("SERVEKIT_REDIS_HMAC_KEY", ""), "secret of at least 32 bytes that authenticates the entries every replica writes to -cache-redis, e.g. openssl rand -hex 32 ($SERVEKIT_REDIS_HMAC_KEY: prefer it)")
 	fs.StringVar(&o.redis.hmacPrevious, "cache-redis-hmac-key-previous", env("SERVEKIT_REDIS_HMAC_KEY_PREVIOUS", ""), "a key being rotated out: entries it signed are still accepted ($SERVEKIT_REDIS_HMAC_KEY_PREVIOUS)")
+	fs.DurationVar(&o.redis.timeout, "cache-redis-timeout", cache.DefaultL2Timeout, "bound on every call to -cache-redis: past it the call counts as a miss, so a slow Redis never slows a request by more")
 	fs.BoolVar(&o.redis.unauthenticated, "cache-redis-unauthenticated", false, "run -cache-redis without -cache-redis-hmac-key: whoever can write to the Redis can then change every replica's answers")
 }
 
@@ -91,7 +93,7 @@ func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) 
 	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
 	var rdb *redis.Client
 	if r := o.redis; r.addr != "" {
-		var l2 []cache.L2Option
+		l2 := []cache.L2Option{cache.WithL2Timeout(r.timeout)}
 		switch {
 		case r.hmacKey != "":
 			var previous [][]byte

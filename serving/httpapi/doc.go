@@ -10,7 +10,7 @@
 //
 //	h := httpapi.New()
 //	h.Handle("fraud", model)                             // default version
-//	h.Handle("fraud", v2, httpapi.Version("2"))          // /versions/2
+//	h.Handle("fraud", modelV2, httpapi.Version("2"))     // /versions/2
 //	http.ListenAndServe(":8080", h)
 //
 // or, to serve the same models over gRPC too, an oip.Server both
