@@ -40,7 +40,7 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // other 403 (PermissionDenied). rollout.Authorizer has this shape, so the
 // admin API's authoriser guards it too:
 //
-//	oip.WithRepositoryControl(rollout.BearerToken(token))
+//	oip.WithRepositoryControl(rollout.BearerToken(os.Getenv("SERVEKIT_ADMIN_TOKEN")))
 //
 // Off by default: loading and unloading models changes what every client
 // is answered with, so it is an admin capability, never a default. A nil
