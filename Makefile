@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+.PHONY: demo closedloop test deps vet bench models bench-http bench-http-batch bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -43,6 +43,9 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+bench-http-batch: deps
+	bench/http-batch.sh
 
 bench-grpc: deps
 	bench/grpc.sh
