@@ -39,18 +39,27 @@ type Batcher struct {
 	pending atomic.Int64
 	stalled atomic.Bool
 
+	// sendNs is the time the last joined batch took to hand out its
+	// answers, per row: the runner measures it after it lets go of mu, and
+	// the next joined batch adds it to its cost.
+	sendNs atomic.Int64
+
 	mu       sync.Mutex
-	queues   map[uint64]*queue // guarded by mu; non-empty queues by key hash, chained
-	order    []*queue          // guarded by mu: the same queues, to iterate
-	spare    *queue            // guarded by mu: an emptied queue, for reuse
-	timerAt  time.Time         // guarded by mu: the scheduler's next wake-up; zero: none
-	queued   int64             // guarded by mu: rows waiting
-	inflight int               // guarded by mu: batches running
-	running  map[*batch]struct{}
-	closed   bool      // guarded by mu: no new requests
-	draining bool      // guarded by mu: Shutdown: dispatch without waiting
-	runEWMA  estimator // guarded by mu
-	stats    Stats     // guarded by mu
+	queues   map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
+	order    []*queue            // guarded by mu: the same queues, to iterate
+	spare    *queue              // guarded by mu: an emptied queue, for reuse
+	retry    []*group            // guarded by mu: halves of split batches, to run before the queues
+	timerAt  time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
+	queued   int64               // guarded by mu: rows waiting
+	inflight int                 // guarded by mu: runs holding a run slot
+	active   int                 // guarded by mu: runs going on, in a slot or not
+	runGen   uint64              // guarded by mu: runs started
+	running  map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
+	closed   bool                // guarded by mu: no new requests
+	draining bool                // guarded by mu: Shutdown: dispatch without waiting
+	runEWMA  estimator           // guarded by mu
+	cost     costModel           // guarded by mu
+	stats    Stats               // guarded by mu
 }
 
 var (
@@ -90,6 +99,7 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		work:    make(chan job, cfg.maxFlight),
 		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
+		cost:    newCostModel(cfg.maxFlight),
 	}
 	if err := tel.observe(cfg.meters, func() int64 {
 		b.mu.Lock()
@@ -209,28 +219,53 @@ func (b *Batcher) leave() {
 // (nothing queued or running) and the dispatch rule needs no company
 // (adaptive with no other caller on its way, or a zero max delay). This is
 // the low-load path: it costs no goroutine hand-off, so a lone request
-// pays almost nothing for batching.
+// pays almost nothing for batching. It takes a run slot, as a batch would.
+//
+// In adaptive mode, while the cost model says joining does not pay, every
+// request runs here, alone and without a slot, side by side with the
+// others, as if unbatched.
 func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error, bool) {
 	b.mu.Lock()
-	if b.closed || b.queued > 0 || b.inflight > 0 || !b.aloneReadyLocked(rows) {
+	if b.closed {
+		b.mu.Unlock()
+		return nil, nil, false
+	}
+	slot := b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && b.aloneReadyLocked(rows)
+	if !slot && (!b.cfg.adaptive || b.cost.joins) {
 		b.mu.Unlock()
 		return nil, nil, false
 	}
 	b.pending.Add(-1) // running now; a queue that forms waits for the run anyway
 	now := b.cfg.clock.Now()
-	// Shutdown may have to cancel it, as it cancels running batches. A ctx
-	// that can never end is left alone: wrapping it would make the backend
-	// prepare for cancellation on every call (ORT run options), which is
-	// most of what a lone request would pay for batching.
-	var bt *batch
+	bt := runPool.Get().(*batch)
+	bt.slot, bt.rows = slot, rows
+	caller := ctx
+	// Shutdown may have to cancel the run, and the scheduler end it at its
+	// limit. A ctx that can never end is left alone: wrapping it would make
+	// the backend prepare for cancellation on every call (ORT run options),
+	// which is most of what a lone request would pay for batching. At its
+	// limit such a run only gives its slot back.
 	if ctx.Done() != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		bt = &batch{cancel: cancel}
-		b.running[bt] = struct{}{}
+		bt.cancel = cancel
 	}
-	b.inflight++
+	if slot || bt.cancel != nil {
+		bt.limit = now.Add(b.cfg.maxRun)
+		if d, ok := ctx.Deadline(); ok {
+			bt.limit = d
+		}
+		b.running[bt] = struct{}{}
+		b.watchRunLocked(bt)
+	}
+	if slot {
+		b.inflight++
+	} else {
+		b.stats.Alone++
+		b.cost.ranAlone()
+	}
+	b.beginLocked(bt)
 	b.mu.Unlock()
 
 	b.tel.queued(0)
@@ -238,16 +273,35 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 	elapsed := b.cfg.clock.Since(now)
 	b.tel.ran(elapsed, rows, 1)
 	b.mu.Lock()
-	b.inflight--
-	if bt != nil {
+	ended := bt.ended
+	if !ended {
 		delete(b.running, bt)
+		if slot {
+			b.inflight--
+		}
 	}
-	b.ranLocked(elapsed, rows, 1, 0)
+	b.finishLocked(bt, elapsed, 1)
+	b.ranLocked(elapsed, rows, 1)
 	b.stats.Direct++
-	b.afterRunLocked(now.Add(elapsed))
+	if slot {
+		b.afterRunLocked(now.Add(elapsed))
+	} else if b.closed {
+		b.watchLocked(now) // the scheduler may be waiting for this run to exit
+	}
 	b.mu.Unlock()
+	*bt = batch{}
+	runPool.Put(bt)
+	if b.cfg.hook != nil && !ended {
+		b.cfg.hook(-1)
+	}
+	if ended && err != nil && caller.Err() == nil {
+		return nil, b.overLimit(), true
+	}
 	return resp, err, true
 }
+
+// runPool holds the records of runs in callers' goroutines.
+var runPool = sync.Pool{New: func() any { return new(batch) }}
 
 // received finishes a wait that got its answer.
 func (b *Batcher) received(it *item, r result) (*serving.Response, error) {
@@ -342,10 +396,11 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		return e
 	}
 	now := b.cfg.clock.Now()
+	limit, _ := ctx.Deadline() // none: set at the first run (limitLocked)
 	q := b.queueLocked(hash, req)
 	for i, c := range chunks {
 		it := newItem()
-		it.req, it.rows, it.level, it.enq, it.parent = c, c.Rows(), level, now, parent
+		it.req, it.rows, it.level, it.enq, it.parent, it.limit = c, c.Rows(), level, now, parent, limit
 		it.last = i == len(chunks)-1
 		if i == 0 {
 			it.span = span // one queue span per caller, ended with its first chunk
@@ -359,7 +414,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 	// busy and the batch that ends takes the queue, and otherwise the
 	// caller that completes a batch starts it, so arrivals cost no hand-off.
 	b.startReadyLocked(now)
-	b.watchLocked()
+	b.watchLocked(now)
 	return nil
 }
 
@@ -414,11 +469,13 @@ func (b *Batcher) dropLocked(q *queue) {
 	b.spare = q
 }
 
-// watchLocked wakes the scheduler when something waits and no timer is set
-// to enforce its max delay. A set timer always fires before the deadline of
-// a queue made after it (deadlines grow with arrival time).
-func (b *Batcher) watchLocked() {
-	if (b.queued > 0 && b.timerAt.IsZero()) || b.closed {
+// watchLocked wakes the scheduler when something waits for a free run
+// slot and the scheduler's timer (if any) would fire after its max delay;
+// and once closed, so that it can exit. While every slot is busy, a run
+// that ends takes what waits, so there is nothing to time.
+func (b *Batcher) watchLocked(now time.Time) {
+	if b.closed || (b.queued > 0 && b.inflight < b.cfg.maxFlight &&
+		(b.timerAt.IsZero() || now.Add(b.cfg.maxDelay).Before(b.timerAt))) {
 		b.nudge()
 	}
 }
@@ -460,6 +517,9 @@ func (b *Batcher) abandon(it *item, why reason) {
 		if it.batch.live == 0 {
 			it.batch.cancel()
 		}
+	case retrying:
+		b.leaveGroupLocked(it)
+		it.state = left
 	case done:
 		if it.counted { // answered as it left: it is gone all the same
 			it.counted = false
@@ -531,7 +591,9 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 		b.mu.Lock()
 		b.failQueuedLocked(serving.ErrClosed)
 		for bt := range b.running {
-			bt.cancel()
+			if bt.cancel != nil {
+				bt.cancel()
+			}
 		}
 		b.mu.Unlock()
 		b.nudge()
@@ -540,6 +602,15 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 }
 
 func (b *Batcher) failQueuedLocked(err error) {
+	for _, g := range b.retry {
+		for _, it := range g.items {
+			it.state, it.grp = done, nil
+			it.res <- result{err: err} // last: the caller may reuse it at once
+			b.stats.Rejected.Closed++
+			b.tel.rejected(context.Background(), reasonClosed)
+		}
+	}
+	b.retry = nil
 	for _, q := range slices.Clone(b.order) {
 		for _, it := range q.all() {
 			it.state = done
