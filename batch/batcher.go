@@ -44,22 +44,24 @@ type Batcher struct {
 	// the next joined batch adds it to its cost.
 	sendNs atomic.Int64
 
-	mu       sync.Mutex
-	queues   map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
-	order    []*queue            // guarded by mu: the same queues, to iterate
-	spare    *queue              // guarded by mu: an emptied queue, for reuse
-	retry    []*group            // guarded by mu: halves of split batches, to run before the queues
-	timerAt  time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
-	queued   int64               // guarded by mu: rows waiting
-	inflight int                 // guarded by mu: runs holding a run slot
-	active   int                 // guarded by mu: runs going on, in a slot or not
-	runGen   uint64              // guarded by mu: runs started
-	running  map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
-	closed   bool                // guarded by mu: no new requests
-	draining bool                // guarded by mu: Shutdown: dispatch without waiting
-	runEWMA  estimator           // guarded by mu
-	cost     costModel           // guarded by mu
-	stats    Stats               // guarded by mu
+	mu        sync.Mutex
+	queues    map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
+	order     []*queue            // guarded by mu: the same queues, to iterate
+	spare     *queue              // guarded by mu: an emptied queue, for reuse
+	retry     []*group            // guarded by mu: halves of split batches, to run before the queues
+	timerAt   time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
+	queued    int64               // guarded by mu: rows waiting
+	inflight  int                 // guarded by mu: runs holding a run slot
+	active    int                 // guarded by mu: runs going on, in a slot or not
+	runGen    uint64              // guarded by mu: runs started
+	running   map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
+	lone      loneRun             // guarded by mu
+	closed    bool                // guarded by mu: no new requests
+	draining  bool                // guarded by mu: Shutdown: dispatch without waiting
+	gathering bool                // guarded by mu: a caller gathers company (see gather); the queues wait
+	runEWMA   estimator           // guarded by mu
+	cost      costModel           // guarded by mu
+	stats     Stats               // guarded by mu
 }
 
 var (
@@ -160,9 +162,13 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	}
 	b.pending.Add(1) // on its way, until queued, run directly or gone
 	rows := req.Rows()
+	gather := false
 	if rows > 0 && rows <= b.cfg.maxRows {
 		// Alone, the request is the model's to validate, as unbatched.
-		if resp, err, ok := b.direct(ctx, req, rows); ok {
+		var resp *serving.Response
+		var err error
+		var ran bool
+		if resp, err, ran, gather = b.direct(ctx, req, rows); ran {
 			return resp, err
 		}
 	}
@@ -193,8 +199,12 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	} else {
 		chunks[0] = req
 	}
-	if err := b.enqueue(ctx, chunks, items, rows); err != nil {
+	gathering, err := b.enqueue(ctx, chunks, items, rows, gather)
+	if err != nil {
 		return nil, err
+	}
+	if gathering {
+		b.gather(items[0])
 	}
 	if len(items) == 1 {
 		return b.wait(ctx, items[0])
@@ -224,48 +234,57 @@ func (b *Batcher) leave() {
 // In adaptive mode, while the cost model says joining does not pay, every
 // request runs here, alone and without a slot, side by side with the
 // others, as if unbatched.
-func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error, bool) {
+//
+// It reports whether it ran the request, and if not, whether the request
+// should gather company (see gather).
+func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (resp *serving.Response, err error, ran, gather bool) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, nil, false
+		return nil, nil, false, false
 	}
-	slot := b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && b.aloneReadyLocked(rows)
-	if !slot && (!b.cfg.adaptive || b.cost.joins) {
+	if b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && b.aloneReadyLocked(rows) {
+		if b.cfg.adaptive && b.cost.gathers() {
+			b.mu.Unlock()
+			return nil, nil, false, true
+		}
+		resp, err := b.runLone(ctx, req, rows)
+		return resp, err, true, false
+	}
+	if !b.cfg.adaptive || b.cost.joins {
 		b.mu.Unlock()
-		return nil, nil, false
+		return nil, nil, false, false
 	}
+	resp, err = b.runAlone(ctx, req, rows)
+	return resp, err, true, false
+}
+
+// runLone runs a request that found the batcher idle, holding the run slot
+// (see direct). Called with mu held; it unlocks it.
+func (b *Batcher) runLone(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error) {
 	b.pending.Add(-1) // running now; a queue that forms waits for the run anyway
 	now := b.cfg.clock.Now()
-	bt := runPool.Get().(*batch)
-	bt.slot, bt.rows = slot, rows
 	caller := ctx
+	l := &b.lone
 	// Shutdown may have to cancel the run, and the scheduler end it at its
 	// limit. A ctx that can never end is left alone: wrapping it would make
 	// the backend prepare for cancellation on every call (ORT run options),
 	// which is most of what a lone request would pay for batching. At its
 	// limit such a run only gives its slot back.
 	if ctx.Done() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		bt.cancel = cancel
+		ctx, l.cancel = context.WithCancel(ctx)
+		defer l.cancel()
 	}
-	if slot || bt.cancel != nil {
-		bt.limit = now.Add(b.cfg.maxRun)
-		if d, ok := ctx.Deadline(); ok {
-			bt.limit = d
-		}
-		b.running[bt] = struct{}{}
-		b.watchRunLocked(bt)
+	l.on = true
+	l.gen++
+	gen := l.gen
+	l.limit = now.Add(b.cfg.maxRun)
+	if d, ok := ctx.Deadline(); ok {
+		l.limit = d
 	}
-	if slot {
-		b.inflight++
-	} else {
-		b.stats.Alone++
-		b.cost.ranAlone()
-	}
-	b.beginLocked(bt)
+	b.watchLimitLocked(l.limit)
+	b.inflight++
+	solo, runGen := b.beginLocked()
 	b.mu.Unlock()
 
 	b.tel.queued(0)
@@ -273,31 +292,88 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 	elapsed := b.cfg.clock.Since(now)
 	b.tel.ran(elapsed, rows, 1)
 	b.mu.Lock()
-	ended := bt.ended
+	// A later lone run can start only once this one has freed the slot, so
+	// l.ended reaches gen only if this run was ended.
+	ended := l.ended >= gen
 	if !ended {
-		delete(b.running, bt)
-		if slot {
-			b.inflight--
-		}
+		l.on, l.cancel = false, nil
+		b.inflight--
+		b.finishLocked(solo, runGen, elapsed, rows, 1)
 	}
-	b.finishLocked(bt, elapsed, 1)
 	b.ranLocked(elapsed, rows, 1)
 	b.stats.Direct++
-	if slot {
-		b.afterRunLocked(now.Add(elapsed))
-	} else if b.closed {
+	b.afterRunLocked(now.Add(elapsed))
+	b.mu.Unlock()
+	if ended {
+		return b.endedResult(caller, resp, err)
+	}
+	b.hookDone()
+	return resp, err
+}
+
+// runAlone runs a request in its caller's goroutine without a run slot,
+// beside whatever else runs, because joining does not pay (see direct).
+// Called with mu held; it unlocks it.
+func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error) {
+	b.pending.Add(-1)
+	now := b.cfg.clock.Now()
+	caller := ctx
+	b.stats.Alone++
+	b.cost.ranAlone()
+	// Only a run that can be cancelled is watched: one under a ctx that can
+	// never end holds no slot, so there is nothing to give back.
+	var bt *batch
+	if ctx.Done() != nil {
+		bt = runPool.Get().(*batch)
+		bt.rows = rows
+		ctx, bt.cancel = context.WithCancel(ctx)
+		defer bt.cancel()
+		bt.limit = now.Add(b.cfg.maxRun)
+		if d, ok := ctx.Deadline(); ok {
+			bt.limit = d
+		}
+		b.running[bt] = struct{}{}
+		b.watchLimitLocked(bt.limit)
+	}
+	solo, runGen := b.beginLocked()
+	b.mu.Unlock()
+
+	b.tel.queued(0)
+	resp, err := b.predict(ctx, req)
+	elapsed := b.cfg.clock.Since(now)
+	b.tel.ran(elapsed, rows, 1)
+	b.mu.Lock()
+	ended := bt != nil && bt.ended
+	if bt != nil && !ended {
+		delete(b.running, bt)
+	}
+	if !ended {
+		b.finishLocked(solo, runGen, elapsed, rows, 1)
+	}
+	b.ranLocked(elapsed, rows, 1)
+	b.stats.Direct++
+	if b.closed {
 		b.watchLocked(now) // the scheduler may be waiting for this run to exit
 	}
 	b.mu.Unlock()
-	*bt = batch{}
-	runPool.Put(bt)
-	if b.cfg.hook != nil && !ended {
-		b.cfg.hook(-1)
+	if bt != nil {
+		*bt = batch{}
+		runPool.Put(bt)
 	}
-	if ended && err != nil && caller.Err() == nil {
-		return nil, b.overLimit(), true
+	if ended {
+		return b.endedResult(caller, resp, err)
 	}
-	return resp, err, true
+	b.hookDone()
+	return resp, err
+}
+
+// endedResult is what the caller of a run in its goroutine that the
+// scheduler ended gets: DeadlineExceeded, unless its own ctx ended it.
+func (b *Batcher) endedResult(caller context.Context, resp *serving.Response, err error) (*serving.Response, error) {
+	if err != nil && caller.Err() == nil {
+		return nil, b.overLimit()
+	}
+	return resp, err
 }
 
 // runPool holds the records of runs in callers' goroutines.
@@ -361,7 +437,11 @@ func reasonOf(ctx context.Context) reason {
 // enqueue admits a request, as chunks of at most the max batch rows, into
 // items (one per chunk), or rejects it whole: closed, or the queue bound
 // would be passed. If that makes a batch ready, it starts it.
-func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items []*item, rows int64) error {
+//
+// With gather set, a request that finds the queue still empty gathers
+// company instead: the queue is held back until it calls gather, and
+// enqueue reports that it does.
+func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items []*item, rows int64, gather bool) (bool, error) {
 	req := chunks[0]
 	hash := keyHash(req)
 	level := b.level(req)
@@ -381,7 +461,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		b.tel.rejected(ctx, reasonClosed)
 		endSpan(span)
 		b.leaveLocked()
-		return serving.ErrClosed
+		return false, serving.ErrClosed
 	}
 	// An oversize request is let into an empty queue, so that no size is
 	// refused for ever.
@@ -393,7 +473,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 			b.md.Name, b.queued, b.cfg.queueRows, serving.ErrOverloaded)
 		e.RetryAfter = b.retryAfterLocked()
 		b.leaveLocked()
-		return e
+		return false, e
 	}
 	now := b.cfg.clock.Now()
 	limit, _ := ctx.Deadline() // none: set at the first run (limitLocked)
@@ -408,14 +488,20 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		q.push(it)
 		items[i] = it
 	}
+	gathering := gather && b.queued == 0 && b.inflight == 0 && !b.gathering
 	b.queued += rows
 	b.pending.Add(-1) // queued: no longer on its way
+	if gathering {
+		b.gathering = true
+		b.watchLocked(now) // the max delay still bounds the wait
+		return true, nil
+	}
 	// Dispatch here rather than wake the scheduler: under load a slot is
 	// busy and the batch that ends takes the queue, and otherwise the
 	// caller that completes a batch starts it, so arrivals cost no hand-off.
 	b.startReadyLocked(now)
 	b.watchLocked(now)
-	return nil
+	return false, nil
 }
 
 // leaveLocked is leave for a caller that holds mu.
@@ -595,6 +681,9 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 				bt.cancel()
 			}
 		}
+		if b.lone.on && b.lone.cancel != nil {
+			b.lone.cancel()
+		}
 		b.mu.Unlock()
 		b.nudge()
 		return serving.ContextError(ctx, "batch: shutdown")
@@ -602,6 +691,7 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 }
 
 func (b *Batcher) failQueuedLocked(err error) {
+	b.gathering = false
 	for _, g := range b.retry {
 		for _, it := range g.items {
 			it.state, it.grp = done, nil

@@ -43,6 +43,13 @@ type costModel struct {
 	aloneRuns     int64 // alone-mode runs since the last probe
 	probeEvery    int64
 	probing       int // joined samples still wanted by the running probe; 0: none
+
+	// gatherN is the mean number of requests a caller that gathered
+	// company (Batcher.gather) ran, from a prior of gatherPrior so that
+	// one gathering that found nobody does not stop them; gatherSkip
+	// counts the lone runs since the last gathering.
+	gatherN    float64
+	gatherSkip int64
 }
 
 const (
@@ -50,6 +57,8 @@ const (
 	costDown, costUp = 1.0 / 8, 1.0 / 32
 	probeBase        = 1 << 10
 	probeMax         = 1 << 16
+	gatherProbe      = 64
+	gatherPrior      = 2
 	// minRunBudget is the least a joined run is allowed before it is
 	// suspect (see limitLocked), whatever the measurements say: timers and
 	// the scheduler cannot be trusted much below it on a busy machine.
@@ -57,7 +66,7 @@ const (
 )
 
 func newCostModel(maxFlight int) costModel {
-	c := costModel{joins: true, probeEvery: probeBase, slots: float64(maxFlight)}
+	c := costModel{joins: true, probeEvery: probeBase, slots: float64(maxFlight), gatherN: gatherPrior}
 	c.readProcs()
 	return c
 }
@@ -120,6 +129,33 @@ func (c *costModel) ranAlone() {
 	c.probeEvery = min(2*c.probeEvery, probeMax)
 	c.readProcs()
 	c.joins, c.probing = true, 2
+}
+
+// gathers reports whether a request that finds the batcher idle should
+// gather company (Batcher.gather) rather than run alone at once. Only
+// while joining pays: then a gathering that brings one more request on
+// average (gatherN ≥ 1.5) saves at least a run per two requests, far more
+// than its cost (a yield, and a goroutine hand-off per request joined).
+// When gatherings bring nobody, as with a lone caller, every
+// gatherProbe-th lone run still tries, so that a change is seen.
+func (c *costModel) gathers() bool {
+	if !c.joins {
+		return false
+	}
+	if c.gatherN >= 1.5 {
+		return true
+	}
+	c.gatherSkip++
+	if c.gatherSkip < gatherProbe {
+		return false
+	}
+	c.gatherSkip = 0
+	return true
+}
+
+// gathered records how many requests a gathering ran.
+func (c *costModel) gathered(n int) {
+	c.gatherN += (float64(n) - c.gatherN) / 8
 }
 
 // expected is the expected run time of rows rows joined (0: unknown).

@@ -55,22 +55,46 @@ func (b *Batcher) limitLocked(bt *batch, now time.Time) {
 		floor := max(minRunBudget, 4*b.cost.expected(bt.rows))
 		bt.limit = now.Add(max(soonest.Sub(now)/2, floor))
 	}
-	b.watchRunLocked(bt)
+	b.watchLimitLocked(bt.limit)
 }
 
-// watchRunLocked makes sure the scheduler wakes by bt's limit. It nudges
-// the scheduler only when its timer would fire too late: runs start with
+// loneRun is the run in a caller's goroutine that holds the run slot (see
+// Batcher.direct). There is at most one: it starts only on an idle
+// batcher. It is kept apart from Batcher.running so that a lone request,
+// the low-load case, pays no map update for being watched.
+type loneRun struct {
+	on     bool
+	gen    uint64 // counts lone runs
+	ended  uint64 // gen of the last one the scheduler ended (they only grow)
+	limit  time.Time
+	cancel context.CancelFunc // nil under a ctx that cannot end
+}
+
+// watchLimitLocked makes sure the scheduler wakes by limit. It nudges the
+// scheduler only when its timer would fire too late: runs start with
 // later limits than the runs before them as a rule, so under steady load
 // the scheduler wakes about once per limit, not once per run.
-func (b *Batcher) watchRunLocked(bt *batch) {
-	if !bt.limit.IsZero() && (b.timerAt.IsZero() || bt.limit.Before(b.timerAt)) {
-		b.timerAt = bt.limit // the nudge makes the scheduler set it; avoid nudging again
+func (b *Batcher) watchLimitLocked(limit time.Time) {
+	if !limit.IsZero() && (b.timerAt.IsZero() || limit.Before(b.timerAt)) {
+		b.timerAt = limit // the nudge makes the scheduler set it; avoid nudging again
 		b.nudge()
 	}
 }
 
 // expireLocked ends the runs that passed their limits.
 func (b *Batcher) expireLocked(now time.Time) {
+	if l := &b.lone; l.on && !now.Before(l.limit) {
+		// The caller's goroutine is in the model: cancel its run (if its
+		// ctx can end) and free the slot; the caller reports the error.
+		l.on, l.ended = false, l.gen
+		if l.cancel != nil {
+			l.cancel()
+		}
+		b.inflight--
+		b.active--
+		b.stats.Ended++
+		b.hookDone()
+	}
 	for bt := range b.running {
 		if !bt.limit.IsZero() && !now.Before(bt.limit) {
 			b.endLocked(bt, now)
@@ -80,6 +104,9 @@ func (b *Batcher) expireLocked(now time.Time) {
 
 // nextLimitLocked is the earliest limit of a run (zero: none).
 func (b *Batcher) nextLimitLocked() (next time.Time) {
+	if b.lone.on {
+		next = b.lone.limit
+	}
 	for bt := range b.running {
 		if !bt.limit.IsZero() && (next.IsZero() || bt.limit.Before(next)) {
 			next = bt.limit
@@ -116,7 +143,7 @@ func (b *Batcher) endLocked(bt *batch, now time.Time) {
 	if bt.items == nil { // a run in its caller's goroutine: the caller reports it
 		return
 	}
-	if bt.slot {
+	if bt.runner {
 		b.runs.Add(1)
 		go b.runner()
 	}
@@ -130,8 +157,11 @@ func (b *Batcher) endLocked(bt *batch, now time.Time) {
 			live = append(live, it)
 		}
 	}
-	b.answeredLocked(over)
+	// Not counted as callers on their way (answeredLocked): one of them
+	// may be the caller that gathered this batch, stuck in the model
+	// until it returns, and the queue must not wait for it.
 	for _, it := range over {
+		it.state = done
 		err := b.overLimit()
 		if b.closedNoDrainLocked() {
 			err = serving.ErrClosed
@@ -159,12 +189,12 @@ func (b *Batcher) soloLocked(it *item, now time.Time) {
 	bt := &batch{items: []*item{it}, live: 1, cancel: cancel, rows: it.rows}
 	it.state, it.batch = running, bt
 	b.running[bt] = struct{}{}
-	b.beginLocked(bt)
+	bt.solo, bt.gen = b.beginLocked()
 	b.limitLocked(bt, now)
 	b.runs.Add(1)
 	go func() {
 		defer b.runs.Done()
-		b.runOne(ctx, bt)
+		b.runOne(ctx, bt, false)
 	}()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,19 @@ func endlessModel(nodes int) ([]byte, error) {
 	return g.Model(onnxbuild.DefaultOpset)
 }
 
+// spyCtx tells when the backend first asks for Done: the ONNX backend does
+// so just before it starts ONNX Runtime's run, to arm its cancellation.
+type spyCtx struct {
+	context.Context
+	once  sync.Once
+	asked chan<- struct{}
+}
+
+func (c *spyCtx) Done() <-chan struct{} {
+	c.once.Do(func() { c.asked <- struct{}{} })
+	return c.Context.Done()
+}
+
 // TestEndedRunStopsONNXRuntime: when the batcher ends a joined run at its
 // limit, the ONNX backend really stops the run (through its ctx and ONNX
 // Runtime's terminate flag), rather than leaving it to burn a core for
@@ -65,8 +79,7 @@ func TestEndedRunStopsONNXRuntime(t *testing.T) {
 	md, _ := serving.MetadataOf(model)
 	entered, returned := make(chan struct{}, 10), make(chan error, 10)
 	watched := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
-		entered <- struct{}{}
-		resp, err := model.Predict(ctx, req)
+		resp, err := model.Predict(&spyCtx{Context: ctx, asked: entered}, req)
 		returned <- err
 		return resp, err
 	}).WithMetadata(md)

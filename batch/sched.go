@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // batch is one run: a dispatched group of items and the run that answers
-// them, or (items nil) a request run in its caller's goroutine.
+// them, or (items nil) a request run alone in its caller's goroutine.
 type batch struct {
 	one    [1]result // the answer of a batch of one, without an allocation
 	items  []*item
@@ -21,9 +22,10 @@ type batch struct {
 	live   int                // guarded by Batcher.mu: members still waiting
 	cancel context.CancelFunc // nil for a run under a ctx that cannot end
 	limit  time.Time          // guarded by Batcher.mu: when the run is over its time (limitLocked); zero: never
-	gen    uint64             // Batcher.runGen when it started
+	gen    uint64             // Batcher.runGen when it started (beginLocked)
 	solo   bool               // nothing else was running when it started
 	slot   bool               // holds a run slot (Batcher.inflight)
+	runner bool               // run by a runner goroutine (not a caller's, nor a suspect's own)
 	ended  bool               // guarded by Batcher.mu: ended at its limit; its result is dropped
 }
 
@@ -96,6 +98,7 @@ func (b *Batcher) startReadyLocked(now time.Time) {
 		if bt == nil {
 			return
 		}
+		bt.runner = true
 		b.work <- job{ctx, bt} // never blocks: one slot per batch in flight
 	}
 }
@@ -111,6 +114,11 @@ func (b *Batcher) nextLocked(now time.Time) (context.Context, *batch) {
 	if q == nil {
 		return nil, nil
 	}
+	return b.startLocked(b.takeLocked(q, now), now)
+}
+
+// takeLocked takes the next batch's items out of q.
+func (b *Batcher) takeLocked(q *queue, now time.Time) []*item {
 	items := q.take(b.rowLimitLocked(q))
 	if q.empty() {
 		b.dropLocked(q)
@@ -126,7 +134,34 @@ func (b *Batcher) nextLocked(now time.Time) (context.Context, *batch) {
 		}
 	}
 	b.queued -= rows
-	return b.startLocked(items, now)
+	return items
+}
+
+// gather runs the queue that a caller who found the batcher idle started,
+// once the goroutines ready to run have had their turn: those about to
+// call Predict queue behind it meanwhile (the queues wait while a caller
+// gathers), and it runs them all in its own goroutine, holding the run
+// slot, as it would have run alone. On a server with one core (GOMAXPROCS
+// 1), the handlers of requests that arrived together are ready to run but
+// cannot be "on their way" in Predict at once, so without this nothing
+// would ever be joined there. The cost model decides when it pays
+// (costModel.gathers).
+func (b *Batcher) gather(it *item) {
+	runtime.Gosched()
+	b.mu.Lock()
+	if !b.gathering || it.state != queued || b.inflight >= b.cfg.maxFlight {
+		// Dispatched meanwhile (a full batch, the max delay, Close), or
+		// the slot is taken: the item waits for its batch as any other.
+		b.gathering = false
+		b.mu.Unlock()
+		return
+	}
+	b.gathering = false
+	now := b.cfg.clock.Now()
+	ctx, bt := b.startLocked(b.takeLocked(it.q, now), now)
+	b.cost.gathered(len(bt.items))
+	b.mu.Unlock()
+	b.runOne(ctx, bt, false)
 }
 
 // pickLocked returns the ready queue whose head has the highest priority
@@ -153,6 +188,8 @@ func (b *Batcher) readyLocked(q *queue, now time.Time) bool {
 		return true
 	case len(b.cfg.preferred) > 0 && q.rows >= b.cfg.preferred[0]:
 		return true
+	case b.gathering:
+		return false // the caller who gathers runs it
 	case b.cfg.adaptive:
 		// Batch while busy: with a batch running, the queue waits for it
 		// (the running batch's end picks it up) unless it is full. With
@@ -206,6 +243,7 @@ func (b *Batcher) rowLimitLocked(q *queue) int64 {
 // startLocked makes a batch of items, takes a run slot for it and sets its
 // time limit.
 func (b *Batcher) startLocked(items []*item, now time.Time) (context.Context, *batch) {
+	b.gathering = false // whoever gathers will find its item taken
 	ctx, cancel := context.WithCancel(context.Background())
 	bt := &batch{items: items, live: len(items), cancel: cancel, slot: true}
 	for _, it := range items {
@@ -214,33 +252,37 @@ func (b *Batcher) startLocked(items []*item, now time.Time) (context.Context, *b
 	}
 	b.inflight++
 	b.running[bt] = struct{}{}
-	b.beginLocked(bt)
+	bt.solo, bt.gen = b.beginLocked()
 	b.limitLocked(bt, now)
 	return ctx, bt
 }
 
-// beginLocked counts a run as started, and notes whether it has the model
-// to itself so far (for the cost model).
-func (b *Batcher) beginLocked(bt *batch) {
-	bt.solo = b.active == 0
+// beginLocked counts a run as started. It returns whether the run has the
+// model to itself so far and the run count, for finishLocked.
+func (b *Batcher) beginLocked() (solo bool, gen uint64) {
+	solo = b.active == 0
 	b.active++
 	b.runGen++
-	bt.gen = b.runGen
 	if b.cfg.hook != nil {
 		b.cfg.hook(1)
 	}
+	return solo, b.runGen
 }
 
-// finishLocked counts a run as finished (unless the scheduler ended it,
-// which counted it then) and, if it had the model to itself throughout,
-// gives its time to the cost model.
-func (b *Batcher) finishLocked(bt *batch, d time.Duration, reqs int) {
-	if bt.ended {
-		return
-	}
+// finishLocked counts a run as finished (one the scheduler ended was
+// counted then) and, if it had the model to itself throughout, gives its
+// time to the cost model.
+func (b *Batcher) finishLocked(solo bool, gen uint64, d time.Duration, rows int64, reqs int) {
 	b.active--
-	if bt.solo && bt.gen == b.runGen {
-		b.cost.ran(d, bt.rows, reqs)
+	if solo && gen == b.runGen {
+		b.cost.ran(d, rows, reqs)
+	}
+}
+
+// hookDone tells a test hook that a run handed out its answers.
+func (b *Batcher) hookDone() {
+	if b.cfg.hook != nil {
+		b.cfg.hook(-1)
 	}
 }
 
@@ -262,14 +304,14 @@ func (b *Batcher) runner() {
 		ctx, bt := j.ctx, j.bt
 		for bt != nil {
 			var ended bool
-			if ctx, bt, ended = b.runOne(ctx, bt); ended {
+			if ctx, bt, ended = b.runOne(ctx, bt, true); ended {
 				return
 			}
 		}
 	}
 }
 
-func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batch, bool) {
+func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Context, *batch, bool) {
 	start := b.cfg.clock.Now()
 	var span trace.Span
 	if first := bt.items[0].parent; first.IsValid() {
@@ -306,7 +348,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	if sent := b.sendNs.Swap(0); len(bt.items) > 1 {
 		cost += time.Duration(sent * bt.rows) // the last joined batch's hand-out, per row, stands in for this one's
 	}
-	b.finishLocked(bt, cost, len(bt.items))
+	b.finishLocked(bt.solo, bt.gen, cost, bt.rows, len(bt.items))
 	items := bt.items
 	if failed != nil {
 		items, rs = b.failedLocked(bt, failed)
@@ -314,8 +356,10 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	b.ranLocked(elapsed, bt.rows, len(bt.items))
 	b.answeredLocked(items)
 	var next *batch
-	if bt.slot && !b.closedNoDrainLocked() {
-		ctx, next = b.nextLocked(now)
+	if chain && !b.closedNoDrainLocked() {
+		if ctx, next = b.nextLocked(now); next != nil {
+			next.runner = true
+		}
 	}
 	if next == nil {
 		b.afterRunLocked(now)
@@ -328,9 +372,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	} else {
 		send(items, rs)
 	}
-	if b.cfg.hook != nil {
-		b.cfg.hook(-1)
-	}
+	b.hookDone()
 	return ctx, next, false
 }
 
