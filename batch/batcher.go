@@ -49,6 +49,8 @@ type Batcher struct {
 	order     []*queue            // guarded by mu: the same queues, to iterate
 	spare     *queue              // guarded by mu: an emptied queue, for reuse
 	retry     []*group            // guarded by mu: halves of split batches, to run before the queues
+	suspects  group               // guarded by mu: suspects waiting to run alone (soloLocked)
+	solos     int                 // guarded by mu: suspects running alone
 	timerAt   time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
 	queued    int64               // guarded by mu: rows waiting
 	inflight  int                 // guarded by mu: runs holding a run slot
@@ -385,7 +387,9 @@ func (b *Batcher) received(it *item, r result) (*serving.Response, error) {
 	if it.counted {
 		b.leave()
 	}
-	it.free()
+	if !it.kept { // written under mu before the send, like counted
+		it.free()
+	}
 	return r.resp, r.err
 }
 
@@ -692,7 +696,7 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 
 func (b *Batcher) failQueuedLocked(err error) {
 	b.gathering = false
-	for _, g := range b.retry {
+	for _, g := range append(b.retry, &b.suspects) {
 		for _, it := range g.items {
 			it.state, it.grp = done, nil
 			it.res <- result{err: err} // last: the caller may reuse it at once
@@ -700,7 +704,7 @@ func (b *Batcher) failQueuedLocked(err error) {
 			b.tel.rejected(context.Background(), reasonClosed)
 		}
 	}
-	b.retry = nil
+	b.retry, b.suspects = nil, group{}
 	for _, q := range slices.Clone(b.order) {
 		for _, it := range q.all() {
 			it.state = done

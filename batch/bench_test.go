@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +155,7 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	lat := make([][]time.Duration, conc)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range conc {
@@ -171,8 +173,22 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	report(b, slices.Concat(lat...), float64(per*conc)/elapsed.Seconds())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(per*conc)/1e3, "cpu-µs/row")
+}
+
+// cpuTime is the CPU time the process has used (all threads, ONNX
+// Runtime's included). On a machine shared with other work, CPU per row
+// is a steadier measure of what a request costs than rows per second,
+// which also depend on how much of the machine the benchmark got.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ideal runs pre-formed batches of conc rows from one goroutine.

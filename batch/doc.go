@@ -92,6 +92,49 @@
 // does first). The max delay still bounds every wait. WithAdaptive(false)
 // gives Triton's rules: full, preferred size, or max delay.
 //
+// # Joining only when it pays
+//
+// Batching is a bet: a joined run of n rows must cost less than n runs
+// alone, by more than the queue costs (a lock, a goroutine park and
+// wake-up per request). For a model whose cost grows with its rows (a
+// conv net: a batch of 64 images costs about 64 images, or more once they
+// leave the cache), or on a machine where runs alone use every core while
+// joined runs queue for one run slot, the bet loses, and before this mode
+// it lost up to 30% of the throughput. So in adaptive mode the batcher
+// measures and decides (costModel):
+//
+//   - It keeps two estimates of wall time per row, for runs of one
+//     request alone and for joined runs (from join to the last member's
+//     hand-out), from runs that had the model to themselves: a run slowed
+//     by another running beside it says nothing of the model's cost. On a
+//     shared machine noise only ever adds time, so the estimates follow a
+//     lower sample four times as fast as a higher one.
+//   - Joining pays when joined × GOMAXPROCS / run slots < alone (with a
+//     ±10% band against flapping): the run slots running joined batches
+//     must answer rows faster than every core running them alone would.
+//     While it does not (Stats.Joining false), a request that finds the
+//     model busy runs alone in its caller's goroutine, beside the others,
+//     as if unbatched (Stats.Alone); no run slot bounds those runs, as
+//     nothing bounds unbatched ones.
+//   - While running alone, joined runs are not measured, so after 1024
+//     runs alone the batcher probes: it joins until two joined runs are
+//     measured, and decides again. A probe that confirms running alone
+//     doubles the wait for the next, up to 65536 runs.
+//
+// On one core (GOMAXPROCS 1, as each replica of bench/http-batch.sh, and
+// as a Kubernetes pod with a one-CPU limit), a server's handlers of
+// requests that arrived together are ready to run at once but run one at a
+// time: none is ever on its way in Predict while another is, so every
+// request would find the model idle and run alone. So while joining pays,
+// a request that finds the batcher idle may gather company: it queues,
+// yields (runtime.Gosched) so that the goroutines ready to run go first
+// and queue behind it (the queues wait while it gathers, bounded by the
+// max delay), then runs them all in its own goroutine, holding the run
+// slot as it would have alone. The batcher measures what gatherings bring:
+// while they bring at least one and a half requests on average it keeps
+// gathering; below that (a lone caller) it runs lone requests directly
+// and tries a gathering every 64 runs.
+//
 // # Priorities
 //
 // serving.ParamPriority follows Triton: 1 is the highest, 0 or absent means
@@ -104,12 +147,8 @@
 //
 // # Failures and cancellation
 //
-// If a joined run fails with an error that may be one member's fault (any
-// code but Unavailable, ResourceExhausted, Canceled, DeadlineExceeded), each
-// member is run again alone, so only the culprit fails; Stats.Isolations
-// counts it. A model panic becomes an Internal error, and is logged at
-// ERROR with its stack through slog.Default (it never reaches the
-// transport's recovery).
+// A model panic becomes an Internal error, and is logged at ERROR with its
+// stack through slog.Default (it never reaches the transport's recovery).
 //
 // A caller whose ctx ends returns at once. A queued request is then removed
 // and never runs (Rejected.Canceled or Rejected.Deadline); a running one
@@ -117,6 +156,52 @@
 // run's own context is cancelled once no member is left waiting. Joined
 // runs use the batcher's context, never one caller's. serving.ParamTimeout
 // (µs), if present, bounds the request like a ctx deadline.
+//
+// # One request cannot hold a batch or the model hostage
+//
+// One member of a joined run can fail it (a row the model rejects, a
+// panic) or hang it (a row that sends the model into a loop, an operator
+// that never ends); and with one run slot, a hung run stalls everyone
+// after it too. So:
+//
+//   - Every run has a time limit. A request's own limit is its deadline;
+//     one without a deadline (no ctx deadline, no serving.ParamTimeout) is
+//     given one at its first run, WithMaxRunTime later (default 10 s). A
+//     run of one request gets that request's limit. A joined run gets half
+//     the time its most urgent member has left, so that if it is stuck
+//     there is time to run the others again; never less than four times
+//     its expected run time (and 1 ms), so that a member that queued until
+//     its time was nearly gone cannot make a healthy run look stuck and set
+//     an overloaded model cancelling and splitting its runs.
+//   - The scheduler ends a run that passes its limit (Stats.Ended): it
+//     cancels the run's ctx, which the ONNX backend turns into ONNX
+//     Runtime's terminate flag (the run stops at the next operator), and
+//     gives the run slot back at once, with a new runner goroutine in the
+//     place of the one stuck in the model. A model that ignores its ctx
+//     keeps that goroutine (and a core) until it returns, but not the slot;
+//     Close waits for it. A run in a caller's goroutine under a ctx that
+//     can never end cannot be cancelled: it only gives its slot back.
+//   - The members of an ended run still waiting run again, split in two
+//     halves (Stats.Isolations); each half gets half of what is left, and
+//     so on, so a stuck member is found in log2(n) rounds while each of
+//     its neighbours is answered, in its own half, within the time it had.
+//     Halves run before the queues, first in, first out, so a stuck half
+//     never delays its sibling by more than its own limit. A member whose
+//     own limit passed fails with DeadlineExceeded. The last suspect, alone,
+//     runs outside the run slots (in a goroutine of its own, until its own
+//     limit), so whatever it does, fresh requests run meanwhile.
+//   - A joined run that fails with an error that may be one member's fault
+//     (any code but Unavailable, ResourceExhausted, Canceled,
+//     DeadlineExceeded) is halved the same way, without waiting: one
+//     culprit among 64 members costs 1 + 2 × 6 = 13 runs (each member run
+//     alone in turn cost 65), and only it fails.
+//
+// Measured with the tests in guard_test.go on a fake model and clock (issue
+// 18, rows 9 and 10): of 64 members with one that hangs, the other 63 are
+// answered within their deadlines, in at most 13 model calls, the culprit
+// fails at its own limit, and fresh requests are answered while it is
+// still stuck; one that fails costs 13 calls, not 65; a member that is
+// slow but not stuck is answered.
 //
 // # Queue bound and Retry-After
 //

@@ -137,11 +137,12 @@ func (b *Batcher) endLocked(bt *batch, now time.Time) {
 	if bt.slot {
 		b.inflight--
 	}
-	if b.cfg.hook != nil {
-		b.cfg.hook(-1)
-	}
+	b.hookDone()
 	if bt.items == nil { // a run in its caller's goroutine: the caller reports it
 		return
+	}
+	if bt.suspect {
+		b.soloDoneLocked(now)
 	}
 	if bt.runner {
 		b.runs.Add(1)
@@ -149,6 +150,7 @@ func (b *Batcher) endLocked(bt *batch, now time.Time) {
 	}
 	var live, over []*item
 	for _, it := range bt.items {
+		it.kept = true
 		switch {
 		case it.state != running:
 		case !now.Before(it.limit) || b.closedNoDrainLocked():
@@ -183,10 +185,22 @@ func (b *Batcher) endLocked(bt *batch, now time.Time) {
 	}
 }
 
-// soloLocked runs a suspect member alone and without a run slot.
+// soloLocked runs a suspect member alone and without a run slot; or, if
+// twice as many suspects as there are run slots already run so, it waits
+// for one of them to end. Twice: the two members of a split pair both run
+// at once, so the innocent one is not held behind the culprit. (When the
+// model hangs on every request, every member ends up a suspect: they must
+// not all run at once.)
 func (b *Batcher) soloLocked(it *item, now time.Time) {
+	if b.solos >= 2*b.cfg.maxFlight {
+		it.state, it.batch, it.grp = retrying, nil, &b.suspects
+		b.suspects.items = append(b.suspects.items, it)
+		b.suspects.rows += it.rows
+		return
+	}
+	b.solos++
 	ctx, cancel := context.WithCancel(context.Background())
-	bt := &batch{items: []*item{it}, live: 1, cancel: cancel, rows: it.rows}
+	bt := &batch{items: []*item{it}, live: 1, cancel: cancel, rows: it.rows, suspect: true}
 	it.state, it.batch = running, bt
 	b.running[bt] = struct{}{}
 	bt.solo, bt.gen = b.beginLocked()
@@ -196,6 +210,17 @@ func (b *Batcher) soloLocked(it *item, now time.Time) {
 		defer b.runs.Done()
 		b.runOne(ctx, bt, false)
 	}()
+}
+
+// soloDoneLocked is called when a suspect's run alone ends: the next
+// suspect waiting, if any, runs.
+func (b *Batcher) soloDoneLocked(now time.Time) {
+	b.solos--
+	if len(b.suspects.items) > 0 {
+		it := b.suspects.items[0]
+		b.leaveGroupLocked(it)
+		b.soloLocked(it, now)
+	}
 }
 
 // overLimit is the error of a request whose run passed its limit.

@@ -222,8 +222,9 @@ type driver struct {
 	b     *batch.Batcher
 	hook  chan struct{} // from batch.WithHook
 	runs  atomic.Int64  // runs started and not yet answered or ended
-	calls [][]float32
-	open  []*call // calls that have not returned
+	calls   [][]float32
+	open    []*call // calls that have not returned
+	maxLive int     // most calls live (not ended) at once
 
 	answers chan indexed   // from collect
 	got     map[int]answer // by index of the channel collect was given
@@ -302,6 +303,7 @@ func (d *driver) until(cond func() bool) {
 			}
 			return false
 		})
+		d.maxLive = max(d.maxLive, live)
 		at, timer, changed := d.clk.next()
 		if timer && live > 0 && !good && int64(live) == d.runs.Load() {
 			d.clk.Advance(at.Sub(d.clk.Now()))
@@ -539,5 +541,32 @@ func TestCallerGoneDuringRetry(t *testing.T) {
 		if slices.Contains(v, 4) {
 			t.Errorf("the model ran %v after the caller of 4 left; calls %v", v, d.calls)
 		}
+	}
+}
+
+func TestModelHangingOnEverything(t *testing.T) {
+	// When every request hangs the model, every member of a batch ends up
+	// a suspect, each fails at its own limit, and they do not all run at
+	// once: the run slot and twice as many suspects alone, at most.
+	clk := newFakeClock()
+	s := newSuspects(clk)
+	d := &driver{t: t, s: s, clk: clk}
+	b := guarded(t, s, d.watched(hourDelay(clk, batch.WithMaxRunTime(time.Hour))...)...)
+	d.b = b
+	var chans []<-chan answer
+	for range 16 {
+		chans = append(chans, async(context.Background(), b, servingtest.Rows(1, 1, hang)))
+	}
+	waitQueued(t, b, 16)
+	clk.Advance(time.Hour)
+	d.collect(chans)
+	d.until(func() bool { return len(d.got) == 16 })
+	for i, a := range d.got {
+		if serving.CodeOf(a.err) != serving.DeadlineExceeded {
+			t.Errorf("member %d: %v, want deadline_exceeded", i, a.err)
+		}
+	}
+	if d.maxLive > 3 {
+		t.Errorf("%d calls in the model at once, want at most 3", d.maxLive)
 	}
 }

@@ -46,6 +46,9 @@ type item struct {
 	batch   *batch    // guarded by Batcher.mu; set when dispatched
 	grp     *group    // guarded by Batcher.mu; while retrying
 	counted bool      // guarded by Batcher.mu: its answer was counted in Batcher.pending
+	// kept: it was in a run the scheduler ended, whose goroutine may still
+	// read it when the model returns; it never goes back to the pool.
+	kept bool // guarded by Batcher.mu
 }
 
 var itemPool = sync.Pool{New: func() any { return &item{res: make(chan result, 1)} }}

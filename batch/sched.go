@@ -16,17 +16,18 @@ import (
 // batch is one run: a dispatched group of items and the run that answers
 // them, or (items nil) a request run alone in its caller's goroutine.
 type batch struct {
-	one    [1]result // the answer of a batch of one, without an allocation
-	items  []*item
-	rows   int64
-	live   int                // guarded by Batcher.mu: members still waiting
-	cancel context.CancelFunc // nil for a run under a ctx that cannot end
-	limit  time.Time          // guarded by Batcher.mu: when the run is over its time (limitLocked); zero: never
-	gen    uint64             // Batcher.runGen when it started (beginLocked)
-	solo   bool               // nothing else was running when it started
-	slot   bool               // holds a run slot (Batcher.inflight)
-	runner bool               // run by a runner goroutine (not a caller's, nor a suspect's own)
-	ended  bool               // guarded by Batcher.mu: ended at its limit; its result is dropped
+	one     [1]result // the answer of a batch of one, without an allocation
+	items   []*item
+	rows    int64
+	live    int                // guarded by Batcher.mu: members still waiting
+	cancel  context.CancelFunc // nil for a run under a ctx that cannot end
+	limit   time.Time          // guarded by Batcher.mu: when the run is over its time (limitLocked); zero: never
+	gen     uint64             // Batcher.runGen when it started (beginLocked)
+	solo    bool               // nothing else was running when it started
+	slot    bool               // holds a run slot (Batcher.inflight)
+	runner  bool               // run by a runner goroutine (not a caller's, nor a suspect's own)
+	suspect bool               // a suspect run alone, outside the run slots (soloLocked)
+	ended   bool               // guarded by Batcher.mu: ended at its limit; its result is dropped
 }
 
 // loop is the scheduler: it dispatches ready batches and sleeps until a
@@ -76,7 +77,7 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	b.expireLocked(now)
 	b.startReadyLocked(now)
 	wakeAt = b.nextLimitLocked()
-	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && b.active == 0 {
+	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && len(b.suspects.items) == 0 && b.active == 0 {
 		return time.Time{}, true
 	}
 	if b.inflight >= b.cfg.maxFlight {
@@ -344,6 +345,9 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Co
 		b.inflight--
 	}
 	delete(b.running, bt)
+	if bt.suspect {
+		b.soloDoneLocked(now)
+	}
 	cost := elapsed
 	if sent := b.sendNs.Swap(0); len(bt.items) > 1 {
 		cost += time.Duration(sent * bt.rows) // the last joined batch's hand-out, per row, stands in for this one's

@@ -5,8 +5,9 @@
 # bench/loadgen. Both servers run at once, pinned to CPU 1 with one ONNX
 # Runtime thread and GOMAXPROCS=1 (as bench/http.sh); the load generator is
 # pinned to CPU 0. The two are measured in turn, alternating, ROUNDS times,
-# and the summary gives batched/unbatched throughput min–median–max and the
-# median p99 of each.
+# and the summary gives batched/unbatched throughput min–median–max, the
+# server CPU per request (unbatched over batched: above 1, batching costs
+# less) and the median p99 of each.
 #
 # Knobs: DUR (5s per measure), ROUNDS (3), MODELS ("fraud wide conv"),
 # CONCS ("1 8 64 256"), BATCH_FLAGS ("-batch"), FLAGS for both servers
@@ -53,14 +54,19 @@ wait_ready() {
 	return 1
 }
 
+declare -A pid_of
 serve() { # port model flags...
 	local port=$1 m=$2
 	shift 2
 	GOMAXPROCS=$SERVER_PROCS "${SRV[@]}" "$OUT/realtime" -addr "127.0.0.1:$port" -model "$m=$OUT/models/$m.onnx" \
 		-ort-lib "$ORT" $FLAGS "$@" >"$OUT/realtime-$port.log" 2>&1 &
 	pids+=($!)
+	pid_of[$port]=$!
 	wait_ready "http://127.0.0.1:$port"
 }
+
+# cpu_ticks: utime + stime of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 RES=$OUT/http-batch.txt
 : >"$RES"
@@ -75,8 +81,16 @@ for m in $MODELS; do
 			for mode in unbatched batched; do
 				port=18090
 				[ $mode = batched ] && port=18091
-				GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$m/c$c/$mode" -url "http://127.0.0.1:$port/v2/models/$m/infer" \
-					-body "$body" -c "$c" -d "$DUR" | tee -a "$RES"
+				t0=$(cpu_ticks "${pid_of[$port]}")
+				line=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$m/c$c/$mode" -url "http://127.0.0.1:$port/v2/models/$m/infer" \
+					-body "$body" -c "$c" -d "$DUR")
+				t1=$(cpu_ticks "${pid_of[$port]}")
+				# Server CPU per answered request (warm-up included in the
+				# ticks, not in the requests: both modes alike).
+				echo "$line" | awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" '
+					/throughput=/ { for (i = 1; i <= NF; i++) if ($i ~ /^requests=/) { split($i, kv, "="); n = kv[2] }
+						printf "%s cpu=%.1fµs\n", $0, n ? ticks / hz * 1e6 / n : 0; next }
+					{ print }' | tee -a "$RES"
 			done
 		done
 	done
