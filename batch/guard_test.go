@@ -216,12 +216,12 @@ func TestPoisonedMemberCostsLogRuns(t *testing.T) {
 // the batcher has going is a call stuck in the model, until its condition
 // holds. It records every call.
 type driver struct {
-	t     *testing.T
-	s     *suspects
-	clk   *fakeClock
-	b     *batch.Batcher
-	hook  chan struct{} // from batch.WithHook
-	runs  atomic.Int64  // runs started and not yet answered or ended
+	t       *testing.T
+	s       *suspects
+	clk     *fakeClock
+	b       *batch.Batcher
+	hook    chan struct{} // from batch.WithHook
+	runs    atomic.Int64  // runs started and not yet answered or ended
 	calls   [][]float32
 	open    []*call // calls that have not returned
 	maxLive int     // most calls live (not ended) at once
