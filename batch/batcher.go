@@ -103,7 +103,7 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		work:    make(chan job, cfg.maxFlight),
 		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
-		cost:    newCostModel(cfg.maxFlight),
+		cost:    newCostModel(),
 	}
 	if err := tel.observe(cfg.meters, func() int64 {
 		b.mu.Lock()
@@ -302,9 +302,10 @@ func (b *Batcher) runLone(ctx context.Context, req *serving.Request, rows int64)
 		b.inflight--
 		b.finishLocked(solo, runGen, elapsed, rows, 1)
 	}
-	b.ranLocked(elapsed, rows, 1)
+	end := now.Add(elapsed)
+	b.ranLocked(end, elapsed, rows, 1)
 	b.stats.Direct++
-	b.afterRunLocked(now.Add(elapsed))
+	b.afterRunLocked(end)
 	b.mu.Unlock()
 	if ended {
 		return b.endedResult(caller, resp, err)
@@ -321,7 +322,6 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 	now := b.cfg.clock.Now()
 	caller := ctx
 	b.stats.Alone++
-	b.cost.ranAlone()
 	// Only a run that can be cancelled is watched: one under a ctx that can
 	// never end holds no slot, so there is nothing to give back.
 	var bt *batch
@@ -352,7 +352,7 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 	if !ended {
 		b.finishLocked(solo, runGen, elapsed, rows, 1)
 	}
-	b.ranLocked(elapsed, rows, 1)
+	b.ranLocked(now.Add(elapsed), elapsed, rows, 1)
 	b.stats.Direct++
 	if b.closed {
 		b.watchLocked(now) // the scheduler may be waiting for this run to exit

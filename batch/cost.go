@@ -1,48 +1,52 @@
 package batch
 
-import (
-	"runtime"
-	"time"
-)
+import "time"
 
 // costModel is adaptive mode's measure of whether joining pays. Guarded by
 // Batcher.mu.
 //
-// It keeps two running estimates, both of wall time per row:
-// alone, of runs of one request (a lone request in its caller's
-// goroutine, or a batch of one), and joined, of joined runs from the
-// moment the runner takes the batch to the moment the last member has
-// been handed its answer (joining, the run, splitting and waking the
-// callers). Only runs that had the model to themselves count (nothing
-// else ran while they did), so that a run slowed down by another running
-// beside it, or by a hundred runs time-slicing two cores, is not mistaken
-// for the model's cost. On a shared machine a run is also slowed now and
-// then by other processes; that noise only ever adds time, so the
-// estimates follow a sample below them four times as fast as one above
-// (a low quantile, not the mean), and one stall does not flip the choice.
+// Whether joining pays depends on more than the model: on the requests'
+// own cost around the run (an HTTP request costs ten times a 4 µs model),
+// on what runs beside one another cost (two runs of a memory-bound model
+// on two cores each take twice as long), on how many cores there are and
+// how many callers. No formula over the run times alone predicted it on
+// the machines here (one that compared joined and lone run times per row
+// chose wrongly for the fraud model under load, which batching makes twice
+// as fast). So the batcher measures what it is asked to improve: rows
+// answered per second in each mode, over windows of at least minWindow
+// (and 16 runs), and keeps the better mode (a bandit with two arms).
 //
-// Joined runs take the run slots (WithMaxInFlight, one by default), one
-// at a time each, while runs alone may use every core Go runs on
-// (GOMAXPROCS) at once. Joining pays when the slots running joined batches
-// answer rows faster than the cores running them alone would:
+//   - It starts joining. Every so often (exploreBase windows at first) it
+//     spends a window in the other mode, after one unmeasured window to
+//     let the switch settle (a queue to form or drain), and compares the
+//     two rates, each an exponentially weighted mean of its windows.
+//   - The other mode wins if it answered 10% more: the batcher stays in
+//     it. Otherwise the next exploration is spaced so that explorations
+//     cost about 1% of the rows (an exploration costs two windows at the
+//     loser's rate): the more the other mode lost by, the longer the wait,
+//     from exploreBase up to exploreMax windows (about 1.3 s), so that a
+//     change of load is still seen.
 //
-//	joined × procs / slots < alone
+// Below capacity (an open loop, or few callers) both modes answer what
+// arrives, the rates tie, and the batcher stays where it is, which is
+// joining unless it once lost clearly: there, a lone request runs at once
+// in either mode.
 //
-// with a ±10% band so that noise does not flip the choice back and forth.
-// Before both are measured, the batcher joins (the runs measure joined).
-//
-// While joining does not pay, no joined run measures it again: so after
-// probeBase runs alone the batcher joins for two measured batches (a
-// probe), and decides afresh. Each probe that confirms running alone
-// doubles the wait for the next, up to probeMax runs, so a model that
-// never pays to join spends a vanishing share of its runs finding out.
+// Separately, it keeps estimates of wall time per row of runs that had
+// the model to themselves (alone: runs of one request; joined: joined
+// runs), for the time limits of joined runs (expected). Noise only ever
+// adds time, so the estimates follow a sample below them four times as
+// fast as one above: a low quantile, not the mean.
 type costModel struct {
-	alone, joined float64 // ns per row; 0: not measured yet
-	joins         bool    // the current choice
-	procs, slots  float64
-	aloneRuns     int64 // alone-mode runs since the last probe
-	probeEvery    int64
-	probing       int // joined samples still wanted by the running probe; 0: none
+	joins bool       // the mode of the current window
+	best  bool       // the mode that answered more
+	rate  [2]float64 // rows/s answered, [0] alone, [1] joining; 0: not measured
+	win   window
+	phase phase
+	since int // measured windows in the best mode since the last exploration
+	every int // windows between explorations
+
+	alone, joined float64 // ns per row of runs that had the model to themselves; 0: none yet
 
 	// gatherN is the mean number of requests a caller that gathered
 	// company (Batcher.gather) ran, from a prior of gatherPrior so that
@@ -52,11 +56,29 @@ type costModel struct {
 	gatherSkip int64
 }
 
+// window counts the rows answered since start.
+type window struct {
+	start time.Time
+	rows  int64
+}
+
+type phase uint8
+
 const (
-	// Weights of a new sample below and above the estimate.
+	steady    phase = iota // measuring the best mode
+	leaving                // first window in the other mode: not measured
+	exploring              // measuring the other mode
+	returning              // first window back in the best mode: not measured
+)
+
+const (
+	minWindow   = 20 * time.Millisecond
+	exploreBase = 8
+	exploreMax  = 64
+	exploreCost = 0.01 // the share of the rows explorations may cost
+	// Weights of a new sample below and above a run-time estimate.
 	costDown, costUp = 1.0 / 8, 1.0 / 32
-	probeBase        = 1 << 10
-	probeMax         = 1 << 16
+	rateAlpha        = 1.0 / 4 // weight of a new window's rate
 	gatherProbe      = 64
 	gatherPrior      = 2
 	// minRunBudget is the least a joined run is allowed before it is
@@ -65,16 +87,73 @@ const (
 	minRunBudget = time.Millisecond
 )
 
-func newCostModel(maxFlight int) costModel {
-	c := costModel{joins: true, probeEvery: probeBase, slots: float64(maxFlight), gatherN: gatherPrior}
-	c.readProcs()
-	return c
+func newCostModel() costModel {
+	return costModel{joins: true, best: true, every: exploreBase, since: exploreBase - 1, gatherN: gatherPrior}
 }
 
-// readProcs reads GOMAXPROCS (it takes the scheduler's lock: not per
-// request).
-func (c *costModel) readProcs() {
-	c.procs = float64(runtime.GOMAXPROCS(0))
+func mode(joins bool) int {
+	if joins {
+		return 1
+	}
+	return 0
+}
+
+// answered counts rows answered by a run that ended at now; run is the
+// mean run time, which sets the window's least length.
+func (c *costModel) answered(now time.Time, rows int64, run time.Duration) {
+	if c.win.start.IsZero() {
+		c.win.start = now
+	}
+	c.win.rows += rows
+	d := now.Sub(c.win.start)
+	if d < max(minWindow, 16*run) {
+		return
+	}
+	r := float64(c.win.rows) / d.Seconds()
+	c.win = window{start: now}
+	switch c.phase {
+	case steady:
+		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
+		if c.since++; c.since >= c.every {
+			c.since = 0
+			c.phase, c.joins = leaving, !c.best
+		}
+	case leaving:
+		c.phase = exploring
+	case exploring:
+		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
+		other, best := c.rate[mode(c.joins)], c.rate[mode(c.best)]
+		if best == 0 || other > 1.1*best {
+			c.best, c.phase, c.every = c.joins, steady, exploreBase
+			return
+		}
+		// An exploration costs two windows at the worse rate: space them
+		// so that they cost about 1% of the rows, but explore at least
+		// every exploreMax windows, so that a change is seen.
+		loss := max(0, 1-other/best)
+		c.every = int(min(max(2*loss/exploreCost, exploreBase), exploreMax))
+		c.phase, c.joins = returning, c.best
+	case returning:
+		c.phase = steady
+	}
+}
+
+func weigh(mean, sample float64) float64 {
+	if mean == 0 {
+		return sample
+	}
+	return mean + rateAlpha*(sample-mean)
+}
+
+// ran records a run that had the model to itself: reqs requests, rows
+// rows, d from start to hand-out.
+func (c *costModel) ran(d time.Duration, rows int64, reqs int) {
+	perRow := float64(d) / float64(max(rows, 1))
+	if reqs == 1 {
+		c.alone = estimate(c.alone, perRow)
+	} else {
+		c.joined = estimate(c.joined, perRow)
+	}
 }
 
 func estimate(est, sample float64) float64 {
@@ -87,57 +166,13 @@ func estimate(est, sample float64) float64 {
 	return est + costUp*(sample-est)
 }
 
-// ran records a run that had the model to itself: reqs requests, rows
-// rows, d from start to hand-out.
-func (c *costModel) ran(d time.Duration, rows int64, reqs int) {
-	perRow := float64(d) / float64(max(rows, 1))
-	if reqs == 1 {
-		c.alone = estimate(c.alone, perRow)
-	} else {
-		c.joined = estimate(c.joined, perRow)
-		if c.probing > 0 {
-			c.probing--
-		}
-	}
-	if c.probing == 0 {
-		c.decide()
-	}
-}
-
-func (c *costModel) decide() {
-	if c.alone == 0 || c.joined == 0 {
-		c.joins = true
-		return
-	}
-	r := c.joined * c.procs / (min(c.slots, c.procs) * c.alone)
-	switch {
-	case c.joins && r > 1.1:
-		c.joins, c.aloneRuns = false, 0
-	case !c.joins && r < 0.9:
-		c.joins, c.probeEvery = true, probeBase
-	}
-}
-
-// ranAlone counts a run alone (one that did not join because joining did
-// not pay) and starts a probe when one is due.
-func (c *costModel) ranAlone() {
-	c.aloneRuns++
-	if c.aloneRuns < c.probeEvery {
-		return
-	}
-	c.aloneRuns = 0
-	c.probeEvery = min(2*c.probeEvery, probeMax)
-	c.readProcs()
-	c.joins, c.probing = true, 2
-}
-
 // gathers reports whether a request that finds the batcher idle should
 // gather company (Batcher.gather) rather than run alone at once. Only
-// while joining pays: then a gathering that brings one more request on
-// average (gatherN ≥ 1.5) saves at least a run per two requests, far more
-// than its cost (a yield, and a goroutine hand-off per request joined).
-// When gatherings bring nobody, as with a lone caller, every
-// gatherProbe-th lone run still tries, so that a change is seen.
+// while joining: then a gathering that brings one more request on average
+// (gatherN ≥ 1.5) saves at least a run per two requests, far more than its
+// cost (a yield, and a goroutine hand-off per request joined). When
+// gatherings bring nobody, as with a lone caller, every gatherProbe-th
+// lone run still tries, so that a change is seen.
 func (c *costModel) gathers() bool {
 	if !c.joins {
 		return false

@@ -96,30 +96,31 @@
 //
 // Batching is a bet: a joined run of n rows must cost less than n runs
 // alone, by more than the queue costs (a lock, a goroutine park and
-// wake-up per request). For a model whose cost grows with its rows (a
-// conv net: a batch of 64 images costs about 64 images, or more once they
-// leave the cache), or on a machine where runs alone use every core while
-// joined runs queue for one run slot, the bet loses, and before this mode
-// it lost up to 30% of the throughput. So in adaptive mode the batcher
-// measures and decides (costModel):
+// wake-up per request), and one run slot running joined batches must
+// answer more than every core running requests alone. For a model whose
+// cost grows with its rows (a conv net: a batch of 64 images costs about
+// 64 images, or more once they leave the cache) on a machine where runs
+// alone use every core, the bet loses: before this mode it lost up to a
+// third of the throughput there. Whether it pays depends on more than the
+// model (the requests' own cost around the run, what runs beside one
+// another cost, the cores, the callers), and a formula over measured run
+// times chose wrongly here, so in adaptive mode the batcher measures what
+// it is meant to improve (costModel): rows answered per second, joining
+// and running alone.
 //
-//   - It keeps two estimates of wall time per row, for runs of one
-//     request alone and for joined runs (from join to the last member's
-//     hand-out), from runs that had the model to themselves: a run slowed
-//     by another running beside it says nothing of the model's cost. On a
-//     shared machine noise only ever adds time, so the estimates follow a
-//     lower sample four times as fast as a higher one.
-//   - Joining pays when joined × GOMAXPROCS / run slots < alone (with a
-//     ±10% band against flapping): the run slots running joined batches
-//     must answer rows faster than every core running them alone would.
-//     While it does not (Stats.Joining false), a request that finds the
-//     model busy runs alone in its caller's goroutine, beside the others,
-//     as if unbatched (Stats.Alone); no run slot bounds those runs, as
-//     nothing bounds unbatched ones.
-//   - While running alone, joined runs are not measured, so after 1024
-//     runs alone the batcher probes: it joins until two joined runs are
-//     measured, and decides again. A probe that confirms running alone
-//     doubles the wait for the next, up to 65536 runs.
+//   - It counts rows answered over windows of at least 20 ms (and 16
+//     runs) and keeps the mode that answered more. It starts joining;
+//     now and then it spends a window in the other mode (after one
+//     unmeasured window to let a queue form or drain) and compares. The
+//     other mode must answer 10% more to win; explorations are spaced so
+//     that they cost about 1% of the rows (eight to 64 windows apart).
+//   - While running alone wins (Stats.Joining false), a request that finds
+//     the model busy runs alone in its caller's goroutine, beside the
+//     others, as if unbatched (Stats.Alone); no run slot bounds those
+//     runs, as nothing bounds unbatched ones.
+//   - Below capacity both modes answer what arrives, the rates tie, and
+//     it stays where it is; in both modes a request that finds the model
+//     idle runs at once.
 //
 // On one core (GOMAXPROCS 1, as each replica of bench/http-batch.sh, and
 // as a Kubernetes pod with a one-CPU limit), a server's handlers of

@@ -357,7 +357,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Co
 	if failed != nil {
 		items, rs = b.failedLocked(bt, failed)
 	}
-	b.ranLocked(elapsed, bt.rows, len(bt.items))
+	b.ranLocked(now, elapsed, bt.rows, len(bt.items))
 	b.answeredLocked(items)
 	var next *batch
 	if chain && !b.closedNoDrainLocked() {
@@ -416,8 +416,9 @@ func (b *Batcher) afterRunLocked(now time.Time) {
 // closedNoDrainLocked: after Close the scheduler decides what is left.
 func (b *Batcher) closedNoDrainLocked() bool { return b.closed && !b.draining }
 
-func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int) {
+func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, reqs int) {
 	b.runEWMA.ran(elapsed)
+	b.cost.answered(now, rows, b.runEWMA.run())
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)

@@ -40,12 +40,14 @@ type Stats struct {
 	// their run slot given back).
 	Ended    int64
 	Rejected Rejections
-	// The cost model (adaptive mode, see the package doc): measured wall
-	// time per row of a run of one request alone and of a joined run (from
-	// join to the last member's hand-out), 0 until measured; and whether
-	// joining pays now.
-	RowCostAlone, RowCostJoined time.Duration
+	// Adaptive mode's measures (see the package doc): rows answered per
+	// second while joining and while running alone (0 until measured), and
+	// whether it joins now; wall time per row of a run of one request and
+	// of a joined run (join to the last member's hand-out) that had the
+	// model to itself (0 until measured).
+	JoiningRate, AloneRate      float64
 	Joining                     bool
+	RowCostAlone, RowCostJoined time.Duration
 }
 
 // Rejections counts requests that never ran, by reason.
@@ -79,6 +81,7 @@ func (b *Batcher) Stats() Stats {
 	s := b.stats
 	s.RowCostAlone, s.RowCostJoined = time.Duration(b.cost.alone), time.Duration(b.cost.joined)
 	s.Joining = b.cost.joins
+	s.AloneRate, s.JoiningRate = b.cost.rate[0], b.cost.rate[1]
 	s.QueuedRows = b.queued
 	s.InFlight = b.inflight
 	for _, q := range b.queues {
