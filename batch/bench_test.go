@@ -144,8 +144,14 @@ func batchedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, 
 	bt.Close()
 }
 
+// warmUp is how long each cell runs before it is measured: long enough
+// for the backend's caches and for adaptive mode's measures to settle (it
+// decides over windows of 20 ms), as they have on a server that has run
+// for more than a second.
+const warmUp = 500 * time.Millisecond
+
 // closedLoop runs conc goroutines that each send b.N/conc one-row requests
-// back to back.
+// back to back, after warmUp of the same.
 func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, conc int) {
 	per := max(b.N/conc, 1)
 	reqs := make([]*serving.Request, conc)
@@ -154,6 +160,19 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	}
 	lat := make([][]time.Duration, conc)
 	ctx := context.Background()
+	var warm sync.WaitGroup
+	until := time.Now().Add(warmUp)
+	for g := range conc {
+		warm.Go(func() {
+			for time.Now().Before(until) {
+				if _, err := p.Predict(ctx, reqs[g]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	warm.Wait()
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	start := time.Now()

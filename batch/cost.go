@@ -17,14 +17,14 @@ import "time"
 // (and 16 runs), and keeps the better mode (a bandit with two arms).
 //
 //   - It starts joining. Every so often (exploreBase windows at first) it
-//     spends a window in the other mode, after one unmeasured window to
-//     let the switch settle (a queue to form or drain), and compares the
-//     two rates, each an exponentially weighted mean of its windows.
+//     spends two windows in the other mode, after one unmeasured window
+//     to let the switch settle (a queue to form or drain), and compares
+//     the two rates, each an exponentially weighted mean of its windows.
 //   - The other mode wins if it answered 10% more: the batcher stays in
 //     it. Otherwise the next exploration is spaced so that explorations
-//     cost about 1% of the rows (an exploration costs two windows at the
+//     cost about 1% of the rows (an exploration costs three windows at the
 //     loser's rate): the more the other mode lost by, the longer the wait,
-//     from exploreBase up to exploreMax windows (about 1.3 s), so that a
+//     from exploreBase up to exploreMax windows (about 2 s), so that a
 //     change of load is still seen.
 //
 // Below capacity (an open loop, or few callers) both modes answer what
@@ -67,14 +67,15 @@ type phase uint8
 const (
 	steady    phase = iota // measuring the best mode
 	leaving                // first window in the other mode: not measured
-	exploring              // measuring the other mode
+	exploring              // measuring the other mode, first window
+	compared               // measuring the other mode, second window; then compare
 	returning              // first window back in the best mode: not measured
 )
 
 const (
 	minWindow   = 20 * time.Millisecond
 	exploreBase = 8
-	exploreMax  = 64
+	exploreMax  = 96
 	exploreCost = 0.01 // the share of the rows explorations may cost
 	// Weights of a new sample below and above a run-time estimate.
 	costDown, costUp = 1.0 / 8, 1.0 / 32
@@ -122,16 +123,19 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration) {
 		c.phase = exploring
 	case exploring:
 		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
+		c.phase = compared
+	case compared:
+		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
 		other, best := c.rate[mode(c.joins)], c.rate[mode(c.best)]
 		if best == 0 || other > 1.1*best {
 			c.best, c.phase, c.every = c.joins, steady, exploreBase
 			return
 		}
-		// An exploration costs two windows at the worse rate: space them
-		// so that they cost about 1% of the rows, but explore at least
-		// every exploreMax windows, so that a change is seen.
+		// An exploration costs three windows at the worse rate: space
+		// them so that they cost about 1% of the rows, but explore at
+		// least every exploreMax windows, so that a change is seen.
 		loss := max(0, 1-other/best)
-		c.every = int(min(max(2*loss/exploreCost, exploreBase), exploreMax))
+		c.every = int(min(max(3*loss/exploreCost, exploreBase), exploreMax))
 		c.phase, c.joins = returning, c.best
 	case returning:
 		c.phase = steady

@@ -110,10 +110,10 @@
 //
 //   - It counts rows answered over windows of at least 20 ms (and 16
 //     runs) and keeps the mode that answered more. It starts joining;
-//     now and then it spends a window in the other mode (after one
+//     now and then it spends two windows in the other mode (after one
 //     unmeasured window to let a queue form or drain) and compares. The
 //     other mode must answer 10% more to win; explorations are spaced so
-//     that they cost about 1% of the rows (eight to 64 windows apart).
+//     that they cost about 1% of the rows (8 to 96 windows apart).
 //   - While running alone wins (Stats.Joining false), a request that finds
 //     the model busy runs alone in its caller's goroutine, beside the
 //     others, as if unbatched (Stats.Alone); no run slot bounds those
