@@ -154,12 +154,17 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 }
 
 // endedResult is what the caller of a run in its goroutine that the
-// scheduler ended gets: DeadlineExceeded, unless its own ctx ended it.
+// scheduler ended gets: DeadlineExceeded, or its own ctx's error if that
+// ended too (the limit of a run under a deadline is that deadline, and
+// the two race). Never the model's: that is about the scheduler's cancel.
 func (b *Batcher) endedResult(caller context.Context, resp *serving.Response, err error) (*serving.Response, error) {
-	if err != nil && caller.Err() == nil {
-		return nil, b.overLimit()
+	if err == nil {
+		return resp, nil // it finished as it was ended
 	}
-	return resp, err
+	if caller.Err() != nil {
+		return nil, serving.ContextError(caller, "batch: predict")
+	}
+	return nil, b.overLimit()
 }
 
 // runPool holds the records of runs in callers' goroutines.
