@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -283,7 +284,7 @@ func TestDifferentShapesNeverJoined(t *testing.T) {
 			t.Fatal(a.err)
 		}
 	}
-	eventually(t, func() bool { return len(rec.Requests()) == 3 }, "three calls")
+	poll.Until(t, "three calls", func() bool { return len(rec.Requests()) == 3 })
 	for _, req := range rec.Requests() {
 		x, _ := req.Input("x")
 		switch {

@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/servekit/servekit/internal/broken"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -134,7 +135,7 @@ func Middleware(opts ...Option) serving.Middleware {
 		case errors.Is(err, ErrNotBatchable):
 			return next
 		case err != nil:
-			return broken{next: next, err: err}
+			return broken.Predictor{Next: next, Err: err}
 		}
 		return b
 	}
@@ -564,15 +565,3 @@ func (b *Batcher) failQueuedLocked(err error) {
 		b.dropLocked(q)
 	}
 }
-
-// broken is what Middleware returns for invalid options.
-type broken struct {
-	next serving.Predictor
-	err  error
-}
-
-func (p broken) Predict(context.Context, *serving.Request) (*serving.Response, error) {
-	return nil, p.err
-}
-
-func (p broken) Unwrap() serving.Predictor { return p.next }

@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -111,7 +113,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // scheduler has looked at the queue and decided to sleep until then.
 func (c *fakeClock) waitTimer(t *testing.T, at time.Time) {
 	t.Helper()
-	eventually(t, func() bool {
+	poll.Until(t, fmt.Sprintf("a timer for %v", at), func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, x := range c.timers {
@@ -120,20 +122,7 @@ func (c *fakeClock) waitTimer(t *testing.T, at time.Time) {
 			}
 		}
 		return false
-	}, "a timer for %v", at)
-}
-
-// eventually polls cond; it fails the test only after a generous 10 s, so it
-// never flakes on a slow machine and never asserts a duration.
-func eventually(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+format, args...)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	})
 }
 
 // gate is a Linear model whose every call waits for a token, so a test
@@ -193,7 +182,7 @@ func mustNew(t *testing.T, next serving.Predictor, opts ...batch.Option) *batch.
 
 func waitQueued(t *testing.T, b *batch.Batcher, reqs int) {
 	t.Helper()
-	eventually(t, func() bool { return b.Stats().QueuedReqs == reqs }, "%d queued requests", reqs)
+	poll.Until(t, fmt.Sprintf("%d queued requests", reqs), func() bool { return b.Stats().QueuedReqs == reqs })
 }
 
 func floats(t *testing.T, resp *serving.Response, name string) []float32 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -150,7 +151,7 @@ func TestParamsSplitBatchKeys(t *testing.T) {
 			t.Fatal(r.err)
 		}
 	}
-	eventually(t, func() bool { return len(rec.Requests()) == 5 }, "five calls")
+	poll.Until(t, "five calls", func() bool { return len(rec.Requests()) == 5 })
 	var rows []int64
 	for _, r := range rec.Requests() {
 		rows = append(rows, r.Rows())

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/servekit/servekit/batch"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
@@ -37,7 +38,7 @@ func TestTelemetry(t *testing.T) {
 	<-a
 	<-c
 	parent.End()
-	eventually(t, func() bool { return b.Stats().Batches == 1 }, "one batch recorded")
+	poll.Until(t, "one batch recorded", func() bool { return b.Stats().Batches == 1 })
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {

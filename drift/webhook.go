@@ -1,18 +1,16 @@
 package drift
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/servekit/servekit/internal/retry"
 )
 
 // Defaults of NewWebhook.
@@ -31,8 +29,14 @@ const (
 // failures with exponential backoff and jitter. Each attempt has its own
 // timeout, and Close cancels the attempt in flight, so nothing waits
 // forever. Every attempt of an alert carries the same Idempotency-Key
-// header, so a receiver can tell a retry from a new alert. A Webhook is
-// safe for concurrent use.
+// header, so a receiver can tell a retry from a new alert. With a key
+// (WithSigningKey) every attempt carries an HMAC-SHA256 signature of its
+// body and time (SignatureHeader), which the receiver checks with
+// VerifySignature. Redirects are not followed: a 3xx fails the delivery,
+// since following it would send the alert, and its signature, to a host
+// nobody configured. Retries go through the module's one retry policy
+// (equal jitter, Retry-After honoured up to the cap). A Webhook is safe
+// for concurrent use.
 type Webhook struct {
 	url     string
 	client  *http.Client
@@ -41,8 +45,10 @@ type Webhook struct {
 	base    time.Duration
 	max     time.Duration
 	timeout time.Duration
+	key     []byte // WithSigningKey
+	policy  retry.Policy
 
-	queue  chan Alert
+	queue  chan outgoing
 	mu     sync.RWMutex // guards closed against Notify's send
 	closed bool
 	cancel context.CancelFunc
@@ -50,6 +56,19 @@ type Webhook struct {
 	once   sync.Once
 
 	sent, failed, dropped, retried atomic.Int64
+}
+
+// Payload is what a Webhook delivers besides drift's own alerts (Send):
+// any value that marshals to JSON and names its Idempotency-Key, the same
+// for every attempt of one delivery. Package quality's Alert is one.
+type Payload interface {
+	IdempotencyKey() string
+}
+
+// outgoing is a queued delivery.
+type outgoing struct {
+	v   any
+	key string
 }
 
 // WebhookStats counts a Webhook's deliveries: alerts Sent (a 2xx answer),
@@ -66,8 +85,9 @@ type webhookOptionFunc func(*Webhook)
 
 func (f webhookOptionFunc) applyWebhook(w *Webhook) { f(w) }
 
-// WithHTTPClient sends with c (default: a client without its own timeout;
-// each attempt has one, see WithAttemptTimeout).
+// WithHTTPClient sends with a copy of c that does not follow redirects
+// (default: a client without its own timeout; each attempt has one, see
+// WithAttemptTimeout).
 func WithHTTPClient(c *http.Client) WebhookOption {
 	return webhookOptionFunc(func(w *Webhook) { w.client = c })
 }
@@ -97,7 +117,7 @@ func WithAttemptTimeout(d time.Duration) WebhookOption {
 // WithWebhookQueue sets how many alerts may wait to be sent (default
 // DefaultWebhookQueue).
 func WithWebhookQueue(n int) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.queue = make(chan Alert, n) })
+	return webhookOptionFunc(func(w *Webhook) { w.queue = make(chan outgoing, n) })
 }
 
 // NewWebhook starts a Webhook that posts to target (http or https).
@@ -107,18 +127,24 @@ func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
 		return nil, fmt.Errorf("drift: webhook URL %q: want an absolute http or https URL", target)
 	}
 	w := &Webhook{
-		url: target, client: &http.Client{}, header: http.Header{},
+		url: target, header: http.Header{},
 		retries: DefaultWebhookRetries, base: DefaultBackoff, max: DefaultMaxBackoff,
-		timeout: DefaultAttemptTimeout, queue: make(chan Alert, DefaultWebhookQueue),
+		timeout: DefaultAttemptTimeout, queue: make(chan outgoing, DefaultWebhookQueue),
 		exited: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o.applyWebhook(w)
 	}
+	if w.key != nil && len(w.key) == 0 {
+		return nil, fmt.Errorf("drift: webhook: an empty signing key")
+	}
 	if w.retries < 0 || w.base <= 0 || w.max < w.base || w.timeout <= 0 || cap(w.queue) < 1 {
 		return nil, fmt.Errorf("drift: webhook: retries %d, backoff %v..%v, timeout %v, queue %d: want retries >= 0, 0 < base <= max, a positive timeout and queue",
 			w.retries, w.base, w.max, w.timeout, cap(w.queue))
 	}
+	w.client = retry.NoRedirects(w.client)
+	w.policy = retry.Policy{Retries: w.retries, Base: w.base, Max: w.max,
+		OnRetry: func(error, time.Duration) { w.retried.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	go w.run(ctx)
@@ -127,7 +153,16 @@ func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
 
 // Notify queues an alert for delivery; it never blocks. Pass it to
 // WithAlertFunc.
-func (w *Webhook) Notify(a Alert) {
+func (w *Webhook) Notify(a Alert) { w.enqueue(a, a.IdempotencyKey()) }
+
+// Send queues another component's alert for delivery the same way, with
+// the same retries, timeouts and counters: the one alert path of the
+// module. It never blocks. With package quality:
+//
+//	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
+func (w *Webhook) Send(p Payload) { w.enqueue(p, p.IdempotencyKey()) }
+
+func (w *Webhook) enqueue(v any, key string) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -135,7 +170,7 @@ func (w *Webhook) Notify(a Alert) {
 		return
 	}
 	select {
-	case w.queue <- a:
+	case w.queue <- outgoing{v, key}:
 	default:
 		w.dropped.Add(1)
 	}
@@ -182,79 +217,37 @@ func (w *Webhook) stop() {
 
 func (w *Webhook) run(ctx context.Context) {
 	defer close(w.exited)
-	for a := range w.queue {
+	for o := range w.queue {
 		if ctx.Err() != nil {
 			w.dropped.Add(1)
 			continue
 		}
-		w.deliver(ctx, a)
+		w.deliver(ctx, o.v, o.key)
 	}
 }
 
 // deliver sends one alert, retrying until it is taken, refused, out of
 // retries or cancelled.
-func (w *Webhook) deliver(ctx context.Context, a Alert) {
-	body, err := json.Marshal(a)
+func (w *Webhook) deliver(ctx context.Context, v any, key string) {
+	body, err := json.Marshal(v)
 	if err != nil {
 		w.failed.Add(1) // unreachable: results hold finite numbers only
 		return
 	}
-	key := a.Model + "/" + a.Version + "/" + strconv.FormatInt(a.Result.Window.Index, 10) + "/" +
-		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind)
-	for attempt := 0; ; attempt++ {
-		retry, after := w.attempt(ctx, body, key)
-		if !retry {
-			return
+	err = w.policy.Post(ctx, w.client, retry.Post{URL: w.url, Body: body, Timeout: w.timeout, Header: func(h http.Header) {
+		for k, vs := range w.header {
+			h[k] = vs
 		}
-		if attempt >= w.retries || ctx.Err() != nil {
-			w.failed.Add(1)
-			return
+		h.Set("Content-Type", "application/json")
+		h.Set("User-Agent", "servekit-drift")
+		h.Set("Idempotency-Key", key)
+		if w.key != nil {
+			h.Set(SignatureHeader, Sign(w.key, time.Now(), body))
 		}
-		w.retried.Add(1)
-		d := min(w.max, w.base<<min(attempt, 30))
-		d = d/2 + rand.N(d/2+1)
-		d = max(d, min(after, w.max))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			w.failed.Add(1)
-			return
-		}
-	}
-}
-
-// attempt posts once; it reports whether to retry and the server's
-// Retry-After hint.
-func (w *Webhook) attempt(ctx context.Context, body []byte, key string) (retry bool, after time.Duration) {
-	actx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, w.url, bytes.NewReader(body))
+	}})
 	if err != nil {
 		w.failed.Add(1)
-		return false, 0
+		return
 	}
-	for k, vs := range w.header {
-		req.Header[k] = vs
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "servekit-drift")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return true, 0
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused
-	resp.Body.Close()
-	switch c := resp.StatusCode; {
-	case c >= 200 && c < 300:
-		w.sent.Add(1)
-		return false, 0
-	case c == http.StatusRequestTimeout || c == http.StatusTooEarly || c == http.StatusTooManyRequests || c >= 500:
-		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
-		return true, time.Duration(secs) * time.Second
-	}
-	w.failed.Add(1)
-	return false, 0
+	w.sent.Add(1)
 }

@@ -114,3 +114,65 @@ func TestWebhookRejectsBadURL(t *testing.T) {
 		assert.Error(t, err, u)
 	}
 }
+
+// A signed delivery verifies at the receiver with the shared key; a
+// tampered body, another key, or the same delivery replayed past the
+// tolerance does not.
+func TestWebhookSignsItsBody(t *testing.T) {
+	key := []byte("shared secret")
+	type delivery struct {
+		sig  string
+		body []byte
+		at   time.Time
+	}
+	got := make(chan delivery, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- delivery{r.Header.Get(drift.SignatureHeader), b, time.Now()}
+	}))
+	defer srv.Close()
+	wh, err := drift.NewWebhook(srv.URL, drift.WithSigningKey(key))
+	require.NoError(t, err)
+	wh.Notify(testAlert(3))
+	require.NoError(t, wh.Shutdown(context.Background()))
+	d := <-got
+	require.Regexp(t, `^t=\d+,v1=[0-9a-f]{64}$`, d.sig)
+	assert.NoError(t, drift.VerifySignature(key, d.sig, d.body, d.at, 0))
+
+	tampered := append([]byte{}, d.body...)
+	tampered[len(tampered)-2] ^= 1
+	for name, err := range map[string]error{
+		"tampered body": drift.VerifySignature(key, d.sig, tampered, d.at, 0),
+		"other key":     drift.VerifySignature([]byte("guess"), d.sig, d.body, d.at, 0),
+		"replayed late": drift.VerifySignature(key, d.sig, d.body, d.at.Add(6*time.Minute), 0),
+		"from future":   drift.VerifySignature(key, d.sig, d.body, d.at.Add(-6*time.Minute), 0),
+		"no signature":  drift.VerifySignature(key, "", d.body, d.at, 0),
+		"garbage":       drift.VerifySignature(key, "t=x,v1=00", d.body, d.at, 0),
+	} {
+		assert.ErrorIs(t, err, drift.ErrSignature, name)
+	}
+	// Key rotation: a header may carry several v1 signatures.
+	both := drift.Sign([]byte("old"), d.at, d.body) + ",v1=" + d.sig[len("t=1718000000,v1="):]
+	assert.NoError(t, drift.VerifySignature(key, both, d.body, d.at, 0))
+
+	_, err = drift.NewWebhook(srv.URL, drift.WithSigningKey(nil))
+	assert.Error(t, err, "an empty key is refused")
+}
+
+// A redirect is not followed: the alert (and its signature) never reaches
+// a host nobody configured, and the delivery fails without retries.
+func TestWebhookDoesNotFollowRedirects(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	wh, err := drift.NewWebhook(srv.URL, drift.WithHTTPClient(&http.Client{}), drift.WithBackoff(time.Millisecond, time.Millisecond))
+	require.NoError(t, err)
+	wh.Notify(testAlert(1))
+	require.NoError(t, wh.Shutdown(context.Background()))
+	assert.Equal(t, drift.WebhookStats{Failed: 1}, wh.Stats())
+	assert.Zero(t, elsewhere.Load())
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/servekit/servekit/internal/broken"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -74,7 +75,7 @@ func Middleware(opts ...Option) serving.Middleware {
 	return func(next serving.Predictor) serving.Predictor {
 		l, err := New(next, opts...)
 		if err != nil {
-			return broken{next, err}
+			return broken.Predictor{Next: next, Err: err}
 		}
 		return l
 	}
@@ -272,15 +273,3 @@ func (l *Limiter) Close() error {
 	// Outside mu: a collection running the depths callback takes mu.
 	return l.tel.close()
 }
-
-// broken is what Middleware returns for invalid options.
-type broken struct {
-	next serving.Predictor
-	err  error
-}
-
-func (p broken) Predict(context.Context, *serving.Request) (*serving.Response, error) {
-	return nil, p.err
-}
-
-func (p broken) Unwrap() serving.Predictor { return p.next }

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/limit"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -58,18 +59,6 @@ func call(ctx context.Context, p serving.Predictor, id string, out chan<- result
 	out <- result{id, err}
 }
 
-// waitFor polls cond; the limiter's state changes on other goroutines.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestAdmitsQueuesThenRejects(t *testing.T) {
 	g := newGate()
 	l, err := limit.New(g, limit.WithMaxInFlight(2), limit.WithMaxQueue(2))
@@ -84,7 +73,7 @@ func TestAdmitsQueuesThenRejects(t *testing.T) {
 	}
 	for _, id := range []string{"c", "d"} {
 		go call(context.Background(), l, id, out)
-		waitFor(t, id+" queued", func() bool { return l.Stats().Waiting == map[string]int{"c": 1, "d": 2}[id] })
+		poll.Until(t, id+" queued", func() bool { return l.Stats().Waiting == map[string]int{"c": 1, "d": 2}[id] })
 	}
 	// Every slot taken and the queue full: refused at once.
 	start := time.Now()
@@ -147,9 +136,9 @@ func TestCanceledWaiterLeavesAndSlotsAreNotLost(t *testing.T) {
 	<-g.entered
 	ctx, cancel := context.WithCancel(context.Background())
 	go call(ctx, l, "b", out)
-	waitFor(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
+	poll.Until(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
 	go call(context.Background(), l, "c", out)
-	waitFor(t, "c queued", func() bool { return l.Stats().Waiting == 2 })
+	poll.Until(t, "c queued", func() bool { return l.Stats().Waiting == 2 })
 	cancel()
 	if r := <-out; r.id != "b" || serving.CodeOf(r.err) != serving.Canceled {
 		t.Fatalf("cancelled waiter: %s %v, want b canceled", r.id, r.err)
@@ -198,7 +187,7 @@ func TestRefusesWhatWouldMissItsDeadline(t *testing.T) {
 	}
 	out := make(chan result, 1)
 	go call(context.Background(), l, "a", out)
-	waitFor(t, "a running", func() bool { return l.Stats().InFlight == 1 })
+	poll.Until(t, "a running", func() bool { return l.Stats().InFlight == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, err := l.Predict(ctx, &serving.Request{Model: "m"})
@@ -242,7 +231,7 @@ func TestCloseFailsQueued(t *testing.T) {
 	go call(context.Background(), l, "a", out)
 	<-g.entered
 	go call(context.Background(), l, "b", out)
-	waitFor(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
+	poll.Until(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}

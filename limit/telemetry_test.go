@@ -8,6 +8,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/limit"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -27,7 +28,7 @@ func TestMetrics(t *testing.T) {
 	go call(context.Background(), l, "a", out)
 	<-g.entered
 	go call(context.Background(), l, "b", out)
-	waitFor(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
+	poll.Until(t, "b queued", func() bool { return l.Stats().Waiting == 1 })
 	if _, err := l.Predict(context.Background(), &serving.Request{Model: "fraud"}); serving.CodeOf(err) != serving.ResourceExhausted {
 		t.Fatalf("third: %v", err)
 	}

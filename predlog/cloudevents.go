@@ -1,17 +1,16 @@
 package predlog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/servekit/servekit/internal/retry"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -29,9 +28,13 @@ const (
 // failed call), both with the record's ID as event id. Binary content
 // mode by default (ce-* headers, the data as the body); structured mode
 // (one application/cloudevents+json document) with WithStructured.
-// A POST that fails with a network error, a 5xx or a 429 is retried with
-// doubling backoff, at most WithRetries times; other statuses fail at
-// once. Use it from one Logger.
+// A POST that fails with a network error, a 408, 425, 429 or 5xx is
+// retried with the module's retry policy (doubling backoff with jitter
+// from WithRetries' first wait, capped at 5 s, a Retry-After honoured up
+// to the cap), at most WithRetries times, within the logger's write
+// timeout; other statuses fail at once. Redirects are not followed (a 3xx
+// fails the event): records are not sent to a host nobody configured.
+// Use it from one Logger.
 type CloudEvents struct {
 	url        string
 	client     *http.Client
@@ -56,7 +59,8 @@ func WithStructured() CloudEventsOption {
 // WithSource sets the events' source. Default "servekit/predlog".
 func WithSource(s string) CloudEventsOption { return ceOption(func(c *CloudEvents) { c.source = s }) }
 
-// WithHTTPClient sets the client. Default: one with a 5 s timeout.
+// WithHTTPClient sets the client; a copy of it that does not follow
+// redirects is used. Default: one with a 5 s timeout.
 func WithHTTPClient(h *http.Client) CloudEventsOption {
 	return ceOption(func(c *CloudEvents) { c.client = h })
 }
@@ -73,6 +77,7 @@ func NewCloudEvents(url string, opts ...CloudEventsOption) *CloudEvents {
 	for _, o := range opts {
 		o.applyCE(c)
 	}
+	c.client = retry.NoRedirects(c.client)
 	return c
 }
 
@@ -108,53 +113,25 @@ func (c *CloudEvents) send(ctx context.Context, r Record, typ string, data any) 
 			return err
 		}
 	}
-	wait := c.backoff
-	for attempt := 0; ; attempt++ {
-		err := c.post(ctx, r, typ, contentType, body)
-		var perm permanent
-		if err == nil || errors.As(err, &perm) || attempt == c.retries {
-			return err
+	return c.policy().Post(ctx, c.client, retry.Post{URL: c.url, Body: body, Header: func(h http.Header) {
+		h.Set("Content-Type", contentType)
+		if !c.structured {
+			h.Set("Ce-Specversion", "1.0")
+			h.Set("Ce-Id", r.ID)
+			h.Set("Ce-Source", c.source)
+			h.Set("Ce-Type", typ)
+			h.Set("Ce-Time", r.Time.Format(time.RFC3339Nano))
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		}
-		wait *= 2
-	}
+	}})
 }
 
-type permanent struct{ error }
-
-func (c *CloudEvents) post(ctx context.Context, r Record, typ, contentType string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
-	if err != nil {
-		return permanent{err}
-	}
-	req.Header.Set("Content-Type", contentType)
-	if !c.structured {
-		req.Header.Set("Ce-Specversion", "1.0")
-		req.Header.Set("Ce-Id", r.ID)
-		req.Header.Set("Ce-Source", c.source)
-		req.Header.Set("Ce-Type", typ)
-		req.Header.Set("Ce-Time", r.Time.Format(time.RFC3339Nano))
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	resp.Body.Close()
-	switch {
-	case resp.StatusCode < 300:
-		return nil
-	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return fmt.Errorf("collector answered %s", resp.Status)
-	}
-	return permanent{fmt.Errorf("collector answered %s", resp.Status)}
+// policy: the module's retry policy, from WithRetries' backoff up to a cap
+// that keeps one event within a write timeout's reach.
+func (c *CloudEvents) policy() retry.Policy {
+	return retry.Policy{Retries: c.retries, Base: c.backoff, Max: max(c.backoff, maxBackoff)}
 }
+
+const maxBackoff = 5 * time.Second
 
 // Close does nothing: every Write has finished its requests.
 func (c *CloudEvents) Close() error { return nil }

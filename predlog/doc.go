@@ -19,9 +19,12 @@
 //
 // Predict copies what it logs (serving.Tensor.Clone of the inputs and the
 // outputs) before it returns, because the caller may reuse its buffers,
-// and offers the record to a bounded queue (WithQueueSize) without
-// waiting: when the queue is full the record is dropped and counted
-// (Stats.Dropped, servekit.predlog.records{outcome=dropped}). The logger's
+// and offers the record to a queue bounded in records (WithQueueSize) and
+// in bytes (WithQueueBytes, 32 MiB) without waiting: when the queue is
+// full the record is dropped and counted (Stats.Dropped,
+// servekit.predlog.records{outcome=dropped}). A record is weighed before
+// it is copied, so a flood of large requests to a slow sink costs neither
+// the copies nor more than the bound of memory. The logger's
 // goroutine writes batches of records under a timeout of their own
 // (WithWriteTimeout, a context detached from every request). A sink error
 // counts the batch as failed; it never reaches a caller. Close stops
@@ -40,10 +43,34 @@
 // same rows again (TestFileSinkRotatesAndReplays checks that the answers
 // match), and it is training data as it stands. Calls of different shapes
 // (answers and failures, or two models) go to different files, since a
-// Parquet file has one schema. A file rotates when it passes WithMaxBytes
+// Parquet file has one schema; at most WithMaxOpenFiles (16) are open at
+// once, the least recently used rotated first, so requests that each
+// invent their own input names cost a file on disk each, never a file
+// descriptor and buffers each. A file rotates when it passes WithMaxBytes
 // (for Parquet, bytes of data before encoding) or WithMaxAge, and on
 // Close; it is written under a hidden temporary name and renamed into
-// place, so a reader of the directory only sees whole files.
+// place (fsync, rename, fsync of the directory), so a reader of the
+// directory only sees whole files.
+//
+// # Crashes
+//
+// Nothing a FileSink was given is deleted by a crash or a restart. Each
+// Write hands the JSONL and CSV rows to the operating system before it
+// returns, so a crash of the process (kill -9, an OOM kill) loses only
+// what was still queued in memory; Logger.Flush goes further: when it
+// returns nil, every record queued before it is on disk (JSONL and CSV
+// fsynced; Parquet files rotated, since a Parquet file is readable only
+// once its footer is written). A FileSink starting on a directory commits
+// what a crashed predecessor left under temporary names: the whole rows
+// of a JSONL or CSV file, a torn last row cut off, under the name the
+// file would have had (never replacing a file); a Parquet file that
+// missed its footer is kept aside as NAME.parquet.partial; only files
+// without one whole row are removed. FileSink.Recovered says what it
+// found. TestKillDashNine kills a logging process at random moments and
+// checks every acknowledged record is there, exactly once. A FileSink
+// locks its directory (flock, dropped by the kernel when the process
+// ends), so a second sink cannot commit the files of a live one: give
+// each sink a directory of its own.
 //
 // # CloudEvents
 //
@@ -51,9 +78,11 @@
 // a request and a response sharing the record's id, with KServe's event
 // types (EventRequest, EventResponse) and Open Inference Protocol V2 JSON
 // bodies, in binary mode (ce-* headers) or structured mode
-// (application/cloudevents+json). Network errors, 5xx and 429 are retried
-// with doubling backoff, at most WithRetries times (default 3 from
-// 100 ms); the write timeout bounds them all. With one sender goroutine,
+// (application/cloudevents+json). Network errors, 408, 425, 429 and 5xx
+// are retried with the module's one retry policy (doubling backoff with
+// jitter, Retry-After honoured), at most WithRetries times (default 3
+// from 100 ms); the write timeout bounds them all. Redirects are not
+// followed. With one sender goroutine,
 // a slow collector fills the queue and records are dropped, not queued
 // without bound.
 //

@@ -8,123 +8,60 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
-	"github.com/servekit/servekit/serving"
 )
-
-// Columns a logged row has besides the model's inputs and outputs.
-const (
-	ColID        = "id"
-	ColModel     = "model"
-	ColVersion   = "model_version"
-	ColTimestamp = "timestamp"
-	ColError     = "error" // failed calls only
-	ColCode      = "code"  // failed calls only
-)
-
-// Frame turns a record into rows: one row per row of the request when
-// every input and output has the same dimension 0 (a batch), with each
-// tensor's row as a vector column named after it (an output whose name
-// an input or an id column has is prefixed "output_"); else one row
-// holding each tensor whole, flattened. The inputs' columns are exactly
-// what rowio.DefaultSchema reads, so a logged file replays through
-// batch/job as it came.
-func Frame(r Record) (*rowio.Frame, error) {
-	all := slices.Concat(r.Inputs, r.Outputs)
-	n := int64(-1)
-	for _, t := range all {
-		switch {
-		case len(t.Shape) == 0 || t.Shape[0] < 1:
-			n = -2
-		case n == -1:
-			n = t.Shape[0]
-		case t.Shape[0] != n:
-			n = -2
-		}
-	}
-	flat := n < 1
-	if flat {
-		n = 1
-	}
-	f := &rowio.Frame{Rows: int(n)}
-	text := func(name, v string) {
-		d := make([][]byte, n)
-		for i := range d {
-			d[i] = []byte(v)
-		}
-		f.Cols = append(f.Cols, rowio.Col{Field: rowio.Field{Name: name, Type: serving.Bytes}, Data: d})
-	}
-	text(ColID, r.ID)
-	text(ColModel, r.Model)
-	text(ColVersion, r.Version)
-	ts := make([]int64, n)
-	for i := range ts {
-		ts[i] = r.Time.UnixMicro()
-	}
-	f.Cols = append(f.Cols, rowio.Col{Field: rowio.Field{Name: ColTimestamp, Type: serving.Int64, Timestamp: true}, Data: ts})
-	if r.Err != "" {
-		text(ColError, r.Err)
-		text(ColCode, r.Code.String())
-	}
-	taken := map[string]bool{ColID: true, ColModel: true, ColVersion: true, ColTimestamp: true, ColError: true, ColCode: true}
-	for i, t := range all {
-		name := t.Name
-		if i >= len(r.Inputs) && taken[name] {
-			name = "output_" + name
-		}
-		if taken[name] {
-			return nil, serving.Errorf(serving.InvalidArgument, "predlog: two columns named %q", name)
-		}
-		taken[name] = true
-		if flat {
-			var err error
-			if t, err = serving.FromSlice(t.Name, t.DataType, []int64{1, int64(t.Len())}, t.Data()); err != nil {
-				return nil, err
-			}
-		}
-		c, err := rowio.ColumnOf(name, t)
-		if err != nil {
-			return nil, err
-		}
-		f.Cols = append(f.Cols, c)
-	}
-	return f, nil
-}
 
 // FileSink writes records to rotating files in a directory, in JSONL,
 // CSV or Parquet. Records of one shape (the same columns) share a file;
-// a file is rotated when it passes the size or the age bound, and on
-// Close. A file is written under a hidden temporary name and renamed to
-// PREFIX-TIME-SEQ.EXT when rotated (rowio.AtomicFile), so whoever reads
-// the directory (a batch job, a training pipeline) sees only whole
-// files. Use it from one Logger; it is not safe for concurrent use.
+// a file is rotated when it passes the size or the age bound, when it is
+// the least recently used of more than WithMaxOpenFiles, on Flush
+// (Parquet only) and on Close. A file is written under a hidden temporary
+// name and renamed to PREFIX-TIME-SEQ.EXT when rotated, so whoever reads
+// the directory (a batch job, a training pipeline) sees only whole files.
+//
+// What a crash leaves is recovered by the next FileSink on the directory
+// (see the package doc): nothing a sink was given is deleted. A FileSink
+// holds a lock on its directory for its life, so two sinks (in one process
+// or two) never write, or recover, the same directory. Use it from one
+// Logger; it is not safe for concurrent use.
 type FileSink struct {
 	dir, prefix string
 	format      rowio.Format
 	maxBytes    int64
 	maxAge      time.Duration
+	maxOpen     int
 	files       map[string]*logFile // by the columns' signature
 	seq         int
+	use         int64 // ticks on every append: the LRU clock
 	closed      bool
+	lock        *os.File
+	recovered   Recovery
 }
 
 type logFile struct {
-	a      *rowio.AtomicFile
+	a      *atomicfile.File
 	buf    *bufio.Writer
 	cw     *countWriter
 	w      rowio.Writer
 	opened time.Time
+	used   int64 // FileSink.use at the last append
 	est    int64 // bytes of data written, before encoding
+	dirty  bool  // appended to since the last flush
 }
 
 // Defaults of a FileSink.
 const (
 	DefaultMaxFileBytes = 64 << 20
 	DefaultMaxFileAge   = time.Hour
+	// DefaultMaxOpenFiles: a model version's traffic has a few shapes
+	// (answers, failures, a few request layouts); sixteen keeps them all
+	// open, while a flood of requests that each invent their own column
+	// names holds at most sixteen files (and their buffers), not one each.
+	DefaultMaxOpenFiles = 16
 )
 
 // FileOption configures a FileSink.
@@ -151,10 +88,19 @@ func WithMaxAge(d time.Duration) FileOption {
 	})
 }
 
+// WithMaxOpenFiles bounds the files open at once: a record that needs
+// another file first rotates the least recently used one. Default
+// DefaultMaxOpenFiles.
+func WithMaxOpenFiles(n int) FileOption {
+	return fileOption(func(s *FileSink) { s.maxOpen = max(1, n) })
+}
+
 // WithPrefix starts every file name. Default "predictions".
 func WithPrefix(p string) FileOption { return fileOption(func(s *FileSink) { s.prefix = p }) }
 
-// NewFileSink writes records under dir, which it creates.
+// NewFileSink writes records under dir, which it creates. It locks dir,
+// then recovers what a crashed predecessor left there (Recovered says
+// what); it fails when another FileSink holds dir.
 func NewFileSink(dir string, format rowio.Format, opts ...FileOption) (*FileSink, error) {
 	if _, err := rowio.NewWriter(format, io.Discard); err != nil {
 		return nil, err
@@ -162,17 +108,30 @@ func NewFileSink(dir string, format rowio.Format, opts ...FileOption) (*FileSink
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if _, err := rowio.RemoveTemp(dir); err != nil {
+	lock, err := lockDir(dir)
+	if err != nil {
 		return nil, err
 	}
-	s := &FileSink{dir: dir, prefix: "predictions", format: format, maxBytes: DefaultMaxFileBytes, maxAge: DefaultMaxFileAge, files: map[string]*logFile{}}
+	s := &FileSink{dir: dir, prefix: "predictions", format: format, maxBytes: DefaultMaxFileBytes, maxAge: DefaultMaxFileAge,
+		maxOpen: DefaultMaxOpenFiles, files: map[string]*logFile{}, lock: lock}
 	for _, o := range opts {
 		o.applyFile(s)
+	}
+	if s.recovered, err = recoverDir(dir); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("predlog: recover %s: %w", dir, err)
 	}
 	return s, nil
 }
 
-// Write appends the records, then rotates the files past a bound.
+// Recovered says what NewFileSink found in the directory: the files a
+// crash left, and what became of them.
+func (s *FileSink) Recovered() Recovery { return s.recovered }
+
+// Write appends the records, then rotates the files past a bound. The
+// JSONL and CSV rows it wrote are handed to the operating system before it
+// returns, so a crash of the process from then on loses none of them (see
+// Flush for a crash of the machine).
 func (s *FileSink) Write(_ context.Context, recs []Record) error {
 	if s.closed {
 		return errClosedSink
@@ -194,6 +153,46 @@ func (s *FileSink) Write(_ context.Context, recs []Record) error {
 			errs = append(errs, s.rotate(sig))
 		}
 	}
+	errs = append(errs, s.flush(false))
+	return errors.Join(errs...)
+}
+
+// Flush makes what the sink was given durable: JSONL and CSV files are
+// written out and fsynced; Parquet files are rotated, since a Parquet file
+// is readable only once its footer is written (so each Flush ends the
+// Parquet files it finds open).
+func (s *FileSink) Flush(context.Context) error {
+	if s.closed {
+		return nil
+	}
+	if s.format == rowio.Parquet {
+		var errs []error
+		for sig := range s.files {
+			errs = append(errs, s.rotate(sig))
+		}
+		return errors.Join(errs...)
+	}
+	return s.flush(true)
+}
+
+// flush writes the buffered rows of the files appended to since the last
+// flush (JSONL, CSV) to the operating system, and with sync to the disk.
+func (s *FileSink) flush(sync bool) error {
+	if s.format == rowio.Parquet {
+		return nil
+	}
+	var errs []error
+	for _, lf := range s.files {
+		if !lf.dirty && !sync {
+			continue
+		}
+		err := errors.Join(lf.w.(rowio.Flusher).Flush(), lf.buf.Flush())
+		if err == nil && sync {
+			err = lf.a.Sync()
+		}
+		lf.dirty = err != nil
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -210,21 +209,47 @@ func (s *FileSink) append(f *rowio.Frame) error {
 	}
 	lf := s.files[key]
 	if lf == nil {
-		s.seq++
-		name := fmt.Sprintf("%s-%s-%06d%s", s.prefix, time.Now().UTC().Format("20060102T150405.000Z"), s.seq, s.format.Ext())
-		a, err := rowio.CreateAtomic(filepath.Join(s.dir, name))
-		if err != nil {
+		if len(s.files) >= s.maxOpen {
+			if err := s.rotate(s.leastRecentlyUsed()); err != nil {
+				return err
+			}
+		}
+		var err error
+		if lf, err = s.create(); err != nil {
 			return err
 		}
-		lf = &logFile{a: a, cw: &countWriter{w: a}, opened: time.Now()}
-		lf.buf = bufio.NewWriterSize(lf.cw, 64<<10)
-		lf.w, _ = rowio.NewWriter(s.format, lf.buf)
 		s.files[key] = lf
 	}
+	s.use++
+	lf.used, lf.dirty = s.use, true
 	for _, c := range f.Cols {
 		lf.est += dataBytes(c)
 	}
 	return lf.w.Write(f)
+}
+
+func (s *FileSink) create() (*logFile, error) {
+	s.seq++
+	name := fmt.Sprintf("%s-%s-%06d%s", s.prefix, time.Now().UTC().Format("20060102T150405.000Z"), s.seq, s.format.Ext())
+	a, err := atomicfile.Create(filepath.Join(s.dir, name))
+	if err != nil {
+		return nil, err
+	}
+	lf := &logFile{a: a, cw: &countWriter{w: a}, opened: time.Now()}
+	lf.buf = bufio.NewWriterSize(lf.cw, 64<<10)
+	lf.w, _ = rowio.NewWriter(s.format, lf.buf)
+	return lf, nil
+}
+
+func (s *FileSink) leastRecentlyUsed() string {
+	var key string
+	var used int64
+	for k, lf := range s.files {
+		if key == "" || lf.used < used {
+			key, used = k, lf.used
+		}
+	}
+	return key
 }
 
 func (lf *logFile) size(format rowio.Format) int64 {
@@ -234,18 +259,21 @@ func (lf *logFile) size(format rowio.Format) int64 {
 	return lf.cw.n + int64(lf.buf.Buffered())
 }
 
-// rotate finishes a file and renames it into place.
+// rotate finishes a file and renames it into place. A file that cannot be
+// finished is left under its temporary name, never removed: the next
+// FileSink on the directory recovers its whole records.
 func (s *FileSink) rotate(sig string) error {
 	lf := s.files[sig]
 	delete(s.files, sig)
 	if err := errors.Join(lf.w.Close(), lf.buf.Flush()); err != nil {
-		lf.a.Abort()
-		return err
+		lf.a.Close()
+		return fmt.Errorf("%w (kept as %s for recovery)", err, lf.a.Name())
 	}
 	return lf.a.Commit()
 }
 
-// Close rotates every open file. It is idempotent.
+// Close rotates every open file and releases the directory. It is
+// idempotent.
 func (s *FileSink) Close() error {
 	if s.closed {
 		return nil
@@ -255,6 +283,7 @@ func (s *FileSink) Close() error {
 	for sig := range s.files {
 		errs = append(errs, s.rotate(sig))
 	}
+	errs = append(errs, s.lock.Close()) // closing the descriptor releases the lock
 	return errors.Join(errs...)
 }
 
@@ -267,19 +296,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func dataBytes(c rowio.Col) int64 {
-	if b, ok := c.Data.([][]byte); ok {
-		var n int64
-		for _, e := range b {
-			n += int64(len(e)) + 4
-		}
-		return n
-	}
-	t, err := serving.FromSlice(c.Name, c.Type, []int64{int64(c.Len() * max(1, c.Width))}, c.Data)
-	if err != nil {
-		return 0
-	}
-	return int64(t.Len() * c.Type.Size())
 }

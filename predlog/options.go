@@ -9,7 +9,10 @@ import (
 
 // Defaults. See the package doc for why.
 const (
-	DefaultQueueSize    = 4096
+	DefaultQueueSize = 4096
+	// DefaultQueueBytes bounds what queued records hold: a few requests at
+	// an HTTP server's largest body (16 MiB), a small share of a 1 GiB pod.
+	DefaultQueueBytes   = 32 << 20
 	DefaultMaxBatch     = 256
 	DefaultWriteTimeout = 10 * time.Second
 )
@@ -22,18 +25,19 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	rate     float64
-	errors   bool
-	queue    int
-	maxBatch int
-	timeout  time.Duration
-	tick     time.Duration
-	meters   metric.MeterProvider
-	onError  func(error)
+	rate       float64
+	errors     bool
+	queue      int
+	queueBytes int64
+	maxBatch   int
+	timeout    time.Duration
+	tick       time.Duration
+	meters     metric.MeterProvider
+	onError    func(error)
 }
 
 func newConfig(opts []Option) config {
-	c := config{rate: 1, errors: true, queue: DefaultQueueSize, maxBatch: DefaultMaxBatch, timeout: DefaultWriteTimeout, tick: time.Second}
+	c := config{rate: 1, errors: true, queue: DefaultQueueSize, queueBytes: DefaultQueueBytes, maxBatch: DefaultMaxBatch, timeout: DefaultWriteTimeout, tick: time.Second}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -56,6 +60,13 @@ func WithErrors(always bool) Option { return optionFunc(func(c *config) { c.erro
 // WithQueueSize bounds the records waiting for the sink; past it records
 // are dropped and counted. Default DefaultQueueSize.
 func WithQueueSize(n int) Option { return optionFunc(func(c *config) { c.queue = max(1, n) }) }
+
+// WithQueueBytes bounds the bytes the records waiting for the sink hold
+// (their tensors' data, names and strings, counted before they are
+// copied); past it records are dropped and counted, so a flood of large
+// requests to a slow sink costs at most n bytes. A record counts until
+// the sink's Write of it returns. Default DefaultQueueBytes.
+func WithQueueBytes(n int64) Option { return optionFunc(func(c *config) { c.queueBytes = max(1, n) }) }
 
 // WithMaxBatch bounds the records given to one Sink.Write. Default
 // DefaultMaxBatch.

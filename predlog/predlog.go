@@ -37,11 +37,25 @@ type Record struct {
 
 // Sink receives records from the logger's goroutine, one call at a time.
 // Write may be called with no records, so that a sink can do timed work
-// (rotate a file by age); ctx bounds the call. Close flushes and releases
-// what the sink holds; the Logger that owns the sink calls it.
+// (rotate a file by age); ctx bounds the call; the sink may keep the
+// Records but not the slice, which the logger reuses. Close flushes and
+// releases what the sink holds; the Logger that owns the sink calls it.
 type Sink interface {
 	Write(ctx context.Context, recs []Record) error
 	Close() error
+}
+
+// Flusher is a Sink that can make what it was given durable (FileSink:
+// fsync, or for Parquet a rotation). Logger.Flush calls it.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// queued is a record on its way to the sink, with the bytes it was
+// charged against the queue's bound.
+type queued struct {
+	rec  Record
+	size int64
 }
 
 // Logger is the logging middleware around one Predictor. It is safe for
@@ -50,7 +64,9 @@ type Logger struct {
 	next    serving.Predictor
 	sink    Sink
 	cfg     config
-	queue   chan Record
+	queue   chan queued
+	bytes   atomic.Int64 // charged by queued records until their Write returns
+	flushes chan chan error
 	quit    chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
@@ -79,7 +95,7 @@ type Stats struct {
 // The Logger owns sink and closes it on Close.
 func New(next serving.Predictor, sink Sink, opts ...Option) *Logger {
 	c := newConfig(opts)
-	l := &Logger{next: next, sink: sink, cfg: c, queue: make(chan Record, c.queue), quit: make(chan struct{})}
+	l := &Logger{next: next, sink: sink, cfg: c, queue: make(chan queued, c.queue), flushes: make(chan chan error), quit: make(chan struct{})}
 	l.inst = newInstruments(c.meters, l)
 	l.wg.Go(l.loop)
 	return l
@@ -100,7 +116,7 @@ func (l *Logger) Predict(ctx context.Context, req *serving.Request) (*serving.Re
 	}
 	resp, err := l.next.Predict(ctx, req)
 	if l.sampled(err) {
-		l.enqueue(record(req, resp, err))
+		l.enqueue(req, resp, err)
 	}
 	return resp, err
 }
@@ -112,16 +128,45 @@ func (l *Logger) sampled(err error) bool {
 	return l.cfg.rate >= 1 || (l.cfg.rate > 0 && rand.Float64() < l.cfg.rate)
 }
 
-func (l *Logger) enqueue(r Record) {
-	if !l.closed.Load() {
+// enqueue charges the record's size against the byte bound before it
+// copies anything, so a record that does not fit costs no copy, then
+// offers the copy to the queue without waiting.
+func (l *Logger) enqueue(req *serving.Request, resp *serving.Response, err error) {
+	size := recordBytes(req, resp, err)
+	if !l.closed.Load() && l.bytes.Add(size) <= l.cfg.queueBytes {
 		select {
-		case l.queue <- r:
+		case l.queue <- queued{record(req, resp, err), size}:
 			return
 		default:
 		}
 	}
+	l.bytes.Add(-size)
 	l.dropped.Add(1)
 	l.inst.dropped(context.Background())
+}
+
+// recordBytes is what a record holds in memory: the tensors' data (BYTES
+// elements with their slice headers), names and shapes, and the strings.
+func recordBytes(req *serving.Request, resp *serving.Response, err error) int64 {
+	n := int64(256+len(req.ID)+len(req.Model)+len(req.Version)) + tensorsBytes(req.Inputs)
+	if resp != nil && err == nil {
+		n += int64(len(resp.Model)+len(resp.Version)) + tensorsBytes(resp.Outputs)
+	}
+	if err != nil {
+		n += int64(len(err.Error()))
+	}
+	return n
+}
+
+func tensorsBytes(ts []serving.Tensor) int64 {
+	var n int64
+	for _, t := range ts {
+		n += 96 + int64(len(t.Name)+8*len(t.Shape)+t.RawSize())
+		if t.DataType == serving.Bytes {
+			n += 20 * int64(t.Len()) // a slice header in place of RawSize's length prefix
+		}
+	}
+	return n
 }
 
 // record copies what it keeps: the caller may reuse the request's data
@@ -167,33 +212,49 @@ func newID() string {
 func (l *Logger) loop() {
 	tick := time.NewTicker(l.cfg.tick)
 	defer tick.Stop()
-	batch := make([]Record, 0, l.cfg.maxBatch)
+	batch := make([]queued, 0, l.cfg.maxBatch)
+	recs := make([]Record, 0, l.cfg.maxBatch)
 	for {
 		select {
-		case r := <-l.queue:
-			batch = append(batch[:0], r)
-			batch = l.fill(batch)
-			l.write(batch)
+		case q := <-l.queue:
+			batch = l.fill(append(batch[:0], q))
+			l.write(batch, recs)
 		case <-tick.C:
-			l.write(nil)
+			l.write(nil, nil)
+		case reply := <-l.flushes:
+			reply <- l.drain(batch, recs, true)
 		case <-l.quit:
-			for {
-				batch = l.fill(batch[:0])
-				if len(batch) == 0 {
-					return
-				}
-				l.write(batch)
-			}
+			l.drain(batch, recs, false)
+			return
 		}
 	}
 }
 
+// drain writes every record queued, then (for a flush) has the sink make
+// them durable. It returns the errors of those writes.
+func (l *Logger) drain(batch []queued, recs []Record, flush bool) error {
+	var errs []error
+	for {
+		batch = l.fill(batch[:0])
+		if len(batch) == 0 {
+			break
+		}
+		errs = append(errs, l.write(batch, recs))
+	}
+	if f, ok := l.sink.(Flusher); ok && flush {
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.timeout)
+		errs = append(errs, f.Flush(ctx))
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
 // fill adds what is queued, up to the batch bound, without waiting.
-func (l *Logger) fill(batch []Record) []Record {
+func (l *Logger) fill(batch []queued) []queued {
 	for len(batch) < l.cfg.maxBatch {
 		select {
-		case r := <-l.queue:
-			batch = append(batch, r)
+		case q := <-l.queue:
+			batch = append(batch, q)
 		default:
 			return batch
 		}
@@ -202,13 +263,23 @@ func (l *Logger) fill(batch []Record) []Record {
 }
 
 // write gives a batch to the sink under the write timeout; a detached
-// context, because no request waits for it.
-func (l *Logger) write(batch []Record) {
+// context, because no request waits for it. The batch's bytes are
+// released once the sink has them.
+func (l *Logger) write(batch []queued, recs []Record) error {
+	recs = recs[:0]
+	var size int64
+	for _, q := range batch {
+		recs = append(recs, q.rec)
+		size += q.size
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.timeout)
 	defer cancel()
-	err := l.sink.Write(ctx, batch)
+	err := l.sink.Write(ctx, recs)
+	clear(recs) // the sink is done with them: let the collector have them
+	clear(batch)
+	l.bytes.Add(-size)
 	if len(batch) == 0 {
-		return
+		return err
 	}
 	if err != nil {
 		l.failed.Add(int64(len(batch)))
@@ -216,10 +287,34 @@ func (l *Logger) write(batch []Record) {
 		if l.cfg.onError != nil {
 			l.cfg.onError(err)
 		}
-		return
+		return err
 	}
 	l.logged.Add(int64(len(batch)))
 	l.inst.record(ctx, "logged", len(batch))
+	return nil
+}
+
+// Flush writes every record queued before it was called and has the sink
+// make them durable (a Flusher's Flush: a FileSink fsyncs, or rotates its
+// Parquet files); when it returns nil, those records survive a crash of
+// the process or the machine. It waits for the logger's goroutine, until
+// ctx ends. Records dropped (Stats.Dropped) were never queued, so no Flush
+// covers them. After Close it returns Close's error: Close flushed.
+func (l *Logger) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case l.flushes <- reply:
+	case <-l.quit:
+		return l.Close()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns the counters.

@@ -19,13 +19,19 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/servekit/servekit/batch/job"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/predlog"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(child())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // memSink keeps what it is given; gate, when set, holds every Write.
 type memSink struct {
@@ -101,6 +107,9 @@ func TestLogsCopies(t *testing.T) {
 	}
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		t.Errorf("Flush after Close: %v", err)
 	}
 }
 
@@ -194,7 +203,7 @@ func TestFileSinkRotatesAndReplays(t *testing.T) {
 			if len(files) < 3 {
 				t.Fatalf("%d files: want rotation by size", len(files))
 			}
-			if tmp, _ := filepath.Glob(filepath.Join(dir, ".*")); len(tmp) > 0 {
+			if tmp, _ := filepath.Glob(filepath.Join(dir, ".*.tmp")); len(tmp) > 0 {
 				t.Errorf("temporary files left: %v", tmp)
 			}
 			// Each logged file is a job input: replaying it gives the logged answers.
@@ -226,17 +235,10 @@ func TestFileSinkRotatesByAge(t *testing.T) {
 	l := predlog.New(servingtest.Linear(1), sink, predlog.WithTick(5*time.Millisecond))
 	defer l.Close()
 	l.Predict(context.Background(), servingtest.Rows(1, 1, 0))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, "an idle file rotated by age", func() bool {
 		files, _ := filepath.Glob(filepath.Join(dir, "predictions-*.jsonl"))
-		if len(files) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("an idle file was not rotated by age")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(files) == 1
+	})
 }
 
 func TestFailedCallsGetTheirOwnFile(t *testing.T) {

@@ -36,7 +36,7 @@ func server(t *testing.T, args ...string) *loadtest.Server {
 	t.Helper()
 	lib := orttest.Library(t)
 	bin := loadtest.Build(t, realtimePkg)
-	return loadtest.Start(t, bin, append([]string{"-ort-lib", lib, "-debug-addr", "127.0.0.1:0"}, args...)...)
+	return loadtest.Start(t, bin, append([]string{"-ort-lib", lib, "-debug-addr", "127.0.0.1:0", "-admin-token", "reliability"}, args...)...)
 }
 
 // fraudModel is the committed demo model.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/loadtest"
 	"github.com/servekit/servekit/internal/onnxbuild"
 )
@@ -49,11 +50,7 @@ func putFile(t *testing.T, path string, b []byte) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		t.Fatal(err)
 	}
 }

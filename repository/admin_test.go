@@ -21,10 +21,16 @@ func TestAdminLoadUnload(t *testing.T) {
 		"m/3/model.onnx": "fail: corrupt",
 	})
 	r := open(t, root, newLoader())
-	srv := httptest.NewServer(rollout.NewAdmin(r, rollout.WithLoader(r), rollout.WithAdminLogger(quiet)))
+	admin, err := rollout.NewAdmin(r, rollout.WithLoader(r), rollout.WithAuthorizer(rollout.BearerToken("tok")), rollout.WithAdminLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(admin)
 	defer srv.Close()
 	post := func(path string) (int, string) {
-		resp, err := http.Post(srv.URL+path, "application/json", nil)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

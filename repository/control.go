@@ -77,7 +77,7 @@ func (r *Repository) loadResult(model, version string) error {
 		case v == nil && !r.onDisk(model, version):
 			return serving.Errorf(serving.NotFound, "repository: model %q has no version %s in %s: %w", model, version, r.root, serving.ErrNotFound)
 		case v == nil:
-			return serving.Errorf(serving.InvalidArgument, "repository: model %q version %s is not selected by the version policy (%s); change %s", model, version, m.cfg.VersionPolicy, ConfigFile)
+			return serving.Errorf(serving.InvalidArgument, "repository: model %q version %s is not selected by the version policy (%s); change version_policy in its %s or %s", model, version, m.cfg.VersionPolicy, TritonConfigFile, ConfigFile)
 		}
 		return loadError(model, version, v)
 	}

@@ -72,3 +72,31 @@ func Example() {
 	// version 2: ready, warmed 2 times
 	// unversioned request answered by version 2
 }
+
+// A Triton config.pbtxt: what the repository applies itself (the version
+// policy), what it hands the loader in servekit's terms (batching), and
+// what servekit ignores, with why.
+func ExampleParseConfigText() {
+	c, err := repository.ParseConfigText([]byte(`
+name: "simple"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+version_policy: { latest: { num_versions: 2 } }
+dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 100 }
+instance_group [ { kind: KIND_CPU count: 2 rate_limiter { priority: 2 } } ]
+`))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	b, _ := c.Batching()
+	fmt.Println("versions:", c.VersionPolicy)
+	fmt.Println("batching:", b.MaxBatchSize, "rows, preferred", b.PreferredBatchSizes, "waiting at most", b.MaxQueueDelay)
+	for _, f := range c.Ignored {
+		fmt.Println("ignored:", f)
+	}
+	// Output:
+	// versions: latest 2
+	// batching: 8 rows, preferred [4] waiting at most 100µs
+	// ignored: instance_group[0].rate_limiter: Triton's rate limiter is not implemented
+}

@@ -14,10 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
@@ -42,6 +42,7 @@ type fakeLoader struct {
 	gate   chan struct{} // closed to let "block" models answer; nil: no wait
 	mu     sync.Mutex
 	warmed map[string][]*serving.Request // warm-up requests (cache_bypass set) by model/version
+	make   func() serving.Predictor      // when set, "ok" files load what it returns
 }
 
 func newLoader() *fakeLoader {
@@ -65,6 +66,8 @@ func (f *fakeLoader) Load(ctx context.Context, v repository.Version) (serving.Pr
 		panic("fake loader panic")
 	case content == "nil":
 		return nil, nil
+	case f.make != nil:
+		return f.make(), nil
 	}
 	m := &fakeModel{loader: f, who: v.Model + "/" + v.Version + ":" + content, block: content == "block"}
 	if dims, ok := strings.CutPrefix(content, "dims="); ok {
@@ -171,20 +174,20 @@ func write(t testing.TB, root string, files map[string]string) {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		// Write then rename, as the package doc tells users to, and bump
-		// the time so two writes within a clock tick still differ.
-		tmp := full + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if st, err := os.Stat(full); err == nil {
-			later := st.ModTime().Add(time.Millisecond)
-			_ = os.Chtimes(tmp, later, later)
-		}
-		if err := os.Rename(tmp, full); err != nil {
+		// Write then rename, as the package doc tells users to.
+		if err := atomicfile.WriteFile(full, []byte(content)); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+func readFile(t testing.TB, root, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // logBuffer collects slog output for assertions.

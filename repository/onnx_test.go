@@ -9,6 +9,7 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/internal/orttest"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
@@ -133,7 +134,7 @@ func TestONNXHotReloadUnderLoad(t *testing.T) {
 	}
 	// The last request to leave a replaced version closes it in a
 	// goroutine of the router's, so the count settles just after.
-	eventually(t, "2 sessions live after the reloads", func() bool { return onnx.LiveSessions()-sessions == 2 })
+	poll.Until(t, "2 sessions live after the reloads", func() bool { return onnx.LiveSessions()-sessions == 2 })
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -46,6 +46,8 @@ type config struct {
 	log          *slog.Logger
 	hook         func(model string, r *rollout.Router)
 	routerOpts   []rollout.Option
+	loaderFields []LoaderField
+	strict       bool
 }
 
 func newConfig(opts []Option) config {
@@ -141,4 +143,24 @@ func WithModelHook(fn func(model string, r *rollout.Router)) Option {
 // (rollout.New).
 func WithRouterOptions(opts ...rollout.Option) Option {
 	return optionFunc(func(c *config) { c.routerOpts = append(c.routerOpts, opts...) })
+}
+
+// WithLoaderFields says which configuration fields the LoadFunc applies,
+// reading them from Version.Config: FieldDynamicBatching,
+// FieldResponseCache, FieldInstanceGroup, FieldGraphOptimization. The
+// repository cannot apply them itself (it builds no chains), so without
+// this a config that sets them has them listed as ignored in
+// ModelStatus.Ignored and the log, and WithStrictConfig refuses it.
+func WithLoaderFields(fields ...LoaderField) Option {
+	return optionFunc(func(c *config) { c.loaderFields = append(c.loaderFields, fields...) })
+}
+
+// WithStrictConfig refuses a configuration that sets a field servekit does
+// not implement (ModelStatus.Ignored), the way Triton's
+// --strict-model-config makes a config say all it means: the model's
+// Reason says which fields, what is loaded keeps serving, and nothing new
+// loads until the file is fixed. Without it such fields are logged once
+// and listed in the status, and the model serves.
+func WithStrictConfig() Option {
+	return optionFunc(func(c *config) { c.strict = true })
 }

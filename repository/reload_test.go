@@ -10,25 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 )
-
-// eventually polls cond until it holds or a generous bound passes. The
-// bound only keeps a broken watcher from hanging the test; nothing is
-// asserted about how long it took.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // The watcher sees a new version, a changed file, a new model, a removed
 // version and a removed model.
@@ -44,25 +31,25 @@ func TestWatch(t *testing.T) {
 	}
 
 	write(t, root, map[string]string{"m/2/model.onnx": "ok second"})
-	eventually(t, "version 2 serves", answers("m", "", "m/2:ok second"))
+	poll.Until(t, "version 2 serves", answers("m", "", "m/2:ok second"))
 
 	write(t, root, map[string]string{"m/1/model.onnx": "ok first, retrained"})
-	eventually(t, "version 1 reloaded", answers("m", "1", "m/1:ok first, retrained"))
+	poll.Until(t, "version 1 reloaded", answers("m", "1", "m/1:ok first, retrained"))
 
 	write(t, root, map[string]string{"n/5/model.onnx": "ok n"})
-	eventually(t, "model n serves", answers("n", "", "n/5:ok n"))
+	poll.Until(t, "model n serves", answers("n", "", "n/5:ok n"))
 
 	if err := os.RemoveAll(filepath.Join(root, "m", "2")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "version 2 unloaded", func() bool { return states(r, "m") == "1:ready" })
-	eventually(t, "traffic back on version 1", answers("m", "", "m/1:ok first, retrained"))
+	poll.Until(t, "version 2 unloaded", func() bool { return states(r, "m") == "1:ready" })
+	poll.Until(t, "traffic back on version 1", answers("m", "", "m/1:ok first, retrained"))
 
 	if err := os.RemoveAll(filepath.Join(root, "n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "model n unloaded", func() bool { _, ok := r.Router("n"); return !ok })
-	eventually(t, "every replaced Predictor closed", func() bool { return f.live.Load() == 1 })
+	poll.Until(t, "model n unloaded", func() bool { _, ok := r.Router("n"); return !ok })
+	poll.Until(t, "every replaced Predictor closed", func() bool { return f.live.Load() == 1 })
 }
 
 // A reload to a corrupted file keeps the loaded version serving and says
@@ -225,13 +212,13 @@ func TestRemoveDrainsInFlight(t *testing.T) {
 		}
 		answer <- err
 	}()
-	eventually(t, "the request reached version 2", func() bool { return f.live.Load() == 2 && inFlight(r, "m", "2") == 1 })
+	poll.Until(t, "the request reached version 2", func() bool { return f.live.Load() == 2 && inFlight(r, "m", "2") == 1 })
 	if err := os.RemoveAll(filepath.Join(root, "m", "2")); err != nil {
 		t.Fatal(err)
 	}
 	synced := make(chan error, 1)
 	go func() { synced <- r.Sync(context.Background()) }()
-	eventually(t, "version 2 unloading", func() bool { return strings.Contains(states(r, "m"), "2:unloading") })
+	poll.Until(t, "version 2 unloading", func() bool { return strings.Contains(states(r, "m"), "2:unloading") })
 	if f.live.Load() != 2 {
 		t.Fatal("version 2 was closed with a request in flight")
 	}

@@ -55,7 +55,8 @@ type model struct {
 
 	gone     bool                // guarded by mu: unloaded and dropped; a waiter must look again
 	cfg      *Config             // guarded by mu: the config in force (nil before the first good one)
-	reason   string              // guarded by mu: a model-level problem (config.json)
+	reason   string              // guarded by mu: a model-level problem (its config)
+	ignored  []string            // guarded by mu: config fields servekit ignores, as last logged
 	versions map[string]*version // guarded by mu
 	served   string              // guarded by mu: the version TrafficLatest last switched to
 }
@@ -85,6 +86,11 @@ func Open(ctx context.Context, root string, load LoadFunc, opts ...Option) (*Rep
 		return nil, serving.Errorf(serving.InvalidArgument, "repository: root: %w", err)
 	}
 	c := newConfig(opts)
+	for _, f := range c.loaderFields {
+		if !slices.Contains(loaderFields, f) {
+			return nil, serving.Errorf(serving.InvalidArgument, "repository: WithLoaderFields: %q is not a field a loader applies (want one of %v)", f, loaderFields)
+		}
+	}
 	r := &Repository{
 		root:      root,
 		realRoot:  real,
@@ -227,6 +233,21 @@ func (r *Repository) Router(model string) (*rollout.Router, bool) {
 	return m.router, true
 }
 
+// Config returns the configuration a model is served with (the last one
+// that parsed; Status says when a newer file was refused), or false when
+// the repository does not hold the model or has read no valid
+// configuration for it yet. Config.Model is what Triton's
+// model-configuration extension returns; it is shared: read-only.
+func (r *Repository) Config(model string) (*Config, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.models[model]
+	if !ok || m.cfg == nil {
+		return nil, false
+	}
+	return m.cfg, true
+}
+
 // Status returns the repository's index: every model, its policy and
 // traffic mode, and each version's state, reason, load time and
 // fingerprint, as Triton's repository index reports them. Weights and
@@ -237,7 +258,7 @@ func (r *Repository) Status() Status {
 	st := Status{Root: r.root, Models: []ModelStatus{}}
 	for _, name := range slices.Sorted(maps.Keys(r.models)) {
 		m := r.models[name]
-		ms := ModelStatus{Name: name, Reason: m.reason, Policy: VersionPolicy{}.String(), Traffic: TrafficLatest, Versions: []VersionStatus{}}
+		ms := ModelStatus{Name: name, Reason: m.reason, Ignored: slices.Clone(m.ignored), Policy: VersionPolicy{}.String(), Traffic: TrafficLatest, Versions: []VersionStatus{}}
 		if m.cfg != nil {
 			ms.Policy, ms.Traffic = m.cfg.VersionPolicy.String(), m.cfg.traffic()
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
@@ -254,7 +255,7 @@ func TestCloseEndsLoads(t *testing.T) {
 	write(t, root, map[string]string{"a/1/model.onnx": "hang"})
 	done := make(chan error, 1)
 	go func() { done <- r.Load(context.Background(), "a", "") }()
-	eventually(t, "the load started", func() bool { return f.loads.Load() == 1 })
+	poll.Until(t, "the load started", func() bool { return f.loads.Load() == 1 })
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/servekit/servekit/serving/modelconfigpb"
 )
 
 // maxVersionFiles bounds the files hashed into one version's fingerprint.
@@ -26,8 +29,8 @@ type diskModel struct {
 	cfg    *Config // nil when cfgErr is set
 	cfgErr error
 	// loadHash covers the parts of the config a loaded version depends on
-	// (parameters, warm-up, model file name): changing them reloads every
-	// version, while changing the policy or traffic mode does not.
+	// (all but the policy and traffic mode, plus the model file name):
+	// changing them reloads every version.
 	loadHash []byte
 	versions []diskVersion // ascending
 }
@@ -82,7 +85,7 @@ func scanModel(root, name, defaultFile string, skip func(name, why string)) (*di
 		return nil, fmt.Errorf("%s is not a directory", dir)
 	}
 	d := &diskModel{dir: dir}
-	d.cfg, d.cfgErr = readConfig(dir)
+	d.cfg, d.cfgErr = readConfig(dir, name)
 	if d.cfgErr != nil {
 		return d, nil
 	}
@@ -96,8 +99,11 @@ func scanModel(root, name, defaultFile string, skip func(name, why string)) (*di
 		return nil, err
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || e.Name() == ConfigFile || (!e.IsDir() && e.Type()&fs.ModeSymlink == 0) {
+		if strings.HasPrefix(e.Name(), ".") || e.Name() == ConfigFile || e.Name() == TritonConfigFile || (!e.IsDir() && e.Type()&fs.ModeSymlink == 0) {
 			continue
+		}
+		if e.Name() == "warmup" || e.Name() == "configs" {
+			continue // Triton's: warm-up data, and configurations by --model-config-name
 		}
 		num, err := parseVersion(e.Name())
 		if err != nil {
@@ -112,7 +118,7 @@ func scanModel(root, name, defaultFile string, skip func(name, why string)) (*di
 
 func (d *diskModel) version(root, model string, num int64, file string) diskVersion {
 	dv := diskVersion{num: num}
-	v := Version{Model: model, Version: dv.name(), ModelDir: d.dir, Parameters: d.cfg.Parameters}
+	v := Version{Model: model, Version: dv.name(), ModelDir: d.dir, Parameters: d.cfg.Parameters, Config: d.cfg}
 	var err error
 	// Versions are resolved against the root, not the model directory:
 	// a version may link to a shared directory elsewhere in the repository.
@@ -136,33 +142,60 @@ func (d *diskModel) version(root, model string, num int64, file string) diskVers
 	return dv
 }
 
-// readConfig reads and parses dir/config.json; no file is the zero Config.
-func readConfig(dir string) (*Config, error) {
-	path, err := resolveWithin(dir, ConfigFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Config{}, nil
+// readConfig reads and parses the model's config.pbtxt or config.json; no
+// file is the default Config. Both is an error: which one means what
+// would be a guess.
+func readConfig(dir, model string) (*Config, error) {
+	var found []string
+	for _, name := range []string{TritonConfigFile, ConfigFile} {
+		_, err := resolveWithin(dir, name)
+		switch {
+		case err == nil:
+			found = append(found, name)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fileErr(name, "%v", err)
+		}
 	}
+	switch len(found) {
+	case 0:
+		return &Config{Model: &modelconfigpb.ModelConfig{Name: model}, file: "no config file"}, nil
+	case 2:
+		return nil, fileErr(ConfigFile, "beside %s: keep one (config.json takes the same fields in JSON form, plus servekit's traffic)", TritonConfigFile)
+	}
+	file := found[0]
+	path, _ := resolveWithin(dir, file)
+	b, err := readLimited(path, maxConfigBytes)
 	if err != nil {
-		return nil, configErr("%v", err)
+		return nil, fileErr(file, "%v", err)
 	}
-	f, err := os.Open(path)
+	parse := ParseConfig
+	if file == TritonConfigFile {
+		parse = ParseConfigText
+	}
+	c, err := parse(b)
 	if err != nil {
-		return nil, configErr("%v", err)
+		return nil, err
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return nil, configErr("%v", err)
+	if n := c.Model.Name; n != "" && n != model {
+		return nil, fileErr(file, "name %q: the model's directory is %q, and the two must agree (as in Triton)", n, model)
 	}
-	return ParseConfig(b)
+	c.Model.Name = model // as Triton fills it in: the configuration it serves names the model
+	return c, nil
 }
 
+// loadHash covers what a loaded version depends on: the whole
+// configuration but the version policy and traffic mode, plus the model
+// file name. Changing it reloads every version.
 func loadHash(c *Config, file string) []byte {
+	m := proto.Clone(c.model()).(*modelconfigpb.ModelConfig)
+	m.VersionPolicy = nil
+	pb, _ := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	b, _ := json.Marshal(struct {
+		M []byte          `json:"m"`
 		P json.RawMessage `json:"p,omitempty"`
 		W []WarmupSample  `json:"w"`
 		F string          `json:"f"`
-	}{c.Parameters, c.Warmup, file})
+	}{pb, c.Parameters, c.Warmup, file})
 	h := sha256.Sum256(b)
 	return h[:]
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/repository"
@@ -84,10 +85,7 @@ func sileroModel(t *testing.T) []byte {
 		t.Fatalf("%s: sha256 %s, want %s", sileroMember, got, sileroSum)
 	}
 	if err := os.MkdirAll(filepath.Dir(cache), 0o755); err == nil {
-		tmp := fmt.Sprintf("%s.%d", cache, os.Getpid())
-		if os.WriteFile(tmp, b, 0o644) == nil {
-			_ = os.Rename(tmp, cache) // atomic: parallel test binaries may race here
-		}
+		_ = atomicfile.WriteFile(cache, b) // parallel test binaries may race here
 	}
 	return b
 }

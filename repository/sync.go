@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,6 +119,13 @@ func (r *Repository) reconcile(ctx context.Context, m *model, retry func(string)
 		r.unloadModel(m)
 		return serving.Errorf(serving.NotFound, "repository: model %q: %w", m.name, err)
 	}
+	var ignored []string
+	if d.cfgErr == nil {
+		ignored = append(slices.Clone(d.cfg.Ignored), unapplied(d.cfg.uses, r.cfg.loaderFields)...)
+		if r.cfg.strict && len(ignored) > 0 {
+			d.cfgErr = fileErr(d.cfg.file, "strict mode: servekit does not implement %s", strings.Join(ignored, "; "))
+		}
+	}
 	if d.cfgErr != nil {
 		r.mu.Lock()
 		changed := m.reason != d.cfgErr.Error()
@@ -131,6 +139,8 @@ func (r *Repository) reconcile(ctx context.Context, m *model, retry func(string)
 	}
 	r.mu.Lock()
 	m.reason, m.cfg = "", d.cfg
+	logIgnored := !slices.Equal(m.ignored, ignored)
+	m.ignored = ignored
 	excluded := r.excluded[m.name]
 	cands := slices.DeleteFunc(slices.Clone(d.versions), func(dv diskVersion) bool { return excluded[dv.name()] })
 	if retry != nil {
@@ -141,6 +151,9 @@ func (r *Repository) reconcile(ctx context.Context, m *model, retry func(string)
 		}
 	}
 	r.mu.Unlock()
+	if logIgnored && len(ignored) > 0 {
+		r.log.Warn("model config: fields ignored (servekit does not implement them; WithStrictConfig refuses them)", "model", m.name, "file", d.cfg.file, "ignored", ignored)
+	}
 
 	policy := d.cfg.VersionPolicy
 	var want []diskVersion
@@ -258,7 +271,7 @@ func (r *Repository) loadVersion(ctx context.Context, m *model, cfg *Config, dv 
 	}
 	if err == nil {
 		var p serving.Predictor
-		if p, err = prepare(ctx, r.load, dv.v, cfg.Warmup, r.cfg.loadTimeout); err == nil {
+		if p, err = prepare(ctx, r.load, dv.v, r.cfg.loadTimeout); err == nil {
 			if err = m.router.Put(name, p); err != nil {
 				_ = serving.Close(p)
 			}

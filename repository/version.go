@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 type LoadFunc func(ctx context.Context, v Version) (serving.Predictor, error)
 
 // Version is what a LoadFunc needs to load one version: the names, the
-// resolved paths, and the model's config.json parameters.
+// resolved paths, and the model's configuration.
 type Version struct {
 	Model   string
 	Version string
@@ -34,26 +35,83 @@ type Version struct {
 	// Dir is the version directory and ModelDir the model's. All are
 	// absolute with symlinks resolved, and all inside the repository.
 	Path, Dir, ModelDir string
-	// Parameters is config.json's "parameters" object, or nil.
+	// Parameters is the configuration's "parameters" as a JSON object, or
+	// nil (Config.Parameters); read it with DecodeParameters.
 	Parameters json.RawMessage
+	// Config is the model's configuration, never nil for a version the
+	// repository loads: the LoadFunc reads the fields it applies from it
+	// (Batching, ResponseCache, Instances, GraphOptimization; see
+	// WithLoaderFields). Shared by the model's versions: read-only.
+	Config *Config
 	// Fingerprint identifies the files loaded and the config they were
 	// loaded with; it changes when any of them does.
 	Fingerprint string
 }
 
-// DecodeParameters decodes Parameters into dst, refusing unknown fields so a
-// misspelt option fails the load with a reason instead of being ignored.
+// DecodeParameters decodes Parameters into dst (a pointer to a struct
+// with json tags), refusing unknown keys so a misspelt option fails the
+// load with a reason instead of being ignored. Triton's parameters are
+// strings; a string value that does not fit its field is read as the JSON
+// number or boolean it spells ("2" fills an int, "1" or "true" a bool).
 // Without parameters it leaves dst alone.
 func (v Version) DecodeParameters(dst any) error {
 	if len(bytes.TrimSpace(v.Parameters)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(v.Parameters))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return serving.Errorf(serving.InvalidArgument, "repository: model %q: %s parameters: %s", v.Model, ConfigFile, jsonError(err))
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(v.Parameters, &params); err != nil {
+		return v.paramErr(err)
+	}
+	for _, k := range sortedKeys(params) {
+		raw := params[k]
+		err := decodeParam(dst, k, raw)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			for _, alt := range paramSpellings(raw) {
+				if decodeParam(dst, k, alt) == nil {
+					err = nil
+					break
+				}
+			}
+		}
+		if err != nil {
+			return v.paramErr(err)
+		}
 	}
 	return nil
+}
+
+func (v Version) paramErr(err error) error {
+	return serving.Errorf(serving.InvalidArgument, "repository: model %q: parameters: %s", v.Model, jsonError(err))
+}
+
+// decodeParam decodes {key: raw} into dst, so one key fills one field.
+func decodeParam(dst any, key string, raw json.RawMessage) error {
+	obj, _ := json.Marshal(map[string]json.RawMessage{key: raw})
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	dec.DisallowUnknownFields()
+	return dec.Decode(dst)
+}
+
+// paramSpellings are the other readings of a string value: the JSON
+// literal it spells, and "0"/"1" as booleans (Triton's backends write
+// flags that way).
+func paramSpellings(raw json.RawMessage) []json.RawMessage {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return nil
+	}
+	var out []json.RawMessage
+	if json.Valid([]byte(s)) && !strings.HasPrefix(strings.TrimSpace(s), "\"") {
+		out = append(out, json.RawMessage(s))
+	}
+	switch strings.TrimSpace(s) {
+	case "0":
+		out = append(out, json.RawMessage("false"))
+	case "1":
+		out = append(out, json.RawMessage("true"))
+	}
+	return out
 }
 
 // State is where a version is in its life, as in Triton's repository
@@ -77,13 +135,16 @@ type Status struct {
 }
 
 // ModelStatus describes one model. Reason reports a problem with the model
-// as a whole (a config.json that does not parse: what is loaded keeps
-// serving, and nothing new is loaded until it is fixed).
+// as a whole (a configuration that does not parse, or that strict mode
+// refuses: what is loaded keeps serving, and nothing new is loaded until
+// it is fixed). Ignored lists the configured fields servekit does not
+// implement, as "field: why".
 type ModelStatus struct {
 	Name     string          `json:"name"`
 	Policy   string          `json:"version_policy"`
 	Traffic  Traffic         `json:"traffic"`
 	Reason   string          `json:"reason,omitempty"`
+	Ignored  []string        `json:"ignored,omitempty"`
 	Versions []VersionStatus `json:"versions"`
 }
 
@@ -147,9 +208,10 @@ func (p *placeholder) Close() error {
 	return nil
 }
 
-// prepare loads v and warms it up, all within timeout, turning a panic or a
-// nil Predictor into an error. On error nothing is left open.
-func prepare(ctx context.Context, load LoadFunc, v Version, samples []WarmupSample, timeout time.Duration) (serving.Predictor, error) {
+// prepare loads v, checks it against the configuration's inputs and
+// outputs and warms it up, all within timeout, turning a panic or a nil
+// Predictor into an error. On error nothing is left open.
+func prepare(ctx context.Context, load LoadFunc, v Version, timeout time.Duration) (serving.Predictor, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -159,7 +221,10 @@ func prepare(ctx context.Context, load LoadFunc, v Version, samples []WarmupSamp
 	if err != nil {
 		return nil, err
 	}
-	if err := warmup(ctx, p, v, samples); err != nil {
+	if p, err = conform(p, v.Config); err != nil {
+		return nil, errors.Join(err, serving.Close(p))
+	}
+	if err := warmup(ctx, p, v, v.Config); err != nil {
 		return nil, errors.Join(err, serving.Close(p))
 	}
 	return p, nil

@@ -1,8 +1,10 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -14,7 +16,119 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/modelconfigpb"
 )
+
+// WarmupSample is one entry of model_warmup: a request built from Inputs,
+// or read from RequestFile, sent Count times through Predict before the
+// version gets traffic. Exactly one of Inputs and RequestFile is set.
+//
+// As in Triton, when the model batches (max_batch_size > 0) an input's
+// dims leave out the batch dimension: the request has BatchSize rows,
+// each a copy of the values given (zeros and random values fill the whole
+// tensor). Without batching, dims are the full shape.
+type WarmupSample struct {
+	// Name appears in errors and logs.
+	Name string `json:"name,omitempty"`
+	// BatchSize is the request's rows when the model batches; 0 means 1.
+	// It must be 0 or 1 for a model that does not batch.
+	BatchSize int `json:"batch_size,omitempty"`
+	// Count is how many times the request runs; 0 means 1.
+	Count int `json:"count,omitempty"`
+	// Inputs, by input name.
+	Inputs map[string]WarmupInput `json:"inputs,omitempty"`
+	// RequestFile is an Open Inference Protocol (V2) JSON infer request,
+	// {"inputs": [...]}, as a client would POST it; its path is relative to
+	// the model's directory and may not leave it. servekit's own (config.json
+	// only).
+	RequestFile string `json:"request_file,omitempty"`
+}
+
+// WarmupInput is one input of a warm-up sample: a datatype, a shape and
+// exactly one of ZeroData, RandomData, Data and InputDataFile.
+type WarmupInput struct {
+	// DataType is a protocol name ("FP32", "INT64") or Triton's spelling
+	// ("TYPE_FP32").
+	DataType string `json:"data_type"`
+	// Dims is the shape, without the batch dimension when the model
+	// batches. Required in servekit's form ([] is a scalar): dynamic dims
+	// need a real size, which is exactly what a zeros-with-ones warm-up
+	// gets wrong.
+	Dims []int64 `json:"dims"`
+	// ZeroData fills the tensor with zeros (empty strings for BYTES).
+	ZeroData bool `json:"zero_data,omitempty"`
+	// RandomData fills it with reproducible pseudo-random values: floats in
+	// [-1, 1), integers in [0, 100), random bools, 8-letter strings.
+	RandomData bool `json:"random_data,omitempty"`
+	// Data gives the values, flat or nested, as in a V2 request's "data"
+	// (e.g. [16000] for a sample-rate scalar). servekit's own.
+	Data json.RawMessage `json:"data,omitempty"`
+	// InputDataFile is Triton's input_data_file: a file in the model
+	// directory's warmup/ folder holding the raw values of Dims,
+	// little-endian and row-major; for BYTES, each element is a 4-byte
+	// length and then its bytes.
+	InputDataFile string `json:"input_data_file,omitempty"`
+}
+
+// warmupFromTriton turns Triton's ModelWarmup into a sample.
+func warmupFromTriton(w *modelconfigpb.ModelWarmup) WarmupSample {
+	s := WarmupSample{Name: w.Name, BatchSize: int(w.BatchSize), Count: int(w.Count)}
+	for name, in := range w.Inputs {
+		wi := WarmupInput{DataType: in.DataType.String(), Dims: append([]int64{}, in.Dims...)}
+		switch d := in.InputDataType.(type) {
+		case *modelconfigpb.ModelWarmup_Input_ZeroData:
+			wi.ZeroData = true // Triton: set means zeros, whatever the value
+		case *modelconfigpb.ModelWarmup_Input_RandomData:
+			wi.RandomData = true
+		case *modelconfigpb.ModelWarmup_Input_InputDataFile:
+			wi.InputDataFile = d.InputDataFile
+		}
+		if s.Inputs == nil {
+			s.Inputs = map[string]WarmupInput{}
+		}
+		s.Inputs[name] = wi
+	}
+	return s
+}
+
+// rows is the request's batch dimension, or 0 for a model that does not
+// batch (dims are then the full shape).
+func (s WarmupSample) rows(maxBatch int32) int64 {
+	if maxBatch <= 0 {
+		return 0
+	}
+	return int64(max(1, s.BatchSize))
+}
+
+func (s WarmupSample) check(maxBatch int32) error {
+	switch {
+	case s.Count < 0 || s.Count > maxWarmupCount:
+		return fmt.Errorf("count %d: want 0 to %d", s.Count, maxWarmupCount)
+	case s.BatchSize < 0:
+		return fmt.Errorf("batch_size %d", s.BatchSize)
+	case maxBatch <= 0 && s.BatchSize > 1:
+		return fmt.Errorf("batch_size %d: the model does not batch (max_batch_size 0), so 1", s.BatchSize)
+	case maxBatch > 0 && s.BatchSize > int(maxBatch):
+		return fmt.Errorf("batch_size %d: at most max_batch_size %d", s.BatchSize, maxBatch)
+	case len(s.Inputs) == 0 && s.RequestFile == "":
+		return errors.New("set inputs or request_file")
+	case len(s.Inputs) > 0 && s.RequestFile != "":
+		return errors.New("set inputs or request_file, not both")
+	case s.RequestFile != "" && s.BatchSize > 1:
+		return errors.New("batch_size with request_file: the request gives its own shape")
+	case s.RequestFile != "":
+		if err := checkRelPath(s.RequestFile); err != nil {
+			return fmt.Errorf("request_file: %v", err)
+		}
+		return nil
+	}
+	for _, name := range sortedKeys(s.Inputs) {
+		if _, err := s.Inputs[name].check(name, s.rows(maxBatch)); err != nil {
+			return fmt.Errorf("input %q: %w", name, err)
+		}
+	}
+	return nil
+}
 
 // tritonTypes maps Triton's config spelling of datatypes to the protocol's.
 var tritonTypes = map[string]string{"TYPE_STRING": "BYTES"}
@@ -27,8 +141,16 @@ func parseWarmupType(s string) (serving.DataType, error) {
 	return serving.ParseDataType(strings.TrimPrefix(u, "TYPE_"))
 }
 
+// shape is the full shape: rows (if the model batches), then Dims.
+func (in WarmupInput) shape(rows int64) []int64 {
+	if rows == 0 {
+		return in.Dims
+	}
+	return append([]int64{rows}, in.Dims...)
+}
+
 // check validates the input without building its data.
-func (in WarmupInput) check(name string) (serving.DataType, error) {
+func (in WarmupInput) check(name string, rows int64) (serving.DataType, error) {
 	dt, err := parseWarmupType(in.DataType)
 	if err != nil {
 		return 0, fmt.Errorf("data_type %q: want a datatype such as FP32, INT64, BYTES (or TYPE_FP32)", in.DataType)
@@ -36,45 +158,78 @@ func (in WarmupInput) check(name string) (serving.DataType, error) {
 	if in.Dims == nil {
 		return 0, fmt.Errorf("dims is required ([] for a scalar)")
 	}
-	n, err := serving.NumElements(in.Dims)
+	n, err := serving.NumElements(in.shape(rows))
 	if err != nil {
 		return 0, fmt.Errorf("dims %v: %v", in.Dims, err)
 	}
 	if n > maxWarmupElements {
-		return 0, fmt.Errorf("dims %v: %d elements, at most %d in a warm-up input", in.Dims, n, maxWarmupElements)
+		return 0, fmt.Errorf("dims %v: %d elements, at most %d in a warm-up input", in.shape(rows), n, maxWarmupElements)
 	}
 	sources := 0
-	for _, set := range []bool{in.ZeroData, in.RandomData, len(in.Data) > 0} {
+	for _, set := range []bool{in.ZeroData, in.RandomData, len(in.Data) > 0, in.InputDataFile != ""} {
 		if set {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return 0, fmt.Errorf("set exactly one of zero_data, random_data and data")
+		return 0, fmt.Errorf("set exactly one of zero_data, random_data, data and input_data_file")
 	}
 	if len(in.Data) > 0 {
 		if _, err := in.decodeData(name, dt); err != nil {
 			return 0, err
 		}
 	}
+	if in.InputDataFile != "" {
+		if err := checkRelPath(in.InputDataFile); err != nil {
+			return 0, fmt.Errorf("input_data_file: %v", err)
+		}
+	}
 	return dt, nil
 }
 
-// tensor builds the input. rng feeds random_data.
-func (in WarmupInput) tensor(name string, rng *rand.Rand) (serving.Tensor, error) {
-	dt, err := in.check(name)
+// tensor builds the input: rows copies of what Data or InputDataFile give
+// (read from modelDir's warmup/), or a whole tensor of zeros or random
+// values. rng feeds random_data.
+func (in WarmupInput) tensor(name string, rows int64, rng *rand.Rand, modelDir string) (serving.Tensor, error) {
+	dt, err := in.check(name, rows)
 	if err != nil {
 		return serving.Tensor{}, err
 	}
-	if len(in.Data) > 0 {
-		return in.decodeData(name, dt)
+	var item serving.Tensor
+	switch {
+	case len(in.Data) > 0:
+		item, err = in.decodeData(name, dt)
+	case in.InputDataFile != "":
+		item, err = in.readDataFile(name, dt, modelDir)
+	default:
+		t, err := serving.Make(name, dt, in.shape(rows))
+		if err == nil && in.RandomData {
+			fillRandom(t, rng)
+		}
+		return t, err
 	}
-	t, err := serving.Make(name, dt, in.Dims)
+	if err != nil || rows == 0 {
+		return item, err
+	}
+	raw := item.RawBytes()
+	if int64(len(raw))*rows > maxRequestBytes {
+		return serving.Tensor{}, fmt.Errorf("%d rows of %d bytes: more than the %d bytes a warm-up input may take", rows, len(raw), maxRequestBytes)
+	}
+	return serving.FromRaw(name, dt, in.shape(rows), bytes.Repeat(raw, int(rows)))
+}
+
+func (in WarmupInput) readDataFile(name string, dt serving.DataType, modelDir string) (serving.Tensor, error) {
+	path, err := resolveWithin(modelDir, append([]string{"warmup"}, strings.Split(in.InputDataFile, "/")...)...)
 	if err != nil {
-		return serving.Tensor{}, err
+		return serving.Tensor{}, fmt.Errorf("input_data_file: %v", err)
 	}
-	if in.RandomData {
-		fillRandom(t, rng)
+	b, err := readLimited(path, maxRequestBytes)
+	if err != nil {
+		return serving.Tensor{}, fmt.Errorf("input_data_file %s: %v", in.InputDataFile, err)
+	}
+	t, err := serving.FromRaw(name, dt, in.Dims, b)
+	if err != nil {
+		return serving.Tensor{}, fmt.Errorf("input_data_file %s: %v", in.InputDataFile, err)
 	}
 	return t, nil
 }
@@ -160,7 +315,7 @@ func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys
 // warmupRequest builds sample i's request for version v. Random data is
 // seeded by model, version, sample and input, so a failing warm-up fails
 // the same way when retried.
-func warmupRequest(s WarmupSample, i int, v Version) (*serving.Request, error) {
+func warmupRequest(s WarmupSample, i int, v Version, maxBatch int32) (*serving.Request, error) {
 	var req *serving.Request
 	if s.RequestFile != "" {
 		path, err := resolveWithin(v.ModelDir, strings.Split(s.RequestFile, "/")...)
@@ -176,7 +331,7 @@ func warmupRequest(s WarmupSample, i int, v Version) (*serving.Request, error) {
 			h := fnv.New64a()
 			fmt.Fprintf(h, "%s\x00%s\x00%d\x00%s", v.Model, v.Version, i, name)
 			rng := rand.New(rand.NewPCG(h.Sum64(), 0x5e7e))
-			t, err := s.Inputs[name].tensor(name, rng)
+			t, err := s.Inputs[name].tensor(name, s.rows(maxBatch), rng, v.ModelDir)
 			if err != nil {
 				return nil, fmt.Errorf("input %q: %v", name, err)
 			}
@@ -193,28 +348,37 @@ func warmupRequest(s WarmupSample, i int, v Version) (*serving.Request, error) {
 }
 
 func readRequestFile(path string) (*serving.Request, error) {
+	b, err := readLimited(path, maxRequestBytes)
+	if err != nil {
+		return nil, err
+	}
+	return httpapi.DecodeRequest(b, -1, maxWarmupElements)
+}
+
+// readLimited reads a file of at most limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxRequestBytes+1))
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > maxRequestBytes {
-		return nil, fmt.Errorf("more than %d bytes", maxRequestBytes)
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("more than %d bytes", limit)
 	}
-	return httpapi.DecodeRequest(b, -1, maxWarmupElements)
+	return b, nil
 }
 
 // warmup runs every sample of c through p, Count times each, before p is
 // given any traffic. The first failure ends it: a version that cannot
 // answer its own warm-up is not served.
-func warmup(ctx context.Context, p serving.Predictor, v Version, samples []WarmupSample) error {
-	for i, s := range samples {
+func warmup(ctx context.Context, p serving.Predictor, v Version, c *Config) error {
+	for i, s := range c.Warmup {
 		what := fmt.Sprintf("warm-up sample %d%s", i, quoted(s.Name))
-		req, err := warmupRequest(s, i, v)
+		req, err := warmupRequest(s, i, v, int32(c.MaxBatchSize()))
 		if err != nil {
 			return serving.Errorf(serving.InvalidArgument, "%s: %v", what, err)
 		}

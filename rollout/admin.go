@@ -93,6 +93,7 @@ func (f adminOptionFunc) applyAdmin(c *adminConfig) { f(c) }
 type adminConfig struct {
 	loader  Loader
 	auth    Authorizer
+	open    bool // AllowUnauthenticated
 	log     *slog.Logger
 	maxBody int64
 }
@@ -100,11 +101,26 @@ type adminConfig struct {
 // WithLoader enables load and unload through l.
 func WithLoader(l Loader) AdminOption { return adminOptionFunc(func(c *adminConfig) { c.loader = l }) }
 
-// WithAuthorizer checks every request with a (default: none, every request
-// is admitted as "anonymous": mount the Admin on a private listener).
+// WithAuthorizer checks every request with a. An Admin needs one, or
+// AllowUnauthenticated.
 func WithAuthorizer(a Authorizer) AdminOption {
 	return adminOptionFunc(func(c *adminConfig) { c.auth = a })
 }
+
+// AllowUnauthenticated builds an Admin without an Authorizer: every
+// request is admitted, as "anonymous". The admin API changes what users
+// are answered with, so this must be a decision, not a default: take it
+// only for a listener that nothing but trusted callers can reach (a Unix
+// socket, a sidecar's loopback behind its own authentication). NewAdmin
+// logs a warning when it is taken.
+func AllowUnauthenticated() AdminOption {
+	return adminOptionFunc(func(c *adminConfig) { c.open = true })
+}
+
+// ErrNoAuthorizer is NewAdmin's error when it is given neither
+// WithAuthorizer nor AllowUnauthenticated.
+var ErrNoAuthorizer = serving.Errorf(serving.InvalidArgument,
+	"rollout: admin: no authorizer: pass WithAuthorizer (e.g. BearerToken), or AllowUnauthenticated for a listener only trusted callers reach")
 
 // WithAdminLogger logs changes to l (default slog.Default()).
 func WithAdminLogger(l *slog.Logger) AdminOption {
@@ -143,21 +159,33 @@ func WithAdminMaxBody(n int64) AdminOption {
 // mirror) before and after; never a body or a credential. Safe for
 // concurrent use; it holds no state of its own.
 type Admin struct {
-	reg Registry
-	cfg adminConfig
-	mux *http.ServeMux
+	reg     Registry
+	cfg     adminConfig
+	mux     *http.ServeMux
+	handler http.Handler // mux behind the Authorizer
 }
 
 var _ http.Handler = (*Admin)(nil)
 
-// NewAdmin returns the admin API over the routers of reg.
-func NewAdmin(reg Registry, opts ...AdminOption) *Admin {
+// NewAdmin returns the admin API over the routers of reg. It is secure by
+// default: without WithAuthorizer it refuses to build (ErrNoAuthorizer)
+// unless the caller opts in with AllowUnauthenticated, which it logs as a
+// warning; both at once are refused too, as a contradiction.
+func NewAdmin(reg Registry, opts ...AdminOption) (*Admin, error) {
 	a := &Admin{reg: reg, cfg: adminConfig{maxBody: DefaultAdminMaxBody}, mux: http.NewServeMux()}
 	for _, o := range opts {
 		o.applyAdmin(&a.cfg)
 	}
 	if a.cfg.log == nil {
 		a.cfg.log = slog.Default()
+	}
+	switch {
+	case a.cfg.auth != nil && a.cfg.open:
+		return nil, serving.Errorf(serving.InvalidArgument, "rollout: admin: WithAuthorizer and AllowUnauthenticated: choose one")
+	case a.cfg.auth == nil && !a.cfg.open:
+		return nil, ErrNoAuthorizer
+	case a.cfg.open:
+		a.cfg.log.Warn("rollout: admin API without authentication: every request is admitted (AllowUnauthenticated); keep its listener private")
 	}
 	// Patterns without methods: each handler checks its own, so a wrong
 	// method gets a JSON 405 (the mux's own is plain text).
@@ -173,26 +201,45 @@ func NewAdmin(reg Registry, opts ...AdminOption) *Admin {
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "rollout: admin: no route "+r.Method+" "+r.URL.Path)
 	})
-	return a
+	a.handler = protect(a.cfg.auth, a.cfg.log, a.mux)
+	return a, nil
 }
 
 // ServeHTTP authorises the request, then routes it.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.cfg.auth != nil {
-		who, err := a.cfg.auth(r)
+	a.handler.ServeHTTP(w, r)
+}
+
+// Protect puts h behind a: a request it refuses is answered as the Admin
+// answers it (401 with WWW-Authenticate, or 403; a JSON error) and logged
+// to log (nil: slog.Default) with where it came from, never a header. It
+// is for pages served beside the admin API on its listener, such as a
+// drift report or pprof, so that one credential guards every route there.
+func (a Authorizer) Protect(h http.Handler, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return protect(a, log, h)
+}
+
+func protect(auth Authorizer, log *slog.Logger, h http.Handler) http.Handler {
+	if auth == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who, err := auth(r)
 		if err != nil {
 			status := http.StatusForbidden
 			if errors.Is(err, ErrUnauthenticated) {
 				status = http.StatusUnauthorized
 				w.Header().Set("WWW-Authenticate", `Bearer realm="servekit-admin"`)
 			}
-			a.cfg.log.Warn("rollout: admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
+			log.Warn("rollout: admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
 			writeJSONError(w, status, err.Error())
 			return
 		}
-		r = r.WithContext(context.WithValue(r.Context(), whoKey{}, who))
-	}
-	a.mux.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, who)))
+	})
 }
 
 type whoKey struct{}

@@ -85,7 +85,24 @@ type adminHarness struct {
 	loader *fakeLoader
 }
 
-func newAdmin(t *testing.T, opts ...rollout.AdminOption) *adminHarness {
+// newAdmin is an Admin that admits every request (AllowUnauthenticated);
+// newAuthAdmin one behind auth.
+func newAdmin(t *testing.T) *adminHarness { return adminWith(t, rollout.AllowUnauthenticated()) }
+
+func newAuthAdmin(t *testing.T, auth rollout.Authorizer) *adminHarness {
+	return adminWith(t, rollout.WithAuthorizer(auth))
+}
+
+func mustAdmin(t *testing.T, reg rollout.Registry, opts ...rollout.AdminOption) *rollout.Admin {
+	t.Helper()
+	a, err := rollout.NewAdmin(reg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func adminWith(t *testing.T, opts ...rollout.AdminOption) *adminHarness {
 	t.Helper()
 	clock := rollouttest.NewClock(time.Unix(1000, 0))
 	r := newRouter(t, rollout.WithClock(clock))
@@ -94,7 +111,11 @@ func newAdmin(t *testing.T, opts ...rollout.AdminOption) *adminHarness {
 	logs := &logBuffer{}
 	loader := &fakeLoader{r: r}
 	opts = append([]rollout.AdminOption{rollout.WithLoader(loader), rollout.WithAdminLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
-	return &adminHarness{t: t, r: r, clock: clock, h: rollout.NewAdmin(rollout.Routers{r}, opts...), log: logs, loader: loader}
+	h := mustAdmin(t, rollout.Routers{r}, opts...)
+	logs.mu.Lock()
+	logs.buf.Reset() // AllowUnauthenticated's warning: the tests read the changes
+	logs.mu.Unlock()
+	return &adminHarness{t: t, r: r, clock: clock, h: h, log: logs, loader: loader}
 }
 
 // do sends a request and returns the status and the decoded JSON body,
@@ -352,13 +373,13 @@ func TestAdminLoadUnload(t *testing.T) {
 	}
 
 	plain := newAdmin(t)
-	plain.h = rollout.NewAdmin(rollout.Routers{plain.r}) // no loader
+	plain.h = mustAdmin(t, rollout.Routers{plain.r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.DiscardHandler))) // no loader
 	plain.want(501, "POST", "/v1/models/m/versions/3/load", "")
 }
 
 func TestAdminAuthorization(t *testing.T) {
 	const token = "s3cret-t0ken"
-	a := newAdmin(t, rollout.WithAuthorizer(rollout.BearerToken(token)))
+	a := newAuthAdmin(t, rollout.BearerToken(token))
 	req := httptest.NewRequest("GET", "/v1/models", nil)
 	w := httptest.NewRecorder()
 	a.h.ServeHTTP(w, req)
@@ -384,7 +405,7 @@ func TestAdminAuthorization(t *testing.T) {
 		}
 		return user, nil
 	}
-	b := newAdmin(t, rollout.WithAuthorizer(readOnly))
+	b := newAuthAdmin(t, readOnly)
 	b.want(200, "GET", "/v1/models", "", "X-User", "dev")
 	b.want(403, "POST", "/v1/models/m/switch", `{"version": "2"}`, "X-User", "dev")
 	b.want(200, "POST", "/v1/models/m/switch", `{"version": "2"}`, "X-User", "ops")
@@ -398,7 +419,55 @@ func TestAdminClosedRouter(t *testing.T) {
 	r := rollout.New("m", quiet)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	r.Close()
-	a := &adminHarness{t: t, h: rollout.NewAdmin(rollout.Routers{r}, rollout.WithAdminLogger(slog.New(slog.DiscardHandler)))}
+	a := &adminHarness{t: t, h: mustAdmin(t, rollout.Routers{r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.DiscardHandler)))}
 	a.want(503, "POST", "/v1/models/m/switch", `{"version": "1"}`)
 	a.want(200, "GET", "/v1/models", "")
+}
+
+// Issue 18 row 12: an Admin without an Authorizer admitted every request,
+// silently. Now it refuses to build unless the caller opts in, and the
+// opt-in is logged.
+func TestAdminSecureByDefault(t *testing.T) {
+	r := newRouter(t)
+	_, err := rollout.NewAdmin(rollout.Routers{r})
+	if !errors.Is(err, rollout.ErrNoAuthorizer) || serving.CodeOf(err) != serving.InvalidArgument {
+		t.Errorf("no authorizer: %v, want ErrNoAuthorizer", err)
+	}
+	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.WithAuthorizer(nil)); !errors.Is(err, rollout.ErrNoAuthorizer) {
+		t.Errorf("a nil authorizer: %v, want ErrNoAuthorizer", err)
+	}
+	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.WithAuthorizer(rollout.BearerToken("t")), rollout.AllowUnauthenticated()); err == nil {
+		t.Error("an authorizer and AllowUnauthenticated: built")
+	}
+	logs := &logBuffer{}
+	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.NewJSONHandler(logs, nil)))); err != nil {
+		t.Fatal(err)
+	}
+	if recs := logs.records(t); len(recs) != 1 || recs[0]["level"] != "WARN" || !strings.Contains(recs[0]["msg"].(string), "without authentication") {
+		t.Errorf("AllowUnauthenticated logged %v, want one warning", recs)
+	}
+}
+
+// Protect puts a page beside the admin API (a drift report) behind the
+// same credential.
+func TestAuthorizerProtect(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("report")) })
+	secured := rollout.BearerToken("tok").Protect(page, slog.New(slog.DiscardHandler))
+	for _, c := range []struct {
+		header string
+		want   int
+	}{{"", 401}, {"Bearer nope", 401}, {"tok", 401}, {"Bearer tok", 200}} {
+		req := httptest.NewRequest("GET", "/drift/", nil)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
+		}
+		w := httptest.NewRecorder()
+		secured.ServeHTTP(w, req)
+		if w.Code != c.want || (c.want == 200) != (w.Body.String() == "report") {
+			t.Errorf("Authorization %q: %d %q, want %d", c.header, w.Code, w.Body.String(), c.want)
+		}
+		if c.want == 401 && w.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("Authorization %q: 401 without WWW-Authenticate", c.header)
+		}
+	}
 }

@@ -112,9 +112,15 @@
 //
 // Ready-made guards judge the Snapshot: MinRequests, MaxErrorRate,
 // MaxErrorRateIncrease (vs the stable version), MaxP99 and MinAgreement
-// (the shadow comparison of a mirror to the canary, below). GuardFunc
-// adapts anything else: a Prometheus query, or another component's
-// numbers, such as a drift monitor's.
+// (the shadow comparison of a mirror to the canary, below). MinQuality
+// and MaxLoss judge model quality since the plan began (PlanStarted)
+// through a QualityFunc, a function another component provides — package
+// quality's Monitor.CompareFunc compares the two versions' AUC, F1, log
+// loss… on the labelled requests both answered (a mirror makes the canary
+// answer the stable's), so a canary worse on the ground truth rolls back;
+// rollout imports no monitor. GuardFunc adapts anything else: a
+// Prometheus query, or another component's numbers, such as a drift
+// monitor's.
 //
 // # Shadow
 //
@@ -238,7 +244,12 @@
 // load and unload (through a Loader: *repository.Repository), weights,
 // switch, rollback, plans (start, pause, resume, abort, promote), mirror
 // start and stop. An Authorizer sees each request and may refuse it (401
-// or 403, JSON); BearerToken is the simple one. Every change, done or
+// or 403, JSON); BearerToken is the simple one. It is secure by default:
+// NewAdmin without an Authorizer is an error unless the caller says
+// AllowUnauthenticated (logged as a warning), because an admin API that
+// admits everyone silently is one misrouted port away from anyone
+// shifting traffic. Authorizer.Protect puts pages served beside it (a
+// drift report, pprof) behind the same credential. Every change, done or
 // refused, is logged with slog: who (from the Authorizer), what, the model
 // and the state before and after, never a body or a credential. Bad input
 // is a 4xx JSON error; the Admin type lists the routes and statuses. It

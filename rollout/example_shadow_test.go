@@ -110,9 +110,12 @@ func ExampleNewAdmin() {
 	defer r.Close()
 	r.Put("1", servingtest.Linear(2))
 	r.Put("2", servingtest.Linear(2))
-	admin := rollout.NewAdmin(rollout.Routers{r},
+	admin, err := rollout.NewAdmin(rollout.Routers{r},
 		rollout.WithAuthorizer(rollout.BearerToken("s3cret")),
 		rollout.WithAdminLogger(slog.New(slog.DiscardHandler)))
+	if err != nil { // without an Authorizer (or AllowUnauthenticated) it refuses
+		panic(err)
+	}
 	// In a binary: go http.ListenAndServe("127.0.0.1:9090", admin)
 
 	send := func(method, path, body, token string) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rollout/rollouttest"
 	"github.com/servekit/servekit/serving"
@@ -392,7 +393,7 @@ func TestPlanOnTheRealClock(t *testing.T) {
 	if err := r.Start(rollout.Plan{Canary: "2", Steps: fast, Interval: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return r.Status().Plan.State == rollout.PlanSucceeded })
+	poll.Until(t, "the plan to succeed", func() bool { return r.Status().Plan.State == rollout.PlanSucceeded })
 	if w := r.Weights(); w["2"] != 100 {
 		t.Errorf("weights %v", w)
 	}

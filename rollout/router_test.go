@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -192,7 +193,7 @@ func TestHotReplaceWaitsForInFlight(t *testing.T) {
 	if resp := <-answered; resp == nil || mustWho(t, &g, resp) != old {
 		t.Fatal("the request in flight did not finish on the old Predictor")
 	}
-	waitFor(t, func() bool { return old.closes.Load() == 1 })
+	poll.Until(t, "the old version closed", func() bool { return old.closes.Load() == 1 })
 	if old.late.Load() != 0 {
 		t.Error("old Predictor called after Close")
 	}
@@ -242,7 +243,7 @@ func TestRemove(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Errorf("request in flight during Remove: %v", err)
 	}
-	waitFor(t, func() bool { return two.closes.Load() == 1 })
+	poll.Until(t, "version two closed", func() bool { return two.closes.Load() == 1 })
 
 	// The last version can go, weight and all; the next one takes 100 %.
 	if err := r.Remove(context.Background(), "1"); err != nil {
@@ -372,17 +373,4 @@ func mustWho(t testing.TB, g *registry, resp *serving.Response) *instance {
 		t.Fatal(err)
 	}
 	return in
-}
-
-// waitFor polls cond: for effects of a goroutine the router starts (a
-// drained version closing after its last request), which no clock drives.
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -3,11 +3,13 @@ package rollout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -496,27 +498,12 @@ func TestShadowQueue(t *testing.T) {
 func TestShadowSleepsWhenIdle(t *testing.T) {
 	s := newShadow(t, servingtest.Linear(4))
 	p := s.Middleware()(servingtest.Linear(4))
-	waitIdle := func() {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !s.Idle() {
-			if time.Now().After(deadline) {
-				t.Fatal("the dispatcher never went to sleep")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
 	for round := 1; round <= 3; round++ {
-		waitIdle()
+		poll.Until(t, "the dispatcher to go to sleep", s.Idle)
 		if _, err := p.Predict(context.Background(), servingtest.Rows(4, 1, 0)); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for s.Snapshot().Completed < int64(round) {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the mirror queued after an idle spell never ran: %+v", round, s.Snapshot())
-			}
-			time.Sleep(time.Millisecond)
-		}
+		poll.Until(t, fmt.Sprintf("round %d: the mirror queued after an idle spell to run", round),
+			func() bool { return s.Snapshot().Completed >= int64(round) })
 	}
 }

@@ -81,7 +81,7 @@ func csvNames(f Field) []string {
 
 func (x *csvReader) Read(f *Frame, n int) error {
 	f.Reset(x.row)
-	bs := newBuilders(f, x.fields)
+	bs := newBuilders(f, x.fields, n)
 	defer finish(f, bs)
 	for f.Rows < n {
 		rec, err := x.r.Read()
@@ -202,7 +202,10 @@ func (w *csvWriter) Write(f *Frame) error {
 	return w.w.Error()
 }
 
-func (w *csvWriter) Close() error {
+func (w *csvWriter) Close() error { return w.Flush() }
+
+// Flush writes the buffered rows to the io.Writer (see Flusher).
+func (w *csvWriter) Flush() error {
 	w.w.Flush()
 	return w.w.Error()
 }

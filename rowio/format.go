@@ -82,6 +82,15 @@ type Writer interface {
 	Close() error
 }
 
+// Flusher is implemented by the JSONL and CSV Writers: Flush writes the
+// rows they buffer to their io.Writer, whole, so that what was written so
+// far is a valid file up to its last row (what a crash-safe log needs). A
+// Parquet Writer has no Flush: its file is readable only once Close has
+// written the footer.
+type Flusher interface {
+	Flush() error
+}
+
 // Open opens the file at path in the given format (0: by extension) to
 // read the given fields.
 func Open(path string, format Format, fields []Field) (Reader, error) {

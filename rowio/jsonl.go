@@ -76,7 +76,7 @@ var errLong = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
 
 func (r *jsonlReader) Read(f *Frame, n int) error {
 	f.Reset(r.row)
-	bs := newBuilders(f, r.fields)
+	bs := newBuilders(f, r.fields, n)
 	defer finish(f, bs)
 	for f.Rows < n {
 		line, err := r.next()
@@ -238,6 +238,9 @@ func (w *jsonlWriter) Write(f *Frame) error {
 }
 
 func (w *jsonlWriter) Close() error { return w.w.Flush() }
+
+// Flush writes the buffered rows to the io.Writer (see Flusher).
+func (w *jsonlWriter) Flush() error { return w.w.Flush() }
 
 // checkFields fixes the writer's fields at the first frame and checks
 // later ones against them.

@@ -250,32 +250,6 @@ func TestSchemaRequest(t *testing.T) {
 	}
 }
 
-func TestAtomicFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	a, err := rowio.CreateAtomic(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.WriteString("half")
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatal("the file is visible before Commit")
-	}
-	if n, _ := rowio.RemoveTemp(dir); n != 1 {
-		t.Errorf("RemoveTemp = %d, want 1", n)
-	}
-	if err := rowio.WriteFileAtomic(path, []byte("whole")); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "whole" {
-		t.Errorf("content %q", b)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("dir holds %d entries, want only the file", len(entries))
-	}
-}
-
 // TestParquetRowGroups reads scalar columns (the column path) across row
 // groups, after skips that land inside and across them, and compares with
 // the row path (taken when a vector column is read too).

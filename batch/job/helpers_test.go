@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/batch/job"
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -145,7 +146,7 @@ func readOutput(t testing.TB, dir string, format rowio.Format) output {
 				}
 				out.dead[row]++
 			}
-		case strings.HasSuffix(name, rowio.TempSuffix):
+		case strings.HasSuffix(name, atomicfile.TempSuffix):
 			return fmt.Errorf("temporary file left: %s", path)
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
@@ -26,7 +27,7 @@ func generate(path string, n int64) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	a, err := rowio.CreateAtomic(path)
+	a, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

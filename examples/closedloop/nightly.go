@@ -11,6 +11,7 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch/job"
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
@@ -31,14 +32,18 @@ func trainV1(o *options, tl *timeline) error {
 	if err != nil {
 		return err
 	}
-	if err := writeConfig(o.repoDir()); err != nil {
-		return err
-	}
-	dir, err := writeVersion(o.repoDir(), "1", m, prof)
+	ref, err := qualityReference("1", m, xs[cut:], ys[cut:])
 	if err != nil {
 		return err
 	}
-	tl.say("v1 trained on %d labelled historical transactions: AUC %.3f on %d held out; written to %s with its drift profile",
+	if err := writeConfig(o.repoDir()); err != nil {
+		return err
+	}
+	dir, err := writeVersion(o.repoDir(), "1", m, prof, ref)
+	if err != nil {
+		return err
+	}
+	tl.say("v1 trained on %d labelled historical transactions: AUC %.3f on %d held out; written to %s with its drift profile and quality reference",
 		cut, aucOf(m, xs[cut:], ys[cut:]), len(xs)-cut, dir)
 	return nil
 }
@@ -92,7 +97,7 @@ func writeTransactions(path string, w *world, n int) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	a, err := rowio.CreateAtomic(path)
+	a, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}

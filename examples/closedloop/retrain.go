@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -38,6 +40,7 @@ type retrainer struct {
 	hist *history
 	tl   *timeline
 	url  string
+	key  []byte // the webhook's signing key: an alert it did not sign is refused
 	srv  *http.Server
 	done chan struct{} // the server's goroutine
 
@@ -66,7 +69,8 @@ func startRetrainer(o *options, hist *history, tl *timeline) (*retrainer, error)
 	if err != nil {
 		return nil, err
 	}
-	rt := &retrainer{o: o, hist: hist, tl: tl, url: "http://" + ln.Addr().String() + "/hooks/drift", done: make(chan struct{})}
+	rt := &retrainer{o: o, hist: hist, tl: tl, url: "http://" + ln.Addr().String() + "/hooks/drift", key: make([]byte, 32), done: make(chan struct{})}
+	rand.Read(rt.key) // shared with the server's webhook, in process
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hooks/drift", rt.alert)
@@ -78,18 +82,35 @@ func startRetrainer(o *options, hist *history, tl *timeline) (*retrainer, error)
 	return rt, nil
 }
 
-// alert is the webhook's endpoint.
+// alert is the webhook's endpoint. A retraining is an expensive action
+// that ends in a new model: only an alert signed with the webhook's key,
+// recently, starts one (drift.VerifySignature).
 func (rt *retrainer) alert(w http.ResponseWriter, r *http.Request) {
-	var a drift.Alert
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&a); err != nil {
+	refuse := func(status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		b, _ := json.Marshal(map[string]string{"error": "retrainer: malformed alert: " + err.Error()})
+		w.WriteHeader(status)
+		b, _ := json.Marshal(map[string]string{"error": "retrainer: " + msg})
 		w.Write(append(b, '\n'))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<20))
+	if err != nil {
+		refuse(http.StatusBadRequest, "reading the alert: "+err.Error())
+		return
+	}
+	if err := drift.VerifySignature(rt.key, r.Header.Get(drift.SignatureHeader), body, time.Now(), 0); err != nil {
+		refuse(http.StatusUnauthorized, err.Error())
+		return
+	}
+	var a drift.Alert
+	if err := json.Unmarshal(body, &a); err != nil {
+		refuse(http.StatusBadRequest, "malformed alert: "+err.Error())
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-	if a.Kind != drift.AlertRaised || a.Model != modelName {
+	// A feature's drift starts a retraining; an alert that raises only
+	// data-quality or multivariate checks does not (broken inputs call
+	// for a fix upstream, not a new model).
+	if a.Kind != drift.AlertRaised || len(a.Raised) == 0 || a.Model != modelName {
 		return
 	}
 	next, err := nextVersion(rt.o.repoDir())
@@ -167,7 +188,11 @@ func (rt *retrainer) retrain(ctx context.Context, a drift.Alert, version string)
 		onDisk.Bias = math.NaN()
 		res.BrokenOnDisk = true
 	}
-	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof)
+	ref, err := qualityReference(version, m, xs[cut:], ys[cut:])
+	if err != nil {
+		return err
+	}
+	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof, ref)
 	if err != nil {
 		return fmt.Errorf("write version %s: %w", version, err)
 	}

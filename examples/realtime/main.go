@@ -10,11 +10,17 @@
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
-// $ONNXRUNTIME_LIB.
+// $ONNXRUNTIME_LIB. -metrics-addr moves /metrics to a listener of its own
+// (scrapers reach it, clients do not); -debug-addr serves pprof behind the
+// admin token (-admin-token, $SERVEKIT_ADMIN_TOKEN, else a random one that
+// is printed). -batch batches the models that batch on dimension 0 and
+// serves the others unbatched, saying so once per model.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,6 +60,7 @@ type options struct {
 	ortLib          string
 	threads         int
 	maxBody         int64
+	maxMessage      int
 	maxElements     int64
 	maxTimeout      time.Duration
 	batch           bool
@@ -72,6 +80,8 @@ type options struct {
 	reliabilityOptions
 	repoOptions
 	gpu *gpuOptions // gpu.go
+
+	unbatched sync.Map // names of the models -batch could not batch, logged once
 }
 
 // modelFlags is a repeatable -model name[:version]=path flag.
@@ -101,6 +111,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
 	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
+	fs.IntVar(&o.maxMessage, "grpc-max-message", 4<<20, "largest gRPC message in bytes, compressed ones as they inflate (ResourceExhausted above; grpc-go's default)")
 	fs.Int64Var(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
 	fs.DurationVar(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
 	fs.BoolVar(&o.batch, "batch", env("SERVEKIT_BATCH", "") == "1", "micro-batch requests ($SERVEKIT_BATCH=1)")
@@ -127,6 +138,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
+	if o.redis.addr != "" && !o.cache {
+		return nil, errors.New("-cache-redis ($SERVEKIT_REDIS) needs -cache ($SERVEKIT_CACHE=1)")
+	}
 	return o, nil
 }
 
@@ -151,15 +165,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, shutdownMetrics(context.WithoutCancel(ctx))) }()
 
+	// One cache for every model and version. -repo makes it even without
+	// -cache: a model's config.pbtxt may enable response_cache on its own.
 	var c *cache.Cache
-	if o.cache {
+	if o.cache || o.repo != "" {
 		var closeCache func() error
-		if c, closeCache, err = newCache(o); err != nil {
+		if c, closeCache, err = newCache(o, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
 	}
-	models, err := loadModels(o, c, log)
+	modelCache := c
+	if !o.cache {
+		modelCache = nil
+	}
+	models, err := loadModels(o, modelCache, log)
 	defer func() {
 		for _, m := range models {
 			err = errors.Join(err, serving.Close(m.p))
@@ -179,7 +199,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		opts = append(opts, httpapi.SageMaker(models[0].name))
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler)
+	metricsAt := "metrics at /metrics"
+	if o.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	} else {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", metricsHandler)
+		addr, stopMetrics, err := serveAside(o.metricsAddr, mm, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		metricsAt = "metrics at http://" + addr + "/metrics"
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", addr)
+	}
 	api := httpapi.New(opts...)
 	for _, m := range models {
 		if err := api.Handle(m.name, m.p, httpapi.Version(m.version)); err != nil {
@@ -188,7 +221,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	var repo *repository.Repository
 	if o.repo != "" {
-		if repo, err = openRepository(ctx, o, api, log); err != nil {
+		if repo, err = openRepository(ctx, o, c, api, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
@@ -201,12 +234,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	g := &gate{next: withGRPC(api, mux, o)}
 
 	if o.debugAddr != "" {
-		addr, stopDebug, err := startDebug(o.debugAddr, log)
+		token, shown := adminToken(o.adminToken)
+		addr, stopDebug, err := serveAside(o.debugAddr, pprofHandler(token, log), log)
 		if err != nil {
 			return err
 		}
 		defer stopDebug()
-		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/\n", addr)
+		fmt.Fprintf(stdout, "debug on http://%s/debug/pprof/ (Authorization: Bearer %s)\n", addr, shown)
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
@@ -222,8 +256,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; metrics at /metrics)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
-		repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; %s)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
+		metricsAt, repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -237,6 +271,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		err = errors.Join(err, serr)
 	}
 	return err // the deferred serving.Close runs after the drain
+}
+
+// adminToken is the token of the admin routes: the one given, never
+// printed (a secret), or one made up for this run and printed so a person
+// can use it.
+func adminToken(given string) (token, shown string) {
+	if given != "" {
+		return given, "<the -admin-token given>"
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b), hex.EncodeToString(b)
 }
 
 func curlLine(addr, model string) string {
@@ -271,7 +317,7 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 		if err != nil {
 			return out, err
 		}
-		p, err := buildChain(m, o, c)
+		p, err := buildChain(m, o, c, log)
 		if err != nil {
 			return out, errors.Join(err, m.Close())
 		}
@@ -286,8 +332,8 @@ func loadModels(o *options, c *cache.Cache, log *slog.Logger) ([]loaded, error) 
 // telemetry (so it times and counts cache hits and refusals too, and its
 // span parents the others), then cache (hits never wait for a slot), then
 // admission control, then batch, then the model.
-func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
-	p, err := versionChain(model, o, c)
+func buildChain(model serving.Predictor, o *options, c *cache.Cache, log *slog.Logger) (serving.Predictor, error) {
+	p, err := versionChain(model, o, c, log)
 	if err != nil {
 		return nil, err
 	}
@@ -296,17 +342,34 @@ func buildChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Pr
 
 // versionChain is the cache and batcher around one model: below a router,
 // one per version, for repository models (repo.go).
-func versionChain(model serving.Predictor, o *options, c *cache.Cache) (serving.Predictor, error) {
+//
+// -batch is server-wide, and a repository holds models that cannot batch
+// (Silero VAD: a scalar sample rate, LSTM states whose dimension 0 is
+// fixed). Those are served unbatched rather than refused, as Triton serves
+// a model with max_batch_size 0 beside batched ones; the log says so once
+// per model, not at every reload of every version.
+func versionChain(model serving.Predictor, o *options, c *cache.Cache, log *slog.Logger) (serving.Predictor, error) {
 	p := model
 	if o.batch {
 		b, err := batch.New(p, batch.WithMaxBatchRows(o.batchRows), batch.WithMaxDelay(o.batchDelay), batch.WithMaxQueueRows(o.batchQueueRows),
 			batch.WithAdaptive(o.batchAdaptive))
-		if err != nil {
+		switch {
+		case errors.Is(err, batch.ErrNotBatchable):
+			md, _ := serving.MetadataOf(model)
+			if _, said := o.unbatched.LoadOrStore(md.Name, true); !said {
+				log.Info("model does not batch on dimension 0: serving it unbatched (-batch applies to the models that can)", "model", md.Name)
+			}
+		case err != nil:
 			return nil, err
+		default:
+			p = b
 		}
-		p = b
 	}
-	limited, err := withLimit(p, o)
+	rows := 0
+	if p != model { // batched
+		rows = o.batchRows
+	}
+	limited, err := withLimit(p, o, rows)
 	if err != nil {
 		return nil, errors.Join(err, serving.Close(p)) // the batcher; the model is closed again, harmlessly
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,11 +30,29 @@ func ortLib(t *testing.T) string {
 }
 
 // lineWriter hands each line run prints to a channel, so the test learns
-// the address and curl line.
-type lineWriter struct{ lines chan string }
+// the address and curl line, and keeps them all in out.
+type lineWriter struct {
+	lines chan string
+	out   *output
+}
+
+// output is everything run printed, for the tests that read the log.
+type output struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (o *output) all() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.lines)
+}
 
 func (w lineWriter) Write(p []byte) (int, error) {
 	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w.out.mu.Lock()
+		w.out.lines = append(w.out.lines, l)
+		w.out.mu.Unlock()
 		select {
 		case w.lines <- l:
 		default: // nobody reading: drop log lines
@@ -44,9 +63,17 @@ func (w lineWriter) Write(p []byte) (int, error) {
 
 func start(t *testing.T, args ...string) (base, curl string, stop func()) {
 	t.Helper()
+	base, curl, _, stop = startOut(t, args...)
+	return base, curl, stop
+}
+
+// startOut is start that also gives what run prints.
+func startOut(t *testing.T, args ...string) (base, curl string, printed *output, stop func()) {
+	t.Helper()
 	lib := ortLib(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	out := lineWriter{make(chan string, 64)}
+	printed = &output{}
+	out := lineWriter{make(chan string, 64), printed}
 	done := make(chan error, 1)
 	fixed := []string{"-addr", "127.0.0.1:0", "-ort-lib", lib}
 	if !slices.Contains(args, "-repo") {
@@ -73,7 +100,7 @@ func start(t *testing.T, args ...string) (base, curl string, stop func()) {
 			t.Fatal("server did not start")
 		}
 	}
-	return base, curl, func() {
+	return base, curl, printed, func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/limit"
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -28,8 +29,21 @@ type reliabilityOptions struct {
 	maxQueue    int
 	maxWait     time.Duration
 	drainDelay  time.Duration
-	redisAddr   string
 	debugAddr   string
+	metricsAddr string
+	adminToken  string
+	redis       redisOptions
+}
+
+// redisOptions are the flags of the cache's shared tier. The secrets come
+// from the environment in a deployment (a Secret, deploy/k8s): flags show
+// in ps.
+type redisOptions struct {
+	addr            string
+	password        string
+	hmacKey         string
+	hmacPrevious    string
+	unauthenticated bool
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -37,22 +51,28 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.IntVar(&o.maxQueue, "max-queue", -1, "requests waiting for a slot before 429 (-1: as many as -max-inflight)")
 	fs.DurationVar(&o.maxWait, "max-wait", 0, "longest wait for a slot before 429 (0: the request's own deadline)")
 	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060 (off by default: never expose it publicly)")
-	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060, behind -admin-token (off by default: never expose it publicly)")
+	fs.StringVar(&o.adminToken, "admin-token", env("SERVEKIT_ADMIN_TOKEN", ""), "bearer token of the admin routes (-debug-addr) ($SERVEKIT_ADMIN_TOKEN; random, and printed, when empty)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", env("SERVEKIT_METRICS_ADDR", ""), "serve /metrics on this separate address, e.g. :9091, instead of the inference port, so a scraper can reach it and clients cannot ($SERVEKIT_METRICS_ADDR)")
+	fs.StringVar(&o.redis.addr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.redis.password, "cache-redis-password", env("SERVEKIT_REDIS_PASSWORD", ""), "password of -cache-redis ($SERVEKIT_REDIS_PASSWORD: prefer it, flags show in ps)")
+	fs.StringVar(&o.redis.hmacKey, "cache-redis-hmac-key", env("SERVEKIT_REDIS_HMAC_KEY", ""), "secret of at least 32 bytes that authenticates the entries every replica writes to -cache-redis, e.g. openssl rand -hex 32 ($SERVEKIT_REDIS_HMAC_KEY: prefer it)")
+	fs.StringVar(&o.redis.hmacPrevious, "cache-redis-hmac-key-previous", env("SERVEKIT_REDIS_HMAC_KEY_PREVIOUS", ""), "a key being rotated out: entries it signed are still accepted ($SERVEKIT_REDIS_HMAC_KEY_PREVIOUS)")
+	fs.BoolVar(&o.redis.unauthenticated, "cache-redis-unauthenticated", false, "run -cache-redis without -cache-redis-hmac-key: whoever can write to the Redis can then change every replica's answers")
 }
 
 // withLimit wraps p in admission control, unless turned off. The automatic
 // limit is what keeps the model busy
 // without piling work on it: one run per core for a model run on its own
 // (each run takes -threads cores), and two batches' worth of rows with the
-// batcher, so the next batch forms while one runs.
-func withLimit(p serving.Predictor, o *options) (serving.Predictor, error) {
+// batcher (batchRows > 0 when p batches), so the next batch forms while one runs.
+func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predictor, error) {
 	n := o.maxInFlight
 	switch {
 	case n < 0:
 		return p, nil
-	case n == 0 && o.batch:
-		n = 2 * o.batchRows
+	case n == 0 && batchRows > 0:
+		n = 2 * batchRows
 	case n == 0:
 		n = max(1, runtime.GOMAXPROCS(0)/max(1, o.threads))
 	}
@@ -64,15 +84,33 @@ func withLimit(p serving.Predictor, o *options) (serving.Predictor, error) {
 }
 
 // newCache builds the response cache, with Redis as L2 when asked; the
-// returned close stops both.
-func newCache(o *options) (*cache.Cache, func() error, error) {
-	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)}
+// returned close stops both. One cache serves every model and version, those
+// of -repo too: entries are keyed by each model's content fingerprint, so a
+// hot reload or a replica on other weights never gets another's answers.
+func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) {
+	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
 	var rdb *redis.Client
-	if o.redisAddr != "" {
+	if r := o.redis; r.addr != "" {
+		var l2 []cache.L2Option
+		switch {
+		case r.hmacKey != "":
+			var previous [][]byte
+			if r.hmacPrevious != "" {
+				previous = append(previous, []byte(r.hmacPrevious))
+			}
+			l2 = append(l2, cache.WithL2Key([]byte(r.hmacKey), previous...))
+		case r.unauthenticated:
+			l2 = append(l2, cache.WithL2Unauthenticated())
+		default:
+			return nil, nil, errors.New("-cache-redis needs -cache-redis-hmac-key ($SERVEKIT_REDIS_HMAC_KEY), the secret that authenticates what replicas write to it, or -cache-redis-unauthenticated to run without one")
+		}
+		if r.unauthenticated && r.hmacKey != "" {
+			return nil, nil, errors.New("-cache-redis-unauthenticated contradicts -cache-redis-hmac-key")
+		}
 		// ContextTimeoutEnabled: the cache bounds every Redis call by its
 		// own timeout, so a dead Redis costs a miss, never a stall.
-		rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, ContextTimeoutEnabled: true})
-		opts = append(opts, cache.WithRedis(rdb))
+		rdb = redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, ContextTimeoutEnabled: true})
+		opts = append(opts, cache.WithRedis(rdb, l2...))
 	}
 	c, err := cache.New(opts...)
 	if err != nil {
@@ -170,26 +208,33 @@ func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.D
 	return err
 }
 
-// startDebug serves net/http/pprof on its own listener, apart from the
-// public handler (profiles reveal internals and cost CPU), and returns its
-// address and a function that stops it.
-func startDebug(addr string, log *slog.Logger) (string, func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", nil, err
-	}
+// pprofHandler is net/http/pprof behind the admin token: profiles reveal
+// internals and cost CPU, so the debug listener is an admin route like
+// any other.
+func pprofHandler(token string, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return rollout.BearerToken(token).Protect(mux, log)
+}
+
+// serveAside serves h on a listener of its own, apart from the public
+// handler (pprof, /metrics), and returns its address and a function that
+// stops it.
+func serveAside(addr string, h http.Handler, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("debug server stopped", "error", err)
+			log.Warn("listener stopped", "addr", ln.Addr().String(), "error", err)
 		}
 	}()
 	return ln.Addr().String(), func() { srv.Close(); <-done }, nil

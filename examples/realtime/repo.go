@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -20,24 +21,31 @@ import (
 
 // repoOptions are the flags of the model repository (-repo DIR).
 type repoOptions struct {
-	repo     string
-	repoPoll time.Duration
-	warmup   int
+	repo         string
+	repoPoll     time.Duration
+	warmup       int
+	strictConfig bool
 }
 
 func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
-	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.json ($SERVEKIT_REPO; see package repository)")
+	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.pbtxt or config.json ($SERVEKIT_REPO; see package repository)")
+	fs.BoolVar(&o.strictConfig, "strict-model-config", false, "refuse a repository model whose configuration sets a field servekit does not implement (otherwise it is logged and listed in the status)")
 	fs.DurationVar(&o.repoPoll, "repo-poll", repository.DefaultPollInterval, "how often -repo is re-read for new, changed and removed versions (0: never)")
-	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.json)")
+	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.pbtxt or config.json)")
 }
 
-// repoParams are the backend options a model's config.json may set in
-// "parameters"; the -threads flag is the default.
+// repoParams are the backend options a model's configuration may set in
+// "parameters"; the -threads flag is the default. Triton's ONNX Runtime
+// backend spells three of them its own way, and both spellings work.
 type repoParams struct {
 	IntraOpThreads    *int    `json:"intra_op_threads"`
 	InterOpThreads    *int    `json:"inter_op_threads"`
 	GraphOptimization *string `json:"graph_optimization"` // none, basic, extended, all
 	MemoryArena       *bool   `json:"memory_arena"`
+
+	TritonIntraOp  *int  `json:"intra_op_thread_count"`
+	TritonInterOp  *int  `json:"inter_op_thread_count"`
+	TritonMemArena *bool `json:"enable_mem_arena"`
 }
 
 var graphLevels = map[string]onnx.GraphOptimization{
@@ -47,22 +55,29 @@ var graphLevels = map[string]onnx.GraphOptimization{
 // openRepository serves the repository's models through api: each model's
 // router is registered as it appears, behind telemetry (which labels its
 // metrics with the version that answered, Response.Version), and removed
-// as it goes. Each version gets its own cache and batcher below the router
-// (versionChain), as package rollout recommends. Versions that fail to load
-// are logged and reported, and the server starts anyway.
+// as it goes. Each version gets its own cache layer and batcher below the
+// router (versionChain), as package rollout recommends. Versions that fail
+// to load are logged and reported, and the server starts anyway.
 //
-// Each loaded version gets its own response cache (-cache-entries each),
-// closed with it: a cache keys on model and version, and a hot reload puts
-// new weights under the same version, so a cache shared across reloads
-// would go on answering with the old weights until its TTL.
-func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
+// The cache layers share c, the process's cache (with -cache-redis, its
+// Redis tier too): each layer keys on its model's content fingerprint, so
+// the answers of files replaced by a hot reload are never served for the
+// new ones. c outlives the repository (run closes it last).
+func openRepository(ctx context.Context, o *options, c *cache.Cache, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
 	load := func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		var p repoParams
 		if err := v.DecodeParameters(&p); err != nil {
 			return nil, err
 		}
+		if err := checkPlatform(v); err != nil {
+			return nil, err
+		}
+		p.IntraOpThreads, p.InterOpThreads, p.MemoryArena = cmp.Or(p.IntraOpThreads, p.TritonIntraOp), cmp.Or(p.InterOpThreads, p.TritonInterOp), cmp.Or(p.MemoryArena, p.TritonMemArena)
 		opts := append([]onnx.Option{onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(o.threads),
-			onnx.WithLogger(log)}, o.gpu.options()...)
+			onnx.WithLogger(log)}, deviceOptions(o, v.Config)...)
+		if level, ok := graphLevel(v.Config); ok {
+			opts = append(opts, onnx.WithGraphOptimization(level))
+		}
 		if o.ortLib != "" {
 			opts = append(opts, onnx.WithLibraryPath(o.ortLib))
 		}
@@ -86,17 +101,15 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		if err != nil {
 			return nil, err
 		}
-		var vc *cache.Cache
-		if o.cache {
-			if vc, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
-				return nil, errors.Join(err, m.Close())
-			}
+		var vc *cache.Cache // the shared cache, for the versions whose config or -cache asks
+		if cacheFor(o, v.Config) {
+			vc = c
 		}
-		chain, err := versionChain(m, o, vc)
+		chain, err := configChain(m, o, vc, v.Config, log)
 		if err != nil {
-			return nil, errors.Join(err, m.Close(), closeCache(vc))
+			return nil, errors.Join(err, m.Close())
 		}
-		return ownCache{chain, vc}, nil
+		return chain, nil
 	}
 	hook := func(model string, r *rollout.Router) {
 		if r == nil {
@@ -107,29 +120,12 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 			log.Error("model repository: cannot serve model", "model", model, "err", err)
 		}
 	}
-	return repository.Open(ctx, o.repo, load,
-		repository.WithPollInterval(o.repoPoll),
-		repository.WithLogger(log),
-		repository.WithModelHook(hook))
-}
-
-// ownCache is a version's chain that owns its cache: serving.Close closes
-// the cache after the chain has drained (the router closes a version only
-// when its last request has left).
-type ownCache struct {
-	serving.Predictor
-	c *cache.Cache
-}
-
-func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
-
-func (p ownCache) Close() error { return closeCache(p.c) }
-
-func closeCache(c *cache.Cache) error {
-	if c == nil {
-		return nil
+	opts := []repository.Option{repository.WithPollInterval(o.repoPoll), repository.WithLogger(log),
+		repository.WithModelHook(hook), repository.WithLoaderFields(repoLoaderFields...)}
+	if o.strictConfig {
+		opts = append(opts, repository.WithStrictConfig())
 	}
-	return c.Close()
+	return repository.Open(ctx, o.repo, load, opts...)
 }
 
 // servedModels names every model served: the -model ones, then the

@@ -17,7 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/internal/poll"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 )
@@ -40,15 +42,7 @@ func put(t *testing.T, path string, b []byte) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(path); err == nil {
-		later := st.ModTime().Add(time.Millisecond)
-		_ = os.Chtimes(tmp, later, later)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -84,15 +78,6 @@ func httpStatus(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-	}
 }
 
 // -repo serves every model and version of a repository, follows it on disk,
@@ -169,7 +154,7 @@ func TestRepository(t *testing.T) {
 	for i := range 5 {
 		bias := float32(i+1) / 10
 		put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, bias))
-		waitFor(t, fmt.Sprintf("reload %d of version 1", i+1), func() bool {
+		poll.Until(t, fmt.Sprintf("reload %d of version 1", i+1), func() bool {
 			_, _, s := infer(t, models+"fraud/versions/1/infer")
 			return s != s1
 		})
@@ -187,28 +172,28 @@ func TestRepository(t *testing.T) {
 	// A corrupted new version: 503 with version 2 still serving; fixed: it
 	// takes the traffic; removed: 404 and traffic back on version 2.
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), []byte("truncated"))
-	waitFor(t, "version 3 reported failed", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 503 })
+	poll.Until(t, "version 3 reported failed", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 503 })
 	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("with a failed version 3, unversioned infer: %d from %q", code, v)
 	}
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), fraudVariant(t, 2))
-	waitFor(t, "version 3 ready", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 200 })
-	waitFor(t, "traffic on version 3", func() bool { _, v, _ := infer(t, models+"fraud/infer"); return v == "3" })
+	poll.Until(t, "version 3 ready", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 200 })
+	poll.Until(t, "traffic on version 3", func() bool { _, v, _ := infer(t, models+"fraud/infer"); return v == "3" })
 	if err := os.RemoveAll(filepath.Join(dir, "fraud", "3")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "version 3 gone", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 404 })
+	poll.Until(t, "version 3 gone", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 404 })
 	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("after removing version 3: %d from %q, want version 2", code, v)
 	}
 
 	// A new model appears, and goes.
 	put(t, filepath.Join(dir, "late", "1", "model.onnx"), fraudVariant(t, 0))
-	waitFor(t, "model late served", func() bool { return httpStatus(t, models+"late/ready") == 200 })
+	poll.Until(t, "model late served", func() bool { return httpStatus(t, models+"late/ready") == 200 })
 	if err := os.RemoveAll(filepath.Join(dir, "late")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "model late gone", func() bool { return httpStatus(t, models+"late/ready") == 404 })
+	poll.Until(t, "model late gone", func() bool { return httpStatus(t, models+"late/ready") == 404 })
 }
 
 // -warmup is off by default: the old zeros-with-ones warm-up refused to

@@ -124,8 +124,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	if err := api.Handle("fraud", router); err != nil {
 		return nil, err
 	}
-	admin := rollout.NewAdmin(rollout.Routers{router},
+	admin, err := rollout.NewAdmin(rollout.Routers{router},
 		rollout.WithAuthorizer(rollout.BearerToken(o.token)), rollout.WithAdminLogger(log))
+	if err != nil {
+		return nil, err
+	}
 
 	apiURL, stopAPI, err := serve(o.addr, api, log)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,7 @@ type Server struct {
 	// Debug is the root of the server's pprof listener (-debug-addr), if
 	// it printed one.
 	Debug string
+	token string // the -admin-token the pprof listener wants
 	cmd   *exec.Cmd
 	mu    sync.Mutex // guards Debug while the output is read
 	out   *syncBuffer
@@ -78,6 +80,9 @@ func Start(t testing.TB, bin string, args ...string) *Server {
 		}
 	}
 	s := &Server{out: &syncBuffer{}, done: make(chan struct{})}
+	if i := slices.Index(args, "-admin-token"); i >= 0 && i+1 < len(args) {
+		s.token = args[i+1]
+	}
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	pr, pw := io.Pipe()
 	s.cmd.Stdout = pw
@@ -162,11 +167,16 @@ func (s *Server) RSS() (int64, error) {
 // OpenTelemetry's runtime instrumentation refreshes only every 15 s.
 func (s *Server) Goroutines() (int64, error) {
 	if d := s.debugRoot(); d != "" {
-		resp, err := http.Get(d + "/debug/pprof/goroutine?debug=1")
+		req, _ := http.NewRequest(http.MethodGet, d+"/debug/pprof/goroutine?debug=1", nil)
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, err
 		}
 		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("loadtest: pprof answered %s (pass -admin-token to Start)", resp.Status)
+		}
 		line, err := bufio.NewReader(resp.Body).ReadString('\n')
 		if err != nil {
 			return 0, err

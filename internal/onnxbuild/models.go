@@ -1,6 +1,7 @@
 package onnxbuild
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 )
@@ -123,4 +124,40 @@ func FraudVariant(bias float32) ([]byte, error) {
 	spec := FraudSpec() // builds its slices afresh: ours to change
 	spec.Layers[1].B[0] += bias
 	return MLP(spec)
+}
+
+// AddSub is the model of Triton's "simple" example: inputs INPUT0 and
+// INPUT1 of element type t and shape [-1, n] give OUTPUT0 = INPUT0 + INPUT1
+// and OUTPUT1 = INPUT0 - INPUT1.
+func AddSub(t ElemType, n int64) ([]byte, error) {
+	g := NewGraph("simple")
+	g.Input("INPUT0", t, -1, n)
+	g.Input("INPUT1", t, -1, n)
+	g.Node("Add", []string{"INPUT0", "INPUT1"}, []string{"OUTPUT0"})
+	g.Node("Sub", []string{"INPUT0", "INPUT1"}, []string{"OUTPUT1"})
+	g.Output("OUTPUT0", t, -1, n)
+	g.Output("OUTPUT1", t, -1, n)
+	return g.Model(DefaultOpset)
+}
+
+// PooledClassifier is a minimal image classifier with the signature of
+// Triton's densenet_onnx example: "data_0" FP32 [-1, channels, height,
+// width] → GlobalAveragePool → a 1×1 convolution with weights w
+// ([classes][channels]) and bias b ([classes]) → Softmax over the classes →
+// "fc6_1" FP32 [-1, classes, 1, 1]. The trailing 1×1 of the output is what
+// a Triton configuration's output reshape removes.
+func PooledClassifier(channels, height, width int, w, b []float32) ([]byte, error) {
+	classes := len(b)
+	if classes == 0 || channels <= 0 || len(w) != classes*channels {
+		return nil, fmt.Errorf("%w: pooled classifier: %d weights and %d biases for %d channels", ErrInvalidGraph, len(w), len(b), channels)
+	}
+	g := NewGraph("pooled_classifier")
+	g.Input("data_0", Float, -1, int64(channels), int64(height), int64(width))
+	g.Initializer("fc.w", Float, []int64{int64(classes), int64(channels), 1, 1}, w)
+	g.Initializer("fc.b", Float, []int64{int64(classes)}, b)
+	g.Node("GlobalAveragePool", []string{"data_0"}, []string{"pooled"})
+	g.Node("Conv", []string{"pooled", "fc.w", "fc.b"}, []string{"logits"}, AttrInts("kernel_shape", 1, 1))
+	g.Node("Softmax", []string{"logits"}, []string{"fc6_1"}, AttrInt("axis", 1))
+	g.Output("fc6_1", Float, -1, int64(classes), 1, 1)
+	return g.Model(DefaultOpset)
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates serving/grpcapi/inferencepb from grpc_predict_v2.proto,
-# byte for byte: Debian's protoc (package protobuf-compiler, 3.21.12 here)
+# Regenerates serving/grpcapi/inferencepb from grpc_predict_v2.proto and
+# serving/modelconfigpb from model_config.proto (Triton's ModelConfig), byte
+# for byte: Debian's protoc (package protobuf-compiler, 3.21.12 here)
 # with protoc-gen-go and protoc-gen-connect-go at pinned versions, run
 # through `go run`. CI does not run this: the generated code is committed.
 set -euo pipefail
@@ -24,3 +25,9 @@ protoc -I serving/grpcapi/proto \
 	--plugin=protoc-gen-go="$tmp/protoc-gen-go" --go_out=. --go_opt=module=github.com/servekit/servekit \
 	--plugin=protoc-gen-connect-go="$tmp/protoc-gen-connect-go" --connect-go_out=. --connect-go_opt=module=github.com/servekit/servekit \
 	grpc_predict_v2.proto
+# The model configuration lives beside its Go package, not under grpcapi:
+# the repository reads it and every transport may serve it. Both folders
+# are on the include path, so the service can import it.
+protoc -I serving/grpcapi/proto -I serving/modelconfigpb \
+	--plugin=protoc-gen-go="$tmp/protoc-gen-go" --go_out=. --go_opt=module=github.com/servekit/servekit \
+	model_config.proto
