@@ -250,22 +250,27 @@
 // views of the answer (Tensor.Rows), and one lock to count the batch and
 // pick the next.
 //
-// Measured with BenchmarkBatch on the shared 2-core machine here, medians
-// of interleaved runs, before this design → after. Demo fraud MLP (about
-// 4 µs a run alone), 64 callers:
+// Measured with BenchmarkBatch and bench/http-batch.sh on the shared 2-core
+// machine here (bench/README.md has the tables: three rounds, before and
+// after side by side, under a load of 10 to 19 that makes single cells
+// swing by 2×). Batched/unbatched rows per second, medians, with CPU per
+// row unbatched/batched:
 //
-//	quiet box (load 0.3):  batched/unbatched 0.89× → 1.66× (379k rows/s),
-//	                       rows/batch 6.3 → 57, p99 2.2 → 0.45 ms
-//	loaded (load 2.6):     0.89× → 2.9× (335k rows/s), rows/batch 2.5 → 29
-//	 8 callers, quiet:     0.45× → 0.80×;  1 caller: p50 1.07× unbatched
+//	in-process   fraud MLP   8–256 callers  1.9–3.0×  (CPU 1.8–3.2×)
+//	             wide MLP    8–256 callers  1.8–2.7×  (CPU 2.1–2.3×)
+//	             conv net    64 callers     0.73× → 0.97×  (CPU 0.68× → 0.90×)
+//	HTTP, GOMAXPROCS 1
+//	             wide MLP    8, 64 clients  1.9×      (CPU 1.8–1.9×)
+//	             conv net    8–256 clients  1.3–1.5×  (CPU 0.9–1.1×)
+//	             fraud MLP   1–256 clients  0.91–1.30× (CPU 0.94–1.16×)
 //
-// Wider MLP (256→1024→1024→10, about 140 µs a row alone), 64 callers,
-// quiet: batched 17k rows/s = 81% of ideal (one goroutine running
-// pre-formed batches of 64; 90% in an earlier run), 1.6× unbatched; with
-// two intra-op threads (batched-iop2, so that a run uses both cores as
-// the parallel unbatched calls do) 31k rows/s = 2.95× unbatched and 74%
-// of ideal-iop2. p99 stays under the max delay plus two batch runs.
-// Under load a second intra-op thread fights other processes and loses.
+// Earlier figures for this design's queue path (before adaptive mode
+// measured throughput), 64 callers, on a quiet box: the fraud MLP 1.66×
+// (379k rows/s, rows/batch 6.3 → 57, p99 2.2 → 0.45 ms); the wide MLP 17k
+// rows/s = 81% of ideal (one goroutine running pre-formed batches of 64);
+// with two intra-op threads (BenchmarkBatchVariants, batched-iop2) 31k
+// rows/s = 2.95× unbatched and 74% of ideal-iop2. Under load a second
+// intra-op thread fights other processes and loses.
 //
 // What stays out of reach for a model as small as the fraud MLP on 2
 // cores, and why: its ideal is about 110 to 190 ns per row (a pre-formed
@@ -276,6 +281,7 @@
 // The "4× unbatched" target needs under about 0.6 µs of wall time per row
 // on 2 cores, where the request path alone costs about 1.5 µs of CPU: we
 // measured 1.5 to 3× depending on the load. A lone request pays about
-// 0.35 µs for batching (BenchmarkLoneOverhead: two locks, two clock
-// reads, four metric records), about 8% of a 4 µs run.
+// 0.2 µs for batching (BenchmarkLoneOverhead: two locks, two clock reads,
+// four metric records, the run's watch), about 5% of a 4 µs run in-process
+// and under 1% of a request through HTTP: the one cost no batcher avoids.
 package batch
