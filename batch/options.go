@@ -147,10 +147,10 @@ func WithMaxQueueRows(n int) Option {
 // behaves like Triton's dynamic batcher: every request queues, and a batch
 // is dispatched when it is full, a preferred size is reached, or the max
 // delay has passed. On, a lone request at an idle model runs at once, a
-// queue waits only for the callers on their way, and the measured cost of
-// runs decides whether joining pays at all: when it does not, requests run
-// alone in their callers' goroutines, side by side, as if unbatched. See
-// the package doc.
+// queue waits only for the callers on their way, and the rows answered per
+// second, measured joining and running alone, decide whether joining pays
+// at all: when it does not, requests run alone in their callers'
+// goroutines, side by side, as if unbatched. See the package doc.
 func WithAdaptive(on bool) Option {
 	return optionFunc(func(c *config) { c.adaptive = on })
 }

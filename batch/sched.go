@@ -30,9 +30,10 @@ type batch struct {
 	ended   bool               // guarded by Batcher.mu: ended at its limit; its result is dropped
 }
 
-// loop is the scheduler: it dispatches ready batches and sleeps until a
-// request arrives, a run ends, or the next max-delay deadline. It exits once
-// the Batcher is closed and nothing is queued or running.
+// loop is the scheduler: it dispatches ready batches, ends runs past their
+// time limits, and sleeps until a request arrives, a run ends, or the next
+// max-delay deadline or run limit. It exits once the Batcher is closed and
+// nothing is queued or running.
 func (b *Batcher) loop() {
 	defer close(b.done)
 	defer close(b.work) // nothing can be dispatched any more: the runners exit
