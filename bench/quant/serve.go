@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/internal/onnxbuild"
+)
+
+// served is a network with every variant loaded by backend/onnx.
+type served struct {
+	net     *network
+	models  []*onnx.Model
+	kernels []kernels
+}
+
+// kernels is what ONNX Runtime made of a variant: the summary of the
+// optimised graph it wrote.
+type kernels struct {
+	net, variant string
+	source, ran  onnxbuild.Summary
+}
+
+// serve loads every variant of n with the backend's defaults (one
+// intra-op thread) and its optimisation level, keeping the graph ONNX
+// Runtime optimised.
+func serve(n *network) (*served, error) {
+	dir, err := os.MkdirTemp("", "servekit-quant-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	s := &served{net: n}
+	for _, v := range n.variants {
+		path := filepath.Join(dir, v.name+".onnx")
+		m, err := onnx.LoadBytes(n.name+"-"+v.name, v.model, onnx.WithGraphOptimization(v.opt), onnx.WithOptimizedModelPath(path))
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s %s: %w", n.name, v.name, err)
+		}
+		s.models = append(s.models, m)
+		k := kernels{net: n.name, variant: v.name}
+		optimised, err := os.ReadFile(path)
+		if err == nil {
+			k.ran, err = onnxbuild.Summarize(optimised)
+		}
+		if err == nil {
+			k.source, err = onnxbuild.Summarize(v.model)
+		}
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("%s %s: reading the optimised graph: %w", n.name, v.name, err)
+		}
+		s.kernels = append(s.kernels, k)
+	}
+	return s, nil
+}
+
+func (s *served) close() {
+	for _, m := range s.models {
+		m.Close()
+	}
+}
+
+// timed is the indexes of the named variants that are timed, fp32 first.
+func (s *served) timed(names []string) []int {
+	var out []int
+	for i, v := range s.net.variants {
+		if v.timed && slices.Contains(names, v.name) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// accuracy is one variant's error against FP32 on the accuracy set.
+type accuracy struct {
+	net, variant     string
+	bytes            int
+	maxAbs, meanAbs  float64
+	maxRel           float64 // maxAbs / max |FP32 output|
+	agree            float64 // share of rows with the same argmax
+	bound            bound
+	rows, calibRows  int
+	fp32MaxMagnitude float64
+}
+
+func (a accuracy) met() bool { return a.maxRel <= a.bound.maxRel && a.agree >= a.bound.agree }
+
+// outputs runs variant i on the whole accuracy set, 64 rows at a time.
+func (s *served) outputs(ctx context.Context, i int) ([]float32, error) {
+	n := s.net
+	rows := len(n.accuracy) / n.rowSize
+	var out []float32
+	for first := 0; first < rows; first += 64 {
+		resp, err := s.models[i].Predict(ctx, n.request(n.variants[i], n.accuracy, first, min(64, rows-first)))
+		if err != nil {
+			return nil, err
+		}
+		y, err := floats32(resp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, y...)
+	}
+	return out, nil
+}
+
+// accuracy compares every variant with FP32 (variant 0).
+func (s *served) accuracy(ctx context.Context) ([]accuracy, error) {
+	n := s.net
+	ref, err := s.outputs(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s fp32: %w", n.name, err)
+	}
+	rows := len(n.accuracy) / n.rowSize
+	classes := len(ref) / rows
+	var magnitude float64
+	for _, v := range ref {
+		magnitude = max(magnitude, math.Abs(float64(v)))
+	}
+	var out []accuracy
+	for i, v := range n.variants {
+		y, err := s.outputs(ctx, i)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", n.name, v.name, err)
+		}
+		if len(y) != len(ref) {
+			return nil, fmt.Errorf("%s %s: %d outputs, FP32 gave %d", n.name, v.name, len(y), len(ref))
+		}
+		a := accuracy{net: n.name, variant: v.name, bytes: len(v.model), bound: v.bound, rows: rows,
+			calibRows: len(n.calibration) / n.rowSize, fp32MaxMagnitude: magnitude}
+		var sum float64
+		same := 0
+		for r := range rows {
+			want, got := ref[r*classes:(r+1)*classes], y[r*classes:(r+1)*classes]
+			for j := range want {
+				d := math.Abs(float64(got[j] - want[j]))
+				if math.IsNaN(d) {
+					d = math.Inf(1)
+				}
+				a.maxAbs = max(a.maxAbs, d)
+				sum += d
+			}
+			if argmax(want) == argmax(got) {
+				same++
+			}
+		}
+		a.meanAbs = sum / float64(len(ref))
+		a.maxRel = a.maxAbs / magnitude
+		a.agree = float64(same) / float64(rows)
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// timing is one cell of one round.
+type timing struct {
+	net, variant string
+	round, rows  int
+	calls        int
+	rowsPerSec   float64
+	p50, p99     time.Duration
+}
+
+// measure has one caller send rows-row requests to variant i back to back
+// for warm, then for dur, as one client of a server does.
+func (s *served) measure(ctx context.Context, i, rows int, warm, dur time.Duration) (timing, error) {
+	n := s.net
+	v := n.variants[i]
+	avail := len(n.accuracy) / n.rowSize
+	if rows > avail {
+		return timing{}, fmt.Errorf("%d rows per request, the input set has %d", rows, avail)
+	}
+	req := n.request(v, n.accuracy, 0, rows)
+	call := func() (time.Duration, error) {
+		t0 := time.Now()
+		_, err := s.models[i].Predict(ctx, req)
+		return time.Since(t0), err
+	}
+	for end := time.Now().Add(warm); time.Now().Before(end); {
+		if _, err := call(); err != nil {
+			return timing{}, err
+		}
+	}
+	var lat []time.Duration
+	start := time.Now()
+	// At least three calls, so a slow variant (a second a call) still
+	// gives a median.
+	for time.Since(start) < dur || len(lat) < 3 {
+		d, err := call()
+		if err != nil {
+			return timing{}, err
+		}
+		lat = append(lat, d)
+	}
+	elapsed := time.Since(start)
+	if len(lat) == 0 {
+		return timing{}, errors.New("no calls")
+	}
+	slices.Sort(lat)
+	q := func(f float64) time.Duration { return lat[int(f*float64(len(lat)-1))] }
+	return timing{net: n.name, variant: v.name, rows: rows, calls: len(lat),
+		rowsPerSec: float64(rows*len(lat)) / elapsed.Seconds(), p50: q(0.5), p99: q(0.99)}, nil
+}
