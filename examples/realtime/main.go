@@ -60,6 +60,7 @@ type options struct {
 	ortLib          string
 	threads         int
 	maxBody         int64
+	maxMessage      int
 	maxElements     int64
 	maxTimeout      time.Duration
 	batch           bool
@@ -110,6 +111,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
 	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
+	fs.IntVar(&o.maxMessage, "grpc-max-message", 4<<20, "largest gRPC message in bytes, compressed ones as they inflate (ResourceExhausted above; grpc-go's default)")
 	fs.Int64Var(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
 	fs.DurationVar(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
 	fs.BoolVar(&o.batch, "batch", env("SERVEKIT_BATCH", "") == "1", "micro-batch requests ($SERVEKIT_BATCH=1)")

@@ -57,6 +57,11 @@ func New(m Models, opts ...Option) *Handler {
 	}
 	copts := append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(h.cfg.maxBytes),
+		// Bounded decoders and decompression: see the package doc, "Cost".
+		connect.WithCodec(protoCodec{h.cfg.lim}),
+		connect.WithCodec(jsonCodec{"json", h.cfg.lim}),
+		connect.WithCodec(jsonCodec{"json; charset=utf-8", h.cfg.lim}),
+		connect.WithCompression(compressionGzip, newBoundedGzip(int64(h.cfg.maxBytes)), newGzipWriter),
 		// A panic below becomes an Internal error for this call instead of
 		// a reset stream; it is logged with its stack, as net/http logs the
 		// panics of REST handlers, and never shown to the client.

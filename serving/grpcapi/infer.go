@@ -62,7 +62,7 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	req, err := DecodeRequest(msg, h.cfg.maxElements)
+	req, err := DecodeRequest(msg, h.cfg.lim.elements)
 	if err != nil {
 		return nil, err
 	}

@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -114,10 +116,15 @@ func legacyDecode(body []byte, jsonLen int, maxElements int64) (*decoded, error)
 		if o.Name == "" {
 			return nil, badRequest("output %d has no name", i)
 		}
-		d.req.Outputs = append(d.req.Outputs, o.Name)
-		if o.Parameters != nil && o.Parameters.BinaryData != nil {
-			d.binaryOut = append(d.binaryOut, outputFlag{o.Name, *o.Parameters.BinaryData})
+		if slices.Contains(d.req.Outputs, o.Name) {
+			return nil, badRequest("output %q asked for twice", o.Name)
 		}
+		d.req.Outputs = append(d.req.Outputs, o.Name)
+		var f outputFlag
+		if o.Parameters != nil && o.Parameters.BinaryData != nil {
+			f = outputFlag{set: true, binary: *o.Parameters.BinaryData}
+		}
+		d.binaryOut = append(d.binaryOut, f)
 	}
 	return d, nil
 }
@@ -157,7 +164,14 @@ func FuzzDecoderMatchesEncodingJSON(f *testing.F) {
 
 func compareDecoders(t testing.TB, body []byte) int {
 	t.Helper()
-	got, err := decodeV2(body, -1, 1<<12)
+	var got *decoded
+	var err error
+	used := alloctest.Once(func() {
+		got, err = decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256})
+	})
+	if budget := serving.DecodeBudget(int64(len(body))); !alloctest.Race && int64(used) > budget {
+		t.Fatalf("%q: allocated %d bytes, over the budget of %d", body, used, budget)
+	}
 	valid := json.Valid(body) && utf8.Valid(body)
 	if !valid {
 		if err == nil {
@@ -186,8 +200,8 @@ func compareDecoders(t testing.TB, body []byte) int {
 func describe(d *decoded) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q", d.req.ID, d.req.Params, d.binaryAll, d.req.Outputs)
-	for _, o := range d.req.Outputs {
-		fmt.Fprintf(&b, " %s:%v", o, d.binary(o))
+	for i, o := range d.req.Outputs {
+		fmt.Fprintf(&b, " %s:%v", o, d.binary(i))
 	}
 	for _, in := range d.req.Inputs {
 		fmt.Fprintf(&b, " [%q %v %v %#v]", in.Name, in.DataType, in.Shape, in.Data())

@@ -96,7 +96,23 @@
 //
 // WithMaxBodyBytes (default 64 MiB, http.MaxBytesReader, 413) and
 // WithMaxElements (per input tensor, default 1<<24, checked from the shape
-// before allocating) bound the work a request may cause. The deadline is
+// before allocating) bound the work a request may cause; WithMaxInputs and
+// WithMaxOutputs (1024 each), WithMaxParameters (256 values, nested ones
+// included) and WithMaxInstances (V1 rows, 1<<20) cap the counts whose
+// decoder state costs more than their bytes (400 at the one too many), and
+// shapes have at most serving.MaxRank dims. No honest client nears these
+// defaults: a model with a thousand named inputs is already unusual.
+//
+// Decoding keeps serving's cost budget (serving.DecodeBudget, 16 × the body
+// + 1 MiB): the body buffer grows as bytes arrive, never from
+// Content-Length; a JSON data array is sized from its shape only while the
+// request's shapes claim no more elements than its JSON could hold, else its
+// elements are counted first; V1 tensors, which have no shape, are always
+// counted first; binary tensors go through serving.FromRaw, which checks the
+// bytes before allocating; repeated names are found with a set. An output
+// asked for twice is 400. TestDecodeBudget sends issue 18's hostile requests
+// and generated variants through the handler, and the fuzz targets check the
+// budget on every input. The deadline is
 // the earliest of parameters.timeout (µs, Triton's), the Timeout header (a Go
 // duration, "250ms"; rename it with WithTimeoutHeader), the Grpc-Timeout
 // header (gRPC's "250m" = 250 ms) and WithMaxTimeout. The handler never holds a request
@@ -125,6 +141,7 @@
 // path and the rest through strconv on a view of the body; short strings and
 // small arrays share one allocation with the request. Infer requests on
 // plain paths skip the ServeMux. Answers are written with strconv.Append*
-// into pooled buffers. The V1 adapters still decode their envelope with
-// encoding/json. See BenchmarkInferJSON against BenchmarkPredictInProcess.
+// into pooled buffers. The V1 adapters decode with the same scanner, in two
+// passes (count, then read), since they have no shapes to size from. See
+// BenchmarkInferJSON against BenchmarkPredictInProcess.
 package httpapi

@@ -169,7 +169,7 @@ func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeV2(body, n, h.cfg.maxElements)
+	return decodeV2(body, n, h.cfg.lim)
 }
 
 // routingKey is the "routing_key" parameter, else the routing key header.
