@@ -1,13 +1,14 @@
 // Command quant measures what model size buys on the CPU: the wide MLP
-// (256→1024→1024→10, softmax) and the CIFAR-sized conv net (3×32×32,
-// 64/128/256 channels) in FP32, FP16 and INT8, built by
+// (256→1024→1024→10, softmax), the CIFAR-sized conv net (3×32×32,
+// 64/128/256 channels) and the demo fraud model (8→16→1, a few
+// microseconds a call) in FP32, FP16 and INT8, built by
 // internal/onnxbuild (INT8 quantized there, in Go, with activation ranges
 // from a fixed calibration batch), each served by backend/onnx exactly as
 // a user's model is. It prints a markdown report:
 //
 //   - accuracy: max and mean absolute error against FP32 and top-class
-//     (argmax) agreement on a fixed input set, against each variant's
-//     stated bound;
+//     (argmax; for the fraud score, the 0.5 threshold) agreement on a
+//     fixed input set, against each variant's stated bound;
 //   - speed: one caller sending 1-row and 64-row requests back to back,
 //     p50/p99 latency and rows/s per variant; every variant runs in every
 //     round, one after another, and each figure is also a ratio to FP32's
@@ -54,7 +55,7 @@ type config struct {
 
 func parse(args []string) (config, error) {
 	fs := flag.NewFlagSet("quant", flag.ContinueOnError)
-	nets := fs.String("nets", "mlp,conv", "networks: mlp, conv")
+	nets := fs.String("nets", "mlp,conv,fraud", "networks: mlp, conv, fraud")
 	variants := fs.String("variants", "fp32,fp16,fp16-in-fp32,int8,int8-unfused", "variants to time (fp32 always): fp16, fp16-in-fp32, int8, int8-unfused")
 	batches := fs.String("batches", "1,64", "rows per request")
 	c := config{}

@@ -46,9 +46,10 @@ func TestReport(t *testing.T) {
 	if strings.Contains(text, "**no**") {
 		t.Errorf("a variant misses its bound:\n%s", text)
 	}
-	// 2 networks × 2 batch sizes × 5 timed variants.
-	if n := strings.Count(text, "× – **"); n != 2*2*4*2 {
-		t.Errorf("%d ratio cells, want 32 (16 rows × 2):\n%s", n, text)
+	// 3 networks × 2 batch sizes × 4 timed variants besides fp32, two
+	// ratios each.
+	if n := strings.Count(text, "× – **"); n != 3*2*4*2 {
+		t.Errorf("%d ratio cells, want 48 (24 rows × 2):\n%s", n, text)
 	}
 }
 
@@ -60,7 +61,7 @@ func TestReport(t *testing.T) {
 func TestVariants(t *testing.T) {
 	orttest.Require(t)
 	sizes := scales["full"]
-	for _, name := range []string{"mlp", "conv"} {
+	for _, name := range []string{"mlp", "conv", "fraud"} {
 		t.Run(name, func(t *testing.T) {
 			n, err := build(name, "full")
 			if err != nil {
@@ -83,12 +84,19 @@ func TestVariants(t *testing.T) {
 					t.Errorf("%s answers exactly as FP32: not the variant it claims", a.variant)
 				}
 			}
-			layers, weights := len(sizes.mlp)-1, 2*(len(sizes.mlp)-1) // MLP: layers, weight tensors
+			// layers with weights, their output channels, and what ONNX
+			// Runtime should make of them
+			layers, channels := len(sizes.mlp)-1, sum(sizes.mlp[1:])
 			integer := map[string]int{"com.microsoft.QGemm": layers}
-			if name == "conv" {
-				layers, weights = len(sizes.channels)+1, 2*(len(sizes.channels)+1)
+			switch name {
+			case "conv":
+				layers, channels = len(sizes.channels)+1, sum(sizes.channels)+sizes.classes
 				integer = map[string]int{"com.microsoft.QGemm": 1, "com.microsoft.QLinearConv": len(sizes.channels), "com.microsoft.QLinearGlobalAveragePool": 1}
+			case "fraud":
+				layers, channels = 2, 16+1
+				integer = map[string]int{"com.microsoft.QGemm": 2}
 			}
+			weights := 2 * layers // FP32 and FP16 models: a weight and a bias per layer
 			for _, k := range s.kernels {
 				src, ran := k.source, k.ran
 				switch k.variant {
@@ -101,9 +109,16 @@ func TestVariants(t *testing.T) {
 						t.Errorf("%s weights: %v, want %d FLOAT16 and no FLOAT", k.variant, src.Initializers, weights)
 					}
 				case "int8", "int8-tensor", "int8-unfused":
+					// FP32 only in scales: one per QuantizeLinear, and per
+					// channel (or per tensor) for each weight and bias.
+					perLayer := channels
+					if k.variant == "int8-tensor" {
+						perLayer = layers
+					}
+					scales := src.Ops["QuantizeLinear"] + 2*perLayer
 					if src.Initializers[onnxbuild.Int8] != 2*layers || src.Initializers[onnxbuild.Int32] != 2*layers ||
-						src.Bytes[onnxbuild.Float] > src.Bytes[onnxbuild.Int8]/16 {
-						t.Errorf("%s weights: %v (%v bytes), want INT8 weights, INT32 biases and FP32 scales only", k.variant, src.Initializers, src.Bytes)
+						src.Bytes[onnxbuild.Float] != 4*scales {
+						t.Errorf("%s weights: %v (%v bytes), want INT8 weights, INT32 biases and %d FP32 scales", k.variant, src.Initializers, src.Bytes, scales)
 					}
 					if k.variant == "int8-unfused" {
 						if ran.Count("com.microsoft.QGemm", "com.microsoft.QLinearConv") != 0 || ran.Ops["DequantizeLinear"] == 0 {
@@ -190,6 +205,14 @@ func TestINT8IsItsArithmetic(t *testing.T) {
 			}
 		})
 	}
+}
+
+func sum(v []int) int {
+	n := 0
+	for _, x := range v {
+		n += x
+	}
+	return n
 }
 
 func relError(got, want []float32) float64 {

@@ -149,7 +149,7 @@ func (s *served) accuracy(ctx context.Context) ([]accuracy, error) {
 				a.maxAbs = max(a.maxAbs, d)
 				sum += d
 			}
-			if argmax(want) == argmax(got) {
+			if decision(want) == decision(got) {
 				same++
 			}
 		}
@@ -161,7 +161,15 @@ func (s *served) accuracy(ctx context.Context) ([]accuracy, error) {
 	return out, nil
 }
 
-func argmax(x []float32) int {
+// decision is the class a row's output picks: its argmax, or for a single
+// output (a probability, as the fraud score) whether it reaches 0.5.
+func decision(x []float32) int {
+	if len(x) == 1 {
+		if x[0] >= 0.5 {
+			return 1
+		}
+		return 0
+	}
 	best := 0
 	for i, v := range x {
 		if v > x[best] {
