@@ -194,7 +194,7 @@ func (q *QuantizedConvNet) Eval(batch []float32) ([]float32, error) {
 			for k, v := range features {
 				acc += (int32(v) - int32(pooled.Zero)) * int32(q.Head.Q[k*s.Head.Out+o])
 			}
-			out = append(out, float32(acc)*pooled.Scale*q.Head.scale(o))
+			out = append(out, float32(acc)*(pooled.Scale*q.Head.scale(o)))
 		}
 	}
 	return out, nil

@@ -154,7 +154,7 @@ func (q *QuantizedMLP) Eval(batch []float32) ([]float32, error) {
 			}
 			if i == len(layers)-1 {
 				for o, a := range acc {
-					out = append(out, float32(a)*q.Inputs[i].Scale*w.scale(o))
+					out = append(out, float32(a)*(q.Inputs[i].Scale*w.scale(o)))
 				}
 				break
 			}
