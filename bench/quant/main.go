@@ -10,10 +10,11 @@
 //     (argmax; for the fraud score, the 0.5 threshold) agreement on a
 //     fixed input set, against each variant's stated bound;
 //   - speed: one caller sending 1-row and 64-row requests back to back,
-//     p50/p99 latency and rows/s per variant; every variant runs in every
-//     round, one after another, and each figure is also a ratio to FP32's
-//     in the same round, reported as min–median–max over the rounds with
-//     the load average, as the machine is shared;
+//     p50/p99 latency and rows/s per variant; within a cell the variants
+//     take turns (eight each, round robin) so they share whatever load the
+//     machine has, and each figure is also a ratio to FP32's in the same
+//     round, reported as min–median–max over the rounds with the load
+//     average;
 //   - what ONNX Runtime runs: the operators of the graph it optimised,
 //     which shows whether the QDQ pairs became integer kernels.
 //
@@ -62,7 +63,7 @@ func parse(args []string) (config, error) {
 	fs.StringVar(&c.scale, "scale", "full", "network sizes: full, or small (tests)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every timed variant runs once per round")
 	fs.DurationVar(&c.warm, "warmup", 200*time.Millisecond, "unmeasured warm-up of each cell")
-	fs.DurationVar(&c.dur, "d", time.Second, "measured time of each cell")
+	fs.DurationVar(&c.dur, "d", time.Second, "measured time of each variant in each cell, in eight turns")
 	fs.StringVar(&c.out, "o", "", "also write the report to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -136,13 +137,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.loads = append(rep.loads, loadAverage())
 		for _, s := range served {
 			for _, rows := range c.batches {
-				for _, v := range s.timed(c.variants) {
-					r, err := s.measure(ctx, v, rows, c.warm, c.dur)
-					if err != nil {
-						return fmt.Errorf("%s %s %d rows: %w", s.net.name, s.net.variants[v].name, rows, err)
-					}
+				ts, err := s.measure(ctx, s.timed(c.variants), rows, c.warm, c.dur)
+				if err != nil {
+					return fmt.Errorf("%s %d rows: %w", s.net.name, rows, err)
+				}
+				for _, r := range ts {
 					r.round = round
-					fmt.Fprintf(os.Stderr, "round %d %-4s %-13s %4d rows  %10.0f rows/s  p50 %-10v p99 %v\n",
+					fmt.Fprintf(os.Stderr, "round %d %-5s %-13s %4d rows  %10.0f rows/s  p50 %-10v p99 %v\n",
 						round+1, r.net, r.variant, r.rows, r.rowsPerSec, r.p50, r.p99)
 					rep.timings = append(rep.timings, r)
 				}

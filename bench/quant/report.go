@@ -28,7 +28,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "## Model size on the CPU: FP16 and INT8 against FP32 (%s)\n\n", time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(&b, "- CPU: %s, %d logical cores; ONNX Runtime %s, Go %s; %s networks; one intra-op thread per session (the backend's default)\n",
 		cpuName(), runtime.NumCPU(), r.ortVersion, runtime.Version(), c.scale)
-	fmt.Fprintf(&b, "- %d rounds, every timed variant once per round, %v per cell after %v of warm-up; load average (1 min) at each round's start and at the end: %s\n",
+	fmt.Fprintf(&b, "- %d rounds; in each cell the variants take eight turns each, round robin, %v per variant after %v of warm-up; load average (1 min) at each round's start and at the end: %s\n",
 		c.rounds, c.dur, c.warm, strings.Join(r.loads, ", "))
 	r.accuracyTable(&b)
 	r.speedTable(&b)

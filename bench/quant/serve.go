@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/serving"
 )
 
 // served is a network with every variant loaded by backend/onnx.
@@ -188,43 +188,54 @@ type timing struct {
 	p50, p99     time.Duration
 }
 
-// measure has one caller send rows-row requests to variant i back to back
-// for warm, then for dur, as one client of a server does.
-func (s *served) measure(ctx context.Context, i, rows int, warm, dur time.Duration) (timing, error) {
+// measure times the variants idx of one cell (rows-row requests, one
+// caller, back to back) side by side: after a warm-up of each, it gives
+// them turns of dur/turns each, round robin, so that every variant sees
+// the same load on a shared machine, and a turn always makes at least one
+// call (a slow variant's turn is one call).
+func (s *served) measure(ctx context.Context, idx []int, rows int, warm, dur time.Duration) ([]timing, error) {
+	const turns = 8
 	n := s.net
-	v := n.variants[i]
-	avail := len(n.accuracy) / n.rowSize
-	if rows > avail {
-		return timing{}, fmt.Errorf("%d rows per request, the input set has %d", rows, avail)
+	if avail := len(n.accuracy) / n.rowSize; rows > avail {
+		return nil, fmt.Errorf("%d rows per request, the input set has %d", rows, avail)
 	}
-	req := n.request(v, n.accuracy, 0, rows)
-	call := func() (time.Duration, error) {
+	reqs := make([]*serving.Request, len(idx))
+	for j, i := range idx {
+		reqs[j] = n.request(n.variants[i], n.accuracy, 0, rows)
+	}
+	call := func(j int) (time.Duration, error) {
 		t0 := time.Now()
-		_, err := s.models[i].Predict(ctx, req)
+		_, err := s.models[idx[j]].Predict(ctx, reqs[j])
 		return time.Since(t0), err
 	}
-	for end := time.Now().Add(warm); time.Now().Before(end); {
-		if _, err := call(); err != nil {
-			return timing{}, err
+	for j := range idx {
+		for end := time.Now().Add(warm); time.Now().Before(end); {
+			if _, err := call(j); err != nil {
+				return nil, fmt.Errorf("%s: %w", n.variants[idx[j]].name, err)
+			}
 		}
 	}
-	var lat []time.Duration
-	start := time.Now()
-	// At least three calls, so a slow variant (a second a call) still
-	// gives a median.
-	for time.Since(start) < dur || len(lat) < 3 {
-		d, err := call()
-		if err != nil {
-			return timing{}, err
+	lat := make([][]time.Duration, len(idx))
+	spent := make([]time.Duration, len(idx))
+	for range turns {
+		for j := range idx {
+			start := time.Now()
+			for first := true; first || time.Since(start) < dur/turns; first = false {
+				d, err := call(j)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", n.variants[idx[j]].name, err)
+				}
+				lat[j] = append(lat[j], d)
+			}
+			spent[j] += time.Since(start)
 		}
-		lat = append(lat, d)
 	}
-	elapsed := time.Since(start)
-	if len(lat) == 0 {
-		return timing{}, errors.New("no calls")
+	out := make([]timing, len(idx))
+	for j, i := range idx {
+		l := slices.Sorted(slices.Values(lat[j]))
+		q := func(f float64) time.Duration { return l[int(f*float64(len(l)-1))] }
+		out[j] = timing{net: n.name, variant: n.variants[i].name, rows: rows, calls: len(l),
+			rowsPerSec: float64(rows*len(l)) / spent[j].Seconds(), p50: q(0.5), p99: q(0.99)}
 	}
-	slices.Sort(lat)
-	q := func(f float64) time.Duration { return lat[int(f*float64(len(lat)-1))] }
-	return timing{net: n.name, variant: v.name, rows: rows, calls: len(lat),
-		rowsPerSec: float64(rows*len(lat)) / elapsed.Seconds(), p50: q(0.5), p99: q(0.99)}, nil
+	return out, nil
 }
