@@ -20,6 +20,7 @@ import (
 
 	"github.com/servekit/servekit/internal/loadtest"
 	"github.com/servekit/servekit/internal/orttest"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -203,7 +204,16 @@ func runAttack(t *testing.T, bin, lib string, a attack) attackRun {
 		start := time.Now()
 		answers := a.send(t, srv)
 		r.took = time.Since(start)
-		time.Sleep(100 * time.Millisecond) // one more probe after the traffic
+		probeMu.Lock()
+		probed := r.probes
+		probeMu.Unlock()
+		// One probe sent after the traffic (probes go one at a time, so
+		// the second to finish from here started after it).
+		poll.Until(t, "a probe after the attack", func() bool {
+			probeMu.Lock()
+			defer probeMu.Unlock()
+			return r.probes >= probed+2
+		})
 		close(stop)
 		wg.Wait()
 		r.killed = killed.Load()

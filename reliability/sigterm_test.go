@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/servekit/servekit/internal/poll"
 )
 
 // TestSIGTERMUnderLoad sends the server SIGTERM while clients keep it busy.
@@ -72,26 +74,25 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(time.Second)
+	// Every client has its answers coming: the server is busy when the
+	// signal lands.
+	poll.Until(t, "answers under load", func() bool { return received.Load() >= 4*clients })
 	before := received.Load()
 	if err := srv.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// The drain delay: not ready, still serving.
-	time.Sleep(200 * time.Millisecond)
-	ready, err := http.Get(srv.Base + "/v2/health/ready")
-	if err != nil {
-		t.Fatalf("readiness during the drain delay: %v", err)
-	}
-	ready.Body.Close()
-	if ready.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("readiness during the drain delay: %d, want 503", ready.StatusCode)
-	}
+	// The drain delay (1s): readiness fails while the server still
+	// serves. An error here means the server stopped listening first.
+	poll.Until(t, "readiness to fail during the drain delay", func() bool {
+		ready, err := http.Get(srv.Base + "/v2/health/ready")
+		if err != nil {
+			t.Fatalf("readiness during the drain delay: %v", err)
+		}
+		ready.Body.Close()
+		return ready.StatusCode == http.StatusServiceUnavailable
+	})
 	mid := received.Load()
-	time.Sleep(500 * time.Millisecond)
-	if received.Load() == mid {
-		t.Error("no request was answered during the drain delay")
-	}
+	poll.Until(t, "an answer while not ready", func() bool { return received.Load() > mid })
 	code, err := srv.Stop() // already signalled: waits for the exit
 	stop.Store(true)
 	wg.Wait()

@@ -145,7 +145,9 @@ func TestConfigPathsCannotClimb(t *testing.T) {
 
 // Triton's explicit model control: nothing but the named models at start,
 // Load and Unload after, and an unloaded model stays unloaded while the
-// watcher runs.
+// watcher runs. Sync is what the watcher does each poll: when it returns,
+// a poll has run since Unload, so the assertions after it cannot pass for
+// want of a poll.
 func TestExplicitControl(t *testing.T) {
 	root := tree(t, map[string]string{"a/1/model.onnx": "ok a", "b/1/model.onnx": "ok b", "b/2/model.onnx": "ok b2"})
 	f := newLoader()
@@ -167,9 +169,12 @@ func TestExplicitControl(t *testing.T) {
 	if who, _, err := ask(t, r, "b", ""); err != nil || who != "b/1:ok b" {
 		t.Errorf("after unloading b/2, b answers %q, %v; want version 1", who, err)
 	}
-	time.Sleep(20 * time.Millisecond) // polls happen; none may bring b/2 back
-	if got := states(r, "b"); got != "1:ready" {
-		t.Errorf("b after polls: %s, want 1:ready", got)
+	loads := f.loads.Load()
+	if err := r.Sync(ctx); err != nil { // a poll; it may not bring b/2 back
+		t.Fatal(err)
+	}
+	if got := states(r, "b"); got != "1:ready" || f.loads.Load() != loads {
+		t.Errorf("b after a poll: %s with %d more loads, want 1:ready and none", got, f.loads.Load()-loads)
 	}
 	if err := r.Load(ctx, "b", "2"); err != nil {
 		t.Fatalf("Load b/2: %v", err)
@@ -183,7 +188,9 @@ func TestExplicitControl(t *testing.T) {
 	if err := r.Unload(ctx, "a", ""); err != nil {
 		t.Fatalf("Unload a: %v", err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	if err := r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := r.Router("a"); ok {
 		t.Error("a came back after Unload")
 	}
@@ -206,9 +213,12 @@ func TestUnloadSticksWhilePolling(t *testing.T) {
 	if err := r.Unload(context.Background(), "a", ""); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	if len(r.Models()) != 0 || f.live.Load() != 0 {
-		t.Errorf("after Unload: models %v, %d open", r.Models(), f.live.Load())
+	loads := f.loads.Load()
+	if err := r.Sync(context.Background()); err != nil { // a poll, as the watcher's
+		t.Fatal(err)
+	}
+	if len(r.Models()) != 0 || f.live.Load() != 0 || f.loads.Load() != loads {
+		t.Errorf("after Unload and a poll: models %v, %d open, %d loads", r.Models(), f.live.Load(), f.loads.Load()-loads)
 	}
 	if err := r.Load(context.Background(), "a", ""); err != nil {
 		t.Fatal(err)

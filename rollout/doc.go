@@ -10,8 +10,8 @@
 //	r := rollout.New("fraud")
 //	defer r.Close()
 //	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
-//	r.Put("1", perVersion(model1))                                   // the first takes 100 %
-//	r.Put("2", perVersion(model2))                                   // later ones join at 0 %
+//	r.Put("1", perVersion(blue))                                     // the first takes 100 %
+//	r.Put("2", perVersion(green))                                    // later ones join at 0 %
 //	h.Handle("fraud", telemetry.New(r))                              // h: an *httpapi.Handler
 //	r.SetWeights(map[string]float64{"1": 95, "2": 5})               // canary
 //	r.Switch("2")                                                    // blue-green
@@ -112,9 +112,15 @@
 //
 // Ready-made guards judge the Snapshot: MinRequests, MaxErrorRate,
 // MaxErrorRateIncrease (vs the stable version), MaxP99 and MinAgreement
-// (the shadow comparison of a mirror to the canary, below). GuardFunc
-// adapts anything else: a Prometheus query, or another component's
-// numbers, such as a drift monitor's.
+// (the shadow comparison of a mirror to the canary, below). MinQuality
+// and MaxLoss judge model quality since the plan began (PlanStarted)
+// through a QualityFunc, a function another component provides — package
+// quality's Monitor.CompareFunc compares the two versions' AUC, F1, log
+// loss… on the labelled requests both answered (a mirror makes the canary
+// answer the stable's), so a canary worse on the ground truth rolls back;
+// rollout imports no monitor. GuardFunc adapts anything else: a
+// Prometheus query, or another component's numbers, such as a drift
+// monitor's.
 //
 // # Shadow
 //

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rollout/rollouttest"
 	"github.com/servekit/servekit/serving"
@@ -260,6 +262,7 @@ func TestSeedSequence(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	seen := map[string]int{}
+	var answered atomic.Int64
 	for c := range 8 {
 		wg.Go(func() {
 			for i := 0; ; i++ {
@@ -280,17 +283,22 @@ func TestSeedSequence(t *testing.T) {
 				mu.Lock()
 				seen[resp.Version]++
 				mu.Unlock()
+				answered.Add(1)
 			}
 		})
 	}
+	// Traffic flows in each state: 16 answers after a step, so at least 8
+	// of them were asked after it (8 clients, one request each at a time).
 	step := func(what string, f func() error) {
 		t.Helper()
+		n := answered.Load()
 		if err := f(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(5 * time.Millisecond) // let traffic flow in each state
+		poll.Until(t, "answers after "+what, func() bool { return answered.Load() >= n+16 })
 	}
 	step("mirror", func() error { return r.Mirror("2", 100, rollout.WithComparison("", rollout.Exact())) })
+	poll.Until(t, "mirrored pairs compared", func() bool { s := r.Status().Shadow; return s != nil && s.Pairs > 0 })
 	step("plan", func() error {
 		return r.Start(rollout.Plan{Canary: "2", Steps: []rollout.Step{{Weight: 1}, {Weight: 5}, {Weight: 25}, {Weight: 50}}, Interval: time.Second})
 	})

@@ -397,12 +397,13 @@ func TestPlanOnTheRealClock(t *testing.T) {
 	if w := r.Weights(); w["2"] != 100 {
 		t.Errorf("weights %v", w)
 	}
-	// A plan whose checks never end: Close stops it.
+	// A plan whose checks never end: Close stops it, once a check has run
+	// (and found the plan waiting).
 	if err := r.Start(rollout.Plan{Canary: "1", Steps: steps, Interval: time.Millisecond,
 		Guards: []rollout.Guard{rollout.MinRequests(1 << 40)}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(10 * time.Millisecond)
+	poll.Until(t, "a check to wait for requests", func() bool { return strings.Contains(r.Status().Plan.Waiting, "answered 0 of") })
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}

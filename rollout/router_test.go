@@ -178,9 +178,7 @@ func TestHotReplaceWaitsForInFlight(t *testing.T) {
 		resp, _ := r.Predict(context.Background(), keyed("k"))
 		answered <- resp
 	}()
-	for old.calls.Load() == 0 {
-		time.Sleep(time.Millisecond) // wait for the request to be inside
-	}
+	poll.Until(t, "the request inside", func() bool { return old.calls.Load() > 0 })
 	fresh := g.add("1")
 	mustPut(t, r, "1", fresh)
 	if resp := ask(t, r, keyed("k2")); mustWho(t, &g, resp) != fresh {
@@ -225,9 +223,7 @@ func TestRemove(t *testing.T) {
 		_, err := r.Predict(context.Background(), pinned)
 		errc <- err
 	}()
-	for two.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, "the pinned request inside", func() bool { return two.calls.Load() > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if err := r.Remove(ctx, "2"); serving.CodeOf(err) != serving.DeadlineExceeded {

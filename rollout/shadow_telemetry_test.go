@@ -2,8 +2,8 @@ package rollout_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -105,10 +106,5 @@ func metrics(rm metricdata.ResourceMetrics) map[string]metricdata.Aggregation {
 // waitCompleted waits until n mirrors have completed, without closing.
 func waitCompleted(t *testing.T, s *rollout.Shadow, n int64) {
 	t.Helper()
-	for i := 0; s.Snapshot().Completed < n; i++ {
-		if i > 5000 {
-			t.Fatalf("%d mirrors completed, want %d", s.Snapshot().Completed, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, fmt.Sprintf("%d mirrors completed", n), func() bool { return s.Snapshot().Completed >= n })
 }

@@ -479,9 +479,8 @@ func TestShadowQueue(t *testing.T) {
 		s, ch := setup(t)
 		done := make(chan error)
 		go func() { done <- s.Close() }()
-		for s.Snapshot().Queued > 0 { // Close drops the queue first
-			time.Sleep(time.Millisecond)
-		}
+		// Close drops the queue first.
+		poll.Until(t, "Close to drop the queue", func() bool { return s.Snapshot().Queued == 0 })
 		close(ch.release)
 		if err := <-done; err != nil {
 			t.Fatal(err)

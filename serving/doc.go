@@ -7,7 +7,10 @@
 // func(Predictor) Predictor, composed with Chain where the first is the
 // outermost:
 //
-//	p := serving.Chain(cache.New(...), batch.New(...))(model)
+//	c, err := cache.New(cache.WithMaxEntries(100_000))
+//	...
+//	defer c.Close()
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	defer serving.Close(p)
 //
 // Contracts:

@@ -7,7 +7,7 @@
 // span servekit.predict is the parent of the spans the inner layers start
 // from ctx (cache.lookup, batch.queue, batch.run, onnx.run):
 //
-//	model := serving.Chain(telemetry.Middleware(), cache.New(...), batch.New(...))(backend)
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model) // c: a *cache.Cache
 //
 // It records, with attributes model, version and code (serving.Code.String(),
 // "ok" on success):

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -360,7 +360,14 @@ func TestPoolSharesOneLoad(t *testing.T) {
 			releases <- release
 		})
 	}
-	time.Sleep(10 * time.Millisecond) // let them queue behind the first load
+	// Every holder counts itself in the entry before it waits, so at 8
+	// references the other seven wait for the first one's load.
+	poll.Until(t, "8 holders of the loading model", func() bool {
+		pool.Lock()
+		defer pool.Unlock()
+		e := pool.m[`{"loader":"unit-pool"}`]
+		return e != nil && e.refs == 8
+	})
 	close(gate)
 	wg.Wait()
 	close(releases)
@@ -414,15 +421,12 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 		_, release, _ := acquire(context.Background(), m)
 		done <- release
 	}()
-	for {
+	poll.Until(t, "the load to start", func() bool {
 		pool.Lock()
+		defer pool.Unlock()
 		_, loading := pool.m[`{"loader":"unit-slow"}`]
-		pool.Unlock()
-		if loading {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return loading
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, _, err := acquire(ctx, m); serving.CodeOf(err) != serving.Canceled {

@@ -138,6 +138,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
+	if o.redis.addr != "" && !o.cache {
+		return nil, errors.New("-cache-redis ($SERVEKIT_REDIS) needs -cache ($SERVEKIT_CACHE=1)")
+	}
 	return o, nil
 }
 
@@ -162,15 +165,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, shutdownMetrics(context.WithoutCancel(ctx))) }()
 
+	// One cache for every model and version. -repo makes it even without
+	// -cache: a model's config.pbtxt may enable response_cache on its own.
 	var c *cache.Cache
-	if o.cache {
+	if o.cache || o.repo != "" {
 		var closeCache func() error
-		if c, closeCache, err = newCache(o); err != nil {
+		if c, closeCache, err = newCache(o, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
 	}
-	models, err := loadModels(o, c, log)
+	modelCache := c
+	if !o.cache {
+		modelCache = nil
+	}
+	models, err := loadModels(o, modelCache, log)
 	defer func() {
 		for _, m := range models {
 			err = errors.Join(err, serving.Close(m.p))
@@ -212,7 +221,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	var repo *repository.Repository
 	if o.repo != "" {
-		if repo, err = openRepository(ctx, o, api, log); err != nil {
+		if repo, err = openRepository(ctx, o, c, api, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache

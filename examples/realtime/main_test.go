@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/internal/orttest"
+	"github.com/servekit/servekit/internal/poll"
 	"go.uber.org/goleak"
 )
 
@@ -230,22 +231,23 @@ func TestGracefulShutdown(t *testing.T) {
 // told to stop. It fails the test if the request is answered first.
 func waitInflight(t *testing.T, base string, answered <-chan int) {
 	t.Helper()
-	for {
+	poll.Until(t, "the request in flight", func() bool {
 		select {
 		case code := <-answered:
 			t.Fatalf("the request was answered (%d) before it was seen in flight", code)
 		default:
 		}
 		resp, err := http.Get(base + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			for _, line := range strings.Split(string(b), "\n") {
-				if f := strings.Fields(line); strings.HasPrefix(line, "servekit_requests_inflight{") && len(f) > 0 && f[len(f)-1] != "0" {
-					return
-				}
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); strings.HasPrefix(line, "servekit_requests_inflight{") && len(f) > 0 && f[len(f)-1] != "0" {
+				return true
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return false
+	})
 }

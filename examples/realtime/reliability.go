@@ -29,10 +29,22 @@ type reliabilityOptions struct {
 	maxQueue    int
 	maxWait     time.Duration
 	drainDelay  time.Duration
-	redisAddr   string
 	debugAddr   string
 	metricsAddr string
 	adminToken  string
+	redis       redisOptions
+}
+
+// redisOptions are the flags of the cache's shared tier. The secrets come
+// from the environment in a deployment (a Secret, deploy/k8s): flags show
+// in ps.
+type redisOptions struct {
+	addr            string
+	password        string
+	hmacKey         string
+	hmacPrevious    string
+	unauthenticated bool
+	timeout         time.Duration
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -43,7 +55,12 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060, behind -admin-token (off by default: never expose it publicly)")
 	fs.StringVar(&o.adminToken, "admin-token", env("SERVEKIT_ADMIN_TOKEN", ""), "bearer token of the admin routes (-debug-addr) ($SERVEKIT_ADMIN_TOKEN; random, and printed, when empty)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", env("SERVEKIT_METRICS_ADDR", ""), "serve /metrics on this separate address, e.g. :9091, instead of the inference port, so a scraper can reach it and clients cannot ($SERVEKIT_METRICS_ADDR)")
-	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.redis.addr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.redis.password, "cache-redis-password", env("SERVEKIT_REDIS_PASSWORD", ""), "password of -cache-redis ($SERVEKIT_REDIS_PASSWORD: prefer it, flags show in ps)")
+	fs.StringVar(&o.redis.hmacKey, "cache-redis-hmac-key", env("SERVEKIT_REDIS_HMAC_KEY", ""), "secret of at least 32 bytes that authenticates the entries every replica writes to -cache-redis, e.g. openssl rand -hex 32 ($SERVEKIT_REDIS_HMAC_KEY: prefer it)")
+	fs.StringVar(&o.redis.hmacPrevious, "cache-redis-hmac-key-previous", env("SERVEKIT_REDIS_HMAC_KEY_PREVIOUS", ""), "a key being rotated out: entries it signed are still accepted ($SERVEKIT_REDIS_HMAC_KEY_PREVIOUS)")
+	fs.DurationVar(&o.redis.timeout, "cache-redis-timeout", cache.DefaultL2Timeout, "bound on every call to -cache-redis: past it the call counts as a miss, so a slow Redis never slows a request by more")
+	fs.BoolVar(&o.redis.unauthenticated, "cache-redis-unauthenticated", false, "run -cache-redis without -cache-redis-hmac-key: whoever can write to the Redis can then change every replica's answers")
 }
 
 // withLimit wraps p in admission control, unless turned off. The automatic
@@ -69,15 +86,33 @@ func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predicto
 }
 
 // newCache builds the response cache, with Redis as L2 when asked; the
-// returned close stops both.
-func newCache(o *options) (*cache.Cache, func() error, error) {
-	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)}
+// returned close stops both. One cache serves every model and version, those
+// of -repo too: entries are keyed by each model's content fingerprint, so a
+// hot reload or a replica on other weights never gets another's answers.
+func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) {
+	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
 	var rdb *redis.Client
-	if o.redisAddr != "" {
+	if r := o.redis; r.addr != "" {
+		l2 := []cache.L2Option{cache.WithL2Timeout(r.timeout)}
+		switch {
+		case r.hmacKey != "":
+			var previous [][]byte
+			if r.hmacPrevious != "" {
+				previous = append(previous, []byte(r.hmacPrevious))
+			}
+			l2 = append(l2, cache.WithL2Key([]byte(r.hmacKey), previous...))
+		case r.unauthenticated:
+			l2 = append(l2, cache.WithL2Unauthenticated())
+		default:
+			return nil, nil, errors.New("-cache-redis needs -cache-redis-hmac-key ($SERVEKIT_REDIS_HMAC_KEY), the secret that authenticates what replicas write to it, or -cache-redis-unauthenticated to run without one")
+		}
+		if r.unauthenticated && r.hmacKey != "" {
+			return nil, nil, errors.New("-cache-redis-unauthenticated contradicts -cache-redis-hmac-key")
+		}
 		// ContextTimeoutEnabled: the cache bounds every Redis call by its
 		// own timeout, so a dead Redis costs a miss, never a stall.
-		rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, ContextTimeoutEnabled: true})
-		opts = append(opts, cache.WithRedis(rdb))
+		rdb = redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, ContextTimeoutEnabled: true})
+		opts = append(opts, cache.WithRedis(rdb, l2...))
 	}
 	c, err := cache.New(opts...)
 	if err != nil {

@@ -53,6 +53,34 @@ func DecodeRequest(msg *pb.ModelInferRequest, maxElements int64) (*serving.Reque
 	return req, nil
 }
 
+// classifications reads Triton's classification extension from the
+// requested outputs: parameters["classification"], an int64_param (as
+// Triton's client sends it) or uint64_param of 1 to
+// serving.MaxClassification, asks for that output's top classes.
+func classifications(msg *pb.ModelInferRequest) ([]serving.Classification, error) {
+	var cs []serving.Classification
+	for _, o := range msg.GetOutputs() {
+		p, ok := o.GetParameters()[serving.ParamClassification]
+		if !ok {
+			continue
+		}
+		var k int64
+		switch v := p.GetParameterChoice().(type) {
+		case *pb.InferParameter_Int64Param:
+			k = v.Int64Param
+		case *pb.InferParameter_Uint64Param:
+			k = int64(min(v.Uint64Param, math.MaxInt64))
+		default:
+			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: output %q: classification must be an int64_param", o.GetName())
+		}
+		if k < 1 || k > serving.MaxClassification {
+			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: output %q: classification must be 1 to %d, got %d", o.GetName(), serving.MaxClassification, k)
+		}
+		cs = append(cs, serving.Classification{Output: o.GetName(), K: k})
+	}
+	return cs, nil
+}
+
 // DecodeResponse turns a ModelInferResponse into a serving.Response, reading
 // outputs from raw_output_contents or typed contents: what a Go client of
 // the service needs. Malformed answers are InvalidArgument errors.

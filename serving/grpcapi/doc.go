@@ -65,6 +65,13 @@
 // (WithVersionHeader); Request.Key is the "routing_key" parameter, else the
 // x-routing-key metadata (WithRoutingKeyHeader), as httpapi reads them.
 //
+// A requested output with the parameter "classification" (an int64_param,
+// as Triton's client sends it) is answered with its top k classes per row,
+// BYTES "value:index:label", as over REST (serving.ClassifyOutputs). The
+// protocol's TensorMetadata has no field for an output's class labels, so
+// ModelMetadata does not carry them (REST's model metadata does); the
+// classification answers do.
+//
 // # Limits, deadlines and telemetry
 //
 // WithMaxMessageBytes (default 4 MiB, grpc-go's) bounds a message: a larger

@@ -121,10 +121,10 @@ func (s *service) ModelReady(_ context.Context, req *connect.Request[pb.ModelRea
 	return connect.NewResponse(&pb.ModelReadyResponse{Ready: ready}), nil
 }
 
-// extensions are the protocol extensions ServerMetadata lists: request and
-// response parameters. (Binary tensor data is a REST extension; gRPC has
-// raw contents built in.)
-var extensions = []string{"parameters"}
+// extensions are the protocol extensions ServerMetadata lists: Triton's
+// classification, and request and response parameters. (Binary tensor data
+// is a REST extension; gRPC has raw contents built in.)
+var extensions = []string{"classification", "parameters"}
 
 func (s *service) ServerMetadata(context.Context, *connect.Request[pb.ServerMetadataRequest]) (*connect.Response[pb.ServerMetadataResponse], error) {
 	return connect.NewResponse(&pb.ServerMetadataResponse{Name: s.h.cfg.serverName, Version: s.h.cfg.serverVersion, Extensions: extensions}), nil

@@ -86,6 +86,14 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
+	if cs, err := classifications(msg); err != nil {
+		return nil, err
+	} else if len(cs) > 0 {
+		md, _ := serving.MetadataOf(p)
+		if outs, err = serving.ClassifyOutputs(md, outs, cs); err != nil {
+			return nil, err
+		}
+	}
 	v := answered
 	if resp.Version != "" {
 		v = resp.Version

@@ -16,13 +16,16 @@ const HeaderContentLength = "Inference-Header-Content-Length"
 // the common case (one input, small shapes) so that decoding allocates less.
 type decoded struct {
 	req       serving.Request
-	binaryOut []outputFlag // binary_data of each of req.Outputs
-	binaryAll bool         // binary_data_output: every output raw
+	binaryOut []outputFlag             // binary_data of each of req.Outputs
+	classes   []serving.Classification // outputs answered as their top classes
+	binaryAll bool                     // binary_data_output: every output raw
 	one       [1]serving.Tensor
 	hdr       bodyHeaders // the answer's header values
 	// Short strings and small data arrays of the request live here, to save
 	// an allocation each (an 8-float fraud request fits). Nothing writes to
-	// it once carved out.
+	// it once carved out. Such an array shares its allocation with the Go
+	// pointers above, which cgo refuses to be handed: backend/onnx copies
+	// inputs of up to 4 KiB before ONNX Runtime sees them for that reason.
 	words [16]uint64
 	free  []uint64 // what is left of words
 }

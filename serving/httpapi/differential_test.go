@@ -38,8 +38,13 @@ type legacyInput struct {
 }
 
 type legacyOutput struct {
-	Name       string        `json:"name"`
-	Parameters *legacyParams `json:"parameters"`
+	Name       string              `json:"name"`
+	Parameters *legacyOutputParams `json:"parameters"`
+}
+
+type legacyOutputParams struct {
+	legacyParams
+	Classification *int64 `json:"classification"`
 }
 
 type legacyParams struct {
@@ -125,6 +130,13 @@ func legacyDecode(body []byte, jsonLen int, maxElements int64) (*decoded, error)
 			f = outputFlag{set: true, binary: *o.Parameters.BinaryData}
 		}
 		d.binaryOut = append(d.binaryOut, f)
+		if o.Parameters != nil && o.Parameters.Classification != nil {
+			k := *o.Parameters.Classification
+			if k < 1 || k > serving.MaxClassification {
+				return nil, badRequest("output %q: classification", o.Name)
+			}
+			d.classes = append(d.classes, serving.Classification{Output: o.Name, K: k})
+		}
 	}
 	return d, nil
 }
@@ -199,7 +211,7 @@ func compareDecoders(t testing.TB, body []byte) int {
 // describe renders what a decode produced, for comparison.
 func describe(d *decoded) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q", d.req.ID, d.req.Params, d.binaryAll, d.req.Outputs)
+	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q classes=%v", d.req.ID, d.req.Params, d.binaryAll, d.req.Outputs, d.classes)
 	for i, o := range d.req.Outputs {
 		fmt.Fprintf(&b, " %s:%v", o, d.binary(i))
 	}
@@ -311,6 +323,18 @@ func seedBodies(t testing.TB) []string {
 		in(`"name":"x","shape":[1],"datatype":"FP32","data":["a"],"data":[2]`),
 		in(`"name":"x","shape":[1],"datatype":"FP32","data":[2],"name":"y","datatype":"INT8"`),
 		`{"outputs":[{"name":"a","parameters":{"binary_data":true}}],"outputs":[{"parameters":{"y":1}}],"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
+		// Triton's classification extension: an output's top k.
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":3,"binary_data":true}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"Classification":2}},{"name":"z","parameters":{"classification":null}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2}},{"name":"y","parameters":{"classification":1}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2},"parameters":{"classification":5}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":0}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":-1}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2.5}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":"2"}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":1e3}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":99999999999999999999}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"classification":"ignored on an input"}}]}`,
 		`{"id":"a","id":"b","ID":"c","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
 		`{"parameters":{"a":1},"parameters":{"b":2},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
 		`{"inputs":[null]}`, `null`, `{}`, `[]`, `"x"`, `{"inputs":{}}`, `{"id":1}`, `{"inputs":[1]}`,
@@ -397,7 +421,11 @@ func randomBody(r *rand.Rand) string {
 	}
 	b.WriteString("]")
 	if r.IntN(3) == 0 {
-		b.WriteString(`,"outputs":[{"name":"in0","parameters":{"binary_data":` + strconv.FormatBool(r.IntN(2) == 0) + `}}]`)
+		b.WriteString(`,"outputs":[{"name":"in0","parameters":{"binary_data":` + strconv.FormatBool(r.IntN(2) == 0))
+		if r.IntN(2) == 0 {
+			b.WriteString(`,"classification":` + strconv.Itoa(r.IntN(4)))
+		}
+		b.WriteString(`}}]`)
 	}
 	b.WriteString(ws() + "}")
 	return b.String()

@@ -6,7 +6,7 @@
 //
 //	h := httpapi.New()
 //	h.Handle("fraud", model)                             // default version
-//	h.Handle("fraud", v2, httpapi.Version("2"))          // /versions/2
+//	h.Handle("fraud", modelV2, httpapi.Version("2"))     // /versions/2
 //	http.ListenAndServe(":8080", h)
 //
 // A Handler is safe for concurrent use; Handle and Remove may run while it
@@ -40,7 +40,12 @@
 // Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
 // when the model says where it runs (serving.Metadata.Device): the schema
 // has no field for it, and parameters is how the protocol carries extras
-// elsewhere; clients skip members they do not know.
+// elsewhere; clients skip members they do not know. In the same way an
+// output with class labels (serving.TensorSpec.Labels: a classifier's
+// probabilities, a ZipMap output) has "parameters": {"labels": [...]}, in
+// column order, and the model's "parameters" list "unserved_outputs"
+// ([{"name", "reason"}]: outputs the model has but the server cannot
+// return, serving.Metadata.Unserved).
 //
 // Health answers are the status code with an empty body. SageMaker(model)
 // adds GET /ping and POST /invocations; Vertex(model) adds
@@ -48,6 +53,13 @@
 // WithLiveRoute, WithReadyRoute, WithPredictRoute and WithInferRoute add
 // any other paths (Azure ML liveness, readiness and scoring URIs). The V1
 // routes also take a V2 body (inputs with datatypes).
+//
+// A V1 body has no shapes, so a tensor's shape is its nesting's, except
+// that rows holding as many elements as one row of the input take the
+// input's row shape: a model exported from a DataFrame (skl2onnx), one
+// [N, 1] input per column, takes {"instances": [{"age": 42, "purpose":
+// "car"}]}, each instance an object of one value per input, and
+// {"inputs": {"age": [42, 35], ...}}, as KServe's scikit-learn server does.
 //
 // # Tensors in JSON
 //
@@ -78,6 +90,16 @@
 // binary_data (or binary_data_output for all) come back raw after the JSON,
 // announced by parameters.binary_data_size, with the header set to the JSON
 // length and Content-Type application/octet-stream.
+//
+// # Classification extension
+//
+// Triton's: an output asked for with "parameters": {"classification": k}
+// comes back as its k top classes per row, BYTES "value:index:label"
+// (serving.Classify; labels from the model's metadata, "value:index" when
+// it has none), JSON or binary as that output asks. k must be an integer
+// from 1 to serving.MaxClassification and the output numeric, else 400.
+// It is applied to the answer after the chain, so a cached answer serves
+// every k. The server metadata lists "classification" among the extensions.
 //
 // # Errors
 //

@@ -46,6 +46,8 @@ type v2Output struct {
 	name      string
 	binary    bool
 	hasBinary bool
+	class     int64 // parameters.classification: the top classes to answer
+	hasClass  bool
 }
 
 // v2Decoder holds the scratch space of one decode; it is pooled.
@@ -231,7 +233,7 @@ func (d *v2Decoder) input(in *v2Input) error {
 		case "data":
 			return d.data(in)
 		}
-		return d.tensorParams(&in.binSize, &in.hasBin, nil, nil)
+		return d.tensorParams(&in.binSize, &in.hasBin, nil, nil, nil)
 	})
 }
 
@@ -240,6 +242,8 @@ var (
 	inputKeys  = []string{"name", "shape", "datatype", "data", "parameters"}
 	outputKeys = []string{"name", "parameters"}
 	paramKeys  = []string{"binary_data_size", "binary_data"}
+	// An output's parameters also take Triton's classification extension.
+	outputParamKeys = []string{"binary_data_size", "binary_data", serving.ParamClassification}
 )
 
 // fields reads an object whose keys are among names (matched as canonKey
@@ -380,17 +384,28 @@ func (d *v2Decoder) dataReady(in *v2Input) (int64, bool) {
 	return n, err == nil && n <= d.lim.elements
 }
 
-// tensorParams reads an input's or output's parameters: binary_data_size
-// and binary_data; null unsets them, other keys are skipped.
-func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool) error {
+// tensorParams reads an input's or output's parameters: binary_data_size,
+// binary_data and, for an output (o not nil), classification; null unsets
+// them, other keys are skipped.
+func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool, o *v2Output) error {
 	s := &d.s
 	unset := func() {
 		*hasSize = false
 		if hasBin != nil {
 			*hasBin = false
 		}
+		if o != nil {
+			o.hasClass = false
+		}
 	}
-	return d.fields(3, "parameters", "an object", unset, paramKeys, func(k string) error {
+	keys := paramKeys
+	if o != nil {
+		keys = outputParamKeys
+	}
+	return d.fields(3, "parameters", "an object", unset, keys, func(k string) error {
+		if k == serving.ParamClassification {
+			return d.classification(o)
+		}
 		if k == "binary_data_size" {
 			if s.literal("null") {
 				*hasSize = false
@@ -424,6 +439,26 @@ func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *
 	})
 }
 
+// classification reads an output's top-k count: a positive integer, or
+// null to unset it.
+func (d *v2Decoder) classification(o *v2Output) error {
+	s := &d.s
+	if s.literal("null") {
+		o.hasClass = false
+		return nil
+	}
+	n, ok := s.number()
+	if !ok {
+		return d.wrongType(serving.ParamClassification, "an integer", 4)
+	}
+	if v, ok := n.int64(); ok {
+		o.class, o.hasClass = v, true
+	} else if d.typeErr == nil {
+		d.typeErr = badRequest("malformed request JSON: classification %s is not an int64", n.tok)
+	}
+	return nil
+}
+
 func (d *v2Decoder) outputs() error {
 	old := len(d.outs)
 	d.outs, d.hasOutputs = d.outs[:0], true
@@ -443,7 +478,7 @@ func (d *v2Decoder) outputs() error {
 			}
 			var size int64
 			var hasSize bool
-			return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary)
+			return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary, o)
 		})
 	}, func() { d.outs = d.outs[:0] })
 }
@@ -521,6 +556,12 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 			}
 			out.req.Outputs[i] = o.name
 			out.binaryOut[i] = outputFlag{set: o.hasBinary, binary: o.binary}
+			if o.hasClass {
+				if o.class < 1 || o.class > serving.MaxClassification {
+					return nil, badRequest("output %q: classification must be 1 to %d, got %d", o.name, serving.MaxClassification, o.class)
+				}
+				out.classes = append(out.classes, serving.Classification{Output: o.name, K: o.class})
+			}
 		}
 	}
 	return out, nil

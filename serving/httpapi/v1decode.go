@@ -129,14 +129,41 @@ func guessType(raw []byte) serving.DataType {
 }
 
 // tensor reads the value at b[at:] as a whole tensor of spec, its shape the
-// nesting's.
+// nesting's (see fitRows).
 func (v *v1Decoder) tensor(spec serving.TensorSpec, at int) (serving.Tensor, error) {
 	s := scanner{b: v.b, i: at}
 	t, err := readData(&s, spec.Name, spec.DataType, nil, v.lim.elements, &sizing{})
 	if err != nil {
 		return serving.Tensor{}, badRequest("input %q: %v", spec.Name, err)
 	}
+	t.Shape = fitRows(t.Shape, spec)
 	return t, nil
+}
+
+// fitRows gives rows the input's own row shape when they hold as many
+// elements as one row of it but nest differently: a V1 body has no shapes,
+// and a model exported from a DataFrame by skl2onnx takes one [N, 1] input
+// per column, which KServe V1 clients send as {"instances": [{"age": 42,
+// ...}]} or {"inputs": {"age": [42, 35]}} (rows of one scalar each). Any
+// other shape is left for the model's validation to refuse.
+func fitRows(shape []int64, spec serving.TensorSpec) []int64 {
+	if len(shape) == 0 || len(spec.Shape) == 0 || len(shape) == len(spec.Shape) {
+		return shape
+	}
+	per, want := int64(1), int64(1)
+	for _, d := range shape[1:] {
+		per *= d
+	}
+	for _, d := range spec.Shape[1:] {
+		if d < 0 {
+			return shape
+		}
+		want *= d
+	}
+	if per != want {
+		return shape
+	}
+	return append([]int64{shape[0]}, spec.Shape[1:]...)
 }
 
 // columns decodes {"inputs": value} (the sole input) or {"inputs": {name:
@@ -355,5 +382,5 @@ func (c *v1Column) tensor() (serving.Tensor, error) {
 	shape := make([]int64, 1+c.rank)
 	shape[0] = c.rows
 	copy(shape[1:], c.dims[:c.rank])
-	return c.vals.tensor(c.spec.Name, shape)
+	return c.vals.tensor(c.spec.Name, fitRows(shape, c.spec))
 }

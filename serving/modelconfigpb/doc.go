@@ -5,6 +5,7 @@
 // Triton's, so the standard protobuf encodings read and write what Triton
 // does:
 //
+//	var cfg modelconfigpb.ModelConfig
 //	prototext.Unmarshal(configPbtxt, &cfg) // config.pbtxt
 //	protojson.Unmarshal(configJSON, &cfg)  // the JSON form, either field spelling
 //

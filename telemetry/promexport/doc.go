@@ -9,7 +9,7 @@
 //	...
 //	defer exp.Shutdown(context.Background())
 //	mux.Handle("GET /metrics", exp.Handler())
-//	model := serving.Chain(telemetry.Middleware(), ...)(backend)
+//	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model) // c: a *cache.Cache
 //
 // # Design choices
 //
