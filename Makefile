@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+.PHONY: demo closedloop test test-arm64 deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,13 @@ test: deps vet
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
 	cd beam && $(GO) test -count=1 ./...
+	scripts/test-arm64.sh
+
+# The core packages' tests for linux/arm64, cross-compiled and run under
+# qemu-user with ONNX Runtime's arm64 library (README "At the edge"); on a
+# Linux x64 machine it installs the cross toolchain and qemu itself.
+test-arm64:
+	scripts/test-arm64.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
