@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/limit"
 	"github.com/servekit/servekit/rollout"
@@ -68,31 +66,19 @@ func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predicto
 	return limit.New(p, opts...)
 }
 
-// newCache builds the response cache, with Redis as L2 when asked; the
-// returned close stops both.
+// newCache builds the response cache, with Redis as L2 when asked
+// (redis.go); the returned close stops both.
 func newCache(o *options) (*cache.Cache, func() error, error) {
 	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)}
-	var rdb *redis.Client
-	if o.redisAddr != "" {
-		// ContextTimeoutEnabled: the cache bounds every Redis call by its
-		// own timeout, so a dead Redis costs a miss, never a stall.
-		rdb = redis.NewClient(&redis.Options{Addr: o.redisAddr, ContextTimeoutEnabled: true})
-		opts = append(opts, cache.WithRedis(rdb))
-	}
-	c, err := cache.New(opts...)
+	l2, closeL2, err := redisL2(o.redisAddr)
 	if err != nil {
-		if rdb != nil {
-			err = errors.Join(err, rdb.Close())
-		}
 		return nil, nil, err
 	}
-	return c, func() error {
-		err := c.Close()
-		if rdb != nil {
-			err = errors.Join(err, rdb.Close())
-		}
-		return err
-	}, nil
+	c, err := cache.New(append(opts, l2...)...)
+	if err != nil {
+		return nil, nil, errors.Join(err, closeL2())
+	}
+	return c, func() error { return errors.Join(c.Close(), closeL2()) }, nil
 }
 
 // Drain states of a gate.
