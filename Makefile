@@ -6,7 +6,16 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test test-arm64 deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+# Three modules: the root, beam/ and deploy/ (README "Install" has the tags).
+# go.work joins them for development, so beam/ builds against this checkout's
+# root instead of the release its go.mod requires. The root and deploy/ are
+# tested as users get them, each with its own go.mod (GOWORK=off: in the
+# workspace, beam's and deploy's requirements could raise the root's
+# dependencies); beam/ with the workspace.
+export GOWORK := off
+WORK := GOWORK=$(CURDIR)/go.work
+
+.PHONY: demo closedloop test test-arm64 deps vet tidy release bench models bench-http bench-grpc proto gpu-check overload soak fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -27,8 +36,24 @@ closedloop: deps
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	cd deploy && $(GO) test -count=1 ./...
-	cd beam && $(GO) test -count=1 ./...
+	cd beam && $(WORK) $(GO) test -count=1 ./...
+	scripts/check-modules.sh
 	scripts/test-arm64.sh
+
+# go mod tidy ignores go.work (golang/go#50750), and the release of the
+# root that beam/go.mod requires may not have what this checkout's beam/
+# imports yet: beam/ is tidied against this checkout through a replace that
+# is dropped again.
+tidy:
+	$(GO) mod tidy
+	cd deploy && $(GO) mod tidy
+	cd beam && $(GO) mod edit -replace github.com/servekit/servekit=../ && \
+		{ $(GO) mod tidy; s=$$?; $(GO) mod edit -dropreplace github.com/servekit/servekit; exit $$s; }
+
+# Tags vX.Y.Z, beam/vX.Y.Z and deploy/vX.Y.Z at HEAD (README "Install"):
+# make release VERSION=v0.2.0
+release:
+	scripts/release.sh $(VERSION)
 
 # The core packages' tests for linux/arm64, cross-compiled and run under
 # qemu-user with ONNX Runtime's arm64 library (README "At the edge"); on a
@@ -41,7 +66,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags servekit_nogrpc,servekit_noredis ./examples/realtime
 	cd deploy && $(GO) vet ./...
-	cd beam && $(GO) vet ./...
+	cd beam && $(WORK) $(GO) vet ./...
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
