@@ -15,7 +15,7 @@ GO ?= go
 export GOWORK := off
 WORK := GOWORK=$(CURDIR)/go.work
 
-.PHONY: demo closedloop test test-arm64 deps vet tidy release bench models bench-http bench-grpc proto gpu-check overload soak fuzz
+.PHONY: demo closedloop test test-arm64 deps vet tidy release bench models bench-http bench-grpc proto gpu-check overload soak fuzz attacks
 
 deps:
 	@scripts/install-deps.sh
@@ -29,12 +29,16 @@ demo: deps
 closedloop: deps
 	$(GO) run ./examples/closedloop $(ARGS)
 
-# beam/ is a module of its own (Beam's dependencies stay out of servekit's), so
-# ./... does not reach it. No -race there: Beam's race build costs about 7 more
-# minutes of CPU from a cold cache on 2 cores; run it by hand
-# (cd beam && go test -race ./...), as was done when it was written.
+# The second line runs the decoders' cost-budget tests and fuzz seeds
+# without the race detector, which skews allocation counts (serving's
+# package doc, "Cost"). beam/ is a module of its own (Beam's dependencies
+# stay out of servekit's), so ./... does not reach it. No -race there:
+# Beam's race build costs about 7 more minutes of CPU from a cold cache on
+# 2 cores; run it by hand (cd beam && go test -race ./...), as was done
+# when it was written.
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Budget|^Fuzz' ./serving/... ./cache/...
 	cd deploy && $(GO) test -count=1 ./...
 	cd beam && $(WORK) $(GO) test -count=1 ./...
 	scripts/check-modules.sh
@@ -98,6 +102,13 @@ overload: deps
 
 soak: deps
 	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
+
+# Issue 18's attack table (reliability/attacks_test.go): each row on fresh
+# examples/realtime -batch -cache replicas (3 each), peak RSS, statuses, time
+# and honest probes beside it. ARGS='-attacks.rows ^6' picks rows,
+# ARGS='-attacks.bin PATH' attacks another build. Output in reliability/out/.
+attacks: deps
+	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestAttacks$$' -v . -attacks -out $(CURDIR)/reliability/out $(ARGS)
 
 # Each fuzz target of an untrusted-input decoder for FUZZTIME (default 10m),
 # one at a time. `make test` runs their seed corpora.

@@ -30,7 +30,13 @@
 //     router per model; it imports serving and rollout and loads through a
 //     function you give it, so it works with any backend.
 //   - drift: drift monitoring middleware: reference profiles, windowed
-//     statistics, alerts and a webhook for retraining, an HTML report.
+//     statistics, data-quality checks, multivariate drift, alerts and a
+//     webhook for retraining, an HTML report.
+//   - quality: model quality monitoring middleware: predictions remembered
+//     by request id, late labels joined (Go, POST …/labels, files),
+//     realized metrics per window and version, estimates without labels
+//     (CBPE), change detectors on the errors, a canary compared with the
+//     stable on labelled traffic (rollout.MinQuality).
 //   - predlog: prediction logging (sampled, asynchronous) to rotating files
 //     or CloudEvents; rowio: rows ↔ requests in JSONL, CSV and Parquet;
 //     batch/job: resumable offline scoring. The nested module
@@ -40,7 +46,7 @@
 //
 //	REST or gRPC (OIP V2, V1, SageMaker) or a Go call
 //	  → telemetry → drift → rollout router (shadow copy to a challenger)
-//	      → per version: cache → limit → batch → backend/onnx
+//	      → per version: quality → cache → limit → batch → backend/onnx
 //
 // Every stage is a serving.Middleware (func(Predictor) Predictor) or a
 // Predictor holding Predictors (the router), and serving.Chain composes
@@ -56,5 +62,6 @@
 // (mirror → canary → switch → rollback), examples/drift (drift detected,
 // retraining webhook called, report written), examples/batchjob (1M rows
 // into Parquet) and examples/closedloop (all of it composed: nightly scoring,
-// serving, drift-triggered retraining and a guarded canary promotion).
+// serving, drift-triggered retraining, late labels, and a canary promoted
+// by guards that include its AUC against the stable's on labelled traffic).
 package servekit

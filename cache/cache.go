@@ -3,7 +3,7 @@ package cache
 import (
 	"errors"
 	"hash/maphash"
-	"math/bits"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,20 +15,20 @@ import (
 
 var errCacheClosed = serving.Errorf(serving.Unavailable, "cache: closed")
 
-// Cache is the response store: a sharded in-memory LRU (L1), optionally
+// Cache is the response store: an in-memory LRU (L1), optionally
 // backed by Redis (L2), and the single-flight group that coalesces misses.
 // One Cache may serve many models and middleware instances; entries are keyed
 // by model and version. It is safe for concurrent use.
 type Cache struct {
-	shards    []*shard
-	mask      uint64
+	l1        *store
 	ttl       time.Duration
 	maxEntry  int64
-	hash      func(*serving.Request) uint64
+	hash      func(req *serving.Request, fp string) uint64
 	now       func() time.Time
 	flight    flights
 	l2        *l2 // nil without Redis
 	tel       *telemetry
+	log       *slog.Logger
 	n         counters
 	bytes     atomic.Int64
 	entries   atomic.Int64
@@ -54,6 +54,7 @@ type Stats struct {
 	L2Writes       uint64 // entries written to Redis
 	L2Dropped      uint64 // writes dropped: queue full, circuit open or closing
 	L2Skipped      uint64 // reads skipped while the circuit was open
+	L2Rejected     uint64 // entries that failed authentication or bounds checks: missed and deleted
 }
 
 // New returns a Cache. Without WithRedis it starts no goroutine of its own
@@ -64,7 +65,6 @@ func New(opts ...Option) (*Cache, error) {
 		maxEntries:     DefaultMaxEntries,
 		maxBytes:       DefaultMaxBytes,
 		maxEntryBytes:  DefaultMaxEntryBytes,
-		shards:         DefaultShards,
 		computeTimeout: DefaultComputeTimeout,
 		l2: l2config{
 			timeout:        DefaultL2Timeout,
@@ -75,6 +75,7 @@ func New(opts ...Option) (*Cache, error) {
 			breakerBackoff: DefaultBreakerBackoff,
 		},
 		now: time.Now,
+		log: slog.Default(),
 	}
 	for _, o := range opts {
 		o.apply(&cfg)
@@ -82,31 +83,32 @@ func New(opts ...Option) (*Cache, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	n := 1 << bits.Len(uint(cfg.shards-1)) // round up to a power of two
 	c := &Cache{
-		shards:   make([]*shard, n),
-		mask:     uint64(n - 1),
 		ttl:      cfg.ttl,
-		hash:     cfg.hash,
+		log:      cfg.log,
 		now:      cfg.now,
-		flight:   flights{calls: make(map[string]*call), timeout: cfg.computeTimeout},
-		maxEntry: min(cfg.maxEntryBytes, cfg.maxBytes/int64(n)),
+		flight:   flights{calls: make(map[uint64]*call), timeout: cfg.computeTimeout},
+		maxEntry: min(cfg.maxEntryBytes, cfg.maxBytes),
 	}
 	c.flight.joins = &c.n.coalesced
-	if c.hash == nil {
+	c.flight.log = cfg.log
+	if h := cfg.hash; h != nil {
+		c.hash = func(req *serving.Request, _ string) uint64 { return h(req) }
+	} else {
 		seed := maphash.MakeSeed()
-		c.hash = func(req *serving.Request) uint64 { return hashKey(seed, req) }
+		c.hash = func(req *serving.Request, fp string) uint64 { return hashKey(seed, req, fp) }
 	}
-	perEntries := (cfg.maxEntries + n - 1) / n
-	for i := range c.shards {
-		c.shards[i] = newShard(c, perEntries, cfg.maxBytes/int64(n))
-	}
+	c.l1 = newStore(c, cfg.maxEntries, cfg.maxBytes)
 	tel, err := newTelemetry(c, cfg.meters, cfg.tracers)
 	if err != nil {
 		return nil, serving.Errorf(serving.Internal, "cache: telemetry: %w", err)
 	}
 	c.tel = tel
 	if cfg.redis != nil {
+		if cfg.l2.unauthenticated {
+			cfg.l2.keys = [][]byte{nil}
+			c.log.Warn("cache: L2 entries are not authenticated (WithL2Unauthenticated): whoever can write to the Redis can change the answers every replica serves")
+		}
 		c.l2 = newL2(c, cfg.redis, cfg.l2)
 	}
 	return c, nil
@@ -120,10 +122,10 @@ func (cfg *config) validate() error {
 		return serving.Errorf(serving.InvalidArgument, "cache: max bytes %d must be positive", cfg.maxBytes)
 	case cfg.maxEntryBytes <= 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: max entry bytes %d must be positive", cfg.maxEntryBytes)
-	case cfg.shards <= 0 || cfg.shards > 1<<16:
-		return serving.Errorf(serving.InvalidArgument, "cache: shards %d must be in [1, 65536]", cfg.shards)
 	case cfg.ttl < 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: negative TTL %v", cfg.ttl)
+	case cfg.log == nil:
+		return serving.Errorf(serving.InvalidArgument, "cache: nil logger")
 	case cfg.computeTimeout <= 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: compute timeout %v must be positive", cfg.computeTimeout)
 	}
@@ -138,6 +140,15 @@ func (cfg *config) validate() error {
 		return serving.Errorf(serving.InvalidArgument, "cache: L2 write-behind queue %d and writers %d must be positive", l.queue, l.writers)
 	case l.breakerErrors <= 0 || l.breakerBackoff < 0:
 		return serving.Errorf(serving.InvalidArgument, "cache: L2 breaker of %d errors, backoff %v", l.breakerErrors, l.breakerBackoff)
+	case len(l.keys) == 0 && !l.unauthenticated:
+		return serving.Errorf(serving.InvalidArgument, "cache: the L2 tier needs a key to authenticate its entries (WithL2Key), or WithL2Unauthenticated to run without one")
+	case len(l.keys) > 0 && l.unauthenticated:
+		return serving.Errorf(serving.InvalidArgument, "cache: WithL2Key and WithL2Unauthenticated contradict each other")
+	}
+	for i, k := range l.keys {
+		if len(k) < MinL2KeyBytes {
+			return serving.Errorf(serving.InvalidArgument, "cache: L2 key %d has %d bytes, want at least %d (e.g. openssl rand -hex 32)", i, len(k), MinL2KeyBytes)
+		}
 	}
 	// Without ContextTimeoutEnabled go-redis ignores context deadlines on the
 	// socket and waits its ReadTimeout (seconds) on a stalled server.
@@ -152,11 +163,6 @@ func (cfg *config) validate() error {
 		return serving.Errorf(serving.InvalidArgument, "cache: the redis client must set ContextTimeoutEnabled, or the L2 timeout cannot hold")
 	}
 	return nil
-}
-
-func (c *Cache) shard(h uint64) *shard {
-	// The low bits pick the shard; simplelru's map rehashes the whole value.
-	return c.shards[h&c.mask]
 }
 
 // nowNanos is the clock for expiry, or 0 when nothing can expire (then the
@@ -175,23 +181,21 @@ func (c *Cache) expiry() int64 {
 	return c.now().Add(c.ttl).UnixNano()
 }
 
-// store keeps resp under key, unless it is larger than the entry limit; it
-// reports whether it did.
-func (c *Cache) store(h uint64, key []byte, resp *serving.Response, expires int64, attrs *attrSet) bool {
-	size := entrySize(key, resp)
+// store keeps resp under key (a detached request) and fp, unless it is
+// larger than the entry limit; it reports whether it did.
+func (c *Cache) store(h uint64, key *serving.Request, fp string, resp *serving.Response, expires int64, attrs *attrSet) bool {
+	size := entrySize(key, fp, resp)
 	if size > c.maxEntry {
 		return false
 	}
-	c.shard(h).add(h, &entry{key: key, resp: resp, expires: expires, size: size, attrs: attrs})
+	c.l1.add(h, &entry{key: key, fp: fp, resp: resp, expires: expires, size: size, attrs: attrs})
 	return true
 }
 
 // Purge drops every L1 entry. It does not touch Redis, whose entries other
 // replicas share; give them a TTL or change the key prefix to retire them.
 func (c *Cache) Purge() {
-	for _, s := range c.shards {
-		s.purge()
-	}
+	c.l1.purge()
 }
 
 // Stats returns the counters.
@@ -204,17 +208,13 @@ func (c *Cache) Stats() Stats {
 		Entries:   c.entries.Load(),
 		Bytes:     c.bytes.Load(),
 	}
-	for _, s := range c.shards {
-		h, x, e := s.counts()
-		st.HitsL1 += h
-		st.Expired += x
-		st.Evictions += e
-	}
+	st.HitsL1, st.Expired, st.Evictions = c.l1.counts()
 	if c.l2 != nil {
 		st.L2Errors = c.l2.errors.Load()
 		st.L2Writes = c.l2.writes.Load()
 		st.L2Dropped = c.l2.dropped.Load()
 		st.L2Skipped = c.l2.skipped.Load()
+		st.L2Rejected = c.l2.rejected.Load()
 	}
 	return st
 }

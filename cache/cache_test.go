@@ -2,7 +2,9 @@ package cache_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -29,9 +31,12 @@ type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
 
+// quietLog discards: the L2 tests have entries rejected on purpose.
+var quietLog = slog.New(slog.DiscardHandler)
+
 func newCache(t testing.TB, opts ...cache.Option) *cache.Cache {
 	t.Helper()
-	c, err := cache.New(opts...)
+	c, err := cache.New(append([]cache.Option{cache.WithLogger(quietLog)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, c.Close()) })
 	return c
@@ -123,17 +128,30 @@ func TestKeyDistinguishesWhatTheModelSees(t *testing.T) {
 		{{Outputs: []string{"a", "b"}}, {Outputs: []string{"ab"}}},
 	}
 	for i, p := range pairs {
-		ka := cache.AppendKey(nil, p[0])
-		assert.True(t, cache.KeyEqual(ka, p[0]), "pair %d: key of a equals a", i)
-		assert.False(t, cache.KeyEqual(ka, p[1]), "pair %d: key of a equals b", i)
-		assert.NotEqual(t, ka, cache.AppendKey(nil, p[1]), "pair %d", i)
+		ka := cache.AppendKey(nil, p[0], "")
+		assert.True(t, cache.KeyEqual(ka, p[0], ""), "pair %d: key of a equals a", i)
+		assert.False(t, cache.KeyEqual(ka, p[1], ""), "pair %d: key of a equals b", i)
+		assert.NotEqual(t, ka, cache.AppendKey(nil, p[1], ""), "pair %d", i)
+		assert.True(t, cache.SameKey(p[0], "", p[0], ""), "pair %d: a is a", i)
+		assert.False(t, cache.SameKey(p[0], "", p[1], ""), "pair %d: a is b", i)
 	}
+	// The fingerprint is part of the key, and its bytes cannot be confused
+	// with the version's.
+	one := row(1)
+	assert.False(t, cache.KeyEqual(cache.AppendKey(nil, one, "fp1"), one, "fp2"))
+	assert.False(t, cache.SameKey(one, "fp1", one, "fp2"))
+	assert.True(t, cache.SameKey(one, "fp1", row(1), "fp1"))
+	v := &serving.Request{Version: "1f"}
+	assert.NotEqual(t, cache.AppendKey(nil, v, ""), cache.AppendKey(nil, &serving.Request{Version: "1"}, "f"))
 	// NaNs compare by their bits: the same NaN is the same input.
 	nan := float32(math.NaN())
 	n1, _ := serving.NewTensor("x", []int64{1}, []float32{nan})
 	n2, _ := serving.NewTensor("x", []int64{1}, []float32{nan})
-	assert.True(t, cache.KeyEqual(cache.AppendKey(nil, &serving.Request{Inputs: []serving.Tensor{n1}}),
-		&serving.Request{Inputs: []serving.Tensor{n2}}))
+	r1, r2 := &serving.Request{Inputs: []serving.Tensor{n1}}, &serving.Request{Inputs: []serving.Tensor{n2}}
+	assert.True(t, cache.KeyEqual(cache.AppendKey(nil, r1, ""), r2, ""))
+	assert.True(t, cache.SameKey(r1, "", r2, ""))
+	// The Redis name is the SHA-256 of the canonical key, built or not.
+	assert.Equal(t, sha256.Sum256(cache.AppendKey(nil, one, "fp")), cache.SumKey(one, "fp"))
 }
 
 type clock struct{ ns atomic.Int64 }
@@ -171,7 +189,7 @@ func TestTTLExpiresLazily(t *testing.T) {
 }
 
 func TestEntryBoundEvictsLeastRecentlyUsed(t *testing.T) {
-	c := newCache(t, cache.WithShards(1), cache.WithMaxEntries(2))
+	c := newCache(t, cache.WithMaxEntries(2))
 	model := servingtest.Linear(4)
 	p := c.Middleware()(model)
 	predict(t, p, row(1))
@@ -195,7 +213,7 @@ func TestByteBound(t *testing.T) {
 	require.Positive(t, size)
 
 	max := 2*size + size/2
-	c := newCache(t, cache.WithShards(1), cache.WithMaxBytes(max))
+	c := newCache(t, cache.WithMaxBytes(max))
 	p := c.Middleware()(servingtest.Linear(4))
 	for i := range 5 {
 		predict(t, p, row(float32(i)))
@@ -448,7 +466,7 @@ func TestMiddlewareCloseLeavesTheCacheOpen(t *testing.T) {
 
 func TestInvalidOptions(t *testing.T) {
 	for _, o := range []cache.Option{
-		cache.WithMaxEntries(0), cache.WithMaxBytes(-1), cache.WithShards(0),
+		cache.WithMaxEntries(0), cache.WithMaxBytes(-1), cache.WithLogger(nil),
 		cache.WithTTL(-time.Second), cache.WithMaxEntryBytes(0), cache.WithComputeTimeout(0),
 	} {
 		_, err := cache.New(o)

@@ -16,10 +16,14 @@ func WithClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
 }
 
-// EncodeEntry and DecodeEntry expose the L2 codec to tests.
+// The L2 codec and the key, for tests.
 var (
-	EncodeEntry = encodeEntry
-	DecodeEntry = decodeEntry
-	AppendKey   = appendKey
-	KeyEqual    = keyEqual
+	EncodeEntry  = encodeEntry
+	DecodeEntry  = decodeEntry
+	DecodeBudget = decodeBudget
+	Sign         = sign
+	AppendKey    = appendKey
+	KeyEqual     = keyEqual
+	SameKey      = sameKey
+	SumKey       = sumKey
 )

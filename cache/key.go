@@ -1,59 +1,124 @@
 package cache
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"hash/maphash"
+	"io"
 	"math/bits"
+	"slices"
 
 	"github.com/servekit/servekit/serving"
 )
 
-// The canonical key of a request is one byte string: model, version, the
-// requested outputs, then each input's name, datatype, shape and raw data, all
-// length-prefixed (u32 for strings and counts, u64 for dims and data sizes,
-// little-endian) so that no two requests share an encoding. A miss builds it
-// once (appendKey). The hit path does not: it hashes the request through a
-// stack buffer (hashKey) and compares a stored key with the request piece by
-// piece (keyEqual), so tensor data is read in place and nothing is allocated.
+// A request's key is what decides that two requests get the same answer:
+// model, version, the model's content fingerprint, the requested outputs (in
+// order), then each input's name, datatype, shape and raw data. In memory a
+// key is the request itself, detached from its caller (a deep copy of its
+// inputs: the one copy a miss makes), compared field by field (sameKey).
+// Only L2 needs it as bytes, the canonical key: every part length-prefixed
+// (u32 for strings and counts, u64 for dims and data sizes, little-endian),
+// so that no two requests share an encoding. writeKey produces it, keyEqual
+// compares stored bytes with a request, and the Redis name is its SHA-256.
 
-// appendKey appends req's canonical key to dst.
-func appendKey(dst []byte, req *serving.Request) []byte {
-	dst = appendString(dst, req.Model)
-	dst = appendString(dst, req.Version)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(req.Outputs)))
-	for _, o := range req.Outputs {
-		dst = appendString(dst, o)
+// sameKey reports whether a with fingerprint afp and b with bfp have the
+// same key. Tensor data compares by its raw bytes, so NaNs compare by their
+// bits and -0 differs from +0, as the model would see them.
+func sameKey(a *serving.Request, afp string, b *serving.Request, bfp string) bool {
+	if a.Model != b.Model || a.Version != b.Version || afp != bfp ||
+		!slices.Equal(a.Outputs, b.Outputs) || len(a.Inputs) != len(b.Inputs) {
+		return false
 	}
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(req.Inputs)))
+	for i := range a.Inputs {
+		x, y := &a.Inputs[i], &b.Inputs[i]
+		if x.Name != y.Name || x.DataType != y.DataType || !slices.Equal(x.Shape, y.Shape) || !sameData(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameData compares two tensors of one datatype and shape, both cacheable.
+func sameData(x, y *serving.Tensor) bool {
+	if a, ok := x.Data().([][]byte); ok {
+		b, _ := y.Data().([][]byte)
+		return slices.EqualFunc(a, b, bytes.Equal)
+	}
+	return bytes.Equal(x.RawBytes(), y.RawBytes()) // zero-copy views
+}
+
+// writeKey writes the canonical key of req under fingerprint fp to w: the
+// small fields through one stack buffer, tensor data in place.
+func writeKey(w io.Writer, req *serving.Request, fp string) {
+	var buf [64]byte
+	str := func(s string) {
+		w.Write(binary.LittleEndian.AppendUint32(buf[:0], uint32(len(s))))
+		io.WriteString(w, s)
+	}
+	u32 := func(v uint32) { w.Write(binary.LittleEndian.AppendUint32(buf[:0], v)) }
+	u64 := func(v uint64) { w.Write(binary.LittleEndian.AppendUint64(buf[:0], v)) }
+	str(req.Model)
+	str(req.Version)
+	str(fp)
+	u32(uint32(len(req.Outputs)))
+	for _, o := range req.Outputs {
+		str(o)
+	}
+	u32(uint32(len(req.Inputs)))
 	for i := range req.Inputs {
 		t := &req.Inputs[i]
-		dst = appendString(dst, t.Name)
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(t.DataType))
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(t.Shape)))
+		str(t.Name)
+		u32(uint32(t.DataType))
+		u32(uint32(len(t.Shape)))
 		for _, d := range t.Shape {
-			dst = binary.LittleEndian.AppendUint64(dst, uint64(d))
+			u64(uint64(d))
 		}
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(t.RawSize()))
-		if b, ok := t.Data().([][]byte); ok { // as Tensor.AppendRaw, which would let dst escape
+		u64(uint64(t.RawSize()))
+		if b, ok := t.Data().([][]byte); ok { // as Tensor.AppendRaw, without a copy
 			for _, e := range b {
-				dst = binary.LittleEndian.AppendUint32(dst, uint32(len(e)))
-				dst = append(dst, e...)
+				u32(uint32(len(e)))
+				w.Write(e)
 			}
 			continue
 		}
-		dst = append(dst, t.RawBytes()...)
+		w.Write(t.RawBytes())
 	}
-	return dst
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
-	return append(dst, s...)
+// appender is an io.Writer that appends to a byte slice.
+type appender []byte
+
+func (a *appender) Write(p []byte) (int, error) {
+	*a = append(*a, p...)
+	return len(p), nil
 }
 
-// keySize is the length of req's canonical key.
-func keySize(req *serving.Request) int {
-	n := 4 + len(req.Model) + 4 + len(req.Version) + 4
+func (a *appender) WriteString(s string) (int, error) {
+	*a = append(*a, s...)
+	return len(s), nil
+}
+
+// appendKey appends the canonical key of req under fp to dst.
+func appendKey(dst []byte, req *serving.Request, fp string) []byte {
+	a := appender(dst)
+	writeKey(&a, req, fp)
+	return a
+}
+
+// sumKey is the SHA-256 of the canonical key, computed without building it.
+func sumKey(req *serving.Request, fp string) [sha256.Size]byte {
+	h := sha256.New()
+	writeKey(h, req, fp)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// keySize is the length of the canonical key of req under fp; it also
+// stands for the memory a detached request holds.
+func keySize(req *serving.Request, fp string) int {
+	n := 4 + len(req.Model) + 4 + len(req.Version) + 4 + len(fp) + 4
 	for _, o := range req.Outputs {
 		n += 4 + len(o)
 	}
@@ -73,12 +138,11 @@ func keySize(req *serving.Request) int {
 // stack buffer and tensor data is hashed in place, which is several times
 // faster than feeding the key piece by piece. Only the full key decides a
 // hit, so the hash needs to be a function of the key, nothing more.
-func hashKey(seed maphash.Seed, req *serving.Request) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
+func hashKey(seed maphash.Seed, req *serving.Request, fp string) uint64 {
 	var buf [256]byte
 	hdr := appendString(buf[:0], req.Model)
 	hdr = appendString(hdr, req.Version)
+	hdr = appendString(hdr, fp)
 	for _, o := range req.Outputs {
 		hdr = appendString(hdr, o)
 	}
@@ -111,11 +175,18 @@ func hashKey(seed maphash.Seed, req *serving.Request) uint64 {
 	return sum
 }
 
-// keyEqual reports whether key is req's canonical key, without building it.
-func keyEqual(key []byte, req *serving.Request) bool {
+func appendString(dst []byte, s string) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(s)))
+	return append(dst, s...)
+}
+
+// keyEqual reports whether key is the canonical key of req under fp,
+// without building it.
+func keyEqual(key []byte, req *serving.Request, fp string) bool {
 	k := keyReader{b: key, ok: true}
 	k.str(req.Model)
 	k.str(req.Version)
+	k.str(fp)
 	k.u32(uint32(len(req.Outputs)))
 	for _, o := range req.Outputs {
 		k.str(o)
@@ -182,6 +253,19 @@ func (k *keyReader) bytes(v []byte) {
 		return
 	}
 	k.ok = false
+}
+
+// detach deep-copies what the key and the model read of req: the inputs'
+// data, shapes and the slices that hold them. It is the one copy of the
+// request's bytes that a miss makes: the computation runs on it (it may
+// outlive the caller, who may then reuse its buffers, and a model may answer
+// with memory of its request), and the stored entry keeps it as its key.
+func detach(req *serving.Request) *serving.Request {
+	own := req.Clone()
+	for i := range own.Inputs {
+		own.Inputs[i] = own.Inputs[i].Clone()
+	}
+	return own
 }
 
 // cacheable reports whether every input's data agrees with its datatype and

@@ -2,9 +2,8 @@ package cache
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/sha1" // not for security: to recognise a value already read
 	"encoding/hex"
-	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ type l2 struct {
 	c       *Cache
 	client  redis.UniversalClient
 	cfg     l2config
+	limit   int64 // the largest value read: the entry bound
 	queue   chan l2write
 	ctx     context.Context // cancelled by close: ends writes in progress
 	cancel  context.CancelFunc
@@ -30,18 +30,32 @@ type l2 struct {
 	fails   atomic.Int64 // consecutive errors
 	openTil atomic.Int64 // unix ns until which the circuit is open
 
-	errors, writes, dropped, skipped atomic.Uint64
+	errors, writes, dropped, skipped, rejected atomic.Uint64
 }
 
+// l2write is a job for the writers: an entry to write, or (bad set) a
+// rejected value to delete.
 type l2write struct {
-	key     []byte
+	name    string // the Redis key
+	key     *serving.Request
+	fp      string
 	resp    *serving.Response
 	expires int64
 	attrs   *attrSet
+	bad     *badValue
+}
+
+// badValue identifies a rejected value without holding it: its length and
+// the SHA-1 of its bytes, or of its first bytes when it was longer than the
+// bound (partial).
+type badValue struct {
+	sha1    string
+	n       int
+	partial bool
 }
 
 func newL2(c *Cache, client redis.UniversalClient, cfg l2config) *l2 {
-	l := &l2{c: c, client: client, cfg: cfg, queue: make(chan l2write, cfg.queue)}
+	l := &l2{c: c, client: client, cfg: cfg, limit: c.maxEntry, queue: make(chan l2write, cfg.queue)}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	for range cfg.writers {
 		l.wg.Go(l.writer)
@@ -51,8 +65,8 @@ func newL2(c *Cache, client redis.UniversalClient, cfg l2config) *l2 {
 
 // redisKey names an entry: the prefix and the hex SHA-256 of the canonical
 // key, stable across processes and builds, unlike the L1 hash.
-func (l *l2) redisKey(key []byte) string {
-	sum := sha256.Sum256(key)
+func (l *l2) redisKey(key *serving.Request, fp string) string {
+	sum := sumKey(key, fp)
 	return l.cfg.prefix + hex.EncodeToString(sum[:])
 }
 
@@ -82,32 +96,34 @@ func (l *l2) result(ctx context.Context, err error, attrs *attrSet) {
 	}
 }
 
-// get reads key's entry. Any failure is a miss: the model answers instead.
-func (l *l2) get(ctx context.Context, key []byte, attrs *attrSet) (*serving.Response, int64, bool) {
+// get reads the entry of key under fp, named name. Any failure is a miss: the model
+// answers instead. It reads at most the entry bound (plus one byte, to tell
+// an oversized value), so a value planted in Redis costs no more memory than
+// an honest one; a value that is oversized, fails authentication or does
+// not parse is rejected: counted, and queued for deletion.
+func (l *l2) get(ctx context.Context, name string, key *serving.Request, fp string, attrs *attrSet) (*serving.Response, int64, bool) {
 	if !l.allow() {
 		l.skipped.Add(1)
 		return nil, 0, false
 	}
 	gctx, cancel := context.WithTimeout(ctx, l.cfg.timeout)
 	defer cancel()
-	b, err := l.client.Get(gctx, l.redisKey(key)).Bytes()
-	switch {
-	case errors.Is(err, redis.Nil):
-		l.result(ctx, nil, attrs)
-		return nil, 0, false
-	case err != nil && ctx.Err() != nil:
+	// GETRANGE answers "" for a missing key; no entry is empty.
+	b, err := l.client.GetRange(gctx, name, 0, l.limit).Bytes()
+	if err != nil && ctx.Err() != nil {
 		return nil, 0, false // the flight was abandoned: not Redis's fault
 	}
 	l.result(ctx, err, attrs)
-	if err != nil {
+	if err != nil || len(b) == 0 {
 		return nil, 0, false
 	}
-	resp, expires, ok, err := decodeEntry(b, key)
+	if int64(len(b)) > l.limit {
+		l.reject(ctx, name, b, true, errOversized, attrs)
+		return nil, 0, false
+	}
+	resp, expires, ok, err := decodeEntry(b, key, fp, l.cfg.keys)
 	if err != nil {
-		// Corrupt or foreign data: count it, but Redis itself answered, so
-		// the circuit stays as it is.
-		l.errors.Add(1)
-		l.c.tel.l2errors.Add(ctx, 1, attrs.plain...)
+		l.reject(ctx, name, b, false, err, attrs)
 		return nil, 0, false
 	}
 	if !ok || (expires != 0 && l.c.now().UnixNano() >= expires) {
@@ -116,15 +132,31 @@ func (l *l2) get(ctx context.Context, key []byte, attrs *attrSet) (*serving.Resp
 	return resp, expires, true
 }
 
-// put queues a write, or drops it when the queue is full, the circuit open
-// or the tier closed.
-func (l *l2) put(key []byte, resp *serving.Response, expires int64, attrs *attrSet) {
+// reject counts a bad value and queues its deletion. Redis itself answered,
+// so the circuit stays as it is.
+func (l *l2) reject(ctx context.Context, name string, b []byte, partial bool, why error, attrs *attrSet) {
+	n := l.rejected.Add(1)
+	l.c.tel.l2rejected.Add(ctx, 1, attrs.plain...)
+	if n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th…: a flood of them stays a few lines
+		l.c.log.Warn("cache: L2 entry rejected: a miss, and deleted", "key", name, "bytes", len(b), "reason", why.Error(), "rejected", n)
+	}
+	sum := sha1.Sum(b)
+	l.enqueue(l2write{name: name, bad: &badValue{hex.EncodeToString(sum[:]), len(b), partial}, attrs: attrs})
+}
+
+// put queues a write of key's entry under fp, named name, or drops it when
+// the queue is full, the circuit open or the tier closed.
+func (l *l2) put(name string, key *serving.Request, fp string, resp *serving.Response, expires int64, attrs *attrSet) {
+	l.enqueue(l2write{name: name, key: key, fp: fp, resp: resp, expires: expires, attrs: attrs})
+}
+
+func (l *l2) enqueue(w l2write) {
 	if l.closed.Load() || !l.allow() {
 		l.dropped.Add(1)
 		return
 	}
 	select {
-	case l.queue <- l2write{key: key, resp: resp, expires: expires, attrs: attrs}:
+	case l.queue <- w:
 	default:
 		l.dropped.Add(1)
 	}
@@ -142,6 +174,10 @@ func (l *l2) writer() {
 }
 
 func (l *l2) write(w l2write) {
+	if w.bad != nil {
+		l.remove(w)
+		return
+	}
 	var ttl time.Duration
 	if w.expires != 0 {
 		ttl = time.Duration(w.expires - l.c.now().UnixNano())
@@ -155,7 +191,7 @@ func (l *l2) write(w l2write) {
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.timeout)
 	defer cancel()
-	err := l.client.Set(ctx, l.redisKey(w.key), encodeEntry(w.key, w.resp, w.expires), ttl).Err()
+	err := l.client.Set(ctx, w.name, encodeEntry(w.key, w.fp, w.resp, w.expires, l.cfg.keys[0]), ttl).Err()
 	if l.ctx.Err() != nil {
 		l.dropped.Add(1) // cut short by close: not Redis's fault
 		return
@@ -164,6 +200,36 @@ func (l *l2) write(w l2write) {
 	if err == nil {
 		l.writes.Add(1)
 	}
+}
+
+// removeBad deletes a rejected value, unless it has changed since it was
+// read (another replica's honest write replaced it): the value compares by
+// length and SHA-1 of its first bytes, so the bad bytes need not travel
+// back. An oversized value compares by its prefix only.
+var removeBad = redis.NewScript(`
+local v = redis.call('GETRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+if #v ~= tonumber(ARGV[2]) or redis.sha1hex(v) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '1' and redis.call('STRLEN', KEYS[1]) ~= #v then return 0 end
+return redis.call('DEL', KEYS[1])
+`)
+
+func (l *l2) remove(w l2write) {
+	if !l.allow() {
+		l.dropped.Add(1)
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.timeout)
+	defer cancel()
+	partial := "0"
+	if w.bad.partial {
+		partial = "1"
+	}
+	err := removeBad.Run(ctx, l.client, []string{w.name}, w.bad.sha1, w.bad.n, partial).Err()
+	if l.ctx.Err() != nil {
+		l.dropped.Add(1)
+		return
+	}
+	l.result(ctx, err, w.attrs)
 }
 
 // close stops the writers; queued writes are dropped.

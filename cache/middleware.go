@@ -13,9 +13,23 @@ import (
 
 // Middleware returns a serving.Middleware that answers from c. Many
 // middleware instances may share one Cache.
+//
+// Each layer reads the model's fingerprint (serving.Metadata.Fingerprint)
+// once, when it wraps next, and keys its entries on it: a Predictor's
+// weights are fixed for its life, and new weights come as a new Predictor
+// wrapped anew (a repository's reload does this). Above a serving.Versioned
+// layer, such as a rollout router, versions differ in weights, so no single
+// fingerprint holds and none is used; nor is one without a fingerprint
+// (fakes, remote models). Those layers key on model and version only, as
+// before: put the cache below the router, one layer per version.
 func (c *Cache) Middleware() serving.Middleware {
 	return func(next serving.Predictor) serving.Predictor {
-		return &Predictor{c: c, next: next}
+		p := &Predictor{c: c, next: next}
+		if _, versioned := serving.VersionsOf(next); !versioned {
+			md, _ := serving.MetadataOf(next)
+			p.fp = md.Fingerprint
+		}
+		return p
 	}
 }
 
@@ -26,6 +40,7 @@ func (c *Cache) Middleware() serving.Middleware {
 type Predictor struct {
 	c      *Cache
 	next   serving.Predictor
+	fp     string // next's fingerprint, part of every key; may be empty
 	closed atomic.Bool
 	// last caches the attribute set of the last model and version seen:
 	// one layer usually serves one, and a string compare is cheaper than
@@ -86,31 +101,19 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 		defer span.End()
 	}
 
-	h := c.hash(req)
-	if e := c.shard(h).get(h, req, c.nowNanos()); e != nil {
+	h := c.hash(req, p.fp)
+	if e := c.l1.get(h, req, p.fp, c.nowNanos()); e != nil {
 		c.tel.hits.Add(ctx, 1, attrs.l1...)
 		setResult(span, resultL1)
 		return withID(e.resp, req.ID), nil
 	}
 
-	key := appendKey(make([]byte, 0, keySize(req)), req)
-	var fromL2 atomic.Bool // the computation may outlive this call
-	resp, joined, err := c.flight.do(ctx, key, func() computeFunc {
-		// The computation may run on after this caller has returned and
-		// reused its buffers, and a model may answer with memory of its
-		// request: compute on a copy, so the entry stays what its key says.
-		own := detach(req)
-		return func(fctx context.Context) (*serving.Response, error) {
-			r, l2, err := p.fill(fctx, own, h, key, attrs)
-			fromL2.Store(l2)
-			return r, err
-		}
-	})
+	call, joined, err := c.flight.do(ctx, h, req, p.fp, p)
 	switch {
 	case joined:
 		c.tel.coalesced.Add(ctx, 1, attrs.plain...)
 		setResult(span, resultCoalesced)
-	case fromL2.Load():
+	case call != nil && call.fromL2:
 		setResult(span, resultL2)
 	default:
 		setResult(span, resultMiss)
@@ -124,39 +127,43 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 		}
 		return nil, err
 	}
-	return withID(resp, req.ID), nil
+	return withID(call.resp, req.ID), nil
 }
 
-// fill computes one flight: Redis first, when there is one, then the model.
-// It returns the response to share, which it has stored.
-func (p *Predictor) fill(ctx context.Context, req *serving.Request, h uint64, key []byte, attrs *attrSet) (*serving.Response, bool, error) {
+// compute computes one flight on own, the request detached (which the
+// stored entry keeps as its key): Redis first, when there is one, then the
+// model. It returns the response to share, which it has stored.
+func (p *Predictor) compute(ctx context.Context, own *serving.Request, h uint64) (*serving.Response, bool, error) {
 	c := p.c
+	attrs := p.attrs(own)
+	var name string // in Redis
 	if c.l2 != nil {
-		if resp, expires, ok := c.l2.get(ctx, key, attrs); ok {
+		name = c.l2.redisKey(own, p.fp)
+		if resp, expires, ok := c.l2.get(ctx, name, own, p.fp, attrs); ok {
 			c.n.hitsL2.Add(1)
 			c.tel.hits.Add(ctx, 1, attrs.l2...)
 			if local := c.expiry(); local != 0 && (expires == 0 || local < expires) {
 				expires = local
 			}
-			c.store(h, key, resp, expires, attrs)
+			c.store(h, own, p.fp, resp, expires, attrs)
 			return resp, true, nil
 		}
 	}
 	c.n.misses.Add(1)
 	c.tel.misses.Add(ctx, 1, attrs.plain...)
-	resp, err := p.next.Predict(ctx, req)
+	resp, err := p.next.Predict(ctx, own)
 	if err != nil {
 		return nil, false, err
 	}
 	if resp == nil {
-		return nil, false, serving.Errorf(serving.Internal, "cache: model %q returned neither an answer nor an error", req.Model)
+		return nil, false, serving.Errorf(serving.Internal, "cache: model %q returned neither an answer nor an error", own.Model)
 	}
 	// Keep our own Response header, so that nothing the first caller does to
 	// the one it receives reaches the cache.
 	shared := *resp
 	expires := c.expiry()
-	if c.store(h, key, &shared, expires, attrs) && c.l2 != nil {
-		c.l2.put(key, &shared, expires, attrs)
+	if c.store(h, own, p.fp, &shared, expires, attrs) && c.l2 != nil {
+		c.l2.put(name, own, p.fp, &shared, expires, attrs)
 	}
 	return &shared, false, nil
 }
@@ -165,15 +172,6 @@ func setResult(span trace.Span, result []attribute.KeyValue) {
 	if span != nil {
 		span.SetAttributes(result...)
 	}
-}
-
-// detach deep-copies the inputs of req.
-func detach(req *serving.Request) *serving.Request {
-	own := req.Clone()
-	for i := range own.Inputs {
-		own.Inputs[i] = own.Inputs[i].Clone()
-	}
-	return own
 }
 
 // withID returns a shallow copy of resp answering request id.

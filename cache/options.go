@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"log/slog"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,7 +18,6 @@ const (
 	DefaultMaxEntries     = 100_000
 	DefaultMaxBytes       = 64 << 20
 	DefaultMaxEntryBytes  = 1 << 20
-	DefaultShards         = 16
 	DefaultComputeTimeout = time.Minute
 	DefaultL2Timeout      = 50 * time.Millisecond
 	DefaultL2Queue        = 1024
@@ -37,11 +38,11 @@ type config struct {
 	maxEntries     int
 	maxBytes       int64
 	maxEntryBytes  int64
-	shards         int
 	ttl            time.Duration
 	computeTimeout time.Duration
 	meters         metric.MeterProvider
 	tracers        trace.TracerProvider
+	log            *slog.Logger
 
 	redis redis.UniversalClient
 	l2    l2config
@@ -57,7 +58,14 @@ type l2config struct {
 	prefix         string
 	breakerErrors  int
 	breakerBackoff time.Duration
+	// keys authenticate values: the first signs, every one verifies.
+	keys            [][]byte
+	unauthenticated bool
 }
+
+// MinL2KeyBytes is the shortest HMAC key WithL2Key takes: 256 bits, the
+// strength of HMAC-SHA256.
+const MinL2KeyBytes = 32
 
 // WithMaxEntries bounds the number of L1 entries (default DefaultMaxEntries).
 func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEntries = n }) }
@@ -67,14 +75,9 @@ func WithMaxEntries(n int) Option { return optionFunc(func(c *config) { c.maxEnt
 func WithMaxBytes(n int64) Option { return optionFunc(func(c *config) { c.maxBytes = n }) }
 
 // WithMaxEntryBytes sets the largest entry that is stored, in either tier
-// (default DefaultMaxEntryBytes, and never more than one shard's share of
-// MaxBytes). Larger answers are returned but not cached.
+// (default DefaultMaxEntryBytes, and never more than MaxBytes); it also
+// bounds what an L2 read takes. Larger answers are returned but not cached.
 func WithMaxEntryBytes(n int64) Option { return optionFunc(func(c *config) { c.maxEntryBytes = n }) }
-
-// WithShards sets the number of L1 shards, each an LRU with its own lock
-// (default DefaultShards; rounded up to a power of two). MaxEntries and
-// MaxBytes are split evenly between them.
-func WithShards(n int) Option { return optionFunc(func(c *config) { c.shards = n }) }
 
 // WithTTL makes entries expire d after they were computed (default 0: never;
 // they leave only by LRU eviction or Purge). Expiry is checked lazily on
@@ -100,11 +103,17 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracers = tp })
 }
 
+// WithLogger logs through l (default slog.Default()): the unauthenticated
+// L2 warning, rejected L2 entries, model panics.
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.log = l }) }
+
 // WithRedis adds a shared L2 tier on client: read after an L1 miss, written
 // behind after a computation. The client must honour context deadlines
 // (redis.Options.ContextTimeoutEnabled), or the L2 timeout could not hold and a
 // slow Redis would slow requests; New rejects a *redis.Client or
-// *redis.ClusterClient without it. The Cache does not close client.
+// *redis.ClusterClient without it. Entries are authenticated: give
+// WithL2Key, or WithL2Unauthenticated to do without, or New refuses. The
+// Cache does not close client.
 func WithRedis(client redis.UniversalClient, opts ...L2Option) Option {
 	return optionFunc(func(c *config) {
 		c.redis = client
@@ -141,4 +150,29 @@ func WithL2WriteBehind(queue, writers int) L2Option {
 // DefaultBreakerErrors, DefaultBreakerBackoff).
 func WithL2Breaker(errors int, backoff time.Duration) L2Option {
 	return l2OptionFunc(func(c *l2config) { c.breakerErrors, c.breakerBackoff = errors, backoff })
+}
+
+// WithL2Key authenticates L2 entries with HMAC-SHA256 under key, which every
+// replica sharing the Redis must be given (at least MinL2KeyBytes bytes of
+// secret; e.g. openssl rand -hex 32). Entries are signed with key and
+// accepted under key or any of previous, so a key can be rotated without a
+// wave of rejected entries: deploy (new, old) everywhere, then new alone. An
+// entry whose tag does not verify is never parsed: it is a miss, counted
+// (Stats.L2Rejected), and deleted. The key is copied.
+func WithL2Key(key []byte, previous ...[]byte) L2Option {
+	return l2OptionFunc(func(c *l2config) {
+		c.keys = c.keys[:0]
+		for _, k := range append([][]byte{key}, previous...) {
+			c.keys = append(c.keys, bytes.Clone(k))
+		}
+	})
+}
+
+// WithL2Unauthenticated lets the L2 tier run without a key: entries then
+// carry an HMAC under the empty key, a checksum that catches corruption and
+// truncation but not a forgery, so whoever can write to the Redis can
+// change the answers every replica serves. New logs a warning saying so.
+// Use it only where the Redis is reachable by the servers alone.
+func WithL2Unauthenticated() L2Option {
+	return l2OptionFunc(func(c *l2config) { c.unauthenticated = true })
 }

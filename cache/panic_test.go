@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -16,10 +17,7 @@ import (
 // stack: the panic never reaches the transport's own recovery.
 func TestPanicIsLoggedAndInternal(t *testing.T) {
 	var logs bytes.Buffer
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewJSONHandler(&logs, nil)))
-	defer slog.SetDefault(prev)
-	c := newCache(t)
+	c := newCache(t, cache.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
 	boom := servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) { panic("secret-state") })
 	p := c.Middleware()(boom)
 	ctx, cancel := context.WithCancel(context.Background()) // a ctx that can end: the computation gets its own goroutine

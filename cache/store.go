@@ -10,9 +10,10 @@ import (
 )
 
 // entry is one cached answer. It is immutable once stored, so it is read
-// outside the shard lock.
+// outside the lock.
 type entry struct {
-	key     []byte            // the full canonical key, compared on every hit
+	key     *serving.Request  // the detached request it answers: its key, compared on every hit
+	fp      string            // the model's fingerprint, part of the key
 	resp    *serving.Response // shared by every hit: read-only
 	expires int64             // unix nanoseconds; 0 never
 	size    int64             // approximate bytes, key and response
@@ -26,8 +27,14 @@ const entryOverhead = 256
 // tensorOverhead approximates a Tensor header and its data's slice header.
 const tensorOverhead = 96
 
-func entrySize(key []byte, resp *serving.Response) int64 {
-	n := int64(entryOverhead + len(key) + len(resp.ID) + len(resp.Model) + len(resp.Version))
+func entrySize(key *serving.Request, fp string, resp *serving.Response) int64 {
+	n := int64(entryOverhead + keySize(key, fp) + len(resp.ID) + len(resp.Model) + len(resp.Version))
+	for i := range key.Inputs {
+		n += tensorOverhead
+		if key.Inputs[i].DataType == serving.Bytes {
+			n += 24 * int64(key.Inputs[i].Len())
+		}
+	}
 	for i := range resp.Outputs {
 		t := &resp.Outputs[i]
 		n += int64(tensorOverhead + len(t.Name) + 8*len(t.Shape) + t.RawSize())
@@ -38,26 +45,27 @@ func entrySize(key []byte, resp *serving.Response) int64 {
 	return n
 }
 
-// shard is one LRU and its lock. simplelru's Get reorders the list, so every
-// lookup takes the write lock: sharding by hash is what lets lookups run in
-// parallel.
-type shard struct {
+// store is L1: one LRU and its lock. simplelru's Get reorders the list, so
+// every lookup takes the lock; it is held for the map lookup and the list
+// move (~30 ns), and the key is compared outside it. One lock, not
+// shards: see "Bounds and TTL" in the package doc for the measurement.
+type store struct {
 	mu       sync.Mutex
 	lru      *simplelru.LRU[uint64, *entry] // guarded by mu; keyed by the slot hash
 	bytes    int64                          // guarded by mu
 	maxBytes int64
-	hits     uint64 // guarded by mu
+	found    uint64 // guarded by mu; hits = found - collided
+	collided atomic.Uint64
 	expired  uint64 // guarded by mu
 	evicted  uint64 // guarded by mu
 	// evicting is the entry being removed for capacity: the eviction
 	// callback reports it to the metrics. Guarded by mu.
 	evicting bool
 	c        *Cache
-	_        [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-func newShard(c *Cache, maxEntries int, maxBytes int64) *shard {
-	s := &shard{maxBytes: maxBytes, c: c}
+func newStore(c *Cache, maxEntries int, maxBytes int64) *store {
+	s := &store{maxBytes: maxBytes, c: c}
 	// The callback runs under s.mu for every removal: capacity, expiry,
 	// replacement and Purge alike.
 	lru, err := simplelru.NewLRU(maxEntries, func(_ uint64, e *entry) {
@@ -76,9 +84,11 @@ func newShard(c *Cache, maxEntries int, maxBytes int64) *shard {
 	return s
 }
 
-// get returns the live entry for req in slot h, or nil. now is unix
-// nanoseconds, or 0 when no entry can expire.
-func (s *shard) get(h uint64, req *serving.Request, now int64) *entry {
+// get returns the live entry for req under fp in slot h, or nil. now is
+// unix nanoseconds, or 0 when no entry can expire. The key is compared after
+// the lock is released (the entry is immutable), so a large input never
+// holds the lock.
+func (s *store) get(h uint64, req *serving.Request, fp string, now int64) *entry {
 	s.mu.Lock()
 	e, ok := s.lru.Get(h)
 	if !ok {
@@ -91,20 +101,20 @@ func (s *shard) get(h uint64, req *serving.Request, now int64) *entry {
 		s.mu.Unlock()
 		return nil
 	}
+	s.found++
+	s.mu.Unlock()
 	// Another input can share the slot when hashes collide: only the full
 	// key decides. A mismatch is a miss; the miss's answer replaces it.
-	if !keyEqual(e.key, req) {
-		s.mu.Unlock()
+	if !sameKey(e.key, e.fp, req, fp) {
+		s.collided.Add(1) // rare: counted apart, so a hit costs no atomic
 		return nil
 	}
-	s.hits++
-	s.mu.Unlock()
 	return e
 }
 
 // add stores e in slot h, replacing whatever is there, then evicts the least
-// recently used entries until the shard is within its bounds.
-func (s *shard) add(h uint64, e *entry) {
+// recently used entries until the store is within its bounds.
+func (s *store) add(h uint64, e *entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lru.Remove(h) // a replaced entry is not an eviction
@@ -112,26 +122,26 @@ func (s *shard) add(h uint64, e *entry) {
 	for s.bytes+e.size > s.maxBytes && s.lru.Len() > 0 {
 		s.lru.RemoveOldest()
 	}
-	s.lru.Add(h, e) // evicts the oldest when the shard is full of entries
+	s.lru.Add(h, e) // evicts the oldest when the store is full of entries
 	s.evicting = false
 	s.bytes += e.size
 	s.c.bytes.Add(e.size)
 	s.c.entries.Add(1)
 }
 
-func (s *shard) purge() {
+func (s *store) purge() {
 	s.mu.Lock()
 	s.lru.Purge()
 	s.mu.Unlock()
 }
 
-func (s *shard) counts() (hits, expired, evicted uint64) {
+func (s *store) counts() (hits, expired, evicted uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hits, s.expired, s.evicted
+	return s.found - s.collided.Load(), s.expired, s.evicted
 }
 
-// counters are the Cache-wide counts kept outside the shards.
+// counters are the Cache-wide counts kept outside the store.
 type counters struct {
 	hitsL2, misses, coalesced, bypassed atomic.Uint64
 }

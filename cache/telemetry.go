@@ -23,8 +23,11 @@ type telemetry struct {
 	coalesced metric.Int64Counter
 	evictions metric.Int64Counter
 	l2errors  metric.Int64Counter
-	reg       metric.Registration
-	sets      sync.Map // modelVersion -> *attrSet
+	// l2rejected counts L2 values that failed authentication or the
+	// bounds checks.
+	l2rejected metric.Int64Counter
+	reg        metric.Registration
+	sets       sync.Map // modelVersion -> *attrSet
 }
 
 type modelVersion struct{ model, version string }
@@ -63,6 +66,10 @@ func newTelemetry(c *Cache, mp metric.MeterProvider, tp trace.TracerProvider) (*
 	}
 	if t.l2errors, err = m.Int64Counter("servekit.cache.l2.errors", metric.WithUnit("{error}"),
 		metric.WithDescription("Failed or timed-out Redis calls.")); err != nil {
+		return nil, err
+	}
+	if t.l2rejected, err = m.Int64Counter("servekit.cache.l2.rejected", metric.WithUnit("{entry}"),
+		metric.WithDescription("L2 entries that failed authentication or the bounds checks: each a miss, and deleted.")); err != nil {
 		return nil, err
 	}
 	bytes, err := m.Int64ObservableGauge("servekit.cache.bytes", metric.WithUnit("By"),

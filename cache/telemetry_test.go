@@ -23,7 +23,7 @@ func TestTelemetry(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
 	c := newCache(t, cache.WithMeterProvider(mp), cache.WithTracerProvider(tp),
-		cache.WithShards(1), cache.WithMaxEntries(1))
+		cache.WithMaxEntries(1))
 	p := c.Middleware()(servingtest.Linear(4))
 
 	// cache.lookup spans are children: they appear inside a trace.

@@ -12,5 +12,19 @@
 // root Makefile's test target runs it.
 //
 // Apply with kubectl apply -f deploy/k8s/ after building and pushing the
-// image (see examples/realtime/Dockerfile).
+// image (see examples/realtime/Dockerfile) and creating the Secret of the
+// shared cache, which is not shipped (a committed secret is a known one):
+//
+//	kubectl create secret generic servekit-cache \
+//	  --from-literal=redis-password="$(openssl rand -hex 32)" \
+//	  --from-literal=hmac-key="$(openssl rand -hex 32)"
+//
+// Redis runs with that password (requirepass), behind a NetworkPolicy that
+// admits only the servers' pods; the servers read the password and the HMAC
+// key that signs and verifies every cache entry from the same Secret
+// ($SERVEKIT_REDIS_PASSWORD, $SERVEKIT_REDIS_HMAC_KEY). Without the Secret
+// the pods do not start. To rotate the HMAC key without a wave of misses,
+// add the old one as hmac-key-previous, mapped to
+// $SERVEKIT_REDIS_HMAC_KEY_PREVIOUS, roll out, then remove it. The offline
+// checks hold the manifests to all of this (cache_test.go).
 package deploy

@@ -35,7 +35,7 @@ var kinds = map[string]func() any{
 	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
 	"batch/v1/Job":                           func() any { return new(batchv1.Job) },
 	"batch/v1/CronJob":                       func() any { return new(batchv1.CronJob) },
-	"networking/v1/NetworkPolicy":            func() any { return new(networkingv1.NetworkPolicy) },
+	"networking.k8s.io/v1/NetworkPolicy":     func() any { return new(networkingv1.NetworkPolicy) },
 	"rbac.authorization.k8s.io/v1/Role":      func() any { return new(rbacv1.Role) },
 	"rbac.authorization.k8s.io/v1/RoleBinding": func() any {
 		return new(rbacv1.RoleBinding)

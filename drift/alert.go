@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -32,11 +33,25 @@ type Alert struct {
 	Cleared []string  `json:"cleared,omitempty"`
 	// Alarmed lists every feature in alarm after the window.
 	Alarmed []string `json:"alarmed,omitempty"`
-	// Reason says in words which features alarm and why.
+	// Reason says in words which features and checks alarm and why.
 	Reason string `json:"reason,omitempty"`
+	// CheckRaised and CheckCleared are the other checks (data quality,
+	// "<feature>: <check>", and "multivariate") whose alarm the window
+	// raised or cleared; Checks lists all those in alarm after it.
+	CheckRaised  []string `json:"check_raised,omitempty"`
+	CheckCleared []string `json:"check_cleared,omitempty"`
+	Checks       []string `json:"checks,omitempty"`
 	// Result is the window's full evaluation: every feature's statistics,
-	// thresholds and p-values after correction.
+	// thresholds and p-values after correction, data quality, and the
+	// multivariate check.
 	Result Result `json:"result"`
+}
+
+// IdempotencyKey names the alert the same way on every attempt to deliver
+// it, so a receiver can tell a retry from a new alert (Webhook).
+func (a Alert) IdempotencyKey() string {
+	return a.Model + "/" + a.Version + "/" + strconv.FormatInt(a.Result.Window.Index, 10) + "/" +
+		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind)
 }
 
 // Status is a model version's drift state now: what a rollout guard asks
@@ -53,12 +68,17 @@ type Status struct {
 	Features []string  `json:"features,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	Since    time.Time `json:"since,omitzero"`
+	// Checks lists the other checks in alarm: data quality ("<feature>:
+	// <check>") and "multivariate"; Reason covers them too.
+	Checks []string `json:"checks,omitempty"`
 	// Window is the last window evaluated (zero before the first).
 	Window Window `json:"window"`
 }
 
-// Err is nil unless the alarm is raised; then it wraps ErrDrift with the
-// reason. It lets a rollout guard be one line:
+// Err is nil unless an alarm is raised; then it wraps ErrDrift (a
+// feature's drift, or the multivariate check) or ErrDataQuality (a
+// data-quality check), or both, with the reason. It lets a rollout guard
+// be one line:
 //
 //	rollout.GuardFunc(func(ctx context.Context, s rollout.Snapshot) error {
 //		return mon.Status(s.Model, s.Canary.Version).Err()
@@ -66,6 +86,14 @@ type Status struct {
 func (s Status) Err() error {
 	if !s.Alarmed {
 		return nil
+	}
+	drift := len(s.Features) > 0 || slices.Contains(s.Checks, CheckMultivariate)
+	quality := len(s.Checks) > 0 && !(len(s.Checks) == 1 && s.Checks[0] == CheckMultivariate)
+	switch {
+	case drift && quality:
+		return fmt.Errorf("%w and %w for %s: %s", ErrDrift, ErrDataQuality, modelVersion(s.Model, s.Version), s.Reason)
+	case quality:
+		return fmt.Errorf("%w for %s: %s", ErrDataQuality, modelVersion(s.Model, s.Version), s.Reason)
 	}
 	return fmt.Errorf("%w for %s: %s", ErrDrift, modelVersion(s.Model, s.Version), s.Reason)
 }
@@ -86,8 +114,8 @@ func (m *Monitor) Status(model, version string) Status {
 	}
 	last := h.results[len(h.results)-1]
 	s.Window = last.Window
-	if len(last.Alarmed) > 0 {
-		s.Alarmed, s.Features, s.Reason, s.Since = true, slices.Clone(last.Alarmed), last.Reason(), h.since
+	if len(last.Alarmed) > 0 || len(last.Checks) > 0 {
+		s.Alarmed, s.Features, s.Checks, s.Reason, s.Since = true, slices.Clone(last.Alarmed), slices.Clone(last.Checks), last.Reason(), h.since
 	}
 	return s
 }
@@ -144,9 +172,10 @@ func (p *published) add(r Result, a *Alert) {
 		h = &history{}
 		p.byKey[k] = h
 	}
-	wasAlarmed := len(h.results) > 0 && len(h.results[len(h.results)-1].Alarmed) > 0
+	alarmed := func(r *Result) bool { return len(r.Alarmed) > 0 || len(r.Checks) > 0 }
+	wasAlarmed := len(h.results) > 0 && alarmed(&h.results[len(h.results)-1])
 	switch {
-	case len(r.Alarmed) == 0:
+	case !alarmed(&r):
 		h.since = time.Time{}
 	case !wasAlarmed:
 		h.since = r.Window.End

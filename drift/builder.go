@@ -35,6 +35,7 @@ type ProfileOption interface{ applyProfile(*profileConfig) }
 type profileConfig struct {
 	maxCategories int
 	valueLimit    int
+	multivariate  float64 // the variance share kept; 0: no multivariate reference
 	now           func() time.Time
 }
 
@@ -56,6 +57,23 @@ func WithValueLimit(n int) ProfileOption {
 	return profileOptionFunc(func(c *profileConfig) { c.valueLimit = n })
 }
 
+// WithMultivariate adds a multivariate reference to the profile: the
+// principal axes of the numerical features (standardised) that explain
+// more than share of their variance (0: DefaultVarianceShare), and the
+// spread of the reference rows' reconstruction errors, which the
+// monitor's multivariate check compares each window with. It needs two
+// numerical features or more, added row by row: every feature gets one
+// value (or a missing one) per row, as ReadCSV, ReadJSONL and AddRequest
+// add them.
+func WithMultivariate(share float64) ProfileOption {
+	return profileOptionFunc(func(c *profileConfig) {
+		if share == 0 {
+			share = DefaultVarianceShare
+		}
+		c.multivariate = share
+	})
+}
+
 // ProfileBuilder accumulates reference values and builds a Profile. It keeps
 // every numerical value until Profile is called (percentiles need them all),
 // so it is meant for training sets, not for unbounded streams. It is not
@@ -69,6 +87,7 @@ type ProfileBuilder struct {
 	cats           []map[string]int64 // per feature: counts (categorical)
 	missing        []int64
 	rows           int64
+	mvCols         [][]float64 // per feature: every value in order, NaN when missing (multivariate)
 }
 
 // NewProfileBuilder starts a profile of the given features for a model
@@ -80,6 +99,9 @@ func NewProfileBuilder(model, version string, features []Feature, opts ...Profil
 	}
 	if cfg.maxCategories < 1 || cfg.maxCategories > MaxCategories {
 		return nil, serving.Errorf(serving.InvalidArgument, "drift: max categories %d, want 1 to %d", cfg.maxCategories, MaxCategories)
+	}
+	if cfg.multivariate != 0 && !(cfg.multivariate > 0 && cfg.multivariate <= 1) {
+		return nil, serving.Errorf(serving.InvalidArgument, "drift: multivariate variance share %v, want (0, 1]", cfg.multivariate)
 	}
 	if cfg.valueLimit < 0 || cfg.valueLimit > MaxValues {
 		return nil, serving.Errorf(serving.InvalidArgument, "drift: value limit %d, want 0 to %d", cfg.valueLimit, MaxValues)
@@ -96,6 +118,9 @@ func NewProfileBuilder(model, version string, features []Feature, opts ...Profil
 		nums:    make([][]float64, len(features)),
 		cats:    make([]map[string]int64, len(features)),
 		missing: make([]int64, len(features)),
+	}
+	if cfg.multivariate > 0 {
+		b.mvCols = make([][]float64, len(features))
 	}
 	for i, f := range features {
 		if err := f.validate(); err != nil {
@@ -137,11 +162,22 @@ func (b *ProfileBuilder) addNumber(i int, v float64) {
 		b.cats[i][formatNumber(v)]++
 		return
 	}
+	if b.mvCols != nil {
+		b.mvCols[i] = append(b.mvCols[i], v)
+	}
 	if !finite(v) {
 		b.missing[i]++
 		return
 	}
 	b.nums[i] = append(b.nums[i], v)
+}
+
+// addMissing counts a missing value.
+func (b *ProfileBuilder) addMissing(i int) {
+	b.missing[i]++
+	if b.mvCols != nil && b.features[i].Kind == Numerical {
+		b.mvCols[i] = append(b.mvCols[i], math.NaN())
+	}
 }
 
 // AddCategory records a categorical value. For a numerical feature the
@@ -160,7 +196,7 @@ func (b *ProfileBuilder) addString(i int, v string) error {
 		return nil
 	}
 	if v == "" {
-		b.missing[i]++
+		b.addMissing(i)
 		return nil
 	}
 	x, err := strconv.ParseFloat(v, 64)
@@ -177,7 +213,7 @@ func (b *ProfileBuilder) AddMissing(feature string) error {
 	if err != nil {
 		return err
 	}
-	b.missing[i]++
+	b.addMissing(i)
 	return nil
 }
 
@@ -214,6 +250,7 @@ func (b *ProfileBuilder) AddRequest(req *serving.Request, resp *serving.Response
 // Profile builds the profile from what was added. The builder may go on
 // collecting afterwards.
 func (b *ProfileBuilder) Profile() (*Profile, error) {
+	var err error
 	p := &Profile{Format: ProfileFormat, Model: b.model, Version: b.version, Created: b.cfg.now().UTC().Truncate(time.Second)}
 	for i, f := range b.features {
 		var fp FeatureProfile
@@ -229,10 +266,43 @@ func (b *ProfileBuilder) Profile() (*Profile, error) {
 		fp.Missing = b.missing[i]
 		p.Features = append(p.Features, fp)
 	}
+	if b.mvCols != nil {
+		if p.Multivariate, err = b.multivariate(); err != nil {
+			return nil, fmt.Errorf("drift: profile %s: %w", p, err)
+		}
+	}
 	if err := p.Validate(); err != nil {
 		return nil, err // a bug here, not bad input: report it rather than ship it
 	}
 	return p, nil
+}
+
+// multivariate fits the multivariate reference to the rows added.
+func (b *ProfileBuilder) multivariate() (*PCA, error) {
+	var names []string
+	var cols [][]float64
+	for i, f := range b.features {
+		if f.Kind == Numerical {
+			names = append(names, f.Name)
+			cols = append(cols, b.mvCols[i])
+		}
+	}
+	if len(cols) < 2 {
+		return nil, fmt.Errorf("a multivariate reference needs two numerical features or more, the profile has %d", len(cols))
+	}
+	for j, c := range cols {
+		if len(c) != len(cols[0]) {
+			return nil, fmt.Errorf("a multivariate reference needs rows: feature %q has %d values, %q %d", names[j], len(c), names[0], len(cols[0]))
+		}
+	}
+	rows := make([][]float64, len(cols[0]))
+	for r := range rows {
+		rows[r] = make([]float64, len(cols))
+		for j, c := range cols {
+			rows[r][j] = c[r]
+		}
+	}
+	return fitPCA(names, rows, b.cfg.multivariate)
 }
 
 func numericalProfile(f Feature, values []float64, valueLimit int) (FeatureProfile, error) {
@@ -318,6 +388,13 @@ func categoricalProfile(f Feature, counts map[string]int64, maxCategories int) (
 		} else {
 			fp.Counts[keep] += c.n
 		}
+	}
+	if rest := all[keep:]; len(rest) > 0 && len(rest) <= MaxRare {
+		fp.Rare = make([]string, len(rest))
+		for i, c := range rest {
+			fp.Rare[i] = c.k
+		}
+		slices.Sort(fp.Rare)
 	}
 	return fp, nil
 }

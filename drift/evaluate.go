@@ -42,6 +42,8 @@ type evalConfig struct {
 	methods     map[string]Statistic // per feature
 	correction  Correction
 	clearRatio  float64
+	tolerances  map[Check]float64 // data-quality checks
+	mvBand      float64           // multivariate band, in standard errors
 }
 
 func (c *evalConfig) threshold(s Statistic) float64 {
@@ -112,6 +114,7 @@ func evaluate(p *Profile, states []FeatureState, cfg *evalConfig) (out []Feature
 				fr.Mean = st.Sum / float64(st.N)
 			}
 		}
+		fr.Quality = dataQuality(fp, st, cfg)
 		if st.N == 0 {
 			continue
 		}

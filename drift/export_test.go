@@ -50,3 +50,11 @@ func AddNumbers(fp *FeatureProfile, vals []float64, limit int) int64 {
 	s.addNumbers(newBinner(fp.Edges), vals, limit)
 	return s.N
 }
+
+// RowError is a row's reconstruction error (NaN: missing).
+func (c *PCA) RowError(row []float64) float64 {
+	return c.reconstructionError(row, make([]float64, len(row)))
+}
+
+// Mismatch is the value an extractor writes for text that is no number.
+var Mismatch = mismatch

@@ -14,6 +14,10 @@ type extractor struct {
 	f     Feature
 	cat   map[string]int32 // category -> index; nil when learning
 	other int32            // the "other" bucket's index
+	// rare holds the reference's categories pooled in "other"; a value in
+	// neither cat nor rare was never seen (index other+1). nil when the
+	// profile does not know them all: no value is then called unseen.
+	rare map[string]bool
 }
 
 type extractors []extractor
@@ -29,6 +33,12 @@ func compileExtractors(features []Feature, fps []FeatureProfile) (extractors, er
 				ex[i].cat[c] = int32(j)
 			}
 			ex[i].other = int32(len(fp.Categories))
+			if fp.Counts[len(fp.Categories)] == 0 || fp.Rare != nil {
+				ex[i].rare = make(map[string]bool, len(fp.Rare))
+				for _, c := range fp.Rare {
+					ex[i].rare[c] = true
+				}
+			}
 		}
 	}
 	return ex, nil
@@ -83,7 +93,8 @@ func (ex extractors) rows(req *serving.Request, resp *serving.Response) (int, er
 }
 
 // numbers writes the feature's value of each row to dst (len rows); a value
-// that is not a number (an unparsable string) is NaN, counted as missing.
+// that is not a number (text that does not parse) is the mismatch NaN,
+// counted as missing and mismatched; empty text is missing.
 func (e *extractor) numbers(req *serving.Request, resp *serving.Response, rows int, dst []float64) {
 	t, _ := e.tensor(req, resp)
 	_, w := view(t)
@@ -107,9 +118,13 @@ func (e *extractor) numbers(req *serving.Request, resp *serving.Response, rows i
 		}
 	case [][]byte:
 		for r := range dst[:rows] {
-			v, err := strconv.ParseFloat(string(d[r*w+c]), 64)
-			if err != nil {
+			b := d[r*w+c]
+			v, err := strconv.ParseFloat(string(b), 64)
+			switch {
+			case len(b) == 0:
 				v = math.NaN()
+			case err != nil:
+				v = mismatch
 			}
 			dst[r] = v
 		}
@@ -171,9 +186,12 @@ func (e *extractor) indices(req *serving.Request, resp *serving.Response, rows i
 	var arr [64]byte
 	for r := range dst[:rows] {
 		k := e.key(arr[:0], t, r, w)
-		if i, ok := e.cat[string(k)]; ok {
+		switch i, ok := e.cat[string(k)]; {
+		case ok:
 			dst[r] = i
-		} else {
+		case e.rare != nil && !e.rare[string(k)]:
+			dst[r] = e.other + 1 // never seen in the reference
+		default:
 			dst[r] = e.other
 		}
 	}

@@ -15,6 +15,10 @@ import (
 // raised.
 var ErrDrift = errors.New("drift: alarm raised")
 
+// ErrDataQuality is wrapped by Status.Err when a data-quality check's
+// alarm is raised.
+var ErrDataQuality = errors.New("drift: data-quality alarm raised")
+
 // errClosed is returned by the monitor's methods after Close.
 var errClosed = serving.Errorf(serving.Unavailable, "drift: monitor closed")
 

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -54,6 +55,7 @@ type config struct {
 	alerts                 []func(Alert)
 	meters                 metric.MeterProvider
 	profiles               []*Profile
+	sections               []ReportSection
 	clock                  clock
 	err                    error // the first invalid option
 }
@@ -64,6 +66,7 @@ func newConfig(opts []Option) (*config, error) {
 			exactLimit: DefaultExactLimit, minSamples: DefaultMinSamples, largeSample: DefaultLargeSample,
 			thresholds: map[Statistic]float64{}, methods: map[string]Statistic{},
 			correction: Bonferroni, clearRatio: DefaultClearRatio,
+			tolerances: map[Check]float64{}, mvBand: DefaultMultivariateBand,
 		},
 		window: DefaultWindow, queue: DefaultQueue,
 		raiseAfter: DefaultRaiseAfter, clearAfter: DefaultClearAfter,
@@ -96,6 +99,12 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if err := c.window.validate(); err != nil {
 		return nil, err
+	}
+	if err := validChecks(e.tolerances); err != nil {
+		return nil, err
+	}
+	if !(e.mvBand > 0) || math.IsInf(e.mvBand, 0) {
+		return nil, invalid("multivariate band %v, want a positive number of standard errors", e.mvBand)
 	}
 	for s, t := range e.thresholds {
 		if !s.valid() {
@@ -196,6 +205,14 @@ func WithHistory(n int) Option { return optionFunc(func(c *config) { c.history =
 // WithMeterProvider records metrics with mp (default otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meters = mp })
+}
+
+// WithReportSection adds a section another component draws to the
+// monitor's report (Report, Handler, WriteReportFile), after the model
+// versions: package quality's Monitor, for model performance beside
+// drift. It is asked for its markup each time the report is drawn.
+func WithReportSection(s ReportSection) Option {
+	return optionFunc(func(c *config) { c.sections = append(c.sections, s) })
 }
 
 // WithProfile monitors p's model version from the start (AddProfile).

@@ -18,8 +18,15 @@ import (
 )
 
 // ProfileFormat names the profile's JSON format and its version; a profile
-// file of another format is refused on load.
-const ProfileFormat = "servekit.drift.profile/v1"
+// file of another format is refused on load. Version 2 added the rare
+// categories (FeatureProfile.Rare) and the multivariate reference
+// (Profile.Multivariate); files of version 1, which have neither, still
+// load.
+const ProfileFormat = "servekit.drift.profile/v2"
+
+// profileFormatV1 is the format before the data-quality and multivariate
+// fields.
+const profileFormatV1 = "servekit.drift.profile/v1"
 
 // ProfileFileName is the name a profile takes beside its model version in a
 // model repository: <repo>/<model>/<version>/drift_profile.json.
@@ -32,7 +39,10 @@ const (
 	MaxEdges      = 1024
 	MaxCategories = 10000
 	MaxValues     = 100000
-	maxNameLen    = 1024
+	// MaxRare is the most rare categories (those pooled in "other") a
+	// profile lists so unseen ones can be told from them.
+	MaxRare    = 10000
+	maxNameLen = 1024
 )
 
 // Profile is the reference a model version's traffic is compared with: per
@@ -48,6 +58,9 @@ type Profile struct {
 	Version  string           `json:"version"`
 	Created  time.Time        `json:"created,omitzero"`
 	Features []FeatureProfile `json:"features"`
+	// Multivariate is the principal-component reference of the numerical
+	// features together (WithMultivariate), or nil.
+	Multivariate *PCA `json:"multivariate,omitempty"`
 }
 
 // FeatureProfile is one feature's reference distribution.
@@ -79,8 +92,13 @@ type FeatureProfile struct {
 	Sums     []float64 `json:"sums,omitempty"`
 	Values   []float64 `json:"values,omitempty"`
 
-	// Categorical features: the categories kept, most frequent first.
+	// Categorical features: the categories kept, most frequent first, and
+	// the rest (pooled in "other"), sorted, when there are at most MaxRare
+	// of them: a value in neither was never seen in the reference. Rare is
+	// nil when "other" is empty, or when it held too many to list (then no
+	// value is called unseen).
 	Categories []string `json:"categories,omitempty"`
+	Rare       []string `json:"rare,omitempty"`
 
 	// Counts is the number of reference values per fine bin (numerical) or
 	// per category followed by the "other" bucket (categorical).
@@ -206,7 +224,7 @@ func (p *Profile) Validate() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("drift: profile %s: %s", p, fmt.Sprintf(format, args...))
 	}
-	if p.Format != ProfileFormat {
+	if p.Format != ProfileFormat && p.Format != profileFormatV1 {
 		return fmt.Errorf("drift: unsupported profile format %q, want %q", p.Format, ProfileFormat)
 	}
 	if p.Model == "" {
@@ -230,6 +248,17 @@ func (p *Profile) Validate() error {
 		seen[f.Name] = true
 		if err := f.validate(); err != nil {
 			return fail("feature %q: %v", f.Name, err)
+		}
+		if f.Rare != nil && p.Format == profileFormatV1 {
+			return fail("feature %q: rare categories in a %s profile", f.Name, profileFormatV1)
+		}
+	}
+	if p.Multivariate != nil {
+		if p.Format == profileFormatV1 {
+			return fail("a multivariate reference in a %s profile", profileFormatV1)
+		}
+		if err := p.Multivariate.validate(p); err != nil {
+			return fail("multivariate: %v", err)
 		}
 	}
 	return nil
@@ -282,11 +311,29 @@ func (f *FeatureProfile) validateCategorical() error {
 		}
 		seen[c] = true
 	}
-	return checkCounts(f.Counts, len(f.Categories)+1, f.Count, "categories and other")
+	if err := checkCounts(f.Counts, len(f.Categories)+1, f.Count, "categories and other"); err != nil {
+		return err
+	}
+	if f.Rare == nil {
+		return nil
+	}
+	other := f.Counts[len(f.Categories)]
+	if len(f.Rare) == 0 || len(f.Rare) > MaxRare || int64(len(f.Rare)) > other {
+		return fmt.Errorf("%d rare categories for %d values in other, want 1 to %d and no more than the values", len(f.Rare), other, MaxRare)
+	}
+	if !slices.IsSorted(f.Rare) {
+		return errors.New("rare categories must be sorted")
+	}
+	for i, c := range f.Rare {
+		if seen[c] || i > 0 && c == f.Rare[i-1] {
+			return fmt.Errorf("rare category %q appears twice, or among the kept ones", c)
+		}
+	}
+	return nil
 }
 
 func (f *FeatureProfile) validateNumerical() error {
-	if f.Categories != nil {
+	if f.Categories != nil || f.Rare != nil {
 		return errors.New("a numerical feature has no categories")
 	}
 	n := len(f.Edges)

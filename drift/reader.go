@@ -87,7 +87,7 @@ func (b *ProfileBuilder) addJSON(i int, v any) error {
 	f := b.features[i]
 	switch x := v.(type) {
 	case nil:
-		b.missing[i]++
+		b.addMissing(i)
 		return nil
 	case json.Number:
 		n, err := strconv.ParseFloat(string(x), 64)

@@ -21,6 +21,21 @@ type Report struct {
 	Alerts []Alert
 	// Stats, when set, are shown in the header.
 	Stats *Stats
+	// Sections are drawn after the model versions, before the alerts:
+	// trusted markup from other components (see ReportSection).
+	Sections []template.HTML
+}
+
+// ReportSection is a part of the report that another component draws,
+// such as package quality's model performance (quality.Monitor has this
+// method). drift imports none of them: anything with the method will do.
+// ReportHTML returns trusted markup — the component escapes what it shows
+// and loads nothing — which may use the report's classes: section.version
+// for a card, .vhead, .sub and .badge (ok, drift, alarm) for its head,
+// .grid of .feature boxes, table.features with td.num, and the charts'
+// svg classes (.thr, polyline, circle.ok/.drift/.alarm, text).
+type ReportSection interface {
+	ReportHTML() (template.HTML, error)
 }
 
 // VersionReport is one model version's results, newest first.
@@ -36,7 +51,25 @@ func (m *Monitor) Report() Report {
 	for _, k := range m.pub.keys() {
 		r.Versions = append(r.Versions, VersionReport{Model: k.model, Version: k.version, Results: m.Results(k.model, k.version)})
 	}
+	for _, s := range m.cfg.sections {
+		h, err := safeSection(s)
+		if err != nil {
+			// The report still renders: the section says what went wrong.
+			h = template.HTML(`<section class="version"><div class="note" style="padding:14px 18px">` +
+				template.HTMLEscapeString(err.Error()) + `</div></section>`)
+		}
+		r.Sections = append(r.Sections, h)
+	}
 	return r
+}
+
+func safeSection(s ReportSection) (h template.HTML, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("drift: report section panicked: %v", p)
+		}
+	}()
+	return s.ReportHTML()
 }
 
 //go:embed report.html.tmpl

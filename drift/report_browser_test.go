@@ -3,6 +3,8 @@ package drift_test
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,6 +19,11 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/quality"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
 )
 
 // chromium finds a Chromium to drive, or skips; where
@@ -35,11 +42,67 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// qualitySection is a quality monitor with a few windows of a binary
+// model, the last two under concept shift and labelled: its section has
+// estimates, bands, realized values and an alarm to draw.
+func qualitySection(t *testing.T) *quality.Monitor {
+	t.Helper()
+	r := rand.New(rand.NewPCG(3, 4))
+	draw := func(concept bool) (s, y float64) {
+		z := r.NormFloat64()
+		p := 1 / (1 + math.Exp(-z))
+		if concept {
+			p = 1 / (1 + math.Exp(-0.3*z))
+		}
+		return 1 / (1 + math.Exp(-1.5*z)), b2f(r.Float64() < p)
+	}
+	rb, err := quality.NewReferenceBuilder("fraud<b>", "2", quality.BinaryTask("score"))
+	require.NoError(t, err)
+	for range 4000 {
+		s, y := draw(false)
+		require.NoError(t, rb.Add([]float64{s}, y))
+	}
+	ref, err := rb.Reference()
+	require.NoError(t, err)
+	qm, err := quality.NewMonitor(quality.WithReference(ref), quality.WithWindow(quality.CountWindow(300)), quality.WithQueue(1<<12))
+	require.NoError(t, err)
+	t.Cleanup(func() { qm.Close() })
+	p := qm.Middleware()(servingtest.Func(func(_ context.Context, req *serving.Request) (*serving.Response, error) {
+		out := req.Inputs[0]
+		out.Name = "score"
+		return &serving.Response{Model: req.Model, Version: req.Version, Outputs: []serving.Tensor{out}}, nil
+	}))
+	for w := range 5 {
+		var labels []quality.Label
+		for i := range 300 {
+			s, y := draw(w >= 3)
+			x, _ := serving.NewTensor("x", []int64{1}, []float64{s})
+			id := fmt.Sprintf("w%d-%d", w, i)
+			_, err := p.Predict(context.Background(), &serving.Request{ID: id, Model: "fraud<b>", Version: "2", Inputs: []serving.Tensor{x}})
+			require.NoError(t, err)
+			labels = append(labels, quality.Label{ID: id, Value: y})
+		}
+		_, err := qm.Label(context.Background(), "fraud<b>", labels)
+		require.NoError(t, err)
+	}
+	require.NoError(t, qm.Flush(context.Background()))
+	return qm
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // The report page, loaded in headless Chromium: no console error, no
-// failed or outside request, and every chart drawn with a size.
+// failed or outside request, and every chart drawn with a size — the
+// drift charts, the data-quality table, the multivariate check, and the
+// model-quality section package quality adds (WithReportSection).
 func TestReportInChromium(t *testing.T) {
 	exe := chromium(t)
-	m := reportMonitor(t)
+	m := reportMonitor(t, drift.WithReportSection(qualitySection(t)))
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 
@@ -96,6 +159,8 @@ func TestReportInChromium(t *testing.T) {
 			Shown int     `json:"shown"`
 		} `json:"charts"`
 		Features int    `json:"features"`
+		Quality  int    `json:"quality"`
+		Rows     int    `json:"rows"`
 		Images   int    `json:"images"`
 		Hostile  bool   `json:"hostile"`
 		Title    string `json:"title"`
@@ -113,7 +178,9 @@ func TestReportInChromium(t *testing.T) {
 				const r = s.getBoundingClientRect();
 				return {cls: s.getAttribute('class'), w: r.width, h: r.height, shown: shown(s)};
 			}),
-			features: document.querySelectorAll('.feature').length,
+			features: document.querySelectorAll('.grid .feature:not(.quality .feature)').length,
+			quality: document.querySelectorAll('#model-quality svg.qchart').length,
+			rows: document.querySelectorAll('table.quality tbody tr').length,
 			images: document.querySelectorAll('img').length,
 			hostile: document.body.innerText.includes('<img src=x onerror=alert(1)>'),
 			title: document.title,
@@ -134,6 +201,8 @@ func TestReportInChromium(t *testing.T) {
 	}
 	assert.Equal(t, "Drift report", got.Title)
 	assert.Equal(t, 5, got.Features)
+	assert.Equal(t, 5, got.Rows, "a data-quality row per feature")
+	assert.Equal(t, 4, got.Quality, "a chart per judged metric: accuracy, F1, AUC, log loss")
 	assert.Zero(t, got.Images, "a hostile name became an element")
 	assert.True(t, got.Hostile, "the hostile name shows as text")
 	kinds := map[string]int{}
@@ -143,6 +212,6 @@ func TestReportInChromium(t *testing.T) {
 		assert.Positive(t, c.H, c.Class)
 		assert.Positive(t, c.Shown, "%s draws nothing visible", c.Class)
 	}
-	assert.Equal(t, map[string]int{"strip": 1, "chart": 5, "spark": 5}, kinds)
+	assert.Equal(t, map[string]int{"strip": 1, "chart": 5, "spark": 6, "chart qchart": 4}, kinds)
 	assert.Greater(t, len(shot), 10000, "a screenshot with content")
 }

@@ -66,11 +66,12 @@ func richRequest(g *gen, n int, shift float64) *serving.Request {
 	return &serving.Request{Model: "fraud<b>", Version: "2", Inputs: []serving.Tensor{xt, ct}}
 }
 
-// reportMonitor runs a monitor over the rich model through a shift.
-func reportMonitor(t testing.TB) *drift.Monitor {
+// reportMonitor runs a monitor over the rich model through a shift; its
+// profile has a multivariate reference, so the report draws every check.
+func reportMonitor(t testing.TB, opts ...drift.Option) *drift.Monitor {
 	t.Helper()
 	model := richModel()
-	b, err := drift.NewProfileBuilder("fraud<b>", "2", richFeatures)
+	b, err := drift.NewProfileBuilder("fraud<b>", "2", richFeatures, drift.WithMultivariate(0))
 	require.NoError(t, err)
 	g := newGen(12)
 	for range 40 {
@@ -81,7 +82,7 @@ func reportMonitor(t testing.TB) *drift.Monitor {
 	}
 	prof, err := b.Profile()
 	require.NoError(t, err)
-	m := newMonitor(t, drift.WithProfile(prof), drift.WithWindow(drift.CountWindow(400, 0)))
+	m := newMonitor(t, append([]drift.Option{drift.WithProfile(prof), drift.WithWindow(drift.CountWindow(400, 0))}, opts...)...)
 	p := m.Middleware()(model)
 	for i := range 16 {
 		shift := 0.0

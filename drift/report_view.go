@@ -2,7 +2,9 @@ package drift
 
 import (
 	"fmt"
+	"html/template"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ type page struct {
 	Stats     *Stats
 	Alarmed   int
 	Versions  []versionView
+	Sections  []template.HTML
 	Alerts    []alertView
 	More      int // alerts not shown
 }
@@ -33,6 +36,31 @@ type versionView struct {
 	Strip          []cell
 	StripW         float64
 	Features       []featureView
+	Quality        []qualityRow
+	MV             *mvView
+}
+
+// qualityRow is one feature's line of the data-quality table: a cell per
+// check, in Checks' order, empty where the check does not apply.
+type qualityRow struct {
+	Name   string
+	Values int64
+	Cells  []qualityCell
+}
+
+type qualityCell struct {
+	Text, Class, Title string
+}
+
+// mvView is the multivariate check: the last window's verdict and the
+// reconstruction error over recent windows against its band.
+type mvView struct {
+	Status  string
+	Line    string
+	Spark   spark
+	BandLo  float64
+	BandHi  float64
+	HasBand bool
 }
 
 type cell struct {
@@ -124,7 +152,7 @@ const (
 )
 
 func newPage(r Report) page {
-	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats}
+	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats, Sections: r.Sections}
 	if p.Title == "" {
 		p.Title = "Drift report"
 	}
@@ -140,9 +168,9 @@ func newPage(r Report) page {
 			p.More = len(r.Alerts) - maxAlerts
 			break
 		}
-		feats := a.Raised
+		feats := append(slices.Clone(a.Raised), a.CheckRaised...)
 		if a.Kind == AlertCleared {
-			feats = a.Cleared
+			feats = append(slices.Clone(a.Cleared), a.CheckCleared...)
 		}
 		p.Alerts = append(p.Alerts, alertView{
 			Time: a.Time.UTC().Format("2006-01-02 15:04:05"), Kind: string(a.Kind),
@@ -161,7 +189,7 @@ func versionLabel(v string) string {
 
 func resultStatus(r *Result) string {
 	switch {
-	case len(r.Alarmed) > 0:
+	case len(r.Alarmed) > 0 || len(r.Checks) > 0:
 		return "alarm"
 	case len(r.Drifted) > 0:
 		return "drift"
@@ -175,6 +203,103 @@ func resultStatus(r *Result) string {
 }
 
 var statusText = map[string]string{"alarm": "ALARM", "drift": "drift", "ok": "ok", "insufficient": "too few rows"}
+
+func qualityRows(r *Result) []qualityRow {
+	var rows []qualityRow
+	alarmed := map[string]bool{}
+	for _, c := range r.Checks {
+		alarmed[c] = true
+	}
+	for i := range r.Features {
+		f := &r.Features[i]
+		if f.Quality == nil {
+			continue
+		}
+		q := f.Quality
+		row := qualityRow{Name: f.Name, Values: q.Values}
+		for _, c := range Checks {
+			rate, ok := q.Rate(c)
+			if !ok {
+				row.Cells = append(row.Cells, qualityCell{Text: "—", Title: "does not apply to this feature"})
+				continue
+			}
+			cell := qualityCell{Text: fmt.Sprintf("%.2f%%", 100*rate.Rate),
+				Title: fmt.Sprintf("%s: %.2f%% (reference %.2f%%, threshold %.2f%%)", c, 100*rate.Rate, 100*rate.RefRate, 100*rate.Threshold)}
+			switch {
+			case alarmed[checkName(f.Name, c)]:
+				cell.Class = "alarm"
+			case rate.Breach:
+				cell.Class = "drift"
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		rows = append(rows, row)
+	}
+	return rows
+}
+
+// mvViewOf draws the multivariate check over the recent windows (hist,
+// newest first): the mean reconstruction error, the band's edges dashed.
+func mvViewOf(hist []Result) *mvView {
+	last := hist[0].Multivariate
+	if last == nil {
+		return nil
+	}
+	v := &mvView{Status: "ok"}
+	switch {
+	case last.Alarmed:
+		v.Status = "alarm"
+	case last.Drifted:
+		v.Status = "drift"
+	case last.Insufficient:
+		v.Status = "insufficient"
+	}
+	v.Line = fmt.Sprintf("mean reconstruction error %s over %d rows; band [%s, %s] (reference %s)",
+		fmtNum(last.Error), last.Rows, fmtNum(last.Lower), fmtNum(last.Upper), fmtNum(last.RefError))
+	var pts []*MultivariateResult
+	var idx []int64
+	for i := len(hist) - 1; i >= 0; i-- {
+		if m := hist[i].Multivariate; m != nil && !m.Insufficient {
+			pts = append(pts, m)
+			idx = append(idx, hist[i].Window.Index)
+		}
+	}
+	top := last.Upper * 1.5
+	for _, m := range pts {
+		top = max(top, m.Error*1.1, m.Upper)
+	}
+	if !(top > 0) {
+		top = 1
+	}
+	sy := func(y float64) float64 { return sparkH - 4 - y/top*(sparkH-8) }
+	s := spark{W: sparkW, H: sparkH, Threshold: sy(last.Upper)}
+	step := 0.0
+	if len(pts) > 1 {
+		step = (sparkW - 8) / float64(len(pts)-1)
+	}
+	var b strings.Builder
+	for i, m := range pts {
+		x := 4 + float64(i)*step
+		if len(pts) == 1 {
+			x = sparkW / 2
+		}
+		fmt.Fprintf(&b, "%.1f,%.1f ", x, sy(m.Error))
+		class := "ok"
+		switch {
+		case m.Alarmed:
+			class = "alarm"
+		case m.Drifted:
+			class = "drift"
+		}
+		s.Dots = append(s.Dots, dot{X: x, Y: sy(m.Error), Class: class,
+			Title: fmt.Sprintf("window %d: reconstruction error %s, band [%s, %s]", idx[i], fmtNum(m.Error), fmtNum(m.Lower), fmtNum(m.Upper))})
+	}
+	s.Points = strings.TrimSpace(b.String())
+	s.Caption = fmt.Sprintf("reconstruction error over the last %d windows; dashed: the band's upper edge for the last window", len(pts))
+	v.Spark = s
+	v.BandLo, v.BandHi, v.HasBand = sy(last.Lower), sy(last.Upper), true
+	return v
+}
 
 func versionViewOf(v VersionReport) versionView {
 	vv := versionView{Model: v.Model, Version: versionLabel(v.Version), Status: "insufficient"}
@@ -200,6 +325,8 @@ func versionViewOf(v VersionReport) versionView {
 	for i := range last.Features {
 		vv.Features = append(vv.Features, featureViewOf(&last.Features[i], hist))
 	}
+	vv.Quality = qualityRows(last)
+	vv.MV = mvViewOf(hist)
 	return vv
 }
 

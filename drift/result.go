@@ -104,6 +104,8 @@ type FeatureResult struct {
 	Alarmed   bool          `json:"alarmed"`
 	Status    FeatureStatus `json:"status"`
 	Bins      []Bin         `json:"bins,omitempty"`
+	// Quality is the feature's data quality in the window.
+	Quality *DataQuality `json:"quality,omitempty"`
 }
 
 // Value returns the named statistic.
@@ -159,6 +161,14 @@ type Result struct {
 	// those whose alarm is raised after it.
 	Drifted []string `json:"drifted,omitempty"`
 	Alarmed []string `json:"alarmed,omitempty"`
+	// Multivariate is the multivariate check, when the profile has a
+	// multivariate reference.
+	Multivariate *MultivariateResult `json:"multivariate,omitempty"`
+	// Checks lists the other checks in alarm after this window: each
+	// data-quality check as "<feature>: <check>", and "multivariate".
+	Checks []string `json:"checks,omitempty"`
+	// checkReasons say why each of Checks is in alarm.
+	checkReasons []string
 }
 
 // Feature returns the named feature's result.
@@ -171,7 +181,7 @@ func (r *Result) Feature(name string) (*FeatureResult, bool) {
 	return nil, false
 }
 
-// Reason says in words which features alarm and why.
+// Reason says in words which features and checks alarm and why.
 func (r *Result) Reason() string {
 	var parts []string
 	for i := range r.Features {
@@ -179,5 +189,5 @@ func (r *Result) Reason() string {
 			parts = append(parts, f.Reason())
 		}
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(append(parts, r.checkReasons...), "; ")
 }

@@ -32,6 +32,9 @@ type Snapshot struct {
 	End        time.Time      `json:"end"`
 	Rows       int64          `json:"rows"`
 	Features   []FeatureState `json:"features"`
+	// Multivariate is the window's multivariate state, when the profile
+	// has a multivariate reference.
+	Multivariate *MultivariateState `json:"multivariate,omitempty"`
 }
 
 // Snapshot exports the state of the window a model version is filling:
@@ -59,6 +62,10 @@ func (m *Monitor) Snapshot(ctx context.Context, model, version string) (*Snapsho
 		}
 		for i := range states {
 			snap.Features[i] = states[i].clone()
+		}
+		if t.plan.profile.Multivariate != nil {
+			mv := t.mv
+			snap.Multivariate = &mv
 		}
 	})
 	if err != nil {
@@ -96,6 +103,10 @@ func MergeSnapshots(snaps ...*Snapshot) (*Snapshot, error) {
 	for i := range first.Features {
 		out.Features[i] = first.Features[i].clone()
 	}
+	if first.Multivariate != nil {
+		mv := *first.Multivariate
+		out.Multivariate = &mv
+	}
 	for _, s := range snaps[1:] {
 		if s.Model != first.Model || s.Version != first.Version || s.Profile != first.Profile ||
 			s.ExactLimit != first.ExactLimit || len(s.Features) != len(first.Features) {
@@ -109,6 +120,12 @@ func MergeSnapshots(snaps ...*Snapshot) (*Snapshot, error) {
 				return nil, fmt.Errorf("drift: snapshots disagree on feature %d (%q, %q)", i, a.Name, b.Name)
 			}
 			a.merge(b, out.ExactLimit)
+		}
+		if (s.Multivariate == nil) != (out.Multivariate == nil) {
+			return nil, errors.New("drift: snapshots disagree on the multivariate state")
+		}
+		if s.Multivariate != nil {
+			out.Multivariate.merge(s.Multivariate)
 		}
 		out.Rows += s.Rows
 		if s.Start.Before(out.Start) {
@@ -125,7 +142,8 @@ func MergeSnapshots(snaps ...*Snapshot) (*Snapshot, error) {
 // against its profile, with the thresholds, statistics, correction and
 // minimum sample size of opts (the options of NewMonitor that concern
 // evaluation; others are ignored). It keeps no state, so no hysteresis
-// applies: Alarmed lists the features that drifted in this window.
+// applies: Alarmed lists the features that drifted in this window, and
+// Checks the data-quality and multivariate checks that breached.
 func Evaluate(p *Profile, s *Snapshot, opts ...Option) (*Result, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -171,5 +189,24 @@ func Evaluate(p *Profile, s *Snapshot, opts ...Option) (*Result, error) {
 		}
 	}
 	res.Alarmed = res.Drifted
+	for i := range features {
+		f := &features[i]
+		for _, r := range f.Quality.Checks {
+			if r.Breach {
+				res.Checks = append(res.Checks, checkName(f.Name, r.Check))
+				res.checkReasons = append(res.checkReasons, r.reason(f.Name))
+			}
+		}
+	}
+	if c := p.Multivariate; c != nil {
+		if s.Multivariate == nil {
+			return nil, fmt.Errorf("drift: the snapshot of %s has no multivariate state for its profile's multivariate reference", modelVersion(s.Model, s.Version))
+		}
+		res.Multivariate, _ = evaluateMultivariate(c, s.Multivariate, &ev)
+		if m := res.Multivariate; m.Drifted {
+			m.Alarmed = true
+			res.Checks = append(res.Checks, CheckMultivariate)
+		}
+	}
 	return res, nil
 }

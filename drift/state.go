@@ -24,7 +24,24 @@ type FeatureState struct {
 	// most the exact limit; Overflow says there were more and none are kept.
 	Values   []float64 `json:"values,omitempty"`
 	Overflow bool      `json:"overflow,omitempty"`
+	// Data quality. NaN, Inf and Mismatched (text that is not a number)
+	// split Missing by cause; Below and Above count the finite values
+	// outside the reference's range (Above is also the last bin's count);
+	// Unseen the categories the reference never had (in "other" too).
+	NaN        int64 `json:"nan,omitempty"`
+	Inf        int64 `json:"inf,omitempty"`
+	Mismatched int64 `json:"mismatched,omitempty"`
+	Below      int64 `json:"below,omitempty"`
+	Above      int64 `json:"above,omitempty"`
+	Unseen     int64 `json:"unseen,omitempty"`
 }
+
+// mismatchBits is the NaN the extractors write for a value of the wrong
+// type (text that does not parse as a number): a quiet NaN with a payload
+// of its own, so the worker can tell it from a NaN the request sent.
+const mismatchBits = 0x7ff8_0000_0000_0bad
+
+var mismatch = math.Float64frombits(mismatchBits)
 
 func newFeatureState(fp *FeatureProfile) FeatureState {
 	s := FeatureState{Name: fp.Name, Counts: make([]int64, len(fp.Counts))}
@@ -36,12 +53,27 @@ func newFeatureState(fp *FeatureProfile) FeatureState {
 
 // addNumbers bins numerical values; it is the per-value hot loop.
 func (s *FeatureState) addNumbers(bins *binner, vals []float64, limit int) {
+	last := len(s.Counts) - 1
+	lo := bins.edges[0]
 	for _, v := range vals {
 		if v != v || math.IsInf(v, 0) {
 			s.Missing++
+			switch {
+			case v != v && math.Float64bits(v) == mismatchBits:
+				s.Mismatched++
+			case v != v:
+				s.NaN++
+			default:
+				s.Inf++
+			}
 			continue
 		}
 		b := bins.bin(v)
+		if b == 0 && v < lo {
+			s.Below++
+		} else if b == last {
+			s.Above++
+		}
 		s.Counts[b]++
 		s.Sums[b] += v
 		if s.N == 0 {
@@ -64,8 +96,15 @@ func (s *FeatureState) addNumbers(bins *binner, vals []float64, limit int) {
 	}
 }
 
+// addIndices counts categories; an index one past "other" is a category
+// the reference never had: it counts in "other" and as Unseen.
 func (s *FeatureState) addIndices(idx []int32) {
+	unseen := int32(len(s.Counts))
 	for _, i := range idx {
+		if i == unseen {
+			s.Unseen++
+			i--
+		}
 		s.Counts[i]++
 	}
 	s.N += int64(len(idx))
@@ -89,6 +128,12 @@ func (s *FeatureState) merge(o *FeatureState, limit int) {
 	s.N += o.N
 	s.Missing += o.Missing
 	s.Sum += o.Sum
+	s.NaN += o.NaN
+	s.Inf += o.Inf
+	s.Mismatched += o.Mismatched
+	s.Below += o.Below
+	s.Above += o.Above
+	s.Unseen += o.Unseen
 	// Values survive only while the merged window is within the limit, so
 	// whether a window is exact depends on its total alone, never on how it
 	// was split among replicas or panes.
@@ -106,6 +151,7 @@ func (s *FeatureState) reset() {
 	clear(s.Counts)
 	clear(s.Sums)
 	s.N, s.Missing, s.Min, s.Max, s.Sum = 0, 0, 0, 0, 0
+	s.NaN, s.Inf, s.Mismatched, s.Below, s.Above, s.Unseen = 0, 0, 0, 0, 0, 0
 	s.Values, s.Overflow = s.Values[:0], false
 }
 

@@ -81,4 +81,8 @@ func TestTelemetry(t *testing.T) {
 	assert.Equal(t, 500.0, rows)
 	windows, _ := find("servekit.drift.windows", attrs("model", "linear", "version", "1"))
 	assert.Equal(t, 1.0, windows)
+	missing, _ := a.Quality.Rate(drift.CheckMissing)
+	dq, ok := find("servekit.drift.data_quality", attrs("model", "linear", "version", "1", "feature", "a", "check", "missing"))
+	assert.True(t, ok)
+	assert.Equal(t, missing.Rate, dq)
 }

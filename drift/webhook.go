@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +48,7 @@ type Webhook struct {
 	key     []byte // WithSigningKey
 	policy  retry.Policy
 
-	queue  chan Alert
+	queue  chan outgoing
 	mu     sync.RWMutex // guards closed against Notify's send
 	closed bool
 	cancel context.CancelFunc
@@ -57,6 +56,19 @@ type Webhook struct {
 	once   sync.Once
 
 	sent, failed, dropped, retried atomic.Int64
+}
+
+// Payload is what a Webhook delivers besides drift's own alerts (Send):
+// any value that marshals to JSON and names its Idempotency-Key, the same
+// for every attempt of one delivery. Package quality's Alert is one.
+type Payload interface {
+	IdempotencyKey() string
+}
+
+// outgoing is a queued delivery.
+type outgoing struct {
+	v   any
+	key string
 }
 
 // WebhookStats counts a Webhook's deliveries: alerts Sent (a 2xx answer),
@@ -105,7 +117,7 @@ func WithAttemptTimeout(d time.Duration) WebhookOption {
 // WithWebhookQueue sets how many alerts may wait to be sent (default
 // DefaultWebhookQueue).
 func WithWebhookQueue(n int) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.queue = make(chan Alert, n) })
+	return webhookOptionFunc(func(w *Webhook) { w.queue = make(chan outgoing, n) })
 }
 
 // NewWebhook starts a Webhook that posts to target (http or https).
@@ -117,7 +129,7 @@ func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
 	w := &Webhook{
 		url: target, header: http.Header{},
 		retries: DefaultWebhookRetries, base: DefaultBackoff, max: DefaultMaxBackoff,
-		timeout: DefaultAttemptTimeout, queue: make(chan Alert, DefaultWebhookQueue),
+		timeout: DefaultAttemptTimeout, queue: make(chan outgoing, DefaultWebhookQueue),
 		exited: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -141,7 +153,16 @@ func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
 
 // Notify queues an alert for delivery; it never blocks. Pass it to
 // WithAlertFunc.
-func (w *Webhook) Notify(a Alert) {
+func (w *Webhook) Notify(a Alert) { w.enqueue(a, a.IdempotencyKey()) }
+
+// Send queues another component's alert for delivery the same way, with
+// the same retries, timeouts and counters: the one alert path of the
+// module. It never blocks. With package quality:
+//
+//	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
+func (w *Webhook) Send(p Payload) { w.enqueue(p, p.IdempotencyKey()) }
+
+func (w *Webhook) enqueue(v any, key string) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -149,7 +170,7 @@ func (w *Webhook) Notify(a Alert) {
 		return
 	}
 	select {
-	case w.queue <- a:
+	case w.queue <- outgoing{v, key}:
 	default:
 		w.dropped.Add(1)
 	}
@@ -196,25 +217,23 @@ func (w *Webhook) stop() {
 
 func (w *Webhook) run(ctx context.Context) {
 	defer close(w.exited)
-	for a := range w.queue {
+	for o := range w.queue {
 		if ctx.Err() != nil {
 			w.dropped.Add(1)
 			continue
 		}
-		w.deliver(ctx, a)
+		w.deliver(ctx, o.v, o.key)
 	}
 }
 
 // deliver sends one alert, retrying until it is taken, refused, out of
 // retries or cancelled.
-func (w *Webhook) deliver(ctx context.Context, a Alert) {
-	body, err := json.Marshal(a)
+func (w *Webhook) deliver(ctx context.Context, v any, key string) {
+	body, err := json.Marshal(v)
 	if err != nil {
 		w.failed.Add(1) // unreachable: results hold finite numbers only
 		return
 	}
-	key := a.Model + "/" + a.Version + "/" + strconv.FormatInt(a.Result.Window.Index, 10) + "/" +
-		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind)
 	err = w.policy.Post(ctx, w.client, retry.Post{URL: w.url, Body: body, Timeout: w.timeout, Header: func(h http.Header) {
 		for k, vs := range w.header {
 			h[k] = vs

@@ -1,6 +1,7 @@
 package drift
 
 import (
+	"slices"
 	"time"
 )
 
@@ -66,12 +67,17 @@ type tracker struct {
 	cur     int
 	filled  int            // completed panes, at most len(panes)
 	scratch []FeatureState // the merged window, reused
+	mv      MultivariateState
 	hyst    []hysteresis
+	checks  map[string]*hysteresis // data-quality checks and "multivariate"
 	windows int64
+	rowBuf  []float64 // one row of numerical features (multivariate)
+	zBuf    []float64
 }
 
 type pane struct {
 	feats      []FeatureState
+	mv         MultivariateState
 	rows       int64
 	start, end time.Time
 }
@@ -138,6 +144,10 @@ func (w *worker) newTracker(key mvKey, pl *plan, now time.Time) *tracker {
 	}
 	t.scratch = newStates(pl.profile)
 	t.hyst = make([]hysteresis, len(pl.profile.Features))
+	t.checks = map[string]*hysteresis{}
+	if c := pl.profile.Multivariate; c != nil {
+		t.rowBuf, t.zBuf = make([]float64, len(c.Features)), make([]float64, len(c.Features))
+	}
 	t.panes[0].start, t.panes[0].end = w.paneBounds(now)
 	return t
 }
@@ -162,7 +172,8 @@ func (w *worker) paneBounds(now time.Time) (start, end time.Time) {
 	return start, start.Add(step)
 }
 
-// add bins rows [from, to) of a record into a pane.
+// add bins rows [from, to) of a record into a pane, and adds each row's
+// reconstruction error to the pane's multivariate state.
 func (w *worker) add(t *tracker, p *pane, rec *record, from, to int) {
 	pr := t.plan.profile
 	for i := range pr.Features {
@@ -172,6 +183,16 @@ func (w *worker) add(t *tracker, p *pane, rec *record, from, to int) {
 			st.addNumbers(t.plan.bins[i], rec.num[base+from:base+to], w.cfg.eval.exactLimit)
 		} else {
 			st.addIndices(rec.cat[base+from : base+to])
+		}
+	}
+	if c := pr.Multivariate; c != nil {
+		// The multivariate reference's features are the numerical ones in
+		// order, which are the record's numerical slots in order.
+		for r := from; r < to; r++ {
+			for j := range t.rowBuf {
+				t.rowBuf[j] = rec.num[j*rec.rows+r]
+			}
+			p.mv.add(c.reconstructionError(t.rowBuf, t.zBuf))
 		}
 	}
 }
@@ -236,6 +257,7 @@ func resetPane(p *pane) {
 	for i := range p.feats {
 		p.feats[i].reset()
 	}
+	p.mv = MultivariateState{}
 	p.rows = 0
 }
 
@@ -268,12 +290,14 @@ func (w *worker) merged(t *tracker, n int, current bool) []FeatureState {
 	for i := range t.scratch {
 		t.scratch[i].reset()
 	}
+	t.mv = MultivariateState{}
 	limit := w.cfg.eval.exactLimit
 	k := len(t.panes)
 	add := func(p *pane) {
 		for i := range t.scratch {
 			t.scratch[i].merge(&p.feats[i], limit)
 		}
+		t.mv.merge(&p.mv)
 	}
 	last := t.cur // the newest completed pane, when not current
 	if current {
@@ -331,15 +355,21 @@ func (w *worker) evaluate(t *tracker, rows int64) {
 			res.Drifted = append(res.Drifted, f.Name)
 		}
 	}
+	var mvClean bool
+	if c := t.plan.profile.Multivariate; c != nil {
+		res.Multivariate, mvClean = evaluateMultivariate(c, &t.mv, &w.cfg.eval)
+	}
+	checkRaised, checkCleared := w.judgeChecks(t, &res, mvClean)
 	var alert *Alert
-	if len(raised) > 0 || len(cleared) > 0 {
+	if len(raised) > 0 || len(cleared) > 0 || len(checkRaised) > 0 || len(checkCleared) > 0 {
 		kind := AlertCleared
-		if len(raised) > 0 {
+		if len(raised) > 0 || len(checkRaised) > 0 {
 			kind = AlertRaised
 		}
 		alert = &Alert{
 			Kind: kind, Model: res.Model, Version: res.Version, Time: res.Window.End,
 			Raised: raised, Cleared: cleared, Alarmed: res.Alarmed, Reason: res.Reason(), Result: res,
+			CheckRaised: checkRaised, CheckCleared: checkCleared, Checks: res.Checks,
 		}
 	}
 	w.m.pub.add(res, alert)
@@ -348,6 +378,56 @@ func (w *worker) evaluate(t *tracker, rows int64) {
 			w.call(f, *alert)
 		}
 	}
+}
+
+// judgeChecks runs the data-quality checks and the multivariate check of
+// a window through their hysteresis, as the features' drift is, and lists
+// those in alarm in the result.
+func (w *worker) judgeChecks(t *tracker, res *Result, mvClean bool) (raised, cleared []string) {
+	judge := func(name string, judged, breach, clean bool, reason string) {
+		h := t.checks[name]
+		if h == nil {
+			h = &hysteresis{}
+			t.checks[name] = h
+		}
+		switch {
+		case !judged:
+		case !h.alarmed && breach:
+			if h.up++; h.up >= w.cfg.raiseAfter {
+				*h = hysteresis{alarmed: true}
+				raised = append(raised, name)
+			}
+		case !h.alarmed:
+			h.up = 0
+		case clean:
+			if h.down++; h.down >= w.cfg.clearAfter {
+				*h = hysteresis{}
+				cleared = append(cleared, name)
+			}
+		default:
+			h.down = 0
+		}
+		if h.alarmed {
+			res.Checks = append(res.Checks, name)
+			res.checkReasons = append(res.checkReasons, reason)
+		}
+	}
+	for i := range res.Features {
+		f := &res.Features[i]
+		if f.Quality == nil {
+			continue
+		}
+		judged := f.Quality.Values >= w.cfg.eval.minSamples
+		for _, r := range f.Quality.Checks {
+			judge(checkName(f.Name, r.Check), judged, r.Breach, !r.Breach, r.reason(f.Name))
+		}
+	}
+	if m := res.Multivariate; m != nil {
+		judge(CheckMultivariate, !m.Insufficient, m.Drifted, mvClean,
+			"multivariate: reconstruction error "+fmtG(m.Error)+" outside ["+fmtG(m.Lower)+", "+fmtG(m.Upper)+"]")
+		m.Alarmed = slices.Contains(res.Checks, CheckMultivariate)
+	}
+	return raised, cleared
 }
 
 func (w *worker) call(f func(Alert), a Alert) {

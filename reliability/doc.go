@@ -9,10 +9,12 @@
 //	TestRedisKilledMidRun        the cache's Redis dies: every request still 200
 //	TestCorruptModelDuringReload a bad file in a hot reload: the loaded weights keep serving
 //	TestModelNamesCannotReachTheFileSystem
+//	TestAttacks                  issue 18's attack table on fresh replicas (make attacks; -attacks)
 //	BenchmarkRefusal             what a 429 costs against a model run
 //
 // The tests that need examples/realtime -repo (a model repository) skip,
-// saying so, where it is missing. Flags: -overload.full, -soak 10m, -out
-// DIR (CSV curves and summaries). Figures are in the README's Reliability
-// section.
+// saying so, where it is missing. Flags: -overload.full, -soak 10m,
+// -attacks (with -attacks.repeat, -attacks.rows, -attacks.bin), -out DIR
+// (CSV curves, summaries, attacks.md). Figures are in the README's
+// Reliability section.
 package reliability

@@ -237,7 +237,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
-	c, err := cache.New(cache.WithMaxEntries(64), cache.WithRedis(rs.Client()), cache.WithMeterProvider(mp))
+	c, err := cache.New(cache.WithMaxEntries(64), cache.WithRedis(rs.Client(), cache.WithL2Key([]byte("a-32-byte-key-for-the-fault-test"))), cache.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}

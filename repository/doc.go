@@ -32,10 +32,11 @@
 // loads or after it failed, 200 when it is ready (also while its new files
 // load: the old ones serve), and 404 once it is gone. A LoadFunc may
 // return a chain (per-version cache and batcher, which belong below the
-// router); the repository owns what it returns and closes it. Give each
-// loaded version its own response cache (examples/realtime does): cache
-// keys carry the version, not the files, so a cache shared across a hot
-// reload would answer with the old weights.
+// router); the repository owns what it returns and closes it. One response
+// cache may serve every version and outlive their reloads (examples/realtime
+// shares one): cache keys carry the model's content fingerprint
+// (serving.Metadata.Fingerprint), so a hot reload's new weights never get
+// the old ones' answers.
 //
 // A Repository is safe for concurrent use. Changes to one model (a poll,
 // Load, Unload) are serialised; different models load in parallel, at most
@@ -92,7 +93,7 @@
 //	                              format needs three dims
 //	input.optional                ignored: a request must send every model input
 //	input.allow_ragged_batch      ignored: requests of different shapes never share a batch
-//	output.label_filename         ignored: the classification extension is not served
+//	output.label_filename         ignored: the classification extension takes the model's own labels
 //	dynamic_batching              mapped by the loader to package batch (Config.Batching):
 //	                              max_batch_size → WithMaxBatchRows,
 //	                              preferred_batch_size → WithPreferredBatchRows,
@@ -115,7 +116,7 @@
 //	default_model_filename        honoured
 //	parameters                    to the loader (Version.Parameters, DecodeParameters)
 //	model_warmup                  honoured (below)
-//	response_cache.enable         mapped by the loader (Config.ResponseCache): a cache per version
+//	response_cache.enable         mapped by the loader (Config.ResponseCache): a cache layer per version
 //	optimization.graph.level      mapped by the loader (Config.GraphOptimization)
 //	optimization (the rest), cc_model_filenames, metric_tags, model_operations,
 //	  model_repository_agents, model_metrics, runtime    ignored

@@ -89,7 +89,7 @@ var fieldRules = map[string]fieldRule{
 	"output.data_type":               handled(),
 	"output.dims":                    handled(),
 	"output.reshape":                 handled(),
-	"output.label_filename":          ignored("Triton's classification extension is not served"),
+	"output.label_filename":          ignored("label files are not read: the classification extension takes the model's own class labels"),
 	"output.is_shape_tensor":         ignored("shape tensors are TensorRT's"),
 	"output.is_non_linear_format_io": ignored("non-linear I/O formats are TensorRT's"),
 

@@ -115,7 +115,11 @@ func (s *shaped) tensor(what, name string, dt modelconfigpb.DataType, dims []int
 	if err := compareDims(spec.Shape, inner, s.batched); err != nil {
 		return serving.TensorSpec{}, fmt.Errorf("%s %q: %v", what, name, err)
 	}
-	return serving.TensorSpec{Name: name, DataType: want, Shape: s.full(dims)}, nil
+	out := serving.TensorSpec{Name: name, DataType: want, Shape: s.full(dims)}
+	if reshape == nil {
+		out.Labels = spec.Labels // a classifier's class labels, for the classification extension
+	}
+	return out, nil
 }
 
 // compareDims is Triton's rule: a batching configuration needs a dynamic

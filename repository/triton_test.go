@@ -156,7 +156,7 @@ func TestParseTritonConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"output[0].label_filename: Triton's classification extension is not served"}; !slices.Equal(dense.Ignored, want) {
+	if want := []string{"output[0].label_filename: label files are not read: the classification extension takes the model's own class labels"}; !slices.Equal(dense.Ignored, want) {
 		t.Errorf("densenet ignored %q, want %q", dense.Ignored, want)
 	}
 	if _, err := repository.ParseConfigText([]byte(densenetUnbatchedPbtxt)); err != nil {
@@ -256,7 +256,7 @@ output [ { name: "y" data_type: TYPE_FP32 dims: [ 4 ] label_filename: "labels.tx
 	resync(t, r)
 	st := r.Status().Models[0]
 	if want := []string{
-		"output[0].label_filename: Triton's classification extension is not served",
+		"output[0].label_filename: label files are not read: the classification extension takes the model's own class labels",
 		"optimization.graph: the loader does not apply it (see repository.WithLoaderFields)",
 		"dynamic_batching: the loader does not apply it (see repository.WithLoaderFields)",
 		"instance_group: the loader does not apply it (see repository.WithLoaderFields)",

@@ -112,9 +112,15 @@
 //
 // Ready-made guards judge the Snapshot: MinRequests, MaxErrorRate,
 // MaxErrorRateIncrease (vs the stable version), MaxP99 and MinAgreement
-// (the shadow comparison of a mirror to the canary, below). GuardFunc
-// adapts anything else: a Prometheus query, or another component's
-// numbers, such as a drift monitor's.
+// (the shadow comparison of a mirror to the canary, below). MinQuality
+// and MaxLoss judge model quality since the plan began (PlanStarted)
+// through a QualityFunc, a function another component provides — package
+// quality's Monitor.CompareFunc compares the two versions' AUC, F1, log
+// loss… on the labelled requests both answered (a mirror makes the canary
+// answer the stable's), so a canary worse on the ground truth rolls back;
+// rollout imports no monitor. GuardFunc adapts anything else: a
+// Prometheus query, or another component's numbers, such as a drift
+// monitor's.
 //
 // # Shadow
 //

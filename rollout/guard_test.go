@@ -58,3 +58,43 @@ func TestIsFailure(t *testing.T) {
 		}
 	}
 }
+
+// MinQuality and MaxLoss read a QualityFunc over the plan's span: they
+// wait while it rests on too few predictions or fails, and fail when the
+// canary is worse than the stable by more than the margin.
+func TestQualityGuards(t *testing.T) {
+	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := snap(rollout.Stats{}, rollout.Stats{})
+	s.Model, s.PlanStarted = "fraud", started
+	fn := func(st, ca float64, n int64, err error) rollout.QualityFunc {
+		return func(_ context.Context, model, stable, canary string, since time.Time) (float64, float64, int64, error) {
+			if model != "fraud" || stable != "1" || canary != "2" || !since.Equal(started) {
+				t.Errorf("asked for %s %s/%s since %v", model, stable, canary, since)
+			}
+			return st, ca, n, err
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		g      rollout.Guard
+		result string
+	}{
+		{"too few", rollout.MinQuality("AUC", fn(0.9, 0.5, 299, nil), 0.02, 300), "inconclusive"},
+		{"source failed", rollout.MinQuality("AUC", fn(0, 0, 0, errors.New("monitor closed")), 0.02, 300), "inconclusive"},
+		{"within margin", rollout.MinQuality("AUC", fn(0.90, 0.885, 300, nil), 0.02, 300), ""},
+		{"better", rollout.MinQuality("AUC", fn(0.90, 0.95, 300, nil), 0.02, 300), ""},
+		{"worse", rollout.MinQuality("AUC", fn(0.90, 0.87, 300, nil), 0.02, 300), `canary "2" AUC 0.87 is below stable "1"'s 0.9 by more than 0.02 (300 predictions)`},
+		{"loss within", rollout.MaxLoss("log loss", fn(0.30, 0.31, 500, nil), 0.02, 300), ""},
+		{"loss worse", rollout.MaxLoss("log loss", fn(0.30, 0.35, 500, nil), 0.02, 300), `canary "2" log loss 0.35 is above stable "1"'s 0.3`},
+	} {
+		err := c.g.Check(context.Background(), s)
+		switch {
+		case c.result == "" && err != nil:
+			t.Errorf("%s: %v, want nil", c.name, err)
+		case c.result == "inconclusive" && !errors.Is(err, rollout.ErrInconclusive):
+			t.Errorf("%s: %v, want inconclusive", c.name, err)
+		case c.result != "" && c.result != "inconclusive" && (err == nil || errors.Is(err, rollout.ErrInconclusive) || !strings.Contains(err.Error(), c.result)):
+			t.Errorf("%s: %v, want a failure saying %q", c.name, err, c.result)
+		}
+	}
+}

@@ -87,6 +87,7 @@ type Snapshot struct {
 	Model       string
 	Time        time.Time
 	Step, Steps int // the current step's index, and how many there are
+	PlanStarted time.Time
 	StepStarted time.Time
 	Canary      VersionStatus
 	Stable      VersionStatus
@@ -104,6 +105,7 @@ func (r *Router) snapshotLocked(run *planRun) Snapshot {
 		Time:        now,
 		Step:        run.status.Step,
 		Steps:       len(run.plan.Steps),
+		PlanStarted: run.status.Started,
 		StepStarted: run.status.StepStarted,
 		Canary:      versionStatus(t, run.plan.Canary, now, &run.base[0]),
 		Stable:      versionStatus(t, run.plan.Stable, now, &run.base[1]),

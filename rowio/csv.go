@@ -81,7 +81,7 @@ func csvNames(f Field) []string {
 
 func (x *csvReader) Read(f *Frame, n int) error {
 	f.Reset(x.row)
-	bs := newBuilders(f, x.fields)
+	bs := newBuilders(f, x.fields, n)
 	defer finish(f, bs)
 	for f.Rows < n {
 		rec, err := x.r.Read()

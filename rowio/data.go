@@ -28,6 +28,8 @@ func dataLen(d any) int {
 	return reflect.ValueOf(d).Len()
 }
 
+func dataCap(d any) int { return reflect.ValueOf(d).Cap() }
+
 // sliceOf returns d[lo:hi].
 func sliceOf(d any, lo, hi int) any {
 	if d == nil {

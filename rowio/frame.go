@@ -1,8 +1,11 @@
 package rowio
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"strconv"
 
 	"github.com/servekit/servekit/serving"
@@ -137,6 +140,36 @@ type builder struct {
 func (b *builder) slice() any { return derefData(b.data) }
 
 func (b *builder) truncate(rows int) { setData(b.data, truncData(b.slice(), rows*b.field.width())) }
+
+// len is the number of elements appended (rows × width).
+func (b *builder) len() int { return reflect.ValueOf(b.data).Elem().Len() }
+
+// setLen cuts the elements to n ≤ len.
+func (b *builder) setLen(n int) { reflect.ValueOf(b.data).Elem().SetLen(n) }
+
+// pad appends n zero elements: the placeholder of a row being dropped.
+func (b *builder) pad(n int) {
+	v := reflect.ValueOf(b.data).Elem()
+	v.Set(reflect.AppendSlice(v, reflect.MakeSlice(v.Type(), n, n)))
+}
+
+// dropRows removes rows from+bad[i].row (bad sorted by row, no row
+// twice), moving the rows after them down.
+func (b *builder) dropRows(from int, bad []badAt) {
+	v := reflect.ValueOf(b.data).Elem()
+	w := b.field.width()
+	rows := v.Len() / w
+	to := from + bad[0].row
+	for j, x := range bad {
+		lo, hi := from+x.row+1, rows
+		if j+1 < len(bad) {
+			hi = from + bad[j+1].row
+		}
+		reflect.Copy(v.Slice(to*w, (to+hi-lo)*w), v.Slice(lo*w, hi*w))
+		to += hi - lo
+	}
+	v.SetLen(to * w)
+}
 
 // parseText appends s, the text of one element (CSV, a JSON number's
 // digits), parsed for the column's type.
@@ -291,20 +324,27 @@ func (b *builder) appendBytes(v []byte) error {
 	return b.parseText(string(v))
 }
 
-// newBuilders makes one builder per field, reusing the frame's slices.
-func newBuilders(f *Frame, fields []Field) []builder {
+// newBuilders makes one builder per field, reusing the frame's slices
+// when they hold rows rows (the caller's n, capped), else making them so,
+// once, rather than growing them by appends.
+func newBuilders(f *Frame, fields []Field, rows int) []builder {
 	if len(f.Cols) != len(fields) {
 		f.Cols = make([]Col, len(fields))
 	}
+	rows = min(max(rows, 16), maxPrealloc)
 	bs := make([]builder, len(fields))
 	for i, fl := range fields {
-		if f.Cols[i].Field != fl || f.Cols[i].Data == nil {
-			f.Cols[i] = Col{Field: fl, Data: makeData(fl.Type, 0, 256*fl.width())}
+		if f.Cols[i].Field != fl || f.Cols[i].Data == nil || dataCap(f.Cols[i].Data) < rows*fl.width() {
+			f.Cols[i] = Col{Field: fl, Data: makeData(fl.Type, 0, rows*fl.width())}
 		}
 		bs[i] = builder{field: fl, data: pointerTo(truncData(f.Cols[i].Data, 0))}
 	}
 	return bs
 }
+
+// maxPrealloc caps the rows a reader makes room for before it has them:
+// past it, the slices grow as rows come.
+const maxPrealloc = 16 << 10
 
 // finish moves the builders' data into the frame.
 func finish(f *Frame, bs []builder) {
@@ -326,6 +366,41 @@ func (f *Frame) markBad(bs []builder, good int, row BadRow) {
 		}
 	}
 	f.Bad = append(f.Bad, row)
+}
+
+// takeRows records k rows that the builders hold from good row good on,
+// input rows first to first+k-1, dropping from every column the rows in
+// bad (offsets in the k, in column order), which become f.Bad.
+func (f *Frame) takeRows(bs []builder, good, k int, first int64, bad []badAt) {
+	f.Rows += k
+	if len(bad) == 0 {
+		if f.index != nil {
+			for i := range k {
+				f.index = append(f.index, first+int64(i))
+			}
+		}
+		return
+	}
+	slices.SortStableFunc(bad, func(a, b badAt) int { return cmp.Compare(a.row, b.row) })
+	bad = slices.CompactFunc(bad, func(a, b badAt) bool { return a.row == b.row }) // a row's first reason stays
+	for i := range bs {
+		bs[i].dropRows(good, bad)
+	}
+	if f.index == nil {
+		f.index = make([]int64, good, good+k)
+		for i := range f.index {
+			f.index[i] = f.Start + int64(i)
+		}
+	}
+	j := 0
+	for r := range k {
+		if j < len(bad) && bad[j].row == r {
+			f.Bad = append(f.Bad, BadRow{Row: first + int64(r), Err: bad[j].err})
+			j++
+			continue
+		}
+		f.index = append(f.index, first+int64(r))
+	}
 }
 
 // markGood records good row number row, once an index is kept.

@@ -76,7 +76,7 @@ var errLong = fmt.Errorf("line longer than %d bytes", MaxLineBytes)
 
 func (r *jsonlReader) Read(f *Frame, n int) error {
 	f.Reset(r.row)
-	bs := newBuilders(f, r.fields)
+	bs := newBuilders(f, r.fields, n)
 	defer finish(f, bs)
 	for f.Rows < n {
 		line, err := r.next()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every fuzz target that decodes untrusted input, one after another,
 # each for the given time (default 10m), on one worker so a shared machine
-# keeps its other core. New corpus entries land in Go's fuzz cache
+# keeps its other core. Each target fails an input that panics, is accepted
+# when invalid, or allocates past serving.DecodeBudget of its bytes, so this
+# hunts amplification as well as crashes. New corpus entries land in Go's fuzz cache
 # ($(go env GOCACHE)/fuzz); copy the ones worth keeping into the package's
 # testdata/fuzz/<Target>/ so `go test` runs them as seeds.
 set -euo pipefail

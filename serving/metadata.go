@@ -7,6 +7,11 @@ type TensorSpec struct {
 	Name     string
 	DataType DataType
 	Shape    []int64
+	// Labels names the classes of an output whose last dimension holds one
+	// score per class: Labels[i] is the class of column i (a classifier's
+	// class labels, integer labels in decimal). Nil when the model does not
+	// say. The classification extension (Classify) reports them.
+	Labels []string
 }
 
 // Batchable reports whether dimension 0 is dynamic: requests may be joined
@@ -23,9 +28,39 @@ type Metadata struct {
 	// "cpu", "cuda:0". Empty when the Predictor does not say (fakes,
 	// remote models). A backend that fell back from a GPU to the CPU
 	// reports "cpu", so this is the truth, not the request.
-	Device  string
-	Inputs  []TensorSpec
-	Outputs []TensorSpec
+	Device string
+	// Fingerprint identifies the model's content: the lowercase hex SHA-256
+	// of the bytes it was loaded from (backend/onnx: the model file, and
+	// the external data files it names). Two Predictors with equal
+	// fingerprints compute the same function, whatever their name, version
+	// or host; new weights under the same name and version get a new
+	// fingerprint. A response cache keys on it, so a hot reload, a rolling
+	// update or replicas on different weights never share answers. Empty
+	// when the Predictor does not know its content (fakes, remote models).
+	Fingerprint string
+	Inputs      []TensorSpec
+	Outputs     []TensorSpec
+	// Unserved lists the model's outputs the Predictor cannot return, each
+	// with why (an ONNX sequence of tensors, an optional): the model still
+	// serves its other outputs, and a request naming one of these is refused
+	// with the reason. Outputs does not list them.
+	Unserved []UnservedOutput
+}
+
+// UnservedOutput is a model output that cannot be served, and why.
+type UnservedOutput struct {
+	Name   string
+	Reason string
+}
+
+// unserved returns the named entry of m.Unserved.
+func (m Metadata) unserved(name string) (UnservedOutput, bool) {
+	for _, u := range m.Unserved {
+		if u.Name == name {
+			return u, true
+		}
+	}
+	return UnservedOutput{}, false
 }
 
 // Batchable reports whether every input and output batches on dimension 0.

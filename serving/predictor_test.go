@@ -63,7 +63,8 @@ func TestMetadataValidate(t *testing.T) {
 			{Name: "a", DataType: serving.FP32, Shape: []int64{-1, 2}},
 			{Name: "b", DataType: serving.Int64, Shape: []int64{-1}},
 		},
-		Outputs: []serving.TensorSpec{{Name: "y", DataType: serving.FP32, Shape: []int64{-1, 1}}},
+		Outputs:  []serving.TensorSpec{{Name: "y", DataType: serving.FP32, Shape: []int64{-1, 1}}},
+		Unserved: []serving.UnservedOutput{{Name: "parts", Reason: "it is a seq(tensor(float))"}},
 	}
 	a, _ := serving.NewTensor("a", []int64{2, 2}, []float32{1, 2, 3, 4})
 	b, _ := serving.NewTensor("b", []int64{2}, []int64{1, 2})
@@ -85,6 +86,7 @@ func TestMetadataValidate(t *testing.T) {
 		{"dtype", serving.Request{Inputs: []serving.Tensor{af64, b}}, serving.InvalidArgument},
 		{"rows disagree", serving.Request{Inputs: []serving.Tensor{a, b3}}, serving.InvalidArgument},
 		{"unknown output", serving.Request{Inputs: []serving.Tensor{a, b}, Outputs: []string{"z"}}, serving.NotFound},
+		{"unserved output", serving.Request{Inputs: []serving.Tensor{a, b}, Outputs: []string{"parts"}}, serving.Unimplemented},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

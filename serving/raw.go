@@ -83,6 +83,13 @@ func view[T any](s []T) []byte {
 // FromRaw decodes a tensor from the raw binary encoding (see RawBytes). The
 // data is copied, so raw may be reused. Truncated or trailing bytes, and BYTES
 // lengths that run past the end, are errors.
+//
+// raw is untrusted: the shape is checked against the bytes that are there
+// before anything is allocated, so a shape that claims more than raw holds
+// costs nothing. A tensor of fixed-size elements allocates exactly len(raw);
+// a BYTES tensor one 24-byte slice header per element (each element takes at
+// least its 4-byte length, so at most 6 × len(raw)) plus one buffer that all
+// its elements share.
 func FromRaw(name string, dt DataType, shape []int64, raw []byte) (Tensor, error) {
 	n64, err := NumElements(shape)
 	if err != nil {
@@ -93,26 +100,9 @@ func FromRaw(name string, dt DataType, shape []int64, raw []byte) (Tensor, error
 	}
 	n := int(n64)
 	if dt == Bytes {
-		out := make([][]byte, n)
-		rest := raw
-		for i := range out {
-			if len(rest) < 4 {
-				return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: raw BYTES truncated at element %d", name, i)
-			}
-			l := binary.LittleEndian.Uint32(rest)
-			rest = rest[4:]
-			if uint64(l) > uint64(len(rest)) {
-				return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: raw BYTES element %d claims %d bytes, %d left", name, i, l, len(rest))
-			}
-			out[i] = append([]byte(nil), rest[:l]...)
-			rest = rest[l:]
-		}
-		if len(rest) != 0 {
-			return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: %d bytes after %d BYTES elements", name, len(rest), n)
-		}
-		return Tensor{Name: name, DataType: dt, Shape: cloneShape(shape), data: out}, nil
+		return bytesFromRaw(name, shape, n, raw)
 	}
-	if want := n * dt.Size(); len(raw) != want {
+	if want := n64 * int64(dt.Size()); int64(len(raw)) != want {
 		return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: %v%v needs %d raw bytes, got %d", name, dt, shape, want, len(raw))
 	}
 	t := Tensor{Name: name, DataType: dt, Shape: cloneShape(shape), data: makeData(dt, n)}
@@ -124,6 +114,42 @@ func FromRaw(name string, dt DataType, shape []int64, raw []byte) (Tensor, error
 	}
 	copy(t.RawBytes(), raw)
 	return t, nil
+}
+
+// bytesFromRaw decodes n length-prefixed BYTES elements. The first pass
+// checks the framing and sums the lengths without allocating; the second
+// copies every element into one buffer and slices it (capacity clipped, so
+// appending to one element never overwrites the next).
+func bytesFromRaw(name string, shape []int64, n int, raw []byte) (Tensor, error) {
+	if n > len(raw)/4 {
+		return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: %d raw bytes cannot hold %d BYTES elements (4 bytes of length each)", name, len(raw), n)
+	}
+	total, rest := 0, raw
+	for i := range n {
+		if len(rest) < 4 {
+			return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: raw BYTES truncated at element %d", name, i)
+		}
+		l := binary.LittleEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(l) > uint64(len(rest)) {
+			return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: raw BYTES element %d claims %d bytes, %d left", name, i, l, len(rest))
+		}
+		total += int(l)
+		rest = rest[l:]
+	}
+	if len(rest) != 0 {
+		return Tensor{}, Errorf(InvalidArgument, "serving: tensor %q: %d bytes after %d BYTES elements", name, len(rest), n)
+	}
+	out, buf := make([][]byte, n), make([]byte, 0, total)
+	rest = raw
+	for i := range out {
+		l := int(binary.LittleEndian.Uint32(rest))
+		start := len(buf)
+		buf = append(buf, rest[4:4+l]...)
+		out[i] = buf[start:len(buf):len(buf)]
+		rest = rest[4+l:]
+	}
+	return Tensor{Name: name, DataType: Bytes, Shape: cloneShape(shape), data: out}, nil
 }
 
 func cloneShape(s []int64) []int64 { return append(make([]int64, 0, len(s)), s...) }

@@ -17,6 +17,11 @@ type Element interface {
 // is 8 GiB of FP32, beyond any request a server should take in one piece.
 const MaxElements = 1 << 31
 
+// MaxRank bounds the dims of any shape. ONNX and Triton models rarely pass
+// 8; a client's shape of a million dims of 1 would otherwise cost 8 bytes
+// of memory per 2 bytes of JSON before its element count says anything.
+const MaxRank = 64
+
 // Tensor is a named, typed, shaped array. The zero value is invalid; build one
 // with NewTensor, NewFP16, NewBF16, NewStrings, Make or FromRaw, which all check
 // that the shape and the data agree.
@@ -66,7 +71,10 @@ func FromSlice(name string, dt DataType, shape []int64, data any) (Tensor, error
 	return newTensor(name, dt, shape, data)
 }
 
-// Make allocates a zeroed tensor of the given type and shape.
+// Make allocates a zeroed tensor of the given type and shape, all of it at
+// once: the shape must come from a model or the program, never from a client
+// (up to MaxElements, 16 GiB of FP64). Decoders of client data size what they
+// allocate from the bytes received instead (FromRaw; see the package doc).
 func Make(name string, dt DataType, shape []int64) (Tensor, error) {
 	n, err := NumElements(shape)
 	if err != nil {
@@ -105,9 +113,12 @@ func (t Tensor) Validate() error {
 	return nil
 }
 
-// NumElements is the product of the dims, checked for negative dims, overflow
-// and MaxElements. An empty shape is a scalar: one element.
+// NumElements is the product of the dims, checked for negative dims, overflow,
+// MaxElements and MaxRank. An empty shape is a scalar: one element.
 func NumElements(shape []int64) (int64, error) {
+	if len(shape) > MaxRank {
+		return 0, Errorf(InvalidArgument, "serving: shape of %d dims: more than %d", len(shape), MaxRank)
+	}
 	n := int64(1)
 	for i, d := range shape {
 		if d < 0 {

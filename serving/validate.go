@@ -4,7 +4,8 @@ package serving
 // every input named once and known, none missing, datatypes, ranks and fixed
 // dims as declared, data consistent with shapes, the same dimension 0 on every
 // batchable input, and requested outputs that exist. Errors are
-// InvalidArgument (NotFound for an unknown output) and name the tensor and
+// InvalidArgument (NotFound for an unknown output, Unimplemented for one the
+// model has but cannot serve, see Metadata.Unserved) and name the tensor and
 // what was expected.
 func (m Metadata) Validate(req *Request) error {
 	batch := int64(-1)
@@ -36,6 +37,9 @@ func (m Metadata) Validate(req *Request) error {
 	}
 	for _, name := range req.Outputs {
 		if _, ok := m.Output(name); !ok {
+			if u, ok := m.unserved(name); ok {
+				return Errorf(Unimplemented, "serving: model %q cannot serve output %q: %s", m.Name, name, u.Reason)
+			}
 			return Errorf(NotFound, "serving: model %q has no output %q (outputs: %s)", m.Name, name, specNames(m.Outputs))
 		}
 	}

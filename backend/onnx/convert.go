@@ -58,7 +58,21 @@ func halfType(dt serving.DataType) ort.TensorElementDataType {
 // Numeric data is shared, not copied: ort.NewTensor and NewCustomDataTensor
 // point ONNX Runtime at the Go slice, which the request keeps alive for the
 // run. Strings are copied, as ONNX Runtime keeps its own std::strings.
+//
+// Small numeric inputs are copied first. cgo refuses (panics on) a pointer
+// into an allocation that also holds Go pointers, and small arrays are what
+// decoders carve out of a larger object to save an allocation: servekit's
+// REST decoder keeps a short data array in the request struct it decodes
+// into, which made every run of a model that bypasses the frames below (one
+// with a string input or output) fail with "argument of cgo function has Go
+// pointer to unpinned Go pointer". A copy of a few KiB costs less than the
+// cgo calls of the run; larger inputs are handed over in place and must be
+// allocated on their own (make, or serving's constructors), as every
+// decoder in servekit allocates them.
 func newInput(t serving.Tensor) (ort.Value, error) {
+	if t.DataType != serving.Bytes && t.RawSize() <= frameBytesPerTensor {
+		t = own(t)
+	}
 	shape := ort.Shape(t.Shape) // the binding copies the dims
 	switch d := t.Data().(type) {
 	case []float32:
@@ -90,6 +104,16 @@ func newInput(t serving.Tensor) (ort.Value, error) {
 		return stringInput(t.Name, shape, d)
 	}
 	return nil, serving.Errorf(serving.Internal, "onnx: input %q: no conversion for %v data %T", t.Name, t.DataType, t.Data())
+}
+
+// own copies a fixed-size tensor into a fresh allocation of its own.
+func own(t serving.Tensor) serving.Tensor {
+	c, err := serving.Make(t.Name, t.DataType, t.Shape)
+	if err != nil {
+		return t // validated already: unreachable
+	}
+	copy(c.RawBytes(), t.RawBytes())
+	return c
 }
 
 // numeric creates a tensor over data; rank 0 needs the binding's Scalar

@@ -45,7 +45,11 @@ type framePools struct {
 func (m *Model) initFrames() {
 	m.frames.ok = len(m.md.Inputs) > 0
 	m.frames.pools = new([maxFrameBatch + 1]sync.Pool)
-	for _, s := range slices.Concat(m.md.Inputs, m.md.Outputs) {
+	specs := slices.Clone(m.md.Inputs)
+	for _, o := range m.outs {
+		specs = append(specs, o.spec)
+	}
+	for _, s := range specs {
 		if s.DataType == serving.Bytes || len(s.Shape) == 0 || slices.Contains(s.Shape[1:], -1) {
 			m.frames.ok = false
 		}
@@ -148,17 +152,14 @@ func (m *Model) runFrame(ctx context.Context, req *serving.Request, f *frame) (*
 	}
 	n := len(req.Outputs)
 	if n == 0 {
-		n = len(m.outs)
+		n = len(m.md.Outputs)
 	}
 	resp := &serving.Response{Model: m.md.Name, Version: m.md.Version, Outputs: make([]serving.Tensor, n)}
 	for k := range n {
-		i := k
-		if len(req.Outputs) > 0 {
-			i = m.outputIndex(req.Outputs[k])
-		}
-		t, err := serving.Make(m.outs[i].spec.Name, m.outs[i].spec.DataType, f.outShape[i])
+		spec, i := m.servedOutput(req, k)
+		t, err := serving.Make(spec.Name, spec.DataType, f.outShape[i])
 		if err != nil {
-			return nil, serving.Errorf(serving.Internal, "onnx: model %q output %q: %w", m.md.Name, m.outs[i].spec.Name, err)
+			return nil, serving.Errorf(serving.Internal, "onnx: model %q output %q: %w", m.md.Name, spec.Name, err)
 		}
 		copy(t.RawBytes(), f.outBuf[i])
 		resp.Outputs[k] = t

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,8 @@ type Model struct {
 	md       serving.Metadata // immutable after load
 	session  *ort.DynamicAdvancedSession
 	fallback error    // why CUDA was not used, after WithCPUFallback
-	outs     []output // session output order = md.Outputs order
+	outs     []output // the session's outputs, in its order
+	src      []int    // md.Outputs[i] is computed as outs[src[i]]
 	batched  bool     // some input has a dynamic dim 0
 	tel      telemetry
 
@@ -106,12 +108,15 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if path == "" {
 		where = fmt.Sprintf("%d bytes", len(b))
 	}
+	fp, unchanged, err := fingerprint(path, b) // before ONNX Runtime reads the file
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): %w", c.name, where, err)
+	}
 	// The binding cannot ask a session for its inputs and outputs, and a
 	// session cannot be made without their names, so a throw-away session
 	// reads them first. Load gives it the cheapest options; LoadBytes has
 	// no such choice in the binding.
 	var ins, outs []ort.InputOutputInfo
-	var err error
 	if path != "" {
 		ins, outs, err = infoFromFile(path)
 	} else {
@@ -120,17 +125,36 @@ func load(c config, path string, b []byte) (*Model, error) {
 	if err != nil {
 		return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): ONNX Runtime cannot load it: %v", c.name, where, trimBinding(err))
 	}
-	m := &Model{md: serving.Metadata{Name: c.name, Version: c.version, Platform: Platform}}
-	if m.md.Inputs, err = specs(c.name, "input", ins); err != nil {
+	m := &Model{md: serving.Metadata{Name: c.name, Version: c.version, Platform: Platform, Fingerprint: fp}}
+	// The graph tells what ONNX Runtime does not: what a sequence output
+	// holds and a classifier's class labels. A graph servekit cannot read
+	// costs those, not the model.
+	g, gerr := readModelGraph(path, b)
+	if m.md.Inputs, err = inputSpecs(c.name, ins, g); err != nil {
 		return nil, err
 	}
-	if m.md.Outputs, err = specs(c.name, "output", outs); err != nil {
-		return nil, err
+	plan := planOutputs(outs, g, gerr)
+	m.md.Outputs, m.md.Unserved, m.src = plan.served, plan.unserved, plan.src
+	if len(plan.served) == 0 {
+		return nil, serving.Errorf(serving.Unimplemented, "onnx: model %q (%s): no output can be served: %s", c.name, where, unservedList(plan.unserved))
 	}
-	inNames, outNames := names(m.md.Inputs), names(m.md.Outputs)
+	if len(plan.edits) > 0 {
+		if b, err = rewriteModel(path, b, g, plan.edits); err != nil {
+			return nil, serving.Errorf(serving.InvalidArgument, "onnx: model %q (%s): %v", c.name, where, err)
+		}
+	}
+	logUnserved(c, plan.unserved)
+	inNames, outNames := names(m.md.Inputs), names(plan.session)
 	m.session, m.md.Device, m.fallback, err = newSession(c, func(so *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
-		if path != "" {
+		if b == nil {
 			return ort.NewDynamicAdvancedSession(path, inNames, outNames, so)
+		}
+		if path != "" {
+			// A rewritten model is handed over as bytes: its external data,
+			// if any, is still beside the file.
+			if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", filepath.Dir(path)); err != nil {
+				return nil, err
+			}
 		}
 		return ort.NewDynamicAdvancedSessionWithONNXData(b, inNames, outNames, so)
 	})
@@ -144,13 +168,17 @@ func load(c config, path string, b []byte) (*Model, error) {
 	for _, s := range m.md.Inputs {
 		m.batched = m.batched || s.Batchable()
 	}
-	for _, s := range m.md.Outputs {
+	for _, s := range plan.session {
 		m.outs = append(m.outs, outputOf(s))
 	}
 	m.runOpts = make(chan *ort.RunOptions, 16)
 	m.initFrames()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
+	if err := unchanged(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := m.warmup(c.warmup); err != nil {
 		m.Close()
 		return nil, err
@@ -201,29 +229,64 @@ func sessionOptions(c config) (*ort.SessionOptions, error) {
 	return so, nil
 }
 
-// specs maps ONNX Runtime's view of the inputs or outputs to metadata,
-// refusing what a servekit request cannot carry.
-func specs(model, kind string, infos []ort.InputOutputInfo) ([]serving.TensorSpec, error) {
+// inputSpecs maps ONNX Runtime's view of the inputs to metadata. An input
+// a request cannot carry makes the model unusable, so it fails the load.
+func inputSpecs(model string, infos []ort.InputOutputInfo, g *graph) ([]serving.TensorSpec, error) {
 	out := make([]serving.TensorSpec, 0, len(infos))
 	for _, info := range infos {
 		if info.OrtValueType != ort.ONNXTypeTensor {
+			what := "a " + valueKind(info.OrtValueType)
+			if v := g.declaredInput(info.Name); v != nil {
+				what = v.typ.String()
+			}
 			return nil, serving.Errorf(serving.Unimplemented,
-				"onnx: model %q %s %q is a %s; servekit serves plain tensors only",
-				model, kind, info.Name, valueKind(info.OrtValueType))
+				"onnx: model %q input %q is %s; requests carry plain tensors only", model, info.Name, what)
 		}
 		dt := dataType(info.DataType)
 		if dt == serving.InvalidType {
 			return nil, serving.Errorf(serving.Unimplemented,
-				"onnx: model %q %s %q has element type %s, which servekit cannot carry (it carries BOOL, UINT8-64, INT8-64, FP16, BF16, FP32, FP64 and strings)",
-				model, kind, info.Name, strings.TrimPrefix(info.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"))
+				"onnx: model %q input %q has element type %s, which servekit cannot carry (it carries %s)",
+				model, info.Name, strings.TrimPrefix(info.DataType.String(), "ONNX_TENSOR_ELEMENT_DATA_TYPE_"), carried)
 		}
-		shape := make([]int64, len(info.Dimensions))
-		for i, d := range info.Dimensions {
-			shape[i] = max(d, -1) // ONNX Runtime reports symbolic dims as -1
-		}
-		out = append(out, serving.TensorSpec{Name: info.Name, DataType: dt, Shape: shape})
+		out = append(out, serving.TensorSpec{Name: info.Name, DataType: dt, Shape: dims(info.Dimensions)})
 	}
 	return out, nil
+}
+
+// rewriteModel applies the output plan's edits to the model's bytes.
+func rewriteModel(path string, b []byte, g *graph, edits []edit) ([]byte, error) {
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	return rewrite(b, g, edits), nil
+}
+
+func unservedList(u []serving.UnservedOutput) string {
+	var b strings.Builder
+	for i, o := range u {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "output %q: %s", o.Name, o.Reason)
+	}
+	return b.String()
+}
+
+// logUnserved says once, at load, which outputs the model will not serve.
+func logUnserved(c config, u []serving.UnservedOutput) {
+	if len(u) == 0 {
+		return
+	}
+	logger := c.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	for _, o := range u {
+		logger.Warn("onnx: model output not served; the others are", "model", c.name, "version", c.version, "output", o.Name, "reason", o.Reason)
+	}
 }
 
 func valueKind(t ort.ONNXType) string {

@@ -104,7 +104,8 @@ func WithMemoryArena(on bool) Option { return optionFunc(func(c *config) { c.mem
 func WithWarmup(n int) Option { return optionFunc(func(c *config) { c.warmup = n }) }
 
 // WithLogger sets where the package logs the few events worth a line: a
-// fall back from CUDA to the CPU (WithCPUFallback). Default slog.Default().
+// fall back from CUDA to the CPU (WithCPUFallback), an output the model
+// will not serve (Metadata.Unserved). Default slog.Default().
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
 // WithMeterProvider sets where metrics go (default otel.GetMeterProvider()).

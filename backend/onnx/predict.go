@@ -175,15 +175,12 @@ func (m *Model) retryUnderived(outs []ort.Value, slots []slot) bool {
 func (m *Model) collect(req *serving.Request, outs []ort.Value, slots []slot) (*serving.Response, error) {
 	n := len(req.Outputs)
 	if n == 0 {
-		n = len(m.outs)
+		n = len(m.md.Outputs)
 	}
 	resp := &serving.Response{Model: m.md.Name, Version: m.md.Version, Outputs: make([]serving.Tensor, 0, n)}
 	for k := range n {
-		i := k
-		if len(req.Outputs) > 0 {
-			i = m.outputIndex(req.Outputs[k])
-		}
-		spec, s := m.outs[i].spec, slots[i]
+		spec, i := m.servedOutput(req, k)
+		s := slots[i]
 		data, shape := s.buf, s.shape
 		switch {
 		case s.pre && data == nil:
@@ -204,13 +201,15 @@ func (m *Model) collect(req *serving.Request, outs []ort.Value, slots []slot) (*
 	return resp, nil
 }
 
-func (m *Model) outputIndex(name string) int {
-	for i := range m.outs {
-		if m.outs[i].spec.Name == name {
-			return i
-		}
+// servedOutput returns the spec of the k-th output a response carries and
+// the index of the session output that computes it.
+func (m *Model) servedOutput(req *serving.Request, k int) (serving.TensorSpec, int) {
+	j := k
+	if len(req.Outputs) > 0 {
+		j = slices.IndexFunc(m.md.Outputs, func(s serving.TensorSpec) bool { return s.Name == req.Outputs[k] })
+		// found: Validate checked the names
 	}
-	return -1 // unreachable: Validate checked the names
+	return m.md.Outputs[j], m.src[j]
 }
 
 // runSession runs the session, watching ctx when it can be cancelled.

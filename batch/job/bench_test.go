@@ -1,6 +1,7 @@
 package job_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -8,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -26,45 +26,55 @@ type benchModel struct {
 	in, out     string
 	width, outW int
 	rows, batch int
+	textRows    int      // for the JSONL and CSV sub-benchmarks; 0: none
 	columns     []string // input as scalar columns; nil: one vector column named in
 }
 
-// BenchmarkThroughput compares a whole job over the demo fraud MLP (read
-// Parquet, score, write Parquet or JSONL parts with fsync and a manifest)
-// with ONNX Runtime alone running the same rows as pre-formed [1024, 8]
-// batches with preallocated tensors, on as many goroutines as the job has
-// workers. job/raw is the job's efficiency; the package doc has the
-// figures.
+// BenchmarkThroughput measures a whole job over the demo fraud MLP (read
+// Parquet, score through backend/onnx, write Parquet parts with fsync
+// and a manifest) against three floors timed in the same iteration, so
+// that all four see the same load: ONNX Runtime alone on the same rows as
+// pre-formed [1024, 8] batches (as many goroutines as the job has
+// workers), parquet-go reading the input's columns alone, and parquet-go
+// writing the job's output alone (see floors_test.go). The text
+// sub-benchmarks time the job from and to JSONL and CSV against raw ONNX
+// Runtime only. job-cores is the job's CPU time over its wall time (2 is
+// both cores busy), raw-cores the same for raw ONNX Runtime, as many
+// cores as the load left a pure compute loop; load1 the load average
+// after the run, since other work on the machine moves every figure.
 func BenchmarkThroughput(b *testing.B) {
 	fraud, err := onnxbuild.FraudMLP()
 	if err != nil {
 		b.Fatal(err)
 	}
-	throughput(b, benchModel{onnx: fraud, in: "features", out: "score", width: 8, outW: 1, rows: 1 << 18, batch: 1024,
-		columns: onnxbuild.FraudFeatures}, rowio.Parquet, rowio.JSONL)
+	throughput(b, benchModel{onnx: fraud, in: "features", out: "score", width: 8, outW: 1, rows: 1 << 21, batch: 1024,
+		textRows: 1 << 18, columns: onnxbuild.FraudFeatures})
 }
 
 // BenchmarkThroughputWide is the same for the 256→1024→1024→10 MLP the
-// batch package benchmarks (about 140 µs a row), its input one vector
-// column: a model whose rows cost what the I/O around them does not.
+// batch package benchmarks (about 30 µs of CPU a row in batches), its
+// input one vector column: a model whose rows cost more than the I/O
+// around them. Parquet to Parquet only.
+//
+// The jobs are large enough (2M fraud rows, 32 parts; 32k wide rows, a
+// second of the model's CPU) that what every job pays once, opening the
+// input and committing its last part (about 20 ms of fsyncs here), is a
+// few percent of the time, as in the jobs users run; the text
+// sub-benchmarks use 256k rows, as reading JSONL is slow.
 func BenchmarkThroughputWide(b *testing.B) {
 	wide, err := onnxbuild.RandomMLP("wide", []int{256, 1024, 1024, 10}, "softmax", 7)
 	if err != nil {
 		b.Fatal(err)
 	}
-	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 8192, batch: 256}, rowio.Parquet)
+	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 1 << 15, batch: 256})
 }
 
-// throughput runs, in each iteration, one pass of raw ONNX Runtime over
-// the pre-formed batches and one whole job over the same rows, timing
-// each: both see the same load, which on a shared machine moves more
-// between runs than between the two halves of one. It reports both rates
-// and their ratio (job ÷ raw).
-func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
+func throughput(b *testing.B, m benchModel) {
 	orttest.Require(b)
 	workers := runtime.GOMAXPROCS(0)
-	path, batches := benchInput(b, m)
-	modelPath := filepath.Join(b.TempDir(), "model.onnx")
+	dir := b.TempDir()
+	path, batches := benchInput(b, m, dir, rowio.Parquet)
+	modelPath := filepath.Join(dir, "model.onnx")
 	if err := os.WriteFile(modelPath, m.onnx, 0o644); err != nil {
 		b.Fatal(err)
 	}
@@ -80,13 +90,13 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 		b.Fatal(err)
 	}
 	defer s.Destroy()
-	raw := func() {
+	raw := func(rows int, keep []float32) { // the first rows, as batches
 		var wg sync.WaitGroup
 		for w := range workers {
 			wg.Go(func() {
 				out, _ := ort.NewEmptyTensor[float32](ort.NewShape(int64(m.batch), int64(m.outW)))
 				defer out.Destroy()
-				for i := w; i < len(batches); i += workers {
+				for i := w; i < rows/m.batch; i += workers {
 					in, err := ort.NewTensor(ort.NewShape(int64(m.batch), int64(m.width)), batches[i])
 					if err != nil {
 						b.Error(err)
@@ -96,11 +106,17 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 						b.Error(err)
 					}
 					in.Destroy()
+					if keep != nil {
+						copy(keep[i*m.batch*m.outW:], out.GetData())
+					}
 				}
 			})
 		}
 		wg.Wait()
 	}
+	answers := make([]float32, m.rows*m.outW)
+	raw(m.rows, answers)
+	pre := formOutput(m, answers)
 	model, err := onnx.LoadBytes("bench", m.onnx, onnx.WithIntraOpThreads(1))
 	if err != nil {
 		b.Fatal(err)
@@ -110,44 +126,80 @@ func throughput(b *testing.B, m benchModel, outs ...rowio.Format) {
 	if m.columns != nil {
 		schema.Inputs = []rowio.Input{{Name: m.in, Columns: m.columns}}
 	}
-	for _, out := range outs {
-		b.Run("parquet-to-"+out.String(), func(b *testing.B) {
+	runJob := func(in, out string, f rowio.Format, rows int) {
+		s, err := job.Run(context.Background(), model, in, out, job.WithSchema(schema),
+			job.WithBatchRows(m.batch), job.WithWorkers(workers), job.WithOutputFormat(f))
+		if err != nil || s.Rows != int64(rows) {
+			b.Fatalf("%v, %+v", err, s)
+		}
+	}
+	b.Run("parquet-to-parquet", func(b *testing.B) {
+		dir := b.TempDir()
+		var rawT, readT, writeT, jobT stage
+		i := 0
+		for b.Loop() {
+			i++
+			rawT.run(func() { raw(m.rows, nil) })
+			readT.run(func() { readFloor(b, path, m) })
+			writeT.run(func() { writeFloor(b, filepath.Join(dir, "floor", fmt.Sprint(i)), pre, m.rows) })
+			jobT.run(func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet, m.rows) })
+		}
+		rows := float64(m.rows * i)
+		b.ReportMetric(rows/rawT.wall.Seconds(), "raw-rows/s")
+		b.ReportMetric(rows/readT.wall.Seconds(), "read-rows/s")
+		b.ReportMetric(rows/writeT.wall.Seconds(), "write-rows/s")
+		b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
+		b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
+		b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
+		b.ReportMetric(rawT.cpu.Seconds()/rawT.wall.Seconds(), "raw-cores")
+		b.ReportMetric(float64(jobT.cpu.Nanoseconds())/rows, "job-cpu-ns/row")
+		b.ReportMetric(float64(rawT.cpu.Nanoseconds())/rows, "raw-cpu-ns/row")
+		b.ReportMetric(float64(readT.cpu.Nanoseconds())/rows, "read-cpu-ns/row")
+		b.ReportMetric(float64(writeT.cpu.Nanoseconds())/rows, "write-cpu-ns/row")
+		b.ReportMetric(loadAverage(), "load1")
+	})
+	if m.textRows == 0 {
+		return
+	}
+	for _, c := range []struct{ in, out rowio.Format }{
+		{rowio.Parquet, rowio.JSONL}, {rowio.Parquet, rowio.CSV}, {rowio.JSONL, rowio.Parquet}, {rowio.CSV, rowio.Parquet},
+	} {
+		b.Run(c.in.String()+"-to-"+c.out.String(), func(b *testing.B) {
+			t := m
+			t.rows = m.textRows
+			in, _ := benchInput(b, t, b.TempDir(), c.in)
 			dir := b.TempDir()
-			var rawTime, jobTime time.Duration
+			var rawT, jobT stage
 			i := 0
 			for b.Loop() {
 				i++
-				start := time.Now()
-				raw()
-				rawTime += time.Since(start)
-				start = time.Now()
-				s, err := job.Run(context.Background(), model, path, filepath.Join(dir, fmt.Sprint(i)), job.WithSchema(schema),
-					job.WithBatchRows(m.batch), job.WithWorkers(workers), job.WithOutputFormat(out))
-				jobTime += time.Since(start)
-				if err != nil || s.Rows != int64(m.rows) {
-					b.Fatalf("%v, %+v", err, s)
-				}
+				rawT.run(func() { raw(t.rows, nil) })
+				jobT.run(func() { runJob(in, filepath.Join(dir, fmt.Sprint(i)), c.out, t.rows) })
 			}
-			rows := float64(m.rows * i)
-			b.ReportMetric(rows/rawTime.Seconds(), "raw-rows/s")
-			b.ReportMetric(rows/jobTime.Seconds(), "job-rows/s")
-			b.ReportMetric(rawTime.Seconds()/jobTime.Seconds(), "job/raw")
+			rows := float64(t.rows * i)
+			b.ReportMetric(rows/rawT.wall.Seconds(), "raw-rows/s")
+			b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
+			b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
+			b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
+			b.ReportMetric(float64(jobT.cpu.Nanoseconds())/rows, "job-cpu-ns/row")
+			b.ReportMetric(loadAverage(), "load1")
 		})
 	}
 }
 
 // benchInput writes m.rows rows (an INT64 id and the input, as scalar
-// columns or one vector column) to a Parquet file, and returns them as
+// columns or one vector column) to a file in dir, and returns them as
 // pre-formed batches too.
-func benchInput(b *testing.B, m benchModel) (string, [][]float32) {
+func benchInput(b *testing.B, m benchModel, dir string, format rowio.Format) (string, [][]float32) {
 	b.Helper()
-	path := filepath.Join(b.TempDir(), "rows.parquet")
+	path := filepath.Join(dir, "rows"+format.Ext())
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer f.Close()
-	w, _ := rowio.NewWriter(rowio.Parquet, f)
+	bw := bufio.NewWriter(f)
+	w, _ := rowio.NewWriter(format, bw)
 	var batches [][]float32
 	for lo := 0; lo < m.rows; lo += m.batch {
 		ids, x := make([]int64, m.batch), make([]float32, m.batch*m.width)
@@ -175,6 +227,9 @@ func benchInput(b *testing.B, m benchModel) (string, [][]float32) {
 		batches = append(batches, x)
 	}
 	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
 		b.Fatal(err)
 	}
 	return path, batches

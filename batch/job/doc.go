@@ -39,7 +39,11 @@
 //
 // A part's files are written under temporary names; when its last batch
 // is in, they are fsynced and renamed into place, the directory fsynced,
-// and then the manifest rewritten the same way. A run starts by removing
+// and then the manifest rewritten the same way. This happens on a
+// committer goroutine, off the writer's path, for all the parts finished
+// meanwhile at once (a group commit: one directory sync and one manifest
+// save a group); the manifest is first written with the first group, and
+// the last group also marks it complete. A run starts by removing
 // temporary files, reads the manifest, and skips the parts it lists; a
 // part renamed but not yet in the manifest is simply redone and its files
 // replaced. So the parts the manifest names hold each of their rows once,
@@ -94,49 +98,70 @@
 //
 // # Memory
 //
-// The reader is at most 2 × workers + 2 batches ahead of the writer, and
-// the writer holds the open parts' row groups (Parquet writes one every
-// rowio.MaxRowGroupRows rows), so memory does not grow with the input:
-// see Performance.
+// The reader is at most 2 × workers + 2 batches ahead of the writer and
+// reads into the input frames the writer is done with; the writer holds
+// the open part's encoded pages (Parquet flushes a row group every
+// rowio.MaxRowGroupRows rows) and the committer at most 16 finished parts
+// as open files, so memory does not grow with the input: see Performance.
 //
 // # Performance
 //
+// A job is a pipeline over the cores it has. The reader goroutine decodes
+// batches straight into frame columns (rowio reads Parquet pages into
+// typed slices: no value is boxed); Workers goroutines build each request
+// (sharing an input read from one column, interleaving one made of
+// several) and call Predict; the writer, Run's goroutine, puts the answers
+// in input order and hands each output column to parquet-go's column
+// writer (typed runs, DELTA_BINARY_PACKED integers, Snappy's fast mode);
+// a committer goroutine makes finished parts durable in groups, so fsyncs
+// never stall the others. Bounded channels join them, so reading, scoring
+// and writing overlap, and what a batch allocates is reused: input frames
+// go back to the reader (but for columns a request shares, as a
+// predictor may keep a request), the output's row number and timestamp
+// columns back to the workers, and the model and version columns are one
+// shared column each. The request tensor of an input made of several
+// columns is the one copy left (the Predictor may keep it).
+//
 // BenchmarkThroughput and BenchmarkThroughputWide time, in each
-// iteration, one pass of ONNX Runtime alone over pre-formed batches (the
-// same rows, preallocated output, as many goroutines as the job has
-// workers) and one whole job (read Parquet, score through backend/onnx,
-// write parts with fsync and a manifest), back to back so both halves see
-// the same load, and report job/raw. On the shared 2-core machine here,
-// load average 16 to 28 from other work (so the spread is wide), three
-// runs each:
+// iteration, the whole job (read Parquet, score through backend/onnx,
+// write parts with fsync and a manifest) and three floors, each a stage
+// alone as fast as parquet-go or ONNX Runtime do it: raw ONNX Runtime on
+// the same rows as pre-formed batches, parquet-go's typed page reads of
+// the input's columns, and parquet-go writing the output's pre-formed
+// values with the same encodings into synced part files. Against commit
+// 91c8882 (before this design), same harness, three rounds, min–median–
+// max, on the shared 2-core machine here at load average 11-12 (which
+// leaves any process about half a core, so CPU per row is the steady
+// figure):
 //
-//	fraud MLP (8 features, ~0.1 µs a row in ORT), 262,144 rows, batches of 1024
-//	  Parquet→Parquet  job 274k–745k rows/s, raw 10M–26M rows/s   job/raw 1.9%–6.5%
-//	  Parquet→JSONL    job 230k–314k rows/s                        job/raw 1.8%–3.6%
-//	wide MLP (256→1024→1024→10, ~30 µs a row batched), 8,192 rows, batches of 256,
-//	input one 256-wide vector column
-//	  Parquet→Parquet  job 8.7k–15k rows/s, raw 11k–23k rows/s     job/raw 64%–88%
+//	fraud MLP, 2M rows, batches of 1024, Parquet→Parquet
+//	  job CPU a row    before 589–677–684 ns   after 194–212–217 ns
+//	  floors a row     raw ORT 23–28 ns, read 23–30 ns, write 70–93 ns
+//	  job rows/s       before 546k–578k–828k   after 1.89M–2.16M–2.36M
+//	  job/raw          before 2.5–3.1%         after 9.6–13.3–22%
+//	wide MLP, 32k rows, batches of 256, one 256-wide vector column
+//	  job CPU a row    before 43.8k–45.9k–49.7k ns   after 36.9k–38.0k–38.6k ns
+//	  floors a row     raw ORT 32.4k–33.9k ns, read 722–1131 ns, write 334–399 ns
 //
-// The ≥ 90% target is not met. For the fraud model it is out of reach by
-// design of any file-to-file job: a row costs ONNX Runtime about 0.1 µs of
-// CPU, while reading its 9 Parquet values costs about 0.4 µs and writing
-// its output row (row, id, score, model, version, timestamp) about
-// 0.3–0.4 µs (CPU profiles of the benchmark), so the job spends most of
-// its time on I/O however it is scheduled. For the wide model, I/O is
-// about a third of the model's CPU (reading 256 floats a row ~8 µs,
-// writing 10 ~7 µs, against ~28 µs in ORT), which on 2 cores that the
-// model also needs caps the ratio near 75%; with spare cores for the
-// reader and writer it approaches 100%. The path here: Parquet columns are
-// read from their pages and appended column-wise (4096 rows at a time for
-// scalars, a whole list at once for vectors) instead of through
-// parquet-go's row reader, and written with typed column writes, which
-// made the fraud job about 3× faster than the first version.
+// On a machine of its own the job can go as fast as two cores over its
+// CPU a row (arithmetic, not measured here: the machine was never idle):
+// about 210 ns a row for the fraud model, 9–10M rows/s, of which
+// the floors are about 125 ns (writing the output about 75: parquet-go's
+// column writers, with statistics for every page). The rest is the
+// interleaving of the 8 feature columns into the request (about 18 ns),
+// the collector (about 15), commits and the predictor's own overhead.
+// For the wide model the job needs about 1.15 times raw ONNX Runtime's
+// CPU a row (reading 256 floats a row from a repeated column, about 850
+// ns, is most of what is not the model; the rest is ONNX Runtime running
+// slower beside the reader and writer on the same two cores), which caps
+// it near 87% of raw on two cores; a core for the reader and writer would
+// lift it to the model's own speed.
 //
 // Memory stays flat, measured with examples/batchjob (peak RSS from the
 // kernel's high-water mark while scoring, ONNX Runtime included; live Go
 // heap after GC from GODEBUG=gctrace=1):
 //
-//	100k rows: 71 MiB RSS, 14 MB live heap
-//	  1M rows: 79 MiB RSS, 16 MB live heap
-//	  3M rows: 82 MiB RSS, 17 MB live heap
+//	100k rows: 58 MiB RSS,  8 MB live heap   (before this design: 71 MiB, 14 MB)
+//	  1M rows: 73 MiB RSS, 12 MB live heap   (79 MiB, 16 MB)
+//	  3M rows: 76 MiB RSS, 13 MB live heap   (82 MiB, 17 MB)
 package job

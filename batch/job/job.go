@@ -1,6 +1,7 @@
 package job
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/servekit/servekit/internal/atomicfile"
@@ -77,7 +79,8 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 		return nil, err
 	}
 	defer r.Close()
-	j := &run{cfg: c, p: p, md: md, m: m, r: r, dir: dir, man: man, parts: map[int64]*partState{}}
+	j := &run{cfg: c, p: p, md: md, m: m, r: r, dir: dir, man: man, parts: map[int64]*partState{},
+		frames: make(chan *rowio.Frame, 2*c.workers+2), ints: make(chan []int64, 4*c.workers+4), shared: sharedColumns(c.schema, md)}
 	j.prevRows, j.prevErrs = man.Totals()
 	j.doneBefore = map[int64]bool{}
 	for _, p := range man.Parts {
@@ -91,8 +94,9 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 }
 
 // run is one call of Run. The reader goroutine owns r, the worker
-// goroutines only their items, and the writer (Run's goroutine) parts,
-// man and stats; tr is shared through atomics.
+// goroutines only their items, the writer (Run's goroutine) parts and
+// stats, the committer goroutine man (until it is done) and the parts
+// handed to it; tr is shared through atomics.
 type run struct {
 	cfg   config
 	p     serving.Predictor
@@ -105,8 +109,13 @@ type run struct {
 	stats stats
 	tr    tracker
 
-	prevRows, prevErrs int64          // from earlier runs
-	doneBefore         map[int64]bool // parts earlier runs committed: the reader's copy
+	texts              constTexts
+	bufs               []*bufio.Writer   // of finished parts, for the next: the writer's
+	ints               chan []int64      // row number and timestamp columns written, for output to fill again
+	frames             chan *rowio.Frame // written input frames, for the reader to fill again
+	shared             map[string]bool   // columns never filled again (see recycle)
+	prevRows, prevErrs int64             // from earlier runs
+	doneBefore         map[int64]bool    // parts earlier runs committed: the reader's copy
 	firstErr           *deadRow
 }
 
@@ -133,6 +142,7 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 	sem := make(chan struct{}, window)
 	work := make(chan *item, j.cfg.workers)
 	results := make(chan *item, window+4)
+	commits := make(chan *partState, maxQueuedParts)
 
 	j.tr.begin = time.Now()
 	stopTelemetry := j.startTelemetry()
@@ -151,13 +161,32 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 			}
 		})
 	}
-	err := j.write(ctx, results, sem)
+	var commitErr error
+	var succeeded atomic.Bool
+	complete := false
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		complete = j.commitLoop(commits, &succeeded, func(err error) {
+			commitErr = err
+			cancel(err)
+		})
+	}()
+	err := j.write(ctx, results, sem, commits)
+	if err == nil {
+		succeeded.Store(true)
+	}
+	close(commits)
+	<-committed
+	if err == nil {
+		err = commitErr
+	}
 	cancel(err)
 	wg.Wait()
 	for _, st := range j.parts {
 		st.abort()
 	}
-	if err == nil {
+	if err == nil && !complete { // no part was left to commit: say so
 		j.man.Complete = true
 		err = j.man.save(j.dir)
 	}
@@ -195,7 +224,12 @@ func (j *run) read(ctx context.Context, work chan<- *item, results chan<- *item,
 		}
 		read, batches := int64(0), 0
 		for read < rows {
-			f := new(rowio.Frame)
+			var f *rowio.Frame
+			select {
+			case f = <-j.frames:
+			default:
+				f = new(rowio.Frame)
+			}
 			err := j.r.Read(f, int(min(int64(j.cfg.batchRows), rows-read)))
 			if errors.Is(err, io.EOF) {
 				break
@@ -244,8 +278,9 @@ func (j *run) work(ctx context.Context, work <-chan *item, results chan<- *item)
 }
 
 // write hands items to the parts in input order (or as they come, when
-// not ordered) and commits each part when its last batch is in.
-func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}) error {
+// not ordered) and passes each part to the committer once its last
+// batch is in.
+func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}, commits chan<- *partState) error {
 	pending := map[int64]*item{}
 	var next, handled int64
 	total := int64(-1)
@@ -262,7 +297,7 @@ func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}
 		}
 		if !j.cfg.ordered {
 			handled++
-			if err := j.handle(it, sem); err != nil {
+			if err := j.handle(ctx, it, sem, commits); err != nil {
 				return err
 			}
 			continue
@@ -272,7 +307,7 @@ func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}
 			delete(pending, next)
 			next++
 			handled++
-			if err := j.handle(it, sem); err != nil {
+			if err := j.handle(ctx, it, sem, commits); err != nil {
 				return err
 			}
 		}
@@ -280,7 +315,7 @@ func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}
 	return nil
 }
 
-func (j *run) handle(it *item, sem chan struct{}) error {
+func (j *run) handle(ctx context.Context, it *item, sem chan struct{}, commits chan<- *partState) error {
 	st := j.part(it.part)
 	if it.end {
 		st.batches, st.start, st.stop = it.batches, it.start, it.stop
@@ -291,10 +326,21 @@ func (j *run) handle(it *item, sem chan struct{}) error {
 			return err
 		}
 	}
-	if st.batches > 0 && st.got == st.batches {
-		return j.commit(st)
+	if st.batches == 0 || st.got < st.batches {
+		return nil
 	}
-	return nil
+	delete(j.parts, st.part)
+	if err := st.finish(j); err != nil {
+		st.abort()
+		return err
+	}
+	select {
+	case commits <- st:
+		return nil
+	case <-ctx.Done():
+		st.abort()
+		return context.Cause(ctx)
+	}
 }
 
 // add writes a scored batch into its part and counts it.
@@ -305,7 +351,9 @@ func (j *run) add(st *partState, it *item) error {
 		}
 		j.stats.add(out)
 		j.tr.ok.Add(int64(out.Len()))
+		j.recycleInts(out)
 	}
+	j.recycle(it.in)
 	for i := range it.dead {
 		if err := st.writeDead(j, &it.dead[i]); err != nil {
 			return err
@@ -321,20 +369,6 @@ func (j *run) add(st *partState, it *item) error {
 		return fmt.Errorf("%w: %d of %d rows failed (%.2f%%), more than the %.2f%% allowed; first: row %d: %s (dead letters in %s)",
 			ErrTooManyErrors, errs, rows, 100*float64(errs)/float64(rows), 100*j.cfg.maxErrRate, j.firstErr.Row, j.firstErr.Err, j.dir)
 	}
-	return nil
-}
-
-func (j *run) commit(st *partState) error {
-	p, err := st.commit(j)
-	if err != nil {
-		return err
-	}
-	delete(j.parts, st.part)
-	j.man.add(p)
-	if err := j.man.save(j.dir); err != nil {
-		return err
-	}
-	j.tr.parts.Add(1)
 	return nil
 }
 
@@ -426,68 +460,4 @@ func (f fatal) Unwrap() error { return f.error }
 func rowFault(ctx context.Context, err error) bool {
 	var fe fatal
 	return ctx.Err() == nil && !errors.As(err, &fe) && !transient(err) && serving.CodeOf(err) != serving.Canceled
-}
-
-// output builds the output rows of f from resp: row numbers, keys,
-// outputs (in the metadata's order, else the response's), model, version
-// and timestamp.
-func (j *run) output(f *rowio.Frame, resp *serving.Response) (*rowio.Frame, error) {
-	n := f.Len()
-	out := &rowio.Frame{Start: f.Start, Rows: n}
-	rowNums := make([]int64, n)
-	for i := range rowNums {
-		rowNums[i] = f.RowNumber(i)
-	}
-	out.Cols = append(out.Cols, rowio.Col{Field: rowio.Field{Name: ColRow, Type: serving.Int64}, Data: rowNums})
-	out.Cols = append(out.Cols, j.m.Keys(f)...)
-	for _, t := range orderOutputs(j.md, resp.Outputs) {
-		if len(t.Shape) == 0 || t.Shape[0] != int64(n) {
-			return nil, serving.Errorf(serving.InvalidArgument, "batch/job: model output %q has shape %v for %d input rows: it must batch on dimension 0", t.Name, t.Shape, n)
-		}
-		c, err := rowio.ColumnOf(t.Name, t)
-		if err != nil {
-			return nil, err
-		}
-		out.Cols = append(out.Cols, c)
-	}
-	model := resp.Model
-	if model == "" {
-		model = j.md.Name
-	}
-	now := time.Now().UnixMicro()
-	models, versions, times := make([][]byte, n), make([][]byte, n), make([]int64, n)
-	mb, vb := []byte(model), []byte(resp.Version)
-	for i := range n {
-		models[i], versions[i], times[i] = mb, vb, now
-	}
-	out.Cols = append(out.Cols,
-		rowio.Col{Field: rowio.Field{Name: ColModel, Type: serving.Bytes}, Data: models},
-		rowio.Col{Field: rowio.Field{Name: ColVersion, Type: serving.Bytes}, Data: versions},
-		rowio.Col{Field: rowio.Field{Name: ColTimestamp, Type: serving.Int64, Timestamp: true}, Data: times})
-	seen := make(map[string]bool, len(out.Cols))
-	for _, c := range out.Cols {
-		if seen[c.Name] {
-			return nil, fatal{serving.Errorf(serving.InvalidArgument, "batch/job: two output columns are named %q (keys, outputs and %s, %s, %s, %s must differ)", c.Name, ColRow, ColModel, ColVersion, ColTimestamp)}
-		}
-		seen[c.Name] = true
-	}
-	return out, nil
-}
-
-func orderOutputs(md serving.Metadata, ts []serving.Tensor) []serving.Tensor {
-	if len(md.Outputs) == 0 {
-		return ts
-	}
-	ordered := make([]serving.Tensor, 0, len(ts))
-	for _, s := range md.Outputs {
-		for _, t := range ts {
-			if t.Name == s.Name {
-				ordered = append(ordered, t)
-			}
-		}
-	}
-	if len(ordered) != len(ts) { // outputs the metadata does not list
-		return ts
-	}
-	return ordered
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -227,6 +229,98 @@ func TestModelDownStopsTheJob(t *testing.T) {
 	_, err := job.Run(context.Background(), closed, input, filepath.Join(dir, "out"), job.WithSchema(schema))
 	if !errors.Is(err, serving.ErrClosed) {
 		t.Errorf("closed model: %v, want ErrClosed after the retries", err)
+	}
+}
+
+// TestSummaryDistribution checks the summary of an output against what
+// it must be: y = (2r+1, -2r+1) over rows r < n is spread evenly over
+// [3-2n, 2n-1], so its range and mean are exact and its quantiles and
+// histogram, from the sample, close to the uniform's. A sample that
+// favoured early rows (most of them never replaced) would put P90 near
+// the start.
+func TestSummaryDistribution(t *testing.T) {
+	const n = 30000
+	dir := t.TempDir()
+	input := writeInput(t, dir, rowio.Parquet, n)
+	s, err := job.Run(context.Background(), slowLinear(0), input, filepath.Join(dir, "out"),
+		job.WithSchema(schema), job.WithBatchRows(512), job.WithWorkers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Outputs) != 1 {
+		t.Fatalf("outputs %+v", s.Outputs)
+	}
+	o := s.Outputs[0]
+	span := 4.0 * (n - 1)
+	if o.Name != "y" || o.Count != 2*n || o.Min != 3-2*n || o.Max != 2*n-1 || math.Abs(o.Mean-1) > 1e-9 || o.Classes != nil {
+		t.Fatalf("summary %+v", o)
+	}
+	for _, q := range []struct{ got, p float64 }{{o.P50, 0.5}, {o.P90, 0.9}, {o.P99, 0.99}} {
+		if want := o.Min + q.p*span; math.Abs(q.got-want) > 0.02*span {
+			t.Errorf("P%v = %v, want about %v", 100*q.p, q.got, want)
+		}
+	}
+	var sum int64
+	for _, b := range o.Histogram {
+		sum += b.Count
+		if math.Abs(float64(b.Count)-2*n/10) > 0.1*2*n/10 {
+			t.Errorf("bin %+v, want about %d values", b, 2*n/10)
+		}
+	}
+	if math.Abs(float64(sum-2*n)) > 10 {
+		t.Errorf("histogram holds %d values of %d", sum, 2*n)
+	}
+}
+
+// TestPredictorMayKeepRequests runs a job whose input is one vector
+// column, which the request shares with the frame read, through a
+// predictor that keeps every request (as a prediction logger does): the
+// job must never read rows into a frame a kept request still holds.
+func TestPredictorMayKeepRequests(t *testing.T) {
+	const n = 5000
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.parquet")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := rowio.NewWriter(rowio.Parquet, f)
+	v := make([]float32, 0, 2*n)
+	for i := range n {
+		v = append(v, float32(i), -float32(i))
+	}
+	if err := w.Write(&rowio.Frame{Rows: n, Cols: []rowio.Col{{Field: rowio.Field{Name: "x", Type: serving.FP32, Width: 2}, Data: v}}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	f.Close()
+	lin := servingtest.Linear(2)
+	var mu sync.Mutex
+	var kept []serving.Tensor
+	keeper := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+		mu.Lock()
+		kept = append(kept, req.Inputs[0])
+		mu.Unlock()
+		return lin.Predict(ctx, req)
+	}).WithMetadata(lin.Metadata())
+	if _, err := job.Run(context.Background(), keeper, path, filepath.Join(dir, "out"), job.WithBatchRows(64), job.WithWorkers(3)); err != nil {
+		t.Fatal(err)
+	}
+	seen := make([]int, n)
+	for _, x := range kept {
+		vs, _ := serving.Values[float32](x)
+		for i := 0; i < len(vs); i += 2 {
+			if r := int(vs[i]); r < 0 || r >= n || vs[i+1] != -vs[i] {
+				t.Fatalf("a kept request changed: row %v", vs[i:i+2])
+			} else {
+				seen[r]++
+			}
+		}
+	}
+	for r, k := range seen {
+		if k != 1 {
+			t.Fatalf("row %d is in %d kept requests", r, k)
+		}
 	}
 }
 

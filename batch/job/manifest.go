@@ -18,9 +18,10 @@ const ManifestName = "_manifest.json"
 
 // Manifest records what a job has done, so that a run started again
 // after a crash skips it. It is rewritten atomically (atomicfile.WriteFile)
-// after every part is committed: a part's files are renamed into place
-// first, then the manifest names them, so a part the manifest names is
-// whole, and a part it does not name is redone (its files replaced).
+// after every group of parts is committed: a part's files are renamed
+// into place first, then the manifest names them, so a part the manifest
+// names is whole, and a part it does not name is redone (its files
+// replaced).
 type Manifest struct {
 	Version int `json:"version"`
 	// What the job is: a run whose settings differ refuses to resume it.
@@ -90,12 +91,12 @@ func (m *Manifest) save(dir string) error {
 	return atomicfile.WriteFile(filepath.Join(dir, ManifestName), append(b, '\n'))
 }
 
-// openManifest loads the manifest of dir, checks that it describes the
-// same job as want, or starts want there.
+// openManifest loads the manifest of dir and checks that it describes
+// the same job as want, or returns want for a new job.
 func openManifest(dir string, want *Manifest, resume bool) (*Manifest, error) {
 	m, err := ReadManifest(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return want, want.save(dir)
+		return want, nil // saved with the first parts committed
 	}
 	if err != nil {
 		return nil, err

@@ -66,7 +66,12 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 			return err
 		}
 		st.file = a
-		st.buf = bufio.NewWriterSize(a, 256<<10)
+		if n := len(j.bufs); n > 0 {
+			st.buf, j.bufs = j.bufs[n-1], j.bufs[:n-1]
+			st.buf.Reset(a)
+		} else {
+			st.buf = bufio.NewWriterSize(a, 256<<10)
+		}
 		if st.w, err = rowio.NewWriter(j.cfg.outFormat, st.buf); err != nil {
 			return err
 		}
@@ -92,37 +97,64 @@ func (st *partState) writeDead(j *run, d *deadRow) error {
 	return nil
 }
 
-// commit finishes and renames the part's files, and removes any a crashed
-// run left under the same names that this run did not write (a part that
-// failed a row then and not now), so the directory holds each row once.
-func (st *partState) commit(j *run) (Part, error) {
-	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
+// finish completes the part's files (Parquet's footer, buffered bytes),
+// on the writer's goroutine, whose next part takes over the buffer; the
+// committer then makes the files durable.
+func (st *partState) finish(j *run) error {
 	if st.w != nil {
 		if err := st.w.Close(); err != nil {
-			return p, err
+			return err
 		}
 		if err := st.buf.Flush(); err != nil {
-			return p, err
+			return err
 		}
-		if err := st.file.Commit(); err != nil {
-			return p, err
-		}
-		p.File = PartFile(st.part, j.cfg.outFormat)
-	} else if err := removeIfThere(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat))); err != nil {
-		return p, err
+		j.bufs = append(j.bufs, st.buf)
+		st.buf = nil
 	}
 	if st.dead != nil {
-		if err := st.deadW.Flush(); err != nil {
-			return p, err
-		}
-		if err := st.dead.Commit(); err != nil {
-			return p, err
-		}
-		p.DeadLetter = DeadLetterFile(st.part)
-	} else if err := removeIfThere(filepath.Join(j.dir, DeadLetterFile(st.part))); err != nil {
-		return p, err
+		return st.deadW.Flush()
 	}
-	return p, nil
+	return nil
+}
+
+// files are the part's finished files, for the committer to sync and
+// rename into place.
+func (st *partState) files() []*atomicfile.File {
+	var fs []*atomicfile.File
+	if st.w != nil {
+		fs = append(fs, st.file)
+	}
+	if st.dead != nil {
+		fs = append(fs, st.dead)
+	}
+	return fs
+}
+
+// clean removes the files a crashed run left under the names of files
+// this run does not write for the part (a part that failed a row then
+// and not now), so the directory holds each row once.
+func (st *partState) clean(j *run) error {
+	if st.w == nil {
+		if err := removeIfThere(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat))); err != nil {
+			return err
+		}
+	}
+	if st.dead == nil {
+		return removeIfThere(filepath.Join(j.dir, DeadLetterFile(st.part)))
+	}
+	return nil
+}
+
+// record is the part's manifest entry.
+func (st *partState) record(j *run) Part {
+	p := Part{Part: st.part, Start: st.start, End: st.stop, Rows: st.rows, Errors: st.deadRows}
+	if st.w != nil {
+		p.File = PartFile(st.part, j.cfg.outFormat)
+	}
+	if st.dead != nil {
+		p.DeadLetter = DeadLetterFile(st.part)
+	}
+	return p
 }
 
 func (st *partState) abort() {

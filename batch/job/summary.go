@@ -118,6 +118,13 @@ type outStats struct {
 	sample        []float64
 	classes       map[string]int64
 	numeric       bool
+	// Once the sample is full, next is the index (in the output's value
+	// stream) of the next value to enter it and w the weight of Li's
+	// Algorithm L: the random draws are per value that enters, not per
+	// value seen, so sampling costs the writer nothing per row.
+	next    int64
+	w       float64
+	scratch []float64
 }
 
 // add counts the output columns of an output frame: all but the row
@@ -141,33 +148,79 @@ func (s *stats) add(f *rowio.Frame) {
 }
 
 func (o *outStats) addCol(c rowio.Col, rng *rand.Rand) {
+	switch d := c.Data.(type) {
+	case []float32:
+		addFloats(o, d, rng)
+		return
+	case []float64:
+		addFloats(o, d, rng)
+		return
+	}
 	t, err := serving.FromSlice(c.Name, c.Type, []int64{int64(c.Len() * max(1, c.Width))}, c.Data)
 	if err != nil {
 		return
 	}
 	n := t.Len()
-	strs, _ := t.Strings()
-	for i := range n {
-		o.count++
-		if strs != nil {
-			o.class(strs[i])
-			continue
+	if strs, _ := t.Strings(); strs != nil {
+		o.count += int64(n)
+		for _, s := range strs {
+			o.class(s)
 		}
+		return
+	}
+	o.scratch = o.scratch[:0]
+	for i := range n {
 		v, _ := t.Float64At(i)
-		o.numeric = true
-		o.min, o.max, o.sum = min(o.min, v), max(o.max, v), o.sum+v
-		if c.Type != serving.FP16 && c.Type != serving.BF16 && c.Type != serving.FP32 && c.Type != serving.FP64 {
+		o.scratch = append(o.scratch, v)
+		if c.Type != serving.FP16 && c.Type != serving.BF16 {
 			o.class(strconv.FormatFloat(v, 'g', -1, 64))
 		}
-		// Reservoir sampling (Algorithm R): every value has the same chance
-		// of being in the sample.
-		if len(o.sample) < SampleSize {
-			o.sample = append(o.sample, v)
-		} else if k := rng.Int64N(o.count); k < SampleSize {
-			o.sample[k] = v
+	}
+	addFloats(o, o.scratch, rng)
+}
+
+// addFloats counts numeric values: their range and sum, and a uniform
+// sample of SampleSize of them (every value has the same chance to be in
+// it, as with Algorithm R, which drew a number per value).
+func addFloats[T float32 | float64](o *outStats, d []T, rng *rand.Rand) {
+	if len(d) == 0 {
+		return
+	}
+	o.numeric = true
+	lo, hi, sum := o.min, o.max, 0.0
+	for _, x := range d {
+		v := float64(x)
+		lo, hi, sum = min(lo, v), max(hi, v), sum+v
+	}
+	o.min, o.max, o.sum = lo, hi, o.sum+sum
+	start := o.count
+	o.count += int64(len(d))
+	i := 0
+	for ; len(o.sample) < SampleSize && i < len(d); i++ {
+		o.sample = append(o.sample, float64(d[i]))
+		if len(o.sample) == SampleSize {
+			o.w = math.Exp(math.Log(uniform(rng)) / SampleSize)
+			o.next = start + int64(i) + o.skip(rng)
 		}
 	}
+	for o.next < o.count && len(o.sample) == SampleSize {
+		o.sample[rng.IntN(SampleSize)] = float64(d[o.next-start])
+		o.w *= math.Exp(math.Log(uniform(rng)) / SampleSize)
+		o.next += o.skip(rng)
+	}
 }
+
+// skip is how far the next value to enter the sample is from the last.
+func (o *outStats) skip(rng *rand.Rand) int64 {
+	s := math.Floor(math.Log(uniform(rng))/math.Log1p(-o.w)) + 1
+	if s > math.MaxInt64/2 || math.IsNaN(s) {
+		return math.MaxInt64 / 2
+	}
+	return int64(s)
+}
+
+// uniform draws from (0, 1].
+func uniform(rng *rand.Rand) float64 { return 1 - rng.Float64() }
 
 func (o *outStats) class(k string) {
 	if o.classes == nil {

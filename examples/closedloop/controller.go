@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 )
@@ -22,6 +23,7 @@ type controller struct {
 	o    *options
 	repo *repository.Repository
 	mon  *drift.Monitor
+	qm   *quality.Monitor
 	hist *history
 	tl   *timeline
 }
@@ -31,7 +33,9 @@ type outcome struct {
 	Version string
 	Plan    rollout.PlanStatus
 	Shadow  rollout.ShadowSnapshot // at the plan's end
-	AUC     aucFigures             // the AUC guard's last verdict
+	// AUC is the two versions' AUC on the labelled transactions both
+	// answered during the plan (the AUC guard's comparison), at its end.
+	AUC quality.Comparison
 }
 
 // run waits for the next version, shadows it, runs the plan and returns
@@ -46,7 +50,6 @@ func (c *controller) run(ctx context.Context, stable string) (*outcome, error) {
 	// Shadow: every request v1 answers also goes to v2, off the request
 	// path, and the answers are compared (at the 0.5 decision threshold:
 	// the default rule for a score per row).
-	mirrorStart := time.Now()
 	if err := r.Mirror(v, 100); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
@@ -65,8 +68,7 @@ func (c *controller) run(ctx context.Context, stable string) (*outcome, error) {
 
 	// Canary: 5 % → 25 % → 50 %, each step held while the guards hold, then
 	// 100 %.
-	auc := &aucGuard{hist: c.hist, since: mirrorStart, margin: c.o.aucMargin, minLabelled: c.o.minLabelled}
-	plan := rollout.Plan{Canary: v, Stable: stable, Guards: guards(c.o, c.mon, auc), Interval: c.o.interval}
+	plan := rollout.Plan{Canary: v, Stable: stable, Guards: guards(c.o, c.mon, c.qm), Interval: c.o.interval}
 	for _, w := range c.o.steps {
 		plan.Steps = append(plan.Steps, rollout.Step{Weight: w, Hold: c.o.hold})
 	}
@@ -74,11 +76,11 @@ func (c *controller) run(ctx context.Context, stable string) (*outcome, error) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	c.tl.say("canary plan for v%s: steps %s, each held %v; guards checked every %v", v, stepsLine(c.o.steps), c.o.hold, c.o.interval)
-	ps, err := c.watchPlan(ctx, r, auc)
+	ps, err := c.watchPlan(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	out := &outcome{Version: v, Plan: ps, AUC: auc.figures()}
+	out := &outcome{Version: v, Plan: ps, AUC: c.auc(ctx, ps)}
 	if st := r.Status(); st.Shadow != nil {
 		out.Shadow = *st.Shadow
 	}
@@ -121,7 +123,7 @@ func (c *controller) awaitPairs(ctx context.Context, r *rollout.Router) (rollout
 }
 
 // watchPlan reports each step of the plan as it begins, and its end.
-func (c *controller) watchPlan(ctx context.Context, r *rollout.Router, auc *aucGuard) (rollout.PlanStatus, error) {
+func (c *controller) watchPlan(ctx context.Context, r *rollout.Router) (rollout.PlanStatus, error) {
 	step := -1
 	for {
 		st := r.Status()
@@ -132,13 +134,13 @@ func (c *controller) watchPlan(ctx context.Context, r *rollout.Router, auc *aucG
 		if p.Active() && p.Step != step {
 			step = p.Step
 			c.tl.add(p.StepStarted, evStep, "canary step %d/%d: v%s takes %g %% of the traffic, v%s the rest%s",
-				step+1, len(p.Steps), p.Canary, p.Weight, p.Stable, verdicts(st.Shadow, auc.figures()))
+				step+1, len(p.Steps), p.Canary, p.Weight, p.Stable, verdicts(st.Shadow, c.auc(ctx, *p)))
 		}
 		if !p.Active() {
 			switch p.State {
 			case rollout.PlanSucceeded:
 				c.tl.add(p.Ended, evPromoted, "promoted: v%s has 100 %% of the traffic (every step's guards held)%s",
-					p.Canary, verdicts(st.Shadow, auc.figures()))
+					p.Canary, verdicts(st.Shadow, c.auc(ctx, *p)))
 			case rollout.PlanRolledBack:
 				c.tl.add(p.Ended, evRolledBack, "rolled back at step %d (%g %%): v%s has 100 %% again; reason: %s",
 					p.Step+1, p.Steps[p.Step].Weight, p.Stable, p.Reason)
@@ -153,8 +155,18 @@ func (c *controller) watchPlan(ctx context.Context, r *rollout.Router, auc *aucG
 	}
 }
 
-// verdicts is what the guards saw last, for a step's line.
-func verdicts(sh *rollout.ShadowSnapshot, a aucFigures) string {
+// auc is what the AUC guard compares: both versions' AUC on the labelled
+// transactions both answered since the plan began.
+func (c *controller) auc(ctx context.Context, p rollout.PlanStatus) quality.Comparison {
+	cmp, err := c.qm.Compare(ctx, modelName, p.Stable, p.Canary, quality.AUC, quality.Paired, p.Started)
+	if err != nil {
+		return quality.Comparison{}
+	}
+	return cmp
+}
+
+// verdicts is what the guards saw, for a step's line.
+func verdicts(sh *rollout.ShadowSnapshot, a quality.Comparison) string {
 	var b strings.Builder
 	if sh != nil {
 		if rate, pairs, ok := sh.MinAgreement(); ok {
@@ -162,7 +174,7 @@ func verdicts(sh *rollout.ShadowSnapshot, a aucFigures) string {
 		}
 	}
 	if a.N > 0 {
-		fmt.Fprintf(&b, "; AUC on %d labelled transactions: stable %.3f, canary %.3f", a.N, a.Stable, a.Canary)
+		fmt.Fprintf(&b, "; AUC on %d labelled transactions: stable %.3f, canary %.3f", a.N, a.Baseline, a.Candidate)
 	}
 	return b.String()
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -16,12 +18,17 @@ import (
 // feedback is the store of ground truth, standing for a bank's
 // chargeback feed: whether a transaction was fraud becomes known only
 // some time after it was scored. The load generator, which knows the
-// truth, hands each answered transaction's label to record; it reaches
-// the file (JSON Lines: {"id": "tx-42", "fraud": true}) once its delay has
-// passed. Whoever trains or judges a model joins the file with the logged
-// predictions by request id, as a real pipeline joins its label table.
+// truth, hands each answered transaction's label to record; once its
+// delay has passed it reaches the file (JSON Lines: {"id": "tx-42",
+// "fraud": true}), which the retrainer joins with the logged predictions
+// by request id as a real pipeline joins its label table, and the
+// server's labels endpoint (POST /v2/models/fraud/labels), where package
+// quality joins it with the answers it remembers.
 type feedback struct {
 	delay time.Duration
+	url   string // the labels endpoint
+	token string // its bearer token
+	post  *http.Client
 	f     *os.File
 	mu    sync.Mutex
 	due   []dueLabel // guarded by mu, in the order recorded (so by due time)
@@ -36,13 +43,15 @@ type dueLabel struct {
 }
 
 // openFeedback creates the file and starts the goroutine that releases
-// labels as they fall due; close stops it.
-func openFeedback(path string, delay time.Duration) (*feedback, error) {
+// labels as they fall due, to the file and to the labels endpoint at url
+// (with the bearer token); close stops it.
+func openFeedback(path, url, token string, delay time.Duration) (*feedback, error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	fb := &feedback{delay: delay, f: f, stopc: make(chan struct{}), done: make(chan struct{})}
+	fb := &feedback{delay: delay, url: url, token: token, post: &http.Client{Timeout: 5 * time.Second},
+		f: f, stopc: make(chan struct{}), done: make(chan struct{})}
 	tick := max(delay/4, 20*time.Millisecond)
 	go func() {
 		defer close(fb.done)
@@ -68,28 +77,62 @@ func (fb *feedback) record(id string, fraud bool) {
 }
 
 // release appends the labels due by now, whole lines in one write, so a
-// reader never sees half a line.
+// reader never sees half a line, and posts them to the labels endpoint
+// as one batch ({"labels": [{"id": "tx-42", "label": true}, …]}).
 func (fb *feedback) release(now time.Time) error {
 	fb.mu.Lock()
-	defer fb.mu.Unlock()
 	n := 0
 	for n < len(fb.due) && !fb.due[n].at.After(now) {
 		n++
 	}
 	if n == 0 {
+		fb.mu.Unlock()
 		return nil
 	}
 	var b []byte
-	for _, l := range fb.due[:n] {
+	post := []byte(`{"labels":[`)
+	for i, l := range fb.due[:n] {
 		b = append(b, `{"id":`...)
 		b = strconv.AppendQuote(b, l.id)
 		b = append(b, `,"fraud":`...)
 		b = strconv.AppendBool(b, l.fraud)
 		b = append(b, "}\n"...)
+		if i > 0 {
+			post = append(post, ',')
+		}
+		post = append(post, `{"id":`...)
+		post = strconv.AppendQuote(post, l.id)
+		post = append(post, `,"label":`...)
+		post = strconv.AppendBool(post, l.fraud)
+		post = append(post, '}')
 	}
+	post = append(post, "]}"...)
 	fb.due = fb.due[n:]
 	_, err := fb.f.Write(b)
-	return err
+	fb.mu.Unlock()
+	return errors.Join(err, fb.send(post))
+}
+
+// send posts a batch of labels; a feed that cannot reach the server
+// loses the batch (the file keeps it), as a chargeback feed would retry
+// later.
+func (fb *feedback) send(body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, fb.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+fb.token)
+	resp, err := fb.post.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("labels endpoint: %s", resp.Status)
+	}
+	return nil
 }
 
 // close stops the goroutine and closes the file. Labels not yet due are
@@ -97,6 +140,7 @@ func (fb *feedback) release(now time.Time) error {
 func (fb *feedback) close() error {
 	close(fb.stopc)
 	<-fb.done
+	fb.post.CloseIdleConnections()
 	return fb.f.Close()
 }
 

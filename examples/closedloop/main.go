@@ -17,8 +17,9 @@
 //  5. The repository loads version 2 at 0 %; the controller shadows it,
 //     then runs a canary plan 5 % → 25 % → 50 % → 100 % whose guards
 //     (errors, p99, shadow sanity and agreement, drift, and the AUC of the
-//     canary against the stable on labelled traffic) promote it, or roll
-//     it back at once when it is broken (-break-v2).
+//     canary against the stable on labelled traffic, from package
+//     quality, which the chargebacks reach through POST …/labels) promote
+//     it, or roll it back at once when it is broken (-break-v2).
 //  6. It prints the timeline and the totals: no request may fail.
 //
 // Usage:
@@ -103,7 +104,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.shiftAfter, "shift-after", 6000, "requests before the world drifts")
 	fs.IntVar(&o.window, "window", 1000, "rows per drift window")
 	fs.DurationVar(&o.labelDelay, "label-delay", 2*time.Second, "how late a transaction's label (chargeback) arrives")
-	fs.DurationVar(&o.logRotate, "log-rotate", time.Second, "how often prediction log files are finished (what the retrainer and the AUC guard can read)")
+	fs.DurationVar(&o.logRotate, "log-rotate", time.Second, "how often prediction log files are finished (what the retrainer can read)")
 	fs.DurationVar(&o.poll, "poll", 250*time.Millisecond, "how often the repository looks for new versions")
 	fs.IntVar(&o.trainRows, "train-rows", 2000, "labelled drifted transactions the retrainer waits for (a quarter held out)")
 	fs.Int64Var(&o.shadowPairs, "shadow-pairs", 1000, "compared pairs the shadow phase waits for, and MinAgreement's minimum")
@@ -211,7 +212,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	defer func() { err = errors.Join(err, srv.close(context.WithoutCancel(ctx))) }()
 	tl.add(time.Now(), evServing, "serving v1 on %s/v2/models/%s (metrics at /metrics); admin API and drift report on %s (Bearer %s)",
 		srv.apiURL, modelName, srv.adminURL, shown)
-	fb, err := openFeedback(labels, o.labelDelay)
+	fb, err := openFeedback(labels, srv.apiURL+"/v2/models/"+modelName+"/labels", o.token, o.labelDelay)
 	if err != nil {
 		return rep, err
 	}
@@ -220,7 +221,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	tl.say("load: %d callers, %g requests/s in all; the world drifts after request %d", o.callers, o.rate, o.shiftAfter)
 
 	// 4–5: drift → retrain → load → shadow → canary, driven by the events.
-	ctl := &controller{o: o, repo: srv.repo, mon: srv.mon, hist: hist, tl: tl}
+	ctl := &controller{o: o, repo: srv.repo, mon: srv.mon, qm: srv.qm, hist: hist, tl: tl}
 	outcome, storyErr := ctl.run(ctx, "1")
 	rep.Outcome = outcome
 	if storyErr == nil {

@@ -78,8 +78,8 @@ func TestClosedLoop(t *testing.T) {
 	if tr := rep.Trained; tr == nil || tr.AUCNew <= tr.AUCOld || tr.Rows == 0 {
 		t.Errorf("trained %+v, want v2's held-out AUC above v1's", tr)
 	}
-	if a := rep.Outcome.AUC; a.N == 0 || a.Canary <= a.Stable {
-		t.Errorf("AUC guard's last verdict %+v, want the canary above the stable", a)
+	if a := rep.Outcome.AUC; a.N == 0 || a.Candidate <= a.Baseline {
+		t.Errorf("AUC on the labelled transactions both versions answered: %+v, want the canary above the stable", a)
 	}
 	if v2 := rep.Load.Last["2"]; !v2.After(rep.Outcome.Plan.Ended) {
 		t.Errorf("v2 last answered at %v, before its promotion at %v", v2, rep.Outcome.Plan.Ended)

@@ -32,14 +32,18 @@ func trainV1(o *options, tl *timeline) error {
 	if err != nil {
 		return err
 	}
-	if err := writeConfig(o.repoDir()); err != nil {
-		return err
-	}
-	dir, err := writeVersion(o.repoDir(), "1", m, prof)
+	ref, err := qualityReference("1", m, xs[cut:], ys[cut:])
 	if err != nil {
 		return err
 	}
-	tl.say("v1 trained on %d labelled historical transactions: AUC %.3f on %d held out; written to %s with its drift profile",
+	if err := writeConfig(o.repoDir()); err != nil {
+		return err
+	}
+	dir, err := writeVersion(o.repoDir(), "1", m, prof, ref)
+	if err != nil {
+		return err
+	}
+	tl.say("v1 trained on %d labelled historical transactions: AUC %.3f on %d held out; written to %s with its drift profile and quality reference",
 		cut, aucOf(m, xs[cut:], ys[cut:]), len(xs)-cut, dir)
 	return nil
 }

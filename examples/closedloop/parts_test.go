@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,17 +15,29 @@ import (
 
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/predlog"
+	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 )
 
-// Labels reach the file only once due, and a reader never takes half a
-// line: what a writer has not finished waits for the next read.
+// Labels reach the file and the labels endpoint only once due (the
+// endpoint as one batch in the form package quality's handler reads), and
+// a reader never takes half a line: what a writer has not finished waits
+// for the next read.
 func TestFeedbackIsLateAndWhole(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "labels.jsonl")
-	fb, err := openFeedback(path, time.Hour)
+	posted := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Authorization") != "Bearer token" {
+			t.Errorf("labels posted without the bearer token")
+		}
+		posted <- string(b)
+	}))
+	defer srv.Close()
+	fb, err := openFeedback(path, srv.URL, "token", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +56,9 @@ func TestFeedbackIsLateAndWhole(t *testing.T) {
 	}
 	if err := fb.close(); err != nil {
 		t.Fatal(err)
+	}
+	if got, want := <-posted, `{"labels":[{"id":"tx-1","label":true},{"id":"tx-2","label":false}]}`; got != want {
+		t.Errorf("posted %s, want %s", got, want)
 	}
 	// A line still being written by another writer.
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
@@ -150,49 +164,8 @@ func TestShadowSane(t *testing.T) {
 	}
 }
 
-// The AUC guard compares the two versions on the same labelled
-// transactions; it waits for enough of them and fails a worse or NaN
-// canary.
-func TestAUCGuard(t *testing.T) {
-	at := time.Now()
-	n := 40
-	ids := make([]string, n)
-	labels := map[string]bool{}
-	good, noise, nan := make([]float32, n), make([]float32, n), make([]float32, n)
-	for i := range n {
-		ids[i] = "tx-" + string(rune('A'+i))
-		fraud := i%4 == 0
-		labels[ids[i]] = fraud
-		good[i], noise[i], nan[i] = 0.2, float32(i%3)/3, float32(math.NaN())
-		if fraud {
-			good[i] = 0.8
-		}
-	}
-	snap := rollout.Snapshot{Model: modelName, Canary: rollout.VersionStatus{Version: "2"}, Stable: rollout.VersionStatus{Version: "1"}}
-	check := func(stable, canary []float32, minLabelled int) error {
-		dir := t.TempDir()
-		logRecords(t, dir, "1", at, ids, stable)
-		logRecords(t, dir, "2", at, ids, canary)
-		labelPath := filepath.Join(dir, "labels.jsonl")
-		writeLabels(t, labelPath, labels)
-		g := &aucGuard{hist: newHistory(dir, labelPath), since: at.Add(-time.Second), margin: 0.02, minLabelled: minLabelled}
-		return g.Check(context.Background(), snap)
-	}
-	if err := check(noise, good, 20); err != nil {
-		t.Errorf("better canary: %v", err)
-	}
-	if err := check(good, noise, 20); err == nil || errors.Is(err, rollout.ErrInconclusive) {
-		t.Errorf("worse canary: %v, want a failure", err)
-	}
-	if err := check(good, nan, 20); err == nil || !strings.Contains(err.Error(), "NaN") {
-		t.Errorf("NaN canary: %v, want a failure", err)
-	}
-	if err := check(noise, good, 100); !errors.Is(err, rollout.ErrInconclusive) {
-		t.Errorf("too few labels: %v, want inconclusive", err)
-	}
-}
-
-// A version appears whole, with its profile, and the config parses as
+// A version appears whole, with its profile and quality reference, and
+// the config parses as
 // the repository reads it.
 func TestWriteVersion(t *testing.T) {
 	repo := t.TempDir()
@@ -215,8 +188,15 @@ func TestWriteVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := writeVersion(repo, "1", m, prof); err != nil {
+	ref, err := qualityReference("1", m, xs[1500:], ys[1500:])
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := writeVersion(repo, "1", m, prof, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := quality.ReadReference(filepath.Join(repo, modelName, "1", quality.ReferenceFileName)); err != nil {
+		t.Errorf("the quality reference beside the model: %v", err)
 	}
 	if v, err := nextVersion(repo); err != nil || v != "2" {
 		t.Errorf("next version %q, %v; want 2", v, err)
@@ -278,7 +258,8 @@ func TestRetrainerEndpoint(t *testing.T) {
 	for _, a := range []string{
 		`{"kind": "cleared", "model": "fraud", "version": "2"}`,
 		`{"kind": "raised", "model": "fraud", "version": "1"}`, // v2 exists already
-		`{"kind": "raised", "model": "other", "version": "2"}`,
+		`{"kind": "raised", "model": "other", "version": "2", "raised": ["amount"]}`,
+		`{"kind": "raised", "model": "fraud", "version": "2", "check_raised": ["amount: missing"]}`, // data quality: no retraining
 	} {
 		if c := post(a); c != http.StatusAccepted {
 			t.Errorf("%s: %d", a, c)

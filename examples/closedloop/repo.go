@@ -11,6 +11,7 @@ import (
 
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/internal/onnxbuild"
+	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
 )
@@ -62,7 +63,7 @@ func writeConfig(repoDir string) error {
 // because the repository polls the disk: a rename makes the version
 // appear whole, never a model file without its profile (the repository
 // ignores hidden entries).
-func writeVersion(repoDir, version string, m logistic, prof *drift.Profile) (string, error) {
+func writeVersion(repoDir, version string, m logistic, prof *drift.Profile, ref *quality.Reference) (string, error) {
 	b, err := m.onnx()
 	if err != nil {
 		return "", err
@@ -77,7 +78,8 @@ func writeVersion(repoDir, version string, m logistic, prof *drift.Profile) (str
 	}
 	err = errors.Join(
 		os.WriteFile(filepath.Join(tmp, "model.onnx"), b, 0o644),
-		prof.WriteFile(filepath.Join(tmp, drift.ProfileFileName)))
+		prof.WriteFile(filepath.Join(tmp, drift.ProfileFileName)),
+		ref.WriteFile(filepath.Join(tmp, quality.ReferenceFileName)))
 	if err == nil {
 		err = os.Rename(tmp, final)
 	}
@@ -85,6 +87,27 @@ func writeVersion(repoDir, version string, m logistic, prof *drift.Profile) (str
 		return "", errors.Join(err, os.RemoveAll(tmp))
 	}
 	return final, nil
+}
+
+// qualityReference is what package quality judges a version against: its
+// scores on held-out labelled rows (the rows it was not fitted on), from
+// which the calibration for estimates without labels and each metric's
+// sampling error come.
+func qualityReference(version string, m logistic, xs [][numFeatures]float32, ys []bool) (*quality.Reference, error) {
+	b, err := quality.NewReferenceBuilder(modelName, version, quality.BinaryTask("score"))
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range xs {
+		label := 0.0
+		if ys[i] {
+			label = 1
+		}
+		if err := b.Add([]float64{float64(float32(m.score(x)))}, label); err != nil {
+			return nil, err
+		}
+	}
+	return b.Reference()
 }
 
 // nextVersion is one above the highest version directory of the model.
@@ -120,7 +143,7 @@ func driftFeatures() []drift.Feature {
 // trained on and its scores of them, added as requests and responses so
 // that each value is read exactly as the monitor reads live traffic.
 func buildProfile(version string, xs [][numFeatures]float32, m logistic) (*drift.Profile, error) {
-	b, err := drift.NewProfileBuilder(modelName, version, driftFeatures())
+	b, err := drift.NewProfileBuilder(modelName, version, driftFeatures(), drift.WithMultivariate(0))
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,10 @@ func (rt *retrainer) alert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
-	if a.Kind != drift.AlertRaised || a.Model != modelName {
+	// A feature's drift starts a retraining; an alert that raises only
+	// data-quality or multivariate checks does not (broken inputs call
+	// for a fix upstream, not a new model).
+	if a.Kind != drift.AlertRaised || len(a.Raised) == 0 || a.Model != modelName {
 		return
 	}
 	next, err := nextVersion(rt.o.repoDir())
@@ -185,7 +188,11 @@ func (rt *retrainer) retrain(ctx context.Context, a drift.Alert, version string)
 		onDisk.Bias = math.NaN()
 		res.BrokenOnDisk = true
 	}
-	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof)
+	ref, err := qualityReference(version, m, xs[cut:], ys[cut:])
+	if err != nil {
+		return err
+	}
+	dir, err := writeVersion(rt.o.repoDir(), version, onDisk, prof, ref)
 	if err != nil {
 		return fmt.Errorf("write version %s: %w", version, err)
 	}

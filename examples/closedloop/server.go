@@ -17,6 +17,7 @@ import (
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/predlog"
+	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rowio"
@@ -29,8 +30,8 @@ import (
 // server is the real-time half: the model repository serves each model
 // through one rollout.Router, composed as package rollout recommends:
 //
-//	HTTP (Open Inference Protocol V2) → telemetry → drift monitor → router ─┬→ v1: predlog → cache → batch → ONNX
-//	                                                                         └→ v2: predlog → cache → batch → ONNX
+//	HTTP (Open Inference Protocol V2) → telemetry → drift monitor → router ─┬→ v1: quality → predlog → cache → batch → ONNX
+//	                                                                         └→ v2: quality → predlog → cache → batch → ONNX
 //
 // Telemetry is outermost, so it times and counts everything, labelled with
 // the version that answered. The drift monitor sits above the router too:
@@ -38,17 +39,21 @@ import (
 // with its own profile, and it sees what users were answered, not the
 // shadow's mirrors. Below the router each version has its own chain: the
 // prediction logger first, so cached answers are logged as served; a
-// cache of its own (keys carry the version, not the weights); a batcher;
+// cache (keys carry the weights' fingerprint, so a reload never serves the
+// old weights' answers); a batcher;
 // the model. A mirrored request reaches the challenger's chain, so its
 // logger records the challenger's answer under the same request id: the
 // pairs the AUC guard compares.
 //
-// The inference API, /metrics and nothing else listen on the public
-// address; the admin API (rollout.Admin) and the drift report (/drift/)
-// on a private one, both behind the bearer token.
+// The inference API, the labels endpoint (behind the bearer token: labels
+// steer the rollout's quality guard), /metrics and nothing else listen on
+// the public address; the admin API (rollout.Admin) and the drift report
+// (/drift/, with the model-quality section) on a private one, both behind
+// the bearer token.
 type server struct {
 	repo     *repository.Repository
 	mon      *drift.Monitor
+	qm       *quality.Monitor
 	hook     *drift.Webhook
 	metrics  *promexport.Exporter
 	apiURL   string
@@ -75,6 +80,20 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second), drift.WithSigningKey(hookKey)); err != nil {
 		return s, err
 	}
+	// Model quality: each version's answers remembered by transaction id
+	// (memory for ~20 s of traffic, far more than the label delay), the
+	// chargebacks joined as they come, windows as the drift monitor's;
+	// estimates from each version's reference, written beside its model.
+	if s.qm, err = quality.NewMonitor(
+		quality.WithWindow(quality.CountWindow(o.window)),
+		quality.WithMemory(1<<16, time.Hour), quality.WithLabelDelay(2*o.labelDelay),
+		quality.WithAlertFunc(func(a quality.Alert) {
+			if a.Kind == quality.AlertRaised {
+				tl.say("quality alarm on %s v%s: %s", a.Model, a.Version, a.Reason)
+			}
+		})); err != nil {
+		return s, err
+	}
 	// An alert starts a retraining, an expensive action: the tests' level
 	// is 0.001 rather than 0.05 (per window, after Bonferroni's correction
 	// across the 9 features), so a false alarm needs two windows in a row
@@ -83,12 +102,18 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.mon, err = drift.NewMonitor(
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
 		drift.WithThreshold(drift.KS, 0.001), drift.WithThreshold(drift.ChiSquare, 0.001),
+		drift.WithReportSection(s.qm),
 		drift.WithAlertFunc(s.hook.Notify),
 		drift.WithAlertFunc(func(a drift.Alert) {
-			if a.Kind == drift.AlertRaised {
+			// A feature's drift is the story's event; the data-quality and
+			// multivariate checks that join it are lines of their own.
+			switch {
+			case len(a.Raised) > 0:
 				tl.add(a.Time, evDrift, "drift detected in %s v%s after window %d (%d rows): %s; alert sent to the retrainer",
 					a.Model, a.Version, a.Result.Window.Index, a.Result.Window.Rows, alarmLine(a))
-			} else {
+			case len(a.CheckRaised) > 0:
+				tl.say("drift monitor: %v in alarm for %s v%s", a.CheckRaised, a.Model, a.Version)
+			case len(a.Cleared) > 0:
 				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
 			}
 		})); err != nil {
@@ -111,13 +136,14 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		return s, err
 	}
 
+	auth := rollout.BearerToken(o.token)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("POST /v2/models/{model}/labels", auth.Protect(s.qm.LabelsHandler(), log))
 	mux.Handle("/", api)
 	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
 		return s, err
 	}
-	auth := rollout.BearerToken(o.token)
 	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo), rollout.WithAuthorizer(auth), rollout.WithAdminLogger(log))
 	if err != nil {
 		return s, err
@@ -156,6 +182,10 @@ func alarmLine(a drift.Alert) string {
 func (s *server) loader(o *options) repository.LoadFunc {
 	return func(_ context.Context, v repository.Version) (p serving.Predictor, err error) {
 		prof, err := drift.ReadProfile(filepath.Join(v.Dir, drift.ProfileFileName))
+		if err != nil {
+			return nil, err
+		}
+		ref, err := quality.ReadReference(filepath.Join(v.Dir, quality.ReferenceFileName))
 		if err != nil {
 			return nil, err
 		}
@@ -203,8 +233,8 @@ func (s *server) loader(o *options) repository.LoadFunc {
 		if err != nil {
 			return nil, err
 		}
-		chain := ownCache{predlog.New(c.Middleware()(b), sink, predlog.WithTick(o.logRotate/2)), c}
-		if err := s.mon.AddProfile(prof); err != nil {
+		chain := ownCache{s.qm.Middleware()(predlog.New(c.Middleware()(b), sink, predlog.WithTick(o.logRotate/2))), c}
+		if err := errors.Join(s.mon.AddProfile(prof), s.qm.AddReference(ref)); err != nil {
 			closers, m = nil, nil // the chain owns them now
 			return nil, errors.Join(err, serving.Close(chain))
 		}
@@ -245,6 +275,9 @@ func (s *server) close(ctx context.Context) error {
 	}
 	if s.mon != nil {
 		errs = append(errs, s.mon.Close())
+	}
+	if s.qm != nil {
+		errs = append(errs, s.qm.Close())
 	}
 	if s.metrics != nil {
 		errs = append(errs, s.metrics.Shutdown(ctx))

@@ -20,12 +20,14 @@ func protocols() *http.Protocols { return grpcapi.Protocols() }
 
 // withGRPC serves the Open Inference Protocol's gRPC service for the models
 // of api on the same port as everything else (rest: the REST API and
-// /metrics), with the REST limits. The server must speak plaintext HTTP/2
-// too: see grpcapi.Protocols.
+// /metrics), with the REST limits but its own message size (-grpc-max-message,
+// grpc-go's 4 MiB: a message is decoded whole, a REST body too, but gRPC
+// clients send large tensors in several messages or raw). The server must
+// speak plaintext HTTP/2 too: see grpcapi.Protocols.
 func withGRPC(api *httpapi.Handler, rest http.Handler, o *options) http.Handler {
 	return grpcapi.New(api,
 		grpcapi.WithFallback(rest),
-		grpcapi.WithMaxMessageBytes(int(o.maxBody)),
+		grpcapi.WithMaxMessageBytes(o.maxMessage),
 		grpcapi.WithMaxElements(o.maxElements),
 		grpcapi.WithMaxTimeout(o.maxTimeout),
 	)

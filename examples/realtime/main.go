@@ -59,6 +59,7 @@ type options struct {
 	ortLib          string
 	threads         int
 	maxBody         int64
+	maxMessage      int
 	maxElements     int64
 	maxTimeout      time.Duration
 	batch           bool
@@ -109,6 +110,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
 	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
+	fs.IntVar(&o.maxMessage, "grpc-max-message", 4<<20, "largest gRPC message in bytes, compressed ones as they inflate (ResourceExhausted above; grpc-go's default)")
 	fs.Int64Var(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
 	fs.DurationVar(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
 	fs.BoolVar(&o.batch, "batch", env("SERVEKIT_BATCH", "") == "1", "micro-batch requests ($SERVEKIT_BATCH=1)")
@@ -135,6 +137,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if len(o.models) == 0 && o.repo == "" {
 		_ = o.models.Set(env("SERVEKIT_MODELS", "fraud=testdata/models/fraud.onnx"))
 	}
+	if o.redis.addr != "" && !o.cache {
+		return nil, errors.New("-cache-redis ($SERVEKIT_REDIS) needs -cache ($SERVEKIT_CACHE=1)")
+	}
 	return o, nil
 }
 
@@ -159,15 +164,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, shutdownMetrics(context.WithoutCancel(ctx))) }()
 
+	// One cache for every model and version. -repo makes it even without
+	// -cache: a model's config.pbtxt may enable response_cache on its own.
 	var c *cache.Cache
-	if o.cache {
+	if o.cache || o.repo != "" {
 		var closeCache func() error
-		if c, closeCache, err = newCache(o); err != nil {
+		if c, closeCache, err = newCache(o, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, closeCache()) }() // after the models: deferred first
 	}
-	models, err := loadModels(o, c, log)
+	modelCache := c
+	if !o.cache {
+		modelCache = nil
+	}
+	models, err := loadModels(o, modelCache, log)
 	defer func() {
 		for _, m := range models {
 			err = errors.Join(err, serving.Close(m.p))
@@ -209,7 +220,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	var repo *repository.Repository
 	if o.repo != "" {
-		if repo, err = openRepository(ctx, o, api, log); err != nil {
+		if repo, err = openRepository(ctx, o, c, api, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache

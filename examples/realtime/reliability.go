@@ -27,10 +27,21 @@ type reliabilityOptions struct {
 	maxQueue    int
 	maxWait     time.Duration
 	drainDelay  time.Duration
-	redisAddr   string
 	debugAddr   string
 	metricsAddr string
 	adminToken  string
+	redis       redisOptions
+}
+
+// redisOptions are the flags of the cache's shared tier. The secrets come
+// from the environment in a deployment (a Secret, deploy/k8s): flags show
+// in ps.
+type redisOptions struct {
+	addr            string
+	password        string
+	hmacKey         string
+	hmacPrevious    string
+	unauthenticated bool
 }
 
 func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
@@ -41,7 +52,11 @@ func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060, behind -admin-token (off by default: never expose it publicly)")
 	fs.StringVar(&o.adminToken, "admin-token", env("SERVEKIT_ADMIN_TOKEN", ""), "bearer token of the admin routes (-debug-addr) ($SERVEKIT_ADMIN_TOKEN; random, and printed, when empty)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", env("SERVEKIT_METRICS_ADDR", ""), "serve /metrics on this separate address, e.g. :9091, instead of the inference port, so a scraper can reach it and clients cannot ($SERVEKIT_METRICS_ADDR)")
-	fs.StringVar(&o.redisAddr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.redis.addr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
+	fs.StringVar(&o.redis.password, "cache-redis-password", env("SERVEKIT_REDIS_PASSWORD", ""), "password of -cache-redis ($SERVEKIT_REDIS_PASSWORD: prefer it, flags show in ps)")
+	fs.StringVar(&o.redis.hmacKey, "cache-redis-hmac-key", env("SERVEKIT_REDIS_HMAC_KEY", ""), "secret of at least 32 bytes that authenticates the entries every replica writes to -cache-redis, e.g. openssl rand -hex 32 ($SERVEKIT_REDIS_HMAC_KEY: prefer it)")
+	fs.StringVar(&o.redis.hmacPrevious, "cache-redis-hmac-key-previous", env("SERVEKIT_REDIS_HMAC_KEY_PREVIOUS", ""), "a key being rotated out: entries it signed are still accepted ($SERVEKIT_REDIS_HMAC_KEY_PREVIOUS)")
+	fs.BoolVar(&o.redis.unauthenticated, "cache-redis-unauthenticated", false, "run -cache-redis without -cache-redis-hmac-key: whoever can write to the Redis can then change every replica's answers")
 }
 
 // withLimit wraps p in admission control, unless turned off. The automatic
@@ -67,10 +82,13 @@ func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predicto
 }
 
 // newCache builds the response cache, with Redis as L2 when asked
-// (redis.go); the returned close stops both.
-func newCache(o *options) (*cache.Cache, func() error, error) {
-	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)}
-	l2, closeL2, err := redisL2(o.redisAddr)
+// (redis.go); the returned close stops both. One cache serves every model
+// and version, those of -repo too: entries are keyed by each model's
+// content fingerprint, so a hot reload or a replica on other weights never
+// gets another's answers.
+func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) {
+	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
+	l2, closeL2, err := redisL2(o.redis)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,15 +55,15 @@ var graphLevels = map[string]onnx.GraphOptimization{
 // openRepository serves the repository's models through api: each model's
 // router is registered as it appears, behind telemetry (which labels its
 // metrics with the version that answered, Response.Version), and removed
-// as it goes. Each version gets its own cache and batcher below the router
-// (versionChain), as package rollout recommends. Versions that fail to load
-// are logged and reported, and the server starts anyway.
+// as it goes. Each version gets its own cache layer and batcher below the
+// router (versionChain), as package rollout recommends. Versions that fail
+// to load are logged and reported, and the server starts anyway.
 //
-// Each loaded version gets its own response cache (-cache-entries each),
-// closed with it: a cache keys on model and version, and a hot reload puts
-// new weights under the same version, so a cache shared across reloads
-// would go on answering with the old weights until its TTL.
-func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
+// The cache layers share c, the process's cache (with -cache-redis, its
+// Redis tier too): each layer keys on its model's content fingerprint, so
+// the answers of files replaced by a hot reload are never served for the
+// new ones. c outlives the repository (run closes it last).
+func openRepository(ctx context.Context, o *options, c *cache.Cache, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
 	load := func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		var p repoParams
 		if err := v.DecodeParameters(&p); err != nil {
@@ -101,17 +101,15 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		if err != nil {
 			return nil, err
 		}
-		var vc *cache.Cache
+		var vc *cache.Cache // the shared cache, for the versions whose config or -cache asks
 		if cacheFor(o, v.Config) {
-			if vc, err = cache.New(cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL)); err != nil {
-				return nil, errors.Join(err, m.Close())
-			}
+			vc = c
 		}
 		chain, err := configChain(m, o, vc, v.Config, log)
 		if err != nil {
-			return nil, errors.Join(err, m.Close(), closeCache(vc))
+			return nil, errors.Join(err, m.Close())
 		}
-		return ownCache{chain, vc}, nil
+		return chain, nil
 	}
 	hook := func(model string, r *rollout.Router) {
 		if r == nil {
@@ -128,25 +126,6 @@ func openRepository(ctx context.Context, o *options, api *httpapi.Handler, log *
 		opts = append(opts, repository.WithStrictConfig())
 	}
 	return repository.Open(ctx, o.repo, load, opts...)
-}
-
-// ownCache is a version's chain that owns its cache: serving.Close closes
-// the cache after the chain has drained (the router closes a version only
-// when its last request has left).
-type ownCache struct {
-	serving.Predictor
-	c *cache.Cache
-}
-
-func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
-
-func (p ownCache) Close() error { return closeCache(p.c) }
-
-func closeCache(c *cache.Cache) error {
-	if c == nil {
-		return nil
-	}
-	return c.Close()
 }
 
 // servedModels names every model served: the -model ones, then the

@@ -20,7 +20,7 @@ import (
 // Triton's configuration a server applies itself:
 //
 //	dynamic_batching + max_batch_size  → batch.New (configChain)
-//	response_cache.enable              → a cache for the version (cacheFor)
+//	response_cache.enable              → the shared cache for the version (cacheFor)
 //	instance_group kind, gpus, count   → CPU or CUDA device; batches in flight
 //	optimization.graph.level           → onnx.WithGraphOptimization
 //	platform, backend                  → must be ONNX Runtime's
@@ -100,8 +100,8 @@ func (t defaultTimeout) Predict(ctx context.Context, req *serving.Request) (*ser
 
 func (t defaultTimeout) Unwrap() serving.Predictor { return t.next }
 
-// cacheFor says whether a version gets a response cache: its config's
-// response_cache.enable when set, otherwise -cache.
+// cacheFor says whether a version answers through the response cache: its
+// config's response_cache.enable when set, otherwise -cache.
 func cacheFor(o *options, cfg *repository.Config) bool {
 	if on, set := cfg.ResponseCache(); set {
 		return on

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -79,6 +80,50 @@ func laterThan(tmp, old string) error {
 	}
 	t := o.ModTime().Add(time.Millisecond)
 	return os.Chtimes(tmp, t, t)
+}
+
+// CommitAll commits several files as one: it syncs them all at once (one
+// disk round trip rather than one each), closes and renames each, then
+// syncs each directory once, so that every rename survives a crash. A
+// crash before it returns leaves any subset of them renamed. After an
+// error, the files not renamed are removed. A batch job commits the parts
+// finished together this way.
+func CommitAll(files ...*File) error {
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, f := range files {
+		if f.done {
+			errs[i] = errors.New("atomicfile: already committed or aborted")
+			continue
+		}
+		wg.Go(func() { errs[i] = f.Sync() })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if f.done {
+			continue
+		}
+		f.done = true
+		cerr := f.File.Close()
+		if err == nil && cerr == nil {
+			cerr = laterThan(f.Name(), f.path)
+		}
+		if err == nil && cerr == nil {
+			cerr = os.Rename(f.Name(), f.path)
+		}
+		if err != nil || cerr != nil {
+			os.Remove(f.Name())
+			err = errors.Join(err, cerr)
+			continue
+		}
+		dirs[filepath.Dir(f.path)] = true
+	}
+	for dir := range dirs {
+		err = errors.Join(err, SyncDir(dir))
+	}
+	return err
 }
 
 // Abort closes and removes the temporary file; after Commit it does

@@ -137,3 +137,37 @@ func TestReplacementLooksNewer(t *testing.T) {
 		t.Errorf("replacement's time %v is not after %v", st.ModTime(), future)
 	}
 }
+
+// TestCommitAll commits files together: each is whole at its path, no
+// temporary file is left, and a file committed already fails the group
+// without renaming the others.
+func TestCommitAll(t *testing.T) {
+	dir := t.TempDir()
+	var files []*atomicfile.File
+	for _, name := range []string{"a", "b", "c"} {
+		f, err := atomicfile.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(name + name)
+		files = append(files, f)
+	}
+	if err := atomicfile.CommitAll(files...); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != name+name {
+			t.Errorf("%s: %q, %v", name, b, err)
+		}
+	}
+	d, _ := atomicfile.Create(filepath.Join(dir, "d"))
+	if err := atomicfile.CommitAll(d, files[0]); err == nil {
+		t.Error("committing a committed file again succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d")); !os.IsNotExist(err) {
+		t.Errorf("d was renamed in a failed group: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+		t.Errorf("dir holds %d entries, want a, b, c", len(entries))
+	}
+}

@@ -8,6 +8,8 @@
 // file, rename (atomic on POSIX file systems), fsync the directory, so the
 // rename itself survives a power loss. A reader, or a process restarted
 // after kill -9, sees the old file or the new one, never half of one.
+// CommitAll does it for several files at once, with their syncs in
+// parallel and one sync of each directory (a group commit).
 //
 // What a crash leaves is a temporary file, and what it is worth depends on
 // the writer: a batch job redoes its part, so it clears them (RemoveTemp);

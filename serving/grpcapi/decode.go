@@ -40,11 +40,45 @@ func DecodeRequest(msg *pb.ModelInferRequest, maxElements int64) (*serving.Reque
 	}
 	if outs := msg.GetOutputs(); len(outs) > 0 {
 		req.Outputs = make([]string, len(outs))
+		seen := make(map[string]struct{}, len(outs))
 		for i, o := range outs {
-			req.Outputs[i] = o.GetName()
+			name := o.GetName()
+			if _, dup := seen[name]; dup {
+				return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: output %q asked for twice", name)
+			}
+			seen[name] = struct{}{}
+			req.Outputs[i] = name
 		}
 	}
 	return req, nil
+}
+
+// classifications reads Triton's classification extension from the
+// requested outputs: parameters["classification"], an int64_param (as
+// Triton's client sends it) or uint64_param of 1 to
+// serving.MaxClassification, asks for that output's top classes.
+func classifications(msg *pb.ModelInferRequest) ([]serving.Classification, error) {
+	var cs []serving.Classification
+	for _, o := range msg.GetOutputs() {
+		p, ok := o.GetParameters()[serving.ParamClassification]
+		if !ok {
+			continue
+		}
+		var k int64
+		switch v := p.GetParameterChoice().(type) {
+		case *pb.InferParameter_Int64Param:
+			k = v.Int64Param
+		case *pb.InferParameter_Uint64Param:
+			k = int64(min(v.Uint64Param, math.MaxInt64))
+		default:
+			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: output %q: classification must be an int64_param", o.GetName())
+		}
+		if k < 1 || k > serving.MaxClassification {
+			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: output %q: classification must be 1 to %d, got %d", o.GetName(), serving.MaxClassification, k)
+		}
+		cs = append(cs, serving.Classification{Output: o.GetName(), K: k})
+	}
+	return cs, nil
 }
 
 // DecodeResponse turns a ModelInferResponse into a serving.Response, reading
@@ -75,8 +109,12 @@ func decodeTensors[T wireTensor](ts []T, raw [][]byte, maxElements int64, what s
 		return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: %d raw contents for %d %ss; raw contents need one entry per %s, in order", len(raw), len(ts), what, what)
 	}
 	out := make([]serving.Tensor, len(ts))
+	var seen map[string]struct{} // past a few names: linear, not pairwise
 	for i, w := range ts {
 		name := w.GetName()
+		if dupName(ts[:i], name, &seen) {
+			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: %s %q given twice", what, name)
+		}
 		dt, err := serving.ParseDataType(w.GetDatatype())
 		if err != nil {
 			return nil, serving.Errorf(serving.InvalidArgument, "grpcapi: %s %q: unknown datatype %q", what, name, w.GetDatatype())
@@ -113,6 +151,32 @@ func decodeTensors[T wireTensor](ts []T, raw [][]byte, maxElements int64, what s
 		out[i] = t
 	}
 	return out, nil
+}
+
+// dupName reports whether name is among the names of prev (the tensors
+// before it), comparing with each while they are few and through *seen, a
+// set kept from then on, past that.
+func dupName[T wireTensor](prev []T, name string, seen *map[string]struct{}) bool {
+	const few = 8
+	if len(prev) < few {
+		for _, p := range prev {
+			if p.GetName() == name {
+				return true
+			}
+		}
+		return false
+	}
+	if *seen == nil {
+		*seen = make(map[string]struct{}, 2*few)
+		for _, p := range prev {
+			(*seen)[p.GetName()] = struct{}{}
+		}
+	}
+	if _, ok := (*seen)[name]; ok {
+		return true
+	}
+	(*seen)[name] = struct{}{}
+	return false
 }
 
 // field names the typed field of each datatype, for error messages.

@@ -65,13 +65,36 @@
 // (WithVersionHeader); Request.Key is the "routing_key" parameter, else the
 // x-routing-key metadata (WithRoutingKeyHeader), as httpapi reads them.
 //
+// A requested output with the parameter "classification" (an int64_param,
+// as Triton's client sends it) is answered with its top k classes per row,
+// BYTES "value:index:label", as over REST (serving.ClassifyOutputs). The
+// protocol's TensorMetadata has no field for an output's class labels, so
+// ModelMetadata does not carry them (REST's model metadata does); the
+// classification answers do.
+//
 // # Limits, deadlines and telemetry
 //
-// WithMaxMessageBytes (default 64 MiB) and WithMaxElements (per input
-// tensor, default 1<<24) are REST's limits: a larger message is
-// ResourceExhausted before it is decoded (gRPC's answer to an oversized
-// message; REST's is 413), a larger tensor InvalidArgument before anything
-// is allocated for it. The deadline is the earliest of the call's gRPC
+// WithMaxMessageBytes (default 4 MiB, grpc-go's) bounds a message: a larger
+// one is ResourceExhausted before it is read (gRPC's answer to an oversized
+// message; REST's is 413), and a compressed one is cut off as it inflates
+// past the limit (Connect would otherwise inflate the rest to report its
+// size: a gigabyte from a megabyte of gzip). WithMaxElements (per input
+// tensor, default 1<<24), WithMaxInputs and WithMaxOutputs (1024 each) and
+// WithMaxParameters (256, all maps of a request together) are httpapi's
+// limits: InvalidArgument before anything is allocated for what is over.
+//
+// Decoding keeps serving's cost budget (serving.DecodeBudget, 16 × the
+// message + 1 MiB). proto.Unmarshal and protojson grow repeated fields one
+// element at a time and cost 40 to 80 bytes of memory per byte of a message
+// of small elements or empty inputs, so the handler's codecs decode
+// ModelInferRequest by hand: the binary one (wire.go) counts every repeated
+// field on the wire before it makes the slice, the JSON one (jsoncodec.go)
+// counts every array before it reads it; both enforce the caps while
+// counting. They make the messages proto.Unmarshal and protojson make
+// (differential tests and fuzz targets hold them to it); other messages go
+// to those. A codec or gzip passed through WithHandlerOptions replaces these,
+// and the budget with them. Input names given twice and outputs asked for
+// twice are InvalidArgument. The deadline is the earliest of the call's gRPC
 // deadline (grpc-timeout), the "timeout" parameter and WithMaxTimeout. W3C
 // trace context (traceparent metadata) is extracted with
 // otel.GetTextMapPropagator(), so the servekit.predict span of

@@ -1,20 +1,24 @@
 package grpcapi_test
 
 import (
+	"net/http/httptest"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 )
 
-// FuzzDecodeRequest feeds the protobuf request path arbitrary bytes: what
-// unmarshals as a ModelInferRequest must decode into valid tensors within
-// the limit or fail with InvalidArgument (Unimplemented only for shared
-// memory inputs), never panic. The seed corpus, typed and raw requests of
-// every datatype, is in testdata/fuzz/FuzzDecodeRequest.
+// FuzzDecodeRequest feeds DecodeRequest what proto.Unmarshal makes of
+// arbitrary bytes: it must decode into valid tensors within the limit or
+// fail with InvalidArgument (Unimplemented only for shared memory inputs),
+// never panic, and never allocate more than serving.DecodeBudget of the
+// bytes. The seed corpus, typed and raw requests of every datatype, is in
+// testdata/fuzz/FuzzDecodeRequest. (FuzzModelInfer fuzzes the handler's own
+// decoder, which replaces proto.Unmarshal.)
 func FuzzDecodeRequest(f *testing.F) {
 	seed, _ := proto.Marshal(grpcapi.EncodeRequest(&serving.Request{Model: "m", Inputs: every(f)}))
 	f.Add(seed)
@@ -24,7 +28,12 @@ func FuzzDecodeRequest(f *testing.F) {
 			return
 		}
 		const limit = 1 << 12
-		req, err := grpcapi.DecodeRequest(&msg, limit)
+		var req *serving.Request
+		var err error
+		got := alloctest.Once(func() { req, err = grpcapi.DecodeRequest(&msg, limit) })
+		if budget := serving.DecodeBudget(int64(len(data))); !alloctest.Race && int64(got) > budget {
+			t.Fatalf("%x: allocated %d bytes, over the budget of %d", data, got, budget)
+		}
 		if err != nil {
 			code := serving.CodeOf(err)
 			if code != serving.InvalidArgument && !(code == serving.Unimplemented && sharedMemory(&msg)) {
@@ -42,6 +51,32 @@ func FuzzDecodeRequest(f *testing.F) {
 			if in.Len() > limit {
 				t.Fatalf("accepted %d elements over the limit", in.Len())
 			}
+		}
+	})
+}
+
+// FuzzModelInfer posts arbitrary messages to the handler's ModelInfer over
+// gRPC and Connect JSON, through the bounded decoders (wire.go,
+// jsoncodec.go): it must never panic or answer Internal, and never allocate
+// more than serving.DecodeBudget of the message. Seeds: issue 18's hostile
+// requests (hostile_test.go) at 4 KiB.
+func FuzzModelInfer(f *testing.F) {
+	for _, a := range hostileRequests(4 << 10) {
+		if !a.gzip && a.declare == 0 && len(a.msg) < 64<<10 {
+			f.Add(a.msg, a.json)
+		}
+	}
+	h := hostileHandler(f)
+	f.Fuzz(func(t *testing.T, msg []byte, json bool) {
+		a := hostile{msg: msg, json: json}
+		w := httptest.NewRecorder()
+		r := a.request(a.framed())
+		got := alloctest.Once(func() { h.ServeHTTP(w, r) })
+		if budget := serving.DecodeBudget(int64(len(msg))); !alloctest.Race && int64(got) > budget {
+			t.Fatalf("%q: allocated %d bytes, over the budget of %d", msg, got, budget)
+		}
+		if s := w.Result().Trailer.Get("Grpc-Status"); s == "13" || w.Code >= 500 {
+			t.Fatalf("%q: internal error: %d %s %s", msg, w.Code, s, w.Body)
 		}
 	})
 }

@@ -57,6 +57,11 @@ func New(m Models, opts ...Option) *Handler {
 	}
 	copts := append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(h.cfg.maxBytes),
+		// Bounded decoders and decompression: see the package doc, "Cost".
+		connect.WithCodec(protoCodec{h.cfg.lim}),
+		connect.WithCodec(jsonCodec{"json", h.cfg.lim}),
+		connect.WithCodec(jsonCodec{"json; charset=utf-8", h.cfg.lim}),
+		connect.WithCompression(compressionGzip, newBoundedGzip(int64(h.cfg.maxBytes)), newGzipWriter),
 		// A panic below becomes an Internal error for this call instead of
 		// a reset stream; it is logged with its stack, as net/http logs the
 		// panics of REST handlers, and never shown to the client.
@@ -116,10 +121,10 @@ func (s *service) ModelReady(_ context.Context, req *connect.Request[pb.ModelRea
 	return connect.NewResponse(&pb.ModelReadyResponse{Ready: ready}), nil
 }
 
-// extensions are the protocol extensions ServerMetadata lists: request and
-// response parameters. (Binary tensor data is a REST extension; gRPC has
-// raw contents built in.)
-var extensions = []string{"parameters"}
+// extensions are the protocol extensions ServerMetadata lists: Triton's
+// classification, and request and response parameters. (Binary tensor data
+// is a REST extension; gRPC has raw contents built in.)
+var extensions = []string{"classification", "parameters"}
 
 func (s *service) ServerMetadata(context.Context, *connect.Request[pb.ServerMetadataRequest]) (*connect.Response[pb.ServerMetadataResponse], error) {
 	return connect.NewResponse(&pb.ServerMetadataResponse{Name: s.h.cfg.serverName, Version: s.h.cfg.serverVersion, Extensions: extensions}), nil

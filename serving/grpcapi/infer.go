@@ -62,7 +62,7 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	req, err := DecodeRequest(msg, h.cfg.maxElements)
+	req, err := DecodeRequest(msg, h.cfg.lim.elements)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +85,14 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	outs, err := serving.SelectOutputs(req, resp)
 	if err != nil {
 		return nil, err
+	}
+	if cs, err := classifications(msg); err != nil {
+		return nil, err
+	} else if len(cs) > 0 {
+		md, _ := serving.MetadataOf(p)
+		if outs, err = serving.ClassifyOutputs(md, outs, cs); err != nil {
+			return nil, err
+		}
 	}
 	v := answered
 	if resp.Version != "" {

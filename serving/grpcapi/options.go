@@ -34,7 +34,7 @@ const (
 
 type config struct {
 	maxBytes      int
-	maxElements   int64
+	lim           limits
 	maxTimeout    time.Duration
 	retryAfter    time.Duration
 	keyHeader     string
@@ -48,8 +48,8 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		maxBytes:      64 << 20,
-		maxElements:   1 << 24,
+		maxBytes:      4 << 20,
+		lim:           defaultLimits,
 		retryAfter:    time.Second,
 		keyHeader:     "X-Routing-Key",
 		versionHeader: "X-Model-Version",
@@ -58,15 +58,38 @@ func defaultConfig() config {
 	}
 }
 
-// WithMaxMessageBytes bounds a request message (default 64 MiB, as
-// httpapi's WithMaxBodyBytes); a larger one is ResourceExhausted, as gRPC
-// servers answer it, before it is decoded.
+// WithMaxMessageBytes bounds a request message (default 4 MiB, grpc-go's
+// default); a larger one is ResourceExhausted, as gRPC servers answer it,
+// before it is read. A compressed message is bounded as it inflates: the
+// limit applies to the message, not to what traveled.
 func WithMaxMessageBytes(n int) Option { return optionFunc(func(c *config) { c.maxBytes = n }) }
 
 // WithMaxElements bounds the elements of one input tensor (default 1<<24,
 // as httpapi's); larger shapes are InvalidArgument before anything is
 // allocated for them.
-func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.maxElements = n }) }
+func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.elements = n }) }
+
+// WithMaxInputs bounds the input tensors of one request (default 1024, as
+// httpapi's); more are InvalidArgument, found before anything is decoded.
+func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.inputs = n }) }
+
+// WithMaxOutputs bounds the outputs one request may ask for (default 1024).
+func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.outputs = n }) }
+
+// WithMaxParameters bounds the parameters of one request, those of its
+// tensors included (default 256).
+func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.parameters = n }) }
+
+// limits are the counts a request may reach: each costs decoder state that
+// its few bytes on the wire would not bound (package doc, "Cost").
+type limits struct {
+	elements   int64 // per input tensor
+	inputs     int
+	outputs    int
+	parameters int // in every map of the request together
+}
+
+var defaultLimits = limits{elements: 1 << 24, inputs: 1024, outputs: 1024, parameters: 256}
 
 // WithMaxTimeout caps every request's time budget and gives one to requests
 // that ask for none. Zero (the default) means no cap. The budget is the
@@ -114,7 +137,9 @@ func WithFallback(h http.Handler) Option { return optionFunc(func(c *config) { c
 
 // WithHandlerOptions passes options to the Connect handler: interceptors
 // (authentication, otelconnect), compression, codecs. Limits set here win
-// over WithMaxMessageBytes.
+// over WithMaxMessageBytes; a codec named "proto" or "json", or a
+// compression named "gzip", replaces the handler's own, whose bounds on
+// what a request may cost then no longer hold.
 func WithHandlerOptions(opts ...connect.HandlerOption) Option {
 	return optionFunc(func(c *config) { c.connect = append(c.connect, opts...) })
 }

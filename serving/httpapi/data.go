@@ -37,6 +37,7 @@ type dataWalk struct {
 	seen      [maxDepth]bool
 	leafDepth int
 	n, max    int64 // leaves read, most allowed
+	unshaped  bool  // max is a limit, not what a shape says
 }
 
 // nextLeaf moves to the next non-array value of the data array (or scalar)
@@ -72,6 +73,9 @@ func (s *scanner) nextLeaf(w *dataWalk) (bool, error) {
 				return false, badData("ragged nesting: values at depth %d and %d", w.leafDepth, w.depth)
 			}
 			if w.n++; w.n > w.max {
+				if w.unshaped {
+					return false, badData("more than the limit of %d elements", w.max)
+				}
 				return false, badData("more elements than the shape's %d", w.max)
 			}
 			w.needValue = false
@@ -113,22 +117,27 @@ func (w *dataWalk) closeArray(a int) error {
 
 // shape is what the nesting implies (used by the V1 adapters).
 func (w *dataWalk) shape() []int64 {
-	if w.leafDepth < 0 { // no values: the dims say it all
-		w.leafDepth = 0
-		for w.leafDepth < maxDepth && w.seen[w.leafDepth] {
-			w.leafDepth++
+	dims, rank := w.dimsOf()
+	return append([]int64{}, dims[:rank]...)
+}
+
+// dimsOf is shape without an allocation.
+func (w *dataWalk) dimsOf() (dims [maxDepth]int64, rank int) {
+	rank = w.leafDepth
+	if rank < 0 { // no values: the dims say it all
+		rank = 0
+		for rank < maxDepth && w.seen[rank] {
+			rank++
 		}
 	}
-	return append([]int64(nil), w.dims[:w.leafDepth]...)
+	copy(dims[:rank], w.dims[:rank])
+	return dims, rank
 }
 
 // readValues reads the data array at s.i with parse, appending to v, at most
-// w.max elements. A nil v is made with room for w.max, up to a bound a lying
-// shape cannot exceed.
+// w.max elements. v must have room for them all (see sizing): a data array
+// never grows a slice, so what it allocates is what was sized for it.
 func readValues[T any](s *scanner, w *dataWalk, v []T, parse func(*scanner) (T, error)) ([]T, error) {
-	if v == nil {
-		v = make([]T, 0, int(min(w.max, 1<<16)))
-	}
 	for {
 		ok, err := s.nextLeaf(w)
 		if err != nil {
@@ -143,6 +152,106 @@ func readValues[T any](s *scanner, w *dataWalk, v []T, parse func(*scanner) (T, 
 		}
 		v = append(v, x)
 	}
+}
+
+// walk walks the data array at s.i, at most max elements, checking its
+// nesting and syntax but converting nothing, and leaves s.i where it was:
+// the walk has the element count and the dims.
+func (s *scanner) walk(max int64, unshaped bool) (dataWalk, error) {
+	start := s.i
+	w := dataWalk{needValue: true, leafDepth: -1, max: max, unshaped: unshaped}
+	for {
+		ok, err := s.nextLeaf(&w)
+		if err != nil {
+			return w, err
+		}
+		if !ok {
+			break
+		}
+		if err := s.skip(maxDepth); err != nil {
+			return w, err
+		}
+	}
+	s.i = start
+	return w, nil
+}
+
+func (s *scanner) countLeaves(max int64, unshaped bool) (int64, error) {
+	w, err := s.walk(max, unshaped)
+	return w.n, err
+}
+
+// A budget is what is left of a body's JSON bytes for data arrays sized
+// from their shape. An array whose shape claims n elements gets room for all
+// n at once when its share of the JSON, n elements at the fewest bytes each
+// can be written in (minBytes), is still left. Every honest request fits,
+// since its arrays lie side by side in the JSON; shapes that lie cannot
+// reserve more than the JSON could hold, so the data of a request never
+// costs more than len(JSON) / minBytes elements (8 bytes of memory per JSON
+// byte at worst: BYTES, a 24-byte slice header per `"",`).
+type budget struct{ left int64 }
+
+func (b *budget) take(c int64) bool {
+	if c > b.left {
+		return false
+	}
+	b.left -= c
+	return true
+}
+
+// minBytes is the fewest JSON bytes an element of dt takes with its comma:
+// `0,` for numbers, `"",` for BYTES, `true,` for BOOL.
+func minBytes(dt serving.DataType) int64 {
+	switch dt {
+	case serving.Bytes:
+		return 3
+	case serving.Bool:
+		return 5
+	}
+	return 2
+}
+
+// claimCost is what n elements of at least m bytes take in the JSON: the
+// last has no comma.
+func claimCost(n, m int64) int64 { return max(n*m-1, 0) }
+
+// sizing decides how much a data array may allocate before its elements are
+// read: the request's inline room when they fit, else what its shape claims
+// when the budget covers it, else (no shape, no budget, or a claim the
+// budget refuses) a count of the elements really there.
+type sizing struct {
+	room *[]uint64 // the request's spare words; nil for none
+	bud  *budget   // nil: always count
+	cost int64     // charged to bud by the last read, for a refund
+}
+
+// size returns the capacity to allocate for a data array at s.i with want
+// elements claimed (claimed: from a shape) or allowed (no shape).
+func (z *sizing) size(s *scanner, shape []int64, want int64, dt serving.DataType) (int64, error) {
+	z.cost = 0
+	if shape != nil && z.bud != nil {
+		if c := claimCost(want, minBytes(dt)); z.bud.take(c) {
+			z.cost = c
+			return want, nil
+		}
+	}
+	n, err := s.countLeaves(want, shape == nil)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case shape == nil:
+		return n, nil
+	case n != want:
+		return 0, countMismatch(shape, want, n)
+	case z.bud != nil: // the data is there, but earlier shapes claimed the JSON
+		return 0, badData("shape %v: the request's shapes claim more elements than its JSON holds", shape)
+	}
+	return n, nil
+}
+
+func countMismatch(shape []int64, want, got int64) error {
+	return badData("shape %v holds %d elements, data has %d", shape, want, got)
 }
 
 // carve takes room for want elements of T from the front of room, when
@@ -164,59 +273,113 @@ func carve[T any](room *[]uint64, want int64) []T {
 }
 
 // readTensor reads a data array of T and builds the tensor with mk. A nil
-// shape takes the shape the nesting implies.
-func readTensor[T any](s *scanner, name string, shape []int64, want int64, room *[]uint64,
+// shape takes the shape the nesting implies, up to want elements.
+func readTensor[T any](s *scanner, name string, dt serving.DataType, shape []int64, want int64, z *sizing,
 	parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) (serving.Tensor, error) {
-	w := dataWalk{needValue: true, leafDepth: -1, max: want}
-	v, err := readValues(s, &w, carve[T](room, want), parse)
+	z.cost = 0
+	v := carve[T](z.room, want)
+	if v == nil {
+		n, err := z.size(s, shape, want, dt)
+		if err != nil {
+			return serving.Tensor{}, err
+		}
+		v = make([]T, 0, n)
+	}
+	w := dataWalk{needValue: true, leafDepth: -1, max: int64(cap(v)), unshaped: shape == nil}
+	v, err := readValues(s, &w, v, parse)
 	if err != nil {
 		return serving.Tensor{}, err
 	}
 	if shape == nil {
 		shape = w.shape()
+	} else if int64(len(v)) != want {
+		return serving.Tensor{}, countMismatch(shape, want, int64(len(v)))
 	}
 	return mk(name, shape, v)
 }
 
-// dataReader reads a "data" value as a tensor of one datatype.
-type dataReader func(s *scanner, name string, shape []int64, want int64, room *[]uint64) (serving.Tensor, error)
+// elemCodec reads the data of one datatype: a whole tensor, or rows
+// appended to a column (V1 named instances).
+type elemCodec struct {
+	read   func(s *scanner, name string, dt serving.DataType, shape []int64, want int64, z *sizing) (serving.Tensor, error)
+	column func(n int64) column
+}
 
-func reader[T any](parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) dataReader {
-	return func(s *scanner, name string, shape []int64, want int64, room *[]uint64) (serving.Tensor, error) {
-		return readTensor(s, name, shape, want, room, parse, mk)
+func codecOf[T any](parse func(*scanner) (T, error), mk func(string, []int64, []T) (serving.Tensor, error)) elemCodec {
+	return elemCodec{
+		read: func(s *scanner, name string, dt serving.DataType, shape []int64, want int64, z *sizing) (serving.Tensor, error) {
+			return readTensor(s, name, dt, shape, want, z, parse, mk)
+		},
+		column: func(n int64) column { return &typedColumn[T]{v: make([]T, 0, n), parse: parse, mk: mk} },
 	}
 }
 
-var dataReaders = [...]dataReader{
-	serving.FP32:   reader(parseFP32, serving.NewTensor[float32]),
-	serving.FP64:   reader(parseFP64, serving.NewTensor[float64]),
-	serving.FP16:   reader(parseFP16, serving.NewFP16),
-	serving.BF16:   reader(parseBF16, serving.NewBF16),
-	serving.Int8:   reader(parseInt[int8], serving.NewTensor[int8]),
-	serving.Int16:  reader(parseInt[int16], serving.NewTensor[int16]),
-	serving.Int32:  reader(parseInt[int32], serving.NewTensor[int32]),
-	serving.Int64:  reader(parseInt[int64], serving.NewTensor[int64]),
-	serving.Uint8:  reader(parseUint[uint8], serving.NewTensor[uint8]),
-	serving.Uint16: reader(parseUint[uint16], serving.NewTensor[uint16]),
-	serving.Uint32: reader(parseUint[uint32], serving.NewTensor[uint32]),
-	serving.Uint64: reader(parseUint[uint64], serving.NewTensor[uint64]),
-	serving.Bool:   reader(parseBool, serving.NewTensor[bool]),
-	serving.Bytes:  reader(parseBytes, serving.NewTensor[[]byte]),
+var codecs = [...]elemCodec{
+	serving.FP32:   codecOf(parseFP32, serving.NewTensor[float32]),
+	serving.FP64:   codecOf(parseFP64, serving.NewTensor[float64]),
+	serving.FP16:   codecOf(parseFP16, serving.NewFP16),
+	serving.BF16:   codecOf(parseBF16, serving.NewBF16),
+	serving.Int8:   codecOf(parseInt[int8], serving.NewTensor[int8]),
+	serving.Int16:  codecOf(parseInt[int16], serving.NewTensor[int16]),
+	serving.Int32:  codecOf(parseInt[int32], serving.NewTensor[int32]),
+	serving.Int64:  codecOf(parseInt[int64], serving.NewTensor[int64]),
+	serving.Uint8:  codecOf(parseUint[uint8], serving.NewTensor[uint8]),
+	serving.Uint16: codecOf(parseUint[uint16], serving.NewTensor[uint16]),
+	serving.Uint32: codecOf(parseUint[uint32], serving.NewTensor[uint32]),
+	serving.Uint64: codecOf(parseUint[uint64], serving.NewTensor[uint64]),
+	serving.Bool:   codecOf(parseBool, serving.NewTensor[bool]),
+	serving.Bytes:  codecOf(parseBytes, serving.NewTensor[[]byte]),
 }
 
-// readData reads the "data" value at s.i as a tensor of dt.
-func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64, room *[]uint64) (serving.Tensor, error) {
-	if int(dt) < len(dataReaders) && dataReaders[dt] != nil {
-		return dataReaders[dt](s, name, shape, want, room)
+func codecFor(dt serving.DataType) (elemCodec, bool) {
+	if int(dt) < len(codecs) && codecs[dt].read != nil {
+		return codecs[dt], true
+	}
+	return elemCodec{}, false
+}
+
+// readData reads the "data" value at s.i as a tensor of dt: want elements
+// when shape is given, else the shape the nesting implies, up to want.
+func readData(s *scanner, name string, dt serving.DataType, shape []int64, want int64, z *sizing) (serving.Tensor, error) {
+	if c, ok := codecFor(dt); ok {
+		return c.read(s, name, dt, shape, want, z)
 	}
 	return serving.Tensor{}, badData("unsupported datatype %v", dt)
 }
 
-// parseTensor reads raw, one complete JSON value, as a tensor of dt (the V1
-// adapters, whose envelope encoding/json has already checked).
+// column collects the rows of one input, sized beforehand.
+type column interface {
+	// read appends the values of the array at s.i: no more than the room
+	// left, since the column was sized from a count of them all.
+	read(s *scanner) error
+	tensor(name string, shape []int64) (serving.Tensor, error)
+}
+
+type typedColumn[T any] struct {
+	v     []T
+	parse func(*scanner) (T, error)
+	mk    func(string, []int64, []T) (serving.Tensor, error)
+}
+
+func (c *typedColumn[T]) read(s *scanner) error {
+	w := dataWalk{needValue: true, leafDepth: -1, max: int64(cap(c.v) - len(c.v)), unshaped: true}
+	v, err := readValues(s, &w, c.v, c.parse)
+	if err != nil {
+		return err
+	}
+	c.v = v
+	return nil
+}
+
+func (c *typedColumn[T]) tensor(name string, shape []int64) (serving.Tensor, error) {
+	return c.mk(name, shape, c.v)
+}
+
+// parseTensor reads raw, one complete JSON value, as a tensor of dt, sized
+// from a count of its elements.
 func parseTensor(raw []byte, name string, dt serving.DataType, shape []int64, want int64) (serving.Tensor, error) {
 	s := scanner{b: raw}
-	t, err := readData(&s, name, dt, shape, want, nil)
+	t, err := readData(&s, name, dt, shape, want, &sizing{})
 	if err != nil {
 		return serving.Tensor{}, err
 	}

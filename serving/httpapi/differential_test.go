@@ -8,11 +8,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -36,8 +38,13 @@ type legacyInput struct {
 }
 
 type legacyOutput struct {
-	Name       string        `json:"name"`
-	Parameters *legacyParams `json:"parameters"`
+	Name       string              `json:"name"`
+	Parameters *legacyOutputParams `json:"parameters"`
+}
+
+type legacyOutputParams struct {
+	legacyParams
+	Classification *int64 `json:"classification"`
 }
 
 type legacyParams struct {
@@ -114,9 +121,21 @@ func legacyDecode(body []byte, jsonLen int, maxElements int64) (*decoded, error)
 		if o.Name == "" {
 			return nil, badRequest("output %d has no name", i)
 		}
+		if slices.Contains(d.req.Outputs, o.Name) {
+			return nil, badRequest("output %q asked for twice", o.Name)
+		}
 		d.req.Outputs = append(d.req.Outputs, o.Name)
+		var f outputFlag
 		if o.Parameters != nil && o.Parameters.BinaryData != nil {
-			d.binaryOut = append(d.binaryOut, outputFlag{o.Name, *o.Parameters.BinaryData})
+			f = outputFlag{set: true, binary: *o.Parameters.BinaryData}
+		}
+		d.binaryOut = append(d.binaryOut, f)
+		if o.Parameters != nil && o.Parameters.Classification != nil {
+			k := *o.Parameters.Classification
+			if k < 1 || k > serving.MaxClassification {
+				return nil, badRequest("output %q: classification", o.Name)
+			}
+			d.classes = append(d.classes, serving.Classification{Output: o.Name, K: k})
 		}
 	}
 	return d, nil
@@ -157,7 +176,14 @@ func FuzzDecoderMatchesEncodingJSON(f *testing.F) {
 
 func compareDecoders(t testing.TB, body []byte) int {
 	t.Helper()
-	got, err := decodeV2(body, -1, 1<<12)
+	var got *decoded
+	var err error
+	used := alloctest.Once(func() {
+		got, err = decodeV2(body, -1, limits{elements: 1 << 12, inputs: 1024, outputs: 1024, parameters: 256})
+	})
+	if budget := serving.DecodeBudget(int64(len(body))); !alloctest.Race && int64(used) > budget {
+		t.Fatalf("%q: allocated %d bytes, over the budget of %d", body, used, budget)
+	}
 	valid := json.Valid(body) && utf8.Valid(body)
 	if !valid {
 		if err == nil {
@@ -185,9 +211,9 @@ func compareDecoders(t testing.TB, body []byte) int {
 // describe renders what a decode produced, for comparison.
 func describe(d *decoded) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q", d.req.ID, d.req.Params, d.binaryAll, d.req.Outputs)
-	for _, o := range d.req.Outputs {
-		fmt.Fprintf(&b, " %s:%v", o, d.binary(o))
+	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q classes=%v", d.req.ID, d.req.Params, d.binaryAll, d.req.Outputs, d.classes)
+	for i, o := range d.req.Outputs {
+		fmt.Fprintf(&b, " %s:%v", o, d.binary(i))
 	}
 	for _, in := range d.req.Inputs {
 		fmt.Fprintf(&b, " [%q %v %v %#v]", in.Name, in.DataType, in.Shape, in.Data())
@@ -297,6 +323,18 @@ func seedBodies(t testing.TB) []string {
 		in(`"name":"x","shape":[1],"datatype":"FP32","data":["a"],"data":[2]`),
 		in(`"name":"x","shape":[1],"datatype":"FP32","data":[2],"name":"y","datatype":"INT8"`),
 		`{"outputs":[{"name":"a","parameters":{"binary_data":true}}],"outputs":[{"parameters":{"y":1}}],"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
+		// Triton's classification extension: an output's top k.
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":3,"binary_data":true}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"Classification":2}},{"name":"z","parameters":{"classification":null}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2}},{"name":"y","parameters":{"classification":1}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2},"parameters":{"classification":5}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":0}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":-1}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":2.5}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":"2"}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":1e3}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","parameters":{"classification":99999999999999999999}}]}`,
+		`{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"classification":"ignored on an input"}}]}`,
 		`{"id":"a","id":"b","ID":"c","inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
 		`{"parameters":{"a":1},"parameters":{"b":2},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}`,
 		`{"inputs":[null]}`, `null`, `{}`, `[]`, `"x"`, `{"inputs":{}}`, `{"id":1}`, `{"inputs":[1]}`,
@@ -383,7 +421,11 @@ func randomBody(r *rand.Rand) string {
 	}
 	b.WriteString("]")
 	if r.IntN(3) == 0 {
-		b.WriteString(`,"outputs":[{"name":"in0","parameters":{"binary_data":` + strconv.FormatBool(r.IntN(2) == 0) + `}}]`)
+		b.WriteString(`,"outputs":[{"name":"in0","parameters":{"binary_data":` + strconv.FormatBool(r.IntN(2) == 0))
+		if r.IntN(2) == 0 {
+			b.WriteString(`,"classification":` + strconv.Itoa(r.IntN(4)))
+		}
+		b.WriteString(`}}]`)
 	}
 	b.WriteString(ws() + "}")
 	return b.String()

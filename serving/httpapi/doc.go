@@ -40,7 +40,12 @@
 // Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
 // when the model says where it runs (serving.Metadata.Device): the schema
 // has no field for it, and parameters is how the protocol carries extras
-// elsewhere; clients skip members they do not know.
+// elsewhere; clients skip members they do not know. In the same way an
+// output with class labels (serving.TensorSpec.Labels: a classifier's
+// probabilities, a ZipMap output) has "parameters": {"labels": [...]}, in
+// column order, and the model's "parameters" list "unserved_outputs"
+// ([{"name", "reason"}]: outputs the model has but the server cannot
+// return, serving.Metadata.Unserved).
 //
 // Health answers are the status code with an empty body. SageMaker(model)
 // adds GET /ping and POST /invocations; Vertex(model) adds
@@ -48,6 +53,13 @@
 // WithLiveRoute, WithReadyRoute, WithPredictRoute and WithInferRoute add
 // any other paths (Azure ML liveness, readiness and scoring URIs). The V1
 // routes also take a V2 body (inputs with datatypes).
+//
+// A V1 body has no shapes, so a tensor's shape is its nesting's, except
+// that rows holding as many elements as one row of the input take the
+// input's row shape: a model exported from a DataFrame (skl2onnx), one
+// [N, 1] input per column, takes {"instances": [{"age": 42, "purpose":
+// "car"}]}, each instance an object of one value per input, and
+// {"inputs": {"age": [42, 35], ...}}, as KServe's scikit-learn server does.
 //
 // # Tensors in JSON
 //
@@ -79,6 +91,16 @@
 // announced by parameters.binary_data_size, with the header set to the JSON
 // length and Content-Type application/octet-stream.
 //
+// # Classification extension
+//
+// Triton's: an output asked for with "parameters": {"classification": k}
+// comes back as its k top classes per row, BYTES "value:index:label"
+// (serving.Classify; labels from the model's metadata, "value:index" when
+// it has none), JSON or binary as that output asks. k must be an integer
+// from 1 to serving.MaxClassification and the output numeric, else 400.
+// It is applied to the answer after the chain, so a cached answer serves
+// every k. The server metadata lists "classification" among the extensions.
+//
 // # Errors
 //
 // Errors are {"error": "..."} with the status of Status: InvalidArgument 400,
@@ -96,7 +118,23 @@
 //
 // WithMaxBodyBytes (default 64 MiB, http.MaxBytesReader, 413) and
 // WithMaxElements (per input tensor, default 1<<24, checked from the shape
-// before allocating) bound the work a request may cause. The deadline is
+// before allocating) bound the work a request may cause; WithMaxInputs and
+// WithMaxOutputs (1024 each), WithMaxParameters (256 values, nested ones
+// included) and WithMaxInstances (V1 rows, 1<<20) cap the counts whose
+// decoder state costs more than their bytes (400 at the one too many), and
+// shapes have at most serving.MaxRank dims. No honest client nears these
+// defaults: a model with a thousand named inputs is already unusual.
+//
+// Decoding keeps serving's cost budget (serving.DecodeBudget, 16 × the body
+// + 1 MiB): the body buffer grows as bytes arrive, never from
+// Content-Length; a JSON data array is sized from its shape only while the
+// request's shapes claim no more elements than its JSON could hold, else its
+// elements are counted first; V1 tensors, which have no shape, are always
+// counted first; binary tensors go through serving.FromRaw, which checks the
+// bytes before allocating; repeated names are found with a set. An output
+// asked for twice is 400. TestDecodeBudget sends issue 18's hostile requests
+// and generated variants through the handler, and the fuzz targets check the
+// budget on every input. The deadline is
 // the earliest of parameters.timeout (µs, Triton's), the Timeout header (a Go
 // duration, "250ms"; rename it with WithTimeoutHeader), the Grpc-Timeout
 // header (gRPC's "250m" = 250 ms) and WithMaxTimeout. The handler never holds a request
@@ -125,6 +163,7 @@
 // path and the rest through strconv on a view of the body; short strings and
 // small arrays share one allocation with the request. Infer requests on
 // plain paths skip the ServeMux. Answers are written with strconv.Append*
-// into pooled buffers. The V1 adapters still decode their envelope with
-// encoding/json. See BenchmarkInferJSON against BenchmarkPredictInProcess.
+// into pooled buffers. The V1 adapters decode with the same scanner, in two
+// passes (count, then read), since they have no shapes to size from. See
+// BenchmarkInferJSON against BenchmarkPredictInProcess.
 package httpapi

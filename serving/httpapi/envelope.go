@@ -23,38 +23,47 @@ import (
 
 // v2Input is one entry of "inputs" as read; the tensor is built at the end.
 type v2Input struct {
-	name       string
-	dt         string // as given, for the error when it is unknown
-	dtype      serving.DataType
-	dtOK       bool
-	shape      []int64 // into v2Decoder.shapes; nil when absent or null
-	dataStart  int     // offset of "data" in the JSON, -1 when absent
-	binSize    int64
-	hasBin     bool // parameters.binary_data_size set
-	parsed     bool // t or dataErr holds what "data" gave
-	parsedName string
-	t          serving.Tensor
-	dataErr    error
+	name      string
+	dt        string // as given, for the error when it is unknown
+	dtype     serving.DataType
+	dtOK      bool
+	shape     []int64 // into v2Decoder.shapes; nil when absent or null
+	shapeEnd  int     // where shape ends in v2Decoder.shapes
+	dataStart int     // offset of "data" in the JSON, -1 when absent
+	binSize   int64
+	hasBin    bool // parameters.binary_data_size set
+	// What "data" gave when it was read as soon as it came (parsed): the
+	// tensor or the error, for the datatype and element count of the time.
+	parsed   bool
+	parsedDT serving.DataType
+	parsedN  int64
+	cost     int64 // what the read took from the budget
+	t        serving.Tensor
+	dataErr  error
 }
 
 type v2Output struct {
 	name      string
 	binary    bool
 	hasBinary bool
+	class     int64 // parameters.classification: the top classes to answer
+	hasClass  bool
 }
 
 // v2Decoder holds the scratch space of one decode; it is pooled.
 type v2Decoder struct {
-	s           scanner
-	maxElements int64
-	typeErr     error    // the first value of the wrong JSON type
-	out         *decoded // the result, whose room holds short strings and data
-	id          string
-	ins         []v2Input
-	outs        []v2Output
-	hasOutputs  bool
-	shapes      []int64 // every "shape" read, back to back
-	paramStart  int     // offset of "parameters", -1 when absent or null
+	s          scanner
+	lim        limits
+	bud        budget   // the JSON's bytes not yet claimed by a data array
+	z          sizing   // how data arrays are sized: out's room, then bud
+	typeErr    error    // the first value of the wrong JSON type
+	out        *decoded // the result, whose room holds short strings and data
+	id         string
+	ins        []v2Input
+	outs       []v2Output
+	hasOutputs bool
+	shapes     []int64 // every "shape" read, back to back
+	paramStart int     // offset of "parameters", -1 when absent or null
 }
 
 var decoderPool = sync.Pool{New: func() any { return new(v2Decoder) }}
@@ -62,7 +71,7 @@ var decoderPool = sync.Pool{New: func() any { return new(v2Decoder) }}
 // decodeV2 decodes a V2 infer body: JSON, or JSON followed by raw tensor
 // bytes when jsonLen >= 0 (the Inference-Header-Content-Length). What it
 // returns does not point into body.
-func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
+func decodeV2(body []byte, jsonLen int, lim limits) (*decoded, error) {
 	js, bin := body, []byte(nil)
 	if jsonLen >= 0 {
 		if jsonLen > len(body) {
@@ -72,7 +81,7 @@ func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
 	}
 	d := decoderPool.Get().(*v2Decoder)
 	defer d.release()
-	*d = v2Decoder{s: scanner{b: js}, maxElements: maxElements, ins: d.ins[:0], outs: d.outs[:0], shapes: d.shapes[:0], paramStart: -1, out: newDecoded()}
+	*d = v2Decoder{s: scanner{b: js}, lim: lim, bud: budget{int64(len(js))}, ins: d.ins[:0], outs: d.outs[:0], shapes: d.shapes[:0], paramStart: -1, out: newDecoded()}
 	if err := d.top(); err != nil {
 		if se, ok := err.(*syntaxError); ok {
 			if !utf8.Valid(js) {
@@ -88,10 +97,20 @@ func decodeV2(body []byte, jsonLen int, maxElements int64) (*decoded, error) {
 	return d.finish(bin)
 }
 
+// The pool keeps the scratch of ordinary requests only: one with a
+// thousand inputs should not pin its scratch for every later one.
+const (
+	poolInputs = 64
+	poolDims   = 1024
+)
+
 func (d *v2Decoder) release() {
 	clear(d.ins[:cap(d.ins)]) // drop tensors and strings
 	clear(d.outs[:cap(d.outs)])
-	d.s.b, d.out, d.id = nil, nil, ""
+	if cap(d.ins) > poolInputs || cap(d.outs) > poolInputs || cap(d.shapes) > poolDims {
+		d.ins, d.outs, d.shapes = nil, nil, nil
+	}
+	d.s.b, d.out, d.id, d.z = nil, nil, "", sizing{}
 	decoderPool.Put(d)
 }
 
@@ -190,6 +209,9 @@ func (d *v2Decoder) inputs() error {
 	old := len(d.ins)
 	d.ins = d.ins[:0]
 	return d.list("inputs", func(i int) error {
+		if i >= d.lim.inputs {
+			return badRequest("more than %d inputs", d.lim.inputs)
+		}
 		if i >= old { // a new element: zero, as encoding/json grows a slice
 			d.ins = append(d.ins[:i], v2Input{dataStart: -1})
 		} else {
@@ -205,15 +227,13 @@ func (d *v2Decoder) input(in *v2Input) error {
 		case "name":
 			return d.str(&in.name, "name", 3)
 		case "datatype":
-			in.parsed = false
 			return d.datatype(in)
 		case "shape":
-			in.parsed = false
 			return d.shape(in)
 		case "data":
 			return d.data(in)
 		}
-		return d.tensorParams(&in.binSize, &in.hasBin, nil, nil)
+		return d.tensorParams(&in.binSize, &in.hasBin, nil, nil, nil)
 	})
 }
 
@@ -222,6 +242,8 @@ var (
 	inputKeys  = []string{"name", "shape", "datatype", "data", "parameters"}
 	outputKeys = []string{"name", "parameters"}
 	paramKeys  = []string{"binary_data_size", "binary_data"}
+	// An output's parameters also take Triton's classification extension.
+	outputParamKeys = []string{"binary_data_size", "binary_data", serving.ParamClassification}
 )
 
 // fields reads an object whose keys are among names (matched as canonKey
@@ -289,18 +311,25 @@ func (d *v2Decoder) shape(in *v2Input) error {
 		// length are dropped, null elements keep what was there.
 		prev := in.shape
 		off := len(d.shapes)
+		if len(prev) > 0 && in.shapeEnd == off { // a repeated key: write over the last shape, read before written
+			off -= len(prev)
+			d.shapes = d.shapes[:off]
+		}
 		err := s.array(3, func(i int) error {
+			if i >= serving.MaxRank {
+				return badRequest("a shape of more than %d dims", serving.MaxRank)
+			}
 			var v int64
 			if i < len(prev) {
 				v = prev[i]
 			}
 			if s.b[s.i] == 'n' && s.literal("null") {
-				d.shapes = append(d.shapes, v)
+				d.shapes = appendDim(d.shapes, v)
 				return nil
 			}
 			n, ok := s.number()
 			if !ok {
-				d.shapes = append(d.shapes, v)
+				d.shapes = appendDim(d.shapes, v)
 				return d.wrongType("shape", "a list of integers", 4)
 			}
 			x, ok := n.int64()
@@ -310,9 +339,10 @@ func (d *v2Decoder) shape(in *v2Input) error {
 			if ok {
 				v = x
 			}
-			d.shapes = append(d.shapes, v)
+			d.shapes = appendDim(d.shapes, v)
 			return nil
 		})
+		in.shapeEnd = len(d.shapes)
 		in.shape = d.shapes[off:len(d.shapes):len(d.shapes)]
 		if in.shape == nil { // slicing a nil d.shapes: [] is a scalar, not "absent"
 			in.shape = scalarShape
@@ -328,16 +358,21 @@ func (d *v2Decoder) data(in *v2Input) error {
 	in.dataStart, in.parsed = s.i, false
 	n, ok := d.dataReady(in)
 	if ok {
-		in.t, in.dataErr = readData(s, in.name, in.dtype, in.shape, n, &d.out.free)
-		in.parsedName = in.name
+		d.read(in, s, n)
 		if in.dataErr == nil {
-			in.parsed = true
 			return nil
 		}
-		// Checked again from the start: malformed JSON is reported first.
-		in.parsed, s.i = true, in.dataStart
+		s.i = in.dataStart // checked again from the start: malformed JSON is reported first
 	}
 	return s.skip(3)
+}
+
+// read reads in's data at s.i as n elements of its datatype. The tensor's
+// name is set in finish: an input's name may come after its data.
+func (d *v2Decoder) read(in *v2Input, s *scanner, n int64) {
+	d.z = sizing{room: &d.out.free, bud: &d.bud}
+	in.t, in.dataErr = readData(s, "", in.dtype, in.shape, n, &d.z)
+	in.parsed, in.parsedDT, in.parsedN, in.cost = true, in.dtype, n, d.z.cost
 }
 
 // dataReady reports whether in's data can be read now, and the element count.
@@ -346,20 +381,31 @@ func (d *v2Decoder) dataReady(in *v2Input) (int64, bool) {
 		return 0, false
 	}
 	n, err := serving.NumElements(in.shape)
-	return n, err == nil && n <= d.maxElements
+	return n, err == nil && n <= d.lim.elements
 }
 
-// tensorParams reads an input's or output's parameters: binary_data_size
-// and binary_data; null unsets them, other keys are skipped.
-func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool) error {
+// tensorParams reads an input's or output's parameters: binary_data_size,
+// binary_data and, for an output (o not nil), classification; null unsets
+// them, other keys are skipped.
+func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *bool, o *v2Output) error {
 	s := &d.s
 	unset := func() {
 		*hasSize = false
 		if hasBin != nil {
 			*hasBin = false
 		}
+		if o != nil {
+			o.hasClass = false
+		}
 	}
-	return d.fields(3, "parameters", "an object", unset, paramKeys, func(k string) error {
+	keys := paramKeys
+	if o != nil {
+		keys = outputParamKeys
+	}
+	return d.fields(3, "parameters", "an object", unset, keys, func(k string) error {
+		if k == serving.ParamClassification {
+			return d.classification(o)
+		}
 		if k == "binary_data_size" {
 			if s.literal("null") {
 				*hasSize = false
@@ -393,10 +439,33 @@ func (d *v2Decoder) tensorParams(size *int64, hasSize *bool, bin *bool, hasBin *
 	})
 }
 
+// classification reads an output's top-k count: a positive integer, or
+// null to unset it.
+func (d *v2Decoder) classification(o *v2Output) error {
+	s := &d.s
+	if s.literal("null") {
+		o.hasClass = false
+		return nil
+	}
+	n, ok := s.number()
+	if !ok {
+		return d.wrongType(serving.ParamClassification, "an integer", 4)
+	}
+	if v, ok := n.int64(); ok {
+		o.class, o.hasClass = v, true
+	} else if d.typeErr == nil {
+		d.typeErr = badRequest("malformed request JSON: classification %s is not an int64", n.tok)
+	}
+	return nil
+}
+
 func (d *v2Decoder) outputs() error {
 	old := len(d.outs)
 	d.outs, d.hasOutputs = d.outs[:0], true
 	return d.list("outputs", func(i int) error {
+		if i >= d.lim.outputs {
+			return badRequest("more than %d outputs", d.lim.outputs)
+		}
 		if i >= old {
 			d.outs = append(d.outs[:i], v2Output{})
 		} else {
@@ -409,7 +478,7 @@ func (d *v2Decoder) outputs() error {
 			}
 			var size int64
 			var hasSize bool
-			return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary)
+			return d.tensorParams(&size, &hasSize, &o.binary, &o.hasBinary, o)
 		})
 	}, func() { d.outs = d.outs[:0] })
 }
@@ -437,7 +506,11 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 		if s.b[s.i] != '{' {
 			return nil, badRequest("parameters: must be a JSON object")
 		}
-		v, err := s.anyValue(1)
+		left := d.lim.parameters + 1 // the object itself is one
+		v, err := s.anyValue(1, &left)
+		if err == errTooManyValues {
+			return nil, badRequest("parameters: more than %d values", d.lim.parameters)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -452,19 +525,18 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 	} else {
 		out.req.Inputs = make([]serving.Tensor, len(d.ins))
 	}
+	var seen nameSet
 	for i := range d.ins {
 		in := &d.ins[i]
-		for _, prev := range d.ins[:i] {
-			if prev.name == in.name {
-				return nil, badRequest("input %q given twice", in.name)
-			}
+		if seen.dup(in.name, len(d.ins)) {
+			return nil, badRequest("input %q given twice", in.name)
 		}
 		t, rest, err := d.tensor(in, bin)
 		if err != nil {
 			return nil, err
 		}
 		if !in.hasBin { // FromRaw copied the shape; readData did not
-			t.Shape = out.keepShape(in.shape)
+			t.Name, t.Shape = in.name, out.keepShape(in.shape)
 		}
 		out.req.Inputs[i], bin = t, rest
 	}
@@ -473,13 +545,22 @@ func (d *v2Decoder) finish(bin []byte) (*decoded, error) {
 	}
 	if d.hasOutputs && len(d.outs) > 0 {
 		out.req.Outputs = make([]string, len(d.outs))
+		out.binaryOut = make([]outputFlag, len(d.outs))
+		var seen nameSet
 		for i, o := range d.outs {
 			if o.name == "" {
 				return nil, badRequest("output %d has no name", i)
 			}
+			if seen.dup(o.name, len(d.outs)) {
+				return nil, badRequest("output %q asked for twice", o.name)
+			}
 			out.req.Outputs[i] = o.name
-			if o.hasBinary {
-				out.binaryOut = append(out.binaryOut, outputFlag{o.name, o.binary})
+			out.binaryOut[i] = outputFlag{set: o.hasBinary, binary: o.binary}
+			if o.hasClass {
+				if o.class < 1 || o.class > serving.MaxClassification {
+					return nil, badRequest("output %q: classification must be 1 to %d, got %d", o.name, serving.MaxClassification, o.class)
+				}
+				out.classes = append(out.classes, serving.Classification{Output: o.name, K: o.class})
 			}
 		}
 	}
@@ -503,8 +584,8 @@ func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, err
 	if err != nil {
 		return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, err)
 	}
-	if n > d.maxElements {
-		return serving.Tensor{}, nil, badRequest("input %q: %d elements, the limit is %d", in.name, n, d.maxElements)
+	if n > d.lim.elements {
+		return serving.Tensor{}, nil, badRequest("input %q: %d elements, the limit is %d", in.name, n, d.lim.elements)
 	}
 	if in.hasBin {
 		size := in.binSize
@@ -523,16 +604,22 @@ func (d *v2Decoder) tensor(in *v2Input, bin []byte) (serving.Tensor, []byte, err
 	if in.dataStart < 0 {
 		return serving.Tensor{}, nil, badRequest("input %q: no data", in.name)
 	}
-	if !in.parsed || (in.dataErr != nil && in.parsedName != in.name) {
-		s := scanner{b: d.s.b, i: in.dataStart}
-		in.t, in.dataErr = readData(&s, in.name, dt, in.shape, n, &d.out.free)
+	// A datatype or shape that came after the data: the values read then
+	// stand when the datatype and count are the same, else the data is read
+	// again, its earlier claim given back to the budget.
+	switch {
+	case !in.parsed:
+		d.read(in, &scanner{b: d.s.b, i: in.dataStart}, n)
+	case in.parsedDT != dt || in.parsedN != n && in.dataErr != nil:
+		d.bud.left += in.cost
+		d.read(in, &scanner{b: d.s.b, i: in.dataStart}, n)
+	case in.parsedN != n:
+		in.dataErr = countMismatch(in.shape, n, int64(in.t.Len()))
 	}
 	if in.dataErr != nil {
 		return serving.Tensor{}, nil, badRequest("input %q: %v", in.name, in.dataErr)
 	}
-	t := in.t
-	t.Name = in.name
-	return t, bin, nil
+	return in.t, bin, nil
 }
 
 // keepShape copies a shape out of the pooled scratch space, into the
@@ -542,4 +629,50 @@ func (out *decoded) keepShape(shape []int64) []int64 {
 		return append(s, shape...)
 	}
 	return append([]int64{}, shape...) // not nil: [] is a scalar
+}
+
+// appendDim appends to the decoder's shape scratch, doubling it when full:
+// append's gentler growth for large slices would copy a long run of shapes
+// many more times.
+func appendDim(s []int64, v int64) []int64 {
+	if len(s) == cap(s) {
+		grown := make([]int64, len(s), max(16, 2*cap(s)))
+		copy(grown, s)
+		s = grown
+	}
+	return append(s, v)
+}
+
+// nameSet finds a repeated name in linear time: by comparison for the few
+// names of an ordinary request (in place, no allocation), by a map past
+// that.
+type nameSet struct {
+	few  [fewNames]string
+	n    int
+	many map[string]struct{}
+}
+
+const fewNames = 8
+
+// dup reports whether name was added before, and adds it. size is how many
+// names will be added in all.
+func (s *nameSet) dup(name string, size int) bool {
+	if size > fewNames {
+		if s.many == nil {
+			s.many = make(map[string]struct{}, size)
+		}
+		if _, ok := s.many[name]; ok {
+			return true
+		}
+		s.many[name] = struct{}{}
+		return false
+	}
+	for _, n := range s.few[:s.n] {
+		if n == name {
+			return true
+		}
+	}
+	s.few[s.n] = name
+	s.n++
+	return false
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -15,11 +16,12 @@ import (
 
 // FuzzPredictV1 posts fuzzed bodies to the V1 predict routes, which decode
 // {"instances": ...} and {"inputs": ...} against the model's metadata (and
-// take a V2 body too): the handler must never answer 500 or panic, what it
-// answers must be JSON, and a 200 must come from valid JSON. One model has
-// a single FP32 input (instances are rows), the other two named inputs of
-// different types (instances are objects). The seed corpus is in
-// testdata/fuzz/FuzzPredictV1.
+// take a V2 body too): the handler must never answer 500 or panic, never
+// allocate more than serving.DecodeBudget of the body, what it answers must
+// be JSON, and a 200 must come from valid JSON. One model has a single FP32
+// input (instances are rows), the other two named inputs of different types
+// (instances are objects). The seed corpus is in testdata/fuzz/FuzzPredictV1,
+// plus issue 18's hostile V1 requests (hostile_test.go) at 4 KiB.
 func FuzzPredictV1(f *testing.F) {
 	for _, s := range []string{
 		`{"instances":[[1,2],[3,4]]}`,
@@ -35,6 +37,11 @@ func FuzzPredictV1(f *testing.F) {
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
+	}
+	for _, a := range hostileRequests(4 << 10) {
+		if a.path != pathV2 {
+			f.Add(a.body, a.path == pathV1Typed)
+		}
 	}
 	h := httpapi.New(httpapi.WithMaxElements(1 << 12))
 	if err := h.Handle("linear", servingtest.Linear(2)); err != nil {
@@ -60,7 +67,11 @@ func FuzzPredictV1(f *testing.F) {
 			path = "/v1/models/multi:predict"
 		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
+		r := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		got := alloctest.Once(func() { h.ServeHTTP(w, r) })
+		if budget := serving.DecodeBudget(int64(len(body))); !alloctest.Race && int64(got) > budget {
+			t.Fatalf("%s %q: allocated %d bytes, over the budget of %d", path, body, got, budget)
+		}
 		if w.Code >= 500 {
 			t.Fatalf("%s %q: status %d: %s", path, body, w.Code, w.Body)
 		}

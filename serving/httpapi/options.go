@@ -52,7 +52,7 @@ type config struct {
 	prefix        string
 	fallback      http.Handler
 	maxBody       int64
-	maxElements   int64
+	lim           limits
 	timeoutHeader string
 	keyHeader     string
 	versionHeader string
@@ -69,7 +69,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		maxBody:       64 << 20,
-		maxElements:   1 << 24,
+		lim:           defaultLimits,
 		timeoutHeader: "Timeout",
 		keyHeader:     "X-Routing-Key",
 		versionHeader: "X-Model-Version",
@@ -100,7 +100,23 @@ func WithMaxBodyBytes(n int64) Option { return optionFunc(func(c *config) { c.ma
 
 // WithMaxElements bounds the elements of one input tensor (default 1<<24);
 // larger shapes get 400 before anything is allocated for them.
-func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.maxElements = n }) }
+func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.elements = n }) }
+
+// WithMaxInputs bounds the input tensors of one request (default 1024); a
+// request with more gets 400 as soon as the decoder meets the one too many.
+func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.inputs = n }) }
+
+// WithMaxOutputs bounds the outputs one request may ask for (default 1024);
+// more get 400.
+func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.outputs = n }) }
+
+// WithMaxParameters bounds the values of a request's "parameters", nested
+// values included (default 256); more get 400.
+func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.parameters = n }) }
+
+// WithMaxInstances bounds the rows of a V1 {"instances": [...]} request
+// (default 1<<20); more get 400.
+func WithMaxInstances(n int) Option { return optionFunc(func(c *config) { c.lim.instances = n }) }
 
 // WithTimeoutHeader names the request header read as a deadline, a Go
 // duration such as "250ms" (default "Timeout"; "" turns it off). A
@@ -228,3 +244,17 @@ func Version(v string) ModelOption { return modelOptionFunc(func(c *modelConfig)
 // Predictor registered for a name is its default until another says Default;
 // a rollout router registered with Default routes among versions itself.
 func Default() ModelOption { return modelOptionFunc(func(c *modelConfig) { c.isDefault = true }) }
+
+// limits are the counts a request may reach; each costs memory that its
+// bytes alone would not bound (a 3-byte "{}" input costs a few hundred
+// bytes of decoder state), so each is capped. The defaults are far beyond
+// what any model served in one piece needs (package doc, "Cost").
+type limits struct {
+	elements   int64 // per input tensor
+	inputs     int
+	outputs    int
+	parameters int // values in "parameters", nested ones included
+	instances  int // V1 rows
+}
+
+var defaultLimits = limits{elements: 1 << 24, inputs: 1024, outputs: 1024, parameters: 256, instances: 1 << 20}

@@ -8,15 +8,6 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-func (d *decoded) binary(name string) bool {
-	for i := len(d.binaryOut) - 1; i >= 0; i-- {
-		if d.binaryOut[i].name == name {
-			return d.binaryOut[i].binary
-		}
-	}
-	return d.binaryAll
-}
-
 func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, version string, resp *serving.Response) {
 	outs, err := serving.SelectOutputs(&d.req, resp)
 	if err != nil {
@@ -54,7 +45,7 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, ve
 		b = append(b, t.DataType.String()...)
 		b = append(b, `","shape":`...)
 		b = appendShape(b, t.Shape)
-		if d.binary(t.Name) {
+		if d.binary(i) {
 			anyBinary = true
 			b = append(b, `,"parameters":{"binary_data_size":`...)
 			b = strconv.AppendInt(b, int64(t.RawSize()), 10)
@@ -69,8 +60,8 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, d *decoded, name, ve
 	hdr := w.Header()
 	if anyBinary {
 		hdr.Set(HeaderContentLength, strconv.Itoa(len(b)))
-		for _, t := range outs {
-			if d.binary(t.Name) {
+		for i, t := range outs {
+			if d.binary(i) {
 				b = t.AppendRaw(b)
 			}
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode"
@@ -423,9 +424,16 @@ func (s *scanner) array(depth int, elem func(i int) error) error {
 	return s.container(depth, func(_ []byte, _ bool, i int) error { return elem(i) })
 }
 
+var errTooManyValues = errors.New("too many values")
+
 // anyValue decodes a value as encoding/json does into an interface:
-// map[string]any, []any, string, float64, bool or nil.
-func (s *scanner) anyValue(depth int) (any, error) {
+// map[string]any, []any, string, float64, bool or nil. Every value it
+// decodes, nested ones included, takes one from *left; it fails when none
+// is left, since each costs tens of bytes of memory for a few of JSON.
+func (s *scanner) anyValue(depth int, left *int) (any, error) {
+	if *left--; *left < 0 {
+		return nil, errTooManyValues
+	}
 	switch s.next() {
 	case '{':
 		m := map[string]any{}
@@ -434,7 +442,7 @@ func (s *scanner) anyValue(depth int) (any, error) {
 			if esc {
 				k = string(unescape(key))
 			}
-			v, err := s.anyValue(depth + 1)
+			v, err := s.anyValue(depth+1, left)
 			m[k] = v
 			return err
 		})
@@ -442,7 +450,7 @@ func (s *scanner) anyValue(depth int) (any, error) {
 	case '[':
 		a := []any{}
 		err := s.array(depth, func(int) error {
-			v, err := s.anyValue(depth + 1)
+			v, err := s.anyValue(depth+1, left)
 			a = append(a, v)
 			return err
 		})

@@ -20,7 +20,7 @@ func (h *Handler) serverMetadata(w http.ResponseWriter, r *http.Request) {
 	b := append([]byte(`{"name":`), appendString(nil, h.cfg.serverName)...)
 	b = append(b, `,"version":`...)
 	b = appendString(b, h.cfg.serverVersion)
-	b = append(b, `,"extensions":["binary_tensor_data","parameters"]}`...)
+	b = append(b, `,"extensions":["binary_tensor_data","classification","parameters"]}`...)
 	writeJSON(w, http.StatusOK, b)
 }
 
@@ -59,6 +59,14 @@ type specJSON struct {
 	Name     string  `json:"name"`
 	Datatype string  `json:"datatype"`
 	Shape    []int64 `json:"shape"`
+	// Parameters, like the model's below, is an extension of the schema:
+	// an output's class labels (TensorSpec.Labels), in column order, as
+	// the classification extension reports them.
+	Parameters *specParams `json:"parameters,omitempty"`
+}
+
+type specParams struct {
+	Labels []string `json:"labels,omitempty"`
 }
 
 type modelJSON struct {
@@ -76,12 +84,23 @@ type modelJSON struct {
 
 type modelParams struct {
 	Device string `json:"device,omitempty"`
+	// UnservedOutputs are the model's outputs the server cannot return
+	// (Metadata.Unserved), each with why: the model serves the others.
+	UnservedOutputs []unservedJSON `json:"unserved_outputs,omitempty"`
+}
+
+type unservedJSON struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 func specs(s []serving.TensorSpec) []specJSON {
 	out := make([]specJSON, len(s))
 	for i, t := range s {
-		out[i] = specJSON{t.Name, t.DataType.String(), t.Shape}
+		out[i] = specJSON{Name: t.Name, Datatype: t.DataType.String(), Shape: t.Shape}
+		if len(t.Labels) > 0 {
+			out[i].Parameters = &specParams{Labels: t.Labels}
+		}
 	}
 	return out
 }
@@ -94,8 +113,11 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := modelJSON{Name: name, Versions: versions, Platform: md.Platform, Inputs: specs(md.Inputs), Outputs: specs(md.Outputs)}
-	if md.Device != "" {
+	if md.Device != "" || len(md.Unserved) > 0 {
 		m.Parameters = &modelParams{Device: md.Device}
+		for _, u := range md.Unserved {
+			m.Parameters.UnservedOutputs = append(m.Parameters.UnservedOutputs, unservedJSON{u.Name, u.Reason})
+		}
 	}
 	b, _ := json.Marshal(m) // cannot fail: plain strings and ints
 	writeJSON(w, http.StatusOK, b)
@@ -161,7 +183,30 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Pred
 	if resp.Version != "" {
 		answered = resp.Version
 	}
+	if len(d.classes) > 0 {
+		if resp, err = classify(p, &d.req, resp, d.classes); err != nil {
+			writeError(w, err, h.cfg.retryAfter)
+			return
+		}
+	}
 	h.writeInferResponse(w, d, name, answered, resp)
+}
+
+// classify answers the outputs asked for with "classification": k by their
+// top k classes (serving.ClassifyOutputs, with the labels of p's metadata),
+// in a new Response: resp may be a cached answer others share.
+func classify(p serving.Predictor, req *serving.Request, resp *serving.Response, cs []serving.Classification) (*serving.Response, error) {
+	outs, err := serving.SelectOutputs(req, resp)
+	if err != nil {
+		return nil, err
+	}
+	md, _ := serving.MetadataOf(p)
+	if outs, err = serving.ClassifyOutputs(md, outs, cs); err != nil {
+		return nil, err
+	}
+	c := *resp
+	c.Outputs = outs
+	return &c, nil
 }
 
 func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
@@ -169,7 +214,7 @@ func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeV2(body, n, h.cfg.maxElements)
+	return decodeV2(body, n, h.cfg.lim)
 }
 
 // routingKey is the "routing_key" parameter, else the routing key header.
