@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/servekit/servekit/serving/grpcapi"
+	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
+)
+
+// TestEndToEndGRPC: the grpcurl request run prints, sent with grpc-go to
+// the port that serves REST, gets the score REST gives for the curl line.
+func TestEndToEndGRPC(t *testing.T) {
+	base, curl, stop := start(t)
+	defer stop()
+	grpcurl := grpcurlLine(strings.TrimPrefix(base, "http://"), "fraud")
+	m := regexp.MustCompile(`-d '([^']*)' (\S+) inference\.GRPCInferenceService/ModelInfer$`).FindStringSubmatch(grpcurl)
+	if m == nil {
+		t.Fatalf("cannot read grpcurl line %q", grpcurl)
+	}
+	if "http://"+m[2] != base {
+		t.Errorf("grpcurl line targets %s, server is %s", m[2], base)
+	}
+	var req pb.ModelInferRequest
+	if err := protojson.Unmarshal([]byte(m[1]), &req); err != nil {
+		t.Fatalf("grpcurl payload %s: %v", m[1], err)
+	}
+	cc, err := grpc.NewClient(m[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var resp pb.ModelInferResponse
+	if err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelInferProcedure, &req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out, err := grpcapi.DecodeResponse(&resp)
+	if err != nil || len(out.Outputs) != 1 {
+		t.Fatalf("answer %v: %v", &resp, err)
+	}
+	score, _ := out.Outputs[0].Float64At(0)
+
+	url, body := curlRequest(t, curl)
+	r, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	var rest struct{ Outputs []struct{ Data []float32 } }
+	if err := json.Unmarshal(b, &rest); err != nil || len(rest.Outputs) != 1 {
+		t.Fatalf("REST answer %s: %v", b, err)
+	}
+	if float32(score) != rest.Outputs[0].Data[0] || resp.ModelVersion != "1" {
+		t.Errorf("gRPC score %v version %q, REST %v", score, resp.ModelVersion, rest.Outputs[0].Data[0])
+	}
+
+	req.ModelName = "nope"
+	err = cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelInferProcedure, &req, &resp)
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("unknown model over gRPC: %v", err)
+	}
+}
