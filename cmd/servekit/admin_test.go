@@ -1,11 +1,11 @@
 package main
 
 import (
-	"strconv"
 	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 

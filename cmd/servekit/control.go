@@ -35,4 +35,3 @@ func controlOptions(o *options) []repository.Option {
 	}
 	return nil
 }
-
