@@ -10,16 +10,6 @@ import (
 	"time"
 )
 
-// Every flag of a subcommand can also come from the environment, as
-// $SERVEKIT_ followed by the flag's name in upper case with dashes as
-// underscores (--model-repository: $SERVEKIT_MODEL_REPOSITORY), so a
-// container needs no arguments. The command line wins; an empty variable
-// counts as unset (Kubernetes sets optional ones to ""); a repeatable flag
-// takes a comma-separated list. Nothing else is read from the environment
-// except what a platform defines: $PORT (Cloud Run) and $AIP_HTTP_PORT
-// (Vertex AI) give --http-port its default, and $ONNXRUNTIME_LIB is where
-// the backend looks for ONNX Runtime when --ort-lib is not given.
-
 // envName is the variable a flag may come from.
 func envName(flagName string) string {
 	return "SERVEKIT_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
@@ -37,8 +27,10 @@ type cmdFlags struct {
 
 func newFlags(name, usage string, out io.Writer) *cmdFlags {
 	f := &cmdFlags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), usage: usage, out: out}
-	f.SetOutput(out)
-	f.Usage = f.printUsage
+	// The flag package prints a mistake and then the whole --help; the
+	// mistake alone, returned, says more (main prints it once).
+	f.SetOutput(io.Discard)
+	f.Usage = func() {}
 	return f
 }
 
@@ -84,8 +76,11 @@ func (f *cmdFlags) value(v flag.Value, name, usage string) {
 // subcommand here takes any, and a path given without its flag (servekit
 // serve models/) should say so rather than be ignored.
 func (f *cmdFlags) parse(args []string) error {
-	if err := f.Parse(args); err != nil {
+	if err := f.Parse(args); errors.Is(err, flag.ErrHelp) {
+		f.printUsage()
 		return err
+	} else if err != nil {
+		return fmt.Errorf("%s: %w (see servekit %s --help)", f.Name(), err, f.Name())
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q (every setting is a --flag; see --help)", f.Name(), f.Arg(0))
@@ -136,7 +131,7 @@ func renamedEnv() error {
 }
 
 func (f *cmdFlags) printUsage() {
-	w := f.Output()
+	w := f.out
 	fmt.Fprintf(w, "Usage: %s\n", f.usage)
 	fmt.Fprintf(w, "\nEvery flag may also come from $SERVEKIT_<NAME> (shown after each); the command line wins.\n")
 	for _, name := range f.order {

@@ -27,7 +27,7 @@ const usage = `servekit serves ONNX models over the Open Inference Protocol (KSe
 
 Usage:
   servekit serve --model-repository DIR [flags]   serve a model repository over REST, gRPC and /metrics
-  servekit infer --model NAME [flags]              send one inference request, print the answer
+  servekit infer --model-name NAME [flags]         send one inference request, print the answer
   servekit version                                 print the module, Go and ONNX Runtime versions
 
 Every flag may also come from $SERVEKIT_<FLAG>, the flag's name in upper
@@ -39,7 +39,7 @@ command line wins. "servekit COMMAND --help" lists a command's flags.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("no command: want serve, infer or version")
+		return usageError{errors.New("no command: want serve, infer or version")}
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q: want serve, infer or version", cmd)
+		return usageError{fmt.Errorf("unknown command %q: want serve, infer or version", cmd)}
 	}
 }
 

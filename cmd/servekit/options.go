@@ -125,7 +125,7 @@ func parseServe(args []string, out io.Writer) (*options, error) {
 	f.section("Listeners (Triton's flags)")
 	defPort, err := defaultHTTPPort()
 	if err != nil {
-		return nil, err
+		return nil, usageError{err}
 	}
 	f.str(&o.httpAddress, "http-address", "0.0.0.0", "address the HTTP service binds (REST, and gRPC over plaintext HTTP/2 beside it)")
 	f.integer(&o.httpPort, "http-port", defPort, "port of the HTTP service (0: any free port; the default is $PORT or $AIP_HTTP_PORT when the platform sets one, else 8000)")

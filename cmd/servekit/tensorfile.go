@@ -185,8 +185,9 @@ func decodeCSV(b []byte, datatype string) (inferInput, error) {
 	r.TrimLeadingSpace = true
 	r.Comment = '#'
 	var data []any
+	var header error
 	rows, cols := 0, 0
-	for line := 1; ; line++ {
+	for first := true; ; first = false {
 		rec, err := r.Read()
 		if err == io.EOF {
 			break
@@ -199,19 +200,24 @@ func decodeCSV(b []byte, datatype string) (inferInput, error) {
 		for i, field := range rec {
 			v, err := parse(strings.TrimSpace(field))
 			if err != nil {
-				bad = fmt.Errorf("line %d, column %d: %q is not %s", line, i+1, field, datatype)
+				at, _ := r.FieldPos(i)
+				bad = fmt.Errorf("line %d, column %d: %q is not %s", at, i+1, field, datatype)
 				break
 			}
 			row = append(row, v)
 		}
 		if bad != nil {
-			if rows == 0 && line == 1 {
+			if first {
+				header = bad
 				continue // a header
 			}
 			return inferInput{}, bad
 		}
 		data = append(data, row...)
 		rows, cols = rows+1, len(rec)
+	}
+	if rows == 0 && header != nil {
+		return inferInput{}, fmt.Errorf("no rows of numbers (the first line, taken as a header: %w)", header)
 	}
 	if rows == 0 {
 		return inferInput{}, errors.New("no rows of numbers")
