@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/servekit/servekit/serving/grpcapi"
@@ -35,10 +36,10 @@ func withGRPC(srv *oip.Server, rest http.Handler, o *options) http.Handler {
 	)
 }
 
-// grpcOnly is the handler of --grpc-port: the same service, nothing else
-// (a request that is not gRPC gets 404).
-func grpcOnly(srv *oip.Server, o *options) http.Handler {
-	return withGRPC(srv, http.NotFoundHandler(), o)
+// listenGRPC serves --grpc-port: the same service, nothing else (a
+// request that is not gRPC gets 404).
+func listenGRPC(addr string, srv *oip.Server, o *options, log *slog.Logger) (*listening, error) {
+	return listenHTTP(addr, withGRPC(srv, http.NotFoundHandler(), o), o, log)
 }
 
 // grpcurlLine is the gRPC twin of curlLine: the same request with grpcurl,

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/servekit/servekit/serving/oip"
@@ -18,7 +20,10 @@ func protocols() *http.Protocols { return nil } // http.Server's default
 
 const grpcBuilt = false
 
-func grpcOnly(srv *oip.Server, o *options) http.Handler { return nil } // never called: grpcBuilt
+// listenGRPC is never called: grpcBuilt is false.
+func listenGRPC(addr string, srv *oip.Server, o *options, log *slog.Logger) (*listening, error) {
+	return nil, errors.New("built without gRPC")
+}
 
 func withGRPC(srv *oip.Server, rest http.Handler, o *options) http.Handler { return rest }
 

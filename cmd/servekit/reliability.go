@@ -130,7 +130,7 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // returns (serve's defers).
 func drain(ctx context.Context, servers []*listening, timeout, delay time.Duration, log *slog.Logger) error {
 	for _, s := range servers {
-		s.gate.state.Store(draining)
+		s.drain()
 	}
 	if delay > 0 {
 		log.Info("draining: readiness fails, still serving", "delay", delay)
@@ -138,19 +138,19 @@ func drain(ctx context.Context, servers []*listening, timeout, delay time.Durati
 	}
 	log.Info("shutting down: refusing new requests, finishing in-flight ones", "timeout", timeout)
 	for _, s := range servers {
-		s.gate.state.Store(refusing)
+		s.refuse()
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
 	for i, s := range servers {
-		wg.Go(func() { errs[i] = s.srv.Shutdown(sctx) })
+		wg.Go(func() { errs[i] = s.shutdown(sctx) })
 	}
 	wg.Wait()
 	var answered int64
 	for _, s := range servers {
-		answered += s.gate.answered.Load()
+		answered += s.answered()
 	}
 	err := errors.Join(errs...)
 	log.Info("http server stopped", "answered", answered, "error", err)

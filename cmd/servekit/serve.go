@@ -138,17 +138,17 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	var servers []*listening
 	defer func() {
 		for _, s := range servers {
-			s.srv.Close() // no-op after a drain; on an early return, frees the ports
+			s.close() // no-op after a drain; on an early return, frees the ports
 		}
 	}()
-	main, err := listen(hostPort(o.httpAddress, o.httpPort), withGRPC(core, mux, o), o, log)
+	main, err := listenHTTP(hostPort(o.httpAddress, o.httpPort), withGRPC(core, mux, o), o, log)
 	if err != nil {
 		return fmt.Errorf("--http-port: %w", err)
 	}
 	servers = append(servers, main)
 	grpcAt := ""
 	if o.allowGRPC && grpcBuilt && o.grpcPort != o.httpPort {
-		g, err := listen(hostPort(o.grpcAddress, o.grpcPort), grpcOnly(core, o), o, log)
+		g, err := listenGRPC(hostPort(o.grpcAddress, o.grpcPort), core, o, log)
 		if err != nil {
 			return fmt.Errorf("--grpc-port: %w", err)
 		}
@@ -176,7 +176,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
-		go func() { errc <- s.srv.Serve(s.ln) }()
+		go func() { errc <- s.serve(s.ln) }()
 	}
 	select {
 	case err := <-errc:
@@ -185,28 +185,37 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	err = drain(ctx, servers, secs(o.exitSecs), o.drainDelay, log)
 	for range servers {
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			err = errors.Join(err, serr)
 		}
 	}
 	return err // the deferred serving.Close runs after the drain
 }
 
-// listening is one of serve's listeners, behind its drain gate.
+// listening is one of serve's listeners and the server on it: an
+// http.Server behind a drain gate (the HTTP port), or gRPC's (grpc.go).
 type listening struct {
-	ln   net.Listener
-	srv  *http.Server
-	gate *gate
-	addr string
+	ln    net.Listener
+	addr  string
+	serve func(net.Listener) error
+	// drain fails readiness while requests are still served (--drain-delay).
+	drain func()
+	// refuse stops new requests; shutdown waits for those in flight until
+	// ctx ends; close ends everything at once.
+	refuse   func()
+	shutdown func(context.Context) error
+	close    func()
+	answered func() int64 // inference requests answered, for the exit log
 }
 
-func listen(addr string, h http.Handler, o *options, log *slog.Logger) (*listening, error) {
+// listenHTTP serves h on addr through an http.Server behind a drain gate.
+func listenHTTP(addr string, h http.Handler, o *options, log *slog.Logger) (*listening, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	g := &gate{next: h}
-	return &listening{ln: ln, gate: g, addr: ln.Addr().String(), srv: &http.Server{
+	srv := &http.Server{
 		Handler:           g,
 		Protocols:         protocols(), // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
@@ -215,7 +224,16 @@ func listen(addr string, h http.Handler, o *options, log *slog.Logger) (*listeni
 		IdleTimeout:       o.idle,
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}}, nil
+	}
+	return &listening{
+		ln: ln, addr: ln.Addr().String(),
+		serve:    srv.Serve,
+		drain:    func() { g.state.Store(draining) },
+		refuse:   func() { g.state.Store(refusing) },
+		shutdown: srv.Shutdown,
+		close:    func() { srv.Close() },
+		answered: g.answered.Load,
+	}, nil
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
