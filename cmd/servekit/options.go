@@ -259,8 +259,8 @@ func (o *options) check() error {
 		}
 		o.cacheBytes = n
 	}
-	if o.redis.addr != "" && !o.cache {
-		errs = append(errs, errors.New("--cache-redis needs --cache"))
+	if o.redis.addr != "" && !o.cache && o.repo == "" {
+		errs = append(errs, errors.New("--cache-redis needs --cache, or a --model-repository whose models enable response_cache"))
 	}
 	return errors.Join(errs...)
 }
