@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gRPC against REST on one servekit server: examples/realtime (which serves
+# gRPC against REST on one servekit server: servekit serve (which serves
 # both on one port) with the fraud model, driven by bench/loadgen in closed
 # loop, 64 clients, alternating V2 JSON over HTTP/1.1, gRPC ModelInfer with
 # raw_input_contents and gRPC with typed fp32_contents, RUNS rounds, so the
@@ -25,7 +25,7 @@ OUT=bench/out
 ADDR=127.0.0.1:18082
 mkdir -p "$OUT"
 
-go build -o "$OUT/realtime" ./examples/realtime
+go build -o "$OUT/servekit" ./cmd/servekit
 go build -o "$OUT/loadgen" ./bench/loadgen
 
 SRV=() LOAD=()
@@ -37,7 +37,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
 trap cleanup EXIT
 
-GOMAXPROCS=1 "${SRV[@]}" "$OUT/realtime" -addr "$ADDR" -model "fraud=$MODEL" -ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/realtime-grpc.log" 2>&1 &
+GOMAXPROCS=1 "${SRV[@]}" "$OUT/servekit" serve --http-address "${ADDR%:*}" --http-port "${ADDR##*:}" --metrics-port "${ADDR##*:}" --allow-grpc=false --model "fraud=$MODEL" --ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/servekit-grpc.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	curl -fs -o /dev/null "http://$ADDR/v2/health/ready" && break

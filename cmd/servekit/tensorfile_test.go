@@ -133,3 +133,18 @@ func TestRequestBody(t *testing.T) {
 		t.Error("a missing file: no error")
 	}
 }
+
+// FuzzDecodeNPY: no file makes the decoder panic, or allocate more than a
+// small constant plus a few times the file's own size.
+func FuzzDecodeNPY(f *testing.F) {
+	f.Add(npyFile("<f4", "(1, 8)", features))
+	f.Add(npyRaw("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }\n", make([]byte, 16)))
+	f.Add(npyRaw("{'descr': '|u1', 'fortran_order': False, 'shape': (3, 1), }\n", []byte{1, 2, 3}))
+	f.Add(npyRaw("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }\n", make([]byte, 8)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := alloctest.Once(func() { _, _ = decodeNPY(b) })
+		if !alloctest.Race && n > 64<<10+4*uint64(len(b)) {
+			t.Errorf("a %d-byte file: %d bytes allocated", len(b), n)
+		}
+	})
+}
