@@ -66,11 +66,12 @@
 //
 // The package Example runs this chain on a fake model.
 //
-// The examples folder holds runnable binaries: examples/predict (load and
-// score), examples/realtime (the production-shaped server), examples/rollout
-// (mirror → canary → switch → rollback), examples/drift (drift detected,
-// retraining webhook called, report written), examples/batchjob (1M rows
-// into Parquet) and examples/closedloop (all of it composed: nightly scoring,
+// cmd/servekit is the server command (servekit serve). The examples folder
+// holds runnable binaries: examples/predict (load and score),
+// examples/realtime (servekit embedded in a server of your own, in one
+// file), examples/rollout (mirror → canary → switch → rollback),
+// examples/drift (drift detected, retraining webhook called, report
+// written), examples/batchjob (1M rows into Parquet) and examples/closedloop (all of it composed: nightly scoring,
 // serving, drift-triggered retraining, late labels, and a canary promoted
 // by guards that include its AUC against the stable's on labelled traffic).
 package servekit
