@@ -37,7 +37,7 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
 trap cleanup EXIT
 
-GOMAXPROCS=1 "${SRV[@]}" "$OUT/servekit" serve --http-address "${ADDR%:*}" --http-port "${ADDR##*:}" --metrics-port "${ADDR##*:}" --allow-grpc=false --model "fraud=$MODEL" --ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/servekit-grpc.log" 2>&1 &
+GOMAXPROCS=1 "${SRV[@]}" "$OUT/servekit" serve --http-address "${ADDR%:*}" --http-port "${ADDR##*:}" --metrics-port "${ADDR##*:}" --grpc-port "${ADDR##*:}" --model "fraud=$MODEL" --ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/servekit-grpc.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	curl -fs -o /dev/null "http://$ADDR/v2/health/ready" && break

@@ -76,3 +76,23 @@ func TestEndToEndGRPC(t *testing.T) {
 		t.Errorf("unknown model over gRPC: %v", err)
 	}
 }
+
+// --allow-grpc=false turns gRPC off on the HTTP port too, as Triton's
+// does: a gRPC call there is not answered as one.
+func TestAllowGRPCFalse(t *testing.T) {
+	base, curl, stop := start(t, "--allow-grpc=false")
+	defer stop()
+	url, body := curlRequest(t, curl)
+	checkScore(t, url, body)
+	cc, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var resp pb.ServerLiveResponse
+	if err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceServerLiveProcedure, &pb.ServerLiveRequest{}, &resp); err == nil {
+		t.Error("gRPC answered with --allow-grpc=false")
+	}
+}

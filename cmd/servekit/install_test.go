@@ -129,7 +129,7 @@ func TestInstalledServe(t *testing.T) {
 	if got, want := serving["grpc"], fmt.Sprintf("127.0.0.1:%d", grpcPort); got != want {
 		t.Errorf("gRPC on %v, want %s ($SERVEKIT_GRPC_PORT)", got, want)
 	}
-	if got, want := serving["metrics"], fmt.Sprintf("metrics at http://127.0.0.1:%d/metrics", metricsPort); got != want {
+	if got, want := serving["metrics"], fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort); got != want {
 		t.Errorf("%v, want %s (--metrics-port wins over $SERVEKIT_METRICS_PORT)", got, want)
 	}
 

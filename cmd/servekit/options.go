@@ -131,7 +131,7 @@ func parseServe(args []string, out io.Writer) (*options, error) {
 	f.integer(&o.httpPort, "http-port", defPort, "port of the HTTP service (0: any free port; the default is $PORT or $AIP_HTTP_PORT when the platform sets one, else 8000)")
 	f.str(&o.grpcAddress, "grpc-address", "0.0.0.0", "address the gRPC service binds")
 	f.integer(&o.grpcPort, "grpc-port", 8001, "port of the gRPC service, gRPC only (0: any free port; the --http-port value: no port of its own, the HTTP port answers gRPC anyway)")
-	f.boolean(&o.allowGRPC, "allow-grpc", true, "serve gRPC on --grpc-port (the HTTP port answers gRPC too)")
+	f.boolean(&o.allowGRPC, "allow-grpc", true, "serve gRPC, on --grpc-port and on the HTTP port (false: REST only, as in Triton)")
 	f.str(&o.metricsAddress, "metrics-address", "0.0.0.0", "address the metrics service binds")
 	f.integer(&o.metricsPort, "metrics-port", 8002, "port of /metrics (Prometheus text; 0: any free port; the --http-port value, 0 included: served on the HTTP port, for platforms that expose one port)")
 	f.boolean(&o.allowMetrics, "allow-metrics", true, "serve /metrics")

@@ -104,11 +104,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 
 	mux := http.NewServeMux()
-	metricsAt := "no metrics (--allow-metrics=false)"
+	metricsURL := "" // where /metrics is, once known
 	if o.allowMetrics {
 		if o.metricsPort == o.httpPort {
 			mux.Handle("GET /metrics", metricsHandler)
-			metricsAt = "metrics at /metrics"
 		} else {
 			mm := http.NewServeMux()
 			mm.Handle("GET /metrics", metricsHandler)
@@ -117,8 +116,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 				return fmt.Errorf("--metrics-port: %w", err)
 			}
 			defer stopMetrics()
-			metricsAt = "metrics at http://" + addr + "/metrics"
-			say("metrics on http://%s/metrics", addr)
+			metricsURL = "http://" + addr + "/metrics"
+			say("metrics on %s", metricsURL)
 		}
 	}
 	mux.Handle("/", httpapi.New(opts...))
@@ -135,17 +134,26 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 
 	// The HTTP port serves REST and, over h2c beside it, gRPC: one port
 	// is all some platforms expose. The gRPC port serves gRPC only.
+	// --allow-grpc=false turns gRPC off on both, as Triton's does.
+	var httpHandler http.Handler = mux
+	served := "REST only (--allow-grpc=false)"
+	if o.allowGRPC {
+		httpHandler, served = withGRPC(core, mux, o), apis
+	}
 	var servers []*listening
 	defer func() {
 		for _, s := range servers {
 			s.close() // no-op after a drain; on an early return, frees the ports
 		}
 	}()
-	main, err := listenHTTP(hostPort(o.httpAddress, o.httpPort), withGRPC(core, mux, o), o, log)
+	httpLn, err := listenHTTP(hostPort(o.httpAddress, o.httpPort), httpHandler, o, log)
 	if err != nil {
 		return fmt.Errorf("--http-port: %w", err)
 	}
-	servers = append(servers, main)
+	servers = append(servers, httpLn)
+	if o.allowMetrics && metricsURL == "" {
+		metricsURL = "http://" + loopback(httpLn.addr) + "/metrics"
+	}
 	grpcAt := ""
 	if o.allowGRPC && grpcBuilt && o.grpcPort != o.httpPort {
 		g, err := listenGRPC(hostPort(o.grpcAddress, o.grpcPort), core, o, log)
@@ -165,13 +173,21 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		say("model repository control on (POST /v2/repository/..., gRPC Repository*; Authorization: Bearer %s)", shownToken)
 	}
 	if o.logFormat == "json" {
-		log.Info("serving", "models", names, "http", main.addr, "grpc", grpcAt, "metrics", metricsAt, "failed", repoFailed(repo))
+		log.Info("serving", "models", names, "http", httpLn.addr, "grpc", grpcAt, "metrics", metricsURL, "failed", repoFailed(repo))
 	} else {
 		if grpcAt != "" {
 			say("gRPC on %s", grpcAt)
 		}
-		say("serving %d model(s) on http://%s (%s; %s)%s; try:\n%s\n%s", len(names), main.addr,
-			apis, metricsAt, repoSummary(repo), curlLine(main.addr, first), grpcurlLine(cmpAddr(grpcAt, main.addr), first))
+		metricsAt := "no /metrics (--allow-metrics=false)"
+		if metricsURL != "" {
+			metricsAt = "metrics at " + metricsURL
+		}
+		try := curlLine(httpLn.addr, first)
+		if o.allowGRPC {
+			try += "\n" + grpcurlLine(cmpAddr(grpcAt, httpLn.addr), first)
+		}
+		say("serving %d model(s) on http://%s (%s; %s)%s; try:\n%s", len(names), httpLn.addr,
+			served, metricsAt, repoSummary(repo), try)
 	}
 
 	errc := make(chan error, len(servers))
