@@ -40,7 +40,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	log := newLogger(o, stdout)
-	say := banner(o, stdout)
+	say := banner(o, log, stdout)
 
 	metricsHandler, shutdownMetrics, err := setupMetrics()
 	if err != nil {
@@ -264,9 +264,8 @@ func cmpAddr(a, b string) string {
 // banner returns the function that prints a startup fact for a person:
 // to stdout in the default format; as an Info record with --log-format
 // json, so every line of a JSON log parses.
-func banner(o *options, stdout io.Writer) func(format string, args ...any) {
+func banner(o *options, log *slog.Logger, stdout io.Writer) func(format string, args ...any) {
 	if o.logFormat == "json" {
-		log := newLogger(o, stdout)
 		return func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	}
 	return func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
