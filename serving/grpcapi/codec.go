@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"connectrpc.com/connect"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
@@ -48,4 +50,57 @@ func protoMessage(m any, f func(proto.Message) ([]byte, error)) ([]byte, error) 
 		return nil, fmt.Errorf("grpcapi: %T is not a protobuf message", m)
 	}
 	return f(pm)
+}
+
+// nativeCodec is protoCodec for grpc-go's server (NewServer): buffers from
+// grpc-go's pool, and ModelInferRequest decoded within the limits into an
+// inferCall.
+type nativeCodec struct{ lim oip.Limits }
+
+var _ encoding.CodecV2 = nativeCodec{}
+
+func (nativeCodec) Name() string { return "proto" }
+
+// inferCall is what a ModelInfer request decodes into on grpc-go's server:
+// the message, and the error that decoding it met, kept for the handler to
+// answer with its own code (grpc-go makes a codec's errors Internal).
+type inferCall struct {
+	msg pb.ModelInferRequest
+	err error
+}
+
+func (c nativeCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool()) // one buffer: no copy
+	defer buf.Free()
+	switch m := v.(type) {
+	case *inferCall:
+		// The decoder copies what it keeps: buf goes back to the pool.
+		m.err = decodeInferRequest(buf.ReadOnlyData(), &m.msg, c.lim)
+		return nil
+	case proto.Message:
+		return proto.Unmarshal(buf.ReadOnlyData(), m)
+	}
+	return fmt.Errorf("grpcapi: %T is not a protobuf message", v)
+}
+
+func (nativeCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("grpcapi: %T is not a protobuf message", v)
+	}
+	size := proto.Size(m)
+	opts := proto.MarshalOptions{UseCachedSize: true} // the Size just above
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b, err := opts.MarshalAppend(make([]byte, 0, size), m)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	pool := mem.DefaultBufferPool()
+	buf := pool.Get(size)
+	b, err := opts.MarshalAppend((*buf)[:0], m)
+	if err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	*buf = b
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
