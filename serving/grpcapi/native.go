@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/encoding/gzip" // gzip requests, as the Connect handler takes them; bounded by MaxRecvMsgSize as they inflate
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
