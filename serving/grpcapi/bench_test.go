@@ -42,9 +42,9 @@ const fraudJSON = `{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP32"
 var fraudRow = []float32{0.5, -1.2, 0.3, 2.1, -0.7, 1.5, 0.0, -0.4}
 
 // benchRows are the request sizes the loopback benchmarks run: the demo's
-// one row, and a batch of 64 rows (512 FP32 in, 64 out), where encoding
-// the numbers starts to matter.
-var benchRows = []int{1, 64}
+// one row, and a batch of 256 rows (2,048 FP32 in, 256 out), where
+// encoding the numbers matters (bench/grpc.sh's ROWS=256).
+var benchRows = []int{1, 256}
 
 // fraudJSONRows is the V2 JSON body of n fraud rows.
 func fraudJSONRows(n int) string {
@@ -107,8 +107,18 @@ func benchREST(b *testing.B, body string) {
 	})
 }
 
-func benchGRPC(b *testing.B, msg *pb.ModelInferRequest) {
-	addr := benchServer(b)
+func benchGRPC(b *testing.B, msg *pb.ModelInferRequest) { benchGRPCAt(b, benchServer(b), msg) }
+
+// benchNative is benchGRPC against grpc-go's server (NewServer).
+func benchNative(b *testing.B, msg *pb.ModelInferRequest) {
+	rest := httpapi.New()
+	if err := rest.Handle("fraud", fraudLike()); err != nil {
+		b.Fatal(err)
+	}
+	benchGRPCAt(b, serveNative(b, rest), msg)
+}
+
+func benchGRPCAt(b *testing.B, addr string, msg *pb.ModelInferRequest) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -141,6 +151,14 @@ func fraudRequest(n int) *serving.Request {
 func BenchmarkLoopbackGRPCRaw(b *testing.B) {
 	for _, n := range benchRows {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) { benchGRPC(b, grpcapi.EncodeRequest(fraudRequest(n))) })
+	}
+}
+
+// BenchmarkLoopbackNativeRaw is BenchmarkLoopbackGRPCRaw against grpc-go's
+// server on its own port (NewServer) rather than the Connect handler.
+func BenchmarkLoopbackNativeRaw(b *testing.B) {
+	for _, n := range benchRows {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) { benchNative(b, grpcapi.EncodeRequest(fraudRequest(n))) })
 	}
 }
 
