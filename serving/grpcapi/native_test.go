@@ -274,14 +274,50 @@ func TestNativeStop(t *testing.T) {
 		t.Fatalf("answered before the model ran: %v", err)
 	}
 	close(drain)
-	stopped := make(chan struct{})
-	go func() { s.GracefulStop(); close(stopped) }()
+	stopped := make(chan error, 1)
+	go func() { stopped <- grpcapi.Shutdown(ctx, s) }()
 	close(release)
 	if err := <-answered; err != nil {
-		t.Errorf("the call in flight at GracefulStop: %v", err)
+		t.Errorf("the call in flight at Shutdown: %v", err)
 	}
-	<-stopped
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
 	if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+// TestNativeShutdownDeadline: a call that does not end holds Shutdown only
+// until its context is done; then the server closes and says why.
+func TestNativeShutdownDeadline(t *testing.T) {
+	started := make(chan struct{}, 1)
+	stuck := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+		started <- struct{}{}
+		<-ctx.Done() // until the server closes the call
+		return nil, serving.ContextError(ctx, "stuck")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpcapi.NewServer(models(t, "linear", stuck))
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	cc := grpcGo(t, ln.Addr().String())
+	answered := make(chan error, 1)
+	go func() {
+		_, err := invokeInfer(context.Background(), cc, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)))
+		answered <- err
+	}()
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := grpcapi.Shutdown(ctx, s); !errors.Is(err, context.Canceled) {
+		t.Errorf("Shutdown past its context: %v, want context.Canceled", err)
+	}
+	if err := <-answered; status.Code(err) != codes.Unavailable && status.Code(err) != codes.Canceled {
+		t.Errorf("the stuck call: %v, want it cut off", err)
+	}
+	<-served
 }

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"context"
 	"errors"
 	"io"
 
@@ -31,4 +32,25 @@ func ignoreEOF(err error) error {
 		return nil
 	}
 	return err
+}
+
+// Shutdown stops s as http.Server.Shutdown stops an HTTP server: it
+// stops accepting, sends GOAWAY and waits for the calls in flight
+// (GracefulStop) until ctx is done, then closes what is left (Stop) and
+// returns ctx's error. Close WithDrain's channel first, so that health
+// Watch calls end rather than hold the wait.
+func Shutdown(ctx context.Context, s *grpc.Server) error {
+	stopped := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		s.Stop()
+		<-stopped
+		return ctx.Err()
+	}
 }
