@@ -1,3 +1,5 @@
+//go:build !servekit_nogrpc
+
 package main
 
 import (
@@ -13,6 +15,13 @@ import (
 	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/oip"
 )
+
+// apis names what the port serves, in the startup line.
+const apis = "REST and gRPC"
+
+// protocols are the server's: plaintext HTTP/2 (h2c) beside HTTP/1, which
+// gRPC clients need.
+func protocols() *http.Protocols { return grpcapi.Protocols() }
 
 // gRPC is served twice, by one set of RPCs over one oip.Server: by the
 // Connect handler on the REST port (withGRPC), which browsers (gRPC-Web)
@@ -70,6 +79,13 @@ func (p *grpcPort) failed() <-chan error {
 		return nil
 	}
 	return p.done
+}
+
+// close stops the server at once (run's other server failed).
+func (p *grpcPort) close() {
+	if p != nil {
+		p.s.Stop()
+	}
 }
 
 // beginDrain makes health answer NOT_SERVING while the server still serves.
