@@ -137,22 +137,27 @@ func modelInfer(srv any, ctx context.Context, dec func(any) error, icpt grpc.Una
 	if err := dec(c); err != nil {
 		return nil, err
 	}
-	call := func(ctx context.Context, req any) (_ any, err error) {
-		defer h.recoverCall(ctx, modelInferMethod, &err)
-		if c.err != nil {
-			return nil, h.status(ctx, c.err)
-		}
-		ctx = extractTrace(ctx)
-		resp, err := h.infer(ctx, incoming{ctx: ctx}, req.(*pb.ModelInferRequest))
-		if err != nil {
-			return nil, h.status(ctx, err)
-		}
-		return resp, nil
+	if icpt == nil { // no closure: one allocation less per call
+		return h.serveInfer(ctx, c.err, &c.msg)
 	}
-	if icpt == nil {
-		return call(ctx, &c.msg)
+	return icpt(ctx, &c.msg, &grpc.UnaryServerInfo{Server: srv, FullMethod: modelInferMethod}, func(ctx context.Context, req any) (any, error) {
+		return h.serveInfer(ctx, c.err, req.(*pb.ModelInferRequest))
+	})
+}
+
+// serveInfer answers a ModelInfer call: decodeErr, the error decoding its
+// message met, or the Handler's answer to msg, as a gRPC status.
+func (h *Handler) serveInfer(ctx context.Context, decodeErr error, msg *pb.ModelInferRequest) (_ any, err error) {
+	defer h.recoverCall(ctx, modelInferMethod, &err)
+	if decodeErr != nil {
+		return nil, h.status(ctx, decodeErr)
 	}
-	return icpt(ctx, &c.msg, &grpc.UnaryServerInfo{Server: srv, FullMethod: modelInferMethod}, call)
+	ctx = extractTrace(ctx)
+	resp, err := h.infer(ctx, incoming{ctx: ctx}, msg)
+	if err != nil {
+		return nil, h.status(ctx, err)
+	}
+	return resp, nil
 }
 
 // modelStreamInfer is ModelStreamInfer for grpc-go, as the Handler serves
