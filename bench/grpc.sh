@@ -59,14 +59,17 @@ done
 
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 lg() {
-	local c0 line n name=$1 prof=
+	local c0 all line n name=$1 prof=
 	shift
 	if [ "$name" = "$PROFILE-1" ]; then
 		curl -fs -H "Authorization: Bearer $TOKEN" -o "$OUT/$PROFILE.pprof" "http://$DEBUG/debug/pprof/profile?seconds=${DUR%s}" &
 		prof=$!
 	fi
 	c0=$(cpu)
-	line=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -c "$CONC" -d "$DUR" -warmup 0 -rows "$ROWS" -name "$name" "$@" | head -1)
+	all=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -c "$CONC" -d "$DUR" -warmup 0 -rows "$ROWS" -name "$name" "$@")
+	line=$(head -1 <<<"$all")
+	# loadgen's "first error" line, kept as a comment: errors are counted, not hidden
+	sed -n '2,$s/^/# /p' <<<"$all" | tee -a "$OUT/grpc.txt"
 	n=$(sed -n 's/.* requests=\([0-9]*\) .*/\1/p' <<<"$line")
 	echo "$line server_cpu=$(awk -v t="$(($(cpu) - c0))" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1fµs/req", n ? t / hz * 1e6 / n : 0 }')" | tee -a "$OUT/grpc.txt"
 	if [ -n "$prof" ]; then wait "$prof"; fi
