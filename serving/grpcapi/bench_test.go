@@ -222,3 +222,25 @@ func benchHandlerGRPC(b *testing.B, req *pb.ModelInferRequest) {
 		}
 	}
 }
+
+// BenchmarkNativeWindows compares grpc-go's flow control as NewServer
+// leaves it (BDP-estimated windows) against static windows of 1 MiB per
+// stream and 16 MiB per connection, 64 callers on one connection, side
+// by side.
+func BenchmarkNativeWindows(b *testing.B) {
+	for _, rows := range benchRows {
+		for _, static := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rows=%d/static=%v", rows, static), func(b *testing.B) {
+				rest := httpapi.New()
+				if err := rest.Handle("fraud", fraudLike()); err != nil {
+					b.Fatal(err)
+				}
+				var opts []grpcapi.Option
+				if static {
+					opts = append(opts, grpcapi.WithServerOptions(grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(16<<20)))
+				}
+				benchGRPCAt(b, serveNative(b, rest, opts...), grpcapi.EncodeRequest(fraudRequest(rows)))
+			})
+		}
+	}
+}
