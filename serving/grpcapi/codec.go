@@ -64,22 +64,66 @@ func (nativeCodec) Name() string { return "proto" }
 // inferCall is what a ModelInfer request decodes into on grpc-go's server:
 // the message, and the error that decoding it met, kept for the handler to
 // answer with its own code (grpc-go makes a codec's errors Internal).
+//
+// The message's raw contents are not copied out of the buffer grpc-go read
+// them into: buf, a reference to that buffer, holds them until release,
+// after the call's tensors have been made from them (serving.FromRaw
+// copies them into the tensors' own typed memory, aligned, so nothing
+// after DecodeRequest reads the message's raw bytes). That is one copy and
+// one allocation of the request's size less per call.
 type inferCall struct {
 	msg pb.ModelInferRequest
 	err error
+	buf mem.Buffer // nil once released
+}
+
+// release gives buf back to grpc-go's pool; the message's raw contents are
+// gone with it.
+func (c *inferCall) release() {
+	if c.buf != nil {
+		c.buf.Free()
+		c.buf = nil
+		c.msg.RawInputContents = nil
+	}
+}
+
+// detach copies the raw contents out of buf and releases it, for a message
+// that may outlive the call (an interceptor holds it).
+func (c *inferCall) detach() {
+	if c.buf == nil {
+		return
+	}
+	n := 0
+	for _, r := range c.msg.RawInputContents {
+		n += len(r)
+	}
+	all := make([]byte, 0, n)
+	for i, r := range c.msg.RawInputContents {
+		start := len(all)
+		all = append(all, r...)
+		c.msg.RawInputContents[i] = all[start:len(all):len(all)]
+	}
+	c.buf.Free()
+	c.buf = nil
 }
 
 func (c nativeCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool()) // one buffer: no copy
-	defer buf.Free()
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool()) // one buffer: a reference, no copy
 	switch m := v.(type) {
 	case *inferCall:
-		// The decoder copies what it keeps: buf goes back to the pool.
-		m.err = decodeInferRequest(buf.ReadOnlyData(), &m.msg, c.lim)
+		m.err = decodeInfer(buf.ReadOnlyData(), &m.msg, c.lim, true)
+		if m.err == nil && len(m.msg.RawInputContents) > 0 {
+			m.buf = buf // the raw contents are in it: released after the call
+			return nil
+		}
+		m.msg.RawInputContents = nil
+		buf.Free()
 		return nil
 	case proto.Message:
+		defer buf.Free()
 		return proto.Unmarshal(buf.ReadOnlyData(), m)
 	}
+	buf.Free()
 	return fmt.Errorf("grpcapi: %T is not a protobuf message", v)
 }
 

@@ -138,8 +138,10 @@ func modelInfer(srv any, ctx context.Context, dec func(any) error, icpt grpc.Una
 		return nil, err
 	}
 	if icpt == nil { // no closure: one allocation less per call
+		defer c.release()
 		return h.serveInfer(ctx, c.err, &c.msg)
 	}
+	c.detach() // the interceptor may keep the message
 	return icpt(ctx, &c.msg, &grpc.UnaryServerInfo{Server: srv, FullMethod: modelInferMethod}, func(ctx context.Context, req any) (any, error) {
 		return h.serveInfer(ctx, c.err, req.(*pb.ModelInferRequest))
 	})
@@ -174,6 +176,7 @@ func modelStreamInfer(srv any, stream grpc.ServerStream) (err error) {
 		if err := stream.RecvMsg(c); err != nil {
 			return ignoreEOF(err)
 		}
+		c.detach() // a stream interceptor may keep the message
 		out := &pb.ModelStreamInferResponse{}
 		if c.err != nil {
 			out.ErrorMessage = c.err.Error()
