@@ -228,7 +228,7 @@ func benchHandlerGRPC(b *testing.B, req *pb.ModelInferRequest) {
 // stream and 16 MiB per connection, 64 callers on one connection, side
 // by side.
 func BenchmarkNativeWindows(b *testing.B) {
-	for _, rows := range benchRows {
+	for _, rows := range append(benchRows, 16384) { // and 512 KiB messages
 		for _, static := range []bool{false, true} {
 			b.Run(fmt.Sprintf("rows=%d/static=%v", rows, static), func(b *testing.B) {
 				rest := httpapi.New()

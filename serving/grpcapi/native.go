@@ -43,7 +43,7 @@ func NewServer(m Models, opts ...Option) *grpc.Server {
 		// request costs what it sent (the package doc, "Cost").
 		grpc.ForceServerCodecV2(nativeCodec{h.cfg.lim}),
 		grpc.MaxRecvMsgSize(h.cfg.maxBytes),
-	}, transportOptions(h.cfg.maxBytes)...)
+	}, transportOptions()...)
 	s := grpc.NewServer(append(sopts, h.cfg.server...)...)
 	s.RegisterService(&nativeDesc, h)
 	healthpb.RegisterHealthServer(s, &health{h: h})
