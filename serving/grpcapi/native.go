@@ -24,13 +24,18 @@ import (
 // same inference.GRPCInferenceService the Handler serves, over grpc-go's
 // own HTTP/2 transport, for a port of its own (Triton's 8001), plus the
 // standard grpc.health.v1.Health service, answering per model, and server
-// reflection. Serve it on a listener; stop it with GracefulStop (see
-// WithDrain) or Stop:
+// reflection. Serve it on a listener; stop it with Shutdown (after
+// closing WithDrain's channel), GracefulStop or Stop:
 //
-//	s := grpcapi.NewServer(rest)
-//	ln, _ := net.Listen("tcp", ":8001")
-//	go s.Serve(ln)
-//	defer s.Stop()
+//	import "net"
+//
+//	gs := grpcapi.NewServer(oip.NewServer()) // or an *httpapi.Handler
+//	ln, err := net.Listen("tcp", ":8001")
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	go gs.Serve(ln)
+//	defer gs.Stop()
 //
 // Every RPC is the Handler's, the same functions behind both servers; the
 // Handler's options apply (limits, headers, output contents, retry hint),
