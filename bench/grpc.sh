@@ -16,7 +16,11 @@
 # (utime+stime from /proc over the run, divided by the answers), which the
 # machine's other load disturbs less than throughput does. Knobs: DUR (10s),
 # CONC (64), RUNS (3), CONNS (gRPC connections, 1), ROWS (rows per request,
-# 1), SERVEKIT_FLAGS, PROFILE (a line's name without its round, such as
+# 1), SERVEKIT_FLAGS (default -max-inflight=-1: the example's admission
+# control, one request in flight and one queued on this one-core server,
+# would shed a few percent of every line with 429s or ResourceExhausted,
+# fast answers that are not counted, at rates that differ by protocol; as
+# bench/http-batch.sh, the transports are measured without it), PROFILE (a line's name without its round, such as
 # native-raw: a CPU profile of the server during that line of the first
 # round, in bench/out/<name>.pprof).
 set -euo pipefail
@@ -50,7 +54,7 @@ trap cleanup EXIT
 
 debug=()
 [ -n "$PROFILE" ] && debug=(-debug-addr "$DEBUG" -admin-token "$TOKEN")
-GOMAXPROCS=1 "${SRV[@]}" "$OUT/realtime" -addr "$ADDR" -grpc-addr "$GRPC" -model "fraud=$MODEL" -ort-lib "$ORT" "${debug[@]}" ${SERVEKIT_FLAGS:-} >"$OUT/realtime-grpc.log" 2>&1 &
+GOMAXPROCS=1 "${SRV[@]}" "$OUT/realtime" -addr "$ADDR" -grpc-addr "$GRPC" -model "fraud=$MODEL" -ort-lib "$ORT" "${debug[@]}" ${SERVEKIT_FLAGS--max-inflight=-1} >"$OUT/realtime-grpc.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	curl -fs -o /dev/null "http://$ADDR/v2/health/ready" && break
