@@ -197,10 +197,10 @@
 // # Performance
 //
 // grpc-go's server is the fast path: on the demo model (1×8 FP32) with 64
-// clients on one connection it answers about 3× the requests of V2 JSON
-// over HTTP/1.1 at about half the server CPU per request, where the
-// Connect handler answers 0.4–0.6× REST's (bench/README.md, make
-// bench-grpc). The Connect handler's cost is net/http's HTTP/2 server (a
+// clients on one connection it answers 2.3–3.3× the requests of V2 JSON
+// over HTTP/1.1 at 0.6–0.7× REST's server CPU per request, and 2.2–3.0×
+// at 256 rows, where the Connect handler answers 0.5–0.7× REST's on the
+// demo request (bench/README.md, make bench-grpc). The Connect handler's cost is net/http's HTTP/2 server (a
 // goroutine per stream, frame handling) and connect's unary handler, not
 // this package's decoding; it stays for browsers (gRPC-Web, Connect) and
 // single-port deployments.
