@@ -27,4 +27,4 @@ func listenGRPC(addr string, srv *oip.Server, o *options, log *slog.Logger) (*li
 
 func withGRPC(srv *oip.Server, rest http.Handler, o *options) http.Handler { return rest }
 
-func grpcurlLine(addr, model string) string { return "(no gRPC in this build)" }
+func grpcurlLine(addr, model string, reflection bool) string { return "(no gRPC in this build)" }

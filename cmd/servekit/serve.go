@@ -184,7 +184,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		}
 		try := curlLine(httpLn.addr, first)
 		if o.allowGRPC {
-			try += "\n" + grpcurlLine(cmpAddr(grpcAt, httpLn.addr), first)
+			try += "\n" + grpcurlLine(cmpAddr(grpcAt, httpLn.addr), first, grpcAt != "")
 		}
 		say("serving %d model(s) on http://%s (%s; %s)%s; try:\n%s", len(names), httpLn.addr,
 			served, metricsAt, repoSummary(repo), try)
