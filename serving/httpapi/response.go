@@ -16,9 +16,9 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, c *inferCall, name s
 	hdr := w.Header()
 	if jsonLen >= 0 {
 		hdr.Set(HeaderContentLength, strconv.Itoa(jsonLen))
-		c.hdr.set(hdr, "application/octet-stream", len(b))
+		setBody(hdr, typeBinary, len(b))
 	} else {
-		c.hdr.set(hdr, "application/json", len(b))
+		setBody(hdr, typeJSON, len(b))
 	}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)

@@ -132,7 +132,7 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, b []byte) {
-	setBody(w.Header(), "application/json", len(b))
+	setBody(w.Header(), typeJSON, len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 }
