@@ -195,8 +195,10 @@
 // Content-Type comes from a shared slice (no Header.Set); an answer that
 // fits net/http's 2 KiB buffer gets its Content-Length from net/http,
 // which measures it, and a longer one from the handler, so that no answer
-// goes out chunked. What an infer request allocates beyond the model's
-// answer is one object: its decoded form and its statistics record. The
+// goes out chunked. For a small request (the fraud model's 8 floats) the
+// handler allocates one object beyond the model's answer, holding the
+// decoded request and its statistics record (plus a deadline's context
+// when one applies). The
 // V1 adapters decode with the same scanner, in two passes (count, then
 // read), since they have no shapes to size from. See BenchmarkInferJSON
 // against BenchmarkPredictInProcess, and BenchmarkServe for the handler
