@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz attacks
+.PHONY: demo closedloop test deps vet bench models bench-http bench-http-batch bench-grpc proto gpu-check overload soak fuzz attacks
 
 deps:
 	@scripts/install-deps.sh
@@ -47,6 +47,9 @@ models:
 
 bench-http: deps
 	bench/http.sh
+
+bench-http-batch: deps
+	bench/http-batch.sh
 
 bench-grpc: deps
 	bench/grpc.sh
