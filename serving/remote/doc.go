@@ -1,0 +1,70 @@
+// Package remote is a model on a V2 server (the Open Inference Protocol:
+// Triton, KServe, servekit itself, any other) as a serving.Predictor, so
+// everything servekit composes works across the network: a rollout router
+// can hold an in-process version and a remote one, a shadow can mirror to
+// a remote challenger, a cache or a batcher can sit in front of a remote
+// model, batch/job can score through a server.
+//
+// Reach for Dial:
+//
+//	p, err := remote.Dial(ctx, "http://triton:8000", "fraud", remote.WithVersion("2"))
+//	resp, err := p.Predict(ctx, req)
+//
+// "http://" and "https://" speak REST, "grpc://" (HTTP/2 without TLS, as
+// Triton and grpc-go listen) and "grpcs://" gRPC. A Predictor is safe for
+// concurrent use and reuses its connections: REST keeps up to 256 idle
+// per host (net/http's default of 2 would dial for every other concurrent
+// request), gRPC multiplexes one HTTP/2 connection. WithHTTPClient shares
+// a client, and its connections, between Predictors.
+//
+// # What travels
+//
+//   - REST requests are JSON while the raw inputs are under 16 KiB
+//     (WithBinaryThreshold), Triton's binary tensors above it, and binary
+//     too whenever JSON cannot carry a value exactly (NaN, infinities,
+//     BYTES that are not UTF-8); answers are asked for as binary tensors
+//     (binary_data_output), which servers without the extension ignore.
+//     So every datatype comes back bit for bit as the in-process Predictor
+//     answers it. gRPC sends raw_input_contents and reads raw or typed
+//     contents.
+//   - The deadline of ctx becomes the protocol's: Triton's "timeout"
+//     parameter in microseconds over REST, grpc-timeout over gRPC.
+//   - Request.Key travels in the X-Routing-Key header (gRPC metadata
+//     x-routing-key), which servekit's transports make the server's
+//     Request.Key, so sticky canaries stick across the hop; other servers
+//     ignore it. The trace context of ctx is injected with OpenTelemetry's
+//     propagator (WithPropagator; the global one by default).
+//   - The version is the one WithVersion pins, else the server's default;
+//     Request.Model and Request.Version are not sent. A Predictor is one
+//     remote model, as an in-process one is; a rollout router names its
+//     versions in Request.Version, which need not be the server's names.
+//
+// # Errors
+//
+// A server's status comes back as the serving code it stands for (400
+// InvalidArgument, 404 NotFound, 429 ResourceExhausted, 503 Unavailable,
+// 504 DeadlineExceeded, 501 Unimplemented, 401/403, else Internal; gRPC
+// codes one to one), with the message of its {"error"} body. 429 and 503
+// carry Retry-After (gRPC: a RetryInfo detail or retry-after metadata) as
+// serving.Error.RetryAfter, so limit and batch/job back off for as long as
+// the server asked (at most a day). A server that cannot be reached is
+// Unavailable; an answer that does not decode is Internal.
+//
+// # Cost
+//
+// A server need not be trusted. An answer is read within
+// WithMaxResponseBytes (64 MiB by default), growing with the bytes that
+// arrive, never with a Content-Length claimed; it is decoded by
+// oipjson.DecodeResponse or grpcapi.Unmarshal, which count every list
+// before allocating it and cap counts by WithLimits, so decoding an answer
+// of n bytes allocates at most serving.DecodeBudget(n), as a server's
+// decoding of a request does.
+//
+// # Health and metadata
+//
+// Dial reads the model's metadata (WithMetadata gives it instead, for
+// servers without the endpoint), which Metadata returns. ServerLive,
+// ServerReady, ModelReady, ServerMetadata and ModelMetadata ask the
+// server, with a context. Ready makes no call: it reports the Predictor
+// open, since readiness over a network is a question with a deadline.
+package remote
