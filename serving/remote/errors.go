@@ -112,6 +112,10 @@ var connectCodes = map[connect.Code]serving.Code{
 // google.rpc.RetryInfo detail, else retry-after metadata (seconds), as
 // servekit's gRPC transport sends both.
 func grpcError(err error) error {
+	var ae answerError
+	if errors.As(err, &ae) {
+		return malformed(ae.error)
+	}
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		return transportError(err)

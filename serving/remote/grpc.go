@@ -78,8 +78,18 @@ func (c codec) Unmarshal(b []byte, m any) error {
 	if !ok {
 		return fmt.Errorf("remote: %T is not a protobuf message", m)
 	}
-	return grpcapi.Unmarshal(b, pm, c.lim)
+	if err := grpcapi.Unmarshal(b, pm, c.lim); err != nil {
+		return answerError{err}
+	}
+	return nil
 }
+
+// answerError marks an answer the codec refused: Connect reports it with
+// a gRPC code of its own choosing, but the server, not the caller, is
+// wrong (grpcError makes it Internal).
+type answerError struct{ error }
+
+func (e answerError) Unwrap() error { return e.error }
 
 func request[T any](msg *T, hdr http.Header) *connect.Request[T] {
 	r := connect.NewRequest(msg)
