@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/goleak"
 
+	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -227,4 +228,32 @@ func TestBitForBit(t *testing.T) {
 			t.Errorf("BYTES that are not UTF-8 as JSON: %v, want InvalidArgument", err)
 		}
 	})
+}
+
+// TestONNXBitForBit: the demo model served by servekit answers through the
+// client, over every protocol, exactly as it answers in process.
+func TestONNXBitForBit(t *testing.T) {
+	m := orttest.Fraud(t)
+	srv := serve(t, "fraud", m)
+	x, err := serving.NewTensor(m.Metadata().Inputs[0].Name, []int64{2, 8}, []float32{
+		0.5, -1.2, 0.3, 2.1, -0.7, 1.5, 0, -0.4,
+		1e-7, 3.4e38, -3.4e38, 0.1, 0.2, 0.3, float32(math.Copysign(0, -1)), 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &serving.Request{Inputs: []serving.Tensor{x}}
+	want, err := m.Predict(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pr := range protocols {
+		p := dial(t, target(srv, pr.grpc), "fraud", pr.opts...)
+		got, err := p.Predict(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(bits(got.Outputs), bits(want.Outputs)) {
+			t.Errorf("%s: got %+v\nwant %+v", pr.name, got.Outputs, want.Outputs)
+		}
+	}
 }
