@@ -67,4 +67,16 @@
 // ServerReady, ModelReady, ServerMetadata and ModelMetadata ask the
 // server, with a context. Ready makes no call: it reports the Predictor
 // open, since readiness over a network is a question with a deadline.
+//
+// # Tested against
+//
+// servekit's server over every protocol (servingtest.Conformance, every
+// datatype bit for bit); two implementations that share no code with it:
+// the Node.js onnxruntime-node peer in bench/node-peer (REST, the demo
+// model bit for bit) and a grpc-go server on the generated messages
+// (gRPC); and a program of another module (testdata/outside), which
+// TestOutsideModule writes into a temporary module requiring servekit
+// through a replace of the checkout and builds from the module cache
+// (GOFLAGS=-mod=mod, GOPROXY=off): a user's view of the package, the
+// conformance check included.
 package remote
