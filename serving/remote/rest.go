@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -136,23 +137,36 @@ func (r *rest) do(hreq *http.Request) (body []byte, hdr http.Header, status int,
 }
 
 // readBounded reads body, of the claimed length n (-1: unknown), refusing
-// more than most bytes. Memory grows with the bytes that arrive, never
-// with the claim.
+// more than most bytes. The buffer grows with the bytes that arrive (it
+// at most doubles what has arrived), never with the claim, and stops at
+// the claim: net/http never returns more than a Content-Length, so a body
+// of known length is read into a buffer of exactly its size.
 func readBounded(body io.Reader, n, most int64) ([]byte, error) {
 	if n > most {
 		return nil, serving.Errorf(serving.ResourceExhausted, "answer of %d bytes is over the limit of %d (WithMaxResponseBytes)", n, most)
 	}
-	var buf bytes.Buffer
-	if n > 0 {
-		buf.Grow(int(min(n, 64<<10)))
+	limit := most + 1
+	if n >= 0 {
+		limit = n
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(body, most+1)); err != nil {
-		return nil, transportError(err)
+	b := make([]byte, 0, min(limit, 64<<10))
+	for int64(len(b)) < limit {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, int(min(int64(cap(b)), limit-int64(len(b)))))
+		}
+		m, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, transportError(err)
+		}
 	}
-	if int64(buf.Len()) > most {
+	if int64(len(b)) > most {
 		return nil, serving.Errorf(serving.ResourceExhausted, "answer over the limit of %d bytes (WithMaxResponseBytes)", most)
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
 // get asks path (under /v2) and returns a 200 body and the status.
