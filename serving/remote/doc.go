@@ -28,7 +28,8 @@
 //     answers it. gRPC sends raw_input_contents and reads raw or typed
 //     contents.
 //   - The deadline of ctx becomes the protocol's: Triton's "timeout"
-//     parameter in microseconds over REST, grpc-timeout over gRPC.
+//     parameter in microseconds (REST and gRPC: Triton's queue reads it
+//     from both) and, over gRPC, grpc-timeout too.
 //   - Request.Key travels in the X-Routing-Key header (gRPC metadata
 //     x-routing-key), which servekit's transports make the server's
 //     Request.Key, so sticky canaries stick across the hop; other servers

@@ -100,7 +100,9 @@ func request[T any](msg *T, hdr http.Header) *connect.Request[T] {
 }
 
 func (g *grpcT) infer(ctx context.Context, req *serving.Request, hdr http.Header) (*serving.Response, error) {
-	msg := grpcapi.EncodeRequest(req)
+	send := *req
+	send.Params = withTimeout(ctx, req.Params) // grpc-timeout goes too; Triton's queue reads this
+	msg := grpcapi.EncodeRequest(&send)
 	msg.ModelName, msg.ModelVersion = g.model, g.version
 	resp, err := g.c.ModelInfer(ctx, request(msg, hdr))
 	if err != nil {

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"sync/atomic"
@@ -93,9 +94,9 @@ func Dial(ctx context.Context, target, model string, opts ...Option) (*Predictor
 
 // Predict sends req to the model and returns its answer. req.Model and
 // req.Version are not sent (the Predictor's model and version are); the
-// deadline of ctx travels as the protocol's: the "timeout" parameter in
-// microseconds over REST (Triton's, the least of it and one req sets),
-// grpc-timeout over gRPC. req.Key travels in the routing-key header and
+// deadline of ctx travels as the protocol's: Triton's "timeout" parameter
+// in microseconds (the least of it and one req sets), and grpc-timeout
+// over gRPC. req.Key travels in the routing-key header and
 // the trace context of ctx in the propagator's headers. Errors carry the
 // serving code of the server's status (429 ResourceExhausted, 503
 // Unavailable, both with Retry-After as serving.Error.RetryAfter); a
@@ -212,12 +213,20 @@ func call[T any](p *Predictor, ctx context.Context, f func(context.Context, http
 	return v, nil
 }
 
-// timeoutParam returns the deadline of ctx in whole microseconds, at least
-// 1, and whether ctx has one.
-func timeoutParam(ctx context.Context) (int64, bool) {
+// withTimeout returns a copy of params with the deadline of ctx as
+// Triton's "timeout" parameter, in whole microseconds (at least 1), unless
+// params has a shorter one: the server's queue gives up when the caller
+// has, instead of running a request nobody waits for.
+func withTimeout(ctx context.Context, params serving.Params) serving.Params {
+	out := make(serving.Params, len(params)+2)
+	maps.Copy(out, params)
 	dl, ok := ctx.Deadline()
 	if !ok {
-		return 0, false
+		return out
 	}
-	return max(int64(time.Until(dl)/time.Microsecond), 1), true
+	us := max(int64(time.Until(dl)/time.Microsecond), 1)
+	if cur, set := params.Int(serving.ParamTimeout); !set || cur <= 0 || us < cur {
+		out[serving.ParamTimeout] = us
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -66,17 +65,9 @@ func (r *rest) infer(ctx context.Context, req *serving.Request, hdr http.Header)
 	// ignores the parameter otherwise): only raw bytes carry every value
 	// bit for bit.
 	send := *req
-	send.Params = maps.Clone(req.Params)
-	if send.Params == nil {
-		send.Params = make(serving.Params, 2)
-	}
+	send.Params = withTimeout(ctx, req.Params)
 	if r.cfg.threshold >= 0 {
 		send.Params[paramBinaryOutput] = true
-	}
-	if us, ok := timeoutParam(ctx); ok {
-		if cur, set := req.Params.Int(serving.ParamTimeout); !set || cur <= 0 || us < cur {
-			send.Params[serving.ParamTimeout] = us
-		}
 	}
 	body, jsonLen := oipjson.AppendRequest(make([]byte, 0, 256+rawSize(req)), &send, binary, oipjson.NonFiniteString)
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, r.base+r.model+"/infer", bytes.NewReader(body))
