@@ -45,9 +45,14 @@ func newGRPC(u *url.URL, model, version string, cfg *config) *grpcT {
 		hc = &http.Client{Transport: g.owned}
 	}
 	base := scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
+	// No gzip: tensors of floats hardly compress, both ends would spend CPU
+	// for nothing on the links model servers sit on (Triton's clients do
+	// not compress either), and a compressed answer could inflate a
+	// thousandfold before the size cap refuses it.
 	g.c = inferencepbconnect.NewGRPCInferenceServiceClient(hc, base,
 		connect.WithGRPC(),
 		connect.WithCodec(codec{lim: cfg.lim}),
+		connect.WithAcceptCompression("gzip", nil, nil),
 		connect.WithReadMaxBytes(int(min(cfg.maxBytes, int64(^uint32(0)>>1)))))
 	return g
 }
