@@ -10,14 +10,15 @@ import (
 )
 
 // BenchmarkPredict: one model answered in process and through the client
-// over each protocol, side by side in one run, at 8 and 2048 rows of 8
-// FP32 (256 B and 64 KiB of input): what the hop costs, and what binary
-// tensors save over JSON as requests grow. Compare the ratios, not the
-// times: the server runs in the same process, on the same cores.
+// over each protocol, side by side in one run, at 8 to 2048 rows of 8
+// FP32 (256 B to 64 KiB of input): what the hop costs, and what binary
+// tensors save over JSON as requests grow (DefaultBinaryThreshold). Compare
+// the ratios, not the times: the server runs in the same process, on the
+// same cores.
 func BenchmarkPredict(b *testing.B) {
 	local := servingtest.Linear(8)
 	srv := serve(b, "linear", local)
-	for _, rows := range []int{8, 2048} {
+	for _, rows := range []int{8, 32, 128, 2048} {
 		req := servingtest.Rows(8, rows, 0.25)
 		run := func(name string, p serving.Predictor) {
 			b.Run(fmt.Sprintf("rows=%d/%s", rows, name), func(b *testing.B) {

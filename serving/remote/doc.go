@@ -19,7 +19,7 @@
 //
 // # What travels
 //
-//   - REST requests are JSON while the raw inputs are under 16 KiB
+//   - REST requests are JSON while the raw inputs are under 4 KiB
 //     (WithBinaryThreshold), Triton's binary tensors above it, and binary
 //     too whenever JSON cannot carry a value exactly (NaN, infinities,
 //     BYTES that are not UTF-8); answers are asked for as binary tensors
@@ -68,6 +68,17 @@
 // ServerReady, ModelReady, ServerMetadata and ModelMetadata ask the
 // server, with a context. Ready makes no call: it reports the Predictor
 // open, since readiness over a network is a question with a deadline.
+//
+// # Measured
+//
+// BenchmarkPredict, a linear model served by servekit on loopback in the
+// same process, on a shared 2-core VM (medians of 5; compare ratios):
+// 8 rows of 8 FP32 (256 B) take 83 µs over REST, 227 µs over gRPC
+// (Connect's client: an HTTP/2 stream and its goroutines per call),
+// against 0.5 µs in process; 2048 rows (64 KiB) take 0.61 ms over REST
+// with binary tensors, 3.6 ms as JSON (5.8x), 0.84 ms over gRPC. The hop,
+// not the client, is the cost: a model that runs for microseconds belongs
+// in process, which is what a hybrid rollout moves it to.
 //
 // # Tested against
 //

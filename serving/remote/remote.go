@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -129,7 +130,7 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 func (p *Predictor) header(ctx context.Context, key string) http.Header {
 	h := make(http.Header, len(p.cfg.header)+2)
 	for k, v := range p.cfg.header {
-		h[k] = v
+		h[k] = slices.Clone(v) // the call's own: nothing may append to the Option's
 	}
 	if key != "" && p.cfg.keyHeader != "" {
 		h.Set(p.cfg.keyHeader, key)
