@@ -67,7 +67,10 @@
 // servers without the endpoint), which Metadata returns. ServerLive,
 // ServerReady, ModelReady, ServerMetadata and ModelMetadata ask the
 // server, with a context. Ready makes no call: it reports the Predictor
-// open, since readiness over a network is a question with a deadline.
+// open and, with WithReadinessProbe, the model ready when last asked (a
+// goroutine asks at the interval given; a call that ends Unavailable
+// says not ready at once), so a rollout router routes around a remote
+// version whose server is down.
 //
 // # Measured
 //

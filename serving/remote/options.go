@@ -2,6 +2,7 @@ package remote
 
 import (
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 
@@ -26,6 +27,7 @@ type config struct {
 	keyHeader  string
 	propagator propagation.TextMapPropagator
 	header     http.Header
+	probe      time.Duration
 }
 
 // The defaults, and why.
@@ -118,4 +120,16 @@ func WithHeader(key, value string) Option {
 		}
 		c.header.Add(key, value)
 	})
+}
+
+// WithReadinessProbe asks the server every d whether the model is ready
+// (ModelReady, within d), so that Ready, which a rollout router asks before
+// it routes to a version, says whether the remote model can answer: a
+// router then sends a down server's share to its other ready versions
+// instead of failing it. A call that ends Unavailable (the server
+// unreachable, or answering 503) makes the Predictor not ready at once,
+// until a probe finds the model ready again. Without a probe Ready reports
+// only whether the Predictor is open. The probe's goroutine ends at Close.
+func WithReadinessProbe(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.probe = d })
 }

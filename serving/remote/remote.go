@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,13 @@ type Predictor struct {
 	cfg            config
 	md             serving.Metadata
 	closed         atomic.Bool
+	// down is the readiness probe's verdict (WithReadinessProbe).
+	down atomic.Bool
+	// stopProbe ends the probe's goroutine, which closes probed when it
+	// has; nil without a probe.
+	stopProbe context.CancelFunc
+	probed    chan struct{}
+	closeOnce sync.Once
 }
 
 var (
@@ -90,7 +98,33 @@ func Dial(ctx context.Context, target, model string, opts ...Option) (*Predictor
 	if p.version != "" {
 		p.md.Version = p.version
 	}
+	if p.cfg.probe > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		p.stopProbe, p.probed = cancel, make(chan struct{})
+		go p.probe(ctx)
+	}
 	return p, nil
+}
+
+// probe asks whether the model is ready every WithReadinessProbe, until
+// ctx ends.
+func (p *Predictor) probe(ctx context.Context) {
+	defer close(p.probed)
+	tick := time.NewTicker(p.cfg.probe)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.probe)
+		ok, err := p.t.modelReady(cctx, p.header(cctx, ""))
+		cancel()
+		if ctx.Err() == nil {
+			p.down.Store(!ok || err != nil)
+		}
+	}
 }
 
 // Predict sends req to the model and returns its answer. req.Model and
@@ -116,6 +150,9 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 	if err != nil {
 		if cerr := serving.ContextError(ctx, "remote: model "+p.model); cerr != nil {
 			return nil, cerr
+		}
+		if p.stopProbe != nil && serving.CodeOf(err) == serving.Unavailable {
+			p.down.Store(true) // until the probe finds the model ready
 		}
 		return nil, fmt.Errorf("remote: model %q: %w", p.model, err)
 	}
@@ -147,15 +184,23 @@ func (p *Predictor) header(ctx context.Context, key string) http.Header {
 // gave it), its Version the pinned one.
 func (p *Predictor) Metadata() serving.Metadata { return p.md }
 
-// Ready reports whether the Predictor is open. It makes no call: whether
-// the server and the model are ready is ServerReady's and ModelReady's to
-// ask, with a context.
-func (p *Predictor) Ready() bool { return !p.closed.Load() }
+// Ready reports whether the Predictor is open and, with
+// WithReadinessProbe, whether the probe last found the model ready. It
+// makes no call: ServerReady and ModelReady ask the server, with a
+// context.
+func (p *Predictor) Ready() bool { return !p.closed.Load() && !p.down.Load() }
 
-// Close makes Predict return serving.ErrClosed and releases the idle
-// connections of the transport the Predictor owns. It is idempotent.
+// Close makes Predict return serving.ErrClosed, stops the readiness probe
+// and releases the idle connections of the transport the Predictor owns.
+// It is idempotent.
 func (p *Predictor) Close() error {
 	p.closed.Store(true)
+	p.closeOnce.Do(func() {
+		if p.stopProbe != nil {
+			p.stopProbe()
+			<-p.probed
+		}
+	})
 	p.t.closeIdle()
 	return nil
 }
