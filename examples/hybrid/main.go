@@ -116,7 +116,9 @@ func run(ctx context.Context, args []string, out io.Writer) (*report, error) {
 	// closes both when it closes.
 	router := rollout.New("fraud", rollout.WithLogger(slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	defer router.Close()
-	remote1, err := remote.Dial(ctx, target, "fraud", remote.WithVersion("1"))
+	// The probe lets the router route around a server that goes down.
+	probe := remote.WithReadinessProbe(time.Second)
+	remote1, err := remote.Dial(ctx, target, "fraud", remote.WithVersion("1"), probe)
 	if err != nil {
 		return nil, err
 	}
@@ -260,7 +262,7 @@ func (d *demo) walk(ctx context.Context, target string, rep *report) error {
 	}
 
 	// 3. A challenger on the server shadows the embedded model, in band.
-	remote3, err := remote.Dial(ctx, target, "fraud", remote.WithVersion("3"))
+	remote3, err := remote.Dial(ctx, target, "fraud", remote.WithVersion("3"), remote.WithReadinessProbe(time.Second))
 	if err != nil {
 		return err
 	}
