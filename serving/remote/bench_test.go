@@ -32,7 +32,7 @@ func BenchmarkPredict(b *testing.B) {
 		}
 		run("in-process", local)
 		for _, pr := range protocols {
-			run(pr.name, dial(b, target(srv, pr.grpc), "linear", pr.opts...))
+			run(pr.name, dial(b, pr.target(srv), "linear", pr.opts...))
 		}
 	}
 }

@@ -78,11 +78,11 @@ func TestErrorsMapped(t *testing.T) {
 		{"unimplemented", serving.Errorf(serving.Unimplemented, "no"), serving.Unimplemented, 0},
 	} {
 		srv := serve(t, "m", servingtest.Failing(c.err))
-		for _, grpc := range []bool{false, true} {
-			p := dial(t, target(srv, grpc), "m", remote.WithMetadata(serving.Metadata{}))
+		for _, tg := range []string{srv.rest(), srv.grpc(), srv.native} {
+			p := dial(t, tg, "m", remote.WithMetadata(serving.Metadata{}))
 			_, err := p.Predict(context.Background(), servingtest.Rows(4, 1, 0))
 			if serving.CodeOf(err) != c.code || serving.RetryAfterOf(err) != c.retry {
-				t.Errorf("%s (grpc %v): %v: code %v retry %v, want %v %v", c.name, grpc, err, serving.CodeOf(err), serving.RetryAfterOf(err), c.code, c.retry)
+				t.Errorf("%s (%s): %v: code %v retry %v, want %v %v", c.name, tg, err, serving.CodeOf(err), serving.RetryAfterOf(err), c.code, c.retry)
 			}
 			if c.code == serving.InvalidArgument && !strings.Contains(err.Error(), "bad row 3") {
 				t.Errorf("%s: %v lacks the server's message", c.name, err)

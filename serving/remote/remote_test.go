@@ -32,8 +32,9 @@ func TestMain(m *testing.M) {
 // server is a servekit server on loopback: REST and gRPC on one port, as
 // examples/realtime serves them.
 type server struct {
-	addr  string
-	conns atomic.Int64 // connections accepted
+	addr   string
+	native string       // grpc:// of servekit's grpc-go server (serve only)
+	conns  atomic.Int64 // connections accepted
 }
 
 func (s *server) rest() string { return "http://" + s.addr }
@@ -47,7 +48,22 @@ func serve(t testing.TB, name string, p serving.Predictor, opts ...httpapi.Model
 	if err := h.Handle(name, p, opts...); err != nil {
 		t.Fatal(err)
 	}
-	return serveHandler(t, grpcapi.New(h, grpcapi.WithFallback(h)))
+	s := serveHandler(t, grpcapi.New(h, grpcapi.WithFallback(h)))
+	gs := grpcapi.NewServer(h)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- gs.Serve(ln) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		if err := <-done; err != nil {
+			t.Errorf("grpc-go Serve: %v", err)
+		}
+	})
+	s.native = "grpc://" + ln.Addr().String()
+	return s
 }
 
 func serveHandler(t testing.TB, h http.Handler) *server {
@@ -78,16 +94,27 @@ func dial(t testing.TB, target, model string, opts ...remote.Option) *remote.Pre
 
 // protocols are the ways the client talks: REST with JSON (the default
 // threshold, small requests), REST with binary tensors both ways, REST
-// JSON only, gRPC.
-var protocols = []struct {
-	name string
-	grpc bool
-	opts []remote.Option
-}{
-	{"rest", false, nil},
-	{"rest-binary", false, []remote.Option{remote.WithBinaryThreshold(0)}},
-	{"rest-json", false, []remote.Option{remote.WithBinaryThreshold(-1)}},
-	{"grpc", true, nil},
+// JSON only, gRPC to the Connect handler on the REST port, gRPC to
+// servekit's grpc-go server on a port of its own.
+type protocol struct {
+	name         string
+	grpc, native bool
+	opts         []remote.Option
+}
+
+var protocols = []protocol{
+	{"rest", false, false, nil},
+	{"rest-binary", false, false, []remote.Option{remote.WithBinaryThreshold(0)}},
+	{"rest-json", false, false, []remote.Option{remote.WithBinaryThreshold(-1)}},
+	{"grpc", true, false, nil},
+	{"grpc-native", true, true, nil},
+}
+
+func (pr protocol) target(s *server) string {
+	if pr.native {
+		return s.native
+	}
+	return target(s, pr.grpc)
 }
 
 func target(s *server, grpc bool) string {
@@ -103,7 +130,7 @@ func TestConformance(t *testing.T) {
 			srv := serve(t, "linear", servingtest.Linear(4))
 			servingtest.Conformance(t, servingtest.Config{
 				New: func(t *testing.T) serving.Predictor {
-					p, err := remote.Dial(context.Background(), target(srv, pr.grpc), "linear", pr.opts...)
+					p, err := remote.Dial(context.Background(), pr.target(srv), "linear", pr.opts...)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -192,7 +219,7 @@ func TestBitForBit(t *testing.T) {
 	}
 	for _, pr := range protocols {
 		t.Run(pr.name, func(t *testing.T) {
-			p := dial(t, target(srv, pr.grpc), "echo", pr.opts...)
+			p := dial(t, pr.target(srv), "echo", pr.opts...)
 			in := all
 			if pr.name == "rest-json" {
 				in = all[:len(all)-4] // the inexact values: below
@@ -247,7 +274,7 @@ func TestONNXBitForBit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pr := range protocols {
-		p := dial(t, target(srv, pr.grpc), "fraud", pr.opts...)
+		p := dial(t, pr.target(srv), "fraud", pr.opts...)
 		got, err := p.Predict(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
