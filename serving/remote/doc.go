@@ -85,8 +85,9 @@
 //
 // # Tested against
 //
-// servekit's server over every protocol (servingtest.Conformance, every
-// datatype bit for bit); two implementations that share no code with it:
+// servekit's servers over every protocol (REST, gRPC on the REST port and
+// on grpcapi.NewServer's: servingtest.Conformance, every datatype bit for
+// bit); two implementations that share no code with it:
 // the Node.js onnxruntime-node peer in bench/node-peer (REST, the demo
 // model bit for bit) and a grpc-go server on the generated messages
 // (gRPC); and a program of another module (testdata/outside), which
