@@ -19,7 +19,7 @@
 //
 // # What travels
 //
-//   - REST requests are JSON while the raw inputs are under 4 KiB
+//   - REST requests are JSON while the raw inputs are under 1 KiB
 //     (WithBinaryThreshold), Triton's binary tensors above it, and binary
 //     too whenever JSON cannot carry a value exactly (NaN, infinities,
 //     BYTES that are not UTF-8); answers are asked for as binary tensors
@@ -74,14 +74,15 @@
 //
 // # Measured
 //
-// BenchmarkPredict, a linear model served by servekit on loopback in the
-// same process, on a shared 2-core VM (medians of 5; compare ratios):
-// 8 rows of 8 FP32 (256 B) take 83 µs over REST, 227 µs over gRPC
-// (Connect's client: an HTTP/2 stream and its goroutines per call),
-// against 0.5 µs in process; 2048 rows (64 KiB) take 0.61 ms over REST
-// with binary tensors, 3.6 ms as JSON (5.8x), 0.84 ms over gRPC. The hop,
-// not the client, is the cost: a model that runs for microseconds belongs
-// in process, which is what a hybrid rollout moves it to.
+// BenchmarkPredict: a linear model served by servekit on loopback in the
+// same process, on a shared 2-core VM, medians of 5 in one run (compare
+// ratios). 8 rows of 8 FP32 (256 B) take 55 µs over REST, 124 µs over
+// gRPC to the Connect handler and 108 µs to grpcapi.NewServer's grpc-go
+// server (the client is Connect's: an HTTP/2 stream per call), against
+// 0.3 µs in process. 2048 rows (64 KiB) take 0.36 ms over REST with
+// binary tensors, 3.0 ms as JSON (8.2x), 0.50 and 0.38 ms over gRPC. The
+// hop, not the client, is the cost: a model that runs for microseconds
+// belongs in process, which is where a hybrid rollout moves it.
 //
 // # Tested against
 //
