@@ -78,5 +78,6 @@
 // examples/drift (drift detected, retraining webhook called, report
 // written), examples/batchjob (1M rows into Parquet) and examples/closedloop
 // (all of it composed: nightly scoring, serving, drift-triggered
-// retraining, late labels, and a canary promoted by guards that include its AUC against the stable's on labelled traffic).
+// retraining, late labels, and a canary promoted by guards that include
+// its AUC against the stable's on labelled traffic).
 package servekit
