@@ -239,24 +239,8 @@
 //
 // # Admin API
 //
-// Admin is an http.Handler for a private port: JSON status of every model
-// (versions, readiness, weights, stats, plan, shadow), and every change —
-// load and unload (through a Loader: *repository.Repository), weights,
-// switch, rollback, plans (start, pause, resume, abort, promote), mirror
-// start and stop. An Authorizer sees each request and may refuse it (401
-// or 403, JSON); BearerToken is the simple one. It is secure by default:
-// NewAdmin without an Authorizer is an error unless the caller says
-// AllowUnauthenticated (logged as a warning), because an admin API that
-// admits everyone silently is one misrouted port away from anyone
-// shifting traffic. Authorizer.Protect puts pages served beside it (a
-// drift report, pprof) behind the same credential. Every change, done or
-// refused, is logged with slog: who (from the Authorizer), what, the model
-// and the state before and after, never a body or a credential. Bad input
-// is a 4xx JSON error; the Admin type lists the routes and statuses. It
-// lives in this package, not a sub-package, because it is a thin layer
-// over Router methods with nothing to import beyond net/http, and because
-// Loader must sit where both the admin API and the repository (which
-// imports rollout) can see it.
+// Package admin serves the routers over HTTP for operators: status,
+// weights, switch, rollback, plans and mirrors, behind an Authorizer.
 //
 // # Stats and metrics
 //

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
@@ -47,7 +48,7 @@ import (
 //
 // The inference API, the labels endpoint (behind the bearer token: labels
 // steer the rollout's quality guard), /metrics and nothing else listen on
-// the public address; the admin API (rollout.Admin) and the drift report
+// the public address; the admin API (admin.Handler) and the drift report
 // (/drift/, with the model-quality section) on a private one, both behind
 // the bearer token.
 type server struct {
@@ -136,7 +137,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		return s, err
 	}
 
-	auth := rollout.BearerToken(o.token)
+	auth := admin.BearerToken(o.token)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("POST /v2/models/{model}/labels", auth.Protect(s.qm.LabelsHandler(), log))
@@ -144,14 +145,14 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
 		return s, err
 	}
-	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo), rollout.WithAuthorizer(auth), rollout.WithAdminLogger(log))
+	ctl, err := admin.New(s.repo, admin.WithLoader(s.repo), admin.WithAuthorizer(auth), admin.WithLogger(log))
 	if err != nil {
 		return s, err
 	}
 	// One token for the whole admin listener: the drift report shows the
 	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
-	adm.Handle("/", admin)
+	adm.Handle("/", ctl)
 	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler()), log))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
