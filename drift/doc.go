@@ -10,11 +10,11 @@
 // Reach for NewMonitor and its Middleware:
 //
 //	prof, _ := drift.ReadProfile("models/fraud/1/drift_profile.json")
-//	hook, _ := drift.NewWebhook("http://retrain.internal/hooks/drift")
+//	hook, _ := webhook.New("http://retrain.internal/hooks/drift")
 //	defer hook.Close()
 //	mon, _ := drift.NewMonitor(drift.WithProfile(prof),
 //		drift.WithWindow(drift.CountWindow(1000, 0)),
-//		drift.WithAlertFunc(hook.Notify))
+//		drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) }))
 //	defer mon.Close()
 //	p := serving.Chain(telemetry.Middleware(), mon.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	http.Handle("/drift", mon.Handler())
@@ -30,7 +30,7 @@
 //
 // # Concurrency and the request path
 //
-// A Monitor and a Webhook are safe for concurrent use. The middleware never
+// A Monitor is safe for concurrent use. The middleware never
 // slows or fails a request: after the model answers, it copies the watched
 // values (so the caller may reuse its buffers) into a record and offers it
 // to a bounded queue (WithQueue); when the queue is full the record is
@@ -199,17 +199,9 @@
 // statistic hovering at its threshold does not flap. Each window in which
 // alarms are raised or cleared makes one Alert, carrying the window's whole
 // Result — features, statistics, thresholds, p-values after correction —
-// given to every WithAlertFunc on the worker goroutine. A Webhook's Notify
-// is such a function: it queues the alert and a goroutine POSTs it as JSON
-// with retries, exponential backoff with jitter, a timeout per attempt and
-// an Idempotency-Key, dropping (and counting) what does not fit its queue.
-// It never follows a redirect, and with WithSigningKey it signs each
-// attempt (SignatureHeader: "t=<unix seconds>,v1=<hex HMAC-SHA256 of
-// t.body>"), which the receiver checks with VerifySignature: the body is
-// authentic, and a delivery replayed after the tolerance (five minutes) is
-// refused. Its Send takes other components' alerts the same way (any
-// Payload: a value that names its Idempotency-Key), so package quality's
-// alerts reach the same receiver through the same path, signed alike.
+// given to every WithAlertFunc on the worker goroutine. Package webhook
+// delivers them: its Sender's Send queues an alert and a goroutine POSTs
+// it, signed, with retries and an Idempotency-Key (Alert.IdempotencyKey).
 //
 // # Rollouts
 //

@@ -192,7 +192,7 @@ func WithHysteresis(raiseAfter, clearAfter int, clearRatio float64) Option {
 
 // WithAlertFunc adds a function called with every alert. It runs on the
 // monitor's worker goroutine: it must return quickly and hand slow work
-// on (a Webhook's Notify queues and returns). A panic in it is recovered
+// on (a webhook.Sender's Send queues and returns). A panic in it is recovered
 // and counted.
 func WithAlertFunc(f func(Alert)) Option {
 	return optionFunc(func(c *config) { c.alerts = append(c.alerts, f) })

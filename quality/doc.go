@@ -154,11 +154,12 @@
 // or a fixed WithThreshold. As drift does, an alarm is raised after
 // WithHysteresis' 2 consecutive breaching windows and cleared after 3
 // clean ones, and each change makes one Alert for every WithAlertFunc,
-// which must return at once. The module has one alert path: drift's
-// Webhook delivers these alerts too (its Send takes any value with an
-// IdempotencyKey), with the same retries, backoff and counters:
+// which must return at once. The module has one alert path: package
+// webhook delivers these alerts as it does drift's (its Send takes any
+// value with an IdempotencyKey), with the same retries, backoff and
+// counters:
 //
-//	hook, _ := drift.NewWebhook("http://retrain.internal/hooks/quality")
+//	hook, _ := webhook.New("http://retrain.internal/hooks/quality")
 //	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
 //
 // Status says what is in alarm, and Status.Err wraps ErrDegraded.

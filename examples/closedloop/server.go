@@ -26,6 +26,7 @@ import (
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
 	"github.com/servekit/servekit/telemetry/promexport"
+	"github.com/servekit/servekit/webhook"
 )
 
 // server is the real-time half: the model repository serves each model
@@ -55,7 +56,7 @@ type server struct {
 	repo     *repository.Repository
 	mon      *drift.Monitor
 	qm       *quality.Monitor
-	hook     *drift.Webhook
+	hook     *webhook.Sender
 	metrics  *promexport.Exporter
 	apiURL   string
 	adminURL string
@@ -78,7 +79,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.metrics, err = promexport.Setup(ctx); err != nil {
 		return s, err
 	}
-	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second), drift.WithSigningKey(hookKey)); err != nil {
+	if s.hook, err = webhook.New(retrainURL, webhook.WithBackoff(50*time.Millisecond, 2*time.Second), webhook.WithSigningKey(hookKey)); err != nil {
 		return s, err
 	}
 	// Model quality: each version's answers remembered by transaction id
@@ -104,7 +105,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
 		drift.WithThreshold(drift.KS, 0.001), drift.WithThreshold(drift.ChiSquare, 0.001),
 		drift.WithReportSection(s.qm),
-		drift.WithAlertFunc(s.hook.Notify),
+		drift.WithAlertFunc(func(a drift.Alert) { s.hook.Send(a) }),
 		drift.WithAlertFunc(func(a drift.Alert) {
 			// A feature's drift is the story's event; the data-quality and
 			// multivariate checks that join it are lines of their own.

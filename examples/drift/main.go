@@ -30,6 +30,7 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/webhook"
 )
 
 func main() {
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 		return nil, err
 	}
 	defer rx.close()
-	hook, err := drift.NewWebhook(rx.url, drift.WithBackoff(50*time.Millisecond, time.Second))
+	hook, err := webhook.New(rx.url, webhook.WithBackoff(50*time.Millisecond, time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +144,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 	mon, err := drift.NewMonitor(
 		drift.WithProfile(profiles[0]),
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
-		drift.WithAlertFunc(hook.Notify),
+		drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) }),
 		drift.WithAlertFunc(func(a drift.Alert) {
 			mu.Lock()
 			defer mu.Unlock()
