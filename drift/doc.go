@@ -5,7 +5,7 @@
 // trigger retraining, exports the statistics as OpenTelemetry gauges and
 // draws an HTML report. The statistics are SciPy's and follow Evidently's
 // defaults. Whether a drift hurt the model's answers is package quality's
-// question; drift.WithReportSection puts its section in this report.
+// question; package report draws both on one page.
 //
 // Reach for NewMonitor and its Middleware:
 //
@@ -17,7 +17,7 @@
 //		drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) }))
 //	defer mon.Close()
 //	p := serving.Chain(telemetry.Middleware(), mon.Middleware(), c.Middleware(), batch.Middleware())(model)
-//	http.Handle("/drift", mon.Handler())
+//	http.Handle("/drift", report.Handler(report.Drift(mon)))
 //
 // Build the profile once from training data with a ProfileBuilder (Add, a
 // CSV or JSON Lines file, or recorded requests), save it beside the model
@@ -243,16 +243,9 @@
 //
 // # Report
 //
-// Monitor.Handler serves, and WriteReportFile writes, one self-contained
-// page: per model version its status and recent windows, its data-quality
-// table and multivariate check, per feature the reference and window
-// distributions (densities over the bins, or category shares), the
-// deciding statistic over recent windows against its threshold, and every
-// statistic; then the sections of other components (WithReportSection:
-// package quality's model performance), then the alerts, newest first.
-// Charts are SVG drawn on the server; the page has no script and loads
-// nothing, and every name from a profile or from traffic is escaped;
-// TestReportInChromium loads it in headless Chromium.
+// Monitor.Report snapshots the windows and alerts; package report draws
+// them as a page (report.Drift), beside package quality's model
+// performance.
 //
 // # Correctness and performance
 //

@@ -19,6 +19,7 @@ import (
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/predlog"
 	"github.com/servekit/servekit/quality"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rowio"
@@ -104,7 +105,6 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.mon, err = drift.NewMonitor(
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
 		drift.WithThreshold(drift.KS, 0.001), drift.WithThreshold(drift.ChiSquare, 0.001),
-		drift.WithReportSection(s.qm),
 		drift.WithAlertFunc(func(a drift.Alert) { s.hook.Send(a) }),
 		drift.WithAlertFunc(func(a drift.Alert) {
 			// A feature's drift is the story's event; the data-quality and
@@ -154,7 +154,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
 	adm.Handle("/", ctl)
-	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler()), log))
+	adm.Handle("GET /drift/", auth.Protect(report.Handler(report.Drift(s.mon), report.Quality(s.qm)), log))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
 	}
