@@ -13,10 +13,13 @@
 //   - serving/servingtest: fakes for your unit tests and the conformance
 //     check every Predictor passes.
 //   - backend/onnx: a Predictor over ONNX Runtime 1.29, CPU or CUDA.
+//   - serving/oip: the Open Inference Protocol's transport-neutral core: the
+//     model table, the infer steps, Triton's model configuration, statistics
+//     and repository extensions; serving/oip/oipjson, its JSON codec.
 //   - serving/httpapi: an http.Handler for the Open Inference Protocol V2
 //     (KServe, Triton clients), plus V1 / Vertex AI and SageMaker adapters.
 //   - serving/grpcapi: the same protocol's gRPC service as an http.Handler,
-//     on the REST port.
+//     on the REST port, serving the same oip.Server.
 //   - limit: admission control (max in flight, a short queue, 429 with
 //     Retry-After), so an overloaded model sheds load at its normal latency.
 //   - batch: dynamic micro-batching middleware.
@@ -27,7 +30,8 @@
 //     shadow mirroring with in-band comparison, an admin API.
 //   - repository: a model repository on disk (Triton's layout) with version
 //     policies, warm-up, hot reload and explicit load/unload, one rollout
-//     router per model; it imports serving and rollout and loads through a
+//     router per model, served on an oip.Server; it imports serving, rollout
+//     and serving/oip (no transport) and loads through a
 //     function you give it, so it works with any backend.
 //   - drift: drift monitoring middleware: reference profiles, windowed
 //     statistics, data-quality checks, multivariate drift, alerts and a

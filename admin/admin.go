@@ -64,8 +64,11 @@ func (rs Routers) Router(model string) (*rollout.Router, bool) {
 type Authorizer func(r *http.Request) (who string, err error)
 
 // ErrUnauthenticated is wrapped by an Authorizer's error when the request
-// carries no valid credentials (401 rather than 403).
-var ErrUnauthenticated = errors.New("admin: unauthenticated")
+// carries no valid credentials (401 rather than 403). Its code is
+// serving.Unauthenticated, so the transports, which also guard model
+// repository control with an Authorizer, tell the two apart without
+// importing this package.
+var ErrUnauthenticated = serving.Errorf(serving.Unauthenticated, "admin: unauthenticated")
 
 // BearerToken is an Authorizer that admits requests with the header
 // "Authorization: Bearer <token>", compared in constant time; who is

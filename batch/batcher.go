@@ -321,6 +321,8 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		_, span = b.tel.tracer.Start(ctx, "batch.queue", b.tel.spanAttrs)
 	}
 
+	timing := serving.TimingOf(ctx)
+
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -346,7 +348,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 	q := b.queueLocked(hash, req)
 	for i, c := range chunks {
 		it := newItem()
-		it.req, it.rows, it.level, it.enq, it.parent = c, c.Rows(), level, now, parent
+		it.req, it.rows, it.level, it.enq, it.parent, it.timing = c, c.Rows(), level, now, parent, timing
 		it.last = i == len(chunks)-1
 		if i == 0 {
 			it.span = span // one queue span per caller, ended with its first chunk

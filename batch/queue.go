@@ -37,6 +37,7 @@ type item struct {
 
 	span   trace.Span        // batch.queue; nil for later chunks
 	parent trace.SpanContext // the caller's span, for batch.run's parent and links
+	timing *serving.Timing   // the caller's, if a transport keeps one: queue and compute time go there
 
 	state   itemState // guarded by Batcher.mu
 	batch   *batch    // guarded by Batcher.mu; set when dispatched

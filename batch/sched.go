@@ -19,6 +19,9 @@ type batch struct {
 	rows   int64
 	live   int // guarded by Batcher.mu: members still waiting
 	cancel context.CancelFunc
+	// timing records the batch's runs, which its members are charged with
+	// (chargeLocked).
+	timing serving.Timing
 }
 
 // loop is the scheduler: it dispatches ready batches and sleeps until a
@@ -178,9 +181,14 @@ func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch)
 	for _, it := range items {
 		it.state, it.batch = running, bt
 		bt.rows += it.rows
-		wait := now.Sub(it.enq)
+		// now may be a little older than a request that joined the queue
+		// while the last run ended (runOne reads the clock before it takes
+		// the lock): such a request waited nothing, not a negative time,
+		// which would pull down the histogram's sum.
+		wait := max(now.Sub(it.enq), 0)
 		b.stats.QueueTime += wait
 		b.tel.queued(wait)
+		it.timing.AddQueue(wait)
 		if it.span != nil {
 			it.span.End()
 		}
@@ -225,7 +233,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 		ctx, span = b.tel.tracer.Start(trace.ContextWithSpanContext(ctx, first), "batch.run",
 			b.tel.spanAttrs, trace.WithLinks(links...))
 	}
-	rs, isolated := b.answer(ctx, bt)
+	rs, isolated := b.answer(serving.WithTiming(ctx, &bt.timing), bt)
 	bt.cancel()
 	endSpan(span) // before the callers hear
 
@@ -237,6 +245,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	b.inflight--
 	delete(b.running, bt)
 	b.ranLocked(elapsed, bt.rows, len(bt.items), isolated)
+	chargeLocked(bt)
 	b.answeredLocked(bt.items)
 	var next *batch
 	if !b.closedNoDrainLocked() {
@@ -250,6 +259,23 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	b.mu.Unlock()
 	send(bt.items, rs)
 	return ctx, next
+}
+
+// chargeLocked charges each member of a batch that ran with the batch's
+// compute time, as Triton charges it, and makes the first member still
+// waiting the one that reports the batch's runs (serving.Timing), so that
+// each run is counted once. Before the answers are sent: a member's
+// caller reads its Timing once it has its answer.
+func chargeLocked(bt *batch) {
+	v := bt.timing.Values()
+	reporter := true
+	for _, it := range bt.items {
+		if it.state != running {
+			continue
+		}
+		it.timing.Charge(v, reporter)
+		reporter = false
+	}
 }
 
 // afterRunLocked is called when a run frees its slot without taking the

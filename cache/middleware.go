@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -66,6 +67,7 @@ var (
 	_ serving.Predictor = (*Predictor)(nil)
 	_ serving.Wrapper   = (*Predictor)(nil)
 	_ serving.Readier   = (*Predictor)(nil)
+	_ serving.Describer = (*Predictor)(nil)
 )
 
 // The span's outcome attribute, pre-built so that setting it allocates nothing.
@@ -91,6 +93,7 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 		return p.next.Predict(ctx, req)
 	}
 	attrs := p.attrs(req)
+	start := time.Now()
 	// cache.lookup is a child span: it is recorded only inside a trace, so
 	// an untraced hit costs no span (three allocations even on the no-op
 	// global tracer). The span covers the lookups and any wait for the
@@ -105,18 +108,27 @@ func (p *Predictor) Predict(ctx context.Context, req *serving.Request) (*serving
 	if e := c.l1.get(h, req, p.fp, c.nowNanos()); e != nil {
 		c.tel.hits.Add(ctx, 1, attrs.l1...)
 		setResult(span, resultL1)
+		serving.TimingOf(ctx).CacheResult(serving.CacheHit, time.Since(start))
 		return withID(e.resp, req.ID), nil
 	}
+	lookup := time.Since(start)
 
 	call, joined, err := c.flight.do(ctx, h, req, p.fp, p)
+	// The protocol's statistics (serving.Timing): a request answered
+	// without a run of its own is a hit (an L2 hit timed whole, a
+	// coalesced one by its L1 lookup: its wait is the other request's
+	// run); a miss is timed by its lookup.
 	switch {
 	case joined:
 		c.tel.coalesced.Add(ctx, 1, attrs.plain...)
 		setResult(span, resultCoalesced)
+		serving.TimingOf(ctx).CacheResult(serving.CacheHit, lookup)
 	case call != nil && call.fromL2:
 		setResult(span, resultL2)
+		serving.TimingOf(ctx).CacheResult(serving.CacheHit, time.Since(start))
 	default:
 		setResult(span, resultMiss)
+		serving.TimingOf(ctx).CacheResult(serving.CacheMiss, lookup)
 	}
 	if err != nil {
 		if err == errCacheClosed {
@@ -183,6 +195,15 @@ func withID(resp *serving.Response, id string) *serving.Response {
 
 // Unwrap implements serving.Wrapper.
 func (p *Predictor) Unwrap() serving.Predictor { return p.next }
+
+// Metadata describes the model as cached: the wrapped Predictor's
+// metadata with ResponseCache set, which a transport reports as Triton's
+// response_cache.
+func (p *Predictor) Metadata() serving.Metadata {
+	md, _ := serving.MetadataOf(p.next)
+	md.ResponseCache = true
+	return md
+}
 
 // Ready implements serving.Readier: false after Close.
 func (p *Predictor) Ready() bool { return !p.closed.Load() }

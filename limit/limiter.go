@@ -191,7 +191,9 @@ func (l *Limiter) wait(ctx context.Context, req *serving.Request) error {
 	}
 	select {
 	case <-w.ready:
-		l.tel.queued(time.Since(start))
+		d := time.Since(start)
+		l.tel.queued(d)
+		serving.TimingOf(ctx).AddQueue(d) // the request's queue time, for the protocol's statistics
 		return nil
 	case <-ctx.Done():
 		why = reasonCanceled

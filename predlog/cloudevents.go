@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/servekit/servekit/internal/retry"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 // The CloudEvents types KServe's payload logger sends; collectors built
@@ -89,7 +88,7 @@ func (c *CloudEvents) Write(ctx context.Context, recs []Record) error {
 		req, resp := requestBody(r), responseBody(r)
 		for _, ev := range []struct {
 			typ  string
-			data any
+			data []byte
 		}{{EventRequest, req}, {EventResponse, resp}} {
 			if err := c.send(ctx, r, ev.typ, ev.data); err != nil {
 				errs = append(errs, fmt.Errorf("predlog: event %s %s: %w", ev.typ, r.ID, err))
@@ -99,13 +98,10 @@ func (c *CloudEvents) Write(ctx context.Context, recs []Record) error {
 	return errors.Join(errs...)
 }
 
-func (c *CloudEvents) send(ctx context.Context, r Record, typ string, data any) error {
-	body, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
+func (c *CloudEvents) send(ctx context.Context, r Record, typ string, body []byte) error {
 	contentType := "application/json"
 	if c.structured {
+		var err error
 		contentType = "application/cloudevents+json"
 		body, err = json.Marshal(map[string]any{"specversion": "1.0", "id": r.ID, "source": c.source, "type": typ,
 			"time": r.Time.Format(time.RFC3339Nano), "datacontenttype": "application/json", "data": json.RawMessage(body)})
@@ -136,56 +132,23 @@ const maxBackoff = 5 * time.Second
 // Close does nothing: every Write has finished its requests.
 func (c *CloudEvents) Close() error { return nil }
 
-type v2Tensor struct {
-	Name     string  `json:"name"`
-	Shape    []int64 `json:"shape"`
-	Datatype string  `json:"datatype"`
-	Data     []any   `json:"data"`
+// requestBody is the record's request as an Open Inference Protocol V2
+// request body, written by the protocol's codec (oipjson) as the
+// transports write JSON: flat data, BYTES as strings, FP16/BF16 as
+// numbers, NaN and ±Inf as the strings "NaN", "Infinity", "-Infinity"
+// (the codec's NaN policy, which keeps every JSON parser working).
+func requestBody(r Record) []byte {
+	b, _ := oipjson.AppendRequest(nil, &serving.Request{ID: r.ID, Inputs: r.Inputs}, false, oipjson.NonFiniteString)
+	return b
 }
 
-func requestBody(r Record) any {
-	return map[string]any{"id": r.ID, "inputs": v2Tensors(r.Inputs)}
-}
-
-func responseBody(r Record) any {
+// responseBody is the record's answer as a V2 response body, or
+// {"id","model_name","error","code"} for a failed call.
+func responseBody(r Record) []byte {
 	if r.Err != "" {
-		return map[string]any{"id": r.ID, "model_name": r.Model, "error": r.Err, "code": r.Code.String()}
+		b, _ := json.Marshal(map[string]any{"id": r.ID, "model_name": r.Model, "error": r.Err, "code": r.Code.String()})
+		return b
 	}
-	return map[string]any{"id": r.ID, "model_name": r.Model, "model_version": r.Version, "outputs": v2Tensors(r.Outputs)}
-}
-
-// v2Tensors renders tensors as the protocol's JSON: flat data, BYTES as
-// strings, FP16/BF16 as numbers; NaN and ±Inf, which JSON lacks, as null.
-func v2Tensors(ts []serving.Tensor) []v2Tensor {
-	out := make([]v2Tensor, len(ts))
-	for i, t := range ts {
-		d := make([]any, t.Len())
-		strs, _ := t.Strings()
-		for j := range d {
-			switch v, ok := t.Float64At(j); {
-			case strs != nil:
-				d[j] = strs[j]
-			case t.DataType == serving.Bool:
-				d[j] = v == 1
-			case !ok || math.IsNaN(v) || math.IsInf(v, 0):
-				d[j] = nil
-			case t.DataType == serving.FP16 || t.DataType == serving.BF16 || t.DataType == serving.FP32 || t.DataType == serving.FP64:
-				d[j] = v
-			default:
-				d[j] = json.Number(strconv.FormatFloat(v, 'f', -1, 64))
-			}
-		}
-		if u, ok := t.Data().([]uint64); ok { // beyond float64's exact integers
-			for j := range u {
-				d[j] = json.Number(strconv.FormatUint(u[j], 10))
-			}
-		}
-		if x, ok := t.Data().([]int64); ok {
-			for j := range x {
-				d[j] = json.Number(strconv.FormatInt(x[j], 10))
-			}
-		}
-		out[i] = v2Tensor{Name: t.Name, Shape: t.Shape, Datatype: t.DataType.String(), Data: d}
-	}
-	return out
+	b, _ := oipjson.AppendResponse(nil, &serving.Response{ID: r.ID, Model: r.Model, Version: r.Version, Outputs: r.Outputs}, nil, oipjson.NonFiniteString)
+	return b
 }

@@ -77,7 +77,10 @@
 // NewCloudEvents sends each record as two CloudEvents 1.0 (HTTP binding),
 // a request and a response sharing the record's id, with KServe's event
 // types (EventRequest, EventResponse) and Open Inference Protocol V2 JSON
-// bodies, in binary mode (ce-* headers) or structured mode
+// bodies written by the protocol's codec (serving/oip/oipjson), exactly as
+// the transports write them, NaN and ±Inf as "NaN", "Infinity" and
+// "-Infinity" (the codec's NaN policy), in binary mode (ce-* headers) or
+// structured mode
 // (application/cloudevents+json). Network errors, 408, 425, 429 and 5xx
 // are retried with the module's one retry policy (doubling backoff with
 // jitter, Retry-After honoured), at most WithRetries times (default 3

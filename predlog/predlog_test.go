@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -324,13 +325,49 @@ func TestCloudEvents(t *testing.T) {
 				}
 				data = e.body
 			}
-			want := `{"id":"abc","inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[5,6]}]}`
+			// The bodies are the protocol codec's (oipjson), as the
+			// transports write them.
+			want := `{"id":"abc","inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[5,6]}]}`
 			if i == 1 {
-				want = `{"id":"abc","model_name":"linear","model_version":"","outputs":[{"name":"y","shape":[1,2],"datatype":"FP32","data":[11,13]}]}`
+				want = `{"id":"abc","model_name":"linear","outputs":[{"name":"y","datatype":"FP32","shape":[1,2],"data":[11,13]}]}`
 			}
 			if string(data) != want {
 				t.Errorf("data %s\nwant %s", data, want)
 			}
+		}
+	}
+}
+
+// NaN and ±Inf in a record reach the collector as the transports write
+// them (the codec's policy): "NaN", "Infinity", "-Infinity" strings, in a
+// body every JSON parser takes. The logger once had a policy of its own
+// (null), so a collector saw what no client was ever answered.
+func TestCloudEventsNonFinite(t *testing.T) {
+	var mu sync.Mutex
+	var bodies [][]byte
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, b)
+		mu.Unlock()
+	}))
+	model := servingtest.Func(func(_ context.Context, req *serving.Request) (*serving.Response, error) {
+		y, _ := serving.NewTensor("y", []int64{1, 2}, []float32{float32(math.NaN()), float32(math.Inf(-1))})
+		return &serving.Response{Model: "m", Version: "1", Outputs: []serving.Tensor{y}}, nil
+	})
+	l := predlog.New(model, predlog.NewCloudEvents(srv.URL))
+	x, _ := serving.NewTensor("x", []int64{1}, []float64{math.Inf(1)})
+	if _, err := l.Predict(context.Background(), &serving.Request{ID: "n", Model: "m", Inputs: []serving.Tensor{x}}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	srv.Close()
+	if len(bodies) != 2 {
+		t.Fatalf("%d events", len(bodies))
+	}
+	for i, want := range []string{`"data":["Infinity"]`, `"data":["NaN","-Infinity"]`} {
+		if !json.Valid(bodies[i]) || !strings.Contains(string(bodies[i]), want) {
+			t.Errorf("event %d: %s, want valid JSON with %s", i, bodies[i], want)
 		}
 	}
 }

@@ -193,7 +193,7 @@ func TestFaultyBackend(t *testing.T) {
 				if codes["internal"] != c.Panics+c.Errors || codes["deadline_exceeded"] != int64(status[504]) {
 					t.Errorf("servekit.requests %v, want internal %d and deadline_exceeded %d", codes, c.Panics+c.Errors, status[504])
 				}
-				if n := strings.Count(r.logs.String(), `"msg":"httpapi: predictor panicked"`); int64(n) != c.Panics {
+				if n := strings.Count(r.logs.String(), `"msg":"oip: predictor panicked"`); int64(n) != c.Panics {
 					t.Errorf("%d panics logged, %d injected", n, c.Panics)
 				}
 			} else {

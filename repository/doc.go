@@ -16,18 +16,14 @@
 //		}
 //		return onnx.Load(v.Path, onnx.WithName(v.Model), onnx.WithVersion(v.Version), onnx.WithIntraOpThreads(p.Threads))
 //	}
-//	h := httpapi.New()
+//	srv := oip.NewServer()
 //	repo, err := repository.Open(ctx, "models", load,
-//		repository.WithModelHook(func(model string, r *rollout.Router) {
-//			if r == nil {
-//				h.Remove(model, "")
-//			} else {
-//				h.Handle(model, telemetry.New(r)) // telemetry above the router
-//			}
-//		}))
+//		repository.WithServer(srv, telemetry.Middleware())) // telemetry above the router
 //	defer repo.Close()
+//	http.ListenAndServe(":8080", httpapi.New(httpapi.WithServer(srv)))
 //
-// Every version of every model is then served over HTTP, including
+// Every version of every model is then served over HTTP (and gRPC, with
+// grpcapi.New(srv)), including
 // /v2/models/{m}/versions/{v}/ready, which answers 503 while a version
 // loads or after it failed, 200 when it is ready (also while its new files
 // load: the old ones serve), and 404 once it is gone. A LoadFunc may
@@ -37,6 +33,15 @@
 // shares one): cache keys carry the model's content fingerprint
 // (serving.Metadata.Fingerprint), so a hot reload's new weights never get
 // the old ones' answers.
+//
+// WithServer makes the repository the Server's model repository too:
+// Triton's model-configuration extension serves each model's
+// configuration, and its repository extension (index, load, unload) the
+// repository's Index, LoadModel and UnloadModel, once the Server turns
+// repository control on (oip.WithRepositoryControl, an admin capability).
+// WithModelHook is the lower-level way: a function told of each router
+// as it comes and goes, for a transport of your own. The repository
+// imports neither transport.
 //
 // A Repository is safe for concurrent use. Changes to one model (a poll,
 // Load, Unload) are serialised; different models load in parallel, at most
@@ -126,8 +131,11 @@
 // and logged once per configuration, with why; WithStrictConfig refuses
 // them instead, as Triton's --strict-model-config makes a configuration
 // say all it means. servekit never completes a configuration from the
-// model, as Triton's auto-complete does: an unset max_batch_size is 0, no
-// batching.
+// model to decide how to serve it, as Triton's auto-complete does: an
+// unset max_batch_size is 0, no batching. (The model-configuration
+// extension shows the configuration completed with what the model says,
+// name, platform, inputs and outputs, as Triton's clients expect to read
+// it; oip.Server.Config.)
 //
 // The repository cannot apply the loader's fields itself: applying them
 // means building the version's chain (a batcher, a cache, a device), which

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // Option configures Open.
@@ -45,6 +47,8 @@ type config struct {
 	startup      []string
 	log          *slog.Logger
 	hook         func(model string, r *rollout.Router)
+	server       *oip.Server          // WithServer
+	serverMW     []serving.Middleware // WithServer
 	routerOpts   []rollout.Option
 	loaderFields []LoaderField
 	strict       bool

@@ -15,6 +15,7 @@ import (
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // The watcher sees a new version, a changed file, a new model, a removed
@@ -114,17 +115,10 @@ func TestReadinessOverHTTP(t *testing.T) {
 		}
 		return f.Load(ctx, v)
 	}
-	h := httpapi.New()
+	models := oip.NewServer()
+	h := httpapi.New(httpapi.WithServer(models))
 	r, err := repository.Open(context.Background(), root, slow, repository.WithLogger(quiet), repository.WithPollInterval(0),
-		repository.WithModelHook(func(model string, rt *rollout.Router) {
-			if rt == nil {
-				h.Remove(model, "")
-				return
-			}
-			if err := h.Handle(model, rt); err != nil {
-				t.Error(err)
-			}
-		}))
+		repository.WithServer(models))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,9 @@ func Open(ctx context.Context, root string, load LoadFunc, opts ...Option) (*Rep
 		skipped:   map[string]string{},
 		excluded:  map[string]map[string]bool{},
 	}
+	if c.server != nil {
+		c.server.AttachRepository(r)
+	}
 	if c.explicit {
 		for _, name := range c.startup {
 			if err := ValidModelName(name); err != nil {
@@ -310,10 +313,15 @@ func (r *Repository) Close() error {
 }
 
 func (r *Repository) notify(name string, rt *rollout.Router) {
-	if r.cfg.hook == nil {
+	if r.cfg.hook == nil && r.cfg.server == nil {
 		return
 	}
 	r.hookMu.Lock()
 	defer r.hookMu.Unlock()
-	r.cfg.hook(name, rt)
+	if r.cfg.server != nil {
+		r.serve(name, rt)
+	}
+	if r.cfg.hook != nil {
+		r.cfg.hook(name, rt)
+	}
 }

@@ -145,6 +145,9 @@ func (d *diskModel) version(root, model string, num int64, file string) diskVers
 // readConfig reads and parses the model's config.pbtxt or config.json; no
 // file is the default Config. Both is an error: which one means what
 // would be a guess.
+// noConfigFile is the file of the configuration a model without one gets.
+const noConfigFile = "no config file"
+
 func readConfig(dir, model string) (*Config, error) {
 	var found []string
 	for _, name := range []string{TritonConfigFile, ConfigFile} {
@@ -158,7 +161,7 @@ func readConfig(dir, model string) (*Config, error) {
 	}
 	switch len(found) {
 	case 0:
-		return &Config{Model: &modelconfigpb.ModelConfig{Name: model}, file: "no config file"}, nil
+		return &Config{Model: &modelconfigpb.ModelConfig{Name: model}, file: noConfigFile}, nil
 	case 2:
 		return nil, fileErr(ConfigFile, "beside %s: keep one (config.json takes the same fields in JSON form, plus servekit's traffic)", TritonConfigFile)
 	}

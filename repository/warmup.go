@@ -15,8 +15,9 @@ import (
 	"strings"
 
 	"github.com/servekit/servekit/serving"
-	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/modelconfigpb"
+	"github.com/servekit/servekit/serving/oip"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 // WarmupSample is one entry of model_warmup: a request built from Inputs,
@@ -244,7 +245,7 @@ func (in WarmupInput) decodeData(name string, dt serving.DataType) (serving.Tens
 	if err != nil {
 		return serving.Tensor{}, fmt.Errorf("data: %v", err)
 	}
-	req, err := httpapi.DecodeRequest(body, -1, maxWarmupElements)
+	req, err := oipjson.DecodeRequest(body, -1, oip.Limits{Elements: maxWarmupElements})
 	if err != nil {
 		return serving.Tensor{}, fmt.Errorf("data: %v", err)
 	}
@@ -352,7 +353,7 @@ func readRequestFile(path string) (*serving.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.DecodeRequest(b, -1, maxWarmupElements)
+	return oipjson.DecodeRequest(b, -1, oip.Limits{Elements: maxWarmupElements})
 }
 
 // readLimited reads a file of at most limit bytes.

@@ -274,8 +274,9 @@ func (s *Shadow) run(j *mirrorJob) {
 	ctx, st, req, m := j.ctx, j.st, j.req, &j.completedMirror
 	st.mirrored.Add(1)
 	// WithoutCancel keeps ctx's values (the trace) but not its end: the
-	// primary's caller has its answer and may be gone.
-	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.timeout)
+	// primary's caller has its answer and may be gone. The primary's
+	// serving.Timing is dropped: the challenger's run is not the request's.
+	mctx, cancel := context.WithTimeout(serving.WithTiming(context.WithoutCancel(ctx), nil), s.cfg.timeout)
 	start := time.Now()
 	resp, err := s.ask(mctx, req, &m.panicked)
 	m.shadowLatency = time.Since(start)

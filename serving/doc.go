@@ -28,6 +28,11 @@
 //     Versioned (a router holding versions), io.Closer, and Wrapper for
 //     middleware, through which MetadataOf, IsReady, VersionsOf and Close
 //     see the whole chain.
+//   - What a layer measures about one request (its queue wait, the model's
+//     compute time and runs, a cache's hit or miss) it adds to the Timing
+//     the request's context carries (TimingOf), which a transport reads for
+//     the protocol's statistics: how middleware reports without importing
+//     anything but this package.
 //
 // The batch dimension is dimension 0 of inputs whose metadata declares it
 // dynamic (-1); TensorSpec.Batchable reports it.

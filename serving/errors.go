@@ -22,6 +22,12 @@ const (
 	Unavailable            // closed, not ready, or a dependency is down
 	Unimplemented          // the model or backend cannot do this
 	Internal               // a bug or a backend failure
+	// Unauthenticated and PermissionDenied answer admin requests (model
+	// repository control, the rollout admin API): no valid credentials, or
+	// credentials that may not do this. They come after Internal so that
+	// the codes a Predictor returns keep their numbers.
+	Unauthenticated
+	PermissionDenied
 )
 
 var codeNames = [...]string{
@@ -34,6 +40,8 @@ var codeNames = [...]string{
 	Unavailable:       "unavailable",
 	Unimplemented:     "unimplemented",
 	Internal:          "internal",
+	Unauthenticated:   "unauthenticated",
+	PermissionDenied:  "permission_denied",
 }
 
 // String returns the code in snake case ("invalid_argument"), as metrics

@@ -1,6 +1,9 @@
 package serving
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // TensorSpec describes one model input or output. A dim of -1 is dynamic.
 type TensorSpec struct {
@@ -45,6 +48,17 @@ type Metadata struct {
 	// serves its other outputs, and a request naming one of these is refused
 	// with the reason. Outputs does not list them.
 	Unserved []UnservedOutput
+	// How the chain serves the model, said by the layers that do it, so a
+	// transport can describe it in the protocol's model configuration
+	// (Triton's max_batch_size, dynamic_batching, response_cache).
+	// MaxBatchRows, when positive, is the most rows a layer joins into one
+	// run of the model (package batch sets it) and BatchDelay the longest
+	// a request waits for company; zero when nothing batches.
+	// ResponseCache reports a layer answering from a response cache
+	// (package cache sets it).
+	MaxBatchRows  int
+	BatchDelay    time.Duration
+	ResponseCache bool
 }
 
 // UnservedOutput is a model output that cannot be served, and why.

@@ -142,12 +142,12 @@ func (m *Model) newFrame(batch int64) (*frame, error) {
 
 // runFrame copies the request into f, runs it, and copies the outputs
 // asked for into a response.
-func (m *Model) runFrame(ctx context.Context, req *serving.Request, f *frame) (*serving.Response, error) {
+func (m *Model) runFrame(ctx context.Context, req *serving.Request, f *frame, ph *phases) (*serving.Response, error) {
 	for i, spec := range m.md.Inputs {
 		t, _ := req.Input(spec.Name)
 		copy(f.inBuf[i], t.RawBytes())
 	}
-	if err := m.runSession(ctx, f.ins, f.outs); err != nil {
+	if err := m.runSession(ctx, f.ins, f.outs, ph); err != nil {
 		return nil, m.runError(ctx, err)
 	}
 	n := len(req.Outputs)

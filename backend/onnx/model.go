@@ -414,7 +414,7 @@ func (m *Model) warmup(n int) error {
 		req.Inputs = append(req.Inputs, t)
 	}
 	for i := range n {
-		if _, err := m.run(context.Background(), req); err != nil {
+		if _, err := m.run(context.Background(), req, nil); err != nil {
 			return serving.Errorf(serving.CodeOf(err), "onnx: model %q: warm-up run %d: %w", m.md.Name, i+1, err)
 		}
 	}

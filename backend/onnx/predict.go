@@ -36,21 +36,40 @@ func (m *Model) Predict(ctx context.Context, req *serving.Request) (resp *servin
 		return nil, err
 	}
 	span := m.tel.startRun(ctx)
+	// The run's phases, for the request's serving.Timing when a transport
+	// keeps one: preparing inputs up to the session's Run, the Run, and
+	// turning outputs into tensors. They split exactly the time
+	// servekit.model.inference.duration records.
+	tm := serving.TimingOf(ctx)
+	var ph phases
 	defer func() {
 		// A Go panic in the binding (not a crash inside ONNX Runtime, which
 		// no recover can catch) must not take the server down.
 		if r := recover(); r != nil {
 			resp, err = nil, serving.Errorf(serving.Internal, "onnx: model %q: panic in the ONNX Runtime binding: %v", m.md.Name, r)
 		}
-		m.tel.ran(ctx, span, start, err)
+		end := time.Now()
+		m.tel.ran(ctx, span, end.Sub(start), err)
+		if tm != nil && err == nil && !ph.run.IsZero() {
+			tm.Executed(serving.Execution{Rows: max(m.batchOf(req), 1),
+				ComputeInput: ph.run.Sub(start), ComputeInfer: ph.done.Sub(ph.run), ComputeOutput: end.Sub(ph.done)})
+		}
 	}()
-	resp, err = m.run(ctx, req)
+	if tm == nil {
+		resp, err = m.run(ctx, req, nil)
+	} else {
+		resp, err = m.run(ctx, req, &ph)
+	}
 	if err != nil {
 		return nil, err
 	}
 	resp.ID = req.ID
 	return resp, nil
 }
+
+// phases are when a run's session Run started and ended; nil when nobody
+// asked (no serving.Timing), which saves the clock reads.
+type phases struct{ run, done time.Time }
 
 // slot is one output of one run.
 type slot struct {
@@ -61,11 +80,11 @@ type slot struct {
 
 // run executes a validated request. Every ONNX Runtime value it creates,
 // or the binding creates for it, is destroyed before it returns.
-func (m *Model) run(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+func (m *Model) run(ctx context.Context, req *serving.Request, ph *phases) (*serving.Response, error) {
 	batch := m.batchOf(req)
 	if f := m.frameFor(req, batch); f != nil {
 		defer m.putFrame(f, batch)
-		return m.runFrame(ctx, req, f)
+		return m.runFrame(ctx, req, f, ph)
 	}
 	nIn, nOut := len(m.md.Inputs), len(m.outs)
 	vals := make([]ort.Value, nIn+nOut)
@@ -102,11 +121,11 @@ func (m *Model) run(ctx context.Context, req *serving.Request) (*serving.Respons
 		outs[i], slots[i] = v, slot{buf: buf, shape: shape, pre: true}
 		derived = derived || !o.static
 	}
-	err := m.runSession(ctx, ins, outs)
+	err := m.runSession(ctx, ins, outs, ph)
 	if err != nil && derived && ctx.Err() == nil && m.retryUnderived(outs, slots) {
 		// Dim 0 of some output was not the batch after all: let ONNX
 		// Runtime size those outputs from now on.
-		if err = m.runSession(ctx, ins, outs); err == nil {
+		if err = m.runSession(ctx, ins, outs, ph); err == nil {
 			m.noDerive.Store(true)
 		}
 	}
@@ -212,8 +231,19 @@ func (m *Model) servedOutput(req *serving.Request, k int) (serving.TensorSpec, i
 	return m.md.Outputs[j], m.src[j]
 }
 
-// runSession runs the session, watching ctx when it can be cancelled.
-func (m *Model) runSession(ctx context.Context, ins, outs []ort.Value) error {
+// runSession runs the session, watching ctx when it can be cancelled, and
+// notes when the run started and ended in ph (when not nil).
+func (m *Model) runSession(ctx context.Context, ins, outs []ort.Value, ph *phases) error {
+	if ph == nil {
+		return m.runSessionNow(ctx, ins, outs)
+	}
+	ph.run = time.Now()
+	err := m.runSessionNow(ctx, ins, outs)
+	ph.done = time.Now()
+	return err
+}
+
+func (m *Model) runSessionNow(ctx context.Context, ins, outs []ort.Value) error {
 	if len(ins) == 0 {
 		return m.runBound(outs)
 	}

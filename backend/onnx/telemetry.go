@@ -82,12 +82,12 @@ func (t *telemetry) startRun(ctx context.Context) trace.Span {
 }
 
 // ran ends the run's span and records its duration under its outcome.
-func (t *telemetry) ran(ctx context.Context, span trace.Span, start time.Time, err error) {
+func (t *telemetry) ran(ctx context.Context, span trace.Span, took time.Duration, err error) {
 	code := serving.CodeOf(err)
 	if int(code) >= len(t.byCode) {
 		code = serving.Internal
 	}
-	t.run.Record(ctx, time.Since(start).Seconds(), metric.WithAttributeSet(t.byCode[code]))
+	t.run.Record(ctx, took.Seconds(), metric.WithAttributeSet(t.byCode[code]))
 	if !span.IsRecording() {
 		return // not ours to end: the parent's, or nothing
 	}

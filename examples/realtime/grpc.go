@@ -6,17 +6,17 @@ import (
 	"net/http"
 
 	"github.com/servekit/servekit/serving/grpcapi"
-	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // withGRPC serves the Open Inference Protocol's gRPC service for the models
-// of api on the same port as everything else (rest: the REST API and
+// of srv on the same port as everything else (rest: the REST API and
 // /metrics), with the REST limits but its own message size (-grpc-max-message,
 // grpc-go's 4 MiB: a message is decoded whole, a REST body too, but gRPC
 // clients send large tensors in several messages or raw). The server must
 // speak plaintext HTTP/2 too: see grpcapi.Protocols.
-func withGRPC(api *httpapi.Handler, rest http.Handler, o *options) http.Handler {
-	return grpcapi.New(api,
+func withGRPC(srv *oip.Server, rest http.Handler, o *options) http.Handler {
+	return grpcapi.New(srv,
 		grpcapi.WithFallback(rest),
 		grpcapi.WithMaxMessageBytes(o.maxMessage),
 		grpcapi.WithMaxElements(o.maxElements),
@@ -32,6 +32,6 @@ func grpcurlLine(addr, model string) string {
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "127.0.0.1"
 	}
-	return fmt.Sprintf(`grpcurl -plaintext -proto serving/grpcapi/proto/grpc_predict_v2.proto -d '{"model_name":"%s","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}}]}' %s inference.GRPCInferenceService/ModelInfer`,
+	return fmt.Sprintf(`grpcurl -plaintext -import-path serving/grpcapi/proto -import-path serving/modelconfigpb -proto grpc_predict_v2.proto -d '{"model_name":"%s","inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"contents":{"fp32_contents":[0.5,-1.2,0.3,2.1,-0.7,1.5,0.0,-0.4]}}]}' %s inference.GRPCInferenceService/ModelInfer`,
 		model, net.JoinHostPort(host, port))
 }

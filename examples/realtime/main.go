@@ -7,6 +7,12 @@
 //	go run ./examples/realtime                        # fraud demo model on :8080
 //	go run ./examples/realtime -model fraud=m.onnx -model other=o.onnx -batch -cache
 //	go run ./examples/realtime -repo models/            # a model repository, hot-reloaded
+//	go run ./examples/realtime -repo models/ -model-control-mode explicit -load-model fraud
+//	                                                    # Triton's model control: clients load and
+//	                                                    # unload through the repository extension
+//
+// REST and gRPC serve one oip.Server: the same models, versions, model
+// configuration and statistics (Triton's extensions) on both.
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
@@ -42,6 +48,7 @@ import (
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/telemetry"
 )
 
@@ -131,8 +138,12 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
 	o.reliabilityOptions.flags(fs)
 	addRepoFlags(fs, &o.repoOptions)
+	addControlFlags(fs, &o.repoOptions)
 	o.gpu = gpuFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := checkControl(o); err != nil {
 		return nil, err
 	}
 	if len(o.models) == 0 && o.repo == "" {
@@ -189,7 +200,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 
+	// One protocol core under both transports: models registered once are
+	// served over REST and gRPC with the same versions, configuration and
+	// statistics.
+	core, shownToken := protocolServer(o, log)
 	opts := []httpapi.Option{
+		httpapi.WithServer(core),
 		httpapi.WithMaxBodyBytes(o.maxBody),
 		httpapi.WithMaxElements(o.maxElements),
 		httpapi.WithMaxTimeout(o.maxTimeout),
@@ -215,13 +231,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	api := httpapi.New(opts...)
 	for _, m := range models {
-		if err := api.Handle(m.name, m.p, httpapi.Version(m.version)); err != nil {
+		if err := core.Handle(m.name, m.p, oip.Version(m.version)); err != nil {
 			return err
 		}
 	}
 	var repo *repository.Repository
 	if o.repo != "" {
-		if repo, err = openRepository(ctx, o, c, api, log); err != nil {
+		if repo, err = openRepository(ctx, o, c, core, log); err != nil {
 			return err
 		}
 		defer func() { err = errors.Join(err, repo.Close()) }() // after the drain, before the cache
@@ -231,7 +247,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		names = []string{"none"}
 	}
 	mux.Handle("/", api)
-	g := &gate{next: withGRPC(api, mux, o)}
+	g := &gate{next: withGRPC(core, mux, o)}
+	if shownToken != "" {
+		fmt.Fprintf(stdout, "model repository control on (POST /v2/repository/..., gRPC Repository*; Authorization: Bearer %s)\n", shownToken)
+	}
 
 	if o.debugAddr != "" {
 		token, shown := adminToken(o.adminToken)

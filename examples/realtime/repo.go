@@ -13,9 +13,8 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/repository"
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
-	"github.com/servekit/servekit/serving/httpapi"
+	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/telemetry"
 )
 
@@ -25,6 +24,8 @@ type repoOptions struct {
 	repoPoll     time.Duration
 	warmup       int
 	strictConfig bool
+	controlMode  string     // control.go
+	loadModels   modelNames // control.go
 }
 
 func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
@@ -52,18 +53,21 @@ var graphLevels = map[string]onnx.GraphOptimization{
 	"none": onnx.OptimizeNone, "basic": onnx.OptimizeBasic, "extended": onnx.OptimizeExtended, "all": onnx.OptimizeAll,
 }
 
-// openRepository serves the repository's models through api: each model's
-// router is registered as it appears, behind telemetry (which labels its
-// metrics with the version that answered, Response.Version), and removed
-// as it goes. Each version gets its own cache layer and batcher below the
-// router (versionChain), as package rollout recommends. Versions that fail
-// to load are logged and reported, and the server starts anyway.
+// openRepository serves the repository's models on srv, so over REST and
+// gRPC alike: each model's router is registered as it appears, behind
+// telemetry (which labels its metrics with the version that answered,
+// Response.Version), and removed as it goes; the repository is srv's model
+// repository (configurations, and index, load and unload under
+// -model-control-mode explicit). Each version gets its own cache layer
+// and batcher below the router (versionChain), as package rollout
+// recommends. Versions that fail to load are logged and reported, and the
+// server starts anyway.
 //
 // The cache layers share c, the process's cache (with -cache-redis, its
 // Redis tier too): each layer keys on its model's content fingerprint, so
 // the answers of files replaced by a hot reload are never served for the
 // new ones. c outlives the repository (run closes it last).
-func openRepository(ctx context.Context, o *options, c *cache.Cache, api *httpapi.Handler, log *slog.Logger) (*repository.Repository, error) {
+func openRepository(ctx context.Context, o *options, c *cache.Cache, srv *oip.Server, log *slog.Logger) (*repository.Repository, error) {
 	load := func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		var p repoParams
 		if err := v.DecodeParameters(&p); err != nil {
@@ -111,20 +115,12 @@ func openRepository(ctx context.Context, o *options, c *cache.Cache, api *httpap
 		}
 		return chain, nil
 	}
-	hook := func(model string, r *rollout.Router) {
-		if r == nil {
-			api.Remove(model, "")
-			return
-		}
-		if err := api.Handle(model, telemetry.Middleware()(r)); err != nil {
-			log.Error("model repository: cannot serve model", "model", model, "err", err)
-		}
-	}
 	opts := []repository.Option{repository.WithPollInterval(o.repoPoll), repository.WithLogger(log),
-		repository.WithModelHook(hook), repository.WithLoaderFields(repoLoaderFields...)}
+		repository.WithServer(srv, telemetry.Middleware()), repository.WithLoaderFields(repoLoaderFields...)}
 	if o.strictConfig {
 		opts = append(opts, repository.WithStrictConfig())
 	}
+	opts = append(opts, controlOptions(o)...)
 	return repository.Open(ctx, o.repo, load, opts...)
 }
 

@@ -7,12 +7,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // protoCodec is Connect's binary codec ("proto", for gRPC, gRPC-Web and
 // Connect) with ModelInferRequest decoded within the handler's limits
 // (wire.go); every other message, all small, goes to proto.Unmarshal.
-type protoCodec struct{ lim limits }
+type protoCodec struct{ lim oip.Limits }
 
 var _ connect.Codec = protoCodec{}
 

@@ -4,9 +4,11 @@
 // gRPC-Web and Connect, so gRPC is served on the same listener as the REST
 // API, with no second server or port.
 //
-// Reach for New first. It takes the models of an existing *httpapi.Handler
-// (anything implementing Models), so models are registered once and served
-// over both protocols with the same version resolution:
+// Reach for New first. It serves the models of an oip.Server, the
+// transport-neutral core the REST transport serves too, or of an
+// *httpapi.Handler (its Server): models are registered once and served
+// over both protocols with the same version resolution, configuration and
+// statistics:
 //
 //	rest := httpapi.New()
 //	rest.Handle("fraud", model)
@@ -28,10 +30,39 @@
 // # RPCs
 //
 // ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata and
-// ModelInfer as the published grpc_predict_v2.proto defines them (the .proto
-// is in proto/; the generated Go types in inferencepb, the Connect client and
-// handler in inferencepb/inferencepbconnect). ModelReady and ModelMetadata of
-// an unknown model or version are NotFound, as REST's are 404.
+// ModelInfer as the published grpc_predict_v2.proto defines them, and the
+// RPCs Triton's inference.GRPCInferenceService adds to the same service,
+// at Triton's names, messages and field numbers, so that Triton's clients
+// (tritonclient.grpc, perf_analyzer -i grpc) and KServe's both work (the
+// project's .proto is in proto/, importing Triton's ModelConfig from
+// serving/modelconfigpb; the generated Go types in inferencepb, the
+// Connect client and handler in inferencepb/inferencepbconnect):
+//
+//	ModelConfig             the configuration the model is served with (oip.Server.Config)
+//	ModelStatistics         Triton's statistics extension (oip.Server.Statistics)
+//	RepositoryIndex         the model repository's index   } admin: Unimplemented unless the
+//	RepositoryModelLoad     load a model                  } Server enables repository control,
+//	RepositoryModelUnload   unload a model                } then behind its authoriser
+//	SystemSharedMemory*,    no regions: Status lists none, Unregister of all succeeds,
+//	CudaSharedMemory*       Register is Unimplemented (tensors travel in the messages)
+//	TraceSetting            Unimplemented: traces are OpenTelemetry's, set up in the program
+//	LogSettings             Unimplemented: logs are log/slog's, set up in the program
+//
+// Shared memory is not cheap to honour (the server would map memory its
+// clients name) and nothing in servekit needs it; answering its status
+// and unregister truthfully lets a client that cleans up first (as
+// perf_analyzer's shared-memory modes do) fail at the register, with a
+// message saying what to send instead. The repository RPCs' authoriser
+// sees the call's HTTP request, metadata as headers (Bearer tokens in
+// "authorization"); without credentials they are Unauthenticated, refused
+// PermissionDenied; repository_name must be empty (one repository).
+// ModelReady and ModelMetadata of an unknown model or version are
+// NotFound, as REST's are 404 and KServe's gRPC server answers (Triton's
+// ModelReady answers ready false).
+//
+// The RPCs are written against the generated messages only (rpc.go,
+// infer.go): the Connect handler (service.go) adapts them, and another
+// gRPC server of the same service can call the same functions.
 //
 // Streaming: ModelStreamInfer, Triton's bidirectional RPC, is served: the
 // requests of one stream are answered in order, one at a time, each as
@@ -104,8 +135,8 @@
 //
 // Errors are gRPC statuses mapped from serving's codes, which carry gRPC's
 // names: InvalidArgument, NotFound, ResourceExhausted, Unavailable,
-// DeadlineExceeded, Canceled, Unimplemented, and Internal for anything else
-// (Code). ResourceExhausted and Unavailable carry a google.rpc.RetryInfo
+// DeadlineExceeded, Canceled, Unimplemented, Unauthenticated,
+// PermissionDenied, and Internal for anything else (Code). ResourceExhausted and Unavailable carry a google.rpc.RetryInfo
 // detail and retry-after metadata (whole seconds) from serving.RetryAfterOf,
 // else WithRetryAfter. A panic below the handler is an Internal error for
 // the client and is logged with its stack through slog.Default.

@@ -22,12 +22,14 @@ var codeOf = map[serving.Code]connect.Code{
 	serving.Unavailable:       connect.CodeUnavailable,
 	serving.Unimplemented:     connect.CodeUnimplemented,
 	serving.Internal:          connect.CodeInternal,
+	serving.Unauthenticated:   connect.CodeUnauthenticated,
+	serving.PermissionDenied:  connect.CodePermissionDenied,
 }
 
 // Code maps an error to the gRPC status code it is answered with:
 // serving's codes one to one (InvalidArgument, NotFound, ResourceExhausted,
-// Unavailable, DeadlineExceeded, Canceled, Unimplemented), anything else
-// Internal. A *connect.Error keeps its own code.
+// Unavailable, DeadlineExceeded, Canceled, Unimplemented, Unauthenticated,
+// PermissionDenied), anything else Internal. A *connect.Error keeps its own code.
 func Code(err error) connect.Code {
 	var ce *connect.Error
 	if errors.As(err, &ce) {

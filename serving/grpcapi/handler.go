@@ -10,25 +10,16 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/servekit/servekit/serving"
-	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
+	"github.com/servekit/servekit/serving/oip"
 )
 
-// Models is where a Handler finds the models it serves. *httpapi.Handler
-// implements it, so models registered once are served over REST and gRPC
-// alike, with the same version resolution.
+// Models is where a Handler finds the models it serves: an *oip.Server, or
+// anything serving one, such as an *httpapi.Handler (its Server). Models
+// registered once are so served over REST and gRPC alike, with the same
+// version resolution and the same statistics.
 type Models interface {
-	// Lookup finds the Predictor that answers model name at version ("" =
-	// the default) and the version it answers as; unknown names and
-	// versions are NotFound errors.
-	Lookup(name, version string) (serving.Predictor, string, error)
-	// ModelReady reports whether model name at version can serve.
-	ModelReady(name, version string) (bool, error)
-	// ModelMetadata returns the metadata of model name at version and the
-	// versions the model has.
-	ModelMetadata(name, version string) (serving.Metadata, []string, error)
-	// Ready reports whether every model is ready.
-	Ready() bool
+	Server() *oip.Server
 }
 
 // Path is the URL path prefix of the service's procedures; mount a Handler
@@ -39,9 +30,9 @@ const Path = "/" + inferencepbconnect.GRPCInferenceServiceName + "/"
 // over gRPC, gRPC-Web and Connect as an http.Handler. Build it with New; it
 // is safe for concurrent use and holds no goroutines of its own.
 type Handler struct {
-	cfg    config
-	models Models
-	rpc    http.Handler
+	cfg config
+	srv *oip.Server
+	rpc http.Handler
 }
 
 var (
@@ -49,9 +40,9 @@ var (
 	_ inferencepbconnect.GRPCInferenceServiceHandler = (*service)(nil)
 )
 
-// New returns a Handler serving the models of m.
+// New returns a Handler serving the models of m's Server.
 func New(m Models, opts ...Option) *Handler {
-	h := &Handler{cfg: defaultConfig(), models: m}
+	h := &Handler{cfg: defaultConfig(), srv: m.Server()}
 	for _, o := range opts {
 		o.apply(&h.cfg)
 	}
@@ -76,15 +67,26 @@ func New(m Models, opts ...Option) *Handler {
 
 var errPanic = serving.Errorf(serving.Internal, "grpcapi: internal error")
 
+// Server returns the Server whose models h serves.
+func (h *Handler) Server() *oip.Server { return h.srv }
+
 // ServeHTTP implements http.Handler: the service's procedures, and every
-// other path to the fallback (WithFallback) or a 404.
+// other path to the fallback (WithFallback) or a 404. A repository
+// procedure carries its *http.Request in its context, for the admin
+// authoriser, which sees the call as it arrived.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h.cfg.fallback != nil && !strings.HasPrefix(r.URL.Path, Path) {
-		h.cfg.fallback.ServeHTTP(w, r)
-		return
+	if !strings.HasPrefix(r.URL.Path, Path) {
+		if h.cfg.fallback != nil {
+			h.cfg.fallback.ServeHTTP(w, r)
+			return
+		}
+	} else if strings.HasPrefix(r.URL.Path[len(Path):], "Repository") {
+		r = r.WithContext(context.WithValue(r.Context(), adminKey{}, r))
 	}
 	h.rpc.ServeHTTP(w, r)
 }
+
+type adminKey struct{}
 
 // Protocols returns the protocols a plaintext http.Server needs to serve
 // gRPC beside HTTP/1.1: HTTP/2 without TLS (h2c, with prior knowledge, as
@@ -97,58 +99,4 @@ func Protocols() *http.Protocols {
 	p.SetHTTP2(true)
 	p.SetUnencryptedHTTP2(true)
 	return p
-}
-
-// service implements the generated interface; its methods are not part of
-// Handler's API.
-type service struct{ h *Handler }
-
-func (s *service) ServerLive(context.Context, *connect.Request[pb.ServerLiveRequest]) (*connect.Response[pb.ServerLiveResponse], error) {
-	return connect.NewResponse(&pb.ServerLiveResponse{Live: true}), nil
-}
-
-func (s *service) ServerReady(context.Context, *connect.Request[pb.ServerReadyRequest]) (*connect.Response[pb.ServerReadyResponse], error) {
-	return connect.NewResponse(&pb.ServerReadyResponse{Ready: s.h.models.Ready()}), nil
-}
-
-// ModelReady answers ready true or false for a known model, and NotFound for
-// an unknown model or version, as GET /v2/models/{name}/ready answers 404.
-func (s *service) ModelReady(_ context.Context, req *connect.Request[pb.ModelReadyRequest]) (*connect.Response[pb.ModelReadyResponse], error) {
-	ready, err := s.h.models.ModelReady(req.Msg.GetName(), req.Msg.GetVersion())
-	if err != nil {
-		return nil, toError(err, s.h.cfg.retryAfter)
-	}
-	return connect.NewResponse(&pb.ModelReadyResponse{Ready: ready}), nil
-}
-
-// extensions are the protocol extensions ServerMetadata lists: Triton's
-// classification, and request and response parameters. (Binary tensor data
-// is a REST extension; gRPC has raw contents built in.)
-var extensions = []string{"classification", "parameters"}
-
-func (s *service) ServerMetadata(context.Context, *connect.Request[pb.ServerMetadataRequest]) (*connect.Response[pb.ServerMetadataResponse], error) {
-	return connect.NewResponse(&pb.ServerMetadataResponse{Name: s.h.cfg.serverName, Version: s.h.cfg.serverVersion, Extensions: extensions}), nil
-}
-
-func (s *service) ModelMetadata(_ context.Context, req *connect.Request[pb.ModelMetadataRequest]) (*connect.Response[pb.ModelMetadataResponse], error) {
-	name := req.Msg.GetName()
-	md, versions, err := s.h.models.ModelMetadata(name, req.Msg.GetVersion())
-	if err != nil {
-		return nil, toError(err, s.h.cfg.retryAfter)
-	}
-	return connect.NewResponse(&pb.ModelMetadataResponse{
-		Name:     name,
-		Versions: versions,
-		Platform: md.Platform,
-		Inputs:   specs(md.Inputs),
-		Outputs:  specs(md.Outputs),
-	}), nil
-}
-
-func specs(in []serving.TensorSpec) []*pb.ModelMetadataResponse_TensorMetadata {
-	out := make([]*pb.ModelMetadataResponse_TensorMetadata, len(in))
-	for i, s := range in {
-		out[i] = &pb.ModelMetadataResponse_TensorMetadata{Name: s.Name, Datatype: s.DataType.String(), Shape: s.Shape}
-	}
-	return out
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // jsonCodec is Connect's JSON codec ("json", and "json; charset=utf-8" as
@@ -28,7 +29,7 @@ import (
 // compares the two). Other messages go to protojson.
 type jsonCodec struct {
 	name string
-	lim  limits
+	lim  oip.Limits
 }
 
 var _ connect.Codec = jsonCodec{}
@@ -72,11 +73,11 @@ var (
 
 type jsonDecoder struct {
 	r      jsonReader
-	lim    limits
+	lim    oip.Limits
 	params int
 }
 
-func decodeInferJSON(b []byte, m *pb.ModelInferRequest, lim limits) error {
+func decodeInferJSON(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error {
 	proto.Reset(m)
 	d := jsonDecoder{r: jsonReader{b: b}, lim: lim}
 	err := d.message(1, requestDesc, func(num protowire.Number) error {
@@ -92,8 +93,8 @@ func decodeInferJSON(b []byte, m *pb.ModelInferRequest, lim limits) error {
 			err = d.paramMap(1, &m.Parameters)
 		case 5:
 			err = d.r.array(2, func() error {
-				if len(m.Inputs) >= lim.inputs {
-					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d inputs", lim.inputs)
+				if len(m.Inputs) >= lim.Inputs {
+					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d inputs", lim.Inputs)
 				}
 				in := &pb.ModelInferRequest_InferInputTensor{}
 				m.Inputs = append(m.Inputs, in)
@@ -101,8 +102,8 @@ func decodeInferJSON(b []byte, m *pb.ModelInferRequest, lim limits) error {
 			})
 		case 6:
 			err = d.r.array(2, func() error {
-				if len(m.Outputs) >= lim.outputs {
-					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.outputs)
+				if len(m.Outputs) >= lim.Outputs {
+					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.Outputs)
 				}
 				out := &pb.ModelInferRequest_InferRequestedOutputTensor{}
 				m.Outputs = append(m.Outputs, out)
@@ -117,8 +118,8 @@ func decodeInferJSON(b []byte, m *pb.ModelInferRequest, lim limits) error {
 			})
 		case 7:
 			err = d.r.array(2, func() error {
-				if len(m.RawInputContents) >= lim.inputs {
-					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw input contents", lim.inputs)
+				if len(m.RawInputContents) >= lim.Inputs {
+					return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw input contents", lim.Inputs)
 				}
 				buf := []byte(nil)
 				v, err := d.bytes(&buf)
@@ -242,8 +243,8 @@ func readList[T any](d *jsonDecoder, dst *[]T, elem func() (T, error)) error {
 // paramMap reads a map of InferParameter by name, in a message level deep.
 func (d *jsonDecoder) paramMap(level int, m *map[string]*pb.InferParameter) error {
 	return d.r.object(level+1, func(key []byte) error {
-		if d.params++; d.params > d.lim.parameters {
-			return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d parameters", d.lim.parameters)
+		if d.params++; d.params > d.lim.Parameters {
+			return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d parameters", d.lim.Parameters)
 		}
 		if _, dup := (*m)[view(key)]; dup {
 			return fmt.Errorf("duplicate map key %q", key)

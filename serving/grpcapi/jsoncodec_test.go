@@ -11,6 +11,7 @@ import (
 	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // TestJSONDecoderMatchesProtojson decodes hand-written edge cases, random
@@ -55,7 +56,7 @@ func compareJSON(t testing.TB, b []byte) bool {
 	t.Helper()
 	var got, want pb.ModelInferRequest
 	var err error
-	used := alloctest.Once(func() { err = decodeInferJSON(b, &got, defaultLimits) })
+	used := alloctest.Once(func() { err = decodeInferJSON(b, &got, oip.DefaultLimits) })
 	if budget := serving.DecodeBudget(int64(len(b))); !alloctest.Race && int64(used) > budget {
 		t.Fatalf("%q: allocated %d bytes, over the budget of %d", b, used, budget)
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // Option configures a Handler (see New).
@@ -34,7 +36,7 @@ const (
 
 type config struct {
 	maxBytes      int
-	lim           limits
+	lim           oip.Limits
 	maxTimeout    time.Duration
 	retryAfter    time.Duration
 	keyHeader     string
@@ -49,12 +51,10 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		maxBytes:      4 << 20,
-		lim:           defaultLimits,
+		lim:           oip.DefaultLimits,
 		retryAfter:    time.Second,
 		keyHeader:     "X-Routing-Key",
 		versionHeader: "X-Model-Version",
-		serverName:    "servekit",
-		serverVersion: "0.1.0",
 	}
 }
 
@@ -67,29 +67,18 @@ func WithMaxMessageBytes(n int) Option { return optionFunc(func(c *config) { c.m
 // WithMaxElements bounds the elements of one input tensor (default 1<<24,
 // as httpapi's); larger shapes are InvalidArgument before anything is
 // allocated for them.
-func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.elements = n }) }
+func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.Elements = n }) }
 
 // WithMaxInputs bounds the input tensors of one request (default 1024, as
 // httpapi's); more are InvalidArgument, found before anything is decoded.
-func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.inputs = n }) }
+func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.Inputs = n }) }
 
 // WithMaxOutputs bounds the outputs one request may ask for (default 1024).
-func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.outputs = n }) }
+func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.Outputs = n }) }
 
 // WithMaxParameters bounds the parameters of one request, those of its
 // tensors included (default 256).
-func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.parameters = n }) }
-
-// limits are the counts a request may reach: each costs decoder state that
-// its few bytes on the wire would not bound (package doc, "Cost").
-type limits struct {
-	elements   int64 // per input tensor
-	inputs     int
-	outputs    int
-	parameters int // in every map of the request together
-}
-
-var defaultLimits = limits{elements: 1 << 24, inputs: 1024, outputs: 1024, parameters: 256}
+func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.Parameters = n }) }
 
 // WithMaxTimeout caps every request's time budget and gives one to requests
 // that ask for none. Zero (the default) means no cap. The budget is the
@@ -116,7 +105,8 @@ func WithVersionHeader(name string) Option {
 	return optionFunc(func(c *config) { c.versionHeader = http.CanonicalHeaderKey(name) })
 }
 
-// WithServerInfo sets the name and version ServerMetadata reports.
+// WithServerInfo sets the name and version ServerMetadata reports, over
+// the Server's own (oip.WithServerInfo).
 func WithServerInfo(name, version string) Option {
 	return optionFunc(func(c *config) { c.serverName, c.serverVersion = name, version })
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // A ModelInferRequest is decoded from the wire by hand rather than by
@@ -71,12 +72,12 @@ func eachField(msg []byte, f func(wireField) error) error {
 
 // wireDecoder decodes one ModelInferRequest within its limits.
 type wireDecoder struct {
-	lim    limits
+	lim    oip.Limits
 	params int // parameters decoded so far, in every map of the request
 }
 
 // decodeInferRequest replaces m with the request encoded in b.
-func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim limits) error {
+func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error {
 	proto.Reset(m)
 	d := wireDecoder{lim: lim}
 	var nIn, nOut, nRaw, rawBytes int
@@ -86,16 +87,16 @@ func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim limits) error {
 		}
 		switch f.num {
 		case 5:
-			if nIn++; nIn > lim.inputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d inputs", lim.inputs)
+			if nIn++; nIn > lim.Inputs {
+				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d inputs", lim.Inputs)
 			}
 		case 6:
-			if nOut++; nOut > lim.outputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.outputs)
+			if nOut++; nOut > lim.Outputs {
+				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.Outputs)
 			}
 		case 7:
-			if nRaw++; nRaw > lim.inputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw input contents", lim.inputs)
+			if nRaw++; nRaw > lim.Inputs {
+				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw input contents", lim.Inputs)
 			}
 			rawBytes += len(f.b)
 		}
@@ -158,8 +159,8 @@ func wireString(b []byte) (string, error) {
 // param decodes one map entry into *m: key 1, value 2 (an InferParameter,
 // empty when absent); a repeated key's last entry wins.
 func (d *wireDecoder) param(b []byte, m *map[string]*pb.InferParameter) error {
-	if d.params++; d.params > d.lim.parameters {
-		return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d parameters", d.lim.parameters)
+	if d.params++; d.params > d.lim.Parameters {
+		return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d parameters", d.lim.Parameters)
 	}
 	var key string
 	val := &pb.InferParameter{}

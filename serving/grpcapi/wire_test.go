@@ -12,6 +12,7 @@ import (
 	"github.com/servekit/servekit/internal/alloctest"
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // TestWireDecoderMatchesProto decodes random requests, and damaged copies of
@@ -53,13 +54,13 @@ func FuzzWireDecoderMatchesProto(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) { compareWire(t, b) })
 }
 
-var wideLimits = limits{elements: 1 << 30, inputs: 1 << 30, outputs: 1 << 30, parameters: 1 << 30}
+var wideLimits = oip.Limits{Elements: 1 << 30, Inputs: 1 << 30, Outputs: 1 << 30, Parameters: 1 << 30}
 
 func compareWire(t testing.TB, b []byte) bool {
 	t.Helper()
 	var got, want pb.ModelInferRequest
 	var err error
-	used := alloctest.Once(func() { err = decodeInferRequest(b, &got, defaultLimits) })
+	used := alloctest.Once(func() { err = decodeInferRequest(b, &got, oip.DefaultLimits) })
 	if budget := serving.DecodeBudget(int64(len(b))); !alloctest.Race && int64(used) > budget {
 		t.Fatalf("%x: allocated %d bytes, over the budget of %d", b, used, budget)
 	}

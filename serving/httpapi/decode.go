@@ -6,58 +6,21 @@ import (
 	"strconv"
 
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 // HeaderContentLength is Triton's binary tensor extension header: the length
 // of the JSON part of a body that is JSON followed by raw tensor bytes.
-const HeaderContentLength = "Inference-Header-Content-Length"
+const HeaderContentLength = oipjson.HeaderContentLength
 
-// decoded is a request plus what the answer must look like. It has room for
-// the common case (one input, small shapes) so that decoding allocates less.
-type decoded struct {
-	req       serving.Request
-	binaryOut []outputFlag             // binary_data of each of req.Outputs
-	classes   []serving.Classification // outputs answered as their top classes
-	binaryAll bool                     // binary_data_output: every output raw
-	one       [1]serving.Tensor
-	hdr       bodyHeaders // the answer's header values
-	// Short strings and small data arrays of the request live here, to save
-	// an allocation each (an 8-float fraud request fits). Nothing writes to
-	// it once carved out. Such an array shares its allocation with the Go
-	// pointers above, which cgo refuses to be handed: backend/onnx copies
-	// inputs of up to 4 KiB before ONNX Runtime sees them for that reason.
-	words [16]uint64
-	free  []uint64 // what is left of words
-}
-
-func newDecoded() *decoded {
-	out := new(decoded)
-	out.free = out.words[:]
-	return out
-}
-
-// keepString makes a string of a JSON string's raw bytes, in the room left
-// when it fits.
-func (out *decoded) keepString(raw []byte, esc bool) string {
-	if esc {
-		return str(unescape(raw))
-	}
-	b := carve[byte](&out.free, int64(len(raw)))
-	if b == nil {
-		return string(raw)
-	}
-	return str(append(b, raw...))
-}
-
-type outputFlag struct{ set, binary bool }
-
-// binary reports whether output i of the answer is written raw. The answer's
-// outputs are req.Outputs in order when the request named any.
-func (out *decoded) binary(i int) bool {
-	if i < len(out.binaryOut) && out.binaryOut[i].set {
-		return out.binaryOut[i].binary
-	}
-	return out.binaryAll
+// inferCall is what the handler keeps for one infer request, in one
+// allocation: the decoded request, the answer's header values and the
+// record of where its time went.
+type inferCall struct {
+	oipjson.InferRequest
+	hdr    bodyHeaders
+	timing serving.Timing
 }
 
 func badRequest(format string, args ...any) error {
@@ -83,7 +46,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (*[]byte, err
 	if r.ContentLength < 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	bp := getBuf()
+	bp := oipjson.Buffer()
 	b := (*bp)[:0]
 	for {
 		if len(b) == cap(b) {
@@ -141,7 +104,7 @@ func growBody(b []byte, declared, limit int64) []byte {
 
 func failBody(bp *[]byte, b []byte, err error) error {
 	*bp = b
-	putBuf(bp)
+	oipjson.PutBuffer(bp)
 	return err
 }
 
@@ -162,14 +125,12 @@ func headerLength(r *http.Request, bodyLen int) (int, error) {
 // tensor bytes when jsonLen >= 0 (the Inference-Header-Content-Length). It
 // copies what it keeps, so body may be reused afterwards. Tensors larger than
 // maxElements are rejected before they are allocated; the other limits are
-// New's defaults. What it allocates is bounded by len(body) (package doc,
-// "Cost").
+// the defaults. What it allocates is bounded by len(body) (serving's
+// package doc, "Cost").
+//
+// Deprecated: use oipjson.DecodeRequest, the codec every transport shares.
 func DecodeRequest(body []byte, jsonLen int, maxElements int64) (*serving.Request, error) {
-	lim := defaultLimits
-	lim.elements = maxElements
-	d, err := decodeV2(body, jsonLen, lim)
-	if err != nil {
-		return nil, err
-	}
-	return &d.req, nil
+	lim := oip.DefaultLimits
+	lim.Elements = maxElements
+	return oipjson.DecodeRequest(body, jsonLen, lim)
 }

@@ -1,6 +1,10 @@
 // Package httpapi serves servekit Predictors over HTTP: the Open Inference
-// Protocol (KServe V2) REST API with Triton's binary tensor extension, and
-// V1 adapters for TF Serving / KServe V1 / Vertex AI / SageMaker / Azure ML.
+// Protocol (KServe V2) REST API with Triton's extensions (binary tensor
+// data, classification, model configuration, statistics, model
+// repository), and V1 adapters for TF Serving / KServe V1 / Vertex AI /
+// SageMaker / Azure ML. It is a transport: the model table, the infer
+// steps and the extensions are serving/oip's, the JSON codec
+// serving/oip/oipjson's, shared with the gRPC transport.
 //
 // Reach for New and Handler.Handle first:
 //
@@ -8,6 +12,14 @@
 //	h.Handle("fraud", model)                             // default version
 //	h.Handle("fraud", modelV2, httpapi.Version("2"))     // /versions/2
 //	http.ListenAndServe(":8080", h)
+//
+// or, to serve the same models over gRPC too, an oip.Server both
+// transports serve (grpcapi.New takes the Handler or the Server):
+//
+//	srv := oip.NewServer()
+//	srv.Handle("fraud", model)
+//	rest := httpapi.New(httpapi.WithServer(srv))
+//	http.ListenAndServe(":8080", grpcapi.New(srv, grpcapi.WithFallback(rest)))
 //
 // A Handler is safe for concurrent use; Handle and Remove may run while it
 // serves (readers see an immutable snapshot, never a lock). A request that
@@ -24,8 +36,9 @@
 // the truth while versions load and unload. The X-Model-Version header pins
 // a version when the URL names none (WithVersionHeader), and the
 // X-Routing-Key header or a "routing_key" parameter becomes Request.Key, the
-// key sticky canaries route on (WithRoutingKeyHeader). Lookup, ModelReady,
-// ModelMetadata and Ready expose the same resolution to other transports.
+// key sticky canaries route on (WithRoutingKeyHeader). These rules are
+// oip.Server's (Resolve, Infer), which Lookup, ModelReady, ModelMetadata
+// and Ready delegate to.
 //
 // # Routes
 //
@@ -34,8 +47,21 @@
 //	GET  /v2/models/{name}[/versions/{v}]           model metadata (serving.MetadataOf)
 //	GET  /v2/models/{name}[/versions/{v}]/ready     200, or 503 (serving.IsReady)
 //	POST /v2/models/{name}[/versions/{v}]/infer     inference
+//	GET  /v2/models/{name}[/versions/{v}]/config    model configuration (Triton's JSON)
+//	GET  /v2/models[/{name}[/versions/{v}]]/stats   statistics (Triton's statistics extension)
+//	POST /v2/repository/index                       repository index  } admin: off unless the Server
+//	POST /v2/repository/models/{name}/load          load a model      } enables repository control,
+//	POST /v2/repository/models/{name}/unload        unload a model    } then behind its authoriser
 //	POST /v1/models/{name}[/versions/{v}]:predict   V1 {"instances"}/{"inputs"}
 //	GET  /v1/models/{name}[/versions/{v}]           {"name", "ready"}
+//
+// The extensions' answers are Triton's JSON (oipjson): 64-bit counts as
+// numbers, every member Triton's clients index present. Repository
+// requests without the admin credentials are 401 (with WWW-Authenticate)
+// or 403, and all three are 501 when the Server does not enable
+// repository control (oip.WithRepositoryControl); their bodies are at most
+// 64 KiB. GET /v2 lists the extensions served: binary_tensor_data and the
+// Server's (oip.Server.Extensions).
 //
 // Model metadata is the protocol's, plus "parameters": {"device": "cuda:0"}
 // when the model says where it runs (serving.Metadata.Device): the schema
@@ -104,15 +130,17 @@
 // # Errors
 //
 // Errors are {"error": "..."} with the status of Status: InvalidArgument 400,
-// NotFound 404 (unknown model, version or output), body over the limit 413,
+// Unauthenticated 401, PermissionDenied 403, NotFound 404 (unknown model,
+// version or output), body over the limit 413,
 // ResourceExhausted 429, Unimplemented 501, Unavailable or not ready 503,
 // DeadlineExceeded 504, anything else 500. 429 and 503 carry Retry-After from
 // serving.RetryAfterOf (whole seconds, rounded up), else WithRetryAfter.
 // A client that goes away gets Canceled, logged as 499 (nginx's "client
 // closed request"); it never reads it. A panic in the Predictor chain is
 // recovered into a 500 whose message does not repeat the panic value, and
-// logged at ERROR with its stack (WithLogger); left to net/http it would
-// drop the connection unanswered. Request bodies are never logged.
+// logged at ERROR with its stack (WithLogger, or the Server's logger);
+// left to net/http it would drop the connection unanswered. Request
+// bodies are never logged.
 //
 // # Limits and deadlines
 //
@@ -141,6 +169,10 @@
 // after its context ends: Predictors honour ctx. W3C trace context is
 // extracted from the headers with otel.GetTextMapPropagator().
 //
+// Each request's time is recorded for the statistics (oip, serving.Timing)
+// in the allocation that holds its decoded form: statistics cost no
+// allocation of their own.
+//
 // # Embedding
 //
 // Mount under a prefix in an existing mux, either way:
@@ -155,15 +187,10 @@
 //
 // # Performance
 //
-// Bodies are read into pooled buffers. The V2 request is decoded by hand in
-// one pass that also checks JSON syntax and UTF-8 (it accepts what
-// encoding/json did, quirks included: keys match case-insensitively, the
-// last of a repeated key wins; see differential_test.go). "data" goes
-// straight into a typed slice, typical decimals through Clinger's exact fast
-// path and the rest through strconv on a view of the body; short strings and
-// small arrays share one allocation with the request. Infer requests on
+// Bodies are read into pooled buffers and decoded by oipjson in one pass
+// that also checks JSON syntax and UTF-8 (see its doc). Infer requests on
 // plain paths skip the ServeMux. Answers are written with strconv.Append*
-// into pooled buffers. The V1 adapters decode with the same scanner, in two
-// passes (count, then read), since they have no shapes to size from. See
-// BenchmarkInferJSON against BenchmarkPredictInProcess.
+// into pooled buffers. The V1 adapters decode with the same scanner, in
+// two passes (count, then read), since they have no shapes to size from.
+// See BenchmarkInferJSON against BenchmarkPredictInProcess.
 package httpapi

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 // StatusClientClosedRequest is the status logged when the client went away
@@ -20,12 +21,15 @@ var statusOf = map[serving.Code]int{
 	serving.NotFound:          http.StatusNotFound,
 	serving.ResourceExhausted: http.StatusTooManyRequests,
 	serving.Canceled:          StatusClientClosedRequest,
+	serving.Unauthenticated:   http.StatusUnauthorized,
+	serving.PermissionDenied:  http.StatusForbidden,
 	serving.Unimplemented:     http.StatusNotImplemented,
 	serving.Unavailable:       http.StatusServiceUnavailable,
 	serving.DeadlineExceeded:  http.StatusGatewayTimeout,
 }
 
-// Status maps an error to its HTTP status: InvalidArgument 400, NotFound 404,
+// Status maps an error to its HTTP status: InvalidArgument 400,
+// Unauthenticated 401, PermissionDenied 403, NotFound 404,
 // ResourceExhausted 429, Canceled 499, Unimplemented 501, Unavailable 503,
 // DeadlineExceeded 504, anything else 500. A body over the limit is 413.
 func Status(err error) int {
@@ -53,15 +57,18 @@ func writeError(w http.ResponseWriter, err error, def time.Duration) {
 			setRetryAfter(hdr, d)
 		}
 	}
-	bp := getBuf()
+	if status == http.StatusUnauthorized { // as the admin API answers it
+		hdr.Set("WWW-Authenticate", `Bearer realm="servekit-admin"`)
+	}
+	bp := oipjson.Buffer()
 	b := append((*bp)[:0], `{"error":`...)
-	b = appendString(b, err.Error())
+	b = oipjson.AppendString(b, err.Error())
 	b = append(b, "}\n"...)
 	setBody(hdr, "application/json", len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 	*bp = b
-	putBuf(bp)
+	oipjson.PutBuffer(bp)
 }
 
 // setRetryAfter sets Retry-After to d in whole seconds, rounded up.

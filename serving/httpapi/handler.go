@@ -1,48 +1,39 @@
 package httpapi
 
 import (
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip"
 )
 
-// Handler serves registered models over the Open Inference Protocol (KServe
-// V2) REST API and the V1 adapters. Build it with New, register models with
-// Handle; it is safe for concurrent use, and models may be added or removed
-// while it serves.
+// Handler serves the models of an oip.Server over the Open Inference
+// Protocol (KServe V2) REST API, Triton's extensions and the V1 adapters.
+// Build it with New; register models with Handle (or on the Server given
+// WithServer). It is safe for concurrent use, and models may be added or
+// removed while it serves.
 type Handler struct {
-	cfg    config
-	mux    *http.ServeMux
-	v2     string                            // prefix + "/v2/models/": the infer fast path; "" when off
-	mu     sync.Mutex                        // serialises writers of models
-	models atomic.Pointer[map[string]*model] // copy-on-write; readers never lock
-}
-
-// model is immutable once published.
-type model struct {
-	name       string
-	def        serving.Predictor
-	defVersion string
-	versions   map[string]serving.Predictor
-	order      []string // versions in registration order
+	cfg config
+	srv *oip.Server
+	mux *http.ServeMux
+	v2  string // prefix + "/v2/models/": the infer fast path; "" when off
 }
 
 var _ http.Handler = (*Handler)(nil)
 
-// New returns a Handler with no models. It panics, as http.ServeMux does,
-// when configured routes conflict.
+// New returns a Handler serving the models of the Server given WithServer,
+// or of a Server of its own. It panics, as http.ServeMux does, when
+// configured routes conflict.
 func New(opts ...Option) *Handler {
 	h := &Handler{cfg: defaultConfig()}
 	for _, o := range opts {
 		o.apply(&h.cfg)
 	}
-	empty := map[string]*model{}
-	h.models.Store(&empty)
+	h.srv = h.cfg.server
+	if h.srv == nil {
+		h.srv = oip.NewServer(oip.WithLogger(h.cfg.log))
+	}
 	h.mux = h.routes()
 	h.v2 = h.cfg.prefix + "/v2/models/"
 	for _, rt := range h.cfg.extra {
@@ -53,179 +44,45 @@ func New(opts ...Option) *Handler {
 	return h
 }
 
-// Handle registers p as model name. With Version it is that version; the
-// first Predictor of a name, or one given Default, answers requests that name
-// no version. Registering a version twice is an error; Remove it first.
+// Server returns the Server whose models h serves, to serve them over
+// gRPC too (grpcapi.New(h) takes it from there) or to register models.
+func (h *Handler) Server() *oip.Server { return h.srv }
+
+// Handle registers p as model name on h's Server (oip.Server.Handle):
+// with Version it is that version; the first Predictor of a name, or one
+// given Default, answers requests that name no version.
 func (h *Handler) Handle(name string, p serving.Predictor, opts ...ModelOption) error {
-	if name == "" || p == nil {
-		return serving.Errorf(serving.InvalidArgument, "httpapi: Handle needs a model name and a Predictor")
-	}
-	var mc modelConfig
-	for _, o := range opts {
-		o.applyModel(&mc)
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	cur := *h.models.Load()
-	m := &model{name: name, versions: map[string]serving.Predictor{}}
-	if old, ok := cur[name]; ok {
-		*m = *old
-		m.versions = maps.Clone(old.versions)
-		m.order = slices.Clone(old.order)
-	}
-	if mc.version != "" {
-		if _, dup := m.versions[mc.version]; dup {
-			return serving.Errorf(serving.InvalidArgument, "httpapi: model %q version %q already registered", name, mc.version)
-		}
-		m.versions[mc.version] = p
-		m.order = append(m.order, mc.version)
-	} else if m.def != nil && !mc.isDefault {
-		return serving.Errorf(serving.InvalidArgument, "httpapi: model %q already has a default Predictor", name)
-	}
-	if m.def == nil || mc.isDefault || mc.version == "" {
-		m.def, m.defVersion = p, mc.version
-	}
-	next := maps.Clone(cur)
-	next[name] = m
-	h.models.Store(&next)
-	return nil
+	return h.srv.Handle(name, p, opts...)
 }
 
-// Remove unregisters a version of a model, or the whole model when version is
-// "". It reports whether anything was removed. It does not close the
-// Predictor: the caller owns it (serving.Close).
-func (h *Handler) Remove(name, version string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	cur := *h.models.Load()
-	old, ok := cur[name]
-	if !ok {
-		return false
-	}
-	next := maps.Clone(cur)
-	if version == "" {
-		delete(next, name)
-		h.models.Store(&next)
-		return true
-	}
-	if _, ok := old.versions[version]; !ok {
-		return false
-	}
-	m := *old
-	m.versions = maps.Clone(old.versions)
-	delete(m.versions, version)
-	m.order = slices.DeleteFunc(slices.Clone(old.order), func(v string) bool { return v == version })
-	if m.defVersion == version {
-		m.def, m.defVersion = nil, ""
-		if len(m.order) > 0 {
-			m.defVersion = m.order[0]
-			m.def = m.versions[m.defVersion]
-		}
-	}
-	if m.def == nil {
-		delete(next, name)
-	} else {
-		next[name] = &m
-	}
-	h.models.Store(&next)
-	return true
-}
+// Remove unregisters a version of a model, or the whole model when version
+// is "" (oip.Server.Remove). It does not close the Predictor.
+func (h *Handler) Remove(name, version string) bool { return h.srv.Remove(name, version) }
 
 // Models returns the registered model names, sorted.
-func (h *Handler) Models() []string {
-	return slices.Sorted(maps.Keys(*h.models.Load()))
-}
+func (h *Handler) Models() []string { return h.srv.Models() }
 
 // Lookup finds the Predictor that answers model name at version ("" = the
-// default) and the version it answers as. A version not registered on its own
-// is looked for in a default Predictor that holds versions itself
-// (serving.Versioned, a rollout router): the answer is then that default,
-// to be called with Request.Version set to version, so the whole chain sees
-// the request. Unknown names and versions are NotFound errors.
+// default) and the version it answers as (oip.Server.Lookup).
 func (h *Handler) Lookup(name, version string) (serving.Predictor, string, error) {
-	p, _, v, err := h.resolve(name, version)
-	return p, v, err
-}
-
-// resolve is Lookup plus the Predictor that speaks for the version's own
-// readiness and metadata (the pinned Predictor of a serving.Versioned).
-func (h *Handler) resolve(name, version string) (call, self serving.Predictor, answered string, err error) {
-	m, ok := (*h.models.Load())[name]
-	if !ok {
-		return nil, nil, "", serving.Errorf(serving.NotFound, "httpapi: unknown model %q", name)
-	}
-	if version == "" {
-		return m.def, m.def, m.defVersion, nil
-	}
-	if p, ok := m.versions[version]; ok {
-		return p, p, version, nil
-	}
-	if vs, ok := serving.VersionsOf(m.def); ok {
-		if pinned, ok := vs.Version(version); ok {
-			return m.def, pinned, version, nil
-		}
-	}
-	return nil, nil, "", serving.Errorf(serving.NotFound, "httpapi: model %q has no version %q", name, version)
+	return h.srv.Lookup(name, version)
 }
 
 // ModelReady reports whether model name at version ("" = the default) can
 // serve; unknown names and versions are NotFound errors.
 func (h *Handler) ModelReady(name, version string) (bool, error) {
-	_, self, _, err := h.resolve(name, version)
-	if err != nil {
-		return false, err
-	}
-	return serving.IsReady(self), nil
+	return h.srv.ModelReady(name, version)
 }
 
 // ModelMetadata returns the metadata of model name at version ("" = the
-// default) and the versions the model has: the one asked for, or every
-// version registered or held by a versioned default.
+// default) and the versions the model has.
 func (h *Handler) ModelMetadata(name, version string) (serving.Metadata, []string, error) {
-	_, self, _, err := h.resolve(name, version)
-	if err != nil {
-		return serving.Metadata{}, nil, err
-	}
-	md, _ := serving.MetadataOf(self)
-	if version != "" {
-		return md, []string{version}, nil
-	}
-	return md, h.versions(name), nil
-}
-
-// versions lists a model's registered versions, then those its default
-// holds that were not registered on their own.
-func (h *Handler) versions(name string) []string {
-	m, ok := (*h.models.Load())[name]
-	if !ok {
-		return nil
-	}
-	out := slices.Clone(m.order)
-	if vs, ok := serving.VersionsOf(m.def); ok {
-		for _, v := range vs.Versions() {
-			if _, dup := m.versions[v]; !dup {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
+	return h.srv.ModelMetadata(name, version)
 }
 
 // Ready reports whether every registered Predictor is ready: the server's
 // readiness (GET /v2/health/ready).
-func (h *Handler) Ready() bool {
-	for _, m := range *h.models.Load() {
-		if !serving.IsReady(m.def) {
-			return false
-		}
-		for _, p := range m.versions {
-			if !serving.IsReady(p) {
-				return false
-			}
-		}
-	}
-	return true
-}
+func (h *Handler) Ready() bool { return h.srv.Ready() }
 
 // ServeHTTP implements http.Handler. Infer requests on plain paths skip the
 // ServeMux (its matching costs as much as a third of the JSON decode); any
@@ -274,6 +131,15 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+p+"/v2/models/{name}/versions/{version}/ready", h.modelReady)
 	mux.HandleFunc("POST "+p+"/v2/models/{name}/infer", h.infer)
 	mux.HandleFunc("POST "+p+"/v2/models/{name}/versions/{version}/infer", h.infer)
+	// Triton's extensions: model configuration, statistics, repository.
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/config", h.modelConfig)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/versions/{version}/config", h.modelConfig)
+	mux.HandleFunc("GET "+p+"/v2/models/stats", h.statistics)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/stats", h.statistics)
+	mux.HandleFunc("GET "+p+"/v2/models/{name}/versions/{version}/stats", h.statistics)
+	mux.HandleFunc("POST "+p+"/v2/repository/index", h.repositoryIndex)
+	mux.HandleFunc("POST "+p+"/v2/repository/models/{name}/load", h.repositoryLoad)
+	mux.HandleFunc("POST "+p+"/v2/repository/models/{name}/unload", h.repositoryUnload)
 	if h.cfg.v1 {
 		// {name}:predict is not a ServeMux wildcard (a wildcard is a whole
 		// segment), so the V1 handlers split the verb off themselves.

@@ -6,6 +6,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/servekit/servekit/serving/oip"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 // Option configures a Handler (see New).
@@ -15,22 +18,16 @@ type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
 
-// NonFinite says how FP16, BF16, FP32 and FP64 NaN and ±Inf are written in
-// JSON, which has no such numbers.
-type NonFinite uint8
+// NonFinite says how NaN and ±Inf are written in JSON: the codec's
+// policy, oipjson.NonFinite.
+type NonFinite = oipjson.NonFinite
 
+// The NaN policies (see oipjson): strings by default, Triton's bare tokens,
+// or null.
 const (
-	// NonFiniteString writes "NaN", "Infinity" and "-Infinity" as JSON
-	// strings, as the proto3 JSON mapping (and so KServe's gRPC gateway) does:
-	// the body stays valid JSON for every parser. The default.
-	NonFiniteString NonFinite = iota
-	// NonFiniteBare writes bare NaN, Infinity and -Infinity tokens as Triton
-	// does (rapidjson's kWriteNanAndInfFlag). Python's json and rapidjson read
-	// them; JavaScript's JSON.parse and Go's encoding/json do not.
-	NonFiniteBare
-	// NonFiniteNull writes null, as JavaScript's JSON.stringify does. The
-	// value is lost; use it only for clients that cannot take the others.
-	NonFiniteNull
+	NonFiniteString = oipjson.NonFiniteString
+	NonFiniteBare   = oipjson.NonFiniteBare
+	NonFiniteNull   = oipjson.NonFiniteNull
 )
 
 type route struct {
@@ -49,10 +46,11 @@ const (
 )
 
 type config struct {
+	server        *oip.Server
 	prefix        string
 	fallback      http.Handler
 	maxBody       int64
-	lim           limits
+	lim           oip.Limits
 	timeoutHeader string
 	keyHeader     string
 	versionHeader string
@@ -69,16 +67,20 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		maxBody:       64 << 20,
-		lim:           defaultLimits,
+		lim:           oip.DefaultLimits,
 		timeoutHeader: "Timeout",
 		keyHeader:     "X-Routing-Key",
 		versionHeader: "X-Model-Version",
-		serverName:    "servekit",
-		serverVersion: "0.1.0",
 		v1:            true,
 		retryAfter:    time.Second,
 	}
 }
+
+// WithServer serves the models of s, which other transports may serve
+// too (grpcapi.New(s)): a model registered once answers over every
+// protocol. Without it the Handler has a Server of its own (Server
+// returns it).
+func WithServer(s *oip.Server) Option { return optionFunc(func(c *config) { c.server = s }) }
 
 // WithPrefix serves every route under prefix ("/ml" gives "/ml/v2/..."), for
 // mounting in an existing mux without http.StripPrefix. Routes added with
@@ -100,23 +102,23 @@ func WithMaxBodyBytes(n int64) Option { return optionFunc(func(c *config) { c.ma
 
 // WithMaxElements bounds the elements of one input tensor (default 1<<24);
 // larger shapes get 400 before anything is allocated for them.
-func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.elements = n }) }
+func WithMaxElements(n int64) Option { return optionFunc(func(c *config) { c.lim.Elements = n }) }
 
 // WithMaxInputs bounds the input tensors of one request (default 1024); a
 // request with more gets 400 as soon as the decoder meets the one too many.
-func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.inputs = n }) }
+func WithMaxInputs(n int) Option { return optionFunc(func(c *config) { c.lim.Inputs = n }) }
 
 // WithMaxOutputs bounds the outputs one request may ask for (default 1024);
 // more get 400.
-func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.outputs = n }) }
+func WithMaxOutputs(n int) Option { return optionFunc(func(c *config) { c.lim.Outputs = n }) }
 
 // WithMaxParameters bounds the values of a request's "parameters", nested
 // values included (default 256); more get 400.
-func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.parameters = n }) }
+func WithMaxParameters(n int) Option { return optionFunc(func(c *config) { c.lim.Parameters = n }) }
 
 // WithMaxInstances bounds the rows of a V1 {"instances": [...]} request
 // (default 1<<20); more get 400.
-func WithMaxInstances(n int) Option { return optionFunc(func(c *config) { c.lim.instances = n }) }
+func WithMaxInstances(n int) Option { return optionFunc(func(c *config) { c.lim.Instances = n }) }
 
 // WithTimeoutHeader names the request header read as a deadline, a Go
 // duration such as "250ms" (default "Timeout"; "" turns it off). A
@@ -151,7 +153,8 @@ func WithMaxTimeout(d time.Duration) Option { return optionFunc(func(c *config) 
 // bare NaN tokens are not JSON and are rejected with 400.
 func WithNonFinite(m NonFinite) Option { return optionFunc(func(c *config) { c.nonFinite = m }) }
 
-// WithServerInfo sets the name and version GET /v2 reports.
+// WithServerInfo sets the name and version GET /v2 reports, over the
+// Server's own (oip.WithServerInfo).
 func WithServerInfo(name, version string) Option {
 	return optionFunc(func(c *config) { c.serverName, c.serverVersion = name, version })
 }
@@ -166,8 +169,8 @@ func WithRetryAfter(d time.Duration) Option { return optionFunc(func(c *config) 
 
 // WithLogger sets where the handler logs what no response can tell: a
 // Predictor's panic, with its stack (default: slog.Default() at the time
-// of logging). Request
-// bodies and tensors are never logged.
+// of logging). Request bodies and tensors are never logged. With
+// WithServer, the Server's logger (oip.WithLogger) logs the panics.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.log = l })
 }
@@ -225,36 +228,13 @@ func envOr(k, def string) string {
 }
 
 // ModelOption configures one registered model version (see Handler.Handle).
-type ModelOption interface{ applyModel(*modelConfig) }
-
-type modelOptionFunc func(*modelConfig)
-
-func (f modelOptionFunc) applyModel(c *modelConfig) { f(c) }
-
-type modelConfig struct {
-	version   string
-	isDefault bool
-}
+type ModelOption = oip.ModelOption
 
 // Version registers the Predictor as this version of the model, reachable at
 // /v2/models/{name}/versions/{v}.
-func Version(v string) ModelOption { return modelOptionFunc(func(c *modelConfig) { c.version = v }) }
+func Version(v string) ModelOption { return oip.Version(v) }
 
 // Default makes the Predictor answer requests that name no version. The first
 // Predictor registered for a name is its default until another says Default;
 // a rollout router registered with Default routes among versions itself.
-func Default() ModelOption { return modelOptionFunc(func(c *modelConfig) { c.isDefault = true }) }
-
-// limits are the counts a request may reach; each costs memory that its
-// bytes alone would not bound (a 3-byte "{}" input costs a few hundred
-// bytes of decoder state), so each is capped. The defaults are far beyond
-// what any model served in one piece needs (package doc, "Cost").
-type limits struct {
-	elements   int64 // per input tensor
-	inputs     int
-	outputs    int
-	parameters int // values in "parameters", nested ones included
-	instances  int // V1 rows
-}
-
-var defaultLimits = limits{elements: 1 << 24, inputs: 1024, outputs: 1024, parameters: 256, instances: 1 << 20}
+func Default() ModelOption { return oip.Default() }

@@ -3,10 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -14,13 +11,24 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/oip"
+	"github.com/servekit/servekit/serving/oip/oipjson"
 )
 
 func (h *Handler) serverMetadata(w http.ResponseWriter, r *http.Request) {
-	b := append([]byte(`{"name":`), appendString(nil, h.cfg.serverName)...)
+	name, version := h.srv.Info()
+	if h.cfg.serverName != "" {
+		name, version = h.cfg.serverName, h.cfg.serverVersion
+	}
+	b := append([]byte(`{"name":`), oipjson.AppendString(nil, name)...)
 	b = append(b, `,"version":`...)
-	b = appendString(b, h.cfg.serverVersion)
-	b = append(b, `,"extensions":["binary_tensor_data","classification","parameters"]}`...)
+	b = oipjson.AppendString(b, version)
+	b = append(b, `,"extensions":["binary_tensor_data"`...)
+	for _, e := range h.srv.Extensions() {
+		b = append(b, ',')
+		b = oipjson.AppendString(b, e)
+	}
+	b = append(b, "]}"...)
 	writeJSON(w, http.StatusOK, b)
 }
 
@@ -134,98 +142,78 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, version string) {
-	if p, answered, bp, ok := h.begin(w, r, name, version); ok {
-		h.serveV2(w, r, p, name, answered, *bp)
-		putBuf(bp)
+	start := time.Now()
+	if t, bp, ok := h.begin(w, r, name, version); ok {
+		h.serveV2(w, r, t, *bp, start)
+		oipjson.PutBuffer(bp)
 	}
 }
 
-// begin finds the model and reads the body into a pooled buffer (the
-// caller puts it back), or answers with the error.
-func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version string) (serving.Predictor, string, *[]byte, bool) {
+// begin resolves the model and reads the body into a pooled buffer (the
+// caller puts it back), or answers with the error: an unknown model is
+// 404 before its body is read.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version string) (oip.Target, *[]byte, bool) {
 	if version == "" && h.cfg.versionHeader != "" {
 		version = header(r.Header, h.cfg.versionHeader)
 	}
-	p, answered, err := h.Lookup(name, version)
+	t, err := h.srv.Resolve(name, version)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
-		return nil, "", nil, false
+		return oip.Target{}, nil, false
 	}
 	bp, err := readBody(w, r, h.cfg.maxBody)
 	if err != nil {
 		writeError(w, bodyError(err), h.cfg.retryAfter)
-		return nil, "", nil, false
+		return oip.Target{}, nil, false
 	}
-	return p, answered, bp, true
+	return t, bp, true
 }
 
 // serveV2 answers a V2 body already read (from the V2 routes, or a V2 body
-// on a V1 route); answered is the version the lookup resolved to.
-func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, p serving.Predictor, name, answered string, body []byte) {
-	d, err := h.decodeBody(r, body) // copies what it keeps
+// on a V1 route): decode, the protocol's infer steps (oip.Server.Infer),
+// encode.
+func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, t oip.Target, body []byte, start time.Time) {
+	c := new(inferCall)
+	if err := h.decodeBody(r, body, c); err != nil { // copies what it keeps
+		writeError(w, err, h.cfg.retryAfter)
+		return
+	}
+	ctx, call, err := h.call(r, start, &c.timing)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	d.req.Model, d.req.Version = name, answered // the resolved version: one cache key per version, however it was addressed
-	d.req.Key = h.routingKey(r, d.req.Params)
-	ctx, cancel, err := h.requestContext(r, d.req.Params)
+	call.Classify = c.Classifications()
+	res, err := h.srv.Infer(ctx, t, &c.Request, call)
 	if err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	defer cancel()
-	resp, err := h.predict(ctx, p, &d.req)
-	if err != nil {
-		writeError(w, err, h.cfg.retryAfter)
-		return
-	}
-	if resp.Version != "" {
-		answered = resp.Version
-	}
-	if len(d.classes) > 0 {
-		if resp, err = classify(p, &d.req, resp, d.classes); err != nil {
-			writeError(w, err, h.cfg.retryAfter)
-			return
-		}
-	}
-	h.writeInferResponse(w, d, name, answered, resp)
+	h.writeInferResponse(w, c, t.Model, res)
 }
 
-// classify answers the outputs asked for with "classification": k by their
-// top k classes (serving.ClassifyOutputs, with the labels of p's metadata),
-// in a new Response: resp may be a cached answer others share.
-func classify(p serving.Predictor, req *serving.Request, resp *serving.Response, cs []serving.Classification) (*serving.Response, error) {
-	outs, err := serving.SelectOutputs(req, resp)
-	if err != nil {
-		return nil, err
-	}
-	md, _ := serving.MetadataOf(p)
-	if outs, err = serving.ClassifyOutputs(md, outs, cs); err != nil {
-		return nil, err
-	}
-	c := *resp
-	c.Outputs = outs
-	return &c, nil
-}
-
-func (h *Handler) decodeBody(r *http.Request, body []byte) (*decoded, error) {
+func (h *Handler) decodeBody(r *http.Request, body []byte, c *inferCall) error {
 	n, err := headerLength(r, len(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return decodeV2(body, n, h.cfg.lim)
+	return oipjson.DecodeInferRequest(&c.InferRequest, body, n, h.cfg.lim)
 }
 
-// routingKey is the "routing_key" parameter, else the routing key header.
-func (h *Handler) routingKey(r *http.Request, params serving.Params) string {
-	if k, ok := params[serving.ParamRoutingKey].(string); ok {
-		return k
-	}
+// call reads what the infer steps take from the headers: the W3C trace
+// context, the routing key and the deadline (the Timeout and Grpc-Timeout
+// headers, capped by WithMaxTimeout).
+func (h *Handler) call(r *http.Request, start time.Time, timing *serving.Timing) (context.Context, oip.Call, error) {
+	c := oip.Call{Start: start, MaxTimeout: h.cfg.maxTimeout, Timing: timing}
 	if h.cfg.keyHeader != "" {
-		return header(r.Header, h.cfg.keyHeader)
+		c.Key = header(r.Header, h.cfg.keyHeader)
 	}
-	return ""
+	d, err := h.headerTimeout(r)
+	if err != nil {
+		return nil, c, err
+	}
+	c.Timeout = d
+	return otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header)), c, nil
 }
 
 // bodyError gives a body read failure its code: too large stays a
@@ -237,70 +225,29 @@ func bodyError(err error) error {
 	return serving.Errorf(serving.InvalidArgument, "httpapi: reading body: %w", err)
 }
 
-// predict checks readiness, then asks p; a not-ready model is Unavailable.
-// A panic anywhere in the chain becomes an Internal error (500) and is
-// logged with its stack: left to net/http, it would drop the connection
-// and the client would get no answer at all. The client is told only that
-// the model failed; the panic value may hold internals.
-func (h *Handler) predict(ctx context.Context, p serving.Predictor, req *serving.Request) (resp *serving.Response, err error) {
-	if !serving.IsReady(p) {
-		return nil, serving.Errorf(serving.Unavailable, "httpapi: model %q is not ready", req.Model)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			if r == http.ErrAbortHandler { // the handler's own way out: keep it
-				panic(r)
-			}
-			log := h.cfg.log
-			if log == nil {
-				log = slog.Default()
-			}
-			log.Error("httpapi: predictor panicked", "model", req.Model, "version", req.Version,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			resp, err = nil, serving.Errorf(serving.Internal, "httpapi: model %q failed with an internal error", req.Model)
-		}
-	}()
-	resp, err = p.Predict(ctx, req)
-	if err == nil && resp == nil {
-		err = serving.Errorf(serving.Internal, "httpapi: model %q returned no response", req.Model)
-	}
-	return resp, err
-}
-
-// requestContext adds the W3C trace context from the headers and the
-// earliest of the deadlines: parameters.timeout (µs), the timeout header and
-// WithMaxTimeout.
-func (h *Handler) requestContext(r *http.Request, params serving.Params) (context.Context, context.CancelFunc, error) {
-	ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	d := h.cfg.maxTimeout
-	if t, ok := params.Timeout(); ok && (d == 0 || t < d) {
-		d = t
-	}
+// headerTimeout is the earliest of the timeout header (a Go duration) and
+// Grpc-Timeout (gRPC's format), or 0.
+func (h *Handler) headerTimeout(r *http.Request) (time.Duration, error) {
+	var d time.Duration
 	if h.cfg.timeoutHeader != "" {
 		if v := header(r.Header, h.cfg.timeoutHeader); v != "" {
 			t, err := ParseTimeout(v)
 			if err != nil {
-				return nil, nil, err
+				return 0, err
 			}
-			if d == 0 || t < d {
-				d = t
-			}
+			d = t
 		}
 	}
 	if v := header(r.Header, "Grpc-Timeout"); v != "" {
 		t, err := ParseGRPCTimeout(v)
 		if err != nil {
-			return nil, nil, err
+			return 0, err
 		}
 		if d == 0 || t < d {
 			d = t
 		}
 	}
-	if d > 0 {
-		ctx, cancel := context.WithTimeout(ctx, d)
-		return ctx, cancel, nil
-	}
-	return ctx, func() {}, nil
+	return d, nil
 }
 
 // ParseTimeout reads a timeout header value: a positive Go duration

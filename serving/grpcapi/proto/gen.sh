@@ -21,7 +21,9 @@ chmod +x "$tmp"/protoc-gen-*
 go run "$GEN_GO" --version >/dev/null
 go run "$GEN_CONNECT" --version >/dev/null 2>&1 || true
 
-protoc -I serving/grpcapi/proto \
+# The service imports model_config.proto (Triton's ModelConfig, for the
+# ModelConfig RPC), whose Go package is serving/modelconfigpb.
+protoc -I serving/grpcapi/proto -I serving/modelconfigpb \
 	--plugin=protoc-gen-go="$tmp/protoc-gen-go" --go_out=. --go_opt=module=github.com/servekit/servekit \
 	--plugin=protoc-gen-connect-go="$tmp/protoc-gen-connect-go" --connect-go_out=. --connect-go_opt=module=github.com/servekit/servekit \
 	grpc_predict_v2.proto

@@ -1,9 +1,13 @@
 // The Open Inference Protocol (KServe V2) over gRPC: the service and messages
 // of the published grpc_predict_v2.proto, with field numbers as published so
-// any KServe or Triton client speaks to servekit unchanged. Two additions
-// that Triton's grpc_service.proto also has, at Triton's field numbers:
-// InferParameter's double_param and uint64_param, and the bidirectional
-// ModelStreamInfer RPC with its ModelStreamInferResponse.
+// any KServe or Triton client speaks to servekit unchanged, extended with
+// what Triton's grpc_service.proto adds to the same service, at Triton's RPC
+// names, message names and field numbers, so Triton's clients (tritonclient,
+// perf_analyzer) work unchanged too: InferParameter's double_param and
+// uint64_param; the bidirectional ModelStreamInfer RPC; the model
+// configuration, statistics and model repository extensions; and the RPCs
+// servekit answers without implementing them (shared memory, trace and log
+// settings: see serving/grpcapi/doc.go for what each answers).
 //
 // Regenerate the Go code with `make proto` (see serving/grpcapi/doc.go).
 
@@ -63,6 +67,45 @@ const (
 	// GRPCInferenceServiceModelStreamInferProcedure is the fully-qualified name of the
 	// GRPCInferenceService's ModelStreamInfer RPC.
 	GRPCInferenceServiceModelStreamInferProcedure = "/inference.GRPCInferenceService/ModelStreamInfer"
+	// GRPCInferenceServiceModelConfigProcedure is the fully-qualified name of the
+	// GRPCInferenceService's ModelConfig RPC.
+	GRPCInferenceServiceModelConfigProcedure = "/inference.GRPCInferenceService/ModelConfig"
+	// GRPCInferenceServiceModelStatisticsProcedure is the fully-qualified name of the
+	// GRPCInferenceService's ModelStatistics RPC.
+	GRPCInferenceServiceModelStatisticsProcedure = "/inference.GRPCInferenceService/ModelStatistics"
+	// GRPCInferenceServiceRepositoryIndexProcedure is the fully-qualified name of the
+	// GRPCInferenceService's RepositoryIndex RPC.
+	GRPCInferenceServiceRepositoryIndexProcedure = "/inference.GRPCInferenceService/RepositoryIndex"
+	// GRPCInferenceServiceRepositoryModelLoadProcedure is the fully-qualified name of the
+	// GRPCInferenceService's RepositoryModelLoad RPC.
+	GRPCInferenceServiceRepositoryModelLoadProcedure = "/inference.GRPCInferenceService/RepositoryModelLoad"
+	// GRPCInferenceServiceRepositoryModelUnloadProcedure is the fully-qualified name of the
+	// GRPCInferenceService's RepositoryModelUnload RPC.
+	GRPCInferenceServiceRepositoryModelUnloadProcedure = "/inference.GRPCInferenceService/RepositoryModelUnload"
+	// GRPCInferenceServiceSystemSharedMemoryStatusProcedure is the fully-qualified name of the
+	// GRPCInferenceService's SystemSharedMemoryStatus RPC.
+	GRPCInferenceServiceSystemSharedMemoryStatusProcedure = "/inference.GRPCInferenceService/SystemSharedMemoryStatus"
+	// GRPCInferenceServiceSystemSharedMemoryRegisterProcedure is the fully-qualified name of the
+	// GRPCInferenceService's SystemSharedMemoryRegister RPC.
+	GRPCInferenceServiceSystemSharedMemoryRegisterProcedure = "/inference.GRPCInferenceService/SystemSharedMemoryRegister"
+	// GRPCInferenceServiceSystemSharedMemoryUnregisterProcedure is the fully-qualified name of the
+	// GRPCInferenceService's SystemSharedMemoryUnregister RPC.
+	GRPCInferenceServiceSystemSharedMemoryUnregisterProcedure = "/inference.GRPCInferenceService/SystemSharedMemoryUnregister"
+	// GRPCInferenceServiceCudaSharedMemoryStatusProcedure is the fully-qualified name of the
+	// GRPCInferenceService's CudaSharedMemoryStatus RPC.
+	GRPCInferenceServiceCudaSharedMemoryStatusProcedure = "/inference.GRPCInferenceService/CudaSharedMemoryStatus"
+	// GRPCInferenceServiceCudaSharedMemoryRegisterProcedure is the fully-qualified name of the
+	// GRPCInferenceService's CudaSharedMemoryRegister RPC.
+	GRPCInferenceServiceCudaSharedMemoryRegisterProcedure = "/inference.GRPCInferenceService/CudaSharedMemoryRegister"
+	// GRPCInferenceServiceCudaSharedMemoryUnregisterProcedure is the fully-qualified name of the
+	// GRPCInferenceService's CudaSharedMemoryUnregister RPC.
+	GRPCInferenceServiceCudaSharedMemoryUnregisterProcedure = "/inference.GRPCInferenceService/CudaSharedMemoryUnregister"
+	// GRPCInferenceServiceTraceSettingProcedure is the fully-qualified name of the
+	// GRPCInferenceService's TraceSetting RPC.
+	GRPCInferenceServiceTraceSettingProcedure = "/inference.GRPCInferenceService/TraceSetting"
+	// GRPCInferenceServiceLogSettingsProcedure is the fully-qualified name of the
+	// GRPCInferenceService's LogSettings RPC.
+	GRPCInferenceServiceLogSettingsProcedure = "/inference.GRPCInferenceService/LogSettings"
 )
 
 // GRPCInferenceServiceClient is a client for the inference.GRPCInferenceService service.
@@ -84,6 +127,31 @@ type GRPCInferenceServiceClient interface {
 	// failed request is answered with error_message and the stream goes on
 	// (Triton's behaviour).
 	ModelStreamInfer(context.Context) *connect.BidiStreamForClient[inferencepb.ModelInferRequest, inferencepb.ModelStreamInferResponse]
+	// ModelConfig: the configuration a model is served with, in Triton's
+	// schema (model_config.proto).
+	ModelConfig(context.Context, *connect.Request[inferencepb.ModelConfigRequest]) (*connect.Response[inferencepb.ModelConfigResponse], error)
+	// ModelStatistics: cumulative request statistics of a model's versions,
+	// of every model when the name is empty.
+	ModelStatistics(context.Context, *connect.Request[inferencepb.ModelStatisticsRequest]) (*connect.Response[inferencepb.ModelStatisticsResponse], error)
+	// RepositoryIndex: the models of the model repository and their state.
+	// Repository RPCs are admin calls: off unless the server enables them.
+	RepositoryIndex(context.Context, *connect.Request[inferencepb.RepositoryIndexRequest]) (*connect.Response[inferencepb.RepositoryIndexResponse], error)
+	// RepositoryModelLoad: load or reload a model from the repository.
+	RepositoryModelLoad(context.Context, *connect.Request[inferencepb.RepositoryModelLoadRequest]) (*connect.Response[inferencepb.RepositoryModelLoadResponse], error)
+	// RepositoryModelUnload: stop serving a model.
+	RepositoryModelUnload(context.Context, *connect.Request[inferencepb.RepositoryModelUnloadRequest]) (*connect.Response[inferencepb.RepositoryModelUnloadResponse], error)
+	// System and CUDA shared memory: servekit registers no regions (tensors
+	// travel in the messages); status lists none.
+	SystemSharedMemoryStatus(context.Context, *connect.Request[inferencepb.SystemSharedMemoryStatusRequest]) (*connect.Response[inferencepb.SystemSharedMemoryStatusResponse], error)
+	SystemSharedMemoryRegister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryRegisterResponse], error)
+	SystemSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryUnregisterResponse], error)
+	CudaSharedMemoryStatus(context.Context, *connect.Request[inferencepb.CudaSharedMemoryStatusRequest]) (*connect.Response[inferencepb.CudaSharedMemoryStatusResponse], error)
+	CudaSharedMemoryRegister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryRegisterResponse], error)
+	CudaSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryUnregisterResponse], error)
+	// Trace and log settings: servekit's traces are OpenTelemetry's and its
+	// logs slog's, configured where the server is built.
+	TraceSetting(context.Context, *connect.Request[inferencepb.TraceSettingRequest]) (*connect.Response[inferencepb.TraceSettingResponse], error)
+	LogSettings(context.Context, *connect.Request[inferencepb.LogSettingsRequest]) (*connect.Response[inferencepb.LogSettingsResponse], error)
 }
 
 // NewGRPCInferenceServiceClient constructs a client for the inference.GRPCInferenceService service.
@@ -139,18 +207,109 @@ func NewGRPCInferenceServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelStreamInfer")),
 			connect.WithClientOptions(opts...),
 		),
+		modelConfig: connect.NewClient[inferencepb.ModelConfigRequest, inferencepb.ModelConfigResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceModelConfigProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelConfig")),
+			connect.WithClientOptions(opts...),
+		),
+		modelStatistics: connect.NewClient[inferencepb.ModelStatisticsRequest, inferencepb.ModelStatisticsResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceModelStatisticsProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelStatistics")),
+			connect.WithClientOptions(opts...),
+		),
+		repositoryIndex: connect.NewClient[inferencepb.RepositoryIndexRequest, inferencepb.RepositoryIndexResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceRepositoryIndexProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryIndex")),
+			connect.WithClientOptions(opts...),
+		),
+		repositoryModelLoad: connect.NewClient[inferencepb.RepositoryModelLoadRequest, inferencepb.RepositoryModelLoadResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceRepositoryModelLoadProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryModelLoad")),
+			connect.WithClientOptions(opts...),
+		),
+		repositoryModelUnload: connect.NewClient[inferencepb.RepositoryModelUnloadRequest, inferencepb.RepositoryModelUnloadResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceRepositoryModelUnloadProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryModelUnload")),
+			connect.WithClientOptions(opts...),
+		),
+		systemSharedMemoryStatus: connect.NewClient[inferencepb.SystemSharedMemoryStatusRequest, inferencepb.SystemSharedMemoryStatusResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceSystemSharedMemoryStatusProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryStatus")),
+			connect.WithClientOptions(opts...),
+		),
+		systemSharedMemoryRegister: connect.NewClient[inferencepb.SystemSharedMemoryRegisterRequest, inferencepb.SystemSharedMemoryRegisterResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceSystemSharedMemoryRegisterProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryRegister")),
+			connect.WithClientOptions(opts...),
+		),
+		systemSharedMemoryUnregister: connect.NewClient[inferencepb.SystemSharedMemoryUnregisterRequest, inferencepb.SystemSharedMemoryUnregisterResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceSystemSharedMemoryUnregisterProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryUnregister")),
+			connect.WithClientOptions(opts...),
+		),
+		cudaSharedMemoryStatus: connect.NewClient[inferencepb.CudaSharedMemoryStatusRequest, inferencepb.CudaSharedMemoryStatusResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceCudaSharedMemoryStatusProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryStatus")),
+			connect.WithClientOptions(opts...),
+		),
+		cudaSharedMemoryRegister: connect.NewClient[inferencepb.CudaSharedMemoryRegisterRequest, inferencepb.CudaSharedMemoryRegisterResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceCudaSharedMemoryRegisterProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryRegister")),
+			connect.WithClientOptions(opts...),
+		),
+		cudaSharedMemoryUnregister: connect.NewClient[inferencepb.CudaSharedMemoryUnregisterRequest, inferencepb.CudaSharedMemoryUnregisterResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceCudaSharedMemoryUnregisterProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryUnregister")),
+			connect.WithClientOptions(opts...),
+		),
+		traceSetting: connect.NewClient[inferencepb.TraceSettingRequest, inferencepb.TraceSettingResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceTraceSettingProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("TraceSetting")),
+			connect.WithClientOptions(opts...),
+		),
+		logSettings: connect.NewClient[inferencepb.LogSettingsRequest, inferencepb.LogSettingsResponse](
+			httpClient,
+			baseURL+GRPCInferenceServiceLogSettingsProcedure,
+			connect.WithSchema(gRPCInferenceServiceMethods.ByName("LogSettings")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // gRPCInferenceServiceClient implements GRPCInferenceServiceClient.
 type gRPCInferenceServiceClient struct {
-	serverLive       *connect.Client[inferencepb.ServerLiveRequest, inferencepb.ServerLiveResponse]
-	serverReady      *connect.Client[inferencepb.ServerReadyRequest, inferencepb.ServerReadyResponse]
-	modelReady       *connect.Client[inferencepb.ModelReadyRequest, inferencepb.ModelReadyResponse]
-	serverMetadata   *connect.Client[inferencepb.ServerMetadataRequest, inferencepb.ServerMetadataResponse]
-	modelMetadata    *connect.Client[inferencepb.ModelMetadataRequest, inferencepb.ModelMetadataResponse]
-	modelInfer       *connect.Client[inferencepb.ModelInferRequest, inferencepb.ModelInferResponse]
-	modelStreamInfer *connect.Client[inferencepb.ModelInferRequest, inferencepb.ModelStreamInferResponse]
+	serverLive                   *connect.Client[inferencepb.ServerLiveRequest, inferencepb.ServerLiveResponse]
+	serverReady                  *connect.Client[inferencepb.ServerReadyRequest, inferencepb.ServerReadyResponse]
+	modelReady                   *connect.Client[inferencepb.ModelReadyRequest, inferencepb.ModelReadyResponse]
+	serverMetadata               *connect.Client[inferencepb.ServerMetadataRequest, inferencepb.ServerMetadataResponse]
+	modelMetadata                *connect.Client[inferencepb.ModelMetadataRequest, inferencepb.ModelMetadataResponse]
+	modelInfer                   *connect.Client[inferencepb.ModelInferRequest, inferencepb.ModelInferResponse]
+	modelStreamInfer             *connect.Client[inferencepb.ModelInferRequest, inferencepb.ModelStreamInferResponse]
+	modelConfig                  *connect.Client[inferencepb.ModelConfigRequest, inferencepb.ModelConfigResponse]
+	modelStatistics              *connect.Client[inferencepb.ModelStatisticsRequest, inferencepb.ModelStatisticsResponse]
+	repositoryIndex              *connect.Client[inferencepb.RepositoryIndexRequest, inferencepb.RepositoryIndexResponse]
+	repositoryModelLoad          *connect.Client[inferencepb.RepositoryModelLoadRequest, inferencepb.RepositoryModelLoadResponse]
+	repositoryModelUnload        *connect.Client[inferencepb.RepositoryModelUnloadRequest, inferencepb.RepositoryModelUnloadResponse]
+	systemSharedMemoryStatus     *connect.Client[inferencepb.SystemSharedMemoryStatusRequest, inferencepb.SystemSharedMemoryStatusResponse]
+	systemSharedMemoryRegister   *connect.Client[inferencepb.SystemSharedMemoryRegisterRequest, inferencepb.SystemSharedMemoryRegisterResponse]
+	systemSharedMemoryUnregister *connect.Client[inferencepb.SystemSharedMemoryUnregisterRequest, inferencepb.SystemSharedMemoryUnregisterResponse]
+	cudaSharedMemoryStatus       *connect.Client[inferencepb.CudaSharedMemoryStatusRequest, inferencepb.CudaSharedMemoryStatusResponse]
+	cudaSharedMemoryRegister     *connect.Client[inferencepb.CudaSharedMemoryRegisterRequest, inferencepb.CudaSharedMemoryRegisterResponse]
+	cudaSharedMemoryUnregister   *connect.Client[inferencepb.CudaSharedMemoryUnregisterRequest, inferencepb.CudaSharedMemoryUnregisterResponse]
+	traceSetting                 *connect.Client[inferencepb.TraceSettingRequest, inferencepb.TraceSettingResponse]
+	logSettings                  *connect.Client[inferencepb.LogSettingsRequest, inferencepb.LogSettingsResponse]
 }
 
 // ServerLive calls inference.GRPCInferenceService.ServerLive.
@@ -188,6 +347,71 @@ func (c *gRPCInferenceServiceClient) ModelStreamInfer(ctx context.Context) *conn
 	return c.modelStreamInfer.CallBidiStream(ctx)
 }
 
+// ModelConfig calls inference.GRPCInferenceService.ModelConfig.
+func (c *gRPCInferenceServiceClient) ModelConfig(ctx context.Context, req *connect.Request[inferencepb.ModelConfigRequest]) (*connect.Response[inferencepb.ModelConfigResponse], error) {
+	return c.modelConfig.CallUnary(ctx, req)
+}
+
+// ModelStatistics calls inference.GRPCInferenceService.ModelStatistics.
+func (c *gRPCInferenceServiceClient) ModelStatistics(ctx context.Context, req *connect.Request[inferencepb.ModelStatisticsRequest]) (*connect.Response[inferencepb.ModelStatisticsResponse], error) {
+	return c.modelStatistics.CallUnary(ctx, req)
+}
+
+// RepositoryIndex calls inference.GRPCInferenceService.RepositoryIndex.
+func (c *gRPCInferenceServiceClient) RepositoryIndex(ctx context.Context, req *connect.Request[inferencepb.RepositoryIndexRequest]) (*connect.Response[inferencepb.RepositoryIndexResponse], error) {
+	return c.repositoryIndex.CallUnary(ctx, req)
+}
+
+// RepositoryModelLoad calls inference.GRPCInferenceService.RepositoryModelLoad.
+func (c *gRPCInferenceServiceClient) RepositoryModelLoad(ctx context.Context, req *connect.Request[inferencepb.RepositoryModelLoadRequest]) (*connect.Response[inferencepb.RepositoryModelLoadResponse], error) {
+	return c.repositoryModelLoad.CallUnary(ctx, req)
+}
+
+// RepositoryModelUnload calls inference.GRPCInferenceService.RepositoryModelUnload.
+func (c *gRPCInferenceServiceClient) RepositoryModelUnload(ctx context.Context, req *connect.Request[inferencepb.RepositoryModelUnloadRequest]) (*connect.Response[inferencepb.RepositoryModelUnloadResponse], error) {
+	return c.repositoryModelUnload.CallUnary(ctx, req)
+}
+
+// SystemSharedMemoryStatus calls inference.GRPCInferenceService.SystemSharedMemoryStatus.
+func (c *gRPCInferenceServiceClient) SystemSharedMemoryStatus(ctx context.Context, req *connect.Request[inferencepb.SystemSharedMemoryStatusRequest]) (*connect.Response[inferencepb.SystemSharedMemoryStatusResponse], error) {
+	return c.systemSharedMemoryStatus.CallUnary(ctx, req)
+}
+
+// SystemSharedMemoryRegister calls inference.GRPCInferenceService.SystemSharedMemoryRegister.
+func (c *gRPCInferenceServiceClient) SystemSharedMemoryRegister(ctx context.Context, req *connect.Request[inferencepb.SystemSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryRegisterResponse], error) {
+	return c.systemSharedMemoryRegister.CallUnary(ctx, req)
+}
+
+// SystemSharedMemoryUnregister calls inference.GRPCInferenceService.SystemSharedMemoryUnregister.
+func (c *gRPCInferenceServiceClient) SystemSharedMemoryUnregister(ctx context.Context, req *connect.Request[inferencepb.SystemSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryUnregisterResponse], error) {
+	return c.systemSharedMemoryUnregister.CallUnary(ctx, req)
+}
+
+// CudaSharedMemoryStatus calls inference.GRPCInferenceService.CudaSharedMemoryStatus.
+func (c *gRPCInferenceServiceClient) CudaSharedMemoryStatus(ctx context.Context, req *connect.Request[inferencepb.CudaSharedMemoryStatusRequest]) (*connect.Response[inferencepb.CudaSharedMemoryStatusResponse], error) {
+	return c.cudaSharedMemoryStatus.CallUnary(ctx, req)
+}
+
+// CudaSharedMemoryRegister calls inference.GRPCInferenceService.CudaSharedMemoryRegister.
+func (c *gRPCInferenceServiceClient) CudaSharedMemoryRegister(ctx context.Context, req *connect.Request[inferencepb.CudaSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryRegisterResponse], error) {
+	return c.cudaSharedMemoryRegister.CallUnary(ctx, req)
+}
+
+// CudaSharedMemoryUnregister calls inference.GRPCInferenceService.CudaSharedMemoryUnregister.
+func (c *gRPCInferenceServiceClient) CudaSharedMemoryUnregister(ctx context.Context, req *connect.Request[inferencepb.CudaSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryUnregisterResponse], error) {
+	return c.cudaSharedMemoryUnregister.CallUnary(ctx, req)
+}
+
+// TraceSetting calls inference.GRPCInferenceService.TraceSetting.
+func (c *gRPCInferenceServiceClient) TraceSetting(ctx context.Context, req *connect.Request[inferencepb.TraceSettingRequest]) (*connect.Response[inferencepb.TraceSettingResponse], error) {
+	return c.traceSetting.CallUnary(ctx, req)
+}
+
+// LogSettings calls inference.GRPCInferenceService.LogSettings.
+func (c *gRPCInferenceServiceClient) LogSettings(ctx context.Context, req *connect.Request[inferencepb.LogSettingsRequest]) (*connect.Response[inferencepb.LogSettingsResponse], error) {
+	return c.logSettings.CallUnary(ctx, req)
+}
+
 // GRPCInferenceServiceHandler is an implementation of the inference.GRPCInferenceService service.
 type GRPCInferenceServiceHandler interface {
 	// ServerLive: the server can receive and answer metadata and inference
@@ -207,6 +431,31 @@ type GRPCInferenceServiceHandler interface {
 	// failed request is answered with error_message and the stream goes on
 	// (Triton's behaviour).
 	ModelStreamInfer(context.Context, *connect.BidiStream[inferencepb.ModelInferRequest, inferencepb.ModelStreamInferResponse]) error
+	// ModelConfig: the configuration a model is served with, in Triton's
+	// schema (model_config.proto).
+	ModelConfig(context.Context, *connect.Request[inferencepb.ModelConfigRequest]) (*connect.Response[inferencepb.ModelConfigResponse], error)
+	// ModelStatistics: cumulative request statistics of a model's versions,
+	// of every model when the name is empty.
+	ModelStatistics(context.Context, *connect.Request[inferencepb.ModelStatisticsRequest]) (*connect.Response[inferencepb.ModelStatisticsResponse], error)
+	// RepositoryIndex: the models of the model repository and their state.
+	// Repository RPCs are admin calls: off unless the server enables them.
+	RepositoryIndex(context.Context, *connect.Request[inferencepb.RepositoryIndexRequest]) (*connect.Response[inferencepb.RepositoryIndexResponse], error)
+	// RepositoryModelLoad: load or reload a model from the repository.
+	RepositoryModelLoad(context.Context, *connect.Request[inferencepb.RepositoryModelLoadRequest]) (*connect.Response[inferencepb.RepositoryModelLoadResponse], error)
+	// RepositoryModelUnload: stop serving a model.
+	RepositoryModelUnload(context.Context, *connect.Request[inferencepb.RepositoryModelUnloadRequest]) (*connect.Response[inferencepb.RepositoryModelUnloadResponse], error)
+	// System and CUDA shared memory: servekit registers no regions (tensors
+	// travel in the messages); status lists none.
+	SystemSharedMemoryStatus(context.Context, *connect.Request[inferencepb.SystemSharedMemoryStatusRequest]) (*connect.Response[inferencepb.SystemSharedMemoryStatusResponse], error)
+	SystemSharedMemoryRegister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryRegisterResponse], error)
+	SystemSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryUnregisterResponse], error)
+	CudaSharedMemoryStatus(context.Context, *connect.Request[inferencepb.CudaSharedMemoryStatusRequest]) (*connect.Response[inferencepb.CudaSharedMemoryStatusResponse], error)
+	CudaSharedMemoryRegister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryRegisterResponse], error)
+	CudaSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryUnregisterResponse], error)
+	// Trace and log settings: servekit's traces are OpenTelemetry's and its
+	// logs slog's, configured where the server is built.
+	TraceSetting(context.Context, *connect.Request[inferencepb.TraceSettingRequest]) (*connect.Response[inferencepb.TraceSettingResponse], error)
+	LogSettings(context.Context, *connect.Request[inferencepb.LogSettingsRequest]) (*connect.Response[inferencepb.LogSettingsResponse], error)
 }
 
 // NewGRPCInferenceServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -258,6 +507,84 @@ func NewGRPCInferenceServiceHandler(svc GRPCInferenceServiceHandler, opts ...con
 		connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelStreamInfer")),
 		connect.WithHandlerOptions(opts...),
 	)
+	gRPCInferenceServiceModelConfigHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceModelConfigProcedure,
+		svc.ModelConfig,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelConfig")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceModelStatisticsHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceModelStatisticsProcedure,
+		svc.ModelStatistics,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("ModelStatistics")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceRepositoryIndexHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceRepositoryIndexProcedure,
+		svc.RepositoryIndex,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryIndex")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceRepositoryModelLoadHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceRepositoryModelLoadProcedure,
+		svc.RepositoryModelLoad,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryModelLoad")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceRepositoryModelUnloadHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceRepositoryModelUnloadProcedure,
+		svc.RepositoryModelUnload,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("RepositoryModelUnload")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceSystemSharedMemoryStatusHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceSystemSharedMemoryStatusProcedure,
+		svc.SystemSharedMemoryStatus,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryStatus")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceSystemSharedMemoryRegisterHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceSystemSharedMemoryRegisterProcedure,
+		svc.SystemSharedMemoryRegister,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryRegister")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceSystemSharedMemoryUnregisterHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceSystemSharedMemoryUnregisterProcedure,
+		svc.SystemSharedMemoryUnregister,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("SystemSharedMemoryUnregister")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceCudaSharedMemoryStatusHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceCudaSharedMemoryStatusProcedure,
+		svc.CudaSharedMemoryStatus,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryStatus")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceCudaSharedMemoryRegisterHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceCudaSharedMemoryRegisterProcedure,
+		svc.CudaSharedMemoryRegister,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryRegister")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceCudaSharedMemoryUnregisterHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceCudaSharedMemoryUnregisterProcedure,
+		svc.CudaSharedMemoryUnregister,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("CudaSharedMemoryUnregister")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceTraceSettingHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceTraceSettingProcedure,
+		svc.TraceSetting,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("TraceSetting")),
+		connect.WithHandlerOptions(opts...),
+	)
+	gRPCInferenceServiceLogSettingsHandler := connect.NewUnaryHandler(
+		GRPCInferenceServiceLogSettingsProcedure,
+		svc.LogSettings,
+		connect.WithSchema(gRPCInferenceServiceMethods.ByName("LogSettings")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/inference.GRPCInferenceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case GRPCInferenceServiceServerLiveProcedure:
@@ -274,6 +601,32 @@ func NewGRPCInferenceServiceHandler(svc GRPCInferenceServiceHandler, opts ...con
 			gRPCInferenceServiceModelInferHandler.ServeHTTP(w, r)
 		case GRPCInferenceServiceModelStreamInferProcedure:
 			gRPCInferenceServiceModelStreamInferHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceModelConfigProcedure:
+			gRPCInferenceServiceModelConfigHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceModelStatisticsProcedure:
+			gRPCInferenceServiceModelStatisticsHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceRepositoryIndexProcedure:
+			gRPCInferenceServiceRepositoryIndexHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceRepositoryModelLoadProcedure:
+			gRPCInferenceServiceRepositoryModelLoadHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceRepositoryModelUnloadProcedure:
+			gRPCInferenceServiceRepositoryModelUnloadHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceSystemSharedMemoryStatusProcedure:
+			gRPCInferenceServiceSystemSharedMemoryStatusHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceSystemSharedMemoryRegisterProcedure:
+			gRPCInferenceServiceSystemSharedMemoryRegisterHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceSystemSharedMemoryUnregisterProcedure:
+			gRPCInferenceServiceSystemSharedMemoryUnregisterHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceCudaSharedMemoryStatusProcedure:
+			gRPCInferenceServiceCudaSharedMemoryStatusHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceCudaSharedMemoryRegisterProcedure:
+			gRPCInferenceServiceCudaSharedMemoryRegisterHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceCudaSharedMemoryUnregisterProcedure:
+			gRPCInferenceServiceCudaSharedMemoryUnregisterHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceTraceSettingProcedure:
+			gRPCInferenceServiceTraceSettingHandler.ServeHTTP(w, r)
+		case GRPCInferenceServiceLogSettingsProcedure:
+			gRPCInferenceServiceLogSettingsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -309,4 +662,56 @@ func (UnimplementedGRPCInferenceServiceHandler) ModelInfer(context.Context, *con
 
 func (UnimplementedGRPCInferenceServiceHandler) ModelStreamInfer(context.Context, *connect.BidiStream[inferencepb.ModelInferRequest, inferencepb.ModelStreamInferResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.ModelStreamInfer is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) ModelConfig(context.Context, *connect.Request[inferencepb.ModelConfigRequest]) (*connect.Response[inferencepb.ModelConfigResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.ModelConfig is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) ModelStatistics(context.Context, *connect.Request[inferencepb.ModelStatisticsRequest]) (*connect.Response[inferencepb.ModelStatisticsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.ModelStatistics is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) RepositoryIndex(context.Context, *connect.Request[inferencepb.RepositoryIndexRequest]) (*connect.Response[inferencepb.RepositoryIndexResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.RepositoryIndex is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) RepositoryModelLoad(context.Context, *connect.Request[inferencepb.RepositoryModelLoadRequest]) (*connect.Response[inferencepb.RepositoryModelLoadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.RepositoryModelLoad is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) RepositoryModelUnload(context.Context, *connect.Request[inferencepb.RepositoryModelUnloadRequest]) (*connect.Response[inferencepb.RepositoryModelUnloadResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.RepositoryModelUnload is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) SystemSharedMemoryStatus(context.Context, *connect.Request[inferencepb.SystemSharedMemoryStatusRequest]) (*connect.Response[inferencepb.SystemSharedMemoryStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.SystemSharedMemoryStatus is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) SystemSharedMemoryRegister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryRegisterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.SystemSharedMemoryRegister is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) SystemSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.SystemSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.SystemSharedMemoryUnregisterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.SystemSharedMemoryUnregister is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) CudaSharedMemoryStatus(context.Context, *connect.Request[inferencepb.CudaSharedMemoryStatusRequest]) (*connect.Response[inferencepb.CudaSharedMemoryStatusResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.CudaSharedMemoryStatus is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) CudaSharedMemoryRegister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryRegisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryRegisterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.CudaSharedMemoryRegister is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) CudaSharedMemoryUnregister(context.Context, *connect.Request[inferencepb.CudaSharedMemoryUnregisterRequest]) (*connect.Response[inferencepb.CudaSharedMemoryUnregisterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.CudaSharedMemoryUnregister is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) TraceSetting(context.Context, *connect.Request[inferencepb.TraceSettingRequest]) (*connect.Response[inferencepb.TraceSettingResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.TraceSetting is not implemented"))
+}
+
+func (UnimplementedGRPCInferenceServiceHandler) LogSettings(context.Context, *connect.Request[inferencepb.LogSettingsRequest]) (*connect.Response[inferencepb.LogSettingsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("inference.GRPCInferenceService.LogSettings is not implemented"))
 }

@@ -9,12 +9,16 @@
 // the Go test to compare with REST's.
 'use strict';
 const fs = require('fs');
+const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
 const [addr, protoPath] = process.argv.slice(2);
 const plan = JSON.parse(fs.readFileSync(0, 'utf8'));
-const def = protoLoader.loadSync(protoPath, { keepCase: true, longs: String, defaults: true });
+// The service imports model_config.proto, which lives beside its Go
+// package, serving/modelconfigpb.
+const includeDirs = [path.dirname(protoPath), path.join(path.dirname(protoPath), '..', '..', 'modelconfigpb')];
+const def = protoLoader.loadSync(path.basename(protoPath), { keepCase: true, longs: String, defaults: true, includeDirs });
 const { GRPCInferenceService } = grpc.loadPackageDefinition(def).inference;
 const client = new GRPCInferenceService(addr, grpc.credentials.createInsecure());
 const codeName = Object.fromEntries(Object.entries(grpc.status).map(([k, v]) => [v, k.toLowerCase()]));
