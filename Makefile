@@ -6,7 +6,7 @@ export ONNXRUNTIME_LIB ?= $(ORT_LIB)
 
 GO ?= go
 
-.PHONY: demo closedloop test deps vet bench models bench-http bench-grpc proto gpu-check overload soak fuzz attacks
+.PHONY: demo closedloop test deps vet bench models bench-http bench-http-batch bench-grpc bench-quant proto gpu-check overload soak fuzz attacks
 
 deps:
 	@scripts/install-deps.sh
@@ -48,8 +48,16 @@ models:
 bench-http: deps
 	bench/http.sh
 
+bench-http-batch: deps
+	bench/http-batch.sh
+
 bench-grpc: deps
 	bench/grpc.sh
+
+# FP32 vs FP16 vs INT8 of the wide MLP and the conv net on the CPU: error,
+# latency, throughput and the kernels ONNX Runtime runs (bench/quant).
+bench-quant: deps
+	mkdir -p bench/out && $(GO) run ./bench/quant -o bench/out/quant.md
 
 # Builds the GPU tests and benchmark and stages them for a GPU machine
 # (scripts/gpu-check.sh --local runs them on one instead).

@@ -180,11 +180,13 @@ func TestCulpritIsolation(t *testing.T) {
 	if r := <-bad; serving.CodeOf(r.err) != serving.InvalidArgument {
 		t.Errorf("culprit: %v, want invalid_argument", r.err)
 	}
-	if n := len(rec.Requests()); n != 4 {
-		t.Errorf("model calls = %d, want 4 (one joined, three alone)", n)
+	// Joined, then halves of 1 and 2, then the half of 2 in halves if
+	// the culprit is in it: 3 to 5 calls, depending on where it queued.
+	if n := len(rec.Requests()); n < 3 || n > 5 {
+		t.Errorf("model calls = %d, want 3 to 5 (joined, then halves)", n)
 	}
-	if got := b.Stats().Isolations; got != 1 {
-		t.Errorf("Isolations = %d, want 1", got)
+	if got := b.Stats().Isolations; got < 1 || got > 2 {
+		t.Errorf("Isolations = %d, want 1 or 2", got)
 	}
 }
 

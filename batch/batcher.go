@@ -40,18 +40,31 @@ type Batcher struct {
 	pending atomic.Int64
 	stalled atomic.Bool
 
-	mu       sync.Mutex
-	queues   map[uint64]*queue // guarded by mu; non-empty queues by key hash, chained
-	order    []*queue          // guarded by mu: the same queues, to iterate
-	spare    *queue            // guarded by mu: an emptied queue, for reuse
-	timerAt  time.Time         // guarded by mu: the scheduler's next wake-up; zero: none
-	queued   int64             // guarded by mu: rows waiting
-	inflight int               // guarded by mu: batches running
-	running  map[*batch]struct{}
-	closed   bool      // guarded by mu: no new requests
-	draining bool      // guarded by mu: Shutdown: dispatch without waiting
-	runEWMA  estimator // guarded by mu
-	stats    Stats     // guarded by mu
+	// sendNs is the time the last joined batch took to hand out its
+	// answers, per row: the runner measures it after it lets go of mu, and
+	// the next joined batch adds it to its cost.
+	sendNs atomic.Int64
+
+	mu        sync.Mutex
+	queues    map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
+	order     []*queue            // guarded by mu: the same queues, to iterate
+	spare     *queue              // guarded by mu: an emptied queue, for reuse
+	retry     []*group            // guarded by mu: halves of split batches, to run before the queues
+	suspects  group               // guarded by mu: suspects waiting to run alone (soloLocked)
+	solos     int                 // guarded by mu: suspects running alone
+	timerAt   time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
+	queued    int64               // guarded by mu: rows waiting
+	inflight  int                 // guarded by mu: runs holding a run slot
+	active    int                 // guarded by mu: runs going on, in a slot or not
+	runGen    uint64              // guarded by mu: runs started
+	running   map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
+	lone      loneRun             // guarded by mu
+	closed    bool                // guarded by mu: no new requests
+	draining  bool                // guarded by mu: Shutdown: dispatch without waiting
+	gathering bool                // guarded by mu: a caller gathers company (see gather); the queues wait
+	runEWMA   estimator           // guarded by mu
+	cost      costModel           // guarded by mu
+	stats     Stats               // guarded by mu
 }
 
 var (
@@ -91,6 +104,7 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		work:    make(chan job, cfg.maxFlight),
 		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
+		cost:    newCostModel(),
 	}
 	if err := tel.observe(cfg.meters, func() int64 {
 		b.mu.Lock()
@@ -151,9 +165,13 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	}
 	b.pending.Add(1) // on its way, until queued, run directly or gone
 	rows := req.Rows()
+	gather := false
 	if rows > 0 && rows <= b.cfg.maxRows {
 		// Alone, the request is the model's to validate, as unbatched.
-		if resp, err, ok := b.direct(ctx, req, rows); ok {
+		var resp *serving.Response
+		var err error
+		var ran bool
+		if resp, err, ran, gather = b.direct(ctx, req, rows); ran {
 			return resp, err
 		}
 	}
@@ -184,8 +202,12 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	} else {
 		chunks[0] = req
 	}
-	if err := b.enqueue(ctx, chunks, items, rows); err != nil {
+	gathering, err := b.enqueue(ctx, chunks, items, rows, gather)
+	if err != nil {
 		return nil, err
+	}
+	if gathering {
+		b.gather(items[0])
 	}
 	if len(items) == 1 {
 		return b.wait(ctx, items[0])
@@ -205,58 +227,15 @@ func (b *Batcher) leave() {
 	}
 }
 
-// direct runs a request in the caller's goroutine, with the caller's ctx,
-// when it would be dispatched alone at once anyway: the batcher is idle
-// (nothing queued or running) and the dispatch rule needs no company
-// (adaptive with no other caller on its way, or a zero max delay). This is
-// the low-load path: it costs no goroutine hand-off, so a lone request
-// pays almost nothing for batching.
-func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (*serving.Response, error, bool) {
-	b.mu.Lock()
-	if b.closed || b.queued > 0 || b.inflight > 0 || !b.aloneReadyLocked(rows) {
-		b.mu.Unlock()
-		return nil, nil, false
-	}
-	b.pending.Add(-1) // running now; a queue that forms waits for the run anyway
-	now := b.cfg.clock.Now()
-	// Shutdown may have to cancel it, as it cancels running batches. A ctx
-	// that can never end is left alone: wrapping it would make the backend
-	// prepare for cancellation on every call (ORT run options), which is
-	// most of what a lone request would pay for batching.
-	var bt *batch
-	if ctx.Done() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-		bt = &batch{cancel: cancel}
-		b.running[bt] = struct{}{}
-	}
-	b.inflight++
-	b.mu.Unlock()
-
-	b.tel.queued(0)
-	resp, err := b.predict(ctx, req)
-	elapsed := b.cfg.clock.Since(now)
-	b.tel.ran(elapsed, rows, 1)
-	b.mu.Lock()
-	b.inflight--
-	if bt != nil {
-		delete(b.running, bt)
-	}
-	b.ranLocked(elapsed, rows, 1, 0)
-	b.stats.Direct++
-	b.afterRunLocked(now.Add(elapsed))
-	b.mu.Unlock()
-	return resp, err, true
-}
-
 // received finishes a wait that got its answer.
 func (b *Batcher) received(it *item, r result) (*serving.Response, error) {
 	// counted was written under mu before the send: the receive orders it.
 	if it.counted {
 		b.leave()
 	}
-	it.free()
+	if !it.kept { // written under mu before the send, like counted
+		it.free()
+	}
 	return r.resp, r.err
 }
 
@@ -308,7 +287,11 @@ func reasonOf(ctx context.Context) reason {
 // enqueue admits a request, as chunks of at most the max batch rows, into
 // items (one per chunk), or rejects it whole: closed, or the queue bound
 // would be passed. If that makes a batch ready, it starts it.
-func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items []*item, rows int64) error {
+//
+// With gather set, a request that finds the queue still empty gathers
+// company instead: the queue is held back until it calls gather, and
+// enqueue reports that it does.
+func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items []*item, rows int64, gather bool) (bool, error) {
 	req := chunks[0]
 	hash := keyHash(req)
 	level := b.level(req)
@@ -330,7 +313,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		b.tel.rejected(ctx, reasonClosed)
 		endSpan(span)
 		b.leaveLocked()
-		return serving.ErrClosed
+		return false, serving.ErrClosed
 	}
 	// An oversize request is let into an empty queue, so that no size is
 	// refused for ever.
@@ -342,13 +325,14 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 			b.md.Name, b.queued, b.cfg.queueRows, serving.ErrOverloaded)
 		e.RetryAfter = b.retryAfterLocked()
 		b.leaveLocked()
-		return e
+		return false, e
 	}
 	now := b.cfg.clock.Now()
+	limit, _ := ctx.Deadline() // none: set at the first run (limitLocked)
 	q := b.queueLocked(hash, req)
 	for i, c := range chunks {
 		it := newItem()
-		it.req, it.rows, it.level, it.enq, it.parent, it.timing = c, c.Rows(), level, now, parent, timing
+		it.req, it.rows, it.level, it.enq, it.parent, it.timing, it.limit = c, c.Rows(), level, now, parent, timing, limit
 		it.last = i == len(chunks)-1
 		if i == 0 {
 			it.span = span // one queue span per caller, ended with its first chunk
@@ -356,14 +340,20 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		q.push(it)
 		items[i] = it
 	}
+	gathering := gather && b.queued == 0 && b.inflight == 0 && !b.gathering
 	b.queued += rows
 	b.pending.Add(-1) // queued: no longer on its way
+	if gathering {
+		b.gathering = true
+		b.watchLocked(now) // the max delay still bounds the wait
+		return true, nil
+	}
 	// Dispatch here rather than wake the scheduler: under load a slot is
 	// busy and the batch that ends takes the queue, and otherwise the
 	// caller that completes a batch starts it, so arrivals cost no hand-off.
 	b.startReadyLocked(now)
-	b.watchLocked()
-	return nil
+	b.watchLocked(now)
+	return false, nil
 }
 
 // leaveLocked is leave for a caller that holds mu.
@@ -417,11 +407,13 @@ func (b *Batcher) dropLocked(q *queue) {
 	b.spare = q
 }
 
-// watchLocked wakes the scheduler when something waits and no timer is set
-// to enforce its max delay. A set timer always fires before the deadline of
-// a queue made after it (deadlines grow with arrival time).
-func (b *Batcher) watchLocked() {
-	if (b.queued > 0 && b.timerAt.IsZero()) || b.closed {
+// watchLocked wakes the scheduler when something waits for a free run
+// slot and the scheduler's timer (if any) would fire after its max delay;
+// and once closed, so that it can exit. While every slot is busy, a run
+// that ends takes what waits, so there is nothing to time.
+func (b *Batcher) watchLocked(now time.Time) {
+	if b.closed || (b.queued > 0 && b.inflight < b.cfg.maxFlight &&
+		(b.timerAt.IsZero() || now.Add(b.cfg.maxDelay).Before(b.timerAt))) {
 		b.nudge()
 	}
 }
@@ -463,6 +455,9 @@ func (b *Batcher) abandon(it *item, why reason) {
 		if it.batch.live == 0 {
 			it.batch.cancel()
 		}
+	case retrying:
+		b.leaveGroupLocked(it)
+		it.state = left
 	case done:
 		if it.counted { // answered as it left: it is gone all the same
 			it.counted = false
@@ -534,7 +529,12 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 		b.mu.Lock()
 		b.failQueuedLocked(serving.ErrClosed)
 		for bt := range b.running {
-			bt.cancel()
+			if bt.cancel != nil {
+				bt.cancel()
+			}
+		}
+		if b.lone.on && b.lone.cancel != nil {
+			b.lone.cancel()
 		}
 		b.mu.Unlock()
 		b.nudge()
@@ -543,6 +543,16 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 }
 
 func (b *Batcher) failQueuedLocked(err error) {
+	b.gathering = false
+	for _, g := range append(b.retry, &b.suspects) {
+		for _, it := range g.items {
+			it.state, it.grp = done, nil
+			it.res <- result{err: err} // last: the caller may reuse it at once
+			b.stats.Rejected.Closed++
+			b.tel.rejected(context.Background(), reasonClosed)
+		}
+	}
+	b.retry, b.suspects = nil, group{}
 	for _, q := range slices.Clone(b.order) {
 		for _, it := range q.all() {
 			it.state = done

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,105 +22,136 @@ type benchModel struct {
 	name  string
 	build func() ([]byte, error)
 	input string
-	width int
+	row   []int64 // input dims after the batch dim
 }
 
+func (m benchModel) width() int {
+	n := 1
+	for _, d := range m.row {
+		n *= int(d)
+	}
+	return n
+}
+
+// benchModels are the three shapes of model the batcher must not lose on:
+// the demo fraud MLP (about 4 µs a run, nearly all of it fixed cost), a
+// wide MLP (about 140 µs a row alone, memory-bound at one row and
+// compute-bound in a batch) and a small conv net on 3×32×32 images (about
+// 1.6 MFLOP an image, a cost that grows with the rows).
 var benchModels = []benchModel{
-	{"fraud", onnxbuild.FraudMLP, "features", 8},
-	{"wide", func() ([]byte, error) {
-		return onnxbuild.RandomMLP("wide", []int{256, 1024, 1024, 10}, "softmax", 7)
-	}, "input", 256},
+	{"fraud", onnxbuild.FraudMLP, "features", []int64{8}},
+	{"wide", onnxbuild.WideMLP, "input", []int64{256}},
+	{"conv", onnxbuild.SmallConvNet, "image", []int64{3, 32, 32}},
 }
 
 func benchRequest(m benchModel, name string, rows int, rng *rand.Rand) *serving.Request {
-	x := make([]float32, rows*m.width)
+	x := make([]float32, rows*m.width())
 	for i := range x {
 		x[i] = rng.Float32()
 	}
-	t, err := serving.NewTensor(name, []int64{int64(rows), int64(m.width)}, x)
+	t, err := serving.NewTensor(name, append([]int64{int64(rows)}, m.row...), x)
 	if err != nil {
 		panic(err)
 	}
 	return &serving.Request{Model: m.name, Inputs: []serving.Tensor{t}}
 }
 
-// BenchmarkBatch compares, side by side in one run, each model at 1, 8 and
-// 64 concurrent callers sending one-row requests (closed loops: each
+// BenchmarkBatch compares, side by side in one run, each model at 1, 8, 64
+// and 256 concurrent callers sending one-row requests (closed loops: each
 // caller sends its next request when the last is answered):
 //
-//   - unbatched: the backend directly. With 8 or 64 callers its runs go on
-//     in parallel, one per core (the backend's default is one intra-op
+//   - unbatched: the backend directly. With 8 or more callers its runs go
+//     on in parallel, one per core (the backend's default is one intra-op
 //     thread per run, onnx.DefaultIntraOpThreads).
-//   - batched: the defaults (adaptive, one batch in flight); batched-fl2
-//     with two batches in flight.
-//   - ideal: one goroutine running pre-formed batches of as many rows as
-//     there are callers, back to back: the model's cost per row at that
-//     batch size with no queueing, joining, splitting or wake-ups at all.
-//     Its latency is that of one whole batch run. Like batched, it keeps
-//     one core busy per run.
-//   - the wide model also runs batched-iop2 and ideal-iop2, with two
-//     intra-op threads (onnx.WithIntraOpThreads(2)), so that one run may
-//     use both cores as the unbatched cells do.
+//   - batched: the defaults (adaptive, one batch in flight).
 //
-// ns/op is per request (row). Custom metrics: rows/s, p50-µs and p99-µs
-// (per request; per batch for ideal), and for batched cells rows/batch
-// (runs in the caller's goroutine count as batches of one) and run-µs
-// (mean wall time of one batch: join, run, split and hand-out).
+// Compare the two with batch/ratio (go run ./batch/internal/ratio): the
+// goal is batched ≥ unbatched in every cell. ns/op is per request (row).
+// Custom metrics: rows/s, p50-µs and p99-µs (per request), and for batched
+// cells rows/batch (runs in the caller's goroutine count as batches of
+// one), run-µs (mean wall time of one batch: join, run, split and
+// hand-out) and alone-% (the share of requests the cost model sent to run
+// alone in their callers' goroutines).
 func BenchmarkBatch(b *testing.B) {
 	orttest.Require(b)
 	for _, m := range benchModels {
-		bytes, err := m.build()
-		if err != nil {
-			b.Fatal(err)
-		}
-		model, err := onnx.LoadBytes(m.name, bytes)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var model2 *onnx.Model // two intra-op threads
-		if m.name == "wide" {
-			if model2, err = onnx.LoadBytes(m.name, bytes, onnx.WithIntraOpThreads(2)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		md, _ := serving.MetadataOf(model)
-		input := md.Inputs[0].Name
-		batched := func(name string, p serving.Predictor, conc int, opts ...batch.Option) {
-			b.Run(fmt.Sprintf("%s/c%d/%s", m.name, conc, name), func(b *testing.B) {
-				bt, err := batch.New(p, opts...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				closedLoop(b, bt, m, input, conc)
-				reportStats(b, bt)
-				bt.Close()
-			})
-		}
-		for _, conc := range []int{1, 8, 64} {
+		model, input := loadBench(b, m)
+		for _, conc := range []int{1, 8, 64, 256} {
 			b.Run(fmt.Sprintf("%s/c%d/unbatched", m.name, conc), func(b *testing.B) {
 				closedLoop(b, model, m, input, conc)
 			})
-			batched("batched", model, conc)
-			batched("batched-fl2", model, conc, batch.WithMaxInFlight(2))
-			b.Run(fmt.Sprintf("%s/c%d/ideal", m.name, conc), func(b *testing.B) {
-				ideal(b, model, m, input, conc)
+			b.Run(fmt.Sprintf("%s/c%d/batched", m.name, conc), func(b *testing.B) {
+				batchedLoop(b, model, m, input, conc)
 			})
-			if model2 != nil {
-				batched("batched-iop2", model2, conc)
-				b.Run(fmt.Sprintf("%s/c%d/ideal-iop2", m.name, conc), func(b *testing.B) {
-					ideal(b, model2, m, input, conc)
-				})
-			}
 		}
 		model.Close()
-		if model2 != nil {
-			model2.Close()
-		}
 	}
 }
 
+// BenchmarkBatchVariants measures what the defaults were chosen against, at
+// 64 callers: batched-fl2 with two batches in flight; ideal, one goroutine
+// running pre-formed batches of 64 rows back to back (the model's cost per
+// row at that size with no queueing, joining, splitting or wake-ups at
+// all; its latency is that of one whole batch run); and for the wide MLP,
+// batched-iop2 and ideal-iop2 with two intra-op threads
+// (onnx.WithIntraOpThreads(2)), so that one run may use both cores as the
+// unbatched cells do.
+func BenchmarkBatchVariants(b *testing.B) {
+	orttest.Require(b)
+	const conc = 64
+	for _, m := range benchModels {
+		model, input := loadBench(b, m)
+		b.Run(fmt.Sprintf("%s/c%d/batched-fl2", m.name, conc), func(b *testing.B) {
+			batchedLoop(b, model, m, input, conc, batch.WithMaxInFlight(2))
+		})
+		b.Run(fmt.Sprintf("%s/c%d/ideal", m.name, conc), func(b *testing.B) {
+			ideal(b, model, m, input, conc)
+		})
+		if m.name == "wide" {
+			model2, _ := loadBench(b, m, onnx.WithIntraOpThreads(2))
+			b.Run(fmt.Sprintf("%s/c%d/batched-iop2", m.name, conc), func(b *testing.B) {
+				batchedLoop(b, model2, m, input, conc)
+			})
+			b.Run(fmt.Sprintf("%s/c%d/ideal-iop2", m.name, conc), func(b *testing.B) {
+				ideal(b, model2, m, input, conc)
+			})
+			model2.Close()
+		}
+		model.Close()
+	}
+}
+
+func loadBench(b *testing.B, m benchModel, opts ...onnx.Option) (*onnx.Model, string) {
+	bytes, err := m.build()
+	if err != nil {
+		b.Fatal(err)
+	}
+	model, err := onnx.LoadBytes(m.name, bytes, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	md, _ := serving.MetadataOf(model)
+	return model, md.Inputs[0].Name
+}
+
+func batchedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, conc int, opts ...batch.Option) {
+	bt, err := batch.New(p, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	closedLoop(b, bt, m, input, conc)
+	reportStats(b, bt)
+	bt.Close()
+}
+
+// warmUp is how long each cell runs before it is measured: long enough
+// for the backend's caches and for adaptive mode's measures to settle (it
+// decides over windows of 20 ms), as they have on a server that has run
+// for more than a second.
+const warmUp = 500 * time.Millisecond
+
 // closedLoop runs conc goroutines that each send b.N/conc one-row requests
-// back to back.
+// back to back, after warmUp of the same.
 func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, conc int) {
 	per := max(b.N/conc, 1)
 	reqs := make([]*serving.Request, conc)
@@ -128,7 +160,21 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	}
 	lat := make([][]time.Duration, conc)
 	ctx := context.Background()
+	var warm sync.WaitGroup
+	until := time.Now().Add(warmUp)
+	for g := range conc {
+		warm.Go(func() {
+			for time.Now().Before(until) {
+				if _, err := p.Predict(ctx, reqs[g]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	warm.Wait()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range conc {
@@ -146,8 +192,22 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	b.StopTimer()
 	report(b, slices.Concat(lat...), float64(per*conc)/elapsed.Seconds())
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(per*conc)/1e3, "cpu-µs/row")
+}
+
+// cpuTime is the CPU time the process has used (all threads, ONNX
+// Runtime's included). On a machine shared with other work, CPU per row
+// is a steadier measure of what a request costs than rows per second,
+// which also depend on how much of the machine the benchmark got.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // ideal runs pre-formed batches of conc rows from one goroutine.
@@ -188,6 +248,9 @@ func reportStats(b *testing.B, bt *batch.Batcher) {
 	b.ReportMetric(s.MeanRows(), "rows/batch")
 	if s.Batches > 0 {
 		b.ReportMetric(float64(s.RunTime.Nanoseconds())/float64(s.Batches)/1e3, "run-µs")
+	}
+	if s.Requests > 0 {
+		b.ReportMetric(100*float64(s.Alone)/float64(s.Requests), "alone-%")
 	}
 }
 

@@ -92,6 +92,50 @@
 // does first). The max delay still bounds every wait. WithAdaptive(false)
 // gives Triton's rules: full, preferred size, or max delay.
 //
+// # Joining only when it pays
+//
+// Batching is a bet: a joined run of n rows must cost less than n runs
+// alone, by more than the queue costs (a lock, a goroutine park and
+// wake-up per request), and one run slot running joined batches must
+// answer more than every core running requests alone. For a model whose
+// cost grows with its rows (a conv net: a batch of 64 images costs about
+// 64 images, or more once they leave the cache) on a machine where runs
+// alone use every core, the bet loses: before this mode it lost up to a
+// third of the throughput there. Whether it pays depends on more than the
+// model (the requests' own cost around the run, what runs beside one
+// another cost, the cores, the callers), and a formula over measured run
+// times chose wrongly here, so in adaptive mode the batcher measures what
+// it is meant to improve (costModel): rows answered per second, joining
+// and running alone.
+//
+//   - It counts rows answered over windows of at least 20 ms (and 16
+//     runs) and keeps the mode that answered more. It starts joining;
+//     now and then it spends two windows in the other mode (after one
+//     unmeasured window to let a queue form or drain) and compares. The
+//     other mode must answer 10% more to win; explorations are spaced so
+//     that they cost about 1% of the rows (8 to 96 windows apart).
+//   - While running alone wins (Stats.Joining false), a request that finds
+//     the model busy runs alone in its caller's goroutine, beside the
+//     others, as if unbatched (Stats.Alone); no run slot bounds those
+//     runs, as nothing bounds unbatched ones.
+//   - Below capacity both modes answer what arrives, the rates tie, and
+//     it stays where it is; in both modes a request that finds the model
+//     idle runs at once.
+//
+// On one core (GOMAXPROCS 1, as each replica of bench/http-batch.sh, and
+// as a Kubernetes pod with a one-CPU limit), a server's handlers of
+// requests that arrived together are ready to run at once but run one at a
+// time: none is ever on its way in Predict while another is, so every
+// request would find the model idle and run alone. So while joining pays,
+// a request that finds the batcher idle may gather company: it queues,
+// yields (runtime.Gosched) so that the goroutines ready to run go first
+// and queue behind it (the queues wait while it gathers, bounded by the
+// max delay), then runs them all in its own goroutine, holding the run
+// slot as it would have alone. The batcher measures what gatherings bring:
+// while they bring at least one and a half requests on average it keeps
+// gathering; below that (a lone caller) it runs lone requests directly
+// and tries a gathering every 64 runs.
+//
 // # Priorities
 //
 // serving.ParamPriority follows Triton: 1 is the highest, 0 or absent means
@@ -104,12 +148,8 @@
 //
 // # Failures and cancellation
 //
-// If a joined run fails with an error that may be one member's fault (any
-// code but Unavailable, ResourceExhausted, Canceled, DeadlineExceeded), each
-// member is run again alone, so only the culprit fails; Stats.Isolations
-// counts it. A model panic becomes an Internal error, and is logged at
-// ERROR with its stack through slog.Default (it never reaches the
-// transport's recovery).
+// A model panic becomes an Internal error, and is logged at ERROR with its
+// stack through slog.Default (it never reaches the transport's recovery).
 //
 // A caller whose ctx ends returns at once. A queued request is then removed
 // and never runs (Rejected.Canceled or Rejected.Deadline); a running one
@@ -117,6 +157,52 @@
 // run's own context is cancelled once no member is left waiting. Joined
 // runs use the batcher's context, never one caller's. serving.ParamTimeout
 // (µs), if present, bounds the request like a ctx deadline.
+//
+// # One request cannot hold a batch or the model hostage
+//
+// One member of a joined run can fail it (a row the model rejects, a
+// panic) or hang it (a row that sends the model into a loop, an operator
+// that never ends); and with one run slot, a hung run stalls everyone
+// after it too. So:
+//
+//   - Every run has a time limit. A request's own limit is its deadline;
+//     one without a deadline (no ctx deadline, no serving.ParamTimeout) is
+//     given one at its first run, WithMaxRunTime later (default 10 s). A
+//     run of one request gets that request's limit. A joined run gets half
+//     the time its most urgent member has left, so that if it is stuck
+//     there is time to run the others again; never less than four times
+//     its expected run time (and 1 ms), so that a member that queued until
+//     its time was nearly gone cannot make a healthy run look stuck and set
+//     an overloaded model cancelling and splitting its runs.
+//   - The scheduler ends a run that passes its limit (Stats.Ended): it
+//     cancels the run's ctx, which the ONNX backend turns into ONNX
+//     Runtime's terminate flag (the run stops at the next operator), and
+//     gives the run slot back at once, with a new runner goroutine in the
+//     place of the one stuck in the model. A model that ignores its ctx
+//     keeps that goroutine (and a core) until it returns, but not the slot;
+//     Close waits for it. A run in a caller's goroutine under a ctx that
+//     can never end cannot be cancelled: it only gives its slot back.
+//   - The members of an ended run still waiting run again, split in two
+//     halves (Stats.Isolations); each half gets half of what is left, and
+//     so on, so a stuck member is found in log2(n) rounds while each of
+//     its neighbours is answered, in its own half, within the time it had.
+//     Halves run before the queues, first in, first out, so a stuck half
+//     never delays its sibling by more than its own limit. A member whose
+//     own limit passed fails with DeadlineExceeded. The last suspect, alone,
+//     runs outside the run slots (in a goroutine of its own, until its own
+//     limit), so whatever it does, fresh requests run meanwhile.
+//   - A joined run that fails with an error that may be one member's fault
+//     (any code but Unavailable, ResourceExhausted, Canceled,
+//     DeadlineExceeded) is halved the same way, without waiting: one
+//     culprit among 64 members costs 1 + 2 × 6 = 13 runs (each member run
+//     alone in turn cost 65), and only it fails.
+//
+// Measured with the tests in guard_test.go on a fake model and clock (issue
+// 18, rows 9 and 10): of 64 members with one that hangs, the other 63 are
+// answered within their deadlines, in at most 13 model calls, the culprit
+// fails at its own limit, and fresh requests are answered while it is
+// still stuck; one that fails costs 13 calls, not 65; a member that is
+// slow but not stuck is answered.
 //
 // # Queue bound and Retry-After
 //
@@ -164,22 +250,27 @@
 // views of the answer (Tensor.Rows), and one lock to count the batch and
 // pick the next.
 //
-// Measured with BenchmarkBatch on the shared 2-core machine here, medians
-// of interleaved runs, before this design → after. Demo fraud MLP (about
-// 4 µs a run alone), 64 callers:
+// Measured with BenchmarkBatch and bench/http-batch.sh on the shared 2-core
+// machine here (bench/README.md has the tables: three rounds, before and
+// after side by side, under a load of 10 to 19 that makes single cells
+// swing by 2×). Batched/unbatched rows per second, medians, with CPU per
+// row unbatched/batched:
 //
-//	quiet box (load 0.3):  batched/unbatched 0.89× → 1.66× (379k rows/s),
-//	                       rows/batch 6.3 → 57, p99 2.2 → 0.45 ms
-//	loaded (load 2.6):     0.89× → 2.9× (335k rows/s), rows/batch 2.5 → 29
-//	 8 callers, quiet:     0.45× → 0.80×;  1 caller: p50 1.07× unbatched
+//	in-process   fraud MLP   8–256 callers  1.9–3.0×  (CPU 1.8–3.2×)
+//	             wide MLP    8–256 callers  1.8–2.7×  (CPU 2.1–2.3×)
+//	             conv net    64 callers     0.73× → 0.97×  (CPU 0.68× → 0.90×)
+//	HTTP, GOMAXPROCS 1
+//	             wide MLP    8, 64 clients  1.9×      (CPU 1.8–1.9×)
+//	             conv net    8–256 clients  1.3–1.5×  (CPU 0.9–1.1×)
+//	             fraud MLP   1–256 clients  0.91–1.30× (CPU 0.94–1.16×)
 //
-// Wider MLP (256→1024→1024→10, about 140 µs a row alone), 64 callers,
-// quiet: batched 17k rows/s = 81% of ideal (one goroutine running
-// pre-formed batches of 64; 90% in an earlier run), 1.6× unbatched; with
-// two intra-op threads (batched-iop2, so that a run uses both cores as
-// the parallel unbatched calls do) 31k rows/s = 2.95× unbatched and 74%
-// of ideal-iop2. p99 stays under the max delay plus two batch runs.
-// Under load a second intra-op thread fights other processes and loses.
+// Earlier figures for this design's queue path (before adaptive mode
+// measured throughput), 64 callers, on a quiet box: the fraud MLP 1.66×
+// (379k rows/s, rows/batch 6.3 → 57, p99 2.2 → 0.45 ms); the wide MLP 17k
+// rows/s = 81% of ideal (one goroutine running pre-formed batches of 64);
+// with two intra-op threads (BenchmarkBatchVariants, batched-iop2) 31k
+// rows/s = 2.95× unbatched and 74% of ideal-iop2. Under load a second
+// intra-op thread fights other processes and loses.
 //
 // What stays out of reach for a model as small as the fraud MLP on 2
 // cores, and why: its ideal is about 110 to 190 ns per row (a pre-formed
@@ -190,6 +281,7 @@
 // The "4× unbatched" target needs under about 0.6 µs of wall time per row
 // on 2 cores, where the request path alone costs about 1.5 µs of CPU: we
 // measured 1.5 to 3× depending on the load. A lone request pays about
-// 0.35 µs for batching (BenchmarkLoneOverhead: two locks, two clock
-// reads, four metric records), about 8% of a 4 µs run.
+// 0.2 µs for batching (BenchmarkLoneOverhead: two locks, two clock reads,
+// four metric records, the run's watch), about 5% of a 4 µs run in-process
+// and under 1% of a request through HTTP: the one cost no batcher avoids.
 package batch

@@ -17,11 +17,14 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeClock fires timers only when the test advances it.
+// fakeClock fires timers only when the test advances it. It starts at the
+// real time, so that deadlines of real contexts (time.Now() + d) are d
+// away on it too.
 type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
+	mu      sync.Mutex
+	now     time.Time
+	timers  []*fakeTimer
+	changed chan struct{} // closed and replaced whenever timers change
 }
 
 type fakeTimer struct {
@@ -32,7 +35,26 @@ type fakeTimer struct {
 
 var _ batch.Clock = (*fakeClock)(nil)
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_000_000, 0)} }
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Now(), changed: make(chan struct{})} }
+
+// changedLocked wakes whoever waits in next.
+func (c *fakeClock) changedLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// next returns the earliest timer set for after the clock's now, if any,
+// and a channel closed when the timers change.
+func (c *fakeClock) next() (at time.Time, ok bool, changed <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.at.After(c.now) && (!ok || t.at.Before(at)) {
+			at, ok = t.at, true
+		}
+	}
+	return at, ok, c.changed
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -51,6 +73,7 @@ func (c *fakeClock) NewTimer(d time.Duration) batch.Timer {
 		return t
 	}
 	c.timers = append(c.timers, t)
+	c.changedLocked()
 	return t
 }
 
@@ -62,6 +85,7 @@ func (t *fakeTimer) Stop() bool {
 	for i, x := range t.clk.timers {
 		if x == t {
 			t.clk.timers = append(t.clk.timers[:i], t.clk.timers[i+1:]...)
+			t.clk.changedLocked()
 			return true
 		}
 	}
@@ -82,6 +106,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 		t.c <- c.now
 	}
 	c.timers = kept
+	c.changedLocked()
 }
 
 // waitTimer blocks until a timer is pending for the given instant: the

@@ -26,6 +26,10 @@ const (
 	// being background work (priority 2) are ever held back.
 	DefaultPriorityLevels = 2
 	DefaultPriority       = 1
+	// DefaultMaxRunTime bounds the runs of a request that has no deadline
+	// of its own: generous for any real-time model, short enough that a
+	// hung run frees its slot in seconds, not never.
+	DefaultMaxRunTime = 10 * time.Second
 )
 
 // Option configures a Batcher.
@@ -42,11 +46,13 @@ type config struct {
 	maxFlight  int
 	queueRows  int64 // 0: DefaultQueueFactor × maxRows
 	adaptive   bool
+	maxRun     time.Duration
 	levels     int
 	defLevel   int
 	meters     metric.MeterProvider
 	tracers    trace.TracerProvider
 	clock      clock
+	hook       func(delta int) // tests: +1 as a run starts, -1 once it handed out its answers or was ended
 	configErrs []error
 }
 
@@ -56,6 +62,7 @@ func defaults() config {
 		maxDelay:  DefaultMaxDelay,
 		maxFlight: DefaultMaxInFlight,
 		adaptive:  true,
+		maxRun:    DefaultMaxRunTime,
 		levels:    DefaultPriorityLevels,
 		defLevel:  DefaultPriority,
 		clock:     realClock{},
@@ -136,14 +143,32 @@ func WithMaxQueueRows(n int) Option {
 	})
 }
 
-// WithAdaptive turns the adaptive wait on or off (default on). Off, the
-// batcher behaves like Triton's dynamic batcher: it dispatches when a batch
-// is full, a preferred size is reached, or the max delay has passed. On, it
-// also dispatches once the queue holds as many rows as are expected to
-// arrive during one batch run, so a lone request at low load is not
-// delayed. See the package doc.
+// WithAdaptive turns adaptive mode on or off (default on). Off, the batcher
+// behaves like Triton's dynamic batcher: every request queues, and a batch
+// is dispatched when it is full, a preferred size is reached, or the max
+// delay has passed. On, a lone request at an idle model runs at once, a
+// queue waits only for the callers on their way, and the rows answered per
+// second, measured joining and running alone, decide whether joining pays
+// at all: when it does not, requests run alone in their callers'
+// goroutines, side by side, as if unbatched. See the package doc.
 func WithAdaptive(on bool) Option {
 	return optionFunc(func(c *config) { c.adaptive = on })
+}
+
+// WithMaxRunTime bounds the runs of a request without a deadline (no ctx
+// deadline and no serving.ParamTimeout), as if it had one that far from
+// its first run; a request with a deadline is bounded by it instead. A
+// run that passes its bound is ended (its ctx is cancelled) and gives its
+// run slot back at once; see the package doc for how a joined run's bound
+// is set and what happens to its members. Default DefaultMaxRunTime.
+func WithMaxRunTime(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d <= 0 {
+			c.errorf("max run time %v <= 0", d)
+			return
+		}
+		c.maxRun = d
+	})
 }
 
 // WithPriorityLevels sets the number of priority levels (1 is the highest)

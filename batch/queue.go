@@ -17,10 +17,11 @@ import (
 type itemState uint8
 
 const (
-	queued  itemState = iota
-	running           // in a dispatched batch
-	done              // answered
-	left              // its caller gave up
+	queued   itemState = iota
+	running            // in a dispatched batch
+	retrying           // in a group, to run again after its batch failed or was ended
+	done               // answered
+	left               // its caller gave up
 )
 
 // item is one queued request (or one chunk of an oversize request). Items
@@ -34,6 +35,9 @@ type item struct {
 	res   chan result // cap 1: the answer never blocks the runner
 	q     *queue      // guarded by Batcher.mu; while queued
 	last  bool        // the caller's last chunk: its answer lets the caller go
+	// limit is the caller's deadline; without one, it is set at the first
+	// run to that run's start plus the max run time (limitLocked).
+	limit time.Time // guarded by Batcher.mu
 
 	span   trace.Span        // batch.queue; nil for later chunks
 	parent trace.SpanContext // the caller's span, for batch.run's parent and links
@@ -41,7 +45,11 @@ type item struct {
 
 	state   itemState // guarded by Batcher.mu
 	batch   *batch    // guarded by Batcher.mu; set when dispatched
+	grp     *group    // guarded by Batcher.mu; while retrying
 	counted bool      // guarded by Batcher.mu: its answer was counted in Batcher.pending
+	// kept: it was in a run the scheduler ended, whose goroutine may still
+	// read it when the model returns; it never goes back to the pool.
+	kept bool // guarded by Batcher.mu
 }
 
 var itemPool = sync.Pool{New: func() any { return &item{res: make(chan result, 1)} }}

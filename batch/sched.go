@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -12,21 +13,30 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// batch is a dispatched group of items and the run that answers them.
+// batch is one run: a dispatched group of items and the run that answers
+// them, or (items nil) a request run alone in its caller's goroutine.
 type batch struct {
-	one    [1]result // the answer of a batch of one, without an allocation
-	items  []*item
-	rows   int64
-	live   int // guarded by Batcher.mu: members still waiting
-	cancel context.CancelFunc
-	// timing records the batch's runs, which its members are charged with
+	one     [1]result // the answer of a batch of one, without an allocation
+	items   []*item
+	rows    int64
+	live    int                // guarded by Batcher.mu: members still waiting
+	cancel  context.CancelFunc // nil for a run under a ctx that cannot end
+	limit   time.Time          // guarded by Batcher.mu: when the run is over its time (limitLocked); zero: never
+	gen     uint64             // Batcher.runGen when it started (beginLocked)
+	solo    bool               // nothing else was running when it started
+	slot    bool               // holds a run slot (Batcher.inflight)
+	runner  bool               // run by a runner goroutine (not a caller's, nor a suspect's own)
+	suspect bool               // a suspect run alone, outside the run slots (soloLocked)
+	ended   bool               // guarded by Batcher.mu: ended at its limit; its result is dropped
+	// timing records the run, which its members are charged with
 	// (chargeLocked).
 	timing serving.Timing
 }
 
-// loop is the scheduler: it dispatches ready batches and sleeps until a
-// request arrives, a run ends, or the next max-delay deadline. It exits once
-// the Batcher is closed and nothing is queued or running.
+// loop is the scheduler: it dispatches ready batches, ends runs past their
+// time limits, and sleeps until a request arrives, a run ends, or the next
+// max-delay deadline or run limit. It exits once the Batcher is closed and
+// nothing is queued or running.
 func (b *Batcher) loop() {
 	defer close(b.done)
 	defer close(b.work) // nothing can be dispatched any more: the runners exit
@@ -68,12 +78,14 @@ func (b *Batcher) loop() {
 // scheduler should exit.
 func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	now := b.cfg.clock.Now()
+	b.expireLocked(now)
 	b.startReadyLocked(now)
-	if b.closed && len(b.order) == 0 && b.inflight == 0 {
+	wakeAt = b.nextLimitLocked()
+	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && len(b.suspects.items) == 0 && b.active == 0 {
 		return time.Time{}, true
 	}
 	if b.inflight >= b.cfg.maxFlight {
-		return time.Time{}, false // a finishing run wakes us
+		return wakeAt, false // a finishing run wakes us, or a limit
 	}
 	for _, q := range b.order {
 		if d := q.oldest().Add(b.cfg.maxDelay); d.After(now) && (wakeAt.IsZero() || d.Before(wakeAt)) {
@@ -84,16 +96,82 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 }
 
 // startReadyLocked starts every batch that is ready while run slots are
-// free, each in a new goroutine.
+// free, handing each to a runner.
 func (b *Batcher) startReadyLocked(now time.Time) {
 	for b.inflight < b.cfg.maxFlight {
-		q := b.pickLocked(now)
-		if q == nil {
+		ctx, bt := b.nextLocked(now)
+		if bt == nil {
 			return
 		}
-		ctx, bt := b.startLocked(q, now)
+		bt.runner = true
 		b.work <- job{ctx, bt} // never blocks: one slot per batch in flight
 	}
+}
+
+// nextLocked starts the next batch that should run, if any: a half of a
+// split batch first (its members have waited longest), then the ready
+// queue whose head comes first.
+func (b *Batcher) nextLocked(now time.Time) (context.Context, *batch) {
+	if len(b.retry) > 0 {
+		return b.startLocked(b.takeRetryLocked(), now)
+	}
+	q := b.pickLocked(now)
+	if q == nil {
+		return nil, nil
+	}
+	return b.startLocked(b.takeLocked(q, now), now)
+}
+
+// takeLocked takes the next batch's items out of q.
+func (b *Batcher) takeLocked(q *queue, now time.Time) []*item {
+	items := q.take(b.rowLimitLocked(q))
+	if q.empty() {
+		b.dropLocked(q)
+	}
+	var rows int64
+	for _, it := range items {
+		rows += it.rows
+		// now may be a little older than a request that joined the queue
+		// while the last run ended (runOne reads the clock before it takes
+		// the lock): such a request waited nothing, not a negative time,
+		// which would pull down the histogram's sum.
+		wait := max(now.Sub(it.enq), 0)
+		b.stats.QueueTime += wait
+		b.tel.queued(wait)
+		it.timing.AddQueue(wait)
+		if it.span != nil {
+			it.span.End()
+		}
+	}
+	b.queued -= rows
+	return items
+}
+
+// gather runs the queue that a caller who found the batcher idle started,
+// once the goroutines ready to run have had their turn: those about to
+// call Predict queue behind it meanwhile (the queues wait while a caller
+// gathers), and it runs them all in its own goroutine, holding the run
+// slot, as it would have run alone. On a server with one core (GOMAXPROCS
+// 1), the handlers of requests that arrived together are ready to run but
+// cannot be "on their way" in Predict at once, so without this nothing
+// would ever be joined there. The cost model decides when it pays
+// (costModel.gathers).
+func (b *Batcher) gather(it *item) {
+	runtime.Gosched()
+	b.mu.Lock()
+	if !b.gathering || it.state != queued || b.inflight >= b.cfg.maxFlight {
+		// Dispatched meanwhile (a full batch, the max delay, Close), or
+		// the slot is taken: the item waits for its batch as any other.
+		b.gathering = false
+		b.mu.Unlock()
+		return
+	}
+	b.gathering = false
+	now := b.cfg.clock.Now()
+	ctx, bt := b.startLocked(b.takeLocked(it.q, now), now)
+	b.cost.gathered(len(bt.items))
+	b.mu.Unlock()
+	b.runOne(ctx, bt, false)
 }
 
 // pickLocked returns the ready queue whose head has the highest priority
@@ -120,6 +198,8 @@ func (b *Batcher) readyLocked(q *queue, now time.Time) bool {
 		return true
 	case len(b.cfg.preferred) > 0 && q.rows >= b.cfg.preferred[0]:
 		return true
+	case b.gathering:
+		return false // the caller who gathers runs it
 	case b.cfg.adaptive:
 		// Batch while busy: with a batch running, the queue waits for it
 		// (the running batch's end picks it up) unless it is full. With
@@ -159,9 +239,9 @@ func (b *Batcher) aloneReadyLocked(rows int64) bool {
 	return false
 }
 
-// limitLocked is how many rows a batch from q may take: the largest
+// rowLimitLocked is how many rows a batch from q may take: the largest
 // preferred size that the queue can fill, else the max.
-func (b *Batcher) limitLocked(q *queue) int64 {
+func (b *Batcher) rowLimitLocked(q *queue) int64 {
 	for i := len(b.cfg.preferred) - 1; i >= 0; i-- {
 		if p := b.cfg.preferred[i]; p <= q.rows {
 			return p
@@ -170,33 +250,50 @@ func (b *Batcher) limitLocked(q *queue) int64 {
 	return b.cfg.maxRows
 }
 
-// startLocked takes a batch from q and counts it in flight.
-func (b *Batcher) startLocked(q *queue, now time.Time) (context.Context, *batch) {
-	items := q.take(b.limitLocked(q))
-	if q.empty() {
-		b.dropLocked(q)
-	}
+// startLocked makes a batch of items, takes a run slot for it and sets its
+// time limit.
+func (b *Batcher) startLocked(items []*item, now time.Time) (context.Context, *batch) {
+	b.gathering = false // whoever gathers will find its item taken
 	ctx, cancel := context.WithCancel(context.Background())
-	bt := &batch{items: items, live: len(items), cancel: cancel}
+	bt := &batch{items: items, live: len(items), cancel: cancel, slot: true}
 	for _, it := range items {
 		it.state, it.batch = running, bt
 		bt.rows += it.rows
-		// now may be a little older than a request that joined the queue
-		// while the last run ended (runOne reads the clock before it takes
-		// the lock): such a request waited nothing, not a negative time,
-		// which would pull down the histogram's sum.
-		wait := max(now.Sub(it.enq), 0)
-		b.stats.QueueTime += wait
-		b.tel.queued(wait)
-		it.timing.AddQueue(wait)
-		if it.span != nil {
-			it.span.End()
-		}
 	}
-	b.queued -= bt.rows
 	b.inflight++
 	b.running[bt] = struct{}{}
+	bt.solo, bt.gen = b.beginLocked()
+	b.limitLocked(bt, now)
 	return ctx, bt
+}
+
+// beginLocked counts a run as started. It returns whether the run has the
+// model to itself so far and the run count, for finishLocked.
+func (b *Batcher) beginLocked() (solo bool, gen uint64) {
+	solo = b.active == 0
+	b.active++
+	b.runGen++
+	if b.cfg.hook != nil {
+		b.cfg.hook(1)
+	}
+	return solo, b.runGen
+}
+
+// finishLocked counts a run as finished (one the scheduler ended was
+// counted then) and, if it had the model to itself throughout, gives its
+// time to the cost model.
+func (b *Batcher) finishLocked(solo bool, gen uint64, d time.Duration, rows int64, reqs int) {
+	b.active--
+	if solo && gen == b.runGen {
+		b.cost.ran(d, rows, reqs)
+	}
+}
+
+// hookDone tells a test hook that a run handed out its answers.
+func (b *Batcher) hookDone() {
+	if b.cfg.hook != nil {
+		b.cfg.hook(-1)
+	}
 }
 
 // job hands a dispatched batch, with the context its run is cancelled
@@ -209,17 +306,22 @@ type job struct {
 // runner answers dispatched batches until the scheduler exits. After each
 // batch it takes the next ready one itself rather than hand its slot back:
 // under load that saves a goroutine hand-off per batch.
+// A runner whose batch the scheduler ended exits once the model returns:
+// another runner has taken its place.
 func (b *Batcher) runner() {
 	defer b.runs.Done()
 	for j := range b.work {
 		ctx, bt := j.ctx, j.bt
 		for bt != nil {
-			ctx, bt = b.runOne(ctx, bt)
+			var ended bool
+			if ctx, bt, ended = b.runOne(ctx, bt, true); ended {
+				return
+			}
 		}
 	}
 }
 
-func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batch) {
+func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Context, *batch, bool) {
 	start := b.cfg.clock.Now()
 	var span trace.Span
 	if first := bt.items[0].parent; first.IsValid() {
@@ -233,7 +335,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 		ctx, span = b.tel.tracer.Start(trace.ContextWithSpanContext(ctx, first), "batch.run",
 			b.tel.spanAttrs, trace.WithLinks(links...))
 	}
-	rs, isolated := b.answer(serving.WithTiming(ctx, &bt.timing), bt)
+	rs, failed := b.answer(serving.WithTiming(ctx, &bt.timing), bt)
 	bt.cancel()
 	endSpan(span) // before the callers hear
 
@@ -242,23 +344,73 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch) (context.Context, *batc
 	b.tel.ran(elapsed, bt.rows, len(bt.items))
 	// Stats count the batch, and pending its callers, before they hear.
 	b.mu.Lock()
-	b.inflight--
+	if bt.ended {
+		// Ended at its limit: its members were seen to, and its slot
+		// and this runner's place were given to others.
+		b.mu.Unlock()
+		return nil, nil, true
+	}
+	if bt.slot {
+		b.inflight--
+	}
 	delete(b.running, bt)
-	b.ranLocked(elapsed, bt.rows, len(bt.items), isolated)
-	chargeLocked(bt)
-	b.answeredLocked(bt.items)
+	if bt.suspect {
+		b.soloDoneLocked(now)
+	}
+	cost := elapsed
+	if sent := b.sendNs.Swap(0); len(bt.items) > 1 {
+		cost += time.Duration(sent * bt.rows) // the last joined batch's hand-out, per row, stands in for this one's
+	}
+	b.finishLocked(bt.solo, bt.gen, cost, bt.rows, len(bt.items))
+	chargeLocked(bt) // before failedLocked: the members still waiting ran, whatever comes next
+	items := bt.items
+	if failed != nil {
+		items, rs = b.failedLocked(bt, failed)
+	}
+	b.ranLocked(now, elapsed, bt.rows, len(bt.items))
+	b.answeredLocked(items)
 	var next *batch
-	if !b.closedNoDrainLocked() {
-		if q := b.pickLocked(now); q != nil {
-			ctx, next = b.startLocked(q, now)
+	if chain && !b.closedNoDrainLocked() {
+		if ctx, next = b.nextLocked(now); next != nil {
+			next.runner = true
 		}
 	}
 	if next == nil {
 		b.afterRunLocked(now)
 	}
 	b.mu.Unlock()
-	send(bt.items, rs)
-	return ctx, next
+	if len(items) > 1 {
+		t := b.cfg.clock.Now()
+		send(items, rs)
+		b.sendNs.Store(int64(b.cfg.clock.Since(t)) / max(bt.rows, 1))
+	} else {
+		send(items, rs)
+	}
+	b.hookDone()
+	return ctx, next, false
+}
+
+// failedLocked handles a joined run that failed with an error that may be
+// one member's fault: the members still waiting run again in two halves,
+// or, if just one is left, it gets the error. It returns who to answer.
+func (b *Batcher) failedLocked(bt *batch, err error) ([]*item, []result) {
+	var live []*item
+	for _, it := range bt.items {
+		if it.state == running {
+			live = append(live, it)
+		}
+	}
+	if len(live) == 1 || (len(live) > 1 && b.closedNoDrainLocked()) {
+		rs := make([]result, len(live))
+		for i := range rs {
+			rs[i].err = err
+		}
+		return live, rs
+	}
+	if len(live) > 1 {
+		b.splitLocked(live)
+	}
+	return nil, nil
 }
 
 // chargeLocked charges each member of a batch that ran with the batch's
@@ -282,34 +434,34 @@ func chargeLocked(bt *batch) {
 // next batch itself: another slot may take one, and the scheduler may
 // need to set a timer for what waits, or to exit.
 func (b *Batcher) afterRunLocked(now time.Time) {
-	if b.queued > 0 && !b.closedNoDrainLocked() {
+	if (b.queued > 0 || len(b.retry) > 0) && !b.closedNoDrainLocked() {
 		b.startReadyLocked(now)
 	}
-	b.watchLocked()
+	b.watchLocked(now)
 }
 
 // closedNoDrainLocked: after Close the scheduler decides what is left.
 func (b *Batcher) closedNoDrainLocked() bool { return b.closed && !b.draining }
 
-func (b *Batcher) ranLocked(elapsed time.Duration, rows int64, reqs int, isolated int64) {
+func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, reqs int) {
 	b.runEWMA.ran(elapsed)
+	b.cost.answered(now, rows, b.runEWMA.run())
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)
 	s.Rows += rows
 	s.RunTime += elapsed
 	s.RowsPerBatch[bucket(rows)]++
-	s.Isolations += isolated
 }
 
 // answer runs the batch and returns each member's answer. If a joined run
-// fails with an error that could be one member's fault, every member is
-// run alone so that only the culprit fails; it returns 1 then.
-func (b *Batcher) answer(ctx context.Context, bt *batch) (rs []result, isolated int64) {
+// fails with an error that could be one member's fault, it returns that
+// error instead, for failedLocked.
+func (b *Batcher) answer(ctx context.Context, bt *batch) (rs []result, failed error) {
 	if len(bt.items) == 1 {
 		resp, err := b.predict(ctx, bt.items[0].req)
 		bt.one[0] = result{resp, err}
-		return bt.one[:], 0
+		return bt.one[:], nil
 	}
 	var err error
 	if joined, jerr := join(bt.items); jerr != nil {
@@ -319,22 +471,16 @@ func (b *Batcher) answer(ctx context.Context, bt *batch) (rs []result, isolated 
 	} else if parts, serr := splitResponse(resp, bt.items, bt.rows); serr != nil {
 		err = serr
 	} else {
-		return parts, 0
+		return parts, nil
+	}
+	if isolatable(err) && ctx.Err() == nil {
+		return nil, err
 	}
 	rs = make([]result, len(bt.items))
-	if !isolatable(err) || ctx.Err() != nil {
-		for i := range rs {
-			rs[i].err = err
-		}
-		return rs, 0
-	}
-	for i, it := range bt.items {
+	for i := range rs {
 		rs[i].err = err
-		if !b.gone(it) {
-			rs[i].resp, rs[i].err = b.predict(ctx, it.req)
-		}
 	}
-	return rs, 1
+	return rs, nil
 }
 
 // answeredLocked marks a batch's members answered. A caller whose last
@@ -378,12 +524,6 @@ func (b *Batcher) predict(ctx context.Context, req *serving.Request) (resp *serv
 		}
 	}()
 	return b.next.Predict(ctx, req)
-}
-
-func (b *Batcher) gone(it *item) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return it.state == left
 }
 
 // isolatable reports whether a failed joined run may be one member's fault.

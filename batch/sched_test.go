@@ -2,6 +2,7 @@ package batch_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -102,16 +103,20 @@ func TestAnsweredCallerThatLeavesReleasesTheQueue(t *testing.T) {
 
 func TestLoneRequestRunsInItsCaller(t *testing.T) {
 	// An idle batcher and nobody else on the way: the request runs
-	// directly, counted as a batch of one.
+	// directly, counted as a batch of one. The first six also let other
+	// goroutines run first in case they bring company (gathering), find
+	// none, and run their batch of one themselves; by then the cost model
+	// has seen that gathering brings nobody, and stops (until its next
+	// probe, 64 lone runs on).
 	rec := servingtest.NewRecorder(servingtest.Linear(1))
 	b := mustNew(t, rec, batch.WithMaxDelay(time.Hour), batch.WithClock(newFakeClock()))
-	for i := range 3 {
+	for i := range 10 {
 		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if s := b.Stats(); s.Direct != 3 || s.Batches != 3 || s.QueuedReqs != 0 {
-		t.Errorf("stats %+v, want 3 direct runs", s)
+	if s := b.Stats(); s.Direct != 4 || s.Batches != 10 || s.Rows != 10 || s.QueuedReqs != 0 {
+		t.Errorf("stats %+v, want 10 runs of one, the last 4 direct", s)
 	}
 }
 
@@ -153,5 +158,41 @@ func TestParamsSplitBatchKeys(t *testing.T) {
 	}
 	if rowCount(rec) != 7 {
 		t.Errorf("calls of %v rows, want 2+1+1+1+2", rows)
+	}
+}
+
+func TestGatheringOnOneCore(t *testing.T) {
+	// On one core (a server with GOMAXPROCS 1, like each replica of the
+	// HTTP benchmark), requests that arrive together are handled by
+	// goroutines that are ready to run at once, but only one runs at a
+	// time: none is ever "on its way" while another is in Predict, so
+	// without gathering each would run alone. The first to find the model
+	// idle lets the others go first; they queue behind it, and it runs
+	// them all.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	rec := servingtest.NewRecorder(servingtest.Linear(1))
+	b := mustNew(t, rec, batch.WithMaxDelay(time.Hour), batch.WithClock(newFakeClock()))
+	const callers = 16
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Go(func() {
+			<-start
+			resp, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i)))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if y := floats(t, resp, "y"); y[0] != 2*float32(i)+1 {
+				t.Errorf("caller %d got %v", i, y)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	// One run of all; a goroutine that the scheduler happens to run late
+	// (the global run queue is checked now and then) may miss it.
+	if n := len(rec.Requests()); n > 2 {
+		t.Errorf("%d model calls for %d callers that arrived together, want 1 or 2", n, callers)
 	}
 }

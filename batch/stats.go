@@ -20,9 +20,11 @@ type Stats struct {
 	Batches  int64 // batches run
 	Requests int64 // requests (or chunks of oversize requests) answered in batches
 	Rows     int64 // rows run
-	// Direct counts lone requests run in their caller's goroutine, without
-	// the queue (adaptive mode at low load); they count in Batches too.
-	Direct int64
+	// Direct counts requests run in their caller's goroutine, without the
+	// queue (adaptive mode); they count in Batches too. Alone counts those
+	// of them that ran beside other runs because joining did not pay (the
+	// cost model); the others found the model idle.
+	Direct, Alone int64
 	// RowsPerBatch counts batches by size: bucket i holds batches of
 	// (2^(i-1), 2^i] rows (bucket 0: 1 row); the last bucket holds the rest.
 	RowsPerBatch [16]int64
@@ -31,10 +33,21 @@ type Stats struct {
 	QueuedRows   int64         // rows waiting now
 	QueuedReqs   int           // requests waiting now
 	InFlight     int           // batches running now
-	// Isolations counts joined runs that failed and were re-run member by
-	// member to find the culprit.
+	// Isolations counts joined runs that failed, or were ended at their
+	// limit, and whose members still waiting were run again in halves.
 	Isolations int64
-	Rejected   Rejections
+	// Ended counts runs ended at their time limit (their ctx cancelled and
+	// their run slot given back).
+	Ended    int64
+	Rejected Rejections
+	// Adaptive mode's measures (see the package doc): rows answered per
+	// second while joining and while running alone (0 until measured), and
+	// whether it joins now; wall time per row of a run of one request and
+	// of a joined run (join to the last member's hand-out) that had the
+	// model to itself (0 until measured).
+	JoiningRate, AloneRate      float64
+	Joining                     bool
+	RowCostAlone, RowCostJoined time.Duration
 }
 
 // Rejections counts requests that never ran, by reason.
@@ -66,6 +79,9 @@ func (b *Batcher) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s := b.stats
+	s.RowCostAlone, s.RowCostJoined = time.Duration(b.cost.alone), time.Duration(b.cost.joined)
+	s.Joining = b.cost.joins
+	s.AloneRate, s.JoiningRate = b.cost.rate[0], b.cost.rate[1]
 	s.QueuedRows = b.queued
 	s.InFlight = b.inflight
 	for _, q := range b.queues {

@@ -18,71 +18,85 @@ const (
 	keyRequestID = attribute.Key("request.id")
 )
 
-// numCodes counts the codes serving defines; an attribute set per code is
-// built once for each (model, version).
-const numCodes = int(serving.Internal) + 1
+// numCodes counts the codes serving defines; each (model, version) has a
+// slot per code, and one more, slotUnknown, for a Code value serving does
+// not define (a caller's own serving.Code(42)): labelled "unknown" rather
+// than given a slot of its own, so that a pair's memory stays fixed.
+const (
+	numCodes    = int(serving.Internal) + 1
+	slotUnknown = numCodes
+	numSlots    = numCodes + 1
+)
+
+func slotOf(c serving.Code) int {
+	if int(c) < numCodes {
+		return int(c)
+	}
+	return slotUnknown
+}
+
+func slotName(slot int) string {
+	if slot == slotUnknown {
+		return "unknown"
+	}
+	return serving.Code(slot).String()
+}
 
 // maxCached bounds the attribute cache. Model and version come from the
 // request before any router has checked them, so a client could send
-// arbitrary names; past this many pairs, sets are built per call (slower,
-// correct) instead of growing memory without end, and their in-flight
-// requests are counted in one series marked otel.metric.overflow=true, as
-// the SDK marks series past its own cardinality limit (2000 by default).
+// arbitrary names; past this many pairs, histogram attribute sets are built
+// per call (slower, correct) instead of growing memory without end, and
+// the pairs' requests, answered and in flight, are counted in series marked
+// otel.metric.overflow=true, as the SDK marks series past its own
+// cardinality limit (2000 by default).
 const maxCached = 2000
 
 type key struct{ model, version string }
 
-// attrs holds the pre-built options for one (model, version): building an
-// attribute.Set sorts and allocates, and wrapping it into an option boxes it
-// in an interface, so both are done once, not per request. The slices are
-// passed with ... so the variadic call does not build (and heap-allocate) a
-// new slice through the interface method call.
-type attrs struct {
-	// inflight counts this pair's requests in flight; the observable
-	// servekit.requests.inflight reads it at collection, so the hot path
-	// pays two atomic adds instead of two SDK measurements.
-	inflight   atomic.Int64
-	inflightMV metric.ObserveOption            // model, version
-	add        [numCodes][]metric.AddOption    // model, version, code
-	record     [numCodes][]metric.RecordOption // model, version, code
-	span       []attribute.KeyValue            // model, version, set on recording spans
-	overflow   *atomic.Int64                   // where inflight counts when not cached, else nil
+// counts are the atomics the observable instruments read at collection.
+type counts struct {
+	inflight atomic.Int64
+	answered [numSlots]atomic.Int64
 }
 
-// counter is where this pair's in-flight requests are counted.
-func (a *attrs) counter() *atomic.Int64 {
+// attrs holds what is recorded for one (model, version): its counters and
+// the pre-built options of its histogram measurements. Building an
+// attribute.Set sorts and allocates, and wrapping it into an option boxes
+// it in an interface, so both are done once, not per request. The record
+// slices are passed with ... so the variadic call does not build (and
+// heap-allocate) a new slice through the interface method call.
+type attrs struct {
+	// own counts this pair; overflow points at the cache's shared counts
+	// for pairs past maxCached, else it is nil.
+	own      counts
+	overflow *counts
+
+	inflightMV metric.ObserveOption            // model, version
+	answered   [numSlots]metric.ObserveOption  // model, version, code
+	record     [numSlots][]metric.RecordOption // model, version, code
+	span       []attribute.KeyValue            // model, version, set on recording spans
+}
+
+// counts is where this pair's requests are counted.
+func (a *attrs) counts() *counts {
 	if a.overflow != nil {
 		return a.overflow
 	}
-	return &a.inflight
+	return &a.own
 }
 
 func newAttrs(k key) *attrs {
 	a := &attrs{}
 	mv := attribute.NewSet(keyModel.String(k.model), keyVersion.String(k.version))
 	a.inflightMV = metric.WithAttributeSet(mv)
-	for c := range numCodes {
-		o := codeOption(k, serving.Code(c))
-		a.add[c] = []metric.AddOption{o}
-		a.record[c] = []metric.RecordOption{o}
+	for slot := range numSlots {
+		o := metric.WithAttributeSet(attribute.NewSet(
+			keyModel.String(k.model), keyVersion.String(k.version), keyCode.String(slotName(slot))))
+		a.answered[slot] = o
+		a.record[slot] = []metric.RecordOption{o}
 	}
 	a.span = []attribute.KeyValue{keyModel.String(k.model), keyVersion.String(k.version)}
 	return a
-}
-
-func codeOption(k key, c serving.Code) metric.MeasurementOption {
-	return metric.WithAttributeSet(attribute.NewSet(
-		keyModel.String(k.model), keyVersion.String(k.version), keyCode.String(c.String())))
-}
-
-// outcome returns the options for a result with code c; codes serving does
-// not define (none today) get a set built on the spot.
-func (a *attrs) outcome(k key, c serving.Code) ([]metric.AddOption, []metric.RecordOption) {
-	if int(c) < numCodes {
-		return a.add[c], a.record[c]
-	}
-	o := codeOption(k, c)
-	return []metric.AddOption{o}, []metric.RecordOption{o}
 }
 
 // attrCache maps (model, version) to its attrs. Reads are a plain map lookup
@@ -91,24 +105,38 @@ func (a *attrs) outcome(k key, c serving.Code) ([]metric.AddOption, []metric.Rec
 // lookup). Writes copy the map under mu; they happen once per new pair.
 type attrCache struct {
 	m        atomic.Pointer[map[key]*attrs]
-	mu       sync.Mutex   // serialises writers
-	overflow atomic.Int64 // in flight for pairs past maxCached
+	mu       sync.Mutex // serialises writers
+	overflow counts     // requests of pairs past maxCached
 }
 
-// observe reports every cached pair's in-flight count, and the overflow's
-// when there is one.
-func (c *attrCache) observe(o metric.Observer, inst metric.Int64ObservableUpDownCounter) {
-	if m := c.m.Load(); m != nil {
-		for _, a := range *m {
-			o.ObserveInt64(inst, a.inflight.Load(), a.inflightMV)
+// observe reports every cached pair's counts, and the overflow's when
+// there is one. Codes a pair never answered with are left out, as a
+// synchronous counter would never have created their series.
+func (c *attrCache) observe(o metric.Observer, inflight metric.Int64ObservableUpDownCounter,
+	answered metric.Int64ObservableCounter) {
+	m := c.m.Load()
+	if m == nil {
+		return
+	}
+	for _, a := range *m {
+		o.ObserveInt64(inflight, a.own.inflight.Load(), a.inflightMV)
+		for slot := range numSlots {
+			if n := a.own.answered[slot].Load(); n != 0 {
+				o.ObserveInt64(answered, n, a.answered[slot])
+			}
 		}
-		if len(*m) >= maxCached {
-			o.ObserveInt64(inst, c.overflow.Load(), overflowSet)
+	}
+	if len(*m) >= maxCached {
+		o.ObserveInt64(inflight, c.overflow.inflight.Load(), overflowSet)
+		var n int64
+		for slot := range numSlots {
+			n += c.overflow.answered[slot].Load()
 		}
+		o.ObserveInt64(answered, n, overflowSet)
 	}
 }
 
-// overflow counts the in-flight requests of pairs past maxCached.
+// overflowSet labels the series of pairs past maxCached.
 var overflowSet = metric.WithAttributeSet(attribute.NewSet(attribute.Bool("otel.metric.overflow", true)))
 
 func (c *attrCache) get(k key) *attrs {

@@ -7,12 +7,12 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 	"github.com/servekit/servekit/telemetry"
+	"github.com/servekit/servekit/telemetry/promexport"
 )
 
 // discard is a span exporter that drops everything, so the benchmark pays
@@ -22,22 +22,34 @@ type discard struct{}
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
 
-// Instrumentations compared by the benchmarks, bare first. "sdk" is a real
-// SDK MeterProvider with a ManualReader and a TracerProvider that samples
-// every span into a BatchSpanProcessor.
+// Instrumentations compared by the benchmarks, bare first:
+//
+//	noop            the API's no-op providers (a library with no SDK installed)
+//	sdk-unsampled   SDK metrics into a ManualReader; SDK traces sampled
+//	                ParentBased(NeverSample) into a BatchSpanProcessor: what
+//	                production looks like between sampled requests
+//	prom-unsampled  the same with the MeterProvider a binary gets from
+//	                promexport.Setup (Prometheus exporter, servekit's views)
+//	sdk             SDK metrics, every span sampled and batched
 func instrumentations(b *testing.B) []struct {
 	name string
 	mw   serving.Middleware
 } {
+	ctx := context.Background()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+	prom, err := promexport.Setup(ctx, promexport.WithoutGlobal(), promexport.WithoutRuntime())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
 		sdktrace.WithBatcher(discard{}))
-	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()),
-		sdktrace.WithSpanProcessor(tracetest.NewSpanRecorder()))
+	unsampled := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())),
+		sdktrace.WithBatcher(discard{}))
 	b.Cleanup(func() {
-		_ = mp.Shutdown(context.Background())
-		_ = tp.Shutdown(context.Background())
-		_ = unsampled.Shutdown(context.Background())
+		_ = mp.Shutdown(ctx)
+		_ = prom.Shutdown(ctx)
+		_ = sampled.Shutdown(ctx)
+		_ = unsampled.Shutdown(ctx)
 	})
 	return []struct {
 		name string
@@ -46,9 +58,10 @@ func instrumentations(b *testing.B) []struct {
 		{"bare", func(p serving.Predictor) serving.Predictor { return p }},
 		{"noop", telemetry.Middleware(telemetry.WithMeterProvider(metricnoop.NewMeterProvider()),
 			telemetry.WithTracerProvider(tracenoop.NewTracerProvider()))},
-		{"sdk-metrics-unsampled", telemetry.Middleware(telemetry.WithMeterProvider(mp),
+		{"sdk-unsampled", telemetry.Middleware(telemetry.WithMeterProvider(mp), telemetry.WithTracerProvider(unsampled))},
+		{"prom-unsampled", telemetry.Middleware(telemetry.WithMeterProvider(prom.MeterProvider),
 			telemetry.WithTracerProvider(unsampled))},
-		{"sdk", telemetry.Middleware(telemetry.WithMeterProvider(mp), telemetry.WithTracerProvider(tp))},
+		{"sdk", telemetry.Middleware(telemetry.WithMeterProvider(mp), telemetry.WithTracerProvider(sampled))},
 	}
 }
 

@@ -363,3 +363,27 @@ func TestOverflow(t *testing.T) {
 		t.Error("no overflow in-flight series")
 	}
 }
+
+// A Code serving does not define is counted, under code="unknown", in both
+// the counter and the histogram, and the error still reaches the caller.
+func TestUnknownCode(t *testing.T) {
+	h := newHarness(t)
+	wantErr := serving.Errorf(serving.Code(42), "test: a caller's own code")
+	p := telemetry.New(servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) {
+		return nil, wantErr
+	}), h.opts...)
+	for range 3 {
+		if _, err := p.Predict(context.Background(), &serving.Request{Model: "m"}); err != wantErr {
+			t.Fatalf("error %v, want %v", err, wantErr)
+		}
+	}
+	got := h.collect(t)
+	sum := got[telemetry.MetricRequests].(metricdata.Sum[int64])
+	if len(sum.DataPoints) != 1 || attr(sum.DataPoints[0].Attributes, "code") != "unknown" || sum.DataPoints[0].Value != 3 {
+		t.Errorf("servekit.requests %+v, want 3 with code unknown", sum.DataPoints)
+	}
+	hist := got[telemetry.MetricDuration].(metricdata.Histogram[float64])
+	if len(hist.DataPoints) != 1 || attr(hist.DataPoints[0].Attributes, "code") != "unknown" || hist.DataPoints[0].Count != 3 {
+		t.Errorf("servekit.request.duration %+v, want 3 with code unknown", hist.DataPoints)
+	}
+}

@@ -15,7 +15,7 @@ var batches = []int{1, 32}
 
 // rawFraud is a bare session of the demo model with Load's default
 // options, destroyed when b ends.
-func rawFraud(b *testing.B) *ort.DynamicAdvancedSession {
+func rawFraud(b testing.TB) *ort.DynamicAdvancedSession {
 	requireORT(b)
 	so, err := ort.NewSessionOptions()
 	if err != nil {
@@ -34,7 +34,7 @@ func rawFraud(b *testing.B) *ort.DynamicAdvancedSession {
 
 // rawFraudValues are preallocated input and output tensors of n rows,
 // destroyed when b ends.
-func rawFraudValues(b *testing.B, n int) (in, out ort.Value) {
+func rawFraudValues(b testing.TB, n int) (in, out ort.Value) {
 	x, _ := serving.Values[float32](fraudRows(n).Inputs[0])
 	i, err := ort.NewTensor(ort.NewShape(int64(n), 8), x)
 	if err != nil {

@@ -288,3 +288,42 @@ func ortData(v ort.Value) (any, error) {
 	}
 	return nil, fmt.Errorf("onnx: unexpected output value %T", v)
 }
+
+// fresh copies raw, the bytes of a numeric tensor of type dt, into a new
+// slice of dt's Go type.
+func fresh(dt serving.DataType, raw []byte) any {
+	switch dt {
+	case serving.FP32:
+		return freshOf[float32](raw)
+	case serving.FP64:
+		return freshOf[float64](raw)
+	case serving.Int64:
+		return freshOf[int64](raw)
+	case serving.Int32:
+		return freshOf[int32](raw)
+	case serving.Int16:
+		return freshOf[int16](raw)
+	case serving.Int8:
+		return freshOf[int8](raw)
+	case serving.Uint8:
+		return freshOf[uint8](raw)
+	case serving.Uint16, serving.FP16, serving.BF16:
+		return freshOf[uint16](raw)
+	case serving.Uint32:
+		return freshOf[uint32](raw)
+	case serving.Uint64:
+		return freshOf[uint64](raw)
+	case serving.Bool:
+		return freshOf[bool](raw)
+	}
+	return nil
+}
+
+func freshOf[T any](raw []byte) []T {
+	var z T
+	s := make([]T, len(raw)/int(unsafe.Sizeof(z)))
+	if len(s) > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(raw)), raw)
+	}
+	return s
+}

@@ -128,10 +128,21 @@
 // slices, and outputs whose shape is known before the run (fixed dims, or
 // dim 0 equal to the batch) are written straight into the response's
 // slices; others are allocated by ONNX Runtime and copied once by the
-// binding. Small requests (a few KiB per tensor) of all-numeric models are
-// instead copied through pooled, preallocated ONNX Runtime values, which is
-// cheaper than creating and releasing values per call (see frames.go). A batch of zero rows is run like any other (ONNX Runtime handles
-// empty tensors); ops that cannot are reported as the run's error.
+// binding. Tensors of up to 4 KiB of all-numeric models, at up to 256
+// rows, are instead copied through pooled, preallocated ONNX Runtime
+// values, each tensor on its own (a wide model's 32 KB input is read in
+// place while its 1 KB output is copied out), which is cheaper than
+// creating and releasing values per call (see frames.go). A Predict then
+// costs three allocations more than onnxruntime_go's own Run on
+// preallocated tensors: the response (with its outputs and shapes), the
+// output's data and the interface holding it (BenchmarkOverhead). A batch
+// of zero rows is run like any other (ONNX Runtime handles empty tensors);
+// ops that cannot are reported as the run's error.
+//
+// Close and runs: a run holds a reference to the session, not a lock.
+// Close refuses new runs at once (serving.ErrClosed) and destroys the
+// session when the runs in flight have returned; cancel their ctx to make
+// that prompt.
 //
 // Design choices and limits:
 //   - ONNX Runtime computes every output of the graph whatever a request

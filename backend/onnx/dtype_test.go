@@ -94,7 +94,8 @@ func sameTensor(a, b serving.Tensor) error {
 }
 
 // TestDataTypeRoundTrip sends every datatype through Identity models whose
-// output is preallocated from fixed dims, derived from the batch dim, or
+// output is copied through a pooled frame (fixed dims, or derived from the
+// batch dim), preallocated in the response for a large batch, or
 // allocated by ONNX Runtime, and expects the input back bit for bit.
 func TestDataTypeRoundTrip(t *testing.T) {
 	requireORT(t)
@@ -107,6 +108,9 @@ func TestDataTypeRoundTrip(t *testing.T) {
 		{"batch", []int64{-1, 3}, []int64{4, 3}},
 		{"dynamic", []int64{2, -1}, []int64{2, 5}},
 		{"empty-batch", []int64{-1, 3}, []int64{0, 3}},
+		// Over the frames' 4 KiB per tensor even for one-byte types: the
+		// input is handed over in place, the output written in place.
+		{"large-batch", []int64{-1, 64}, []int64{100, 64}},
 	}
 	for _, dt := range serving.DataTypes {
 		for _, l := range layouts {

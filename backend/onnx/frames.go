@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"context"
 	"runtime"
 	"slices"
 	"sync"
@@ -11,35 +10,68 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// Small requests are copied through pooled frames instead of wrapped.
+// Every run works on a frame: the run's input and output values, the
+// outputs' shapes, and run options to stop it with. Frames are pooled, so
+// a run builds no slices of its own.
 //
 // Wrapping a request's slice in an ONNX Runtime value, and an output slice
 // in another, costs two cgo calls each (create and release, about 0.5 µs a
-// pair here), while copying a few KiB costs a few hundred nanoseconds. So a
-// model whose tensors are all numeric keeps, per batch size, frames of
-// preallocated input and output values: a small request is copied in, run,
-// and its outputs copied out into fresh slices the response owns. Larger
-// requests keep the zero-copy path. Frames live in a sync.Pool; a frame the
-// pool drops has its ONNX Runtime values released by a runtime cleanup.
+// pair here) and three allocations, while copying a few KiB costs a few
+// hundred nanoseconds. So for a model whose tensors are all numeric with
+// only dim 0 dynamic, frames are kept per batch size, and each holds
+// preallocated ONNX Runtime values for the tensors of up to
+// frameBytesPerTensor at that size: such an input is copied in, such an
+// output is copied out into a fresh slice the response owns (pooled memory
+// never reaches a caller). Larger tensors keep the zero-copy path within
+// the same frame: ONNX Runtime reads the request's slice and writes into
+// the response's. Frames live in sync.Pools; a frame a pool drops has its
+// ONNX Runtime values released by a runtime cleanup. Other requests (a
+// string tensor, other dynamic dims, zero rows, more than maxFrameBatch
+// rows) take a bare frame, which pools nothing but its slices.
 
-// frameBytesPerTensor bounds the copy a frame may cost, per tensor.
+// frameBytesPerTensor bounds the copy a pooled tensor may cost.
 const frameBytesPerTensor = 4 << 10
 
+// maxFrameBatch bounds the batch sizes with frames of their own; larger
+// batches amortise the per-call costs and take bare frames.
+const maxFrameBatch = 256
+
 type frame struct {
-	ins, outs     []ort.Value
-	inBuf, outBuf [][]byte  // byte views of the Go buffers behind the values
-	outShape      [][]int64 // the outputs' shapes
+	ins, outs []ort.Value // what the run gets
+	own       []ort.Value // ins then outs: the frame's values, nil where made per call
+	inBuf     [][]byte    // byte views of the buffers behind own's inputs
+	outBuf    [][]byte    // and outputs
+	outShape  [][]int64   // each output's shape if known before the run, else nil
+	dims      []int64     // backs outShape
+	slots     []slot      // how each output of this run is held
+	res       *frameRes
+	pool      *sync.Pool // where the frame goes back to
+
+	// Watching a cancellable ctx: terminate is bound once, as a method
+	// value made per run would be an allocation.
+	wg        sync.WaitGroup
+	terminate func()
 }
 
-// maxFrameBatch bounds the batch sizes with frames; larger batches of tiny
-// rows are rare and take the zero-copy path.
-const maxFrameBatch = 256
+// frameRes is what a dropped frame's cleanup releases.
+type frameRes struct {
+	vals []ort.Value // the frame's own
+	ro   *ort.RunOptions
+}
+
+func (r *frameRes) release() {
+	destroy(r.vals)
+	if r.ro != nil {
+		r.ro.Destroy()
+	}
+}
 
 // framePools holds a pool per batch size (index 0 for a model without a
 // batch dim): an array, as a map lookup cost more than the copy it saves.
 type framePools struct {
 	ok    bool // decided at load: every tensor numeric, rank >= 1, only dim 0 dynamic
 	pools *[maxFrameBatch + 1]sync.Pool
+	bare  sync.Pool
 }
 
 func (m *Model) initFrames() {
@@ -56,34 +88,122 @@ func (m *Model) initFrames() {
 	}
 }
 
-// frameFor returns a frame for a validated request, or nil when the
-// request should take the zero-copy path.
-func (m *Model) frameFor(req *serving.Request, batch int64) *frame {
-	if !m.frames.ok || batch == 0 || batch > maxFrameBatch {
-		return nil
+// frameFor returns a frame for a validated request of batch rows (-1 for
+// a model without a batch dim). Give it back with putFrame.
+func (m *Model) frameFor(batch int64) *frame {
+	if m.frames.ok && batch != 0 && batch <= maxFrameBatch {
+		p := &m.frames.pools[max(batch, 0)]
+		if f, ok := p.Get().(*frame); ok {
+			return f
+		}
+		if f, err := m.newFrame(batch, p); err == nil {
+			return f
+		}
+		// A bare frame will report the problem, if any.
 	}
-	size := 0
-	for _, t := range req.Inputs {
-		size += t.RawSize()
+	f, ok := m.frames.bare.Get().(*frame)
+	if !ok {
+		f = m.bareFrame()
 	}
-	for _, o := range m.outs {
-		size += int(m.rowsOf(o.spec.Shape, batch)) * o.spec.DataType.Size()
-	}
-	if size > frameBytesPerTensor*(len(m.md.Inputs)+len(m.outs)) {
-		return nil
-	}
-	if f, ok := m.frames.pools[max(batch, 0)].Get().(*frame); ok {
-		return f
-	}
-	f, err := m.newFrame(batch)
-	if err != nil {
-		return nil // the zero-copy path will report the problem, if any
-	}
+	m.setShapes(f, batch)
 	return f
 }
 
-func (m *Model) putFrame(f *frame, batch int64) {
-	m.frames.pools[max(batch, 0)].Put(f)
+func (m *Model) putFrame(f *frame) { f.pool.Put(f) }
+
+// bareFrame makes a frame with no values of its own.
+func (m *Model) bareFrame() *frame {
+	nIn, nOut := len(m.md.Inputs), len(m.outs)
+	vals := make([]ort.Value, 2*(nIn+nOut))
+	f := &frame{
+		ins: vals[:nIn:nIn], outs: vals[nIn : nIn+nOut : nIn+nOut], own: vals[nIn+nOut:],
+		inBuf: make([][]byte, nIn), outBuf: make([][]byte, nOut),
+		outShape: make([][]int64, nOut), slots: make([]slot, nOut),
+		res: &frameRes{}, pool: &m.frames.bare,
+	}
+	rank := 0
+	for _, o := range m.outs {
+		rank += len(o.spec.Shape)
+	}
+	// Never nil, so that a known rank-0 shape is empty, not nil (unknown).
+	f.dims = make([]int64, rank)
+	f.terminate = func() {
+		defer f.wg.Done()
+		_ = f.res.ro.Terminate()
+	}
+	runtime.AddCleanup(f, (*frameRes).release, f.res)
+	return f
+}
+
+// setShapes sets f's output shapes for a batch of batch rows (-1: no
+// batch dim): the declared shape when fixed, with dim 0 set to the batch
+// when only that dim is dynamic, otherwise nil (only the run can tell).
+// Strings are always nil: ONNX Runtime keeps them in memory of its own.
+func (m *Model) setShapes(f *frame, batch int64) {
+	dims := f.dims
+	for j, o := range m.outs {
+		s := dims[:len(o.spec.Shape):len(o.spec.Shape)]
+		dims = dims[len(s):]
+		switch {
+		case o.spec.DataType == serving.Bytes:
+			s = nil
+		case o.static:
+			copy(s, o.spec.Shape)
+		case o.batchDim && batch >= 0:
+			copy(s, o.spec.Shape)
+			s[0] = batch
+		default:
+			s = nil
+		}
+		f.outShape[j] = s
+	}
+}
+
+// newFrame makes a frame for batch rows with values of its own for the
+// tensors of up to frameBytesPerTensor.
+func (m *Model) newFrame(batch int64, pool *sync.Pool) (*frame, error) {
+	f := m.bareFrame()
+	f.pool = pool
+	m.setShapes(f, batch)
+	nIn := len(m.md.Inputs)
+	alloc := func(s serving.TensorSpec, shape []int64) (ort.Value, []byte, error) {
+		n := m.rowsOf(s.Shape, batch)
+		if shape == nil || n*int64(s.DataType.Size()) > frameBytesPerTensor {
+			return nil, nil, nil
+		}
+		v, data, err := newOutput(s.DataType, shape, int(n))
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := serving.FromSlice(s.Name, s.DataType, shape, data)
+		if err != nil {
+			v.Destroy()
+			return nil, nil, err
+		}
+		return v, t.RawBytes(), nil
+	}
+	for i, s := range m.md.Inputs {
+		shape := slices.Clone(s.Shape)
+		if shape[0] < 0 {
+			shape[0] = batch
+		}
+		v, b, err := alloc(s, shape)
+		if err != nil {
+			destroy(f.own)
+			return nil, err
+		}
+		f.own[i], f.ins[i], f.inBuf[i] = v, v, b
+	}
+	for j, o := range m.outs {
+		v, b, err := alloc(o.spec, f.outShape[j])
+		if err != nil {
+			destroy(f.own)
+			return nil, err
+		}
+		f.own[nIn+j], f.outs[j], f.outBuf[j] = v, v, b
+	}
+	f.res.vals = f.own
+	return f, nil
 }
 
 // rowsOf is the element count of shape with a dynamic dim 0 set to batch.
@@ -98,71 +218,38 @@ func (m *Model) rowsOf(shape []int64, batch int64) int64 {
 	return n
 }
 
-func (m *Model) newFrame(batch int64) (*frame, error) {
-	f := &frame{}
-	alloc := func(s serving.TensorSpec) (ort.Value, []byte, []int64, error) {
-		shape := slices.Clone(s.Shape)
-		if shape[0] < 0 {
-			shape[0] = batch
+// reset destroys the values made for the run and puts the frame's own
+// back, and forgets the run's outputs, which belong to its response.
+func (f *frame) reset() {
+	nIn := len(f.ins)
+	for i, v := range f.ins {
+		if own := f.own[i]; v != own {
+			if v != nil {
+				v.Destroy()
+			}
+			f.ins[i] = own
 		}
-		n := int(m.rowsOf(s.Shape, batch))
-		v, data, err := newOutput(s.DataType, shape, n)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		t, err := serving.FromSlice(s.Name, s.DataType, shape, data)
-		if err != nil {
-			v.Destroy()
-			return nil, nil, nil, err
-		}
-		return v, t.RawBytes(), shape, nil
 	}
-	fail := func(err error) (*frame, error) {
-		destroy(f.ins)
-		destroy(f.outs)
-		return nil, err
-	}
-	for _, s := range m.md.Inputs {
-		v, b, _, err := alloc(s)
-		if err != nil {
-			return fail(err)
+	for j, v := range f.outs {
+		if own := f.own[nIn+j]; v != own {
+			if v != nil {
+				v.Destroy()
+			}
+			f.outs[j] = own
 		}
-		f.ins, f.inBuf = append(f.ins, v), append(f.inBuf, b)
 	}
-	for _, o := range m.outs {
-		v, b, shape, err := alloc(o.spec)
-		if err != nil {
-			return fail(err)
-		}
-		f.outs, f.outBuf, f.outShape = append(f.outs, v), append(f.outBuf, b), append(f.outShape, shape)
-	}
-	runtime.AddCleanup(f, destroy, slices.Concat(f.ins, f.outs))
-	return f, nil
+	clear(f.slots)
 }
 
-// runFrame copies the request into f, runs it, and copies the outputs
-// asked for into a response.
-func (m *Model) runFrame(ctx context.Context, req *serving.Request, f *frame, ph *phases) (*serving.Response, error) {
-	for i, spec := range m.md.Inputs {
-		t, _ := req.Input(spec.Name)
-		copy(f.inBuf[i], t.RawBytes())
-	}
-	if err := m.runSession(ctx, f.ins, f.outs, ph); err != nil {
-		return nil, m.runError(ctx, err)
-	}
-	n := len(req.Outputs)
-	if n == 0 {
-		n = len(m.md.Outputs)
-	}
-	resp := &serving.Response{Model: m.md.Name, Version: m.md.Version, Outputs: make([]serving.Tensor, n)}
-	for k := range n {
-		spec, i := m.servedOutput(req, k)
-		t, err := serving.Make(spec.Name, spec.DataType, f.outShape[i])
+// runOptions returns f's run options, made on first use; nil when ONNX
+// Runtime cannot make them, in which case the run is not cancellable.
+func (f *frame) runOptions() *ort.RunOptions {
+	if f.res.ro == nil {
+		ro, err := ort.NewRunOptions()
 		if err != nil {
-			return nil, serving.Errorf(serving.Internal, "onnx: model %q output %q: %w", m.md.Name, spec.Name, err)
+			return nil
 		}
-		copy(t.RawBytes(), f.outBuf[i])
-		resp.Outputs[k] = t
+		f.res.ro = ro
 	}
-	return resp, nil
+	return f.res.ro
 }

@@ -38,13 +38,12 @@ type Model struct {
 	// from then on ONNX Runtime allocates those outputs.
 	noDerive atomic.Bool
 
-	// mu is held shared by every run and exclusively by Close, so the
-	// session is destroyed only after in-flight runs return.
-	mu     sync.RWMutex
-	closed bool // guarded by mu
+	// refs: the session is destroyed only after in-flight runs return.
+	refs      refs
+	closeOnce sync.Once
+	what      string // "onnx: model NAME", to prefix ctx errors without a per-call concatenation
 
-	runOpts chan *ort.RunOptions // free list; see runOptions
-	frames  framePools
+	frames framePools
 }
 
 // output is how one model output is allocated.
@@ -171,7 +170,8 @@ func load(c config, path string, b []byte) (*Model, error) {
 	for _, s := range plan.session {
 		m.outs = append(m.outs, outputOf(s))
 	}
-	m.runOpts = make(chan *ort.RunOptions, 16)
+	m.refs.init()
+	m.what = "onnx: model " + m.md.Name
 	m.initFrames()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
@@ -363,36 +363,25 @@ func (m *Model) Metadata() serving.Metadata { return m.md }
 func (m *Model) FallbackReason() error { return m.fallback }
 
 // Ready implements serving.Readier: true from a successful load until Close.
-func (m *Model) Ready() bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return !m.closed
-}
+func (m *Model) Ready() bool { return !m.refs.closed() }
 
 // Close waits for in-flight Predicts and releases the session. Later
-// Predicts fail with serving.ErrClosed. Close is idempotent. The ONNX
-// Runtime environment stays for other models (see InitRuntime).
+// Predicts fail with serving.ErrClosed. Close is idempotent; a Close
+// concurrent with the first waits for it. The ONNX Runtime environment
+// stays for other models (see InitRuntime).
+//
+// Runs in flight hold a reference to the session, not a lock: Close
+// refuses new runs at once and then waits for the others to return. A run
+// ends when its ctx ends (see Predict), so a caller that must not wait
+// behind a long run cancels it.
 func (m *Model) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil
-	}
-	m.closed = true
-	var errs []error
-	if err := m.session.Destroy(); err != nil {
-		errs = append(errs, err)
-	}
-	liveSessions.Add(-1)
-	for drained := false; !drained; {
-		select {
-		case ro := <-m.runOpts:
-			ro.Destroy()
-		default:
-			drained = true
-		}
-	}
-	return errors.Join(errs...)
+	var err error
+	m.closeOnce.Do(func() {
+		m.refs.close()
+		err = m.session.Destroy()
+		liveSessions.Add(-1)
+	})
+	return err
 }
 
 // warmup runs the model n times on zeros, one row for each dynamic dim.
@@ -414,7 +403,7 @@ func (m *Model) warmup(n int) error {
 		req.Inputs = append(req.Inputs, t)
 	}
 	for i := range n {
-		if _, err := m.run(context.Background(), req, nil); err != nil {
+		if _, err := m.run(context.Background(), req, nil, nil); err != nil {
 			return serving.Errorf(serving.CodeOf(err), "onnx: model %q: warm-up run %d: %w", m.md.Name, i+1, err)
 		}
 	}

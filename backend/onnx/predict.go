@@ -11,9 +11,11 @@ import (
 )
 
 // Predict implements serving.Predictor. The request is validated against
-// the metadata before ONNX Runtime sees it; numeric inputs are handed to
-// ONNX Runtime without copying and outputs of known shape are written by
-// ONNX Runtime straight into the response's slices.
+// the metadata before ONNX Runtime sees it. Tensors of up to 4 KiB are
+// copied through values the model keeps (frames.go); larger numeric inputs
+// are handed to ONNX Runtime without copying, and larger outputs of known
+// shape are written by ONNX Runtime straight into the response's slices.
+// Nothing in the response is shared with the model or with other calls.
 //
 // ctx is checked before the run and, when it can be cancelled, watched
 // during it: ONNX Runtime's terminate flag makes the run stop at the next
@@ -24,15 +26,16 @@ import (
 // req.Outputs only selects what the response carries.
 func (m *Model) Predict(ctx context.Context, req *serving.Request) (resp *serving.Response, err error) {
 	start := time.Now()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
+	if !m.refs.acquire() {
 		return nil, serving.ErrClosed
 	}
-	if err := serving.ContextError(ctx, "onnx: model "+m.md.Name); err != nil {
+	defer m.refs.release()
+	if err := serving.ContextError(ctx, m.what); err != nil {
 		return nil, err
 	}
-	if err := m.md.Validate(req); err != nil {
+	var selected [8]int
+	sel, err := m.validate(req, selected[:0])
+	if err != nil {
 		return nil, err
 	}
 	span := m.tel.startRun(ctx)
@@ -56,9 +59,9 @@ func (m *Model) Predict(ctx context.Context, req *serving.Request) (resp *servin
 		}
 	}()
 	if tm == nil {
-		resp, err = m.run(ctx, req, nil)
+		resp, err = m.run(ctx, req, sel, nil)
 	} else {
-		resp, err = m.run(ctx, req, &ph)
+		resp, err = m.run(ctx, req, sel, &ph)
 	}
 	if err != nil {
 		return nil, err
@@ -67,72 +70,118 @@ func (m *Model) Predict(ctx context.Context, req *serving.Request) (resp *servin
 	return resp, nil
 }
 
-// phases are when a run's session Run started and ended; nil when nobody
-// asked (no serving.Timing), which saves the clock reads.
-type phases struct{ run, done time.Time }
-
-// slot is one output of one run.
-type slot struct {
-	buf   any     // preallocated Go data, nil when ONNX Runtime allocates
-	shape []int64 // shape of buf
-	pre   bool    // preallocated by us (buf may be nil for a scalar)
+// validate checks req against the metadata and selects the outputs the
+// response carries, in one pass over their names: sel gets the index in
+// md.Outputs of each output asked for, in the order asked; it is nil when
+// req names none (all, in model order). A name the model does not serve
+// is left to Metadata.Validate to report, after the inputs, with its
+// NotFound or Unimplemented error.
+func (m *Model) validate(req *serving.Request, sel []int) ([]int, error) {
+	if len(req.Outputs) == 0 {
+		return nil, m.md.Validate(req)
+	}
+	for _, name := range req.Outputs {
+		j := slices.IndexFunc(m.md.Outputs, func(s serving.TensorSpec) bool { return s.Name == name })
+		if j < 0 {
+			if err := m.md.Validate(req); err != nil {
+				return nil, err
+			}
+			return nil, serving.Errorf(serving.Internal, "onnx: model %q: output %q passed validation but is not served", m.md.Name, name)
+		}
+		sel = append(sel, j)
+	}
+	inputs := *req
+	inputs.Outputs = nil // selected above
+	return sel, m.md.Validate(&inputs)
 }
+
+// slot is how one output of one run is held.
+type slot struct {
+	kind  slotKind
+	buf   any     // slotCall: the Go data ONNX Runtime writes, nil for a scalar
+	shape []int64 // known before the run, or read from the value after it
+}
+
+type slotKind uint8
+
+const (
+	slotORT  slotKind = iota // ONNX Runtime allocates it, the binding copies it to Go
+	slotOwn                  // the frame's own value: copied out
+	slotCall                 // preallocated for this run: handed to the response
+)
 
 // run executes a validated request. Every ONNX Runtime value it creates,
 // or the binding creates for it, is destroyed before it returns.
-func (m *Model) run(ctx context.Context, req *serving.Request, ph *phases) (*serving.Response, error) {
-	batch := m.batchOf(req)
-	if f := m.frameFor(req, batch); f != nil {
-		defer m.putFrame(f, batch)
-		return m.runFrame(ctx, req, f, ph)
+func (m *Model) run(ctx context.Context, req *serving.Request, sel []int, ph *phases) (*serving.Response, error) {
+	f := m.frameFor(m.batchOf(req))
+	defer m.putFrame(f)
+	defer f.reset()
+	if err := m.fill(f, req); err != nil {
+		return nil, err
 	}
-	nIn, nOut := len(m.md.Inputs), len(m.outs)
-	vals := make([]ort.Value, nIn+nOut)
-	defer destroy(vals)
-	ins, outs := vals[:nIn:nIn], vals[nIn:]
-	for i, spec := range m.md.Inputs {
-		t, _ := req.Input(spec.Name) // present: Validate checked
-		v, err := newInput(t)
-		if err != nil {
-			return nil, serving.Errorf(serving.CodeOf(err), "onnx: model %q input %q: %w", m.md.Name, spec.Name, err)
-		}
-		ins[i] = v
-	}
-	slots := make([]slot, nOut)
-	derived := false
-	for i, o := range m.outs {
-		shape := m.outputShape(o, batch)
-		if shape == nil {
-			if isHalf(o.spec.DataType) {
-				return nil, serving.Errorf(serving.Unimplemented,
-					"onnx: model %q output %q is %v of shape %v, which depends on the data: the onnxruntime_go binding cannot return such an output",
-					m.md.Name, o.spec.Name, o.spec.DataType, o.spec.Shape)
-			}
-			continue // ONNX Runtime allocates it
-		}
-		n, err := serving.NumElements(shape)
-		if err != nil {
-			return nil, serving.Errorf(serving.ResourceExhausted, "onnx: model %q output %q: %w", m.md.Name, o.spec.Name, err)
-		}
-		v, buf, err := newOutput(o.spec.DataType, shape, int(n))
-		if err != nil {
-			return nil, serving.Errorf(serving.CodeOf(err), "onnx: model %q output %q: %w", m.md.Name, o.spec.Name, err)
-		}
-		outs[i], slots[i] = v, slot{buf: buf, shape: shape, pre: true}
-		derived = derived || !o.static
-	}
-	err := m.runSession(ctx, ins, outs, ph)
-	if err != nil && derived && ctx.Err() == nil && m.retryUnderived(outs, slots) {
+	err := m.runSession(ctx, f, ph)
+	if err != nil && ctx.Err() == nil && m.underive(f) {
 		// Dim 0 of some output was not the batch after all: let ONNX
 		// Runtime size those outputs from now on.
-		if err = m.runSession(ctx, ins, outs, ph); err == nil {
+		if err = m.runSession(ctx, f, ph); err == nil {
 			m.noDerive.Store(true)
 		}
 	}
 	if err != nil {
 		return nil, m.runError(ctx, err)
 	}
-	return m.collect(req, outs, slots)
+	return m.collect(f, sel)
+}
+
+// fill readies f's values for req: small inputs are copied into the
+// frame's own values, others wrapped in place; outputs of known shape get
+// the frame's own value or a Go buffer of this run, others are left for
+// ONNX Runtime to allocate.
+func (m *Model) fill(f *frame, req *serving.Request) error {
+	for i, spec := range m.md.Inputs {
+		t := m.input(req, i)
+		if b := f.inBuf[i]; b != nil {
+			if copy(b, t.RawBytes()) != len(b) || t.RawSize() != len(b) {
+				// Validate makes this unreachable; a short copy must
+				// never run on a previous request's bytes.
+				return serving.Errorf(serving.Internal, "onnx: model %q input %q: %d bytes for a frame of %d", m.md.Name, spec.Name, t.RawSize(), len(b))
+			}
+			continue
+		}
+		v, err := newInput(t)
+		if err != nil {
+			return serving.Errorf(serving.CodeOf(err), "onnx: model %q input %q: %w", m.md.Name, spec.Name, err)
+		}
+		f.ins[i] = v
+	}
+	for j, o := range m.outs {
+		shape := f.outShape[j]
+		if shape != nil && !o.static && !isHalf(o.spec.DataType) && m.noDerive.Load() {
+			shape = nil // a shape guessed from the batch proved wrong once
+		}
+		switch {
+		case shape == nil:
+			if isHalf(o.spec.DataType) {
+				return serving.Errorf(serving.Unimplemented,
+					"onnx: model %q output %q is %v of shape %v, which depends on the data: the onnxruntime_go binding cannot return such an output",
+					m.md.Name, o.spec.Name, o.spec.DataType, o.spec.Shape)
+			}
+			f.outs[j] = nil
+		case f.outBuf[j] != nil:
+			f.slots[j] = slot{kind: slotOwn, shape: shape}
+		default:
+			n, err := serving.NumElements(shape)
+			if err != nil {
+				return serving.Errorf(serving.ResourceExhausted, "onnx: model %q output %q: %w", m.md.Name, o.spec.Name, err)
+			}
+			v, buf, err := newOutput(o.spec.DataType, shape, int(n))
+			if err != nil {
+				return serving.Errorf(serving.CodeOf(err), "onnx: model %q output %q: %w", m.md.Name, o.spec.Name, err)
+			}
+			f.outs[j], f.slots[j] = v, slot{kind: slotCall, buf: buf, shape: shape}
+		}
+	}
+	return nil
 }
 
 // runError classifies a failed run: the ctx's error if it ended the run,
@@ -149,67 +198,82 @@ func (m *Model) runError(ctx context.Context, err error) error {
 
 // batchOf is dim 0 of the first batchable input, or -1.
 func (m *Model) batchOf(req *serving.Request) int64 {
-	for _, spec := range m.md.Inputs {
+	for i, spec := range m.md.Inputs {
 		if spec.Batchable() {
-			t, _ := req.Input(spec.Name) // present: Validate checked
-			return t.Shape[0]
+			return m.input(req, i).Shape[0]
 		}
 	}
 	return -1
 }
 
-// outputShape is the shape to preallocate output o with, or nil when only
-// the run can tell it. FP16/BF16 outputs are derived from the batch even
-// after a wrong guess: ONNX Runtime cannot allocate them for us.
-func (m *Model) outputShape(o output, batch int64) []int64 {
-	switch {
-	case o.spec.DataType == serving.Bytes:
-		return nil
-	case o.static:
-		return slices.Clone(o.spec.Shape)
-	case o.batchDim && batch >= 0 && (isHalf(o.spec.DataType) || !m.noDerive.Load()):
-		s := slices.Clone(o.spec.Shape)
-		s[0] = batch
-		return s
+// input returns the request's tensor for the model's i-th input: at the
+// same position when the request lists them in model order, as clients
+// and servekit's decoders do.
+func (m *Model) input(req *serving.Request, i int) serving.Tensor {
+	name := m.md.Inputs[i].Name
+	if i < len(req.Inputs) && req.Inputs[i].Name == name {
+		return req.Inputs[i]
 	}
-	return nil
+	t, _ := req.Input(name) // present: Validate checked
+	return t
 }
 
-// retryUnderived frees the derived-shape buffers ONNX Runtime can allocate
-// itself and reports whether there were any.
-func (m *Model) retryUnderived(outs []ort.Value, slots []slot) bool {
+// underive hands the outputs whose shape was derived from the batch over
+// to ONNX Runtime, and reports whether there were any. FP16/BF16 outputs
+// stay: ONNX Runtime cannot allocate them for the binding.
+func (m *Model) underive(f *frame) bool {
+	nIn := len(f.ins)
 	freed := false
-	for i, o := range m.outs {
-		if slots[i].pre && !o.static && !isHalf(o.spec.DataType) {
-			outs[i].Destroy()
-			outs[i], slots[i] = nil, slot{}
-			freed = true
+	for j, o := range m.outs {
+		if f.outs[j] == nil || o.static || isHalf(o.spec.DataType) {
+			continue
 		}
+		if f.outs[j] != f.own[nIn+j] {
+			f.outs[j].Destroy()
+		}
+		f.outs[j], f.slots[j] = nil, slot{}
+		freed = true
 	}
 	return freed
 }
 
-// collect builds the response from the outputs asked for, in the order
-// asked (all, in model order, when none were named).
-func (m *Model) collect(req *serving.Request, outs []ort.Value, slots []slot) (*serving.Response, error) {
-	n := len(req.Outputs)
-	if n == 0 {
+// collect builds the response from the outputs sel selects (see
+// validate). Nothing in it is the frame's: its own outputs are copied.
+func (m *Model) collect(f *frame, sel []int) (*serving.Response, error) {
+	n := len(sel)
+	if sel == nil {
 		n = len(m.md.Outputs)
 	}
-	resp := &serving.Response{Model: m.md.Name, Version: m.md.Version, Outputs: make([]serving.Tensor, 0, n)}
+	rank := 0
 	for k := range n {
-		spec, i := m.servedOutput(req, k)
-		s := slots[i]
-		data, shape := s.buf, s.shape
+		i := m.src[m.selected(sel, k)]
+		s := &f.slots[i]
+		if s.kind == slotORT && s.shape == nil {
+			s.shape = f.outs[i].GetShape()
+		}
+		rank += len(s.shape)
+	}
+	resp, dims := m.newResponse(n, rank)
+	for k := range n {
+		j := m.selected(sel, k)
+		spec, i := m.md.Outputs[j], m.src[j]
+		s := f.slots[i]
+		shape := dims[:len(s.shape):len(s.shape)]
+		dims = dims[len(shape):]
+		copy(shape, s.shape)
+		var data any
 		switch {
-		case s.pre && data == nil:
-			data = scalarData(outs[i])
-		case !s.pre:
+		case s.kind == slotOwn:
+			data = fresh(spec.DataType, f.outBuf[i])
+		case s.kind == slotCall && s.buf == nil:
+			data = scalarData(f.outs[i])
+		case s.kind == slotCall:
+			data = s.buf
+		default:
 			var err error
-			if data, err = ortData(outs[i]); err != nil {
+			if data, err = ortData(f.outs[i]); err != nil {
 				return nil, serving.Errorf(serving.Internal, "onnx: model %q output %q: %w", m.md.Name, spec.Name, err)
 			}
-			shape = outs[i].GetShape()
 		}
 		t, err := serving.FromSlice(spec.Name, spec.DataType, shape, data)
 		if err != nil {
@@ -220,51 +284,91 @@ func (m *Model) collect(req *serving.Request, outs []ort.Value, slots []slot) (*
 	return resp, nil
 }
 
-// servedOutput returns the spec of the k-th output a response carries and
-// the index of the session output that computes it.
-func (m *Model) servedOutput(req *serving.Request, k int) (serving.TensorSpec, int) {
-	j := k
-	if len(req.Outputs) > 0 {
-		j = slices.IndexFunc(m.md.Outputs, func(s serving.TensorSpec) bool { return s.Name == req.Outputs[k] })
-		// found: Validate checked the names
+// selected is the md.Outputs index of the k-th output of the response.
+func (m *Model) selected(sel []int, k int) int {
+	if sel == nil {
+		return k
 	}
-	return m.md.Outputs[j], m.src[j]
+	return sel[k]
 }
 
-// runSession runs the session, watching ctx when it can be cancelled, and
-// notes when the run started and ended in ph (when not nil).
-func (m *Model) runSession(ctx context.Context, ins, outs []ort.Value, ph *phases) error {
+// answer1 and answer2 are a response with room for its outputs and their
+// shapes in one allocation: the usual answer of one or two outputs costs
+// that allocation plus its data.
+type answer1 struct {
+	resp serving.Response
+	outs [1]serving.Tensor
+	dims [4]int64
+}
+
+type answer2 struct {
+	resp serving.Response
+	outs [2]serving.Tensor
+	dims [6]int64
+}
+
+// newResponse returns an empty response with room for n outputs and a
+// slice of rank dims to carve their shapes from.
+func (m *Model) newResponse(n, rank int) (*serving.Response, []int64) {
+	var resp *serving.Response
+	var dims []int64
+	switch {
+	case n == 1 && rank <= len(answer1{}.dims):
+		a := new(answer1)
+		resp, a.resp.Outputs, dims = &a.resp, a.outs[:0], a.dims[:rank]
+	case n == 2 && rank <= len(answer2{}.dims):
+		a := new(answer2)
+		resp, a.resp.Outputs, dims = &a.resp, a.outs[:0], a.dims[:rank]
+	default:
+		resp, dims = &serving.Response{Outputs: make([]serving.Tensor, 0, n)}, make([]int64, rank)
+	}
+	resp.Model, resp.Version = m.md.Name, m.md.Version
+	return resp, dims
+}
+
+// phases are when a run's session Run started and ended; nil when nobody
+// asked (no serving.Timing), which saves the clock reads.
+type phases struct{ run, done time.Time }
+
+// runSession runs the session on f's values and notes when the run started
+// and ended in ph (when not nil).
+func (m *Model) runSession(ctx context.Context, f *frame, ph *phases) error {
 	if ph == nil {
-		return m.runSessionNow(ctx, ins, outs)
+		return m.runSessionNow(ctx, f)
 	}
 	ph.run = time.Now()
-	err := m.runSessionNow(ctx, ins, outs)
+	err := m.runSessionNow(ctx, f)
 	ph.done = time.Now()
 	return err
 }
 
-func (m *Model) runSessionNow(ctx context.Context, ins, outs []ort.Value) error {
-	if len(ins) == 0 {
-		return m.runBound(outs)
+// runSessionNow runs the session on f's values, watching ctx when it can be
+// cancelled: ONNX Runtime's terminate flag, set when ctx ends, stops the
+// run at the next operator boundary.
+func (m *Model) runSessionNow(ctx context.Context, f *frame) error {
+	if len(f.ins) == 0 {
+		return m.runBound(f.outs)
 	}
 	if ctx.Done() == nil {
-		return m.session.Run(ins, outs)
+		return m.session.Run(f.ins, f.outs)
 	}
-	ro := m.runOptions()
+	ro := f.runOptions()
 	if ro == nil {
-		return m.session.Run(ins, outs)
+		return m.session.Run(f.ins, f.outs)
 	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		_ = ro.Terminate()
-		close(fired)
-	})
-	err := m.session.RunWithOptions(ins, outs, ro)
+	f.wg.Add(1)
+	stop := context.AfterFunc(ctx, f.terminate)
+	err := m.session.RunWithOptions(f.ins, f.outs, ro)
 	if stop() {
-		m.putRunOptions(ro)
+		f.wg.Done()
 	} else {
-		<-fired // Terminate may still be running: wait before freeing ro
-		ro.Destroy()
+		// Terminate may still be running: wait before clearing the flag
+		// for the frame's next run.
+		f.wg.Wait()
+		if ro.UnsetTerminate() != nil {
+			ro.Destroy()
+			f.res.ro = nil
+		}
 	}
 	return err
 }
@@ -291,31 +395,6 @@ func (m *Model) runBound(outs []ort.Value) error {
 		}
 	}
 	return m.session.RunWithBinding(b)
-}
-
-// runOptions takes run options from the free list or makes new ones; nil
-// when ONNX Runtime cannot, in which case the run is not cancellable.
-func (m *Model) runOptions() *ort.RunOptions {
-	select {
-	case ro := <-m.runOpts:
-		return ro
-	default:
-	}
-	ro, err := ort.NewRunOptions()
-	if err != nil {
-		return nil
-	}
-	return ro
-}
-
-// putRunOptions keeps unused run options for the next run. Those whose
-// terminate flag fired are destroyed instead, never reused.
-func (m *Model) putRunOptions(ro *ort.RunOptions) {
-	select {
-	case m.runOpts <- ro:
-	default:
-		ro.Destroy()
-	}
 }
 
 func destroy(vals []ort.Value) {

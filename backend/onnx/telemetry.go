@@ -16,16 +16,17 @@ import (
 // ScopeName is the instrumentation scope of the package's metrics and spans.
 const ScopeName = "github.com/servekit/servekit/backend/onnx"
 
-// telemetry records the package's metrics and spans. Attribute sets are
-// built once per model and code, so recording costs no allocation.
+// telemetry records the package's metrics and spans. Attribute sets, and
+// the record options carrying them, are built once per model and code, so
+// recording costs no allocation.
 type telemetry struct {
 	tracer   trace.Tracer
 	load     metric.Float64Histogram
 	warmup   metric.Float64Histogram
 	run      metric.Float64Histogram
-	model    attribute.Set                       // model, version
-	loadAttr attribute.Set                       // model, version, device
-	byCode   [serving.Internal + 1]attribute.Set // model, version, code
+	model    attribute.Set                               // model, version
+	loadAttr attribute.Set                               // model, version, device
+	byCode   [serving.Internal + 1][]metric.RecordOption // an attribute set: model, version, code
 	spanAttr []attribute.KeyValue
 }
 
@@ -55,7 +56,8 @@ func newTelemetry(c config, md serving.Metadata) telemetry {
 	t.loadAttr = attribute.NewSet(append(kv[:2:2], attribute.String("device", md.Device))...)
 	t.spanAttr = kv
 	for c := range t.byCode {
-		t.byCode[c] = attribute.NewSet(append(kv[:2:2], attribute.String("code", serving.Code(c).String()))...)
+		set := attribute.NewSet(append(kv[:2:2], attribute.String("code", serving.Code(c).String()))...)
+		t.byCode[c] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}
 	return t
 }
@@ -87,7 +89,7 @@ func (t *telemetry) ran(ctx context.Context, span trace.Span, took time.Duration
 	if int(code) >= len(t.byCode) {
 		code = serving.Internal
 	}
-	t.run.Record(ctx, took.Seconds(), metric.WithAttributeSet(t.byCode[code]))
+	t.run.Record(ctx, took.Seconds(), t.byCode[code]...)
 	if !span.IsRecording() {
 		return // not ours to end: the parent's, or nothing
 	}

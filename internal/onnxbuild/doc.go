@@ -7,11 +7,15 @@
 // dense networks of any size, [ConvNet] and [RandomConvNetSpec] for small
 // image classifiers (Conv, Relu, MaxPool, GlobalAveragePool), each in FP32,
 // FP16 or FP16 behind FP32 casts ([Precision]) and with a Go evaluation to
-// check a runtime against, [FraudMLP] for the project's demo model,
+// check a runtime against, [QuantizeMLP] and [QuantizeConvNet] for their
+// INT8 (QDQ) versions, quantized here with activation ranges from a
+// calibration batch (quant.go says how), [FraudMLP] for the project's demo model,
 // [Identity] for one element type end to end, [MultiIO] for several inputs
 // and outputs. [DecodeTensor] and [EncodeTensor] read and write the
-// TensorProto files of ONNX's backend test suite, and [DecodeModelIO] lists
-// a model's inputs and outputs so a test can tell which models it can feed.
+// TensorProto files of ONNX's backend test suite, [DecodeModelIO] lists
+// a model's inputs and outputs so a test can tell which models it can feed,
+// and [Summarize] counts a graph's operators and initializers, e.g. in the
+// optimised model ONNX Runtime writes, to see which kernels it runs.
 //
 // The messages are written with protowire against the field numbers of
 // onnx.proto (ONNX 1.12, IR version 8). Generated types would pull a
