@@ -29,7 +29,10 @@ var quiet = rollout.WithLogger(slog.New(slog.DiscardHandler))
 
 func newRouter(t *testing.T, opts ...rollout.Option) *rollout.Router {
 	t.Helper()
-	r := rollout.New("m", append([]rollout.Option{quiet}, opts...)...)
+	r, err := rollout.New("m", append([]rollout.Option{quiet}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := r.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -449,7 +452,7 @@ func TestAdminAuthorization(t *testing.T) {
 
 // Routers works as a Registry; a closed router answers 503.
 func TestAdminClosedRouter(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	r.Close()
 	a := &adminHarness{t: t, h: mustAdmin(t, admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithLogger(slog.New(slog.DiscardHandler)))}

@@ -13,7 +13,11 @@ import (
 
 // The admin API on a private listener, behind a bearer token.
 func ExampleNew() {
-	r := rollout.New("fraud")
+	r, err := rollout.New("fraud")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 	r.Put("1", servingtest.Linear(2))
 	r.Put("2", servingtest.Linear(2))

@@ -7,7 +7,7 @@
 // serving.Versioned, so serving/httpapi serves every version it holds
 // (/v2/models/{m}/versions/{v}/...) once the router is registered:
 //
-//	r := rollout.New("fraud")
+//	r, err := rollout.New("fraud")
 //	defer r.Close()
 //	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
 //	r.Put("1", perVersion(blue))                                     // the first takes 100 %
@@ -131,7 +131,10 @@
 // mirrored; mirrors reach v through the router's reference counting but
 // not its Stats), StopMirror ends it, Status().Shadow and the guards'
 // Snapshot.Shadow show the comparison. Outside a router, NewShadow and
-// Shadow.Middleware put one in front of any Predictor. The seed's
+// Shadow.Middleware put one in front of any Predictor; closing that layer
+// closes the primary it wraps, never the Shadow or its challenger, which
+// their maker closes after the chains (the rule on serving.Middleware).
+// The seed's
 // sequence on one router:
 //
 //	r.Mirror("2", 100)                      // shadow: compare before any user sees 2

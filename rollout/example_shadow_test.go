@@ -65,7 +65,11 @@ func ExampleShadow() {
 // Shadow deployment on a router: version 2 sees every request version 1
 // answers, callers see only version 1, and the comparison is in Status.
 func ExampleRouter_Mirror() {
-	r := rollout.New("m")
+	r, err := rollout.New("m")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 	r.Put("1", servingtest.Linear(2))
 	// Version 2 answers 2x + 1.5: every element off by 0.5, the same argmax.

@@ -115,7 +115,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: logLevel}))
 
-	router := rollout.New("fraud", rollout.WithLogger(log))
+	router, err := rollout.New("fraud", rollout.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
 	defer router.Close() // closes both models
 	if err := putModels(router, o.ortLib); err != nil {
 		return nil, err
