@@ -80,8 +80,8 @@ func TestFeedbackIsLateAndWhole(t *testing.T) {
 	}
 }
 
-// logRecords writes predictions as the server's loggers do: one FileSink
-// per version directory.
+// logRecords writes predictions as the server's loggers do, into a FileSink
+// under the log directory (history reads every file below it).
 func logRecords(t *testing.T, dir, version string, at time.Time, ids []string, scores []float32) {
 	t.Helper()
 	sink, err := predlog.NewFileSink(filepath.Join(dir, "fraud-v"+version), rowio.Parquet)

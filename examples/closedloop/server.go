@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/servekit/servekit/admin"
@@ -54,6 +53,8 @@ import (
 // (/drift/, with the model-quality section) on a private one, both behind
 // the bearer token.
 type server struct {
+	cache    *cache.Cache      // every version's: keys carry the weights' fingerprint
+	sink     *predlog.FileSink // every version's loggers write here
 	repo     *repository.Repository
 	mon      *drift.Monitor
 	qm       *quality.Monitor
@@ -64,8 +65,6 @@ type server struct {
 	stopAPI  func() error
 	stopAdm  func() error
 }
-
-var logDirs atomic.Int64 // numbers each loaded version's log directory
 
 func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger, retrainURL string, hookKey []byte) (s *server, err error) {
 	s = &server{}
@@ -119,6 +118,20 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
 			}
 		})); err != nil {
+		return s, err
+	}
+
+	// One cache and one log sink for every version, made and closed here
+	// (after the repository, whose chains use them): the middleware that
+	// uses a value handed to it never closes it (serving.Middleware). The
+	// cache's keys carry each model's fingerprint, so a reload never
+	// serves the old weights' answers; the sink's records carry model and
+	// version, and one sink holds its directory's lock for the server's
+	// life.
+	if s.cache, err = cache.New(cache.WithMaxEntries(10_000), cache.WithTTL(time.Minute)); err != nil {
+		return s, err
+	}
+	if s.sink, err = predlog.NewFileSink(o.logDir(), rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(modelName)); err != nil {
 		return s, err
 	}
 
@@ -182,7 +195,7 @@ func alarmLine(a drift.Alert) string {
 // predlog → cache → batch → ONNX model, and monitors the version with the
 // drift profile written beside its model file.
 func (s *server) loader(o *options) repository.LoadFunc {
-	return func(_ context.Context, v repository.Version) (p serving.Predictor, err error) {
+	return func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		prof, err := drift.ReadProfile(filepath.Join(v.Dir, drift.ProfileFileName))
 		if err != nil {
 			return nil, err
@@ -205,61 +218,29 @@ func (s *server) loader(o *options) repository.LoadFunc {
 		if err != nil {
 			return nil, err
 		}
-		var closers []func() error
-		defer func() {
-			if err != nil {
-				for _, c := range closers {
-					err = errors.Join(err, c())
-				}
-				if m != nil {
-					err = errors.Join(err, m.Close())
-				}
-			}
-		}()
 		b, err := batch.New(m, batch.WithMaxBatchRows(64), batch.WithMaxDelay(time.Millisecond))
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, m.Close())
 		}
-		closers = append(closers, b.Close)
-		c, err := cache.New(cache.WithMaxEntries(10_000), cache.WithTTL(time.Minute))
+		// From here each layer owns the one below: closing the chain closes
+		// the logger (its queue written), the batcher (drained), the model.
+		logged, err := predlog.New(s.cache.Middleware()(b), s.sink, predlog.WithTick(o.logRotate/2))
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, b.Close())
 		}
-		closers = append(closers, c.Close)
-		// One directory per loaded instance: a FileSink locks its
-		// directory and commits what it finds there unfinished, which
-		// must never be the files of a sink still writing (the instance a
-		// reload replaces, which still holds the lock).
-		dir := filepath.Join(o.logDir(), fmt.Sprintf("%s-v%s-%03d", v.Model, v.Version, logDirs.Add(1)))
-		sink, err := predlog.NewFileSink(dir, rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(v.Model+"-v"+v.Version))
-		if err != nil {
-			return nil, err
-		}
-		chain := ownCache{s.qm.Middleware()(predlog.New(c.Middleware()(b), sink, predlog.WithTick(o.logRotate/2))), c}
+		chain := s.qm.Middleware()(logged)
 		if err := errors.Join(s.mon.AddProfile(prof), s.qm.AddReference(ref)); err != nil {
-			closers, m = nil, nil // the chain owns them now
 			return nil, errors.Join(err, serving.Close(chain))
 		}
 		return chain, nil
 	}
 }
 
-// ownCache is a version's chain that owns its cache: serving.Close walks
-// the chain (the logger flushes, the batcher drains, the model closes) and
-// closes the cache, which a cache.Predictor leaves to its owner.
-type ownCache struct {
-	serving.Predictor
-	c *cache.Cache
-}
-
-func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
-func (p ownCache) Close() error              { return p.c.Close() }
-
 // close stops everything in the order that loses nothing: the listeners
 // (requests in flight finish), the repository (each version's logger
-// writes what it holds, then its batcher, cache and model close), the
-// webhook (queued alerts delivered, for a while), the monitor, the
-// metrics.
+// writes what it holds, then its batcher and model close), the cache and
+// the log sink the versions shared, the webhook (queued alerts delivered,
+// for a while), the monitor, the metrics.
 func (s *server) close(ctx context.Context) error {
 	var errs []error
 	for _, stop := range []func() error{s.stopAPI, s.stopAdm} {
@@ -269,6 +250,12 @@ func (s *server) close(ctx context.Context) error {
 	}
 	if s.repo != nil {
 		errs = append(errs, s.repo.Close())
+	}
+	if s.cache != nil {
+		errs = append(errs, s.cache.Close())
+	}
+	if s.sink != nil {
+		errs = append(errs, s.sink.Close())
 	}
 	if s.hook != nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
