@@ -2,10 +2,10 @@
 // it compares each window of live requests with a reference profile of the
 // model version — feature by feature, and all numerical features together
 // (multivariate drift) — checks the data's quality, raises alerts that can
-// trigger retraining, exports the statistics as OpenTelemetry gauges and
-// draws an HTML report. The statistics are SciPy's and follow Evidently's
-// defaults. Whether a drift hurt the model's answers is package quality's
-// question; package report draws both on one page.
+// trigger retraining (package webhook sends them), and exports the
+// statistics as OpenTelemetry gauges. The statistics are SciPy's and follow
+// Evidently's defaults. Whether a drift hurt the model's answers is package
+// quality's question; package report draws both on one HTML page.
 //
 // Reach for NewMonitor and its Middleware:
 //
@@ -39,8 +39,8 @@
 // windows and calls the alert functions; its state needs no lock. Status,
 // Results, Alerts and the report read what the worker published after each
 // window. Close stops the worker; closing a serving chain closes the
-// middleware layer only, since a Monitor is shared by the models it
-// watches. Observing costs about 30 ns of CPU per feature value, binning
+// middleware layer and the model below it, never the Monitor, which is
+// shared by the models it watches and closed by its maker. Observing costs about 30 ns of CPU per feature value, binning
 // included (see Correctness and performance).
 //
 // # Profiles
