@@ -42,9 +42,10 @@ func (f PredictorFunc) Predict(ctx context.Context, req *Request) (*Response, er
 //     Sharing is the point: one cache's memory bound, one monitor's windows,
 //     one shadow's comparison across every chain it serves.
 //
-// Ownership: a middleware owns the Predictor it wraps, and its Close (after
-// releasing its own state: a batcher drains, a logger writes its queue)
-// closes it, so closing the outermost layer closes the chain. It never
+// Ownership: a middleware owns the Predictor it wraps (from the moment its
+// constructor succeeds: one that fails leaves next to the caller), and its
+// Close (after releasing its own state: a batcher drains, a logger writes
+// its queue) closes it, so closing the outermost layer closes the chain. It never
 // closes a value handed to it (a Cache, a Monitor, a Shadow, a predlog
 // Sink): such a value may serve other chains, and its maker closes it once
 // they are closed. Invalid options are an InvalidArgument error from the
