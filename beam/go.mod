@@ -3,7 +3,7 @@ module github.com/servekit/servekit/beam
 go 1.26.0
 
 require (
-	github.com/servekit/servekit v0.0.0
+	github.com/servekit/servekit v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -76,5 +76,3 @@ require (
 	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
-
-replace github.com/servekit/servekit => ../

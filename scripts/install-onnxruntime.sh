@@ -2,8 +2,13 @@
 # Installs ONNX Runtime 1.29.0 (the shared library only) into third_party/onnxruntime/
 # of this project, for the host: Linux x64, Linux arm64 or macOS arm64.
 #
+# --platform linux/arm64 (or linux/amd64, darwin/arm64) installs another platform's
+# library instead, by default into third_party/onnxruntime-linux-arm64/ (and so on), for
+# cross-compiled tests: scripts/test-arm64.sh runs the arm64 tests under qemu with it.
+#
 # The library comes from the npm package onnxruntime-node@1.29.0, which ships the
-# official builds for those hosts (the Linux x64 build has CUDA support compiled in).
+# official builds for those hosts (the Linux x64 build has CUDA support compiled in; the
+# arm64 builds are CPU only).
 # The package and the extracted library are checked against pinned sha256 sums.
 #
 # --gpu (Linux x64 only) also puts ONNX Runtime's CUDA execution provider beside it:
@@ -15,7 +20,7 @@
 # libcudnn*.so.9, and the NVIDIA driver's libcuda.so.1. See the README's GPU section.
 #
 # Idempotent: files already in place with the right checksums are left alone.
-# Usage: scripts/install-onnxruntime.sh [--gpu] [DEST_DIR]
+# Usage: scripts/install-onnxruntime.sh [--gpu] [--platform OS/ARCH] [DEST_DIR]
 set -euo pipefail
 
 VERSION=1.29.0
@@ -29,39 +34,54 @@ GPU_LIBS=(libonnxruntime_providers_cuda.so libonnxruntime_providers_shared.so)
 GPU_SHAS=(56cf3254b118ad837ccc4ed8f6d1b23504bbf7ef91b34cbc0b289cb7f10b3037
           c6a12593396095f5670160e284c35d1700b7708cf3037b7042e2a5200ccae772)
 
+usage="usage: $0 [--gpu] [--platform OS/ARCH] [DEST_DIR]"
 gpu=0
 dest=""
-for arg in "$@"; do
-  case "$arg" in
+platform=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --gpu) gpu=1 ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    -*) echo "install-onnxruntime: unknown option $arg (usage: $0 [--gpu] [DEST_DIR])" >&2; exit 2 ;;
-    *) dest=$arg ;;
+    --platform) [ $# -ge 2 ] || { echo "install-onnxruntime: --platform needs OS/ARCH ($usage)" >&2; exit 2; }
+      platform=$2; shift ;;
+    --platform=*) platform=${1#--platform=} ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "install-onnxruntime: unknown option $1 ($usage)" >&2; exit 2 ;;
+    *) dest=$1 ;;
   esac
+  shift
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest=${dest:-"$root/third_party/onnxruntime"}
 
-case "$(uname -s)/$(uname -m)" in
-  Linux/x86_64)
+# The host's platform in Go's words; the default install is the host's.
+host=$(uname -s | tr '[:upper:]' '[:lower:]')/$(uname -m)
+host=${host/x86_64/amd64}; host=${host/aarch64/arm64}
+platform=${platform:-$host}
+if [ "$platform" = "$host" ]; then
+  dest=${dest:-"$root/third_party/onnxruntime"}
+else
+  dest=${dest:-"$root/third_party/onnxruntime-${platform/\//-}"}
+fi
+
+case "$platform" in
+  linux/amd64)
     src=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
     lib=libonnxruntime.so.1
     lib_sha=89688f5cf51c7e31befbb7b9101bc027799009b18d1baa9a5b1146a72e69538d ;;
-  Linux/aarch64|Linux/arm64)
+  linux/arm64)
     src=package/bin/napi-v6/linux/arm64/libonnxruntime.so.1
     lib=libonnxruntime.so.1
     lib_sha=a27d21126db312aa8f02f3d5eaebe466e991f51f469882e6d0407d5a8b64afda ;;
-  Darwin/arm64)
+  darwin/arm64)
     src=package/bin/napi-v6/darwin/arm64/libonnxruntime.1.29.0.dylib
     lib=libonnxruntime.dylib
     lib_sha=3e4c63909e9fc6648c93c68741c1ccf1e3d89218dd1d6a7d4f3d629ffc7f9918 ;;
   *)
-    echo "install-onnxruntime: no ONNX Runtime $VERSION build for $(uname -s)/$(uname -m) in onnxruntime-node;" >&2
+    echo "install-onnxruntime: no ONNX Runtime $VERSION build for $platform in onnxruntime-node;" >&2
     echo "download one from ONNX Runtime's GitHub releases and set ONNXRUNTIME_LIB to its path." >&2
     exit 1 ;;
 esac
-if [ $gpu = 1 ] && [ "$(uname -s)/$(uname -m)" != Linux/x86_64 ]; then
-  echo "install-onnxruntime: --gpu: the CUDA provider is installed for Linux x64 only, not $(uname -s)/$(uname -m)" >&2
+if [ $gpu = 1 ] && [ "$platform" != linux/amd64 ]; then
+  echo "install-onnxruntime: --gpu: the CUDA provider is installed for Linux x64 only, not $platform" >&2
   exit 1
 fi
 

@@ -271,8 +271,9 @@ var missingLib = regexp.MustCompile(`([^\s:/]+\.so[.0-9]*): cannot open shared o
 // Runtime's own message.
 func cudaError(c config, err error) error {
 	env.mu.Lock()
-	dir := filepath.Dir(env.path)
+	path := env.path
 	env.mu.Unlock()
+	dir := filepath.Dir(path)
 	what, fix := "", ""
 	msg := trimBinding(err)
 	if m := missingLib.FindStringSubmatch(msg); m != nil {
@@ -294,6 +295,11 @@ func cudaError(c config, err error) error {
 			what = lib + " (CUDA 13) cannot be loaded"
 			fix = "install the CUDA 13 runtime libraries (cudart, cuBLAS, cuRAND) and put their folder on LD_LIBRARY_PATH, e.g. /usr/local/cuda-13.0/targets/x86_64-linux/lib"
 		}
+	} else if strings.Contains(msg, "not enabled in this build") {
+		// The library itself has no CUDA: the arm64 and macOS builds that
+		// scripts/install-onnxruntime.sh installs are CPU only.
+		what = path + " is an ONNX Runtime build without CUDA"
+		fix = "use one with CUDA: on Linux x64 the one scripts/install-onnxruntime.sh installs, with --gpu for the provider; elsewhere (e.g. Jetson) a CUDA build of ONNX Runtime " + RequiredVersion
 	} else {
 		what = "the CUDA provider could not start"
 		fix = "check the device with nvidia-smi and the device id"

@@ -1,3 +1,5 @@
+//go:build !servekit_nogrpc
+
 package main
 
 import (
@@ -8,6 +10,13 @@ import (
 	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/oip"
 )
+
+// apis names what the port serves, in the startup line.
+const apis = "REST and gRPC"
+
+// protocols are the server's: plaintext HTTP/2 (h2c) beside HTTP/1, which
+// gRPC clients need.
+func protocols() *http.Protocols { return grpcapi.Protocols() }
 
 // withGRPC serves the Open Inference Protocol's gRPC service for the models
 // of srv on the same port as everything else (rest: the REST API and

@@ -46,7 +46,6 @@ import (
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/serving"
-	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/telemetry"
@@ -266,8 +265,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           g,                   // gRPC beside REST on one port, behind the drain gate
-		Protocols:         grpcapi.Protocols(), // h2c, which gRPC clients need
+		Handler:           g,           // gRPC beside REST on one port, behind the drain gate
+		Protocols:         protocols(), // h2c, which gRPC clients need
 		ReadHeaderTimeout: o.readHeader,
 		ReadTimeout:       o.read,
 		WriteTimeout:      o.write,
@@ -275,8 +274,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (REST and gRPC; %s)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
-		metricsAt, repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
+	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (%s; %s)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
+		apis, metricsAt, repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

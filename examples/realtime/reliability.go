@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/limit"
@@ -85,49 +83,22 @@ func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predicto
 	return limit.New(p, opts...)
 }
 
-// newCache builds the response cache, with Redis as L2 when asked; the
-// returned close stops both. One cache serves every model and version, those
-// of -repo too: entries are keyed by each model's content fingerprint, so a
-// hot reload or a replica on other weights never gets another's answers.
+// newCache builds the response cache, with Redis as L2 when asked
+// (redis.go); the returned close stops both. One cache serves every model
+// and version, those of -repo too: entries are keyed by each model's
+// content fingerprint, so a hot reload or a replica on other weights never
+// gets another's answers.
 func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) {
 	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
-	var rdb *redis.Client
-	if r := o.redis; r.addr != "" {
-		l2 := []cache.L2Option{cache.WithL2Timeout(r.timeout)}
-		switch {
-		case r.hmacKey != "":
-			var previous [][]byte
-			if r.hmacPrevious != "" {
-				previous = append(previous, []byte(r.hmacPrevious))
-			}
-			l2 = append(l2, cache.WithL2Key([]byte(r.hmacKey), previous...))
-		case r.unauthenticated:
-			l2 = append(l2, cache.WithL2Unauthenticated())
-		default:
-			return nil, nil, errors.New("-cache-redis needs -cache-redis-hmac-key ($SERVEKIT_REDIS_HMAC_KEY), the secret that authenticates what replicas write to it, or -cache-redis-unauthenticated to run without one")
-		}
-		if r.unauthenticated && r.hmacKey != "" {
-			return nil, nil, errors.New("-cache-redis-unauthenticated contradicts -cache-redis-hmac-key")
-		}
-		// ContextTimeoutEnabled: the cache bounds every Redis call by its
-		// own timeout, so a dead Redis costs a miss, never a stall.
-		rdb = redis.NewClient(&redis.Options{Addr: r.addr, Password: r.password, ContextTimeoutEnabled: true})
-		opts = append(opts, cache.WithRedis(rdb, l2...))
-	}
-	c, err := cache.New(opts...)
+	l2, closeL2, err := redisL2(o.redis)
 	if err != nil {
-		if rdb != nil {
-			err = errors.Join(err, rdb.Close())
-		}
 		return nil, nil, err
 	}
-	return c, func() error {
-		err := c.Close()
-		if rdb != nil {
-			err = errors.Join(err, rdb.Close())
-		}
-		return err
-	}, nil
+	c, err := cache.New(append(opts, l2...)...)
+	if err != nil {
+		return nil, nil, errors.Join(err, closeL2())
+	}
+	return c, func() error { return errors.Join(c.Close(), closeL2()) }, nil
 }
 
 // Drain states of a gate.

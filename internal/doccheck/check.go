@@ -359,6 +359,15 @@ func (c *Checker) loader(m Module) *loader {
 	l := c.loaders[m.Dir]
 	if l == nil {
 		l = &loader{dir: m.Dir, export: map[string]string{}, failed: map[string]string{}}
+		// A nested module (beam/) requires the root at its last release;
+		// the repository's go.work puts this checkout in its place, as
+		// make test does for beam's own tests, so its snippets are checked
+		// against the code beside them. The root module goes without.
+		if root, err := filepath.Abs(c.Root); err == nil && root != m.Dir {
+			if w := filepath.Join(root, "go.work"); fileExists(w) {
+				l.work = w
+			}
+		}
 		c.loaders[m.Dir] = l
 		// One go list for every package of the table this module owns
 		// (std and third-party ones too for the outermost), rather than
@@ -402,6 +411,7 @@ func (c *Checker) outermost() string {
 // type-checked against exactly what go build would compile it against.
 type loader struct {
 	dir    string
+	work   string            // the go.work a nested module is built in, "" for none
 	export map[string]string // import path → export data file
 	failed map[string]string // import path → why go list could not give it
 	imp    types.Importer
@@ -427,6 +437,9 @@ func (l *loader) ensure(paths []string) error {
 	}
 	cmd := exec.Command(goCmd, append([]string{"list", "-e", "-export", "-deps", "-json=ImportPath,Export,Error"}, missing...)...)
 	cmd.Dir = l.dir
+	if l.work != "" {
+		cmd.Env = append(os.Environ(), "GOWORK="+l.work)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -589,4 +602,9 @@ func sortedValues(m map[string]string) []string {
 		out = append(out, m[k])
 	}
 	return out
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
