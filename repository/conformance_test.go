@@ -56,6 +56,8 @@ func TestOpenRefusesInvalidOptions(t *testing.T) {
 		"zero load timeout":  repository.WithLoadTimeout(0),
 		"zero drain timeout": repository.WithDrainTimeout(0),
 		"no loads at once":   repository.WithLoadConcurrency(0),
+		"no model file":      repository.WithModelFile(""),
+		"a model file path":  repository.WithModelFile("../model.onnx"),
 		"router options":     repository.WithRouterOptions(rollout.WithStatsWindow(time.Millisecond)),
 	} {
 		if r, err := repository.Open(context.Background(), root, newLoader().Load, opt); serving.CodeOf(err) != serving.InvalidArgument {

@@ -115,12 +115,13 @@ func WithLoadConcurrency(n int) Option {
 
 // WithModelFile sets the model file name in each version directory
 // (default DefaultModelFile); a model's config.json may override it with
-// default_model_filename.
+// default_model_filename. Open refuses a name that is not a plain file
+// name, as it refuses such a default_model_filename.
 func WithModelFile(name string) Option {
 	return optionFunc(func(c *config) {
-		if name != "" {
-			c.modelFile = name
-		}
+		err := checkName(name)
+		c.require(err == nil, "model file %q: %v", name, err)
+		c.modelFile = name
 	})
 }
 
