@@ -41,9 +41,10 @@ import (
 // with its own profile, and it sees what users were answered, not the
 // shadow's mirrors. Below the router each version has its own chain: the
 // prediction logger first, so cached answers are logged as served; a
-// cache (keys carry the weights' fingerprint, so a reload never serves the
-// old weights' answers); a batcher;
-// the model. A mirrored request reaches the challenger's chain, so its
+// cache layer (over the server's one cache, whose keys carry the weights'
+// fingerprint, so a reload never serves the old weights' answers); a
+// batcher; the model. The loggers share the server's one log sink; the
+// server made the cache and the sink and closes them after the chains. A mirrored request reaches the challenger's chain, so its
 // logger records the challenger's answer under the same request id: the
 // pairs the AUC guard compares.
 //
