@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -74,5 +75,45 @@ func TestEndToEndGRPC(t *testing.T) {
 	err = cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelInferProcedure, &req, &resp)
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("unknown model over gRPC: %v", err)
+	}
+}
+
+// TestGRPCPort: with -grpc-addr, grpc-go's server answers on its own port
+// the request its printed grpcurl line sends, and the health of the model
+// by name; stopping run drains it with the REST port.
+func TestGRPCPort(t *testing.T) {
+	_, _, printed, stop := startOut(t, "-grpc-addr", "127.0.0.1:0")
+	defer stop()
+	var line string
+	for _, l := range printed.all() {
+		if strings.HasPrefix(l, "grpcurl ") && !strings.Contains(l, "-proto") {
+			line = l
+		}
+	}
+	m := regexp.MustCompile(`-d '([^']*)' (\S+) inference\.GRPCInferenceService/ModelInfer$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no grpcurl line for the gRPC port in %q", printed.all())
+	}
+	var req pb.ModelInferRequest
+	if err := protojson.Unmarshal([]byte(m[1]), &req); err != nil {
+		t.Fatalf("grpcurl payload %s: %v", m[1], err)
+	}
+	cc, err := grpc.NewClient(m[2], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: "fraud"})
+	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health of fraud: %v %v", h, err)
+	}
+	var resp pb.ModelInferResponse
+	if err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceModelInferProcedure, &req, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := grpcapi.DecodeResponse(&resp); err != nil || len(out.Outputs) != 1 || resp.ModelVersion != "1" {
+		t.Errorf("answer %v: %v", &resp, err)
 	}
 }

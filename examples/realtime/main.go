@@ -67,6 +67,7 @@ type options struct {
 	threads         int
 	maxBody         int64
 	maxMessage      int
+	grpcAddr        string
 	maxElements     int64
 	maxTimeout      time.Duration
 	batch           bool
@@ -117,6 +118,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.ortLib, "ort-lib", env("ONNXRUNTIME_LIB", ""), "ONNX Runtime shared library ($ONNXRUNTIME_LIB)")
 	fs.IntVar(&o.threads, "threads", 1, "ONNX Runtime intra-op threads per model")
 	fs.Int64Var(&o.maxBody, "max-body", 16<<20, "largest request body in bytes (413 above)")
+	fs.StringVar(&o.grpcAddr, "grpc-addr", env("SERVEKIT_GRPC_ADDR", ""), "also serve gRPC with grpc-go on this address, with health and reflection (Triton: :8001; $SERVEKIT_GRPC_ADDR; the REST port serves gRPC too)")
 	fs.IntVar(&o.maxMessage, "grpc-max-message", 4<<20, "largest gRPC message in bytes, compressed ones as they inflate (ResourceExhausted above; grpc-go's default)")
 	fs.Int64Var(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
 	fs.DurationVar(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
@@ -274,6 +276,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 		MaxHeaderBytes:    o.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	rpc, err := serveGRPC(core, o)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if rpc != nil {
+		fmt.Fprintf(stdout, "gRPC on %s (grpc-go, with health and reflection); try:\n%s\n", rpc.addr, grpcurlNativeLine(rpc.addr, names[0]))
+	}
 	fmt.Fprintf(stdout, "serving %d model(s) on http://%s (%s; %s)%s; try:\n%s\n%s\n", len(servedModels(models, repo)), ln.Addr(),
 		apis, metricsAt, repoSummary(repo), curlLine(ln.Addr().String(), names[0]), grpcurlLine(ln.Addr().String(), names[0]))
 
@@ -281,10 +291,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return err
+		return errors.Join(err, rpc.stop(context.WithoutCancel(ctx), log))
+	case err := <-rpc.failed(): // its listener failed: stop everything
+		rpc.close()
+		srv.Close()
+		<-errc
+		return fmt.Errorf("grpc server: %w", err)
 	case <-ctx.Done():
 	}
-	err = drain(ctx, srv, g, o.drainDelay, o.shutdownTimeout, log)
+	err = drain(ctx, srv, g, rpc, o.drainDelay, o.shutdownTimeout, log)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}

@@ -166,8 +166,9 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // drain is the SIGTERM sequence: fail readiness for the drain delay while
 // serving, then refuse new requests and wait up to timeout for the ones in
 // flight. The models are closed after it returns (run's defers).
-func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.Duration, log *slog.Logger) error {
+func drain(ctx context.Context, srv *http.Server, g *gate, rpc *grpcPort, delay, timeout time.Duration, log *slog.Logger) error {
 	g.state.Store(draining)
+	rpc.beginDrain()
 	if delay > 0 {
 		log.Info("draining: readiness fails, still serving", "delay", delay)
 		time.Sleep(delay)
@@ -176,9 +177,11 @@ func drain(ctx context.Context, srv *http.Server, g *gate, delay, timeout time.D
 	g.state.Store(refusing)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
+	rpcErr := make(chan error, 1)
+	go func() { rpcErr <- rpc.stop(sctx, log) }()
 	err := srv.Shutdown(sctx)
 	log.Info("http server stopped", "answered", g.answered.Load(), "error", err)
-	return err
+	return errors.Join(err, <-rpcErr)
 }
 
 // pprofHandler is net/http/pprof behind the admin token: profiles reveal

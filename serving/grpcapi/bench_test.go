@@ -42,9 +42,9 @@ const fraudJSON = `{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP32"
 var fraudRow = []float32{0.5, -1.2, 0.3, 2.1, -0.7, 1.5, 0.0, -0.4}
 
 // benchRows are the request sizes the loopback benchmarks run: the demo's
-// one row, and a batch of 64 rows (512 FP32 in, 64 out), where encoding
-// the numbers starts to matter.
-var benchRows = []int{1, 64}
+// one row, and a batch of 256 rows (2,048 FP32 in, 256 out), where
+// encoding the numbers matters (bench/grpc.sh's ROWS=256).
+var benchRows = []int{1, 256}
 
 // fraudJSONRows is the V2 JSON body of n fraud rows.
 func fraudJSONRows(n int) string {
@@ -107,8 +107,18 @@ func benchREST(b *testing.B, body string) {
 	})
 }
 
-func benchGRPC(b *testing.B, msg *pb.ModelInferRequest) {
-	addr := benchServer(b)
+func benchGRPC(b *testing.B, msg *pb.ModelInferRequest) { benchGRPCAt(b, benchServer(b), msg) }
+
+// benchNative is benchGRPC against grpc-go's server (NewServer).
+func benchNative(b *testing.B, msg *pb.ModelInferRequest) {
+	rest := httpapi.New()
+	if err := rest.Handle("fraud", fraudLike()); err != nil {
+		b.Fatal(err)
+	}
+	benchGRPCAt(b, serveNative(b, rest), msg)
+}
+
+func benchGRPCAt(b *testing.B, addr string, msg *pb.ModelInferRequest) {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
@@ -141,6 +151,14 @@ func fraudRequest(n int) *serving.Request {
 func BenchmarkLoopbackGRPCRaw(b *testing.B) {
 	for _, n := range benchRows {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) { benchGRPC(b, grpcapi.EncodeRequest(fraudRequest(n))) })
+	}
+}
+
+// BenchmarkLoopbackNativeRaw is BenchmarkLoopbackGRPCRaw against grpc-go's
+// server on its own port (NewServer) rather than the Connect handler.
+func BenchmarkLoopbackNativeRaw(b *testing.B) {
+	for _, n := range benchRows {
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) { benchNative(b, grpcapi.EncodeRequest(fraudRequest(n))) })
 	}
 }
 
@@ -201,6 +219,28 @@ func benchHandlerGRPC(b *testing.B, req *pb.ModelInferRequest) {
 		h.ServeHTTP(w, r)
 		if w.Code != 200 || w.Result().Trailer.Get("Grpc-Status") != "0" {
 			b.Fatal(w.Code, w.Result().Trailer, w.Header())
+		}
+	}
+}
+
+// BenchmarkNativeWindows compares grpc-go's flow control as NewServer
+// leaves it (BDP-estimated windows) against static windows of 1 MiB per
+// stream and 16 MiB per connection, 64 callers on one connection, side
+// by side.
+func BenchmarkNativeWindows(b *testing.B) {
+	for _, rows := range append(benchRows, 16384) { // and 512 KiB messages
+		for _, static := range []bool{false, true} {
+			b.Run(fmt.Sprintf("rows=%d/static=%v", rows, static), func(b *testing.B) {
+				rest := httpapi.New()
+				if err := rest.Handle("fraud", fraudLike()); err != nil {
+					b.Fatal(err)
+				}
+				var opts []grpcapi.Option
+				if static {
+					opts = append(opts, grpcapi.WithServerOptions(grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(16<<20)))
+				}
+				benchGRPCAt(b, serveNative(b, rest, opts...), grpcapi.EncodeRequest(fraudRequest(rows)))
+			})
 		}
 	}
 }

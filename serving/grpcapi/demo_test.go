@@ -18,9 +18,9 @@ import (
 )
 
 // demo serves the fraud model (ONNX Runtime required) over REST and gRPC on
-// one real loopback listener, as examples/realtime does, and returns its
-// host:port.
-func demo(t *testing.T) string {
+// one real loopback listener, as examples/realtime does, and with grpc-go's
+// server (NewServer) on another, and returns both host:ports.
+func demo(t *testing.T) (addr, native string) {
 	t.Helper()
 	m := orttest.Fraud(t)
 	rest := httpapi.New()
@@ -41,7 +41,7 @@ func demo(t *testing.T) string {
 		}
 		http.DefaultClient.CloseIdleConnections()
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), serveNative(t, rest)
 }
 
 // fraudRows are the rows both clients send: edge values included, so a

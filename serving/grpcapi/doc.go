@@ -1,8 +1,10 @@
 // Package grpcapi serves servekit models over the Open Inference Protocol's
-// gRPC API (KServe V2 / Triton's inference.GRPCInferenceService) as an
-// http.Handler, through connectrpc.com/connect: one handler speaks gRPC,
-// gRPC-Web and Connect, so gRPC is served on the same listener as the REST
-// API, with no second server or port.
+// gRPC API (KServe V2 / Triton's inference.GRPCInferenceService), by two
+// servers of one set of RPCs: New, an http.Handler through
+// connectrpc.com/connect, which speaks gRPC, gRPC-Web and Connect on the
+// same listener as the REST API; and NewServer, grpc-go's own server for a
+// port of its own (Triton's 8001), the fast path, with the standard health
+// service and server reflection.
 //
 // Reach for New first. It serves the models of an oip.Server, the
 // transport-neutral core the REST transport serves too, or of an
@@ -19,6 +21,59 @@
 //
 // or, in a mux: mux.Handle(grpcapi.Path, grpcapi.New(rest)). A Handler is
 // safe for concurrent use, starts no goroutines and holds nothing to close.
+//
+// # Two servers
+//
+// Where gRPC clients are what matters (Triton's and KServe's clients,
+// perf_analyzer, Kubernetes' gRPC probes, grpcurl), add NewServer on a port
+// of its own, as Triton serves gRPC on 8001 beside HTTP on 8000:
+//
+//	import "net"
+//
+//	rest := httpapi.New() // the same model table as the REST port's
+//	drain := make(chan struct{})
+//	gs := grpcapi.NewServer(rest, grpcapi.WithDrain(drain))
+//	ln, err := net.Listen("tcp", ":8001")
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	go gs.Serve(ln)
+//	// on SIGTERM: close(drain), wait the drain delay, then
+//	err = grpcapi.Shutdown(ctx, gs)
+//
+// It is a *grpc.Server: one ServeHTTP does not fit grpc-go's transport, and
+// returning grpc-go's own type lets a program add its services, serve TLS
+// (grpc.Creds through WithServerOptions) or call GracefulStop. Besides
+// inference.GRPCInferenceService it registers grpc.health.v1.Health and
+// server reflection (v1 and v1alpha), so `grpcurl -plaintext host:8001
+// list` and calls without a .proto work. Health answers per model: the
+// service name is a model's name (its default version), "" or
+// "inference.GRPCInferenceService" the server as a whole; SERVING when
+// ready, NOT_SERVING when not, NotFound to Check for an unknown model (as
+// grpc-go's own health server answers), and every service NOT_SERVING
+// once WithDrain's channel is closed, so Kubernetes' gRPC readiness probe
+// fails while the server still serves. Watch looks again every second
+// (nothing notifies a model's loading or readiness) and ends on drain, so
+// that GracefulStop does not wait on watchers.
+//
+// Both servers call the same functions for every RPC (rpc.go, infer.go)
+// and answer alike: the tests run every RPC test against both. The options
+// apply to both, but WithFallback and WithHandlerOptions (Connect's) and
+// WithServerOptions and WithDrain (grpc-go's). Metadata is read from
+// grpc-go's incoming metadata instead of HTTP headers; the repository
+// RPCs' authoriser sees a request made from the call's metadata
+// (authorization as a header), its method as the path and the peer as
+// RemoteAddr. ModelInfer decodes with the same bounded decoder (wire.go),
+// and its errors keep their codes (grpc-go would make a codec's error
+// Internal). gzip requests are accepted by both, bounded as they inflate.
+//
+// Importing grpcapi links grpc-go (NewServer's) into a program. Build with
+// grpc-go's own tag, -tags grpcnotrace: without it grpc-go links
+// golang.org/x/net/trace, whose html/template makes the linker keep every
+// method of every type, and examples/realtime grows from 16.0 to 28.4 MB
+// stripped (amd64); with it, to 18.2 MB (its Dockerfile builds so). A
+// program that wants no gRPC at all (edge builds) leaves the package out,
+// as examples/realtime's servekit_nogrpc tag does.
 //
 // Plaintext HTTP/2 comes from the standard library (http.Server.Protocols
 // with SetUnencryptedHTTP2, Go 1.24+), not golang.org/x/net/http2/h2c: gRPC
@@ -61,8 +116,8 @@
 // ModelReady answers ready false).
 //
 // The RPCs are written against the generated messages only (rpc.go,
-// infer.go): the Connect handler (service.go) adapts them, and another
-// gRPC server of the same service can call the same functions.
+// infer.go): the Connect handler (service.go) and grpc-go's server
+// (native.go) adapt them.
 //
 // Streaming: ModelStreamInfer, Triton's bidirectional RPC, is served: the
 // requests of one stream are answered in order, one at a time, each as
@@ -143,17 +198,27 @@
 //
 // # Performance
 //
-// On the demo model (1×8 FP32) gRPC costs the server more than V2 JSON
-// over HTTP/1.1: a fixed ~110–150 µs of CPU per call against ~55 µs, and
-// 0.37–0.54× the throughput at 64 clients on a quiet machine; at 256 rows
-// per request raw gRPC wins, 1.05–1.19× (bench/README.md, make
-// bench-grpc). The time
-// goes to net/http's HTTP/2 server (a goroutine per stream, frame handling)
-// and connect's unary handler, not to this package's decoding (under 2% of
-// the server's profile); raw contents save only the number parsing, which
-// the REST decoder already does in a few µs per small tensor. Choose gRPC
-// for its clients, types and streaming, and for speed on large tensors
-// only.
+// grpc-go's server is the fast path: on the demo model (1×8 FP32) with 64
+// clients on one connection it answers 2.3–3.3× the requests of V2 JSON
+// over HTTP/1.1 at 0.6–0.7× REST's server CPU per request, and 2.2–3.0×
+// at 256 rows, where the Connect handler answers 0.5–0.7× REST's on the
+// demo request (bench/README.md, make bench-grpc). The Connect handler's cost is net/http's HTTP/2 server (a
+// goroutine per stream, frame handling) and connect's unary handler, not
+// this package's decoding; it stays for browsers (gRPC-Web, Connect) and
+// single-port deployments.
+//
+// On grpc-go's server, ModelInfer reads raw contents in place from the
+// pooled buffer grpc-go read the message into, which goes back to the pool
+// once the call has answered: serving.FromRaw's copy into the tensor is
+// the only one (an interceptor or a stream may keep the message, so there
+// the contents are copied first). Messages themselves are not pooled: a
+// Predictor may keep its request past the answer (shadow traffic, a
+// batch) and typed contents are used in place, so a recycled message
+// could change a tensor under it; the answer cannot be recycled either,
+// since stats handlers and binary logging see it after it is written.
+// There is no per-call reflection: every message has generated fast-path
+// code, and the service descriptor is written by hand (native.go). The
+// HTTP/2 settings and why are in transport.go.
 //
 // # Regenerating the code
 //

@@ -1,12 +1,17 @@
 package grpcapi
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/servekit/servekit/serving"
@@ -57,19 +62,51 @@ func toError(err error, def time.Duration) *connect.Error {
 	}
 	code := Code(err)
 	ce = connect.NewError(code, err)
-	if code != connect.CodeResourceExhausted && code != connect.CodeUnavailable {
-		return ce
-	}
-	d := serving.RetryAfterOf(err)
-	if d <= 0 {
-		d = def
-	}
+	d := retryHint(code, err, def)
 	if d <= 0 {
 		return ce
 	}
 	if detail, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
 		ce.AddDetail(detail)
 	}
-	ce.Meta().Set(RetryAfterKey, strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	ce.Meta().Set(RetryAfterKey, seconds(d))
 	return ce
+}
+
+// status is toError for grpc-go's server: a status with the mapped code,
+// and the same retry hint, as a RetryInfo detail and retry-after trailer.
+func (h *Handler) status(ctx context.Context, err error) error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return status.Error(codes.Code(ce.Code()), ce.Message())
+	}
+	code := Code(err)
+	st := status.New(codes.Code(code), err.Error())
+	d := retryHint(code, err, h.cfg.retryAfter)
+	if d <= 0 {
+		return st.Err()
+	}
+	if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
+		st = withInfo
+	}
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(RetryAfterKey, seconds(d)))
+	return st.Err()
+}
+
+// retryHint is the retry hint of an error answered with code: for
+// ResourceExhausted and Unavailable, serving.RetryAfterOf(err), else def;
+// 0 for none.
+func retryHint(code connect.Code, err error, def time.Duration) time.Duration {
+	if code != connect.CodeResourceExhausted && code != connect.CodeUnavailable {
+		return 0
+	}
+	if d := serving.RetryAfterOf(err); d > 0 {
+		return d
+	}
+	return def
+}
+
+// seconds is a retry hint in whole seconds, rounded up, as Retry-After.
+func seconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }

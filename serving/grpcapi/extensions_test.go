@@ -14,6 +14,7 @@ import (
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
+	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 	"github.com/servekit/servekit/serving/httpapi"
 	mc "github.com/servekit/servekit/serving/modelconfigpb"
 	"github.com/servekit/servekit/serving/oip"
@@ -50,9 +51,27 @@ func (f *fakeRepo) ModelConfig(string) (*mc.ModelConfig, bool) { return nil, fal
 // listed, the configuration, the statistics of the requests the gRPC and
 // REST transports answered together.
 func TestExtensionsGRPC(t *testing.T) {
-	srv := oip.NewServer()
-	_ = srv.Handle("m", servingtest.Linear(2), oip.Version("1"))
-	c := serve(t, grpcapi.New(srv))
+	for _, server := range []string{"connect", "native"} {
+		t.Run(server, func(t *testing.T) {
+			srv := oip.NewServer()
+			_ = srv.Handle("m", servingtest.Linear(2), oip.Version("1"))
+			extensionsGRPC(t, srv, clientOf(t, server, srv))
+		})
+	}
+}
+
+// clientOf is the client of the named server of m's models.
+func clientOf(t *testing.T, server string, m grpcapi.Models) inferencepbconnect.GRPCInferenceServiceClient {
+	for _, c := range clients(t, m) {
+		if c.name == server {
+			return c.GRPCInferenceServiceClient
+		}
+	}
+	t.Fatalf("no server %q", server)
+	return nil
+}
+
+func extensionsGRPC(t *testing.T, srv *oip.Server, c inferencepbconnect.GRPCInferenceServiceClient) {
 	ctx := context.Background()
 	meta, err := c.ServerMetadata(ctx, connect.NewRequest(&pb.ServerMetadataRequest{}))
 	if err != nil || strings.Join(meta.Msg.GetExtensions(), ",") != "classification,parameters,schedule_policy,model_configuration,statistics" {
@@ -87,8 +106,14 @@ func TestExtensionsGRPC(t *testing.T) {
 // Repository control over gRPC: Unimplemented unless enabled, then behind
 // the admin authoriser, which sees the call's metadata as headers.
 func TestRepositoryControlGRPC(t *testing.T) {
+	for _, server := range []string{"connect", "native"} {
+		t.Run(server, func(t *testing.T) { repositoryControlGRPC(t, server) })
+	}
+}
+
+func repositoryControlGRPC(t *testing.T, server string) {
 	ctx := context.Background()
-	_, err := serve(t, grpcapi.New(oip.NewServer())).RepositoryIndex(ctx, connect.NewRequest(&pb.RepositoryIndexRequest{}))
+	_, err := clientOf(t, server, oip.NewServer()).RepositoryIndex(ctx, connect.NewRequest(&pb.RepositoryIndexRequest{}))
 	wantCode(t, err, connect.CodeUnimplemented)
 
 	auth := admin.BearerToken("s3cret")
@@ -100,7 +125,7 @@ func TestRepositoryControlGRPC(t *testing.T) {
 	}))
 	repo := &fakeRepo{}
 	srv.AttachRepository(repo)
-	c := serve(t, grpcapi.New(srv))
+	c := clientOf(t, server, srv)
 	idx := func(hdr ...string) (*pb.RepositoryIndexResponse, error) {
 		req := connect.NewRequest(&pb.RepositoryIndexRequest{})
 		for i := 0; i+1 < len(hdr); i += 2 {
@@ -151,7 +176,12 @@ func TestRepositoryControlGRPC(t *testing.T) {
 // registering is Unimplemented), trace and log settings are Unimplemented
 // with where to configure them instead.
 func TestUnservedRPCs(t *testing.T) {
-	c := serve(t, grpcapi.New(oip.NewServer()))
+	for _, c := range clients(t, oip.NewServer()) {
+		t.Run(c.name, func(t *testing.T) { unservedRPCs(t, c) })
+	}
+}
+
+func unservedRPCs(t *testing.T, c inferencepbconnect.GRPCInferenceServiceClient) {
 	ctx := context.Background()
 	st, err := c.SystemSharedMemoryStatus(ctx, connect.NewRequest(&pb.SystemSharedMemoryStatusRequest{}))
 	if err != nil || len(st.Msg.GetRegions()) != 0 {

@@ -38,12 +38,23 @@ func invokeInfer(ctx context.Context, cc *grpc.ClientConn, msg *pb.ModelInferReq
 	return out, err
 }
 
+// servers are the two gRPC servers of one set of RPCs: the Connect
+// handler on the REST port and grpc-go's (NewServer).
+func servers(addr, native string) []struct{ name, addr string } {
+	return []struct{ name, addr string }{{"connect", addr}, {"native", native}}
+}
+
 // TestGRPCGoClientMatchesREST: the demo model answers grpc-go, with raw and
-// with typed inputs, exactly as it answers REST, bit for bit; bad input gets
-// the same class of error.
+// with typed inputs, through both servers, exactly as it answers REST, bit
+// for bit; bad input gets the same class of error.
 func TestGRPCGoClientMatchesREST(t *testing.T) {
-	addr := demo(t)
-	cc := grpcGo(t, addr)
+	addr, native := demo(t)
+	for _, s := range servers(addr, native) {
+		t.Run(s.name, func(t *testing.T) { grpcGoMatchesREST(t, addr, grpcGo(t, s.addr)) })
+	}
+}
+
+func grpcGoMatchesREST(t *testing.T, addr string, cc *grpc.ClientConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -103,8 +114,13 @@ func TestGRPCGoClientMatchesREST(t *testing.T) {
 // TestGRPCGoClientRPCs covers the other RPCs, streaming, metadata and the
 // retry details as grpc-go reads them.
 func TestGRPCGoClientRPCs(t *testing.T) {
-	addr := demo(t)
-	cc := grpcGo(t, addr)
+	addr, native := demo(t)
+	for _, s := range servers(addr, native) {
+		t.Run(s.name, func(t *testing.T) { grpcGoRPCs(t, grpcGo(t, s.addr)) })
+	}
+}
+
+func grpcGoRPCs(t *testing.T, cc *grpc.ClientConn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -166,8 +182,12 @@ func TestGRPCGoRetryInfo(t *testing.T) {
 	over := serving.Errorf(serving.ResourceExhausted, "queue full: %w", serving.ErrOverloaded)
 	over.RetryAfter = 2 * time.Second
 	rest := models(t, "linear", servingtest.Failing(over))
-	srv := serveAddr(t, grpcapi.New(rest))
-	cc := grpcGo(t, srv)
+	for _, s := range servers(serveAddr(t, grpcapi.New(rest)), serveNative(t, rest)) {
+		t.Run(s.name, func(t *testing.T) { grpcGoRetryInfo(t, grpcGo(t, s.addr)) })
+	}
+}
+
+func grpcGoRetryInfo(t *testing.T, cc *grpc.ClientConn) {
 	var trailer, hdr metadata.MD
 	_, err := invokeInfer(context.Background(), cc, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)), grpc.Trailer(&trailer), grpc.Header(&hdr))
 	st := status.Convert(err)
@@ -198,19 +218,24 @@ func TestGRPCGoDeadline(t *testing.T) {
 		<-ctx.Done()
 		return nil, serving.ContextError(ctx, "slow model")
 	})
-	cc := grpcGo(t, serveAddr(t, grpcapi.New(models(t, "linear", slow))))
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, err := invokeInfer(ctx, cc, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)))
-	if c := status.Code(err); c != codes.DeadlineExceeded {
-		t.Errorf("slow model: %v, want DeadlineExceeded", err)
-	}
-	select {
-	case d := <-seen:
-		if d <= 0 || d > 2*time.Second {
-			t.Errorf("the Predictor's deadline was %v away, want the client's 2s", d)
-		}
-	default:
-		t.Error("the request never reached the model")
+	rest := models(t, "linear", slow)
+	for _, s := range servers(serveAddr(t, grpcapi.New(rest)), serveNative(t, rest)) {
+		t.Run(s.name, func(t *testing.T) {
+			cc := grpcGo(t, s.addr)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err := invokeInfer(ctx, cc, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)))
+			if c := status.Code(err); c != codes.DeadlineExceeded {
+				t.Errorf("slow model: %v, want DeadlineExceeded", err)
+			}
+			select {
+			case d := <-seen:
+				if d <= 0 || d > 2*time.Second {
+					t.Errorf("the Predictor's deadline was %v away, want the client's 2s", d)
+				}
+			default:
+				t.Error("the request never reached the model")
+			}
+		})
 	}
 }

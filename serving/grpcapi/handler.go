@@ -33,6 +33,9 @@ type Handler struct {
 	cfg config
 	srv *oip.Server
 	rpc http.Handler
+	// keyMD and versionMD are cfg's metadata keys as gRPC spells them
+	// (lower case), for calls that arrive through grpc-go.
+	keyMD, versionMD string
 }
 
 var (
@@ -42,10 +45,7 @@ var (
 
 // New returns a Handler serving the models of m's Server.
 func New(m Models, opts ...Option) *Handler {
-	h := &Handler{cfg: defaultConfig(), srv: m.Server()}
-	for _, o := range opts {
-		o.apply(&h.cfg)
-	}
+	h := newHandler(m, opts)
 	copts := append([]connect.HandlerOption{
 		connect.WithReadMaxBytes(h.cfg.maxBytes),
 		// Bounded decoders and decompression: see the package doc, "Cost".
@@ -62,6 +62,16 @@ func New(m Models, opts ...Option) *Handler {
 		}),
 	}, h.cfg.connect...)
 	_, h.rpc = inferencepbconnect.NewGRPCInferenceServiceHandler(&service{h}, copts...)
+	return h
+}
+
+// newHandler is what both servers share: the configuration and the RPCs.
+func newHandler(m Models, opts []Option) *Handler {
+	h := &Handler{cfg: defaultConfig(), srv: m.Server()}
+	for _, o := range opts {
+		o.apply(&h.cfg)
+	}
+	h.keyMD, h.versionMD = strings.ToLower(h.cfg.keyHeader), strings.ToLower(h.cfg.versionHeader)
 	return h
 }
 

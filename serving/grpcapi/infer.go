@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
@@ -15,11 +14,11 @@ import (
 // protocol's infer steps (oip.Server.Infer: routing key, deadline,
 // readiness, output selection, classification, statistics), encode.
 // ctx carries the call's deadline (grpc-timeout) and trace context.
-func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+func (h *Handler) infer(ctx context.Context, in incoming, msg *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 	start := time.Now()
 	version := msg.GetModelVersion()
 	if version == "" {
-		version = header(hdr, h.cfg.versionHeader)
+		version = in.get(h.cfg.versionHeader, h.versionMD)
 	}
 	t, err := h.srv.Resolve(msg.GetModelName(), version)
 	if err != nil {
@@ -33,7 +32,7 @@ func (h *Handler) infer(ctx context.Context, hdr http.Header, msg *pb.ModelInfer
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.srv.Infer(ctx, t, req, oip.Call{Key: header(hdr, h.cfg.keyHeader), MaxTimeout: h.cfg.maxTimeout, Start: start, Classify: cs})
+	res, err := h.srv.Infer(ctx, t, req, oip.Call{Key: in.get(h.cfg.keyHeader, h.keyMD), MaxTimeout: h.cfg.maxTimeout, Start: start, Classify: cs})
 	if err != nil {
 		return nil, err
 	}

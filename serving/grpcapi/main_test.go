@@ -2,6 +2,7 @@ package grpcapi_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,10 +31,33 @@ func serve(t testing.TB, h http.Handler, opts ...connect.ClientOption) inference
 	srv.Config.Protocols = grpcapi.Protocols()
 	srv.Start()
 	t.Cleanup(srv.Close)
+	return dial(t, srv.URL, opts...)
+}
+
+// dial returns a Connect gRPC client of the server at url, over plaintext
+// HTTP/2.
+func dial(t testing.TB, url string, opts ...connect.ClientOption) inferencepbconnect.GRPCInferenceServiceClient {
 	tr := &http.Transport{Protocols: new(http.Protocols)}
 	tr.Protocols.SetUnencryptedHTTP2(true)
 	t.Cleanup(tr.CloseIdleConnections)
-	return inferencepbconnect.NewGRPCInferenceServiceClient(&http.Client{Transport: tr}, srv.URL, append([]connect.ClientOption{connect.WithGRPC()}, opts...)...)
+	return inferencepbconnect.NewGRPCInferenceServiceClient(&http.Client{Transport: tr}, url, append([]connect.ClientOption{connect.WithGRPC()}, opts...)...)
+}
+
+// namedClient is a client of one of the two servers.
+type namedClient struct {
+	name string
+	inferencepbconnect.GRPCInferenceServiceClient
+}
+
+// clients serves m's models with both gRPC servers, the Connect handler
+// and grpc-go's (NewServer), and returns a client of each: one set of RPCs
+// behind both must answer alike.
+func clients(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) []namedClient {
+	t.Helper()
+	return []namedClient{
+		{"connect", serve(t, grpcapi.New(m, opts...))},
+		{"native", dial(t, "http://"+serveNative(t, m, opts...))},
+	}
 }
 
 // echo returns every input as an output of the same name.
@@ -97,4 +121,24 @@ func serveAddr(t testing.TB, h http.Handler) string {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
+}
+
+// serveNative starts grpc-go's server of m's models on a loopback port and
+// returns its host:port; the test's cleanup stops it.
+func serveNative(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpcapi.NewServer(m, opts...)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Stop()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

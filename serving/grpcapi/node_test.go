@@ -52,7 +52,7 @@ func nodeClient(t *testing.T) string {
 // gets the same class of error.
 func TestNodeClientMatchesREST(t *testing.T) {
 	dir := nodeClient(t)
-	addr := demo(t)
+	addr, _ := demo(t)
 	status, want := restInfer(t, addr, "fraud", "", "features", "FP32", []int64{3, 8}, fraudRows)
 	if status != 200 {
 		t.Fatalf("REST: %d", status)

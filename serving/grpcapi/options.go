@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/grpc"
 
 	"github.com/servekit/servekit/serving/oip"
 )
@@ -46,6 +47,8 @@ type config struct {
 	outputs       OutputContents
 	fallback      http.Handler
 	connect       []connect.HandlerOption
+	server        []grpc.ServerOption
+	drain         <-chan struct{}
 }
 
 func defaultConfig() config {
@@ -134,14 +137,19 @@ func WithHandlerOptions(opts ...connect.HandlerOption) Option {
 	return optionFunc(func(c *config) { c.connect = append(c.connect, opts...) })
 }
 
-// header reads metadata by a canonical key; gRPC metadata arrives as
-// lower-case HTTP/2 headers, which net/http canonicalises.
-func header(h http.Header, key string) string {
-	if key == "" {
-		return ""
-	}
-	if v := h[key]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+// WithServerOptions passes options to grpc-go's server (NewServer), after
+// its own, so they win: credentials (TLS), interceptors, stats handlers
+// (otelgrpc), keepalive, grpc.MaxConcurrentStreams or the flow-control
+// windows. grpc.ForceServerCodecV2 replaces the server's codec, whose
+// bounds on what a request may cost then no longer hold. The Handler
+// ignores them.
+func WithServerOptions(opts ...grpc.ServerOption) Option {
+	return optionFunc(func(c *config) { c.server = append(c.server, opts...) })
 }
+
+// WithDrain gives grpc-go's server (NewServer) the channel a program
+// closes when it starts to drain (on SIGTERM, before GracefulStop): from
+// then on the health service answers NOT_SERVING for the server and every
+// model, so probes and load balancers take the server out while it still
+// serves, and Watch calls end, so GracefulStop does not wait on them.
+func WithDrain(c <-chan struct{}) Option { return optionFunc(func(cfg *config) { cfg.drain = c }) }

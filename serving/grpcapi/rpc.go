@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/oip"
@@ -15,14 +17,37 @@ import (
 // what a call carries besides its message (incoming) and returns the
 // answer or an error with serving's codes.
 
-// incoming is what a call carries besides its message.
+// incoming is what a call carries besides its message: its metadata, as
+// the Connect handler's HTTP headers or grpc-go's metadata in ctx.
 type incoming struct {
-	// header is the call's metadata, as HTTP/2 headers.
+	// header is the call's metadata as HTTP/2 headers (Connect), or nil.
 	header http.Header
-	// admin is the call's HTTP request as it arrived, which the
-	// repository RPCs hand to the admin authoriser; nil when the server
-	// has none to give (then they are refused).
+	// ctx holds the call's metadata (grpc-go) when header is nil.
+	ctx context.Context
+	// admin is the call's HTTP request as it arrived (Connect), which the
+	// repository RPCs hand to the admin authoriser; grpc-go's calls make
+	// one from their metadata (adminRequest).
 	admin *http.Request
+}
+
+// get reads one metadata value: canonical is the key as net/http
+// canonicalises it, lower as gRPC metadata spells it; "" reads nothing.
+func (in incoming) get(canonical, lower string) string {
+	if canonical == "" {
+		return ""
+	}
+	if in.header != nil {
+		if v := in.header[canonical]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if in.ctx != nil {
+		if v := metadata.ValueFromIncomingContext(in.ctx, lower); len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
 }
 
 func (h *Handler) serverReady(context.Context, incoming, *pb.ServerReadyRequest) (*pb.ServerReadyResponse, error) {
@@ -119,10 +144,14 @@ func stat(s oip.Stat) *pb.StatisticDuration { return &pb.StatisticDuration{Count
 // authorize admits a repository call through the Server's admin
 // authoriser, which sees the call's HTTP request.
 func (h *Handler) authorize(in incoming, repository string) (string, error) {
-	if in.admin == nil {
+	r := in.admin
+	if r == nil && in.ctx != nil {
+		r = adminRequest(in.ctx)
+	}
+	if r == nil {
 		return "", serving.Errorf(serving.PermissionDenied, "grpcapi: repository calls need the request they arrived in, for the admin authoriser")
 	}
-	who, err := h.srv.AuthorizeRepository(in.admin)
+	who, err := h.srv.AuthorizeRepository(r)
 	if err == nil && repository != "" {
 		err = serving.Errorf(serving.InvalidArgument, "grpcapi: repository %q: this server has one model repository; leave repository_name empty", repository)
 	}

@@ -52,7 +52,7 @@ func (s *service) ModelMetadata(ctx context.Context, req *connect.Request[pb.Mod
 func (s *service) ModelInfer(ctx context.Context, req *connect.Request[pb.ModelInferRequest]) (*connect.Response[pb.ModelInferResponse], error) {
 	hdr := req.Header()
 	ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(hdr))
-	msg, err := s.h.infer(ctx, hdr, req.Msg)
+	msg, err := s.h.infer(ctx, incoming{header: hdr}, req.Msg)
 	if err != nil {
 		return nil, toError(err, s.h.cfg.retryAfter)
 	}
@@ -75,7 +75,7 @@ func (s *service) ModelStreamInfer(ctx context.Context, stream *connect.BidiStre
 			return err
 		}
 		out := &pb.ModelStreamInferResponse{}
-		if msg, err := s.h.infer(ctx, hdr, in); err != nil {
+		if msg, err := s.h.infer(ctx, incoming{header: hdr}, in); err != nil {
 			out.ErrorMessage = err.Error()
 		} else {
 			out.InferResponse = msg

@@ -76,8 +76,16 @@ type wireDecoder struct {
 	params int // parameters decoded so far, in every map of the request
 }
 
-// decodeInferRequest replaces m with the request encoded in b.
+// decodeInferRequest replaces m with the request encoded in b, which m
+// does not keep: the raw contents are copied.
 func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error {
+	return decodeInfer(b, m, lim, false)
+}
+
+// decodeInfer is decodeInferRequest; with alias, m's raw contents are
+// slices of b (capacity clipped), for a caller that owns b for as long as
+// m is used.
+func decodeInfer(b []byte, m *pb.ModelInferRequest, lim oip.Limits, alias bool) error {
 	proto.Reset(m)
 	d := wireDecoder{lim: lim}
 	var nIn, nOut, nRaw, rawBytes int
@@ -116,7 +124,9 @@ func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error
 	var raw []byte
 	if nRaw > 0 {
 		m.RawInputContents = make([][]byte, 0, nRaw)
-		raw = make([]byte, 0, rawBytes)
+		if !alias {
+			raw = make([]byte, 0, rawBytes)
+		}
 	}
 	return eachField(b, func(f wireField) error {
 		if f.typ != protowire.BytesType {
@@ -141,6 +151,10 @@ func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error
 			m.Outputs = append(m.Outputs, out)
 			err = d.output(f.b, out)
 		case 7:
+			if alias {
+				m.RawInputContents = append(m.RawInputContents, f.b[:len(f.b):len(f.b)])
+				break
+			}
 			start := len(raw)
 			raw = append(raw, f.b...)
 			m.RawInputContents = append(m.RawInputContents, raw[start:len(raw):len(raw)])
