@@ -184,6 +184,8 @@ func New(reg Registry, opts ...Option) (*Handler, error) {
 		a.cfg.log = slog.Default()
 	}
 	switch {
+	case a.cfg.maxBody < 1:
+		return nil, serving.Errorf(serving.InvalidArgument, "admin: max body %d < 1", a.cfg.maxBody)
 	case a.cfg.auth != nil && a.cfg.open:
 		return nil, serving.Errorf(serving.InvalidArgument, "admin: WithAuthorizer and AllowUnauthenticated: choose one")
 	case a.cfg.auth == nil && !a.cfg.open:

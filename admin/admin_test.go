@@ -475,6 +475,9 @@ func TestAdminSecureByDefault(t *testing.T) {
 	if _, err := admin.New(admin.Routers{r}, admin.WithAuthorizer(admin.BearerToken("t")), admin.AllowUnauthenticated()); err == nil {
 		t.Error("an authorizer and AllowUnauthenticated: built")
 	}
+	if _, err := admin.New(admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithMaxBody(0)); serving.CodeOf(err) != serving.InvalidArgument {
+		t.Errorf("max body 0 (every body refused): %v, want InvalidArgument", err)
+	}
 	logs := &logBuffer{}
 	if _, err := admin.New(admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))); err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ type Sender struct {
 	key     []byte // WithSigningKey
 	policy  retry.Policy
 
+	queued int // WithQueue, checked by New before the queue is made
 	queue  chan outgoing
 	mu     sync.RWMutex // guards closed against Notify's send
 	closed bool
@@ -117,7 +118,7 @@ func WithAttemptTimeout(d time.Duration) Option {
 // WithQueue sets how many alerts may wait to be sent (default
 // DefaultQueue).
 func WithQueue(n int) Option {
-	return optionFunc(func(w *Sender) { w.queue = make(chan outgoing, n) })
+	return optionFunc(func(w *Sender) { w.queued = n })
 }
 
 // New starts a Sender that posts to target (http or https). Invalid
@@ -130,7 +131,7 @@ func New(target string, opts ...Option) (*Sender, error) {
 	w := &Sender{
 		url: target, header: http.Header{},
 		retries: DefaultRetries, base: DefaultBackoff, max: DefaultMaxBackoff,
-		timeout: DefaultAttemptTimeout, queue: make(chan outgoing, DefaultQueue),
+		timeout: DefaultAttemptTimeout, queued: DefaultQueue,
 		exited: make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -139,10 +140,11 @@ func New(target string, opts ...Option) (*Sender, error) {
 	if w.key != nil && len(w.key) == 0 {
 		return nil, serving.Errorf(serving.InvalidArgument, "webhook: an empty signing key")
 	}
-	if w.retries < 0 || w.base <= 0 || w.max < w.base || w.timeout <= 0 || cap(w.queue) < 1 {
+	if w.retries < 0 || w.base <= 0 || w.max < w.base || w.timeout <= 0 || w.queued < 1 {
 		return nil, serving.Errorf(serving.InvalidArgument, "webhook: retries %d, backoff %v..%v, timeout %v, queue %d: want retries >= 0, 0 < base <= max, a positive timeout and queue",
-			w.retries, w.base, w.max, w.timeout, cap(w.queue))
+			w.retries, w.base, w.max, w.timeout, w.queued)
 	}
+	w.queue = make(chan outgoing, w.queued)
 	w.client = retry.NoRedirects(w.client)
 	w.policy = retry.Policy{Retries: w.retries, Base: w.base, Max: w.max,
 		OnRetry: func(error, time.Duration) { w.retried.Add(1) }}

@@ -170,6 +170,8 @@ func TestSignsItsBody(t *testing.T) {
 	assert.Equal(t, serving.InvalidArgument, serving.CodeOf(err), "an empty key is refused")
 	_, err = webhook.New(srv.URL, webhook.WithRetries(-1))
 	assert.Equal(t, serving.InvalidArgument, serving.CodeOf(err), "a negative retry count is refused")
+	_, err = webhook.New(srv.URL, webhook.WithQueue(-1)) // made a channel of -1 and panicked
+	assert.Equal(t, serving.InvalidArgument, serving.CodeOf(err), "a negative queue is refused")
 }
 
 // A redirect is not followed: the alert (and its signature) never reaches
