@@ -20,6 +20,9 @@
 //     (KServe, Triton clients), plus V1 / Vertex AI and SageMaker adapters.
 //   - serving/grpcapi: the same protocol's gRPC service as an http.Handler,
 //     on the REST port, serving the same oip.Server.
+//   - serving/remote: a model on any V2 server (Triton, KServe, another
+//     servekit) as a Predictor, over REST or gRPC, so routers, shadows,
+//     caches, batchers and batch jobs work across the network.
 //   - limit: admission control (max in flight, a short queue, 429 with
 //     Retry-After), so an overloaded model sheds load at its normal latency.
 //   - batch: dynamic micro-batching middleware.
@@ -72,7 +75,9 @@
 //
 // The examples folder holds runnable binaries: examples/predict (load and
 // score), examples/realtime (the production-shaped server), examples/rollout
-// (mirror → canary → switch → rollback), examples/drift (drift detected,
+// (mirror → canary → switch → rollback), examples/hybrid (a canary from a
+// version on a remote V2 server to the same model in process, and a remote
+// challenger shadowed in band), examples/drift (drift detected,
 // retraining webhook called, report written), examples/batchjob (1M rows
 // into Parquet) and examples/closedloop (all of it composed: nightly scoring,
 // serving, drift-triggered retraining, late labels, and a canary promoted

@@ -40,8 +40,18 @@ wait_ready() {
 	return 1
 }
 
+# Each line also gives the server's CPU time per request (utime + stime
+# over the run, as bench/grpc.sh does): on a shared machine throughput
+# follows whichever process the others starve, CPU per request much less.
+cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 measure() { # name url
-	GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$1" -url "$2/v2/models/fraud/infer" -c "$CONC" -d "$DUR" | tee -a "$OUT/http.txt"
+	local c0 all line n
+	c0=$(cpu)
+	all=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$1" -url "$2/v2/models/fraud/infer" -c "$CONC" -d "$DUR")
+	line=$(head -1 <<<"$all")
+	sed -n '2,$s/^/# /p' <<<"$all" | tee -a "$OUT/http.txt" # loadgen's "first error" line: errors are counted, not hidden
+	n=$(sed -n 's/.* requests=\([0-9]*\) .*/\1/p' <<<"$line")
+	echo "$line server_cpu=$(awk -v t="$(($(cpu) - c0))" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1fµs/req", n ? t / hz * 1e6 / n : 0 }')" | tee -a "$OUT/http.txt"
 }
 
 : >"$OUT/http.txt"
@@ -61,7 +71,8 @@ awk '
 	{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[$1, kv[1]] = kv[2] } }
 	function us(d) { if (d ~ /ms$/) return d * 1000; if (d ~ /µs$/) return d + 0; if (d ~ /s$/) return d * 1e6; return d }
 	END {
-		printf "ratio servekit/node: throughput %.2fx, p99 %s vs %s (%.2fx lower)\n",
+		printf "ratio servekit/node: throughput %.2fx, p99 %s vs %s (%.2fx lower), server CPU per request %s vs %s (%.2fx less)\n",
 			v["servekit", "throughput"] / v["node", "throughput"], v["servekit", "p99"], v["node", "p99"],
-			us(v["node", "p99"]) / us(v["servekit", "p99"])
+			us(v["node", "p99"]) / us(v["servekit", "p99"]),
+			v["servekit", "server_cpu"], v["node", "server_cpu"], (v["node", "server_cpu"] + 0) / (v["servekit", "server_cpu"] + 0)
 	}' "$OUT/http.txt" | tee -a "$OUT/http.txt"

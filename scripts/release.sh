@@ -33,7 +33,7 @@ old=$(sed -n "s|^[[:space:]]*$mod \(v[^[:space:]]*\).*|\1|p" beam/go.mod)
 [ -n "$old" ] || { echo "release: beam/go.mod does not require $mod" >&2; exit 1; }
 if [ "$old" != "$v" ]; then
   (cd beam && go mod edit -require "$mod@$v")
-  go work edit -dropreplace "$mod@$old" -replace "$mod@$v=./"
+  GOWORK=$root/go.work go work edit -dropreplace "$mod@$old" -replace "$mod@$v=./" # make exports GOWORK=off
   GOWORK=$root/go.work go list ./beam/... >/dev/null # the workspace still resolves
   git commit -q -m "release $v: beam requires $mod $v" beam/go.mod go.work
 fi

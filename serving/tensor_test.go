@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/servekit/servekit/serving"
@@ -242,8 +243,15 @@ func TestParseDataType(t *testing.T) {
 			t.Errorf("ParseDataType(%q) = %v, %v", d.String(), got, err)
 		}
 	}
-	if _, err := serving.ParseDataType("FLOAT32"); err == nil {
-		t.Error("FLOAT32 accepted")
+	for _, name := range []string{"fp32", "Fp16", "bytes"} { // the protocol's names are case-insensitive
+		if d, err := serving.ParseDataType(name); err != nil || !strings.EqualFold(d.String(), name) {
+			t.Errorf("ParseDataType(%q) = %v, %v", name, d, err)
+		}
+	}
+	for _, name := range []string{"FLOAT32", "INVALID", "invalid", ""} {
+		if d, err := serving.ParseDataType(name); err == nil || serving.CodeOf(err) != serving.InvalidArgument {
+			t.Errorf("ParseDataType(%q) = %v, %v; want an InvalidArgument error", name, d, err)
+		}
 	}
 }
 

@@ -50,7 +50,8 @@ async function main() {
     });
   });
   server.keepAliveTimeout = 120000;
-  server.listen(Number(port), '127.0.0.1', () => console.log(`node peer serving ${modelPath} on http://127.0.0.1:${port}${route}`));
+  // Port 0 picks a free port; the line says which (the Go tests read it).
+  server.listen(Number(port), '127.0.0.1', () => console.log(`node peer serving ${modelPath} on http://127.0.0.1:${server.address().port}${route}`));
   const stop = () => server.close(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

@@ -249,13 +249,26 @@ type counts struct {
 }
 
 func (d *wireDecoder) input(b []byte, in *pb.ModelInferRequest_InferInputTensor) error {
+	return d.tensor(b, tensorFields{&in.Name, &in.Datatype, &in.Shape, &in.Parameters, &in.Contents})
+}
+
+// tensorFields are the fields of an input tensor, or of an output tensor
+// (ModelInferResponse's, with the same field numbers), that tensor fills.
+type tensorFields struct {
+	name, datatype *string
+	shape          *[]int64
+	params         *map[string]*pb.InferParameter
+	contents       **pb.InferTensorContents
+}
+
+func (d *wireDecoder) tensor(b []byte, in tensorFields) error {
 	var c counts
 	err := eachField(b, func(f wireField) error {
 		switch {
 		case f.num == 3:
 			c.dims += repeatedCount(f, protowire.VarintType)
 			if c.dims > serving.MaxRank {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: an input's shape has more than %d dims", serving.MaxRank)
+				return serving.Errorf(serving.InvalidArgument, "grpcapi: a tensor's shape has more than %d dims", serving.MaxRank)
 			}
 		case f.num == 5 && f.typ == protowire.BytesType:
 			c.contents = true
@@ -267,11 +280,11 @@ func (d *wireDecoder) input(b []byte, in *pb.ModelInferRequest_InferInputTensor)
 		return err
 	}
 	if c.dims > 0 {
-		in.Shape = make([]int64, 0, c.dims)
+		*in.shape = make([]int64, 0, c.dims)
 	}
 	var buf []byte
 	if c.contents {
-		in.Contents = c.alloc()
+		*in.contents = c.alloc()
 		buf = make([]byte, 0, c.bytes)
 	}
 	return eachField(b, func(f wireField) error {
@@ -279,21 +292,21 @@ func (d *wireDecoder) input(b []byte, in *pb.ModelInferRequest_InferInputTensor)
 		switch f.num {
 		case 1:
 			if f.typ == protowire.BytesType {
-				in.Name, err = wireString(f.b)
+				*in.name, err = wireString(f.b)
 			}
 		case 2:
 			if f.typ == protowire.BytesType {
-				in.Datatype, err = wireString(f.b)
+				*in.datatype, err = wireString(f.b)
 			}
 		case 3:
-			in.Shape, err = appendVarints(in.Shape, f, func(v uint64) int64 { return int64(v) })
+			*in.shape, err = appendVarints(*in.shape, f, func(v uint64) int64 { return int64(v) })
 		case 4:
 			if f.typ == protowire.BytesType {
-				err = d.param(f.b, &in.Parameters)
+				err = d.param(f.b, in.params)
 			}
 		case 5:
 			if f.typ == protowire.BytesType {
-				err = fillContents(f.b, in.Contents, &buf)
+				err = fillContents(f.b, *in.contents, &buf)
 			}
 		}
 		return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/servekit/servekit/internal/httpbench"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -134,4 +135,18 @@ func BenchmarkDecodeRequest(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkServe is the handler behind a real http.Server on an in-memory
+// connection (internal/httpbench), beside the floor every handler shares:
+// a bare net/http handler that reads the body and writes the same answer.
+// The difference is what servekit adds to net/http's own work.
+func BenchmarkServe(b *testing.B) {
+	h := httpapi.New()
+	_ = h.Handle("fraud", fraudModel())
+	req := httpbench.Request("/v2/models/fraud/infer", fraudBody)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/v2/models/fraud/infer", strings.NewReader(fraudBody)))
+	b.Run("floor", func(b *testing.B) { httpbench.Serve(b, httpbench.Fixed(w.Body.Bytes()), req) })
+	b.Run("infer", func(b *testing.B) { httpbench.Serve(b, h, req) })
 }

@@ -15,11 +15,9 @@ import (
 const HeaderContentLength = oipjson.HeaderContentLength
 
 // inferCall is what the handler keeps for one infer request, in one
-// allocation: the decoded request, the answer's header values and the
-// record of where its time went.
+// allocation: the decoded request and the record of where its time went.
 type inferCall struct {
 	oipjson.InferRequest
-	hdr    bodyHeaders
 	timing serving.Timing
 }
 

@@ -189,8 +189,18 @@
 //
 // Bodies are read into pooled buffers and decoded by oipjson in one pass
 // that also checks JSON syntax and UTF-8 (see its doc). Infer requests on
-// plain paths skip the ServeMux. Answers are written with strconv.Append*
-// into pooled buffers. The V1 adapters decode with the same scanner, in
-// two passes (count, then read), since they have no shapes to size from.
-// See BenchmarkInferJSON against BenchmarkPredictInProcess.
+// plain paths skip the ServeMux. The decoder copies what it keeps, so a V2
+// answer is written with strconv.Append* into the buffer the body was read
+// into, and handed to net/http in one Write: one pooled buffer a request.
+// Content-Type comes from a shared slice (no Header.Set); an answer that
+// fits net/http's 2 KiB buffer gets its Content-Length from net/http,
+// which measures it, and a longer one from the handler, so that no answer
+// goes out chunked. For a small request (the fraud model's 8 floats) the
+// handler allocates one object beyond the model's answer, holding the
+// decoded request and its statistics record (plus a deadline's context
+// when one applies). The
+// V1 adapters decode with the same scanner, in two passes (count, then
+// read), since they have no shapes to size from. See BenchmarkInferJSON
+// against BenchmarkPredictInProcess, and BenchmarkServe for the handler
+// behind a real http.Server beside net/http's own floor.
 package httpapi

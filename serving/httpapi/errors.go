@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/oip/oipjson"
@@ -64,7 +63,7 @@ func writeError(w http.ResponseWriter, err error, def time.Duration) {
 	b := append((*bp)[:0], `{"error":`...)
 	b = oipjson.AppendString(b, err.Error())
 	b = append(b, "}\n"...)
-	setBody(hdr, "application/json", len(b))
+	setBody(hdr, typeJSON, len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 	*bp = b
@@ -76,22 +75,29 @@ func setRetryAfter(hdr http.Header, d time.Duration) {
 	hdr.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }
 
-// bodyHeaders holds an answer's two header values in one allocation
-// (Header.Set makes a slice per value, and canonicalises the key each time).
-type bodyHeaders struct {
-	ct, cl [1]string
-	buf    [20]byte
-}
+// The answers' Content-Type values, shared by every answer: assigning one
+// to the header map costs neither the slice nor the key canonicalisation
+// of Header.Set. net/http only reads them, and Header.Set and Add replace
+// or copy a slice (its capacity is its length), so nobody writes into them.
+var (
+	typeJSON   = []string{"application/json"}
+	typeBinary = []string{"application/octet-stream"}
+)
 
-func setBody(hdr http.Header, contentType string, n int) { new(bodyHeaders).set(hdr, contentType, n) }
+// chunkingThreshold is net/http's bufferBeforeChunkingSize: an answer of
+// up to this many bytes written in one Write before the handler returns is
+// measured by net/http, which sends its Content-Length from a buffer of
+// its own. Only longer answers need one from the handler (else they go
+// out chunked).
+const chunkingThreshold = 2048
 
-// set fills bh and points the header at it. bh must not be used again.
-func (bh *bodyHeaders) set(hdr http.Header, contentType string, n int) {
-	bh.ct[0] = contentType
-	num := strconv.AppendInt(bh.buf[:0], int64(n), 10) // fits: never written again
-	bh.cl[0] = unsafe.String(&bh.buf[0], len(num))
-	hdr["Content-Type"] = bh.ct[:]
-	hdr["Content-Length"] = bh.cl[:]
+// setBody sets the headers of an answer of n bytes of contentType, to be
+// written in one Write.
+func setBody(hdr http.Header, contentType []string, n int) {
+	hdr["Content-Type"] = contentType
+	if n > chunkingThreshold {
+		hdr["Content-Length"] = []string{strconv.Itoa(n)}
+	}
 }
 
 // header is Header.Get for a key already in canonical form.

@@ -61,7 +61,7 @@ func (h *Handler) predictV1(w http.ResponseWriter, r *http.Request, name, versio
 	defer oipjson.PutBuffer(bp)
 	body := *bp
 	if isV2Body(body) { // SageMaker and custom routes also take V2 bodies
-		h.serveV2(w, r, t, body, start)
+		h.serveV2(w, r, t, bp, start)
 		return
 	}
 	req, rows, err := oipjson.DecodeV1(body, t.Metadata(), h.cfg.lim)

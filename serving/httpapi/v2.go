@@ -132,7 +132,7 @@ func (h *Handler) modelMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, b []byte) {
-	setBody(w.Header(), "application/json", len(b))
+	setBody(w.Header(), typeJSON, len(b))
 	w.WriteHeader(status)
 	w.Write(b)
 }
@@ -144,7 +144,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) inferModel(w http.ResponseWriter, r *http.Request, name, version string) {
 	start := time.Now()
 	if t, bp, ok := h.begin(w, r, name, version); ok {
-		h.serveV2(w, r, t, *bp, start)
+		h.serveV2(w, r, t, bp, start)
 		oipjson.PutBuffer(bp)
 	}
 }
@@ -169,12 +169,14 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, name, version st
 	return t, bp, true
 }
 
-// serveV2 answers a V2 body already read (from the V2 routes, or a V2 body
-// on a V1 route): decode, the protocol's infer steps (oip.Server.Infer),
-// encode.
-func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, t oip.Target, body []byte, start time.Time) {
+// serveV2 answers a V2 body already read into the pooled buffer bp (from
+// the V2 routes, or a V2 body on a V1 route): decode, the protocol's infer
+// steps (oip.Server.Infer), encode. The decoder copies what it keeps, so
+// the answer is written into the body's buffer: one pooled buffer a
+// request, not two. bp stays the caller's to put back.
+func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, t oip.Target, bp *[]byte, start time.Time) {
 	c := new(inferCall)
-	if err := h.decodeBody(r, body, c); err != nil { // copies what it keeps
+	if err := h.decodeBody(r, *bp, c); err != nil {
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
@@ -189,7 +191,7 @@ func (h *Handler) serveV2(w http.ResponseWriter, r *http.Request, t oip.Target, 
 		writeError(w, err, h.cfg.retryAfter)
 		return
 	}
-	h.writeInferResponse(w, c, t.Model, res)
+	h.writeInferResponse(w, c, t.Model, res, bp)
 }
 
 func (h *Handler) decodeBody(r *http.Request, body []byte, c *inferCall) error {

@@ -56,7 +56,7 @@ func (d *v2Decoder) finish(bin []byte) error {
 	}
 	if d.hasOutputs && len(d.outs) > 0 {
 		out.Request.Outputs = make([]string, len(d.outs))
-		out.binaryOut = make([]outputFlag, len(d.outs))
+		out.asks = make([]outputAsk, len(d.outs))
 		var seen nameSet
 		for i, o := range d.outs {
 			if o.name == "" {
@@ -66,12 +66,12 @@ func (d *v2Decoder) finish(bin []byte) error {
 				return badRequest("output %q asked for twice", o.name)
 			}
 			out.Request.Outputs[i] = o.name
-			out.binaryOut[i] = outputFlag{set: o.hasBinary, binary: o.binary}
+			out.asks[i] = outputAsk{set: o.hasBinary, binary: o.binary}
 			if o.hasClass {
 				if o.class < 1 || o.class > serving.MaxClassification {
 					return badRequest("output %q: classification must be 1 to %d, got %d", o.name, serving.MaxClassification, o.class)
 				}
-				out.classes = append(out.classes, serving.Classification{Output: o.name, K: o.class})
+				out.asks[i].class = o.class
 			}
 		}
 	}

@@ -151,6 +151,29 @@ func readValues[T any](s *scanner, w *dataWalk, v []T, parse func(*scanner) (T, 
 			return nil, err
 		}
 		v = append(v, x)
+		// The run of leaves that follows in the same array ("," then a
+		// value that is not an array, under the count) is read here with
+		// the bookkeeping nextLeaf would do; anything else (the array's
+		// end, nesting, a syntax error, one leaf too many) goes back to
+		// nextLeaf, from the comma, to be handled or reported as always.
+		for w.depth > 0 && w.n < w.max {
+			if s.ws(); s.i >= len(s.b) || s.b[s.i] != ',' {
+				break
+			}
+			comma := s.i
+			s.i++
+			if s.ws(); s.i >= len(s.b) || s.b[s.i] == '[' {
+				s.i = comma
+				break
+			}
+			w.count[w.depth-1]++
+			w.n++
+			x, err := parse(s)
+			if err != nil {
+				return nil, err
+			}
+			v = append(v, x)
+		}
 	}
 }
 

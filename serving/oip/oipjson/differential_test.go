@@ -125,18 +125,18 @@ func legacyDecode(body []byte, jsonLen int, maxElements int64) (*InferRequest, e
 			return nil, badRequest("output %q asked for twice", o.Name)
 		}
 		d.Request.Outputs = append(d.Request.Outputs, o.Name)
-		var f outputFlag
+		var a outputAsk
 		if o.Parameters != nil && o.Parameters.BinaryData != nil {
-			f = outputFlag{set: true, binary: *o.Parameters.BinaryData}
+			a.set, a.binary = true, *o.Parameters.BinaryData
 		}
-		d.binaryOut = append(d.binaryOut, f)
 		if o.Parameters != nil && o.Parameters.Classification != nil {
 			k := *o.Parameters.Classification
 			if k < 1 || k > serving.MaxClassification {
 				return nil, badRequest("output %q: classification", o.Name)
 			}
-			d.classes = append(d.classes, serving.Classification{Output: o.Name, K: k})
+			a.class = k
 		}
+		d.asks = append(d.asks, a)
 	}
 	return d, nil
 }
@@ -212,7 +212,7 @@ func compareDecoders(t testing.TB, body []byte) int {
 // describe renders what a decode produced, for comparison.
 func describe(d *InferRequest) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q classes=%v", d.Request.ID, d.Request.Params, d.binaryAll, d.Request.Outputs, d.classes)
+	fmt.Fprintf(&b, "id=%q params=%#v all=%v outputs=%q classes=%v", d.Request.ID, d.Request.Params, d.binaryAll, d.Request.Outputs, d.Classifications())
 	for i, o := range d.Request.Outputs {
 		fmt.Fprintf(&b, " %s:%v", o, d.BinaryOutput(i))
 	}

@@ -339,6 +339,9 @@ func (d *v2Decoder) shape(in *v2Input) error {
 		// encoding/json decodes into the earlier slice: elements past the new
 		// length are dropped, null elements keep what was there.
 		prev := in.shape
+		if len(prev) == 0 && d.plainShape(in) {
+			return nil
+		}
 		off := len(d.shapes)
 		if len(prev) > 0 && in.shapeEnd == off { // a repeated key: write over the last shape, read before written
 			off -= len(prev)
@@ -379,6 +382,58 @@ func (d *v2Decoder) shape(in *v2Input) error {
 		return err
 	}
 	return d.wrongType("shape", "a list of integers", 3)
+}
+
+// plainShape reads the shape at s.i when it is what clients send, a list
+// of at most MaxRank non-negative integers of up to 18 digits, without the
+// closure per element of the general path. Anything else (null, a sign, a
+// fraction, a malformed list) leaves d as it was and reports false, for
+// the general path to read or reject as always.
+func (d *v2Decoder) plainShape(in *v2Input) bool {
+	t := d.s // a copy: s.i moves only on success
+	t.i++
+	off := len(d.shapes)
+	shapes := d.shapes // appendDim may write past len(d.shapes): no one's elements
+	if t.ws(); t.i < len(t.b) && t.b[t.i] == ']' {
+		t.i++
+	} else {
+		for {
+			if len(shapes)-off == serving.MaxRank {
+				return false
+			}
+			start := t.i
+			var v int64
+			for ; t.i < len(t.b) && '0' <= t.b[t.i] && t.b[t.i] <= '9'; t.i++ {
+				if t.i-start == 18 {
+					return false
+				}
+				v = v*10 + int64(t.b[t.i]-'0')
+			}
+			if t.i == start || t.b[start] == '0' && t.i-start > 1 { // no digits, or a leading zero
+				return false
+			}
+			shapes = appendDim(shapes, v)
+			if t.ws(); t.i >= len(t.b) {
+				return false
+			}
+			if t.b[t.i] == ']' {
+				t.i++
+				break
+			}
+			if t.b[t.i] != ',' {
+				return false
+			}
+			t.i++
+			t.ws()
+		}
+	}
+	d.s.i, d.shapes = t.i, shapes
+	in.shapeEnd = len(shapes)
+	in.shape = shapes[off:len(shapes):len(shapes)]
+	if in.shape == nil { // [] is a scalar, not "absent"
+		in.shape = scalarShape
+	}
+	return true
 }
 
 // data notes where "data" is, and reads it now if it can.

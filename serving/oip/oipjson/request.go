@@ -13,10 +13,12 @@ import (
 // decoded (its tensors may point into its own room), and its zero value
 // is ready for DecodeInferRequest.
 type InferRequest struct {
-	Request   serving.Request
-	binaryOut []outputFlag             // binary_data of each of Request.Outputs
-	classes   []serving.Classification // outputs answered as their top classes
-	binaryAll bool                     // binary_data_output: every output raw
+	Request serving.Request
+	// asks are what the request asked of each of Request.Outputs
+	// (binary_data, classification): one slice, not one per parameter,
+	// keeps the request a size class smaller.
+	asks      []outputAsk
+	binaryAll bool // binary_data_output: every output raw
 	one       [1]serving.Tensor
 	// Short strings and small data arrays of the request live here, to save
 	// an allocation each (an 8-float fraud request fits). Nothing writes to
@@ -30,20 +32,33 @@ type InferRequest struct {
 
 // Classifications are the outputs the request asked for with Triton's
 // classification extension (an output's "classification": k parameter).
-func (r *InferRequest) Classifications() []serving.Classification { return r.classes }
+func (r *InferRequest) Classifications() []serving.Classification {
+	var cs []serving.Classification
+	for i, a := range r.asks {
+		if a.class > 0 {
+			cs = append(cs, serving.Classification{Output: r.Request.Outputs[i], K: a.class})
+		}
+	}
+	return cs
+}
 
 // BinaryOutput reports whether output i of the answer goes back as binary
 // data (Triton's binary tensor extension): its binary_data parameter, else
 // the request's binary_data_output. The answer's outputs are
 // Request.Outputs in order when the request named any.
 func (r *InferRequest) BinaryOutput(i int) bool {
-	if i < len(r.binaryOut) && r.binaryOut[i].set {
-		return r.binaryOut[i].binary
+	if i < len(r.asks) && r.asks[i].set {
+		return r.asks[i].binary
 	}
 	return r.binaryAll
 }
 
-type outputFlag struct{ set, binary bool }
+// outputAsk is what a request asked of one output: binary_data (set says
+// whether it was given) and classification (0: not asked).
+type outputAsk struct {
+	set, binary bool
+	class       int64
+}
 
 // keepString makes a string of a JSON string's raw bytes, in the room left
 // when it fits.
