@@ -30,15 +30,17 @@
 //   - telemetry: OpenTelemetry metrics and traces for the request path.
 //   - rollout: one model's versions behind a router: hot replace, sticky
 //     canary weights, blue-green switch and rollback, guarded staged plans,
-//     shadow mirroring with in-band comparison, an admin API.
+//     shadow mirroring with in-band comparison; admin: its HTTP API
+//     (status, plans, rollback) behind an authoriser.
 //   - repository: a model repository on disk (Triton's layout) with version
 //     policies, warm-up, hot reload and explicit load/unload, one rollout
 //     router per model, served on an oip.Server; it imports serving, rollout
 //     and serving/oip (no transport) and loads through a
 //     function you give it, so it works with any backend.
 //   - drift: drift monitoring middleware: reference profiles, windowed
-//     statistics, data-quality checks, multivariate drift, alerts and a
-//     webhook for retraining, an HTML report.
+//     statistics, data-quality checks, multivariate drift, alerts; webhook:
+//     the signed alert sender (a retraining trigger); report: the
+//     monitors' HTML page (drift and quality).
 //   - quality: model quality monitoring middleware: predictions remembered
 //     by request id, late labels joined (Go, POST …/labels, files),
 //     realized metrics per window and version, estimates without labels
@@ -63,11 +65,13 @@
 //	...
 //	c, err := cache.New(cache.WithMaxEntries(100_000))
 //	...
-//	defer c.Close()
+//	defer c.Close() // last: the cache is shared, so the chain leaves it open
 //	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model)
-//	defer serving.Close(p)
+//	defer serving.Close(p) // every layer, then the model: each owns what it wraps
 //
-// The package Example runs this chain on a fake model.
+// The package Example runs this chain on a fake model. serving's package
+// doc has the rule every middleware follows: which are built with New(next)
+// and which are shared values, what Close closes, how options fail.
 //
 // cmd/servekit is the server command (servekit serve). The examples folder
 // holds runnable binaries: examples/predict (load and score),

@@ -491,3 +491,26 @@ func TestCloseFailsQueued(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// The rule on serving.Middleware: a Batcher owns the model it wraps, so its
+// Close (after draining) closes the model; Shutdown drains and leaves the
+// model open for Close. (A Middleware with an invalid option gives
+// internal/broken's layer, which closes what it wraps too.)
+func TestCloseClosesTheModel(t *testing.T) {
+	servingtest.Ownership(t, batch.Middleware(), nil)
+
+	model := servingtest.Linear(2)
+	b, err := batch.New(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if model.Closes() != 0 {
+		t.Fatal("Shutdown closed the model: Close does")
+	}
+	if err := b.Close(); err != nil || model.Closes() != 1 {
+		t.Errorf("Close after Shutdown: %v, model closed %d times, want 1", err, model.Closes())
+	}
+}

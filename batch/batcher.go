@@ -45,26 +45,27 @@ type Batcher struct {
 	// the next joined batch adds it to its cost.
 	sendNs atomic.Int64
 
-	mu        sync.Mutex
-	queues    map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
-	order     []*queue            // guarded by mu: the same queues, to iterate
-	spare     *queue              // guarded by mu: an emptied queue, for reuse
-	retry     []*group            // guarded by mu: halves of split batches, to run before the queues
-	suspects  group               // guarded by mu: suspects waiting to run alone (soloLocked)
-	solos     int                 // guarded by mu: suspects running alone
-	timerAt   time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
-	queued    int64               // guarded by mu: rows waiting
-	inflight  int                 // guarded by mu: runs holding a run slot
-	active    int                 // guarded by mu: runs going on, in a slot or not
-	runGen    uint64              // guarded by mu: runs started
-	running   map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
-	lone      loneRun             // guarded by mu
-	closed    bool                // guarded by mu: no new requests
-	draining  bool                // guarded by mu: Shutdown: dispatch without waiting
-	gathering bool                // guarded by mu: a caller gathers company (see gather); the queues wait
-	runEWMA   estimator           // guarded by mu
-	cost      costModel           // guarded by mu
-	stats     Stats               // guarded by mu
+	mu         sync.Mutex
+	queues     map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
+	order      []*queue            // guarded by mu: the same queues, to iterate
+	spare      *queue              // guarded by mu: an emptied queue, for reuse
+	retry      []*group            // guarded by mu: halves of split batches, to run before the queues
+	suspects   group               // guarded by mu: suspects waiting to run alone (soloLocked)
+	solos      int                 // guarded by mu: suspects running alone
+	timerAt    time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
+	queued     int64               // guarded by mu: rows waiting
+	inflight   int                 // guarded by mu: runs holding a run slot
+	active     int                 // guarded by mu: runs going on, in a slot or not
+	runGen     uint64              // guarded by mu: runs started
+	running    map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
+	lone       loneRun             // guarded by mu
+	closed     bool                // guarded by mu: no new requests
+	nextClosed bool                // guarded by mu: Close has begun closing next
+	draining   bool                // guarded by mu: Shutdown: dispatch without waiting
+	gathering  bool                // guarded by mu: a caller gathers company (see gather); the queues wait
+	runEWMA    estimator           // guarded by mu
+	cost       costModel           // guarded by mu
+	stats      Stats               // guarded by mu
 }
 
 var (
@@ -135,7 +136,7 @@ func Middleware(opts ...Option) serving.Middleware {
 		case errors.Is(err, ErrNotBatchable):
 			return next
 		case err != nil:
-			return broken.Predictor{Next: next, Err: err}
+			return broken.New(next, err)
 		}
 		return b
 	}
@@ -493,24 +494,30 @@ func (b *Batcher) retryAfterLocked() time.Duration {
 }
 
 // Close stops accepting requests, fails the queued ones with
-// serving.ErrClosed, waits for running batches to answer their callers and
-// stops the scheduler. It is idempotent and does not close the wrapped
-// Predictor (serving.Close walks the chain).
+// serving.ErrClosed, waits for running batches to answer their callers,
+// stops the scheduler, then closes the wrapped Predictor, which the
+// Batcher owns (serving.Middleware). It is idempotent: later calls return
+// nil.
 func (b *Batcher) Close() error {
 	b.mu.Lock()
-	b.closed = true
+	first := !b.nextClosed
+	b.closed, b.nextClosed = true, true
 	b.failQueuedLocked(serving.ErrClosed)
 	b.mu.Unlock()
 	b.nudge()
 	<-b.done
 	b.runs.Wait()
-	return nil
+	if !first {
+		return nil
+	}
+	return serving.Close(b.next)
 }
 
 // Shutdown stops accepting requests, runs everything queued without waiting
 // for the max delay, and returns when every caller has its answer. If ctx
 // ends first, it fails what is still queued with serving.ErrClosed, cancels
 // the running batches and returns ctx's error; Close then waits for them.
+// It leaves the wrapped Predictor open: Close, called after it, closes that.
 func (b *Batcher) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed, b.draining = true, true

@@ -7,7 +7,7 @@
 //
 //	b, err := batch.New(model, batch.WithMaxBatchRows(64), batch.WithMaxDelay(time.Millisecond))
 //	...
-//	defer b.Shutdown(ctx) // or serving.Close(chain)
+//	defer b.Close() // closes the model too; Shutdown(ctx) first drains the queue
 //
 // or Middleware inside serving.Chain. A *Batcher is safe for concurrent
 // use; Stats, Close and Shutdown may be called from any goroutine.
@@ -219,10 +219,11 @@
 //
 // Close stops accepting requests (serving.ErrClosed), fails the queued ones
 // with serving.ErrClosed, waits for running batches to answer their callers
-// and stops the scheduler goroutine; it is idempotent and does not close
-// the model (serving.Close walks the chain, batcher first, so the model is
-// still open while it finishes). Shutdown(ctx) drains instead: everything
-// queued runs at once; if ctx ends first, what is still queued fails with
+// and stops the scheduler goroutine, then closes the model it wraps, which
+// a Batcher owns (the rule on serving.Middleware), so the model is still
+// open while the last batches finish; it is idempotent. Shutdown(ctx)
+// drains instead, and leaves the model open for Close: everything queued
+// runs at once; if ctx ends first, what is still queued fails with
 // serving.ErrClosed, running batches are cancelled (a direct call under a
 // ctx that can never end runs on) and ctx's error is returned.
 //

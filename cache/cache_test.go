@@ -506,3 +506,15 @@ func TestComputationDoesNotReadTheLeadersBuffers(t *testing.T) {
 	assert.Equal(t, linearOf(1), values(t, predict(t, p, row(1))), "the entry is the answer to its key")
 	assert.Equal(t, int32(1), g.calls.Load())
 }
+
+// The rule on serving.Middleware: the cache layer owns the model it wraps
+// and closes it; the Cache, handed to it and shared with another chain,
+// stays open and keeps caching for that chain.
+func TestCloseClosesTheModelNotTheCache(t *testing.T) {
+	c := newCache(t)
+	servingtest.Ownership(t, c.Middleware(), func(t *testing.T, p serving.Predictor) {
+		predict(t, p, servingtest.Rows(2, 1, 0))
+		st := c.Stats()
+		assert.Equal(t, [2]uint64{1, 1}, [2]uint64{st.Misses, st.HitsL1}, "misses and hits after the first chain closed")
+	})
+}

@@ -14,8 +14,9 @@
 // Cache.Stats reads its counters; Cache.Purge empties L1. Close stops what
 // the Cache runs: the computations of misses in flight and, with Redis, the
 // write-behind writers. Without Redis the Cache owns no long-lived
-// goroutine. Close the Cache yourself: closing a chain (serving.Close)
-// closes the middleware layer, which owns neither the Cache nor the model.
+// goroutine. Close the Cache yourself, after the chains that use it:
+// closing a chain closes the middleware layer and the model it wraps, never
+// the Cache, which is handed to the layer (the rule on serving.Middleware).
 //
 // # Keys and collision safety
 //

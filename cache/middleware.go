@@ -208,10 +208,13 @@ func (p *Predictor) Metadata() serving.Metadata {
 // Ready implements serving.Readier: false after Close.
 func (p *Predictor) Ready() bool { return !p.closed.Load() }
 
-// Close makes later calls return serving.ErrClosed. It closes neither the
-// wrapped Predictor (serving.Close walks the chain) nor the Cache, which may
-// be shared: close that yourself.
+// Close makes later calls return serving.ErrClosed and closes the wrapped
+// Predictor, which the layer owns; it leaves the Cache open, which may serve
+// other chains: its maker closes it (the rule on serving.Middleware). It
+// is idempotent.
 func (p *Predictor) Close() error {
-	p.closed.Store(true)
-	return nil
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return serving.Close(p.next)
 }

@@ -23,7 +23,7 @@ const (
 // Alert reports a change in a model version's alarms: after the window
 // whose result it carries, the features in Raised went into alarm and
 // those in Cleared out of it. It is what a retraining pipeline receives
-// (as JSON, from a Webhook). Treat it as read-only: its slices are shared.
+// (as JSON, from a webhook.Sender). Treat it as read-only: its slices are shared.
 type Alert struct {
 	Kind    AlertKind `json:"kind"`
 	Model   string    `json:"model"`
@@ -48,7 +48,7 @@ type Alert struct {
 }
 
 // IdempotencyKey names the alert the same way on every attempt to deliver
-// it, so a receiver can tell a retry from a new alert (Webhook).
+// it, so a receiver can tell a retry from a new alert (package webhook).
 func (a Alert) IdempotencyKey() string {
 	return a.Model + "/" + a.Version + "/" + strconv.FormatInt(a.Result.Window.Index, 10) + "/" +
 		strconv.FormatInt(a.Time.UnixNano(), 10) + "/" + string(a.Kind)

@@ -2,22 +2,22 @@
 // it compares each window of live requests with a reference profile of the
 // model version — feature by feature, and all numerical features together
 // (multivariate drift) — checks the data's quality, raises alerts that can
-// trigger retraining, exports the statistics as OpenTelemetry gauges and
-// draws an HTML report. The statistics are SciPy's and follow Evidently's
-// defaults. Whether a drift hurt the model's answers is package quality's
-// question; drift.WithReportSection puts its section in this report.
+// trigger retraining (package webhook sends them), and exports the
+// statistics as OpenTelemetry gauges. The statistics are SciPy's and follow
+// Evidently's defaults. Whether a drift hurt the model's answers is package
+// quality's question; package report draws both on one HTML page.
 //
 // Reach for NewMonitor and its Middleware:
 //
 //	prof, _ := drift.ReadProfile("models/fraud/1/drift_profile.json")
-//	hook, _ := drift.NewWebhook("http://retrain.internal/hooks/drift")
+//	hook, _ := webhook.New("http://retrain.internal/hooks/drift")
 //	defer hook.Close()
 //	mon, _ := drift.NewMonitor(drift.WithProfile(prof),
 //		drift.WithWindow(drift.CountWindow(1000, 0)),
-//		drift.WithAlertFunc(hook.Notify))
+//		drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) }))
 //	defer mon.Close()
 //	p := serving.Chain(telemetry.Middleware(), mon.Middleware(), c.Middleware(), batch.Middleware())(model)
-//	http.Handle("/drift", mon.Handler())
+//	http.Handle("/drift", report.Handler(report.Drift(mon)))
 //
 // Build the profile once from training data with a ProfileBuilder (Add, a
 // CSV or JSON Lines file, or recorded requests), save it beside the model
@@ -30,7 +30,7 @@
 //
 // # Concurrency and the request path
 //
-// A Monitor and a Webhook are safe for concurrent use. The middleware never
+// A Monitor is safe for concurrent use. The middleware never
 // slows or fails a request: after the model answers, it copies the watched
 // values (so the caller may reuse its buffers) into a record and offers it
 // to a bounded queue (WithQueue); when the queue is full the record is
@@ -39,8 +39,8 @@
 // windows and calls the alert functions; its state needs no lock. Status,
 // Results, Alerts and the report read what the worker published after each
 // window. Close stops the worker; closing a serving chain closes the
-// middleware layer only, since a Monitor is shared by the models it
-// watches. Observing costs about 30 ns of CPU per feature value, binning
+// middleware layer and the model below it, never the Monitor, which is
+// shared by the models it watches and closed by its maker. Observing costs about 30 ns of CPU per feature value, binning
 // included (see Correctness and performance).
 //
 // # Profiles
@@ -199,17 +199,9 @@
 // statistic hovering at its threshold does not flap. Each window in which
 // alarms are raised or cleared makes one Alert, carrying the window's whole
 // Result — features, statistics, thresholds, p-values after correction —
-// given to every WithAlertFunc on the worker goroutine. A Webhook's Notify
-// is such a function: it queues the alert and a goroutine POSTs it as JSON
-// with retries, exponential backoff with jitter, a timeout per attempt and
-// an Idempotency-Key, dropping (and counting) what does not fit its queue.
-// It never follows a redirect, and with WithSigningKey it signs each
-// attempt (SignatureHeader: "t=<unix seconds>,v1=<hex HMAC-SHA256 of
-// t.body>"), which the receiver checks with VerifySignature: the body is
-// authentic, and a delivery replayed after the tolerance (five minutes) is
-// refused. Its Send takes other components' alerts the same way (any
-// Payload: a value that names its Idempotency-Key), so package quality's
-// alerts reach the same receiver through the same path, signed alike.
+// given to every WithAlertFunc on the worker goroutine. Package webhook
+// delivers them: its Sender's Send queues an alert and a goroutine POSTs
+// it, signed, with retries and an Idempotency-Key (Alert.IdempotencyKey).
 //
 // # Rollouts
 //
@@ -251,16 +243,9 @@
 //
 // # Report
 //
-// Monitor.Handler serves, and WriteReportFile writes, one self-contained
-// page: per model version its status and recent windows, its data-quality
-// table and multivariate check, per feature the reference and window
-// distributions (densities over the bins, or category shares), the
-// deciding statistic over recent windows against its threshold, and every
-// statistic; then the sections of other components (WithReportSection:
-// package quality's model performance), then the alerts, newest first.
-// Charts are SVG drawn on the server; the page has no script and loads
-// nothing, and every name from a profile or from traffic is escaped;
-// TestReportInChromium loads it in headless Chromium.
+// Monitor.Report snapshots the windows and alerts; package report draws
+// them as a page (report.Drift), beside package quality's model
+// performance.
 //
 // # Correctness and performance
 //

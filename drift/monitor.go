@@ -411,9 +411,12 @@ func (o *observer) Unwrap() serving.Predictor { return o.next }
 
 func (o *observer) Ready() bool { return !o.closed.Load() }
 
-// Close closes this layer only: the Monitor is shared and closed by its
-// owner.
+// Close closes the wrapped Predictor, which the layer owns, and leaves the
+// Monitor open: it is shared, and closed by its maker (the rule on
+// serving.Middleware). It is idempotent.
 func (o *observer) Close() error {
-	o.closed.Store(true)
-	return nil
+	if o.closed.Swap(true) {
+		return nil
+	}
+	return serving.Close(o.next)
 }

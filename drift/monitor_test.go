@@ -214,3 +214,14 @@ func TestKeysOnTheAnsweringVersion(t *testing.T) {
 	assert.Len(t, m.Results("linear", "1"), 1)
 	assert.Zero(t, m.Stats().Unprofiled)
 }
+
+// The rule on serving.Middleware: the observing layer owns the model it
+// wraps and closes it; the Monitor, shared with another chain, stays open
+// and keeps observing that chain: with no profile for the fake model it
+// counts the answer as unprofiled, which a closed Monitor would not.
+func TestCloseClosesTheModelNotTheMonitor(t *testing.T) {
+	m := newMonitor(t)
+	servingtest.Ownership(t, m.Middleware(), func(t *testing.T, _ serving.Predictor) {
+		assert.EqualValues(t, 1, m.Stats().Unprofiled, "answers observed after the first chain closed")
+	})
+}

@@ -55,7 +55,6 @@ type config struct {
 	alerts                 []func(Alert)
 	meters                 metric.MeterProvider
 	profiles               []*Profile
-	sections               []ReportSection
 	clock                  clock
 	err                    error // the first invalid option
 }
@@ -192,7 +191,7 @@ func WithHysteresis(raiseAfter, clearAfter int, clearRatio float64) Option {
 
 // WithAlertFunc adds a function called with every alert. It runs on the
 // monitor's worker goroutine: it must return quickly and hand slow work
-// on (a Webhook's Notify queues and returns). A panic in it is recovered
+// on (a webhook.Sender's Send queues and returns). A panic in it is recovered
 // and counted.
 func WithAlertFunc(f func(Alert)) Option {
 	return optionFunc(func(c *config) { c.alerts = append(c.alerts, f) })
@@ -205,14 +204,6 @@ func WithHistory(n int) Option { return optionFunc(func(c *config) { c.history =
 // WithMeterProvider records metrics with mp (default otel.GetMeterProvider()).
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meters = mp })
-}
-
-// WithReportSection adds a section another component draws to the
-// monitor's report (Report, Handler, WriteReportFile), after the model
-// versions: package quality's Monitor, for model performance beside
-// drift. It is asked for its markup each time the report is drawn.
-func WithReportSection(s ReportSection) Option {
-	return optionFunc(func(c *config) { c.sections = append(c.sections, s) })
 }
 
 // WithProfile monitors p's model version from the start (AddProfile).

@@ -77,6 +77,6 @@
 // # Closing
 //
 // Close refuses new requests and fails the queued ones with
-// serving.ErrClosed; running ones finish. It is idempotent and does not
-// close the wrapped Predictor: serving.Close walks the chain.
+// serving.ErrClosed, then closes the wrapped Predictor, which a Limiter
+// owns (the rule on serving.Middleware). It is idempotent.
 package limit

@@ -75,7 +75,7 @@ func Middleware(opts ...Option) serving.Middleware {
 	return func(next serving.Predictor) serving.Predictor {
 		l, err := New(next, opts...)
 		if err != nil {
-			return broken.Predictor{Next: next, Err: err}
+			return broken.New(next, err)
 		}
 		return l
 	}
@@ -257,9 +257,8 @@ func (l *Limiter) depths() (inflight, waiting int64) {
 }
 
 // Close refuses new requests (serving.ErrClosed), fails the queued ones the
-// same way, and stops reporting metrics. Running requests finish. It is
-// idempotent and does not close the wrapped Predictor (serving.Close walks
-// the chain).
+// same way, stops reporting metrics and closes the wrapped Predictor, which
+// the Limiter owns (serving.Middleware). It is idempotent.
 func (l *Limiter) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -273,5 +272,5 @@ func (l *Limiter) Close() error {
 	close(l.done)
 	l.mu.Unlock()
 	// Outside mu: a collection running the depths callback takes mu.
-	return l.tel.close()
+	return errors.Join(l.tel.close(), serving.Close(l.next))
 }

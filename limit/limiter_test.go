@@ -329,3 +329,9 @@ func TestConformance(t *testing.T) {
 		Deterministic: true,
 	})
 }
+
+// The rule on serving.Middleware: a Limiter owns the model it wraps and
+// its Close closes it.
+func TestCloseClosesTheModel(t *testing.T) {
+	servingtest.Ownership(t, limit.Middleware(), nil)
+}

@@ -18,7 +18,7 @@ func (discard) Close() error                                  { return nil }
 // BenchmarkPredict is the cost a logged call adds on the request path:
 // weigh, copy, queue.
 func BenchmarkPredict(b *testing.B) {
-	l := predlog.New(servingtest.Linear(8), discard{})
+	l := newLogger(b, servingtest.Linear(8), discard{})
 	defer l.Close()
 	req := servingtest.Rows(8, 4, 0)
 	ctx := context.Background()

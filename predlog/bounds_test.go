@@ -2,6 +2,7 @@ package predlog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func TestDistinctLayoutsAreBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := predlog.New(servingtest.Linear(2), sink)
+		l := newLogger(t, servingtest.Linear(2), sink)
 		for i := range bad {
 			x, _ := serving.NewTensor(fmt.Sprintf("in%03d", i), []int64{1, 2}, []float32{1, 2})
 			if _, err := l.Predict(context.Background(), &serving.Request{Model: "linear", Inputs: []serving.Tensor{x}}); serving.CodeOf(err) != serving.InvalidArgument {
@@ -70,7 +71,7 @@ func TestDistinctLayoutsAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		files, heap = openIn(t, dir), heapAfterGC()-before
-		if err := l.Close(); err != nil {
+		if err := errors.Join(l.Close(), sink.Close()); err != nil {
 			t.Fatal(err)
 		}
 		logged, _ := filepath.Glob(filepath.Join(dir, "*.jsonl"))
@@ -111,7 +112,7 @@ func TestQueueIsBoundedInBytes(t *testing.T) {
 	req := &serving.Request{Model: "m", Inputs: []serving.Tensor{x}}
 
 	before := heapAfterGC()
-	l := predlog.New(model, sink, predlog.WithQueueBytes(bound), predlog.WithMaxBatch(1))
+	l := newLogger(t, model, sink, predlog.WithQueueBytes(bound), predlog.WithMaxBatch(1))
 	alloc := totalAlloc()
 	for range calls {
 		if _, err := l.Predict(context.Background(), req); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/servekit/servekit/internal/retry"
@@ -33,7 +34,8 @@ const (
 // to the cap), at most WithRetries times, within the logger's write
 // timeout; other statuses fail at once. Redirects are not followed (a 3xx
 // fails the event): records are not sent to a host nobody configured.
-// Use it from one Logger.
+// It is safe for concurrent use, so the Loggers of several models may
+// share one.
 type CloudEvents struct {
 	url        string
 	client     *http.Client
@@ -41,6 +43,7 @@ type CloudEvents struct {
 	structured bool
 	retries    int
 	backoff    time.Duration
+	errs       []error // options out of range, reported by NewCloudEvents
 }
 
 // CloudEventsOption configures a CloudEvents sink.
@@ -67,17 +70,34 @@ func WithHTTPClient(h *http.Client) CloudEventsOption {
 // WithRetries sets the retries of a failed POST and the first backoff.
 // Default 3 retries from 100 ms.
 func WithRetries(n int, backoff time.Duration) CloudEventsOption {
-	return ceOption(func(c *CloudEvents) { c.retries, c.backoff = max(0, n), max(0, backoff) })
+	return ceOption(func(c *CloudEvents) {
+		if n < 0 || backoff < 0 {
+			c.errs = append(c.errs, fmt.Errorf("retries %d from %v: want neither negative", n, backoff))
+			return
+		}
+		c.retries, c.backoff = n, backoff
+	})
 }
 
-// NewCloudEvents returns a sink that POSTs to url.
-func NewCloudEvents(url string, opts ...CloudEventsOption) *CloudEvents {
+// NewCloudEvents returns a sink that POSTs to url, an http or https URL.
+// It fails with an InvalidArgument error for another URL or an invalid
+// option.
+func NewCloudEvents(url string, opts ...CloudEventsOption) (*CloudEvents, error) {
 	c := &CloudEvents{url: url, client: &http.Client{Timeout: 5 * time.Second}, source: "servekit/predlog", retries: 3, backoff: 100 * time.Millisecond}
 	for _, o := range opts {
 		o.applyCE(c)
 	}
+	if u, err := neturl.Parse(url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.errs = append(c.errs, fmt.Errorf("collector URL %q: want http(s)://host/path", url))
+	}
+	if c.client == nil {
+		c.errs = append(c.errs, errors.New("nil HTTP client"))
+	}
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "predlog: %w", err)
+	}
 	c.client = retry.NoRedirects(c.client)
-	return c
+	return c, nil
 }
 
 // Write sends every record's two events; it returns the errors of those

@@ -38,7 +38,11 @@ func child() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	l := predlog.New(servingtest.Linear(3), sink, predlog.WithQueueSize(1<<16))
+	l, err := predlog.New(servingtest.Linear(3), sink, predlog.WithQueueSize(1<<16))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	ctx := context.Background()
 	for n := first; ; n++ {
 		req := servingtest.Rows(3, 1, float32(n))

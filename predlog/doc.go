@@ -8,12 +8,16 @@
 //
 //	sink, err := predlog.NewFileSink("/var/log/predictions", rowio.Parquet,
 //		predlog.WithMaxBytes(128<<20), predlog.WithMaxAge(time.Hour))
-//	logged := predlog.New(model, sink, predlog.WithSampleRate(0.1))
-//	defer serving.Close(logged) // flushes the queue, closes the sink, then the model
+//	defer sink.Close() // last: after every Logger writing to it
+//	logged, err := predlog.New(model, sink, predlog.WithSampleRate(0.1))
+//	defer logged.Close() // writes and flushes the queue, then closes the model
 //
 // or predlog.NewCloudEvents(url) to send CloudEvents to a collector. A
-// *Logger is safe for concurrent use; a sink is used by one Logger, which
-// owns and closes it.
+// *Logger is safe for concurrent use, and so is a sink, which the Loggers
+// of several models may share (Middleware(sink) in several chains). As
+// serving.Middleware's rule says, a Logger owns and closes the model it
+// wraps, never the sink handed to it: whoever made the sink closes it,
+// after the Loggers.
 //
 // # Never in the way
 //
@@ -28,8 +32,8 @@
 // goroutine writes batches of records under a timeout of their own
 // (WithWriteTimeout, a context detached from every request). A sink error
 // counts the batch as failed; it never reaches a caller. Close stops
-// taking records, writes what is queued, and closes the sink: logging
-// stops before the model does, as serving.Close walks the chain.
+// taking records, writes what is queued, has the sink make it durable
+// (Flusher), then closes the model: logging stops before the model does.
 //
 // # Files
 //

@@ -14,7 +14,9 @@ import (
 )
 
 // Logging every call of a model to JSONL files; the file appears, whole,
-// when the logger is closed (or the file rotates).
+// when the sink is closed (or the file rotates). Closing the chain closes
+// the logger and the model; the sink, handed to the logger, is closed by
+// its maker, after the chains that write to it.
 func Example() {
 	dir, _ := os.MkdirTemp("", "predlog-example")
 	defer os.RemoveAll(dir)
@@ -25,6 +27,7 @@ func Example() {
 	req.ID = "req-1"
 	model.Predict(context.Background(), req)
 	serving.Close(model)
+	sink.Close()
 
 	files, _ := filepath.Glob(filepath.Join(dir, "predictions-*.jsonl"))
 	b, _ := os.ReadFile(files[0])

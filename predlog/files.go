@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/servekit/servekit/internal/atomicfile"
 	"github.com/servekit/servekit/rowio"
+	"github.com/servekit/servekit/serving"
 )
 
 // FileSink writes records to rotating files in a directory, in JSONL,
@@ -26,9 +28,12 @@ import (
 // What a crash leaves is recovered by the next FileSink on the directory
 // (see the package doc): nothing a sink was given is deleted. A FileSink
 // holds a lock on its directory for its life, so two sinks (in one process
-// or two) never write, or recover, the same directory. Use it from one
-// Logger; it is not safe for concurrent use.
+// or two) never write, or recover, the same directory. It is safe for
+// concurrent use: the Loggers of several models may share one (records
+// carry model and version), and whoever made it closes it after them.
 type FileSink struct {
+	mu          sync.Mutex // held by Write, Flush and Close: the fields below
+	errs        []error    // options out of range, reported by NewFileSink
 	dir, prefix string
 	format      rowio.Format
 	maxBytes    int64
@@ -75,24 +80,26 @@ func (f fileOption) applyFile(s *FileSink) { f(s) }
 // of data before encoding and compression: its size on disk grows by row
 // groups). Default DefaultMaxFileBytes.
 func WithMaxBytes(n int64) FileOption {
-	return fileOption(func(s *FileSink) { s.maxBytes = max(1, n) })
+	return fileOption(func(s *FileSink) { s.require(n >= 1, "max bytes %d < 1", n); s.maxBytes = n })
 }
 
 // WithMaxAge rotates a file once it has been open d. Default
 // DefaultMaxFileAge.
 func WithMaxAge(d time.Duration) FileOption {
-	return fileOption(func(s *FileSink) {
-		if d > 0 {
-			s.maxAge = d
-		}
-	})
+	return fileOption(func(s *FileSink) { s.require(d > 0, "max age %v <= 0", d); s.maxAge = d })
 }
 
 // WithMaxOpenFiles bounds the files open at once: a record that needs
 // another file first rotates the least recently used one. Default
 // DefaultMaxOpenFiles.
 func WithMaxOpenFiles(n int) FileOption {
-	return fileOption(func(s *FileSink) { s.maxOpen = max(1, n) })
+	return fileOption(func(s *FileSink) { s.require(n >= 1, "max open files %d < 1", n); s.maxOpen = n })
+}
+
+func (s *FileSink) require(ok bool, format string, args ...any) {
+	if !ok {
+		s.errs = append(s.errs, fmt.Errorf(format, args...))
+	}
 }
 
 // WithPrefix starts every file name. Default "predictions".
@@ -100,8 +107,19 @@ func WithPrefix(p string) FileOption { return fileOption(func(s *FileSink) { s.p
 
 // NewFileSink writes records under dir, which it creates. It locks dir,
 // then recovers what a crashed predecessor left there (Recovered says
-// what); it fails when another FileSink holds dir.
+// what); it fails when another FileSink holds dir, and with an
+// InvalidArgument error for an invalid option.
 func NewFileSink(dir string, format rowio.Format, opts ...FileOption) (*FileSink, error) {
+	s := &FileSink{dir: dir, prefix: "predictions", format: format, maxBytes: DefaultMaxFileBytes, maxAge: DefaultMaxFileAge,
+		maxOpen: DefaultMaxOpenFiles, files: map[string]*logFile{}}
+	for _, o := range opts {
+		o.applyFile(s)
+	}
+	s.require(s.prefix != "" && !strings.ContainsAny(s.prefix, `/\`) && !strings.HasPrefix(s.prefix, "."),
+		"prefix %q: want a file name that does not start with a dot", s.prefix)
+	if err := errors.Join(s.errs...); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "predlog: %w", err)
+	}
 	if _, err := rowio.NewWriter(format, io.Discard); err != nil {
 		return nil, err
 	}
@@ -112,11 +130,7 @@ func NewFileSink(dir string, format rowio.Format, opts ...FileOption) (*FileSink
 	if err != nil {
 		return nil, err
 	}
-	s := &FileSink{dir: dir, prefix: "predictions", format: format, maxBytes: DefaultMaxFileBytes, maxAge: DefaultMaxFileAge,
-		maxOpen: DefaultMaxOpenFiles, files: map[string]*logFile{}, lock: lock}
-	for _, o := range opts {
-		o.applyFile(s)
-	}
+	s.lock = lock
 	if s.recovered, err = recoverDir(dir); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("predlog: recover %s: %w", dir, err)
@@ -133,6 +147,8 @@ func (s *FileSink) Recovered() Recovery { return s.recovered }
 // returns, so a crash of the process from then on loses none of them (see
 // Flush for a crash of the machine).
 func (s *FileSink) Write(_ context.Context, recs []Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return errClosedSink
 	}
@@ -162,6 +178,8 @@ func (s *FileSink) Write(_ context.Context, recs []Record) error {
 // is readable only once its footer is written (so each Flush ends the
 // Parquet files it finds open).
 func (s *FileSink) Flush(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
@@ -275,6 +293,8 @@ func (s *FileSink) rotate(sig string) error {
 // Close rotates every open file and releases the directory. It is
 // idempotent.
 func (s *FileSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package predlog
 
 import (
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -34,6 +35,15 @@ type config struct {
 	tick       time.Duration
 	meters     metric.MeterProvider
 	onError    func(error)
+	errs       []error // options out of range, reported by New
+}
+
+// require records an option error unless ok: the option sets its value
+// anyway, since New then fails.
+func (c *config) require(ok bool, format string, args ...any) {
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf(format, args...))
+	}
 }
 
 func newConfig(opts []Option) config {
@@ -50,7 +60,10 @@ func newConfig(opts []Option) config {
 // WithSampleRate logs this share (0 to 1) of successful calls, drawn at
 // random. Default 1: every call, as KServe's logger in mode "all".
 func WithSampleRate(rate float64) Option {
-	return optionFunc(func(c *config) { c.rate = min(1, max(0, rate)) })
+	return optionFunc(func(c *config) {
+		c.require(rate >= 0 && rate <= 1, "sample rate %v, want 0 to 1", rate) // NaN fails too
+		c.rate = rate
+	})
 }
 
 // WithErrors(false) samples failed calls at the sample rate too. Default
@@ -59,36 +72,34 @@ func WithErrors(always bool) Option { return optionFunc(func(c *config) { c.erro
 
 // WithQueueSize bounds the records waiting for the sink; past it records
 // are dropped and counted. Default DefaultQueueSize.
-func WithQueueSize(n int) Option { return optionFunc(func(c *config) { c.queue = max(1, n) }) }
+func WithQueueSize(n int) Option {
+	return optionFunc(func(c *config) { c.require(n >= 1, "queue size %d < 1", n); c.queue = n })
+}
 
 // WithQueueBytes bounds the bytes the records waiting for the sink hold
 // (their tensors' data, names and strings, counted before they are
 // copied); past it records are dropped and counted, so a flood of large
 // requests to a slow sink costs at most n bytes. A record counts until
 // the sink's Write of it returns. Default DefaultQueueBytes.
-func WithQueueBytes(n int64) Option { return optionFunc(func(c *config) { c.queueBytes = max(1, n) }) }
+func WithQueueBytes(n int64) Option {
+	return optionFunc(func(c *config) { c.require(n >= 1, "queue bytes %d < 1", n); c.queueBytes = n })
+}
 
 // WithMaxBatch bounds the records given to one Sink.Write. Default
 // DefaultMaxBatch.
-func WithMaxBatch(n int) Option { return optionFunc(func(c *config) { c.maxBatch = max(1, n) }) }
+func WithMaxBatch(n int) Option {
+	return optionFunc(func(c *config) { c.require(n >= 1, "max batch %d < 1", n); c.maxBatch = n })
+}
 
 // WithWriteTimeout bounds one Sink.Write. Default DefaultWriteTimeout.
 func WithWriteTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.timeout = d
-		}
-	})
+	return optionFunc(func(c *config) { c.require(d > 0, "write timeout %v <= 0", d); c.timeout = d })
 }
 
 // WithTick sets how often an idle logger calls Sink.Write with no records
 // (so a file sink can rotate by age). Default one second.
 func WithTick(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.tick = d
-		}
-	})
+	return optionFunc(func(c *config) { c.require(d > 0, "tick %v <= 0", d); c.tick = d })
 }
 
 // WithErrorHandler is called, from the logger's goroutine, with each

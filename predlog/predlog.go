@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/servekit/servekit/internal/broken"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -35,11 +36,14 @@ type Record struct {
 	Code serving.Code
 }
 
-// Sink receives records from the logger's goroutine, one call at a time.
-// Write may be called with no records, so that a sink can do timed work
-// (rotate a file by age); ctx bounds the call; the sink may keep the
-// Records but not the slice, which the logger reuses. Close flushes and
-// releases what the sink holds; the Logger that owns the sink calls it.
+// Sink receives records from the goroutines of the Loggers that write to
+// it: one Logger calls it one call at a time, and several Loggers may share
+// one sink (Middleware over several models), so a Sink is safe for
+// concurrent use. Write may be called with no records, so that a sink can
+// do timed work (rotate a file by age); ctx bounds the call; the sink may
+// keep the Records but not the slice, which the logger reuses. Close
+// flushes and releases what the sink holds; no Logger calls it: whoever
+// made the sink closes it once the Loggers writing to it are closed.
 type Sink interface {
 	Write(ctx context.Context, recs []Record) error
 	Close() error
@@ -72,7 +76,8 @@ type Logger struct {
 	once    sync.Once
 	closed  atomic.Bool
 	closeMu sync.Mutex
-	err     error // guarded by closeMu: the sink's Close error
+	err     error // guarded by closeMu: Close's error
+	final   error // written by loop before it returns (read after wg.Wait): the last drain's
 
 	logged, dropped, failed atomic.Int64
 	inst                    instruments
@@ -92,19 +97,34 @@ type Stats struct {
 }
 
 // New returns a Logger in front of next that samples its calls into sink.
-// The Logger owns sink and closes it on Close.
-func New(next serving.Predictor, sink Sink, opts ...Option) *Logger {
+// The Logger owns next (Close closes it) but not sink, which may serve
+// other Loggers: whoever made it closes it, after them. It fails with an
+// InvalidArgument error for a nil sink or an invalid option. It starts one
+// goroutine, stopped by Close.
+func New(next serving.Predictor, sink Sink, opts ...Option) (*Logger, error) {
 	c := newConfig(opts)
+	c.require(sink != nil, "nil sink")
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "predlog: %w", err)
+	}
 	l := &Logger{next: next, sink: sink, cfg: c, queue: make(chan queued, c.queue), flushes: make(chan chan error), quit: make(chan struct{})}
 	l.inst = newInstruments(c.meters, l)
 	l.wg.Go(l.loop)
-	return l
+	return l, nil
 }
 
-// Middleware returns New as a serving.Middleware. Each model it wraps
-// needs its own sink: a Logger closes the sink it owns.
+// Middleware returns New as a serving.Middleware: every model it wraps
+// logs into sink, which is why a Sink is safe for concurrent use and no
+// Logger closes it. Invalid options give a Predictor whose every call
+// fails with New's error, so the mistake shows on the first request.
 func Middleware(sink Sink, opts ...Option) serving.Middleware {
-	return func(next serving.Predictor) serving.Predictor { return New(next, sink, opts...) }
+	return func(next serving.Predictor) serving.Predictor {
+		l, err := New(next, sink, opts...)
+		if err != nil {
+			return broken.New(next, err)
+		}
+		return l
+	}
 }
 
 // Predict asks next and, when the call is sampled, queues a copy of the
@@ -208,7 +228,9 @@ func newID() string {
 }
 
 // loop hands queued records to the sink in batches until Close, then
-// drains the queue.
+// drains the queue and flushes the sink: the sink outlives the Logger, so
+// what the Logger wrote is made durable now rather than at the sink's
+// next rotation.
 func (l *Logger) loop() {
 	tick := time.NewTicker(l.cfg.tick)
 	defer tick.Stop()
@@ -224,7 +246,7 @@ func (l *Logger) loop() {
 		case reply := <-l.flushes:
 			reply <- l.drain(batch, recs, true)
 		case <-l.quit:
-			l.drain(batch, recs, false)
+			l.final = l.drain(batch, recs, true)
 			return
 		}
 	}
@@ -325,17 +347,18 @@ func (l *Logger) Stats() Stats {
 // Unwrap implements serving.Wrapper.
 func (l *Logger) Unwrap() serving.Predictor { return l.next }
 
-// Close stops logging, writes what is queued, and closes the sink; Predict
-// then returns serving.ErrClosed. It does not close the wrapped Predictor
-// (serving.Close walks the chain). It is idempotent and returns the
-// sink's Close error.
+// Close stops logging, writes what is queued to the sink and has it make
+// that durable (a Flusher's Flush), then closes the wrapped Predictor,
+// which the Logger owns; Predict then returns serving.ErrClosed. It leaves
+// the sink open (see New). It is idempotent and returns the errors of the
+// last writes and of closing the wrapped Predictor.
 func (l *Logger) Close() error {
 	l.once.Do(func() {
 		l.closed.Store(true)
 		close(l.quit)
 		l.wg.Wait()
 		l.inst.stop()
-		err := l.sink.Close()
+		err := errors.Join(l.final, serving.Close(l.next))
 		l.closeMu.Lock()
 		l.err = err
 		l.closeMu.Unlock()

@@ -72,7 +72,7 @@ func (s *memSink) records() []predlog.Record {
 func TestConformance(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
-			return predlog.New(servingtest.Linear(3), &memSink{})
+			return newLogger(t, servingtest.Linear(3), &memSink{})
 		},
 		Request:       func() *serving.Request { return servingtest.Rows(3, 2, 1) },
 		Deterministic: true,
@@ -81,7 +81,7 @@ func TestConformance(t *testing.T) {
 
 func TestLogsCopies(t *testing.T) {
 	sink := &memSink{}
-	l := predlog.New(servingtest.Linear(2), sink)
+	l := newLogger(t, servingtest.Linear(2), sink)
 	req := servingtest.Rows(2, 2, 1)
 	req.ID = "r1"
 	resp, err := l.Predict(context.Background(), req)
@@ -94,8 +94,8 @@ func TestLogsCopies(t *testing.T) {
 	y[0] = 99
 	l.Close()
 	recs := sink.records()
-	if len(recs) != 1 || !sink.closed {
-		t.Fatalf("%d records, sink closed %v", len(recs), sink.closed)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
 	}
 	r := recs[0]
 	lx, _ := serving.Values[float32](r.Inputs[0])
@@ -124,7 +124,7 @@ func TestSampling(t *testing.T) {
 		}
 		return &serving.Response{}, nil
 	})
-	l := predlog.New(p, sink, predlog.WithSampleRate(0.2))
+	l := newLogger(t, p, sink, predlog.WithSampleRate(0.2))
 	for range 2000 {
 		l.Predict(context.Background(), &serving.Request{Model: "m"})
 	}
@@ -153,7 +153,7 @@ func TestSampling(t *testing.T) {
 
 func TestNeverBlocks(t *testing.T) {
 	sink := &memSink{gate: make(chan struct{})}
-	l := predlog.New(servingtest.Linear(1), sink, predlog.WithQueueSize(4), predlog.WithMaxBatch(1))
+	l := newLogger(t, servingtest.Linear(1), sink, predlog.WithQueueSize(4), predlog.WithMaxBatch(1))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -187,7 +187,7 @@ func TestFileSinkRotatesAndReplays(t *testing.T) {
 				t.Fatal(err)
 			}
 			model := servingtest.Linear(3)
-			l := predlog.New(model, sink)
+			l := newLogger(t, model, sink)
 			var want []float32
 			for i := range 200 {
 				resp, err := l.Predict(context.Background(), servingtest.Rows(3, 1+i%3, float32(i)))
@@ -197,9 +197,10 @@ func TestFileSinkRotatesAndReplays(t *testing.T) {
 				y, _ := serving.Values[float32](resp.Outputs[0])
 				want = append(want, y...)
 			}
-			if err := l.Close(); err != nil {
+			if err := errors.Join(l.Close(), sink.Close()); err != nil {
 				t.Fatal(err)
 			}
+			model = servingtest.Linear(3) // the logger closed the one it wrapped
 			files, _ := filepath.Glob(filepath.Join(dir, "predictions-*"+format.Ext()))
 			if len(files) < 3 {
 				t.Fatalf("%d files: want rotation by size", len(files))
@@ -233,7 +234,7 @@ func TestFileSinkRotatesAndReplays(t *testing.T) {
 func TestFileSinkRotatesByAge(t *testing.T) {
 	dir := t.TempDir()
 	sink, _ := predlog.NewFileSink(dir, rowio.JSONL, predlog.WithMaxAge(20*time.Millisecond))
-	l := predlog.New(servingtest.Linear(1), sink, predlog.WithTick(5*time.Millisecond))
+	l := newLogger(t, servingtest.Linear(1), sink, predlog.WithTick(5*time.Millisecond))
 	defer l.Close()
 	l.Predict(context.Background(), servingtest.Rows(1, 1, 0))
 	poll.Until(t, "an idle file rotated by age", func() bool {
@@ -245,7 +246,7 @@ func TestFileSinkRotatesByAge(t *testing.T) {
 func TestFailedCallsGetTheirOwnFile(t *testing.T) {
 	dir := t.TempDir()
 	sink, _ := predlog.NewFileSink(dir, rowio.Parquet)
-	l := predlog.New(servingtest.Linear(2), sink)
+	l := newLogger(t, servingtest.Linear(2), sink)
 	l.Predict(context.Background(), servingtest.Rows(2, 1, 0))
 	l.Predict(context.Background(), servingtest.Rows(3, 1, 0)) // wrong width: invalid_argument
 	l.Close()
@@ -298,7 +299,7 @@ func TestCloudEvents(t *testing.T) {
 		if structured {
 			opts = append(opts, predlog.WithStructured())
 		}
-		l := predlog.New(servingtest.Linear(2), predlog.NewCloudEvents(srv.URL, opts...))
+		l := newLogger(t, servingtest.Linear(2), newCE(t, srv.URL, opts...))
 		req := servingtest.Rows(2, 1, 5)
 		req.ID = "abc"
 		l.Predict(context.Background(), req)
@@ -355,7 +356,7 @@ func TestCloudEventsNonFinite(t *testing.T) {
 		y, _ := serving.NewTensor("y", []int64{1, 2}, []float32{float32(math.NaN()), float32(math.Inf(-1))})
 		return &serving.Response{Model: "m", Version: "1", Outputs: []serving.Tensor{y}}, nil
 	})
-	l := predlog.New(model, predlog.NewCloudEvents(srv.URL))
+	l := newLogger(t, model, newCE(t, srv.URL))
 	x, _ := serving.NewTensor("x", []int64{1}, []float64{math.Inf(1)})
 	if _, err := l.Predict(context.Background(), &serving.Request{ID: "n", Model: "m", Inputs: []serving.Tensor{x}}); err != nil {
 		t.Fatal(err)
@@ -380,7 +381,7 @@ func TestCloudEventsRetriesAreBounded(t *testing.T) {
 	}))
 	defer srv.Close()
 	var sinkErr atomic.Value
-	l := predlog.New(servingtest.Linear(1), predlog.NewCloudEvents(srv.URL, predlog.WithRetries(2, time.Millisecond)),
+	l := newLogger(t, servingtest.Linear(1), newCE(t, srv.URL, predlog.WithRetries(2, time.Millisecond)),
 		predlog.WithErrorHandler(func(err error) { sinkErr.Store(err) }))
 	l.Predict(context.Background(), servingtest.Rows(1, 1, 0))
 	l.Close()
@@ -390,4 +391,22 @@ func TestCloudEventsRetriesAreBounded(t *testing.T) {
 	if s := l.Stats(); s.Failed != 1 || sinkErr.Load() == nil {
 		t.Errorf("stats %+v, error %v", s, sinkErr.Load())
 	}
+}
+
+func newLogger(tb testing.TB, next serving.Predictor, sink predlog.Sink, opts ...predlog.Option) *predlog.Logger {
+	tb.Helper()
+	l, err := predlog.New(next, sink, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+func newCE(tb testing.TB, url string, opts ...predlog.CloudEventsOption) *predlog.CloudEvents {
+	tb.Helper()
+	c, err := predlog.NewCloudEvents(url, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
 }

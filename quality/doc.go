@@ -19,7 +19,7 @@
 //	defer qm.Close()
 //	p := serving.Chain(telemetry.Middleware(), qm.Middleware(), c.Middleware(), batch.Middleware())(model)
 //	mux.Handle("POST /v2/models/{model}/labels", qm.LabelsHandler())
-//	mux.Handle("GET /quality/", http.StripPrefix("/quality", qm.Handler()))
+//	mux.Handle("GET /monitoring", report.Handler(report.Drift(mon), report.Quality(qm)))
 //
 // A Reference is built once from held-out labelled data the model was not
 // trained on (ReferenceBuilder: the scores the model gave and the true
@@ -30,8 +30,8 @@
 // since they need its reference profile of the inputs; this package holds
 // what needs the answers and the labels. It imports serving and rowio
 // (the project's file layer, for label and prediction files) and no other
-// middleware, so either may be used alone; drift.WithReportSection puts
-// this package's section into the drift report.
+// middleware, so either may be used alone; package report draws both on
+// one page.
 //
 // # Predictions, ids and labels
 //
@@ -154,11 +154,12 @@
 // or a fixed WithThreshold. As drift does, an alarm is raised after
 // WithHysteresis' 2 consecutive breaching windows and cleared after 3
 // clean ones, and each change makes one Alert for every WithAlertFunc,
-// which must return at once. The module has one alert path: drift's
-// Webhook delivers these alerts too (its Send takes any value with an
-// IdempotencyKey), with the same retries, backoff and counters:
+// which must return at once. The module has one alert path: package
+// webhook delivers these alerts as it does drift's (its Send takes any
+// value with an IdempotencyKey), with the same retries, backoff and
+// counters:
 //
-//	hook, _ := drift.NewWebhook("http://retrain.internal/hooks/quality")
+//	hook, _ := webhook.New("http://retrain.internal/hooks/quality")
 //	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
 //
 // Status says what is in alarm, and Status.Err wraps ErrDegraded.
@@ -202,12 +203,11 @@
 //
 // # Report
 //
-// ReportHTML draws a section — per version, each judged metric over
+// Monitor.Report snapshots the windows, alarms and alerts; package report
+// draws them (report.Quality) — per version, each judged metric over
 // recent windows (estimate, band, realized, reference, bound), the
-// windows' coverage and delay, the detections, the alerts — that
-// drift.WithReportSection places in the drift report; Handler and
-// WriteReportFile serve and write it as a page of its own. Nothing is
-// scripted or loaded; every name is escaped.
+// windows' coverage and delay, the detections, the alerts — beside
+// drift's part of the page.
 //
 // # Concurrency and cost
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/servekit/servekit/quality"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/serving/servingtest"
 )
 
 var binary = quality.WithTask("m", quality.BinaryTask("score"))
@@ -306,4 +307,15 @@ func TestForgottenWindowSettlesFirst(t *testing.T) {
 	acc, _ := r.Metric(quality.Accuracy)
 	require.NotNil(t, acc.Realized)
 	assert.InDelta(t, 8.0/9, *acc.Realized, 1e-12, "all nine labels, a4 wrong")
+}
+
+// The rule on serving.Middleware: the observing layer owns the model it
+// wraps and closes it; the Monitor, shared with another chain, stays open
+// and keeps watching that chain: with no reference for the fake model it
+// counts the answer as unwatched, which a closed Monitor would not.
+func TestCloseClosesTheModelNotTheMonitor(t *testing.T) {
+	m := newMonitor(t)
+	servingtest.Ownership(t, m.Middleware(), func(t *testing.T, _ serving.Predictor) {
+		assert.EqualValues(t, 1, m.Stats().Unwatched, "answers seen after the first chain closed")
+	})
 }

@@ -250,7 +250,7 @@ func WithChangeHold(labels int) Option {
 }
 
 // WithAlertFunc adds a function called with every alert, on the
-// monitor's worker goroutine: it must return quickly (a Webhook's Notify
+// monitor's worker goroutine: it must return quickly (a webhook.Sender's Send
 // queues and returns). A panic in it is recovered and counted.
 func WithAlertFunc(f func(Alert)) Option {
 	return optionFunc(func(c *config) { c.alerts = append(c.alerts, f) })

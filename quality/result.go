@@ -144,7 +144,7 @@ type Alert struct {
 }
 
 // IdempotencyKey names the alert the same way on every attempt to deliver
-// it: drift.Webhook's Send (the module's one alert path) sets it as the
+// it: a webhook.Sender (the module's one alert path) sets it as the
 // Idempotency-Key header, so a receiver can tell a retry from a new alert.
 func (a Alert) IdempotencyKey() string {
 	var window int64

@@ -55,7 +55,10 @@ func TestRolloutGuardOnLabelledTraffic(t *testing.T) {
 					return &serving.Response{Model: req.Model, Version: version, Outputs: []serving.Tensor{out}}, nil
 				})
 			}
-			rt := rollout.New("m", rollout.WithClock(clk), rollout.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+			rt, err := rollout.New("m", rollout.WithClock(clk), rollout.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer rt.Close()
 			require.NoError(t, rt.Put("1", qm.Middleware()(model("1", 0))))
 			require.NoError(t, rt.Put("2", qm.Middleware()(model("2", c.noise))))
@@ -93,7 +96,7 @@ func TestRolloutGuardOnLabelledTraffic(t *testing.T) {
 			assert.Equal(t, rollout.PlanRunning, p.State)
 			assert.Contains(t, p.Waiting, "rests on 0 of the 300")
 
-			_, err := qm.Label(context.Background(), "m", labels)
+			_, err = qm.Label(context.Background(), "m", labels)
 			require.NoError(t, err)
 			clk.Advance(time.Minute)
 			p = rt.Status().Plan

@@ -12,14 +12,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/quality"
+	"github.com/servekit/servekit/webhook"
 )
 
-// Quality alerts take the module's one alert path: drift's Webhook
+// Quality alerts take the module's one alert path: a webhook.Sender
 // delivers them with its retries and counters, keyed by their
 // IdempotencyKey.
-func TestAlertsThroughTheDriftWebhook(t *testing.T) {
+func TestAlertsThroughTheWebhook(t *testing.T) {
 	type got struct {
 		key string
 		a   quality.Alert
@@ -32,7 +32,7 @@ func TestAlertsThroughTheDriftWebhook(t *testing.T) {
 		deliveries <- got{r.Header.Get("Idempotency-Key"), a}
 	}))
 	defer srv.Close()
-	hook, err := drift.NewWebhook(srv.URL)
+	hook, err := webhook.New(srv.URL)
 	require.NoError(t, err)
 	m := newMonitor(t, binary, quality.WithWindow(quality.CountWindow(4)), quality.WithDetectors(),
 		quality.WithHysteresis(1, 1), quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) }))
@@ -46,7 +46,7 @@ func TestAlertsThroughTheDriftWebhook(t *testing.T) {
 	assert.Equal(t, quality.AlertRaised, d.a.Kind)
 	assert.Equal(t, []string{"invalid"}, d.a.Raised)
 	assert.Equal(t, d.a.IdempotencyKey(), d.key)
-	assert.Equal(t, drift.WebhookStats{Sent: 1}, hook.Stats())
+	assert.Equal(t, webhook.Stats{Sent: 1}, hook.Stats())
 }
 
 func nan() float64 { return math.NaN() }

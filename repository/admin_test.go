@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/admin"
 )
 
 // The admin API drives the repository: unload and load a version over HTTP,
@@ -21,11 +21,11 @@ func TestAdminLoadUnload(t *testing.T) {
 		"m/3/model.onnx": "fail: corrupt",
 	})
 	r := open(t, root, newLoader())
-	admin, err := rollout.NewAdmin(r, rollout.WithLoader(r), rollout.WithAuthorizer(rollout.BearerToken("tok")), rollout.WithAdminLogger(quiet))
+	h, err := admin.New(r, admin.WithLoader(r), admin.WithAuthorizer(admin.BearerToken("tok")), admin.WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(admin)
+	srv := httptest.NewServer(h)
 	defer srv.Close()
 	post := func(path string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)

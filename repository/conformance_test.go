@@ -3,8 +3,10 @@ package repository_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/servekit/servekit/repository"
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -42,5 +44,27 @@ func TestExplicitStartupFailureDoesNotFailOpen(t *testing.T) {
 	}
 	if _, err := repository.Open(context.Background(), root, newLoader().Load, repository.WithExplicit("../x")); serving.CodeOf(err) != serving.InvalidArgument {
 		t.Errorf("an invalid start-up model name: %v, want InvalidArgument", err)
+	}
+}
+
+// Options out of range fail Open with InvalidArgument, router options
+// included, rather than being clamped or failing each model's load later.
+func TestOpenRefusesInvalidOptions(t *testing.T) {
+	root := tree(t, map[string]string{"good/1/model.onnx": "ok"})
+	for name, opt := range map[string]repository.Option{
+		"negative poll":      repository.WithPollInterval(-time.Second),
+		"zero load timeout":  repository.WithLoadTimeout(0),
+		"zero drain timeout": repository.WithDrainTimeout(0),
+		"no loads at once":   repository.WithLoadConcurrency(0),
+		"no model file":      repository.WithModelFile(""),
+		"a model file path":  repository.WithModelFile("../model.onnx"),
+		"router options":     repository.WithRouterOptions(rollout.WithStatsWindow(time.Millisecond)),
+	} {
+		if r, err := repository.Open(context.Background(), root, newLoader().Load, opt); serving.CodeOf(err) != serving.InvalidArgument {
+			if r != nil {
+				r.Close()
+			}
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
 	}
 }

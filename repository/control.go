@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/serving"
 )
 
-// The admin API (rollout.NewAdmin) finds routers through Models and Router,
+// The admin API (admin.New) finds routers through Models and Router,
 // and loads and unloads through Load and Unload.
 var (
-	_ rollout.Loader   = (*Repository)(nil)
-	_ rollout.Registry = (*Repository)(nil)
+	_ admin.Loader   = (*Repository)(nil)
+	_ admin.Registry = (*Repository)(nil)
 )
 
 // Load is Triton's explicit model control: it reads model from the disk now
@@ -27,7 +27,7 @@ var (
 // reason and its code: NotFound for no such model or version directory,
 // InvalidArgument for invalid names, a rejected config.json or a version
 // the policy does not select, the load's own code when it failed.
-// Load implements rollout.Loader, which the admin API calls.
+// Load implements admin.Loader, which the admin API calls.
 func (r *Repository) Load(ctx context.Context, model, version string) error {
 	ctx, end, err := r.beginNamed(ctx, model, version)
 	if err != nil {
@@ -119,7 +119,7 @@ func loadError(model, version string, v *version) error {
 // TrafficLatest, unloading the serving version sends traffic to the next
 // highest ready version first, loading it if the policy now selects it:
 // unloading a bad release falls back to the previous one. Unload
-// implements rollout.Loader.
+// implements admin.Loader.
 func (r *Repository) Unload(ctx context.Context, model, version string) error {
 	ctx, end, err := r.beginNamed(ctx, model, version)
 	if err != nil {

@@ -233,8 +233,8 @@
 // The root is polled every WithPollInterval (default 2 s; 0 turns it
 // off). Sync does one poll now. Load and Unload are Triton's explicit
 // model control; with Models and Router they make a Repository what the
-// admin API needs (rollout.NewAdmin(repo, rollout.WithLoader(repo), auth) is a
-// rollout.Registry and a rollout.Loader), so an operator loads and
+// admin API needs (admin.New(repo, admin.WithLoader(repo), auth): it is an
+// admin.Registry and an admin.Loader), so an operator loads and
 // unloads versions over HTTP. Load reads
 // a model or one version from disk now, retrying failures, and returns the
 // load's error; Unload unloads one, and it stays unloaded, whatever the

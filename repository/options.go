@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -52,6 +53,14 @@ type config struct {
 	routerOpts   []rollout.Option
 	loaderFields []LoaderField
 	strict       bool
+	errs         []error // options out of range, reported by Open
+}
+
+// require records an option error unless ok (Open then fails).
+func (c *config) require(ok bool, format string, args ...any) {
+	if !ok {
+		c.errs = append(c.errs, fmt.Errorf(format, args...))
+	}
 }
 
 func newConfig(opts []Option) config {
@@ -73,7 +82,7 @@ func newConfig(opts []Option) config {
 // removed versions (default DefaultPollInterval); 0 turns watching off, so
 // the repository changes only through Sync, Load and Unload.
 func WithPollInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.poll = max(d, 0) })
+	return optionFunc(func(c *config) { c.require(d >= 0, "poll interval %v < 0", d); c.poll = d })
 }
 
 // WithExplicit is Triton's model control mode "explicit": Open loads only
@@ -89,37 +98,30 @@ func WithExplicit(models ...string) Option {
 // DefaultLoadTimeout). A version that takes longer fails with
 // DeadlineExceeded.
 func WithLoadTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.loadTimeout = d
-		}
-	})
+	return optionFunc(func(c *config) { c.require(d > 0, "load timeout %v <= 0", d); c.loadTimeout = d })
 }
 
 // WithDrainTimeout bounds how long the watcher waits for a removed version's
 // in-flight requests (default DefaultDrainTimeout).
 func WithDrainTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.drainTimeout = d
-		}
-	})
+	return optionFunc(func(c *config) { c.require(d > 0, "drain timeout %v <= 0", d); c.drainTimeout = d })
 }
 
 // WithLoadConcurrency sets how many versions may load at once (default
 // DefaultLoadConcurrency).
 func WithLoadConcurrency(n int) Option {
-	return optionFunc(func(c *config) { c.loads = max(n, 1) })
+	return optionFunc(func(c *config) { c.require(n >= 1, "load concurrency %d < 1", n); c.loads = n })
 }
 
 // WithModelFile sets the model file name in each version directory
 // (default DefaultModelFile); a model's config.json may override it with
-// default_model_filename.
+// default_model_filename. Open refuses a name that is not a plain file
+// name, as it refuses such a default_model_filename.
 func WithModelFile(name string) Option {
 	return optionFunc(func(c *config) {
-		if name != "" {
-			c.modelFile = name
-		}
+		err := checkName(name)
+		c.require(err == nil, "model file %q: %v", name, err)
+		c.modelFile = name
 	})
 }
 

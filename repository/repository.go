@@ -86,6 +86,16 @@ func Open(ctx context.Context, root string, load LoadFunc, opts ...Option) (*Rep
 		return nil, serving.Errorf(serving.InvalidArgument, "repository: root: %w", err)
 	}
 	c := newConfig(opts)
+	if err := errors.Join(c.errs...); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "repository: %w", err)
+	}
+	// Router options are checked now, not at the first model's load: build
+	// one router and drop it.
+	probe, err := rollout.New("", c.routerOpts...)
+	if err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "repository: WithRouterOptions: %w", err)
+	}
+	probe.Close()
 	for _, f := range c.loaderFields {
 		if !slices.Contains(loaderFields, f) {
 			return nil, serving.Errorf(serving.InvalidArgument, "repository: WithLoaderFields: %q is not a field a loader applies (want one of %v)", f, loaderFields)

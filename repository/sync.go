@@ -81,9 +81,12 @@ func (r *Repository) modelFor(name string, onDisk, explicitLoad bool) (m *model,
 	if m := r.models[name]; m != nil || !mayCreate {
 		return m, false, nil
 	}
-	m = &model{name: name, lock: make(chan struct{}, 1), versions: map[string]*version{}}
+	router, err := rollout.New(name, r.cfg.routerOpts...) // checked by Open: cannot fail here
+	if err != nil {
+		return nil, false, err
+	}
+	m = &model{name: name, lock: make(chan struct{}, 1), versions: map[string]*version{}, router: router}
 	m.lock <- struct{}{}
-	m.router = rollout.New(name, r.cfg.routerOpts...)
 	r.models[name] = m
 	return m, true, nil
 }

@@ -30,7 +30,7 @@ func routes(b *testing.B) []struct {
 	req  func(i int) *serving.Request
 } {
 	router := func() *rollout.Router {
-		r := rollout.New("m", quiet)
+		r := newRouter(b, "m", quiet)
 		b.Cleanup(func() { r.Close() })
 		mustPut(b, r, "1", newConstant("1"))
 		mustPut(b, r, "2", newConstant("2"))

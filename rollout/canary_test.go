@@ -14,7 +14,7 @@ import (
 // twoVersions returns a router holding versions 1 and 2, added in order.
 func twoVersions(t testing.TB, model string, order ...string) *rollout.Router {
 	t.Helper()
-	r := rollout.New(model, quiet)
+	r := newRouter(t, model, quiet)
 	t.Cleanup(func() { r.Close() })
 	if len(order) == 0 {
 		order = []string{"1", "2"}

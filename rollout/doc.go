@@ -7,7 +7,7 @@
 // serving.Versioned, so serving/httpapi serves every version it holds
 // (/v2/models/{m}/versions/{v}/...) once the router is registered:
 //
-//	r := rollout.New("fraud")
+//	r, err := rollout.New("fraud")
 //	defer r.Close()
 //	perVersion := serving.Chain(c.Middleware(), batch.Middleware()) // c: a *cache.Cache
 //	r.Put("1", perVersion(blue))                                     // the first takes 100 %
@@ -131,7 +131,10 @@
 // mirrored; mirrors reach v through the router's reference counting but
 // not its Stats), StopMirror ends it, Status().Shadow and the guards'
 // Snapshot.Shadow show the comparison. Outside a router, NewShadow and
-// Shadow.Middleware put one in front of any Predictor. The seed's
+// Shadow.Middleware put one in front of any Predictor; closing that layer
+// closes the primary it wraps, never the Shadow or its challenger, which
+// their maker closes after the chains (the rule on serving.Middleware).
+// The seed's
 // sequence on one router:
 //
 //	r.Mirror("2", 100)                      // shadow: compare before any user sees 2
@@ -239,24 +242,8 @@
 //
 // # Admin API
 //
-// Admin is an http.Handler for a private port: JSON status of every model
-// (versions, readiness, weights, stats, plan, shadow), and every change —
-// load and unload (through a Loader: *repository.Repository), weights,
-// switch, rollback, plans (start, pause, resume, abort, promote), mirror
-// start and stop. An Authorizer sees each request and may refuse it (401
-// or 403, JSON); BearerToken is the simple one. It is secure by default:
-// NewAdmin without an Authorizer is an error unless the caller says
-// AllowUnauthenticated (logged as a warning), because an admin API that
-// admits everyone silently is one misrouted port away from anyone
-// shifting traffic. Authorizer.Protect puts pages served beside it (a
-// drift report, pprof) behind the same credential. Every change, done or
-// refused, is logged with slog: who (from the Authorizer), what, the model
-// and the state before and after, never a body or a credential. Bad input
-// is a 4xx JSON error; the Admin type lists the routes and statuses. It
-// lives in this package, not a sub-package, because it is a thin layer
-// over Router methods with nothing to import beyond net/http, and because
-// Loader must sit where both the admin API and the repository (which
-// imports rollout) can see it.
+// Package admin serves the routers over HTTP for operators: status,
+// weights, switch, rollback, plans and mirrors, behind an Authorizer.
 //
 // # Stats and metrics
 //

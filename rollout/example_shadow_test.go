@@ -3,9 +3,6 @@ package rollout_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
-	"strings"
 
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
@@ -68,7 +65,11 @@ func ExampleShadow() {
 // Shadow deployment on a router: version 2 sees every request version 1
 // answers, callers see only version 1, and the comparison is in Status.
 func ExampleRouter_Mirror() {
-	r := rollout.New("m")
+	r, err := rollout.New("m")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 	r.Put("1", servingtest.Linear(2))
 	// Version 2 answers 2x + 1.5: every element off by 0.5, the same argmax.
@@ -102,40 +103,4 @@ func ExampleRouter_Mirror() {
 	// answered by version 1
 	// answered by version 1
 	// shadow of 2: 3 pairs, argmax agreement 100 % over 6 rows, max |diff| 0.5
-}
-
-// The admin API on a private listener, behind a bearer token.
-func ExampleNewAdmin() {
-	r := rollout.New("fraud")
-	defer r.Close()
-	r.Put("1", servingtest.Linear(2))
-	r.Put("2", servingtest.Linear(2))
-	admin, err := rollout.NewAdmin(rollout.Routers{r},
-		rollout.WithAuthorizer(rollout.BearerToken("s3cret")),
-		rollout.WithAdminLogger(slog.New(slog.DiscardHandler)))
-	if err != nil { // without an Authorizer (or AllowUnauthenticated) it refuses
-		panic(err)
-	}
-	// In a binary: go http.ListenAndServe("127.0.0.1:9090", admin)
-
-	send := func(method, path, body, token string) {
-		req := httptest.NewRequest(method, path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		w := httptest.NewRecorder()
-		admin.ServeHTTP(w, req)
-		fmt.Println(method, path, w.Code)
-	}
-	send("PUT", "/v1/models/fraud/weights", `{"1": 90, "2": 10}`, "")
-	send("PUT", "/v1/models/fraud/weights", `{"1": 90, "2": 10}`, "s3cret")
-	send("PUT", "/v1/models/fraud/weights", `{"1": 90, "2": 5}`, "s3cret")
-	send("POST", "/v1/models/fraud/switch", `{"version": "2"}`, "s3cret")
-	fmt.Println("weights:", r.Weights())
-	// Output:
-	// PUT /v1/models/fraud/weights 401
-	// PUT /v1/models/fraud/weights 200
-	// PUT /v1/models/fraud/weights 400
-	// POST /v1/models/fraud/switch 200
-	// weights: map[2:100]
 }

@@ -18,7 +18,11 @@ import (
 // user stays on the version their key hashes to, and raising the canary's
 // weight only moves users onto it.
 func ExampleRouter_SetWeights() {
-	r := rollout.New("fraud")
+	r, err := rollout.New("fraud")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 	r.Put("1", servingtest.Linear(2)) // the first version takes 100 %
 	r.Put("2", servingtest.Linear(2)) // later ones join at 0 %
@@ -48,7 +52,11 @@ func ExampleRouter_SetWeights() {
 
 // Blue-green: switch all traffic to the new version at once, and back.
 func ExampleRouter_Switch() {
-	r := rollout.New("fraud")
+	r, err := rollout.New("fraud")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 	r.Put("blue", servingtest.Linear(2))
 	r.Put("green", servingtest.Linear(2))
@@ -77,7 +85,11 @@ func ExampleRouter_Switch() {
 func ExampleRouter_Start() {
 	clock := rollouttest.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	logs := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r := rollout.New("fraud", rollout.WithClock(clock), rollout.WithLogger(logs))
+	r, err := rollout.New("fraud", rollout.WithClock(clock), rollout.WithLogger(logs))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer r.Close()
 
 	broken := false
@@ -88,7 +100,7 @@ func ExampleRouter_Start() {
 		}
 		return &serving.Response{}, nil
 	}))
-	err := r.Start(rollout.Plan{
+	err = r.Start(rollout.Plan{
 		Canary:   "2",
 		Steps:    []rollout.Step{{Weight: 5, Hold: time.Minute}, {Weight: 25, Hold: time.Minute}, {Weight: 50, Hold: time.Minute}},
 		Guards:   []rollout.Guard{rollout.MinRequests(20), rollout.MaxErrorRate(0.01)},

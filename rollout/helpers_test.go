@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/servekit/servekit/rollout"
@@ -135,4 +136,12 @@ func ask(t testing.TB, p serving.Predictor, req *serving.Request) *serving.Respo
 		t.Fatalf("Predict: %v", err)
 	}
 	return resp
+}
+
+// newRouter is rollout.New for options that are valid.
+func newRouter(tb testing.TB, model string, opts ...rollout.Option) *rollout.Router {
+	tb.Helper()
+	r, err := rollout.New(model, opts...)
+	require.NoError(tb, err)
+	return r
 }

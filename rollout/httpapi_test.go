@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -16,7 +15,7 @@ import (
 // holds is reachable, readiness tells the truth per version, and the
 // routing-key and version headers reach the router.
 func TestOverHTTP(t *testing.T) {
-	r := rollout.New("fraud", quiet)
+	r := newRouter(t, "fraud", quiet)
 	defer r.Close()
 	var g registry
 	mustPut(t, r, "1", g.add("1"))

@@ -46,9 +46,9 @@ func reversed() serving.Predictor {
 	return linearThen(func(y []float32, i int) float32 { return y[i/4*4+3-i%4] })
 }
 
-func newRouter(t *testing.T, opts ...rollout.Option) *rollout.Router {
+func mirrorRouter(t *testing.T, opts ...rollout.Option) *rollout.Router {
 	t.Helper()
-	r := rollout.New("m", append([]rollout.Option{quiet}, opts...)...)
+	r := newRouter(t, "m", append([]rollout.Option{quiet}, opts...)...)
 	t.Cleanup(func() {
 		if err := r.Close(); err != nil {
 			t.Errorf("Close: %v", err)
@@ -69,7 +69,7 @@ func waitMirrored(t *testing.T, r *rollout.Router, n int64) rollout.ShadowSnapsh
 }
 
 func TestRouterMirror(t *testing.T) {
-	r := newRouter(t)
+	r := mirrorRouter(t)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	mustPut(t, r, "2", biased())
 	if err := r.Mirror("2", 100, rollout.WithMaxMirrors(64)); err != nil {
@@ -124,7 +124,7 @@ func TestRouterMirror(t *testing.T) {
 }
 
 func TestRouterMirrorChanges(t *testing.T) {
-	r := newRouter(t)
+	r := mirrorRouter(t)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	mustPut(t, r, "2", servingtest.Linear(4))
 	mustPut(t, r, "3", reversed())
@@ -174,7 +174,7 @@ func TestRouterMirrorChanges(t *testing.T) {
 func TestConformanceRouterMirroring(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
-			r := rollout.New("linear", quiet)
+			r := newRouter(t, "linear", quiet)
 			mustPut(t, r, "1", servingtest.Linear(4))
 			mustPut(t, r, "2", servingtest.Linear(4))
 			if err := r.Mirror("2", 100); err != nil {
@@ -185,7 +185,7 @@ func TestConformanceRouterMirroring(t *testing.T) {
 		Request:       func() *serving.Request { return servingtest.Rows(4, 2, 1) },
 		Deterministic: true,
 	})
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	mustPut(t, r, "2", servingtest.Linear(4))
 	if err := r.Close(); err != nil {
@@ -209,7 +209,7 @@ func TestMinAgreementGuard(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := rollouttest.NewClock(time.Unix(0, 0))
-			r := newRouter(t, rollout.WithClock(clock))
+			r := mirrorRouter(t, rollout.WithClock(clock))
 			mustPut(t, r, "1", servingtest.Linear(4))
 			mustPut(t, r, "2", tc.canary)
 			err := r.Start(rollout.Plan{
@@ -253,7 +253,7 @@ func TestMinAgreementGuard(t *testing.T) {
 // names the version that gave it.
 func TestSeedSequence(t *testing.T) {
 	clock := rollouttest.NewClock(time.Unix(0, 0))
-	r := newRouter(t, rollout.WithClock(clock))
+	r := mirrorRouter(t, rollout.WithClock(clock))
 	var g registry
 	mustPut(t, r, "1", g.add("1"))
 	mustPut(t, r, "2", g.add("2"))

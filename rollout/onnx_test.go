@@ -9,7 +9,6 @@ import (
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/internal/onnxbuild"
 	"github.com/servekit/servekit/internal/orttest"
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -35,7 +34,7 @@ func TestTwoONNXVersions(t *testing.T) {
 		}
 		return m
 	}
-	r := rollout.New("scorer", quiet)
+	r := newRouter(t, "scorer", quiet)
 	m1, m2 := load("1", 1), load("2", 2)
 	mustPut(t, r, "1", m1)
 	mustPut(t, r, "2", m2)

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -32,6 +33,7 @@ type config struct {
 	clock  Clock
 	log    *slog.Logger
 	window time.Duration
+	errs   []error // options out of range, reported by New
 }
 
 func newConfig(opts []Option) config {
@@ -89,8 +91,13 @@ func WithLogger(l *slog.Logger) Option {
 
 // WithStatsWindow sets how far back latency percentiles and windowed
 // counts look (default DefaultStatsWindow). The window is kept as six
-// slices, so it moves in steps of a sixth of d. New cannot fail, so a d
-// below 6ms is raised to 6ms rather than rejected.
+// slices, so it moves in steps of a sixth of d; New refuses a d below 6ms.
 func WithStatsWindow(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.window = max(d, numSlots*time.Millisecond) })
+	return optionFunc(func(c *config) {
+		if d < numSlots*time.Millisecond {
+			c.errs = append(c.errs, fmt.Errorf("stats window %v < %v", d, numSlots*time.Millisecond))
+			return
+		}
+		c.window = d
+	})
 }

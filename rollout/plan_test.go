@@ -28,7 +28,7 @@ type planFixture struct {
 
 func newPlanFixture(t *testing.T) *planFixture {
 	f := &planFixture{clk: rollouttest.NewClock(epoch)}
-	f.r = rollout.New("fraud", quiet, rollout.WithClock(f.clk))
+	f.r = newRouter(t, "fraud", quiet, rollout.WithClock(f.clk))
 	t.Cleanup(func() { f.r.Close() })
 	mustPut(t, f.r, "1", servingtest.Static())
 	mustPut(t, f.r, "2", servingtest.Func(func(_ context.Context, req *serving.Request) (*serving.Response, error) {
@@ -317,7 +317,7 @@ func TestGuardPanicsAndTimeouts(t *testing.T) {
 
 func TestPlanStopsOnClose(t *testing.T) {
 	clk := rollouttest.NewClock(epoch)
-	r := rollout.New("m", quiet, rollout.WithClock(clk))
+	r := newRouter(t, "m", quiet, rollout.WithClock(clk))
 	mustPut(t, r, "1", servingtest.Static())
 	mustPut(t, r, "2", servingtest.Static())
 	called := make(chan struct{})
@@ -386,7 +386,7 @@ func TestSnapshotCountsTheStep(t *testing.T) {
 // TestPlanOnTheRealClock runs a short plan on real timers: its checks run
 // in timer goroutines, which Close must leave none of (goleak).
 func TestPlanOnTheRealClock(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	mustPut(t, r, "1", servingtest.Static())
 	mustPut(t, r, "2", servingtest.Static())
 	fast := []rollout.Step{{Weight: 10}, {Weight: 20, Hold: time.Millisecond}, {Weight: 30}}

@@ -50,17 +50,22 @@ var (
 )
 
 // New returns a Router for model with no versions; Put adds them. Until one
-// is put, requests fail with Unavailable.
-func New(model string, opts ...Option) *Router {
+// is put, requests fail with Unavailable. It fails with an InvalidArgument
+// error for an invalid option.
+func New(model string, opts ...Option) (*Router, error) {
+	cfg := newConfig(opts)
+	if err := errors.Join(cfg.errs...); err != nil {
+		return nil, serving.Errorf(serving.InvalidArgument, "rollout: %w", err)
+	}
 	r := &Router{
 		model:    model,
-		cfg:      newConfig(opts),
+		cfg:      cfg,
 		draining: make(map[*slot]struct{}),
 		done:     make(chan struct{}),
 	}
 	r.tab.Store(newTable(nil, nil, assignment{}))
 	r.reg = r.registerMetrics()
-	return r
+	return r, nil
 }
 
 // Model returns the model name the Router was built for.

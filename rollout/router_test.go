@@ -17,7 +17,7 @@ import (
 func TestConformanceRouter(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
-			r := rollout.New("linear", quiet)
+			r := newRouter(t, "linear", quiet)
 			mustPut(t, r, "1", servingtest.Linear(2))
 			mustPut(t, r, "2", servingtest.Linear(2))
 			if err := r.SetWeights(map[string]float64{"1": 50, "2": 50}); err != nil {
@@ -33,7 +33,7 @@ func TestConformanceRouter(t *testing.T) {
 func TestConformancePinned(t *testing.T) {
 	servingtest.Conformance(t, servingtest.Config{
 		New: func(t *testing.T) serving.Predictor {
-			r := rollout.New("linear", quiet)
+			r := newRouter(t, "linear", quiet)
 			t.Cleanup(func() { r.Close() })
 			mustPut(t, r, "1", servingtest.Linear(2))
 			mustPut(t, r, "2", servingtest.Linear(2))
@@ -49,7 +49,7 @@ func TestConformancePinned(t *testing.T) {
 }
 
 func TestFirstVersionTakesAllLaterJoinAtZero(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	if _, err := r.Predict(context.Background(), keyed("k")); serving.CodeOf(err) != serving.Unavailable {
 		t.Errorf("Predict with no versions: %v, want unavailable", err)
@@ -71,7 +71,7 @@ func TestFirstVersionTakesAllLaterJoinAtZero(t *testing.T) {
 }
 
 func TestPinning(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	var g registry
 	mustPut(t, r, "1", g.add("1"))
@@ -112,7 +112,7 @@ func TestPinning(t *testing.T) {
 func TestResponseVersionIsTheAnsweringVersion(t *testing.T) {
 	// A version whose Predictor labels answers with another name (a model
 	// loaded with its own version in metadata) still answers as itself.
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	liar := servingtest.Func(func(_ context.Context, req *serving.Request) (*serving.Response, error) {
 		return &serving.Response{Version: "42"}, nil
@@ -124,7 +124,7 @@ func TestResponseVersionIsTheAnsweringVersion(t *testing.T) {
 }
 
 func TestFallbackWhenWeightedVersionNotReady(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	var g registry
 	one, two, three := g.add("1"), g.add("2"), g.add("3")
@@ -166,7 +166,7 @@ func TestFallbackWhenWeightedVersionNotReady(t *testing.T) {
 }
 
 func TestHotReplaceWaitsForInFlight(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	var g registry
 	old := g.add("1")
@@ -201,7 +201,7 @@ func TestHotReplaceWaitsForInFlight(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	var g registry
 	one, two := g.add("1"), g.add("2")
@@ -256,7 +256,7 @@ func TestRemove(t *testing.T) {
 }
 
 func TestCloseClosesEveryVersionOnce(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	var g registry
 	a, b := g.add("1"), g.add("2")
 	mustPut(t, r, "1", a)
@@ -290,7 +290,7 @@ func TestCloseClosesEveryVersionOnce(t *testing.T) {
 }
 
 func TestCloseErrorsJoined(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	boom := errors.New("boom")
 	mustPut(t, r, "1", closeFails{servingtest.Linear(1), boom})
 	if err := r.Close(); !errors.Is(err, boom) {
@@ -306,7 +306,7 @@ type closeFails struct {
 func (c closeFails) Close() error { c.Fake.Close(); return c.err }
 
 func TestPanicInVersionIsInternalError(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	mustPut(t, r, "1", servingtest.Func(func(context.Context, *serving.Request) (*serving.Response, error) {
 		panic("bad model")
@@ -322,7 +322,7 @@ func TestPanicInVersionIsInternalError(t *testing.T) {
 }
 
 func TestInvalidVersionNames(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	for _, v := range []string{"", "a/b", "a b", "x\x00", "\xff"} {
 		if err := r.Put(v, servingtest.Linear(1)); serving.CodeOf(err) != serving.InvalidArgument {
@@ -335,7 +335,7 @@ func TestInvalidVersionNames(t *testing.T) {
 }
 
 func TestMetadataAndVersioned(t *testing.T) {
-	r := rollout.New("fraud", quiet)
+	r := newRouter(t, "fraud", quiet)
 	defer r.Close()
 	mustPut(t, r, "1", servingtest.Linear(2))
 	mustPut(t, r, "2", servingtest.Linear(3))
@@ -369,4 +369,15 @@ func mustWho(t testing.TB, g *registry, resp *serving.Response) *instance {
 		t.Fatal(err)
 	}
 	return in
+}
+
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	if r, err := rollout.New("m", rollout.WithStatsWindow(time.Millisecond)); serving.CodeOf(err) != serving.InvalidArgument || r != nil {
+		t.Errorf("a 1ms stats window: %v, %v; want an InvalidArgument error, not a window raised silently", r, err)
+	}
+	r, err := rollout.New("m", rollout.WithStatsWindow(6*time.Millisecond))
+	if err != nil {
+		t.Fatalf("the smallest window: %v", err)
+	}
+	r.Close()
 }

@@ -125,9 +125,9 @@ func (s *Shadow) sampled() bool {
 
 // Middleware returns a serving.Middleware that mirrors the requests of the
 // Predictor it wraps. The layer returns exactly what that Predictor returns.
-// Closing the layer (serving.Close of a chain) makes it refuse requests and
-// closes the layers below; it does not close the Shadow, which may outlive
-// it: close that yourself.
+// Closing the layer makes it refuse requests and closes the primary it
+// wraps; it does not close the Shadow, which may outlive it: close that
+// yourself, after the chains that use it.
 func (s *Shadow) Middleware() serving.Middleware {
 	return func(next serving.Predictor) serving.Predictor { return &shadowed{s: s, next: next} }
 }
@@ -161,12 +161,15 @@ func (p *shadowed) Predict(ctx context.Context, req *serving.Request) (*serving.
 func (p *shadowed) Unwrap() serving.Predictor { return p.next }
 func (p *shadowed) Ready() bool               { return !p.closed.Load() }
 
-// Close makes the layer refuse requests with serving.ErrClosed. It is
-// idempotent and closes nothing else: serving.Close goes on to the layers
-// below.
+// Close makes the layer refuse requests with serving.ErrClosed and closes
+// the primary it wraps, which it owns; the Shadow (and its challenger) stay
+// open for their maker to close (the rule on serving.Middleware). It is
+// idempotent.
 func (p *shadowed) Close() error {
-	p.closed.Store(true)
-	return nil
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return serving.Close(p.next)
 }
 
 // mirror queues a copy of req for the challenger, after the primary

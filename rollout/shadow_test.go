@@ -506,3 +506,26 @@ func TestShadowSleepsWhenIdle(t *testing.T) {
 			func() bool { return s.Snapshot().Completed >= int64(round) })
 	}
 }
+
+// The rule on serving.Middleware: the shadow layer owns the primary it
+// wraps and closes it; the Shadow, shared with another chain, and its
+// challenger stay open, and the Shadow keeps mirroring that chain.
+func TestShadowLayerClosesThePrimaryNotTheShadow(t *testing.T) {
+	challenger := servingtest.Linear(2)
+	s, err := rollout.NewShadow(challenger, rollout.WithChallengerVersion("2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	servingtest.Ownership(t, s.Middleware(), func(t *testing.T, _ serving.Predictor) {
+		if err := s.Shutdown(context.Background()); err != nil { // waits for the mirror admitted
+			t.Fatal(err)
+		}
+		if n := s.Snapshot().Pairs; n != 1 || challenger.Calls() != 1 {
+			t.Errorf("after the first chain closed: %d pairs, %d challenger calls, want 1 and 1", n, challenger.Calls())
+		}
+	})
+	if challenger.Closes() != 0 {
+		t.Error("a shadow layer closed the challenger: its maker does")
+	}
+}

@@ -34,7 +34,7 @@ func takes(clk *rollouttest.Clock) serving.Predictor {
 
 func TestStatsWindowAndPercentiles(t *testing.T) {
 	clk := rollouttest.NewClock(epoch)
-	r := rollout.New("m", quiet, rollout.WithClock(clk), rollout.WithStatsWindow(time.Minute))
+	r := newRouter(t, "m", quiet, rollout.WithClock(clk), rollout.WithStatsWindow(time.Minute))
 	defer r.Close()
 	mustPut(t, r, "1", takes(clk))
 	send := func(n int, latency, key string) {
@@ -77,7 +77,7 @@ func TestStatsWindowAndPercentiles(t *testing.T) {
 }
 
 func TestStatsSurviveHotReplace(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	defer r.Close()
 	mustPut(t, r, "1", servingtest.Static())
 	ask(t, r, keyed("a"))
@@ -93,7 +93,7 @@ func TestMetrics(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
 	clk := rollouttest.NewClock(epoch)
-	r := rollout.New("fraud", quiet, rollout.WithMeterProvider(mp), rollout.WithClock(clk))
+	r := newRouter(t, "fraud", quiet, rollout.WithMeterProvider(mp), rollout.WithClock(clk))
 	mustPut(t, r, "1", takes(clk))
 	mustPut(t, r, "2", takes(clk))
 	if err := r.Start(rollout.Plan{Canary: "2", Steps: []rollout.Step{{Weight: 25, Hold: time.Hour}}}); err != nil {

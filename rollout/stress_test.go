@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/servekit/servekit/rollout"
 )
 
 // TestSwitchesAndHotReplacesUnderLoad is the reliability target:
@@ -17,7 +15,7 @@ import (
 // answered by an instance of the version its Response names, and no
 // instance may be called after its Close or closed more than once.
 func TestSwitchesAndHotReplacesUnderLoad(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t, "m", quiet)
 	var g registry
 	mustPut(t, r, "1", g.add("1"))
 	mustPut(t, r, "2", g.add("2"))

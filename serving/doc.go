@@ -9,9 +9,34 @@
 //
 //	c, err := cache.New(cache.WithMaxEntries(100_000))
 //	...
-//	defer c.Close()
+//	defer c.Close() // runs last: the cache is yours, handed to the chain
 //	p := serving.Chain(telemetry.Middleware(), c.Middleware(), batch.Middleware())(model)
-//	defer serving.Close(p)
+//	defer serving.Close(p) // closes every layer, then the model
+//
+// # Construction and ownership
+//
+// One rule, written on Middleware, for every middleware package:
+//
+//   - State that belongs to one Predictor comes with New(next, opts...),
+//     returning the concrete layer, and Middleware(opts...) for Chain:
+//     batch, limit, telemetry, predlog. State shared by several chains is
+//     a value of its own with a Middleware method: cache.Cache (one memory
+//     bound and one single-flight group for many models), drift.Monitor and
+//     quality.Monitor (one worker and one report for every model),
+//     rollout.Shadow (one comparison of a primary with its challenger).
+//   - A middleware owns the Predictor it wraps: its Close releases what the
+//     layer holds, then closes that Predictor, so closing the outermost
+//     layer (or Close, for a chain whose layers you do not know) closes the
+//     chain, outermost first. It never closes a value handed to it (a
+//     Cache, a Monitor, a Shadow and its challenger, a predlog sink):
+//     whoever made that closes it, after the chains that use it. So one
+//     call closes a chain, and closing one chain never breaks another that
+//     shares a value with it.
+//   - Constructors validate: an invalid option is an InvalidArgument error
+//     from New (or NewMonitor, NewShadow, NewFileSink...), never clamped or
+//     ignored, since a clamp hides the mistake until it costs in
+//     production. Middleware(opts...) cannot return an error, so its layer
+//     answers every request with New's error instead.
 //
 // Contracts:
 //   - Predictors are safe for concurrent use and must not modify the Request.

@@ -2,7 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -26,6 +25,31 @@ func (f PredictorFunc) Predict(ctx context.Context, req *Request) (*Response, er
 }
 
 // Middleware decorates a Predictor: caching, batching, instrumentation.
+//
+// Every middleware in servekit is built one of two ways, and owns what it
+// wraps the same way:
+//
+//   - A layer whose state belongs to one Predictor (batch, limit,
+//     telemetry, predlog) has New(next, opts...), which returns the
+//     concrete layer and, when construction can fail, an error (telemetry's
+//     options cannot be wrong), and Middleware(opts...), the same for Chain.
+//     Middleware cannot fail, so a construction error becomes a layer whose
+//     every Predict returns it: the mistake shows on the first request.
+//   - State shared by several chains (cache.Cache, drift.Monitor,
+//     quality.Monitor, rollout.Shadow) is a value of its own, built with an
+//     error by its constructor and closed by whoever built it; its
+//     Middleware method puts a thin layer over each Predictor that uses it.
+//     Sharing is the point: one cache's memory bound, one monitor's windows,
+//     one shadow's comparison across every chain it serves.
+//
+// Ownership: a middleware owns the Predictor it wraps (from the moment its
+// constructor succeeds: one that fails leaves next to the caller), and its
+// Close (after releasing its own state: a batcher drains, a logger writes
+// its queue) closes it, so closing the outermost layer closes the chain. It never
+// closes a value handed to it (a Cache, a Monitor, a Shadow, a predlog
+// Sink): such a value may serve other chains, and its maker closes it once
+// they are closed. Invalid options are an InvalidArgument error from the
+// constructor, never silently clamped or ignored.
 type Middleware func(Predictor) Predictor
 
 // Chain composes middlewares; the first is the outermost, so
@@ -104,19 +128,20 @@ func IsReady(p Predictor) bool {
 	return true
 }
 
-// Close closes every layer of p that is an io.Closer, outermost first (so a
-// batcher drains into a model that is still open), and joins their errors.
-// Each layer closes only what it owns; Close is the way to close a chain.
+// Close closes the chain p: the outermost layer that is an io.Closer,
+// which by the ownership rule (see Middleware) closes what it wraps in
+// turn, outermost first, so a batcher drains into a model that is still
+// open. Layers with nothing of their own to close (a Wrapper that is no
+// io.Closer) are passed through. Close is the way to close a chain whose
+// outer layers are not all known; a middleware's Close calls it on the
+// Predictor it wraps.
 func Close(p Predictor) error {
-	var errs []error
 	for ; p != nil; p = unwrap(p) {
 		if c, ok := p.(io.Closer); ok {
-			if err := c.Close(); err != nil {
-				errs = append(errs, err)
-			}
+			return c.Close()
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 func unwrap(p Predictor) Predictor {

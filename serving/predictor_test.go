@@ -10,7 +10,8 @@ import (
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
-// layer is a middleware that owns something to close and exposes what it wraps.
+// layer is a middleware that owns something to close and exposes what it
+// wraps; as the ownership rule asks, its Close closes what it wraps.
 type layer struct {
 	next   serving.Predictor
 	closed *[]string
@@ -24,10 +25,18 @@ func (l *layer) Predict(ctx context.Context, r *serving.Request) (*serving.Respo
 func (l *layer) Unwrap() serving.Predictor { return l.next }
 func (l *layer) Close() error {
 	*l.closed = append(*l.closed, l.name)
-	return l.err
+	return errors.Join(l.err, serving.Close(l.next))
 }
 
-func TestCloseWalksTheChainOutermostFirst(t *testing.T) {
+// pass is a layer with nothing to close: no Close method at all.
+type pass struct{ next serving.Predictor }
+
+func (p pass) Predict(ctx context.Context, r *serving.Request) (*serving.Response, error) {
+	return p.next.Predict(ctx, r)
+}
+func (p pass) Unwrap() serving.Predictor { return p.next }
+
+func TestCloseClosesTheChainOutermostFirst(t *testing.T) {
 	var order []string
 	model := servingtest.Linear(2)
 	errA := errors.New("a failed")
@@ -35,17 +44,18 @@ func TestCloseWalksTheChainOutermostFirst(t *testing.T) {
 		func(n serving.Predictor) serving.Predictor {
 			return &layer{next: n, closed: &order, name: "a", err: errA}
 		},
+		func(n serving.Predictor) serving.Predictor { return pass{n} },
 		func(n serving.Predictor) serving.Predictor { return &layer{next: n, closed: &order, name: "b"} },
 	)(model)
-	err := serving.Close(p)
+	err := serving.Close(pass{p})
 	if !errors.Is(err, errA) {
 		t.Errorf("Close = %v, want it to carry %v", err, errA)
 	}
 	if len(order) != 2 || order[0] != "a" || order[1] != "b" {
 		t.Errorf("close order %v, want [a b]", order)
 	}
-	if _, err := model.Predict(context.Background(), servingtest.Rows(2, 1, 0)); !errors.Is(err, serving.ErrClosed) {
-		t.Errorf("model not closed through the chain: %v", err)
+	if n := model.Closes(); n != 1 {
+		t.Errorf("model closed %d times through the chain, want 1", n)
 	}
 	md, ok := serving.MetadataOf(p)
 	if !ok || md.Name != "linear" {

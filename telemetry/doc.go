@@ -57,6 +57,7 @@
 // recovered, but the span is ended and the request counted with code
 // internal before it continues.
 //
-// Everything here is safe for concurrent use. Middleware's layer owns
-// nothing and has no Close; serving.Close passes through it (Unwrap).
+// Everything here is safe for concurrent use. Middleware's layer holds
+// nothing of its own to release; its Close closes the Predictor it wraps,
+// which it owns (the rule on serving.Middleware).
 package telemetry

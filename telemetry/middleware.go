@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -96,17 +97,26 @@ func New(next serving.Predictor, opts ...Option) *Predictor {
 var epoch = time.Now()
 
 // Predictor is the instrumenting layer returned by New and Middleware. It is
-// safe for concurrent use and owns nothing: it has no Close, so
-// serving.Close passes through it to the layers below.
+// safe for concurrent use. It holds nothing of its own to release; Close
+// closes the Predictor it wraps, which it owns (see serving.Middleware).
 type Predictor struct {
-	next serving.Predictor
-	in   *instruments
+	next   serving.Predictor
+	in     *instruments
+	closed atomic.Bool
 }
 
 var _ serving.Wrapper = (*Predictor)(nil)
 
 // Unwrap implements serving.Wrapper.
 func (p *Predictor) Unwrap() serving.Predictor { return p.next }
+
+// Close closes the wrapped Predictor (serving.Close), the first time.
+func (p *Predictor) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return serving.Close(p.next)
+}
 
 // Predict asks the wrapped Predictor inside a servekit.predict span and
 // records the outcome. The span is the parent of the spans the layers below

@@ -387,3 +387,13 @@ func TestUnknownCode(t *testing.T) {
 		t.Errorf("servekit.request.duration %+v, want 3 with code unknown", hist.DataPoints)
 	}
 }
+
+// The rule on serving.Middleware: the instrumenting layer owns the model it
+// wraps, and closing it closes the model.
+func TestCloseClosesTheModel(t *testing.T) {
+	servingtest.Ownership(t, telemetry.Middleware(), nil)
+	model := servingtest.Linear(2)
+	if err := telemetry.New(model).Close(); err != nil || model.Closes() != 1 {
+		t.Errorf("Close: %v, model closed %d times, want 1", err, model.Closes())
+	}
+}

@@ -3,8 +3,8 @@ package main
 import (
 	"log/slog"
 
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/repository"
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving/oip"
 )
 
@@ -17,7 +17,7 @@ func protocolServer(o *options, log *slog.Logger) (*oip.Server, string) {
 	if o.repo != "" && o.controlMode == controlExplicit {
 		token, s := adminToken(o.adminToken)
 		shown = s
-		opts = append(opts, oip.WithRepositoryControl(rollout.BearerToken(token)))
+		opts = append(opts, oip.WithRepositoryControl(admin.BearerToken(token)))
 	}
 	return oip.NewServer(opts...), shown
 }

@@ -13,9 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/limit"
-	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -167,7 +167,7 @@ func pprofHandler(token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return rollout.BearerToken(token).Protect(mux, log)
+	return admin.BearerToken(token).Protect(mux, log)
 }
 
 // serveAside serves h on a listener of its own, apart from the public

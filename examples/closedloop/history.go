@@ -30,8 +30,8 @@ type labelled struct {
 	Fraud bool
 }
 
-// history is the traffic the server logged (predlog's Parquet files, one
-// directory per loaded version) joined with the feedback file's labels:
+// history is the traffic the server logged (predlog's Parquet files under
+// the log directory, every version's; each row says which answered) joined with the feedback file's labels:
 // the recent, labelled data that the retrainer fits on and the AUC guard
 // judges by. It reads each finished log file once (predlog renames a file
 // into place only when it is complete, so a file seen is final) and the

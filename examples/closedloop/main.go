@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/backend/onnx"
+	"github.com/servekit/servekit/report"
 )
 
 func main() {
@@ -145,8 +146,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	return o, nil
 }
 
-// report is what a run did; the test reads it.
-type report struct {
+// runReport is what a run did; the test reads it.
+type runReport struct {
 	Events  []event
 	Load    tally
 	Outcome *outcome
@@ -155,7 +156,7 @@ type report struct {
 }
 
 // run is main without the process: the tests call it in-process.
-func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err error) {
+func run(ctx context.Context, args []string, stdout io.Writer) (rep *runReport, err error) {
 	o, err := parseFlags(args, stdout)
 	if err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 		return nil, err
 	}
 	tl := newTimeline(out)
-	rep = &report{}
+	rep = &runReport{}
 
 	// 1–2: v1 and the nightly batch job.
 	if err := trainV1(o, tl); err != nil {
@@ -241,7 +242,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (rep *report, err
 	}
 	if keep {
 		path := filepath.Join(o.dir, "drift_report.html")
-		if err := srv.mon.WriteReportFile(path); err != nil {
+		if err := report.WriteFile(path, report.Drift(srv.mon), report.Quality(srv.qm)); err != nil {
 			tl.say("drift report: %v", err)
 		} else {
 			tl.say("drift report written to %s", path)

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // budget is loose because CI runs it with -race on a shared machine; the
 // guard's own behaviour is rollout's to test. Nothing here asserts a
 // duration: only events, their order and counts.
-func runQuick(t *testing.T, extra ...string) (*report, string) {
+func runQuick(t *testing.T, extra ...string) (*runReport, string) {
 	t.Helper()
 	rep, out, err := runQuickErr(t, extra...)
 	if err != nil {
@@ -33,7 +33,7 @@ func runQuick(t *testing.T, extra ...string) (*report, string) {
 	return rep, out
 }
 
-func runQuickErr(t *testing.T, extra ...string) (*report, string, error) {
+func runQuickErr(t *testing.T, extra ...string) (*runReport, string, error) {
 	t.Helper()
 	lib := orttest.Library(t)
 	args := append([]string{

@@ -20,6 +20,7 @@ import (
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/webhook"
 )
 
 // Labels reach the file and the labels endpoint only once due (the
@@ -79,8 +80,8 @@ func TestFeedbackIsLateAndWhole(t *testing.T) {
 	}
 }
 
-// logRecords writes predictions as the server's loggers do: one FileSink
-// per version directory.
+// logRecords writes predictions as the server's loggers do, into a FileSink
+// under the log directory (history reads every file below it).
 func logRecords(t *testing.T, dir, version string, at time.Time, ids []string, scores []float32) {
 	t.Helper()
 	sink, err := predlog.NewFileSink(filepath.Join(dir, "fraud-v"+version), rowio.Parquet)
@@ -232,14 +233,14 @@ func TestRetrainerEndpoint(t *testing.T) {
 	send := func(body, sig string) int {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/hooks/drift", strings.NewReader(body))
-		req.Header.Set(drift.SignatureHeader, sig)
+		req.Header.Set(webhook.SignatureHeader, sig)
 		rt.alert(rec, req)
 		if rec.Code >= 400 && !strings.HasPrefix(rec.Body.String(), `{"error":`) {
 			t.Errorf("%d body %q, want JSON", rec.Code, rec.Body)
 		}
 		return rec.Code
 	}
-	post := func(body string) int { return send(body, drift.Sign(rt.key, time.Now(), []byte(body))) }
+	post := func(body string) int { return send(body, webhook.Sign(rt.key, time.Now(), []byte(body))) }
 	if c := post(`{"kind": `); c != http.StatusBadRequest {
 		t.Errorf("malformed alert: %d", c)
 	}
@@ -247,9 +248,9 @@ func TestRetrainerEndpoint(t *testing.T) {
 	raise := `{"kind": "raised", "model": "fraud", "version": "1"}`
 	for what, sig := range map[string]string{
 		"unsigned":      "",
-		"another key":   drift.Sign([]byte("guess"), time.Now(), []byte(raise)),
-		"an old replay": drift.Sign(rt.key, time.Now().Add(-time.Hour), []byte(raise)),
-		"another body":  drift.Sign(rt.key, time.Now(), []byte(`{"kind": "cleared"}`)),
+		"another key":   webhook.Sign([]byte("guess"), time.Now(), []byte(raise)),
+		"an old replay": webhook.Sign(rt.key, time.Now().Add(-time.Hour), []byte(raise)),
+		"another body":  webhook.Sign(rt.key, time.Now(), []byte(`{"kind": "cleared"}`)),
 	} {
 		if c := send(raise, sig); c != http.StatusUnauthorized {
 			t.Errorf("%s alert: %d, want 401", what, c)

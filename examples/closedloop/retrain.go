@@ -15,10 +15,11 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/webhook"
 )
 
 // retrainer stands for a retraining pipeline behind a webhook: the drift
-// monitor POSTs its alerts to it (drift.Webhook), and on an alarm for the
+// monitor POSTs its alerts to it (webhook.Sender), and on an alarm for the
 // newest version it fits a successor on the logged recent traffic joined
 // with the labels that have come back, and writes it into the model
 // repository, which loads it. It never touches the server: the repository
@@ -84,7 +85,7 @@ func startRetrainer(o *options, hist *history, tl *timeline) (*retrainer, error)
 
 // alert is the webhook's endpoint. A retraining is an expensive action
 // that ends in a new model: only an alert signed with the webhook's key,
-// recently, starts one (drift.VerifySignature).
+// recently, starts one (webhook.Verify).
 func (rt *retrainer) alert(w http.ResponseWriter, r *http.Request) {
 	refuse := func(status int, msg string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -97,7 +98,7 @@ func (rt *retrainer) alert(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusBadRequest, "reading the alert: "+err.Error())
 		return
 	}
-	if err := drift.VerifySignature(rt.key, r.Header.Get(drift.SignatureHeader), body, time.Now(), 0); err != nil {
+	if err := webhook.Verify(rt.key, r.Header.Get(webhook.SignatureHeader), body, time.Now(), 0); err != nil {
 		refuse(http.StatusUnauthorized, err.Error())
 		return
 	}

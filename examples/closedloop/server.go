@@ -9,15 +9,16 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/predlog"
 	"github.com/servekit/servekit/quality"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/repository"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rowio"
@@ -25,6 +26,7 @@ import (
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/telemetry"
 	"github.com/servekit/servekit/telemetry/promexport"
+	"github.com/servekit/servekit/webhook"
 )
 
 // server is the real-time half: the model repository serves each model
@@ -39,30 +41,31 @@ import (
 // with its own profile, and it sees what users were answered, not the
 // shadow's mirrors. Below the router each version has its own chain: the
 // prediction logger first, so cached answers are logged as served; a
-// cache (keys carry the weights' fingerprint, so a reload never serves the
-// old weights' answers); a batcher;
-// the model. A mirrored request reaches the challenger's chain, so its
+// cache layer (over the server's one cache, whose keys carry the weights'
+// fingerprint, so a reload never serves the old weights' answers); a
+// batcher; the model. The loggers share the server's one log sink; the
+// server made the cache and the sink and closes them after the chains. A mirrored request reaches the challenger's chain, so its
 // logger records the challenger's answer under the same request id: the
 // pairs the AUC guard compares.
 //
 // The inference API, the labels endpoint (behind the bearer token: labels
 // steer the rollout's quality guard), /metrics and nothing else listen on
-// the public address; the admin API (rollout.Admin) and the drift report
+// the public address; the admin API (admin.Handler) and the drift report
 // (/drift/, with the model-quality section) on a private one, both behind
 // the bearer token.
 type server struct {
+	cache    *cache.Cache      // every version's: keys carry the weights' fingerprint
+	sink     *predlog.FileSink // every version's loggers write here
 	repo     *repository.Repository
 	mon      *drift.Monitor
 	qm       *quality.Monitor
-	hook     *drift.Webhook
+	hook     *webhook.Sender
 	metrics  *promexport.Exporter
 	apiURL   string
 	adminURL string
 	stopAPI  func() error
 	stopAdm  func() error
 }
-
-var logDirs atomic.Int64 // numbers each loaded version's log directory
 
 func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger, retrainURL string, hookKey []byte) (s *server, err error) {
 	s = &server{}
@@ -77,7 +80,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.metrics, err = promexport.Setup(ctx); err != nil {
 		return s, err
 	}
-	if s.hook, err = drift.NewWebhook(retrainURL, drift.WithBackoff(50*time.Millisecond, 2*time.Second), drift.WithSigningKey(hookKey)); err != nil {
+	if s.hook, err = webhook.New(retrainURL, webhook.WithBackoff(50*time.Millisecond, 2*time.Second), webhook.WithSigningKey(hookKey)); err != nil {
 		return s, err
 	}
 	// Model quality: each version's answers remembered by transaction id
@@ -102,8 +105,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.mon, err = drift.NewMonitor(
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
 		drift.WithThreshold(drift.KS, 0.001), drift.WithThreshold(drift.ChiSquare, 0.001),
-		drift.WithReportSection(s.qm),
-		drift.WithAlertFunc(s.hook.Notify),
+		drift.WithAlertFunc(func(a drift.Alert) { s.hook.Send(a) }),
 		drift.WithAlertFunc(func(a drift.Alert) {
 			// A feature's drift is the story's event; the data-quality and
 			// multivariate checks that join it are lines of their own.
@@ -117,6 +119,20 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 				tl.say("drift alarm cleared in %s v%s: %v", a.Model, a.Version, a.Cleared)
 			}
 		})); err != nil {
+		return s, err
+	}
+
+	// One cache and one log sink for every version, made and closed here
+	// (after the repository, whose chains use them): the middleware that
+	// uses a value handed to it never closes it (serving.Middleware). The
+	// cache's keys carry each model's fingerprint, so a reload never
+	// serves the old weights' answers; the sink's records carry model and
+	// version, and one sink holds its directory's lock for the server's
+	// life.
+	if s.cache, err = cache.New(cache.WithMaxEntries(10_000), cache.WithTTL(time.Minute)); err != nil {
+		return s, err
+	}
+	if s.sink, err = predlog.NewFileSink(o.logDir(), rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(modelName)); err != nil {
 		return s, err
 	}
 
@@ -136,7 +152,7 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 		return s, err
 	}
 
-	auth := rollout.BearerToken(o.token)
+	auth := admin.BearerToken(o.token)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("POST /v2/models/{model}/labels", auth.Protect(s.qm.LabelsHandler(), log))
@@ -144,15 +160,15 @@ func startServer(ctx context.Context, o *options, tl *timeline, log *slog.Logger
 	if s.apiURL, s.stopAPI, err = serve(o.addr, mux, log); err != nil {
 		return s, err
 	}
-	admin, err := rollout.NewAdmin(s.repo, rollout.WithLoader(s.repo), rollout.WithAuthorizer(auth), rollout.WithAdminLogger(log))
+	ctl, err := admin.New(s.repo, admin.WithLoader(s.repo), admin.WithAuthorizer(auth), admin.WithLogger(log))
 	if err != nil {
 		return s, err
 	}
 	// One token for the whole admin listener: the drift report shows the
 	// live traffic's statistics, which are not for everyone either.
 	adm := http.NewServeMux()
-	adm.Handle("/", admin)
-	adm.Handle("GET /drift/", auth.Protect(http.StripPrefix("/drift", s.mon.Handler()), log))
+	adm.Handle("/", ctl)
+	adm.Handle("GET /drift/", auth.Protect(report.Handler(report.Drift(s.mon), report.Quality(s.qm)), log))
 	if s.adminURL, s.stopAdm, err = serve(o.adminAddr, adm, log); err != nil {
 		return s, err
 	}
@@ -180,7 +196,7 @@ func alarmLine(a drift.Alert) string {
 // predlog → cache → batch → ONNX model, and monitors the version with the
 // drift profile written beside its model file.
 func (s *server) loader(o *options) repository.LoadFunc {
-	return func(_ context.Context, v repository.Version) (p serving.Predictor, err error) {
+	return func(_ context.Context, v repository.Version) (serving.Predictor, error) {
 		prof, err := drift.ReadProfile(filepath.Join(v.Dir, drift.ProfileFileName))
 		if err != nil {
 			return nil, err
@@ -203,61 +219,29 @@ func (s *server) loader(o *options) repository.LoadFunc {
 		if err != nil {
 			return nil, err
 		}
-		var closers []func() error
-		defer func() {
-			if err != nil {
-				for _, c := range closers {
-					err = errors.Join(err, c())
-				}
-				if m != nil {
-					err = errors.Join(err, m.Close())
-				}
-			}
-		}()
 		b, err := batch.New(m, batch.WithMaxBatchRows(64), batch.WithMaxDelay(time.Millisecond))
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, m.Close())
 		}
-		closers = append(closers, b.Close)
-		c, err := cache.New(cache.WithMaxEntries(10_000), cache.WithTTL(time.Minute))
+		// From here each layer owns the one below: closing the chain closes
+		// the logger (its queue written), the batcher (drained), the model.
+		logged, err := predlog.New(s.cache.Middleware()(b), s.sink, predlog.WithTick(o.logRotate/2))
 		if err != nil {
-			return nil, err
+			return nil, errors.Join(err, b.Close())
 		}
-		closers = append(closers, c.Close)
-		// One directory per loaded instance: a FileSink locks its
-		// directory and commits what it finds there unfinished, which
-		// must never be the files of a sink still writing (the instance a
-		// reload replaces, which still holds the lock).
-		dir := filepath.Join(o.logDir(), fmt.Sprintf("%s-v%s-%03d", v.Model, v.Version, logDirs.Add(1)))
-		sink, err := predlog.NewFileSink(dir, rowio.Parquet, predlog.WithMaxAge(o.logRotate), predlog.WithPrefix(v.Model+"-v"+v.Version))
-		if err != nil {
-			return nil, err
-		}
-		chain := ownCache{s.qm.Middleware()(predlog.New(c.Middleware()(b), sink, predlog.WithTick(o.logRotate/2))), c}
+		chain := s.qm.Middleware()(logged)
 		if err := errors.Join(s.mon.AddProfile(prof), s.qm.AddReference(ref)); err != nil {
-			closers, m = nil, nil // the chain owns them now
 			return nil, errors.Join(err, serving.Close(chain))
 		}
 		return chain, nil
 	}
 }
 
-// ownCache is a version's chain that owns its cache: serving.Close walks
-// the chain (the logger flushes, the batcher drains, the model closes) and
-// closes the cache, which a cache.Predictor leaves to its owner.
-type ownCache struct {
-	serving.Predictor
-	c *cache.Cache
-}
-
-func (p ownCache) Unwrap() serving.Predictor { return p.Predictor }
-func (p ownCache) Close() error              { return p.c.Close() }
-
 // close stops everything in the order that loses nothing: the listeners
 // (requests in flight finish), the repository (each version's logger
-// writes what it holds, then its batcher, cache and model close), the
-// webhook (queued alerts delivered, for a while), the monitor, the
-// metrics.
+// writes what it holds, then its batcher and model close), the cache and
+// the log sink the versions shared, the webhook (queued alerts delivered,
+// for a while), the monitor, the metrics.
 func (s *server) close(ctx context.Context) error {
 	var errs []error
 	for _, stop := range []func() error{s.stopAPI, s.stopAdm} {
@@ -267,6 +251,12 @@ func (s *server) close(ctx context.Context) error {
 	}
 	if s.repo != nil {
 		errs = append(errs, s.repo.Close())
+	}
+	if s.cache != nil {
+		errs = append(errs, s.cache.Close())
+	}
+	if s.sink != nil {
+		errs = append(errs, s.sink.Close())
 	}
 	if s.hook != nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)

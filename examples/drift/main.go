@@ -29,7 +29,9 @@ import (
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/serving"
+	"github.com/servekit/servekit/webhook"
 )
 
 func main() {
@@ -131,7 +133,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 		return nil, err
 	}
 	defer rx.close()
-	hook, err := drift.NewWebhook(rx.url, drift.WithBackoff(50*time.Millisecond, time.Second))
+	hook, err := webhook.New(rx.url, webhook.WithBackoff(50*time.Millisecond, time.Second))
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 	mon, err := drift.NewMonitor(
 		drift.WithProfile(profiles[0]),
 		drift.WithWindow(drift.CountWindow(o.window, 0)),
-		drift.WithAlertFunc(hook.Notify),
+		drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) }),
 		drift.WithAlertFunc(func(a drift.Alert) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -191,7 +193,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 	}
 	s.delivered = rx.alerts()
 	fmt.Fprintf(out, "webhook: %d alert(s) delivered to the retraining pipeline (%+v)\n", len(s.delivered), hook.Stats())
-	if err := mon.WriteReportFile(o.report); err != nil {
+	if err := report.WriteFile(o.report, report.Drift(mon)); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(out, "report written to %s\n", o.report)
@@ -276,7 +278,7 @@ func serveReport(ctx context.Context, addr string, mon *drift.Monitor, out io.Wr
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mon.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: report.Handler(report.Drift(mon)), ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(out, "serving the report at http://%s/ until interrupted\n", ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -114,7 +114,10 @@ func run(ctx context.Context, args []string, out io.Writer) (*report, error) {
 
 	// The router holds remote version 1 and version 2 in process. It
 	// closes both when it closes.
-	router := rollout.New("fraud", rollout.WithLogger(slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	router, err := rollout.New("fraud", rollout.WithLogger(slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if err != nil {
+		return nil, err
+	}
 	defer router.Close()
 	// The probe lets the router route around a server that goes down.
 	probe := remote.WithReadinessProbe(time.Second)

@@ -50,6 +50,7 @@ import (
 	"github.com/servekit/servekit/batch/job"
 	"github.com/servekit/servekit/cache"
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/rowio"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -172,7 +173,7 @@ func run(ctx context.Context, args []string, w io.Writer) (*summary, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	mux.Handle("/drift", mon.Handler())
+	mux.Handle("/drift", report.Handler(report.Drift(mon)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

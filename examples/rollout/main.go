@@ -12,7 +12,7 @@
 // one (version 2): the same network with its weights moved by seeded noise,
 // built in memory with internal/onnxbuild. Both serve through one
 // rollout.Router behind the Open Inference Protocol API (-addr); every step
-// is taken through the admin API (rollout.Admin) on its own listener
+// is taken through the admin API (admin.Handler) on its own listener
 // (-admin-addr), with a bearer token (-admin-token, $SERVEKIT_ADMIN_TOKEN,
 // else a random one that is printed), as an operator would:
 //
@@ -37,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -114,7 +115,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	}
 	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: logLevel}))
 
-	router := rollout.New("fraud", rollout.WithLogger(log))
+	router, err := rollout.New("fraud", rollout.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
 	defer router.Close() // closes both models
 	if err := putModels(router, o.ortLib); err != nil {
 		return nil, err
@@ -124,8 +128,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 	if err := api.Handle("fraud", router); err != nil {
 		return nil, err
 	}
-	admin, err := rollout.NewAdmin(rollout.Routers{router},
-		rollout.WithAuthorizer(rollout.BearerToken(o.token)), rollout.WithAdminLogger(log))
+	adm, err := admin.New(admin.Routers{router},
+		admin.WithAuthorizer(admin.BearerToken(o.token)), admin.WithLogger(log))
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +139,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (*report, error) 
 		return nil, err
 	}
 	defer stopAPI()
-	adminURL, stopAdmin, err := serve(o.adminAddr, admin, log)
+	adminURL, stopAdmin, err := serve(o.adminAddr, adm, log)
 	if err != nil {
 		return nil, err
 	}

@@ -53,7 +53,7 @@ var vars = map[string]string{
 	"r":      "*rollout.Router",
 	"plan":   "rollout.Plan",
 	"mon":    "*drift.Monitor",
-	"hook":   "*drift.Webhook",
+	"hook":   "*webhook.Sender",
 	"shadow": "*rollout.Shadow",
 	"qm":     "*quality.Monitor",
 	"repo":   "*repository.Repository",

@@ -3,7 +3,7 @@
 // at exactly the moments the test chooses, without sleeping:
 //
 //	clock := rollouttest.NewClock(time.Now())
-//	r := rollout.New("fraud", rollout.WithClock(clock))
+//	r, err := rollout.New("fraud", rollout.WithClock(clock))
 //	r.Start(plan)
 //	clock.Advance(time.Minute) // every check due in that minute has run
 //

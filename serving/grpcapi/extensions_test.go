@@ -10,7 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
-	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
@@ -116,7 +116,7 @@ func repositoryControlGRPC(t *testing.T, server string) {
 	_, err := clientOf(t, server, oip.NewServer()).RepositoryIndex(ctx, connect.NewRequest(&pb.RepositoryIndexRequest{}))
 	wantCode(t, err, connect.CodeUnimplemented)
 
-	auth := rollout.BearerToken("s3cret")
+	auth := admin.BearerToken("s3cret")
 	srv := oip.NewServer(oip.WithRepositoryControl(func(r *http.Request) (string, error) {
 		if r.Header.Get("X-Forbidden") != "" {
 			return "", errors.New("not this caller")

@@ -209,7 +209,7 @@ func (h *Handler) recoverCall(ctx context.Context, method string, err *error) {
 // adminRequest is the request the admin authoriser sees for a grpc-go
 // call: its method as the path and its metadata as headers, as the
 // Connect handler hands over the HTTP request a call arrived in, so one
-// authoriser (rollout.BearerToken reads "authorization") guards both.
+// authoriser (admin.BearerToken reads "authorization") guards both.
 func adminRequest(ctx context.Context) *http.Request {
 	md, _ := metadata.FromIncomingContext(ctx)
 	method, _ := grpc.Method(ctx)

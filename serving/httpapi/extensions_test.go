@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/servekit/servekit/rollout"
+	"github.com/servekit/servekit/admin"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/httpapi"
 	mc "github.com/servekit/servekit/serving/modelconfigpb"
@@ -121,7 +121,7 @@ func TestRepositoryControlREST(t *testing.T) {
 		t.Errorf("control off: %d %s", w.Code, w.Body)
 	}
 	repo := &fakeRepo{}
-	auth := rollout.BearerToken("s3cret")
+	auth := admin.BearerToken("s3cret")
 	srv := oip.NewServer(oip.WithRepositoryControl(func(r *http.Request) (string, error) {
 		if r.Header.Get("X-Forbidden") != "" {
 			return "", errors.New("not this caller")

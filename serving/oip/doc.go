@@ -65,7 +65,7 @@
 //
 // Triton's repository extension (index, load, unload) is an admin
 // capability: off unless the Server is built WithRepositoryControl, and
-// then behind its authoriser (rollout.BearerToken, the admin API's), which
+// then behind its authoriser (admin.BearerToken, the admin API's), which
 // transports call with the request as it arrived (AuthorizeRepository).
 // The repository is an optional capability (Repository), which
 // *repository.Repository implements; without one, the index lists the

@@ -37,10 +37,10 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.l
 // repository index, load and unload) behind auth, which sees each admin
 // request whole and returns who asks, or an error: one whose code is
 // serving.Unauthenticated is answered 401 (gRPC Unauthenticated), any
-// other 403 (PermissionDenied). rollout.Authorizer has this shape, so the
+// other 403 (PermissionDenied). admin.Authorizer has this shape, so the
 // admin API's authoriser guards it too:
 //
-//	oip.WithRepositoryControl(rollout.BearerToken(os.Getenv("SERVEKIT_ADMIN_TOKEN")))
+//	oip.WithRepositoryControl(admin.BearerToken(os.Getenv("SERVEKIT_ADMIN_TOKEN")))
 //
 // Off by default: loading and unloading models changes what every client
 // is answered with, so it is an admin capability, never a default. A nil

@@ -68,7 +68,10 @@ func TestReadinessProbe(t *testing.T) {
 // version once the remote server is down, and none fails.
 func TestRouterRoutesAroundADownServer(t *testing.T) {
 	srv, down := switchable(t)
-	r := rollout.New("linear")
+	r, err := rollout.New("linear")
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer r.Close()
 	p, err := remote.Dial(context.Background(), srv.grpc(), "linear", remote.WithReadinessProbe(5*time.Millisecond))
 	if err != nil {

@@ -17,6 +17,7 @@ type Fake struct {
 	fn     serving.PredictorFunc
 	md     *serving.Metadata
 	calls  atomic.Int64
+	closes atomic.Int64
 	closed atomic.Bool
 }
 
@@ -94,9 +95,15 @@ func (f *Fake) Ready() bool { return !f.closed.Load() }
 
 // Close makes later calls fail with serving.ErrClosed. It is idempotent.
 func (f *Fake) Close() error {
+	f.closes.Add(1)
 	f.closed.Store(true)
 	return nil
 }
+
+// Closes is the number of times Close was called: a test of a middleware
+// checks with it that closing the layer closed the Predictor it wraps, and
+// once.
+func (f *Fake) Closes() int { return int(f.closes.Load()) }
 
 // Linear returns a batchable fake model with FP32 input "x" [-1, width] and
 // output "y" [-1, width], y = 2x + 1 element-wise: rows are independent, so

@@ -1,7 +1,9 @@
-package rollout
+package admin
 
 import (
 	"time"
+
+	"github.com/servekit/servekit/rollout"
 )
 
 // The admin API's JSON. Status itself has no JSON names (it is Go API);
@@ -10,14 +12,14 @@ import (
 // out what is unset.
 
 type modelView struct {
-	Model      string             `json:"model"`
-	Ready      bool               `json:"ready"`
-	Versions   []versionView      `json:"versions"`
-	Rollbacks  int                `json:"rollbacks"`
-	RollbackTo map[string]float64 `json:"rollback_to,omitempty"`
-	Plan       *planView          `json:"plan,omitempty"`
-	Mirroring  bool               `json:"mirroring"`
-	Shadow     *ShadowSnapshot    `json:"shadow,omitempty"`
+	Model      string                  `json:"model"`
+	Ready      bool                    `json:"ready"`
+	Versions   []versionView           `json:"versions"`
+	Rollbacks  int                     `json:"rollbacks"`
+	RollbackTo map[string]float64      `json:"rollback_to,omitempty"`
+	Plan       *planView               `json:"plan,omitempty"`
+	Mirroring  bool                    `json:"mirroring"`
+	Shadow     *rollout.ShadowSnapshot `json:"shadow,omitempty"`
 }
 
 type versionView struct {
@@ -36,18 +38,18 @@ type versionView struct {
 }
 
 type planView struct {
-	Canary      string     `json:"canary"`
-	Stable      string     `json:"stable"`
-	Steps       []stepView `json:"steps"`
-	State       PlanState  `json:"state"`
-	Step        int        `json:"step"`
-	Weight      float64    `json:"weight"`
-	Started     string     `json:"started,omitempty"`
-	StepStarted string     `json:"step_started,omitempty"`
-	LastCheck   string     `json:"last_check,omitempty"`
-	Waiting     string     `json:"waiting,omitempty"`
-	Ended       string     `json:"ended,omitempty"`
-	Reason      string     `json:"reason,omitempty"`
+	Canary      string            `json:"canary"`
+	Stable      string            `json:"stable"`
+	Steps       []stepView        `json:"steps"`
+	State       rollout.PlanState `json:"state"`
+	Step        int               `json:"step"`
+	Weight      float64           `json:"weight"`
+	Started     string            `json:"started,omitempty"`
+	StepStarted string            `json:"step_started,omitempty"`
+	LastCheck   string            `json:"last_check,omitempty"`
+	Waiting     string            `json:"waiting,omitempty"`
+	Ended       string            `json:"ended,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
 }
 
 type stepView struct {
@@ -55,7 +57,7 @@ type stepView struct {
 	Hold   string  `json:"hold"`
 }
 
-func viewOf(s Status) modelView {
+func viewOf(s rollout.Status) modelView {
 	v := modelView{
 		Model: s.Model, Ready: s.Ready, Rollbacks: s.Rollbacks, RollbackTo: s.RollbackTo,
 		Shadow: s.Shadow, Versions: make([]versionView, 0, len(s.Versions)),

@@ -1,4 +1,4 @@
-package rollout
+package admin
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -25,16 +26,16 @@ type Loader interface {
 	Unload(ctx context.Context, model, version string) error
 }
 
-// Registry is where an Admin finds its routers, by model name, at each
+// Registry is where a Handler finds its routers, by model name, at each
 // request: *repository.Repository implements it, and Routers is a fixed
 // one.
 type Registry interface {
 	Models() []string
-	Router(model string) (*Router, bool)
+	Router(model string) (*rollout.Router, bool)
 }
 
 // Routers is a fixed Registry.
-type Routers []*Router
+type Routers []*rollout.Router
 
 // Models lists the routers' models.
 func (rs Routers) Models() []string {
@@ -46,7 +47,7 @@ func (rs Routers) Models() []string {
 }
 
 // Router returns the router of model.
-func (rs Routers) Router(model string) (*Router, bool) {
+func (rs Routers) Router(model string) (*rollout.Router, bool) {
 	for _, r := range rs {
 		if r.Model() == model {
 			return r, true
@@ -59,7 +60,7 @@ func (rs Routers) Router(model string) (*Router, bool) {
 // whole *http.Request (headers, client certificate, method: a hook may
 // allow reads and refuse writes). It returns who is asking, for the change
 // log, or an error: one wrapping ErrUnauthenticated is answered 401, any
-// other 403. It must not log secrets: the Admin logs who, never headers.
+// other 403. It must not log secrets: the Handler logs who, never headers.
 type Authorizer func(r *http.Request) (who string, err error)
 
 // ErrUnauthenticated is wrapped by an Authorizer's error when the request
@@ -67,7 +68,7 @@ type Authorizer func(r *http.Request) (who string, err error)
 // serving.Unauthenticated, so the transports, which also guard model
 // repository control with an Authorizer, tell the two apart without
 // importing this package.
-var ErrUnauthenticated = serving.Errorf(serving.Unauthenticated, "rollout: admin: unauthenticated")
+var ErrUnauthenticated = serving.Errorf(serving.Unauthenticated, "admin: unauthenticated")
 
 // BearerToken is an Authorizer that admits requests with the header
 // "Authorization: Bearer <token>", compared in constant time; who is
@@ -82,18 +83,18 @@ func BearerToken(token string) Authorizer {
 	}
 }
 
-// DefaultAdminMaxBody bounds an admin request's body: plans and weights
+// DefaultMaxBody bounds an admin request's body: plans and weights
 // are small.
-const DefaultAdminMaxBody = 64 << 10
+const DefaultMaxBody = 64 << 10
 
-// AdminOption configures NewAdmin.
-type AdminOption interface{ applyAdmin(*adminConfig) }
+// Option configures New.
+type Option interface{ apply(*config) }
 
-type adminOptionFunc func(*adminConfig)
+type optionFunc func(*config)
 
-func (f adminOptionFunc) applyAdmin(c *adminConfig) { f(c) }
+func (f optionFunc) apply(c *config) { f(c) }
 
-type adminConfig struct {
+type config struct {
 	loader  Loader
 	auth    Authorizer
 	open    bool // AllowUnauthenticated
@@ -102,41 +103,41 @@ type adminConfig struct {
 }
 
 // WithLoader enables load and unload through l.
-func WithLoader(l Loader) AdminOption { return adminOptionFunc(func(c *adminConfig) { c.loader = l }) }
+func WithLoader(l Loader) Option { return optionFunc(func(c *config) { c.loader = l }) }
 
-// WithAuthorizer checks every request with a. An Admin needs one, or
+// WithAuthorizer checks every request with a. A Handler needs one, or
 // AllowUnauthenticated.
-func WithAuthorizer(a Authorizer) AdminOption {
-	return adminOptionFunc(func(c *adminConfig) { c.auth = a })
+func WithAuthorizer(a Authorizer) Option {
+	return optionFunc(func(c *config) { c.auth = a })
 }
 
-// AllowUnauthenticated builds an Admin without an Authorizer: every
+// AllowUnauthenticated builds a Handler without an Authorizer: every
 // request is admitted, as "anonymous". The admin API changes what users
 // are answered with, so this must be a decision, not a default: take it
 // only for a listener that nothing but trusted callers can reach (a Unix
-// socket, a sidecar's loopback behind its own authentication). NewAdmin
+// socket, a sidecar's loopback behind its own authentication). New
 // logs a warning when it is taken.
-func AllowUnauthenticated() AdminOption {
-	return adminOptionFunc(func(c *adminConfig) { c.open = true })
+func AllowUnauthenticated() Option {
+	return optionFunc(func(c *config) { c.open = true })
 }
 
-// ErrNoAuthorizer is NewAdmin's error when it is given neither
+// ErrNoAuthorizer is New's error when it is given neither
 // WithAuthorizer nor AllowUnauthenticated.
 var ErrNoAuthorizer = serving.Errorf(serving.InvalidArgument,
-	"rollout: admin: no authorizer: pass WithAuthorizer (e.g. BearerToken), or AllowUnauthenticated for a listener only trusted callers reach")
+	"admin: no authorizer: pass WithAuthorizer (e.g. BearerToken), or AllowUnauthenticated for a listener only trusted callers reach")
 
-// WithAdminLogger logs changes to l (default slog.Default()).
-func WithAdminLogger(l *slog.Logger) AdminOption {
-	return adminOptionFunc(func(c *adminConfig) { c.log = l })
+// WithLogger logs changes to l (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.log = l })
 }
 
-// WithAdminMaxBody bounds request bodies (default DefaultAdminMaxBody;
+// WithMaxBody bounds request bodies (default DefaultMaxBody;
 // larger ones are answered 413).
-func WithAdminMaxBody(n int64) AdminOption {
-	return adminOptionFunc(func(c *adminConfig) { c.maxBody = n })
+func WithMaxBody(n int64) Option {
+	return optionFunc(func(c *config) { c.maxBody = n })
 }
 
-// Admin is the admin API, an http.Handler to mount on a private port: it
+// Handler is the admin API, an http.Handler to mount on a private port: it
 // shows every model's versions, readiness, weights, plan and shadow
 // comparison, and changes them. Routes (JSON in and out):
 //
@@ -161,34 +162,36 @@ func WithAdminMaxBody(n int64) AdminOption {
 // logged with slog: who, what, model, and the weights (or versions, plan,
 // mirror) before and after; never a body or a credential. Safe for
 // concurrent use; it holds no state of its own.
-type Admin struct {
+type Handler struct {
 	reg     Registry
-	cfg     adminConfig
+	cfg     config
 	mux     *http.ServeMux
 	handler http.Handler // mux behind the Authorizer
 }
 
-var _ http.Handler = (*Admin)(nil)
+var _ http.Handler = (*Handler)(nil)
 
-// NewAdmin returns the admin API over the routers of reg. It is secure by
+// New returns the admin API over the routers of reg. It is secure by
 // default: without WithAuthorizer it refuses to build (ErrNoAuthorizer)
 // unless the caller opts in with AllowUnauthenticated, which it logs as a
 // warning; both at once are refused too, as a contradiction.
-func NewAdmin(reg Registry, opts ...AdminOption) (*Admin, error) {
-	a := &Admin{reg: reg, cfg: adminConfig{maxBody: DefaultAdminMaxBody}, mux: http.NewServeMux()}
+func New(reg Registry, opts ...Option) (*Handler, error) {
+	a := &Handler{reg: reg, cfg: config{maxBody: DefaultMaxBody}, mux: http.NewServeMux()}
 	for _, o := range opts {
-		o.applyAdmin(&a.cfg)
+		o.apply(&a.cfg)
 	}
 	if a.cfg.log == nil {
 		a.cfg.log = slog.Default()
 	}
 	switch {
+	case a.cfg.maxBody < 1:
+		return nil, serving.Errorf(serving.InvalidArgument, "admin: max body %d < 1", a.cfg.maxBody)
 	case a.cfg.auth != nil && a.cfg.open:
-		return nil, serving.Errorf(serving.InvalidArgument, "rollout: admin: WithAuthorizer and AllowUnauthenticated: choose one")
+		return nil, serving.Errorf(serving.InvalidArgument, "admin: WithAuthorizer and AllowUnauthenticated: choose one")
 	case a.cfg.auth == nil && !a.cfg.open:
 		return nil, ErrNoAuthorizer
 	case a.cfg.open:
-		a.cfg.log.Warn("rollout: admin API without authentication: every request is admitted (AllowUnauthenticated); keep its listener private")
+		a.cfg.log.Warn("admin: API without authentication: every request is admitted (AllowUnauthenticated); keep its listener private")
 	}
 	// Patterns without methods: each handler checks its own, so a wrong
 	// method gets a JSON 405 (the mux's own is plain text).
@@ -202,18 +205,18 @@ func NewAdmin(reg Registry, opts ...AdminOption) (*Admin, error) {
 	a.mux.HandleFunc("/v1/models/{model}/plan/{op}", a.only(a.steerPlan, http.MethodPost))
 	a.mux.HandleFunc("/v1/models/{model}/mirror", a.only(a.mirror, http.MethodPut, http.MethodDelete))
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSONError(w, http.StatusNotFound, "rollout: admin: no route "+r.Method+" "+r.URL.Path)
+		writeJSONError(w, http.StatusNotFound, "admin: no route "+r.Method+" "+r.URL.Path)
 	})
 	a.handler = protect(a.cfg.auth, a.cfg.log, a.mux)
 	return a, nil
 }
 
 // ServeHTTP authorises the request, then routes it.
-func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.handler.ServeHTTP(w, r)
 }
 
-// Protect puts h behind a: a request it refuses is answered as the Admin
+// Protect puts h behind a: a request it refuses is answered as the Handler
 // answers it (401 with WWW-Authenticate, or 403; a JSON error) and logged
 // to log (nil: slog.Default) with where it came from, never a header. It
 // is for pages served beside the admin API on its listener, such as a
@@ -237,7 +240,7 @@ func protect(auth Authorizer, log *slog.Logger, h http.Handler) http.Handler {
 				status = http.StatusUnauthorized
 				w.Header().Set("WWW-Authenticate", `Bearer realm="servekit-admin"`)
 			}
-			log.Warn("rollout: admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
+			log.Warn("admin: refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", status)
 			writeJSONError(w, status, err.Error())
 			return
 		}
@@ -255,19 +258,19 @@ func who(r *http.Request) string {
 }
 
 // only admits the given methods, answering others 405 with Allow.
-func (a *Admin) only(h http.HandlerFunc, methods ...string) http.HandlerFunc {
+func (a *Handler) only(h http.HandlerFunc, methods ...string) http.HandlerFunc {
 	allow := strings.Join(methods, ", ")
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(methods, r.Method) {
 			w.Header().Set("Allow", allow)
-			writeJSONError(w, http.StatusMethodNotAllowed, "rollout: admin: "+r.Method+" "+r.URL.Path+": want "+allow)
+			writeJSONError(w, http.StatusMethodNotAllowed, "admin: "+r.Method+" "+r.URL.Path+": want "+allow)
 			return
 		}
 		h(w, r)
 	}
 }
 
-func (a *Admin) list(w http.ResponseWriter, _ *http.Request) {
+func (a *Handler) list(w http.ResponseWriter, _ *http.Request) {
 	models := slices.Sorted(slices.Values(a.reg.Models()))
 	out := struct {
 		Models []modelView `json:"models"`
@@ -280,30 +283,30 @@ func (a *Admin) list(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *Admin) show(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) show(w http.ResponseWriter, r *http.Request) {
 	if rt, ok := a.router(w, r); ok {
 		writeJSON(w, http.StatusOK, viewOf(rt.Status()))
 	}
 }
 
 // router finds the request's model, or answers 404.
-func (a *Admin) router(w http.ResponseWriter, r *http.Request) (*Router, bool) {
+func (a *Handler) router(w http.ResponseWriter, r *http.Request) (*rollout.Router, bool) {
 	m := r.PathValue("model")
 	rt, ok := a.reg.Router(m)
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("rollout: admin: no model %q", m))
+		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("admin: no model %q", m))
 	}
 	return rt, ok
 }
 
-func (a *Admin) load(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) load(w http.ResponseWriter, r *http.Request) {
 	model, version, op := r.PathValue("model"), r.PathValue("version"), r.PathValue("op")
 	if op != "load" && op != "unload" {
-		writeJSONError(w, http.StatusNotFound, "rollout: admin: no route "+r.Method+" "+r.URL.Path)
+		writeJSONError(w, http.StatusNotFound, "admin: no route "+r.Method+" "+r.URL.Path)
 		return
 	}
 	if a.cfg.loader == nil {
-		writeJSONError(w, http.StatusNotImplemented, "rollout: admin: "+op+" needs a model repository (WithLoader)")
+		writeJSONError(w, http.StatusNotImplemented, "admin: "+op+" needs a model repository (WithLoader)")
 		return
 	}
 	before := a.versionsOf(model)
@@ -327,7 +330,7 @@ func (a *Admin) load(w http.ResponseWriter, r *http.Request) {
 
 // versionsOf describes a model's versions for the change log: name,
 // readiness and weight, e.g. "1(ready,100%) 2(loading,0%)".
-func (a *Admin) versionsOf(model string) string {
+func (a *Handler) versionsOf(model string) string {
 	r, ok := a.reg.Router(model)
 	if !ok {
 		return "none"
@@ -346,7 +349,7 @@ func (a *Admin) versionsOf(model string) string {
 	return b.String()
 }
 
-func (a *Admin) weights(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) weights(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.router(w, r)
 	if !ok {
 		return
@@ -356,13 +359,13 @@ func (a *Admin) weights(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body == nil {
-		writeJSONError(w, http.StatusBadRequest, `rollout: admin: weights: want an object such as {"1": 90, "2": 10}`)
+		writeJSONError(w, http.StatusBadRequest, `admin: weights: want an object such as {"1": 90, "2": 10}`)
 		return
 	}
 	a.change(w, r, rt, "set_weights", func() error { return rt.SetWeights(body) })
 }
 
-func (a *Admin) switchTo(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) switchTo(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.router(w, r)
 	if !ok {
 		return
@@ -374,19 +377,19 @@ func (a *Admin) switchTo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if body.Version == "" {
-		writeJSONError(w, http.StatusBadRequest, `rollout: admin: switch: want {"version": "..."}`)
+		writeJSONError(w, http.StatusBadRequest, `admin: switch: want {"version": "..."}`)
 		return
 	}
 	a.change(w, r, rt, "switch", func() error { return rt.Switch(body.Version) }, "version", body.Version)
 }
 
-func (a *Admin) rollback(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 	if rt, ok := a.router(w, r); ok && a.noBody(w, r) {
 		a.change(w, r, rt, "rollback", rt.Rollback)
 	}
 }
 
-func (a *Admin) startPlan(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) startPlan(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.router(w, r)
 	if !ok {
 		return
@@ -403,7 +406,7 @@ func (a *Admin) startPlan(w http.ResponseWriter, r *http.Request) {
 	a.change(w, r, rt, "start_plan", func() error { return rt.Start(p) }, "plan", body.String())
 }
 
-func (a *Admin) steerPlan(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) steerPlan(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.router(w, r)
 	if !ok || !a.noBody(w, r) {
 		return
@@ -411,13 +414,13 @@ func (a *Admin) steerPlan(w http.ResponseWriter, r *http.Request) {
 	op := r.PathValue("op")
 	do, ok := map[string]func() error{"pause": rt.Pause, "resume": rt.Resume, "abort": rt.Abort, "promote": rt.Promote}[op]
 	if !ok {
-		writeJSONError(w, http.StatusNotFound, "rollout: admin: no route "+r.Method+" "+r.URL.Path+": want pause, resume, abort or promote")
+		writeJSONError(w, http.StatusNotFound, "admin: no route "+r.Method+" "+r.URL.Path+": want pause, resume, abort or promote")
 		return
 	}
 	a.change(w, r, rt, op+"_plan", do)
 }
 
-func (a *Admin) mirror(w http.ResponseWriter, r *http.Request) {
+func (a *Handler) mirror(w http.ResponseWriter, r *http.Request) {
 	rt, ok := a.router(w, r)
 	if !ok {
 		return
@@ -443,7 +446,7 @@ func (a *Admin) mirror(w http.ResponseWriter, r *http.Request) {
 
 // change applies do to rt, logs it with the state before and after, and
 // answers with the model's status or the error.
-func (a *Admin) change(w http.ResponseWriter, r *http.Request, rt *Router, what string, do func() error, attrs ...any) {
+func (a *Handler) change(w http.ResponseWriter, r *http.Request, rt *rollout.Router, what string, do func() error, attrs ...any) {
 	before := summary(rt)
 	err := do()
 	a.logChange(r, what, rt.Model(), err, append(attrs, "before", before, "after", summary(rt))...)
@@ -454,19 +457,19 @@ func (a *Admin) change(w http.ResponseWriter, r *http.Request, rt *Router, what 
 	writeJSON(w, http.StatusOK, viewOf(rt.Status()))
 }
 
-func (a *Admin) logChange(r *http.Request, what, model string, err error, attrs ...any) {
+func (a *Handler) logChange(r *http.Request, what, model string, err error, attrs ...any) {
 	attrs = append([]any{"who", who(r), "remote", r.RemoteAddr, "what", what, "model", model}, attrs...)
 	if err != nil {
-		a.cfg.log.Warn("rollout: admin: change refused", append(attrs, "err", err)...)
+		a.cfg.log.Warn("admin: change refused", append(attrs, "err", err)...)
 		return
 	}
-	a.cfg.log.Info("rollout: admin: change", attrs...)
+	a.cfg.log.Info("admin: change", attrs...)
 }
 
 // summary is what a change can alter, in one line for the log: weights,
 // plan state and mirror, e.g. "weights 1=95% 2=5%; plan 2 running step
 // 1/4; mirror 2 at 100%".
-func summary(r *Router) string {
+func summary(r *rollout.Router) string {
 	var b strings.Builder
 	b.WriteString("weights")
 	w := r.Weights()
@@ -486,14 +489,14 @@ func summary(r *Router) string {
 // decode reads a JSON body of at most maxBody bytes into v: one value, no
 // unknown fields. It answers 400 or 413 itself and reports whether to go
 // on.
-func (a *Admin) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+func (a *Handler) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	err := decodeBody(http.MaxBytesReader(w, r.Body, a.cfg.maxBody), v)
 	if err == nil {
 		return true
 	}
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("rollout: admin: body over %d bytes", tooBig.Limit))
+		writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("admin: body over %d bytes", tooBig.Limit))
 		return false
 	}
 	writeJSONError(w, http.StatusBadRequest, err.Error())
@@ -503,10 +506,10 @@ func (a *Admin) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 // noBody refuses a body on a route that takes none (a client sending one
 // expects it to mean something), except an empty JSON object, which many
 // clients send with every POST.
-func (a *Admin) noBody(w http.ResponseWriter, r *http.Request) bool {
+func (a *Handler) noBody(w http.ResponseWriter, r *http.Request) bool {
 	b, _ := io.ReadAll(io.LimitReader(r.Body, 64))
 	if t := bytes.TrimSpace(b); len(t) > 0 && !bytes.Equal(bytes.Join(bytes.Fields(t), nil), []byte("{}")) {
-		writeJSONError(w, http.StatusBadRequest, "rollout: admin: "+r.URL.Path+" takes no body")
+		writeJSONError(w, http.StatusBadRequest, "admin: "+r.URL.Path+" takes no body")
 		return false
 	}
 	return true
@@ -549,7 +552,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil { // unreachable: views hold only encodable values
-		status, b = http.StatusInternalServerError, []byte(`{"error":"rollout: admin: encoding the answer failed"}`)
+		status, b = http.StatusInternalServerError, []byte(`{"error":"admin: encoding the answer failed"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

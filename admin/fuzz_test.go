@@ -1,4 +1,4 @@
-package rollout_test
+package admin_test
 
 import (
 	"encoding/json"

@@ -1,9 +1,8 @@
-package drift
+package webhook
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -11,33 +10,34 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/internal/retry"
+	"github.com/servekit/servekit/serving"
 )
 
-// Defaults of NewWebhook.
+// Defaults of New.
 const (
-	DefaultWebhookQueue   = 64
-	DefaultWebhookRetries = 5
+	DefaultQueue          = 64
+	DefaultRetries        = 5
 	DefaultBackoff        = 500 * time.Millisecond
 	DefaultMaxBackoff     = 30 * time.Second
 	DefaultAttemptTimeout = 10 * time.Second
 )
 
-// Webhook delivers alerts to a URL as JSON POSTs: the hand-off to a
-// retraining pipeline. Notify queues an alert and returns at once (a full
-// queue drops it and counts it), so it can be a monitor's alert function;
-// one goroutine owned by the Webhook sends, one alert at a time, retrying
+// Sender delivers alerts to a URL as JSON POSTs: the hand-off to a
+// retraining pipeline. Send queues an alert and returns at once (a full
+// queue drops it and counts it), so it can be called from a monitor's
+// alert function; one goroutine owned by the Sender sends, one alert at a time, retrying
 // failures with exponential backoff and jitter. Each attempt has its own
 // timeout, and Close cancels the attempt in flight, so nothing waits
 // forever. Every attempt of an alert carries the same Idempotency-Key
 // header, so a receiver can tell a retry from a new alert. With a key
 // (WithSigningKey) every attempt carries an HMAC-SHA256 signature of its
 // body and time (SignatureHeader), which the receiver checks with
-// VerifySignature. Redirects are not followed: a 3xx fails the delivery,
+// Verify. Redirects are not followed: a 3xx fails the delivery,
 // since following it would send the alert, and its signature, to a host
 // nobody configured. Retries go through the module's one retry policy
-// (equal jitter, Retry-After honoured up to the cap). A Webhook is safe
+// (equal jitter, Retry-After honoured up to the cap). A Sender is safe
 // for concurrent use.
-type Webhook struct {
+type Sender struct {
 	url     string
 	client  *http.Client
 	header  http.Header
@@ -48,6 +48,7 @@ type Webhook struct {
 	key     []byte // WithSigningKey
 	policy  retry.Policy
 
+	queued int // WithQueue, checked by New before the queue is made
 	queue  chan outgoing
 	mu     sync.RWMutex // guards closed against Notify's send
 	closed bool
@@ -58,9 +59,9 @@ type Webhook struct {
 	sent, failed, dropped, retried atomic.Int64
 }
 
-// Payload is what a Webhook delivers besides drift's own alerts (Send):
-// any value that marshals to JSON and names its Idempotency-Key, the same
-// for every attempt of one delivery. Package quality's Alert is one.
+// Payload is what a Sender delivers: any value that marshals to JSON and
+// names its Idempotency-Key, the same for every attempt of one delivery.
+// drift.Alert and quality.Alert are Payloads.
 type Payload interface {
 	IdempotencyKey() string
 }
@@ -71,77 +72,79 @@ type outgoing struct {
 	key string
 }
 
-// WebhookStats counts a Webhook's deliveries: alerts Sent (a 2xx answer),
+// Stats counts a Sender's deliveries: alerts Sent (a 2xx answer),
 // Failed (retries exhausted, or refused with a 4xx other than 408, 425 or
 // 429), Dropped (queue full, or still queued at Close) and Retries made.
-type WebhookStats struct {
+type Stats struct {
 	Sent, Failed, Dropped, Retries int64
 }
 
-// WebhookOption configures NewWebhook.
-type WebhookOption interface{ applyWebhook(*Webhook) }
+// Option configures New.
+type Option interface{ apply(*Sender) }
 
-type webhookOptionFunc func(*Webhook)
+type optionFunc func(*Sender)
 
-func (f webhookOptionFunc) applyWebhook(w *Webhook) { f(w) }
+func (f optionFunc) apply(w *Sender) { f(w) }
 
 // WithHTTPClient sends with a copy of c that does not follow redirects
 // (default: a client without its own timeout; each attempt has one, see
 // WithAttemptTimeout).
-func WithHTTPClient(c *http.Client) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.client = c })
+func WithHTTPClient(c *http.Client) Option {
+	return optionFunc(func(w *Sender) { w.client = c })
 }
 
 // WithHeader adds a header to every request, such as an Authorization.
-func WithHeader(key, value string) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.header.Add(key, value) })
+func WithHeader(key, value string) Option {
+	return optionFunc(func(w *Sender) { w.header.Add(key, value) })
 }
 
 // WithRetries sets how many times a failed delivery is retried (default
-// DefaultWebhookRetries).
-func WithRetries(n int) WebhookOption { return webhookOptionFunc(func(w *Webhook) { w.retries = n }) }
+// DefaultRetries).
+func WithRetries(n int) Option { return optionFunc(func(w *Sender) { w.retries = n }) }
 
 // WithBackoff sets the wait before the first retry and its cap (defaults
 // DefaultBackoff, DefaultMaxBackoff). The wait doubles with each retry and
 // is jittered between half and all of it, so replicas that failed together
 // do not retry together; a Retry-After answer lengthens it, up to the cap.
-func WithBackoff(base, max time.Duration) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.base, w.max = base, max })
+func WithBackoff(base, max time.Duration) Option {
+	return optionFunc(func(w *Sender) { w.base, w.max = base, max })
 }
 
 // WithAttemptTimeout bounds each attempt (default DefaultAttemptTimeout).
-func WithAttemptTimeout(d time.Duration) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.timeout = d })
+func WithAttemptTimeout(d time.Duration) Option {
+	return optionFunc(func(w *Sender) { w.timeout = d })
 }
 
-// WithWebhookQueue sets how many alerts may wait to be sent (default
-// DefaultWebhookQueue).
-func WithWebhookQueue(n int) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.queue = make(chan outgoing, n) })
+// WithQueue sets how many alerts may wait to be sent (default
+// DefaultQueue).
+func WithQueue(n int) Option {
+	return optionFunc(func(w *Sender) { w.queued = n })
 }
 
-// NewWebhook starts a Webhook that posts to target (http or https).
-func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
+// New starts a Sender that posts to target (http or https). Invalid
+// options are an InvalidArgument error.
+func New(target string, opts ...Option) (*Sender, error) {
 	u, err := url.Parse(target)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("drift: webhook URL %q: want an absolute http or https URL", target)
+		return nil, serving.Errorf(serving.InvalidArgument, "webhook: URL %q: want an absolute http or https URL", target)
 	}
-	w := &Webhook{
+	w := &Sender{
 		url: target, header: http.Header{},
-		retries: DefaultWebhookRetries, base: DefaultBackoff, max: DefaultMaxBackoff,
-		timeout: DefaultAttemptTimeout, queue: make(chan outgoing, DefaultWebhookQueue),
+		retries: DefaultRetries, base: DefaultBackoff, max: DefaultMaxBackoff,
+		timeout: DefaultAttemptTimeout, queued: DefaultQueue,
 		exited: make(chan struct{}),
 	}
 	for _, o := range opts {
-		o.applyWebhook(w)
+		o.apply(w)
 	}
 	if w.key != nil && len(w.key) == 0 {
-		return nil, fmt.Errorf("drift: webhook: an empty signing key")
+		return nil, serving.Errorf(serving.InvalidArgument, "webhook: an empty signing key")
 	}
-	if w.retries < 0 || w.base <= 0 || w.max < w.base || w.timeout <= 0 || cap(w.queue) < 1 {
-		return nil, fmt.Errorf("drift: webhook: retries %d, backoff %v..%v, timeout %v, queue %d: want retries >= 0, 0 < base <= max, a positive timeout and queue",
-			w.retries, w.base, w.max, w.timeout, cap(w.queue))
+	if w.retries < 0 || w.base <= 0 || w.max < w.base || w.timeout <= 0 || w.queued < 1 {
+		return nil, serving.Errorf(serving.InvalidArgument, "webhook: retries %d, backoff %v..%v, timeout %v, queue %d: want retries >= 0, 0 < base <= max, a positive timeout and queue",
+			w.retries, w.base, w.max, w.timeout, w.queued)
 	}
+	w.queue = make(chan outgoing, w.queued)
 	w.client = retry.NoRedirects(w.client)
 	w.policy = retry.Policy{Retries: w.retries, Base: w.base, Max: w.max,
 		OnRetry: func(error, time.Duration) { w.retried.Add(1) }}
@@ -151,18 +154,14 @@ func NewWebhook(target string, opts ...WebhookOption) (*Webhook, error) {
 	return w, nil
 }
 
-// Notify queues an alert for delivery; it never blocks. Pass it to
-// WithAlertFunc.
-func (w *Webhook) Notify(a Alert) { w.enqueue(a, a.IdempotencyKey()) }
-
-// Send queues another component's alert for delivery the same way, with
-// the same retries, timeouts and counters: the one alert path of the
-// module. It never blocks. With package quality:
+// Send queues an alert for delivery; it never blocks. It is the module's
+// one alert path: a monitor's alert function hands its alerts here.
 //
+//	drift.WithAlertFunc(func(a drift.Alert) { hook.Send(a) })
 //	quality.WithAlertFunc(func(a quality.Alert) { hook.Send(a) })
-func (w *Webhook) Send(p Payload) { w.enqueue(p, p.IdempotencyKey()) }
+func (w *Sender) Send(p Payload) { w.enqueue(p, p.IdempotencyKey()) }
 
-func (w *Webhook) enqueue(v any, key string) {
+func (w *Sender) enqueue(v any, key string) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -177,14 +176,14 @@ func (w *Webhook) enqueue(v any, key string) {
 }
 
 // Stats returns the delivery counters.
-func (w *Webhook) Stats() WebhookStats {
-	return WebhookStats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retried.Load()}
+func (w *Sender) Stats() Stats {
+	return Stats{Sent: w.sent.Load(), Failed: w.failed.Load(), Dropped: w.dropped.Load(), Retries: w.retried.Load()}
 }
 
-// Close stops the Webhook: the attempt in flight is cancelled and alerts
+// Close stops the Sender: the attempt in flight is cancelled and alerts
 // still queued are dropped (and counted). Use Shutdown to deliver them
 // first. Close is idempotent.
-func (w *Webhook) Close() error {
+func (w *Sender) Close() error {
 	w.stop()
 	w.cancel()
 	<-w.exited
@@ -192,8 +191,8 @@ func (w *Webhook) Close() error {
 }
 
 // Shutdown stops accepting alerts and waits, until ctx ends, for the queued
-// ones to be delivered; then it closes the Webhook.
-func (w *Webhook) Shutdown(ctx context.Context) error {
+// ones to be delivered; then it closes the Sender.
+func (w *Sender) Shutdown(ctx context.Context) error {
 	w.stop()
 	select {
 	case <-w.exited:
@@ -206,7 +205,7 @@ func (w *Webhook) Shutdown(ctx context.Context) error {
 }
 
 // stop refuses new alerts and lets the sender end once the queue is empty.
-func (w *Webhook) stop() {
+func (w *Sender) stop() {
 	w.once.Do(func() {
 		w.mu.Lock()
 		w.closed = true
@@ -215,7 +214,7 @@ func (w *Webhook) stop() {
 	})
 }
 
-func (w *Webhook) run(ctx context.Context) {
+func (w *Sender) run(ctx context.Context) {
 	defer close(w.exited)
 	for o := range w.queue {
 		if ctx.Err() != nil {
@@ -228,7 +227,7 @@ func (w *Webhook) run(ctx context.Context) {
 
 // deliver sends one alert, retrying until it is taken, refused, out of
 // retries or cancelled.
-func (w *Webhook) deliver(ctx context.Context, v any, key string) {
+func (w *Sender) deliver(ctx context.Context, v any, key string) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		w.failed.Add(1) // unreachable: results hold finite numbers only
@@ -239,7 +238,7 @@ func (w *Webhook) deliver(ctx context.Context, v any, key string) {
 			h[k] = vs
 		}
 		h.Set("Content-Type", "application/json")
-		h.Set("User-Agent", "servekit-drift")
+		h.Set("User-Agent", "servekit-webhook")
 		h.Set("Idempotency-Key", key)
 		if w.key != nil {
 			h.Set(SignatureHeader, Sign(w.key, time.Now(), body))

@@ -1,4 +1,4 @@
-package rollout_test
+package admin_test
 
 import (
 	"bytes"
@@ -13,11 +13,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/servekit/servekit/admin"
+	"github.com/servekit/servekit/internal/poll"
 	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/rollout/rollouttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// quiet keeps plan logs out of test output.
+var quiet = rollout.WithLogger(slog.New(slog.DiscardHandler))
+
+func newRouter(t *testing.T, opts ...rollout.Option) *rollout.Router {
+	t.Helper()
+	r, err := rollout.New("m", append([]rollout.Option{quiet}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
+
+func mustPut(t testing.TB, r *rollout.Router, v string, p serving.Predictor) {
+	t.Helper()
+	if err := r.Put(v, p); err != nil {
+		t.Fatalf("Put(%q): %v", v, err)
+	}
+}
+
+func ask(t testing.TB, p serving.Predictor, req *serving.Request) {
+	t.Helper()
+	if _, err := p.Predict(context.Background(), req); err != nil {
+		t.Fatalf("Predict: %v", err)
+	}
+}
 
 // logBuffer collects JSON log lines safely.
 type logBuffer struct {
@@ -85,24 +121,24 @@ type adminHarness struct {
 	loader *fakeLoader
 }
 
-// newAdmin is an Admin that admits every request (AllowUnauthenticated);
+// newAdmin is a Handler that admits every request (AllowUnauthenticated);
 // newAuthAdmin one behind auth.
-func newAdmin(t *testing.T) *adminHarness { return adminWith(t, rollout.AllowUnauthenticated()) }
+func newAdmin(t *testing.T) *adminHarness { return adminWith(t, admin.AllowUnauthenticated()) }
 
-func newAuthAdmin(t *testing.T, auth rollout.Authorizer) *adminHarness {
-	return adminWith(t, rollout.WithAuthorizer(auth))
+func newAuthAdmin(t *testing.T, auth admin.Authorizer) *adminHarness {
+	return adminWith(t, admin.WithAuthorizer(auth))
 }
 
-func mustAdmin(t *testing.T, reg rollout.Registry, opts ...rollout.AdminOption) *rollout.Admin {
+func mustAdmin(t *testing.T, reg admin.Registry, opts ...admin.Option) *admin.Handler {
 	t.Helper()
-	a, err := rollout.NewAdmin(reg, opts...)
+	a, err := admin.New(reg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func adminWith(t *testing.T, opts ...rollout.AdminOption) *adminHarness {
+func adminWith(t *testing.T, opts ...admin.Option) *adminHarness {
 	t.Helper()
 	clock := rollouttest.NewClock(time.Unix(1000, 0))
 	r := newRouter(t, rollout.WithClock(clock))
@@ -110,8 +146,8 @@ func adminWith(t *testing.T, opts ...rollout.AdminOption) *adminHarness {
 	mustPut(t, r, "2", servingtest.Linear(4))
 	logs := &logBuffer{}
 	loader := &fakeLoader{r: r}
-	opts = append([]rollout.AdminOption{rollout.WithLoader(loader), rollout.WithAdminLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
-	h := mustAdmin(t, rollout.Routers{r}, opts...)
+	opts = append([]admin.Option{admin.WithLoader(loader), admin.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
+	h := mustAdmin(t, admin.Routers{r}, opts...)
 	logs.mu.Lock()
 	logs.buf.Reset() // AllowUnauthenticated's warning: the tests read the changes
 	logs.mu.Unlock()
@@ -209,7 +245,7 @@ func TestAdminWeights(t *testing.T) {
 		{400, ``},                         // empty
 		{400, `{"1": 100} {"2": 100}`},    // two values
 		{400, `{"1": 100, "2": 0} trail`}, // trailing garbage
-		{413, `{"1": 100, "x": "` + strings.Repeat("a", rollout.DefaultAdminMaxBody) + `"}`},
+		{413, `{"1": 100, "x": "` + strings.Repeat("a", admin.DefaultMaxBody) + `"}`},
 	} {
 		a.want(tc.status, "PUT", "/v1/models/m/weights", tc.body)
 	}
@@ -224,11 +260,11 @@ func TestAdminWeights(t *testing.T) {
 	// one as refused; no body.
 	recs := a.log.records(t)
 	first := recs[0]
-	if first["msg"] != "rollout: admin: change" || first["what"] != "set_weights" || first["who"] != "anonymous" ||
+	if first["msg"] != "admin: change" || first["what"] != "set_weights" || first["who"] != "anonymous" ||
 		first["before"] != "weights 1=100%" || first["after"] != "weights 1=90% 2=10%" {
 		t.Errorf("log %v", first)
 	}
-	if recs[1]["msg"] != "rollout: admin: change refused" || recs[1]["err"] == nil {
+	if recs[1]["msg"] != "admin: change refused" || recs[1]["err"] == nil {
 		t.Errorf("refusal log %v", recs[1])
 	}
 	if strings.Contains(a.log.String(), "aaaaaaaa") {
@@ -316,7 +352,7 @@ func TestAdminMirror(t *testing.T) {
 	}
 	ask(t, a.r, servingtest.Rows(4, 1, 0))
 	_, s, _ := a.r.Mirroring()
-	waitCompleted(t, s, 1)
+	poll.Until(t, "a mirror completed", func() bool { return s.Snapshot().Completed >= 1 })
 	out = a.want(200, "GET", "/v1/models/m", "")
 	sh := out["shadow"].(map[string]any)
 	o := sh["outputs"].([]any)[0].(map[string]any)
@@ -373,13 +409,13 @@ func TestAdminLoadUnload(t *testing.T) {
 	}
 
 	plain := newAdmin(t)
-	plain.h = mustAdmin(t, rollout.Routers{plain.r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.DiscardHandler))) // no loader
+	plain.h = mustAdmin(t, admin.Routers{plain.r}, admin.AllowUnauthenticated(), admin.WithLogger(slog.New(slog.DiscardHandler))) // no loader
 	plain.want(501, "POST", "/v1/models/m/versions/3/load", "")
 }
 
 func TestAdminAuthorization(t *testing.T) {
 	const token = "s3cret-t0ken"
-	a := newAuthAdmin(t, rollout.BearerToken(token))
+	a := newAuthAdmin(t, admin.BearerToken(token))
 	req := httptest.NewRequest("GET", "/v1/models", nil)
 	w := httptest.NewRecorder()
 	a.h.ServeHTTP(w, req)
@@ -393,7 +429,7 @@ func TestAdminAuthorization(t *testing.T) {
 		t.Error("the token reached the log")
 	}
 	recs := a.log.records(t)
-	if recs[0]["msg"] != "rollout: admin: refused" || recs[len(recs)-1]["who"] != "bearer" {
+	if recs[0]["msg"] != "admin: refused" || recs[len(recs)-1]["who"] != "bearer" {
 		t.Errorf("log %v", recs)
 	}
 
@@ -401,7 +437,7 @@ func TestAdminAuthorization(t *testing.T) {
 	readOnly := func(r *http.Request) (string, error) {
 		user := r.Header.Get("X-User")
 		if r.Method != http.MethodGet && user != "ops" {
-			return "", errors.New("rollout: admin: " + user + " may not change rollouts")
+			return "", errors.New("admin: " + user + " may not change rollouts")
 		}
 		return user, nil
 	}
@@ -416,10 +452,10 @@ func TestAdminAuthorization(t *testing.T) {
 
 // Routers works as a Registry; a closed router answers 503.
 func TestAdminClosedRouter(t *testing.T) {
-	r := rollout.New("m", quiet)
+	r := newRouter(t)
 	mustPut(t, r, "1", servingtest.Linear(4))
 	r.Close()
-	a := &adminHarness{t: t, h: mustAdmin(t, rollout.Routers{r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.DiscardHandler)))}
+	a := &adminHarness{t: t, h: mustAdmin(t, admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithLogger(slog.New(slog.DiscardHandler)))}
 	a.want(503, "POST", "/v1/models/m/switch", `{"version": "1"}`)
 	a.want(200, "GET", "/v1/models", "")
 }
@@ -429,18 +465,21 @@ func TestAdminClosedRouter(t *testing.T) {
 // opt-in is logged.
 func TestAdminSecureByDefault(t *testing.T) {
 	r := newRouter(t)
-	_, err := rollout.NewAdmin(rollout.Routers{r})
-	if !errors.Is(err, rollout.ErrNoAuthorizer) || serving.CodeOf(err) != serving.InvalidArgument {
+	_, err := admin.New(admin.Routers{r})
+	if !errors.Is(err, admin.ErrNoAuthorizer) || serving.CodeOf(err) != serving.InvalidArgument {
 		t.Errorf("no authorizer: %v, want ErrNoAuthorizer", err)
 	}
-	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.WithAuthorizer(nil)); !errors.Is(err, rollout.ErrNoAuthorizer) {
+	if _, err := admin.New(admin.Routers{r}, admin.WithAuthorizer(nil)); !errors.Is(err, admin.ErrNoAuthorizer) {
 		t.Errorf("a nil authorizer: %v, want ErrNoAuthorizer", err)
 	}
-	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.WithAuthorizer(rollout.BearerToken("t")), rollout.AllowUnauthenticated()); err == nil {
+	if _, err := admin.New(admin.Routers{r}, admin.WithAuthorizer(admin.BearerToken("t")), admin.AllowUnauthenticated()); err == nil {
 		t.Error("an authorizer and AllowUnauthenticated: built")
 	}
+	if _, err := admin.New(admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithMaxBody(0)); serving.CodeOf(err) != serving.InvalidArgument {
+		t.Errorf("max body 0 (every body refused): %v, want InvalidArgument", err)
+	}
 	logs := &logBuffer{}
-	if _, err := rollout.NewAdmin(rollout.Routers{r}, rollout.AllowUnauthenticated(), rollout.WithAdminLogger(slog.New(slog.NewJSONHandler(logs, nil)))); err != nil {
+	if _, err := admin.New(admin.Routers{r}, admin.AllowUnauthenticated(), admin.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))); err != nil {
 		t.Fatal(err)
 	}
 	if recs := logs.records(t); len(recs) != 1 || recs[0]["level"] != "WARN" || !strings.Contains(recs[0]["msg"].(string), "without authentication") {
@@ -452,7 +491,7 @@ func TestAdminSecureByDefault(t *testing.T) {
 // same credential.
 func TestAuthorizerProtect(t *testing.T) {
 	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("report")) })
-	secured := rollout.BearerToken("tok").Protect(page, slog.New(slog.DiscardHandler))
+	secured := admin.BearerToken("tok").Protect(page, slog.New(slog.DiscardHandler))
 	for _, c := range []struct {
 		header string
 		want   int

@@ -1,4 +1,4 @@
-package drift_test
+package webhook_test
 
 import (
 	"context"
@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/webhook"
 )
 
 // A retraining pipeline's receiver trusts an alert only once its signature
-// checks out with the key it shares with the Webhook.
-func ExampleVerifySignature() {
+// checks out with the key it shares with the Sender.
+func ExampleVerify() {
 	key := []byte("shared secret")
 	receiver := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-		if err := drift.VerifySignature(key, r.Header.Get(drift.SignatureHeader), body, time.Now(), 0); err != nil {
+		if err := webhook.Verify(key, r.Header.Get(webhook.SignatureHeader), body, time.Now(), 0); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
@@ -29,8 +30,8 @@ func ExampleVerifySignature() {
 	srv := httptest.NewServer(receiver)
 	defer srv.Close()
 
-	wh, _ := drift.NewWebhook(srv.URL, drift.WithSigningKey(key))
-	wh.Notify(drift.Alert{Kind: drift.AlertRaised, Model: "fraud", Version: "2", Raised: []string{"amount"}})
+	wh, _ := webhook.New(srv.URL, webhook.WithSigningKey(key))
+	wh.Send(drift.Alert{Kind: drift.AlertRaised, Model: "fraud", Version: "2", Raised: []string{"amount"}})
 	_ = wh.Shutdown(context.Background())
 	// Output: verified: raised fraud v2 [amount]
 }

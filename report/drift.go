@@ -1,36 +1,33 @@
-package drift
+package report
 
 import (
 	"fmt"
-	"html/template"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
+
+	"github.com/servekit/servekit/drift"
 )
 
 // The report's view model: numbers and chart geometry computed here, so the
 // template only places escaped values.
 
-type page struct {
-	Title     string
-	Generated time.Time
-	Stats     *Stats
-	Alarmed   int
-	Versions  []versionView
-	Sections  []template.HTML
-	Alerts    []alertView
-	More      int // alerts not shown
+// driftPage is the drift part of the page.
+type driftPage struct {
+	Stats    *drift.Stats
+	Alarmed  int
+	Versions []driftVersion
+	Alerts   []driftAlert
+	More     int // alerts not shown
 }
 
-type versionView struct {
+type driftVersion struct {
 	Model, Version string
 	Status         string
 	StatusText     string
-	Window         Window
-	Correction     Correction
+	Window         drift.Window
+	Correction     drift.Correction
 	Profile        string
 	Reason         string
 	Strip          []cell
@@ -41,7 +38,7 @@ type versionView struct {
 }
 
 // qualityRow is one feature's line of the data-quality table: a cell per
-// check, in Checks' order, empty where the check does not apply.
+// check, in drift.Checks' order, empty where the check does not apply.
 type qualityRow struct {
 	Name   string
 	Values int64
@@ -99,12 +96,6 @@ type rect struct {
 	Title      string
 }
 
-type label struct {
-	X, Y   float64
-	Text   string
-	Anchor string
-}
-
 type chart struct {
 	Bars      bool // categories: horizontal bars; else densities
 	W, H      float64
@@ -126,22 +117,14 @@ type spark struct {
 	Caption   string
 }
 
-type dot struct {
-	X, Y  float64
-	Class string
-	Title string
-}
-
-type alertView struct {
+type driftAlert struct {
 	Time, Kind, Model, Version, Features, Reason string
 }
 
 const (
-	chartW      = 420.0
 	densityH    = 150.0
 	sparkW      = 420.0
 	sparkH      = 56.0
-	maxAlerts   = 50
 	maxBarRows  = 12
 	maxStrip    = 60
 	labelRunes  = 22
@@ -151,11 +134,8 @@ const (
 	chartBottom = 22.0
 )
 
-func newPage(r Report) page {
-	p := page{Title: r.Title, Generated: r.Generated, Stats: r.Stats, Sections: r.Sections}
-	if p.Title == "" {
-		p.Title = "Drift report"
-	}
+func newDriftPage(r drift.Report) driftPage {
+	p := driftPage{Stats: r.Stats}
 	for _, v := range r.Versions {
 		vv := versionViewOf(v)
 		if vv.Status == "alarm" {
@@ -169,10 +149,10 @@ func newPage(r Report) page {
 			break
 		}
 		feats := append(slices.Clone(a.Raised), a.CheckRaised...)
-		if a.Kind == AlertCleared {
+		if a.Kind == drift.AlertCleared {
 			feats = append(slices.Clone(a.Cleared), a.CheckCleared...)
 		}
-		p.Alerts = append(p.Alerts, alertView{
+		p.Alerts = append(p.Alerts, driftAlert{
 			Time: a.Time.UTC().Format("2006-01-02 15:04:05"), Kind: string(a.Kind),
 			Model: a.Model, Version: versionLabel(a.Version), Features: strings.Join(feats, ", "), Reason: a.Reason,
 		})
@@ -187,7 +167,7 @@ func versionLabel(v string) string {
 	return v
 }
 
-func resultStatus(r *Result) string {
+func resultStatus(r *drift.Result) string {
 	switch {
 	case len(r.Alarmed) > 0 || len(r.Checks) > 0:
 		return "alarm"
@@ -195,7 +175,7 @@ func resultStatus(r *Result) string {
 		return "drift"
 	}
 	for _, f := range r.Features {
-		if f.Status != StatusInsufficient {
+		if f.Status != drift.StatusInsufficient {
 			return "ok"
 		}
 	}
@@ -204,7 +184,7 @@ func resultStatus(r *Result) string {
 
 var statusText = map[string]string{"alarm": "ALARM", "drift": "drift", "ok": "ok", "insufficient": "too few rows"}
 
-func qualityRows(r *Result) []qualityRow {
+func qualityRows(r *drift.Result) []qualityRow {
 	var rows []qualityRow
 	alarmed := map[string]bool{}
 	for _, c := range r.Checks {
@@ -217,7 +197,7 @@ func qualityRows(r *Result) []qualityRow {
 		}
 		q := f.Quality
 		row := qualityRow{Name: f.Name, Values: q.Values}
-		for _, c := range Checks {
+		for _, c := range drift.Checks {
 			rate, ok := q.Rate(c)
 			if !ok {
 				row.Cells = append(row.Cells, qualityCell{Text: "—", Title: "does not apply to this feature"})
@@ -240,7 +220,7 @@ func qualityRows(r *Result) []qualityRow {
 
 // mvViewOf draws the multivariate check over the recent windows (hist,
 // newest first): the mean reconstruction error, the band's edges dashed.
-func mvViewOf(hist []Result) *mvView {
+func mvViewOf(hist []drift.Result) *mvView {
 	last := hist[0].Multivariate
 	if last == nil {
 		return nil
@@ -256,7 +236,7 @@ func mvViewOf(hist []Result) *mvView {
 	}
 	v.Line = fmt.Sprintf("mean reconstruction error %s over %d rows; band [%s, %s] (reference %s)",
 		fmtNum(last.Error), last.Rows, fmtNum(last.Lower), fmtNum(last.Upper), fmtNum(last.RefError))
-	var pts []*MultivariateResult
+	var pts []*drift.MultivariateResult
 	var idx []int64
 	for i := len(hist) - 1; i >= 0; i-- {
 		if m := hist[i].Multivariate; m != nil && !m.Insufficient {
@@ -301,8 +281,8 @@ func mvViewOf(hist []Result) *mvView {
 	return v
 }
 
-func versionViewOf(v VersionReport) versionView {
-	vv := versionView{Model: v.Model, Version: versionLabel(v.Version), Status: "insufficient"}
+func versionViewOf(v drift.VersionReport) driftVersion {
+	vv := driftVersion{Model: v.Model, Version: versionLabel(v.Version), Status: "insufficient"}
 	if len(v.Results) == 0 {
 		vv.StatusText = "no window yet"
 		return vv
@@ -330,7 +310,7 @@ func versionViewOf(v VersionReport) versionView {
 	return vv
 }
 
-func featureViewOf(f *FeatureResult, hist []Result) featureView {
+func featureViewOf(f *drift.FeatureResult, hist []drift.Result) featureView {
 	fv := featureView{
 		Name: f.Name, Kind: string(f.Kind), Method: string(f.Method), Status: string(f.Status),
 		Count: f.Count, RefCount: f.RefCount, Exact: f.Exact,
@@ -339,7 +319,7 @@ func featureViewOf(f *FeatureResult, hist []Result) featureView {
 	if f.Discrete {
 		fv.Kind = "numerical, discrete"
 	}
-	if f.Kind == Numerical {
+	if f.Kind == drift.Numerical {
 		fv.RefMean = fmtNum(f.RefMean)
 		if f.Count > 0 {
 			fv.Mean = fmtNum(f.Mean)
@@ -354,7 +334,7 @@ func featureViewOf(f *FeatureResult, hist []Result) featureView {
 			fv.MethodTitle = "a test: drift when the p-value after correction is below the threshold"
 			fv.P = fmtNum(v.PValue)
 			fv.Score = "p " + fmtNum(v.PValue)
-			if f.Status != StatusInsufficient {
+			if f.Status != drift.StatusInsufficient {
 				fv.AdjP = fmtNum(f.AdjustedP)
 				fv.Score = "adjusted p " + fv.AdjP
 			}
@@ -373,11 +353,11 @@ func featureViewOf(f *FeatureResult, hist []Result) featureView {
 		}
 		fv.Stats = append(fv.Stats, sv)
 	}
-	class := map[FeatureStatus]string{StatusAlarm: "alarm", StatusDrift: "drift"}[f.Status]
+	class := map[drift.FeatureStatus]string{drift.StatusAlarm: "alarm", drift.StatusDrift: "drift"}[f.Status]
 	if class == "" {
 		class = "ok"
 	}
-	if f.Kind == Categorical || f.Discrete {
+	if f.Kind == drift.Categorical || f.Discrete {
 		fv.Chart = barChart(f.Bins, class)
 	} else {
 		fv.Chart = densityChart(f.Bins, class)
@@ -395,7 +375,7 @@ func share(n, total int64) string {
 
 // densityChart draws each side's density over the bins: a bar of height
 // share/width, so unequal bins (quantile bins) read correctly.
-func densityChart(bins []Bin, class string) chart {
+func densityChart(bins []drift.Bin, class string) chart {
 	c := chart{W: chartW, H: densityH + chartBottom + 16, Base: densityH, CurClass: class,
 		LegendY: densityH + chartBottom, LegendRef: "reference", LegendCur: "window"}
 	if len(bins) == 0 {
@@ -410,7 +390,7 @@ func densityChart(bins []Bin, class string) chart {
 	sx := func(x float64) float64 { return pad + (x-lo)/(hi-lo)*(chartW-2*pad) }
 	minW := (hi - lo) / float64(len(bins)) / 10 // zero-width bins still get a bar
 	var top float64
-	width := func(b Bin) float64 { return max(b.Hi-b.Lo, minW) }
+	width := func(b drift.Bin) float64 { return max(b.Hi-b.Lo, minW) }
 	for _, b := range bins {
 		top = max(top, b.Ref/width(b), b.Cur/width(b))
 	}
@@ -436,7 +416,7 @@ func densityChart(bins []Bin, class string) chart {
 
 // barChart draws categories as pairs of horizontal bars (reference above,
 // window below), the most frequent first.
-func barChart(bins []Bin, class string) chart {
+func barChart(bins []drift.Bin, class string) chart {
 	c := chart{Bars: true, W: chartW, CurClass: class, LegendRef: "reference", LegendCur: "window"}
 	rows := bins
 	if len(rows) > maxBarRows {
@@ -476,11 +456,11 @@ func truncate(s string, n int) string {
 // sparkOf plots the deciding statistic over the recent windows against its
 // threshold: distances as they are, p-values as -log10(p), so both rise
 // with drift.
-func sparkOf(f *FeatureResult, hist []Result) spark {
+func sparkOf(f *drift.FeatureResult, hist []drift.Result) spark {
 	s := spark{W: sparkW, H: sparkH}
 	type pt struct {
 		y      float64
-		status FeatureStatus
+		status drift.FeatureStatus
 		index  int64
 		raw    float64
 	}
@@ -494,7 +474,7 @@ func sparkOf(f *FeatureResult, hist []Result) spark {
 	}
 	for i := len(hist) - 1; i >= 0; i-- {
 		r, ok := hist[i].Feature(f.Name)
-		if !ok || r.Method == "" || r.Status == StatusInsufficient || r.Method != f.Method {
+		if !ok || r.Method == "" || r.Status == drift.StatusInsufficient || r.Method != f.Method {
 			continue
 		}
 		v := r.Score
@@ -529,7 +509,7 @@ func sparkOf(f *FeatureResult, hist []Result) spark {
 			x = sparkW / 2
 		}
 		fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
-		class := map[FeatureStatus]string{StatusAlarm: "alarm", StatusDrift: "drift"}[p.status]
+		class := map[drift.FeatureStatus]string{drift.StatusAlarm: "alarm", drift.StatusDrift: "drift"}[p.status]
 		if class == "" {
 			class = "ok"
 		}
@@ -539,17 +519,6 @@ func sparkOf(f *FeatureResult, hist []Result) spark {
 	return s
 }
 
-// fmtNum shows a number in at most four significant digits.
-func fmtNum(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case math.Abs(v) >= 1e-3 && math.Abs(v) < 1e5:
-		s := strconv.FormatFloat(v, 'f', max(0, 3-int(math.Floor(math.Log10(math.Abs(v))))), 64)
-		if strings.Contains(s, ".") {
-			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-		}
-		return s
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
-}
+// checkName is a data-quality check's name as drift lists it among a
+// result's Checks: "<feature>: <check>".
+func checkName(feature string, c drift.Check) string { return feature + ": " + string(c) }

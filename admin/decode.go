@@ -1,4 +1,4 @@
-package rollout
+package admin
 
 import (
 	"encoding/json"
@@ -12,14 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/servekit/servekit/rollout"
 	"github.com/servekit/servekit/serving"
 )
 
-// errAdminInput is wrapped by the admin API's decoding errors (400).
-var errAdminInput = serving.Errorf(serving.InvalidArgument, "rollout: admin")
+// errInput is wrapped by the admin API's decoding errors (400).
+var errInput = serving.Errorf(serving.InvalidArgument, "admin")
 
 func badInput(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errAdminInput}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{errInput}, args...)...)
 }
 
 // decodeBody reads exactly one JSON value into v, refusing unknown fields
@@ -74,7 +75,7 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 //	 "guards": [{"min_requests": 200}, {"max_error_rate": 0.01}, {"max_error_rate_increase": 0.005},
 //	            {"max_p99": "50ms"}, {"min_agreement": {"rate": 0.98, "min_pairs": 500}}]}
 //
-// stable, interval, guard_timeout and guards may be left out (see Plan).
+// stable, interval, guard_timeout and guards may be left out (see rollout.Plan).
 type planRequest struct {
 	Canary       string      `json:"canary"`
 	Stable       string      `json:"stable"`
@@ -103,10 +104,10 @@ type agreementSpec struct {
 	MinPairs int64   `json:"min_pairs"`
 }
 
-func (g guardSpec) guard(i int) (Guard, error) {
-	var out []Guard
+func (g guardSpec) guard(i int) (rollout.Guard, error) {
+	var out []rollout.Guard
 	var names []string
-	rate := func(name string, v *float64, mk func(float64) Guard) {
+	rate := func(name string, v *float64, mk func(float64) rollout.Guard) {
 		if v != nil {
 			names = append(names, name)
 			if math.IsNaN(*v) || *v < 0 || *v > 1 {
@@ -121,21 +122,21 @@ func (g guardSpec) guard(i int) (Guard, error) {
 		if *g.MinRequests < 0 {
 			out = append(out, nil)
 		} else {
-			out = append(out, MinRequests(*g.MinRequests))
+			out = append(out, rollout.MinRequests(*g.MinRequests))
 		}
 	}
-	rate("max_error_rate", g.MaxErrorRate, MaxErrorRate)
-	rate("max_error_rate_increase", g.MaxErrorRateIncrease, MaxErrorRateIncrease)
+	rate("max_error_rate", g.MaxErrorRate, rollout.MaxErrorRate)
+	rate("max_error_rate_increase", g.MaxErrorRateIncrease, rollout.MaxErrorRateIncrease)
 	if g.MaxP99 != nil {
 		names = append(names, "max_p99")
-		out = append(out, MaxP99(time.Duration(*g.MaxP99)))
+		out = append(out, rollout.MaxP99(time.Duration(*g.MaxP99)))
 	}
 	if a := g.MinAgreement; a != nil {
 		names = append(names, "min_agreement")
 		if math.IsNaN(a.Rate) || a.Rate < 0 || a.Rate > 1 || a.MinPairs < 0 {
 			out = append(out, nil)
 		} else {
-			out = append(out, MinAgreement(a.Rate, a.MinPairs))
+			out = append(out, rollout.MinAgreement(a.Rate, a.MinPairs))
 		}
 	}
 	switch {
@@ -149,24 +150,24 @@ func (g guardSpec) guard(i int) (Guard, error) {
 
 // plan converts the request to a Plan; Router.Start checks the rest
 // (weights, steps in order, versions).
-func (p planRequest) plan() (Plan, error) {
+func (p planRequest) plan() (rollout.Plan, error) {
 	if p.Canary == "" {
-		return Plan{}, badInput(`plan: want "canary"`)
+		return rollout.Plan{}, badInput(`plan: want "canary"`)
 	}
 	if len(p.Steps) == 0 {
-		return Plan{}, badInput(`plan: want "steps"`)
+		return rollout.Plan{}, badInput(`plan: want "steps"`)
 	}
-	out := Plan{Canary: p.Canary, Stable: p.Stable, Interval: time.Duration(p.Interval), GuardTimeout: time.Duration(p.GuardTimeout)}
+	out := rollout.Plan{Canary: p.Canary, Stable: p.Stable, Interval: time.Duration(p.Interval), GuardTimeout: time.Duration(p.GuardTimeout)}
 	for i, s := range p.Steps {
 		if s.Weight == nil {
-			return Plan{}, badInput("plan: step %d: want a weight", i)
+			return rollout.Plan{}, badInput("plan: step %d: want a weight", i)
 		}
-		out.Steps = append(out.Steps, Step{Weight: *s.Weight, Hold: time.Duration(s.Hold)})
+		out.Steps = append(out.Steps, rollout.Step{Weight: *s.Weight, Hold: time.Duration(s.Hold)})
 	}
 	for i, g := range p.Guards {
 		guard, err := g.guard(i)
 		if err != nil {
-			return Plan{}, err
+			return rollout.Plan{}, err
 		}
 		out.Guards = append(out.Guards, guard)
 	}
@@ -206,29 +207,29 @@ type mirrorRequest struct {
 	Compare    map[string]string `json:"compare"`
 }
 
-func (m mirrorRequest) options() ([]ShadowOption, error) {
+func (m mirrorRequest) options() ([]rollout.ShadowOption, error) {
 	if m.Version == "" || m.Percent == nil {
 		return nil, badInput(`mirror: want {"version": "...", "percent": 0 to 100}`)
 	}
-	if !validPercent(*m.Percent) {
+	if !(*m.Percent >= 0 && *m.Percent <= 100) {
 		return nil, badInput("mirror: percent %v, want 0 to 100", *m.Percent)
 	}
-	var opts []ShadowOption
+	var opts []rollout.ShadowOption
 	if m.MaxMirrors < 0 {
 		return nil, badInput("mirror: max_mirrors %d, want at least 1", m.MaxMirrors)
 	}
 	if m.MaxMirrors > 0 {
-		opts = append(opts, WithMaxMirrors(m.MaxMirrors))
+		opts = append(opts, rollout.WithMaxMirrors(m.MaxMirrors))
 	}
 	if m.Timeout > 0 {
-		opts = append(opts, WithMirrorTimeout(time.Duration(m.Timeout)))
+		opts = append(opts, rollout.WithMirrorTimeout(time.Duration(m.Timeout)))
 	}
 	for _, out := range slices.Sorted(maps.Keys(m.Compare)) {
-		c, err := ParseComparison(m.Compare[out])
+		c, err := rollout.ParseComparison(m.Compare[out])
 		if err != nil {
 			return nil, badInput("mirror: output %q: %v", out, err)
 		}
-		opts = append(opts, WithComparison(out, c))
+		opts = append(opts, rollout.WithComparison(out, c))
 	}
 	return opts, nil
 }

@@ -1,20 +1,28 @@
-package drift_test
+package report_test
 
 import (
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/servekit/servekit/drift"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // hostile is a feature name and a category that would run script if the
 // report did not escape them.
@@ -97,9 +105,9 @@ func reportMonitor(t testing.TB, opts ...drift.Option) *drift.Monitor {
 	return m
 }
 
-func TestReportHTML(t *testing.T) {
+func TestDriftPage(t *testing.T) {
 	m := reportMonitor(t)
-	srv := httptest.NewServer(m.Handler())
+	srv := httptest.NewServer(report.Handler(report.Drift(m)))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	require.NoError(t, err)
@@ -116,20 +124,65 @@ func TestReportHTML(t *testing.T) {
 	assert.NotContains(t, page, "<script")
 	assert.NotContains(t, page, "http://", "nothing is loaded from elsewhere")
 	assert.NotContains(t, page, "https://")
-	for _, want := range []string{"ALARM", "amount", "chi_square", "jensen_shannon", "Alerts, newest first", "raised"} {
+	for _, want := range []string{"<title>Drift report</title>", "ALARM", "amount", "chi_square", "jensen_shannon", "Alerts, newest first", "raised"} {
 		assert.Contains(t, page, want)
 	}
 
+	assert.NotContains(t, page, "Model quality", "no quality part without a quality source")
+
 	post, err := http.Post(srv.URL, "text/plain", nil)
 	require.NoError(t, err)
+	b, _ := io.ReadAll(post.Body)
 	post.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, post.StatusCode)
+	assert.JSONEq(t, `{"error": "report: method not allowed; use GET"}`, string(b))
+
+	// Results evaluated elsewhere (merged replicas) draw the same page.
+	var fromResults strings.Builder
+	require.NoError(t, report.WriteHTML(&fromResults, report.DriftResults(m.Report())))
+	assert.Contains(t, fromResults.String(), "jensen_shannon")
+	assert.Contains(t, fromResults.String(), "&lt;img src=x onerror=alert(1)&gt;")
+
+	path := filepath.Join(t.TempDir(), "drift.html")
+	require.NoError(t, report.WriteFile(path, report.Drift(m)))
+	onDisk, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(onDisk), "jensen_shannon")
 }
 
-func TestReportEmpty(t *testing.T) {
+func TestDriftPageEmpty(t *testing.T) {
 	m := newMonitor(t)
 	var b strings.Builder
-	require.NoError(t, m.Report().WriteHTML(&b))
+	require.NoError(t, report.WriteHTML(&b, report.Drift(m)))
 	assert.Contains(t, b.String(), "No model version has been evaluated yet")
 	assert.Contains(t, b.String(), "No alerts")
+}
+
+// gen draws rows of (a, b): a ~ N(shift, 1), b ~ U(0, 1).
+type gen struct{ r *rand.Rand }
+
+func newGen(seed uint64) *gen { return &gen{rand.New(rand.NewPCG(seed, 7))} }
+
+func (g *gen) rows(n int, shift float64) []float32 {
+	x := make([]float32, 2*n)
+	for i := range n {
+		x[2*i] = float32(g.r.NormFloat64() + shift)
+		x[2*i+1] = float32(g.r.Float64())
+	}
+	return x
+}
+
+func flush(t testing.TB, m *drift.Monitor) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, m.Flush(ctx))
+}
+
+func newMonitor(t testing.TB, opts ...drift.Option) *drift.Monitor {
+	t.Helper()
+	m, err := drift.NewMonitor(opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { m.Close() })
+	return m
 }

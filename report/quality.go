@@ -1,4 +1,4 @@
-package quality
+package report
 
 import (
 	"fmt"
@@ -7,18 +7,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/servekit/servekit/quality"
 )
 
 // The report's view model: numbers and chart geometry computed here, so
 // the template only places escaped values.
 
-type sectionView struct {
-	Versions []versionView
-	Alerts   []alertView
+// qualityPage is the model-quality part of the page.
+type qualityPage struct {
+	Stats    *quality.Stats
+	Versions []qualityVersion
+	Alerts   []qualityAlert
 	More     int
 }
 
-type versionView struct {
+type qualityVersion struct {
 	Model, Version string
 	Status         string // ok, alarm, insufficient
 	StatusText     string
@@ -28,7 +32,7 @@ type versionView struct {
 	Labels         int64
 	Charts         []metricChart
 	Windows        []windowRow
-	Metrics        []Metric // the table's metric columns
+	Metrics        []quality.Metric // the table's metric columns
 	Changes        []string
 }
 
@@ -44,18 +48,6 @@ type metricChart struct {
 	HasBnd  bool
 	Labels  []label
 	Caption string
-}
-
-type dot struct {
-	X, Y  float64
-	Class string
-	Title string
-}
-
-type label struct {
-	X, Y   float64
-	Text   string
-	Anchor string
 }
 
 type windowRow struct {
@@ -74,34 +66,33 @@ type cellView struct {
 	Class     string // "", "breach", "divergent"
 }
 
-type alertView struct {
+type qualityAlert struct {
 	Time, Model, Version, Kind, Checks, Reason string
 }
 
 const (
-	chartW     = 420.0
 	chartH     = 150.0
 	chartPad   = 46.0
-	maxAlerts  = 50
 	maxWindows = 30
 )
 
-func (m *Monitor) section() sectionView {
-	var s sectionView
-	for _, k := range m.pub.keys() {
-		s.Versions = append(s.Versions, m.versionView(k))
+// newQualityPage draws a quality monitor's report.
+func newQualityPage(r quality.Report) qualityPage {
+	s := qualityPage{Stats: r.Stats}
+	for _, v := range r.Versions {
+		s.Versions = append(s.Versions, qualityVersionOf(v, r.Metrics))
 	}
-	alerts := m.Alerts()
+	alerts := r.Alerts
 	if len(alerts) > maxAlerts {
 		s.More = len(alerts) - maxAlerts
 		alerts = alerts[:maxAlerts]
 	}
 	for _, a := range alerts {
 		checks := a.Raised
-		if a.Kind == AlertCleared {
+		if a.Kind == quality.AlertCleared {
 			checks = a.Cleared
 		}
-		s.Alerts = append(s.Alerts, alertView{
+		s.Alerts = append(s.Alerts, qualityAlert{
 			Time: a.Time.UTC().Format("2006-01-02 15:04:05"), Model: a.Model, Version: a.Version,
 			Kind: string(a.Kind), Checks: strings.Join(checks, ", "), Reason: a.Reason,
 		})
@@ -109,11 +100,10 @@ func (m *Monitor) section() sectionView {
 	return s
 }
 
-func (m *Monitor) versionView(k mvKey) versionView {
-	st := m.Status(k.model, k.version)
-	rs := m.Results(k.model, k.version) // newest first
-	v := versionView{
-		Model: k.model, Version: k.version, Estimating: st.Estimating,
+func qualityVersionOf(vr quality.VersionReport, metrics []quality.Metric) qualityVersion {
+	st, rs := vr.Status, vr.Results // newest first
+	v := qualityVersion{
+		Model: vr.Model, Version: vr.Version, Estimating: st.Estimating,
 		Predictions: st.Predictions, Labels: st.Labels, Reason: st.Reason,
 		Status: "ok", StatusText: "ok",
 	}
@@ -132,7 +122,7 @@ func (m *Monitor) versionView(k mvKey) versionView {
 	}
 	chrono := slices.Clone(rs)
 	slices.Reverse(chrono)
-	for _, metric := range m.cfg.alarmMetrics {
+	for _, metric := range metrics {
 		if c, ok := chartOf(metric, chrono); ok {
 			v.Charts = append(v.Charts, c)
 			v.Metrics = append(v.Metrics, metric)
@@ -171,7 +161,7 @@ func (m *Monitor) versionView(k mvKey) versionView {
 
 // chartOf draws a metric over the windows, oldest first: the estimate and
 // its band, the realized values, the reference value and the bound.
-func chartOf(metric Metric, rs []Result) (metricChart, bool) {
+func chartOf(metric quality.Metric, rs []quality.Result) (metricChart, bool) {
 	c := metricChart{Metric: string(metric), W: chartW, H: chartH}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	see := func(p *float64) {
@@ -280,19 +270,4 @@ func fmtDur(sec float64) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Millisecond).String()
-}
-
-// fmtNum shows a number in at most four significant digits.
-func fmtNum(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case math.Abs(v) >= 1e-3 && math.Abs(v) < 1e5:
-		s := strconv.FormatFloat(v, 'f', max(0, 3-int(math.Floor(math.Log10(math.Abs(v))))), 64)
-		if strings.Contains(s, ".") {
-			s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-		}
-		return s
-	}
-	return strconv.FormatFloat(v, 'g', 3, 64)
 }

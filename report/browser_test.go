@@ -1,4 +1,4 @@
-package drift_test
+package report_test
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/servekit/servekit/drift"
 	"github.com/servekit/servekit/quality"
+	"github.com/servekit/servekit/report"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -99,11 +99,10 @@ func b2f(b bool) float64 {
 // The report page, loaded in headless Chromium: no console error, no
 // failed or outside request, and every chart drawn with a size — the
 // drift charts, the data-quality table, the multivariate check, and the
-// model-quality section package quality adds (WithReportSection).
+// model-quality part.
 func TestReportInChromium(t *testing.T) {
 	exe := chromium(t)
-	m := reportMonitor(t, drift.WithReportSection(qualitySection(t)))
-	srv := httptest.NewServer(m.Handler())
+	srv := httptest.NewServer(report.Handler(report.Drift(reportMonitor(t)), report.Quality(qualitySection(t))))
 	defer srv.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -199,7 +198,7 @@ func TestReportInChromium(t *testing.T) {
 	for _, u := range requests {
 		assert.Equal(t, srv.URL+"/", u, "the page loads nothing else")
 	}
-	assert.Equal(t, "Drift report", got.Title)
+	assert.Equal(t, "Model monitoring report", got.Title)
 	assert.Equal(t, 5, got.Features)
 	assert.Equal(t, 5, got.Rows, "a data-quality row per feature")
 	assert.Equal(t, 4, got.Quality, "a chart per judged metric: accuracy, F1, AUC, log loss")

@@ -1,4 +1,4 @@
-package drift
+package webhook
 
 import (
 	"crypto/hmac"
@@ -11,14 +11,14 @@ import (
 	"time"
 )
 
-// SignatureHeader carries a Webhook's signature of its body when it has a
+// SignatureHeader carries a Sender's signature of its body when it has a
 // key (WithSigningKey):
 //
 //	Servekit-Signature: t=1718000000,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd
 //
 // t is the attempt's time in Unix seconds and v1 the lower-case hex of
 // HMAC-SHA256(key, t + "." + body): the timestamp is signed with the body,
-// so a receiver that checks it (VerifySignature, within a tolerance) turns
+// so a receiver that checks it (Verify, within a tolerance) turns
 // away a delivery replayed later, and one that remembers the
 // Idempotency-Key of what it took within that tolerance turns away a
 // replay inside it too. Every attempt is signed afresh. The format is
@@ -26,18 +26,18 @@ import (
 const SignatureHeader = "Servekit-Signature"
 
 // DefaultSignatureTolerance is how far a signature's time may be from the
-// receiver's clock in VerifySignature: five minutes, as Stripe and Slack
+// receiver's clock in Verify: five minutes, as Stripe and Slack
 // allow, for clock skew and slow networks.
 const DefaultSignatureTolerance = 5 * time.Minute
 
-// ErrSignature is wrapped by VerifySignature's errors.
-var ErrSignature = errors.New("drift: webhook signature")
+// ErrSignature is wrapped by Verify's errors.
+var ErrSignature = errors.New("webhook: signature")
 
 // WithSigningKey signs every delivery with key (HMAC-SHA256, see
 // SignatureHeader). Share the key with the receiver as a secret; an empty
 // key is refused.
-func WithSigningKey(key []byte) WebhookOption {
-	return webhookOptionFunc(func(w *Webhook) { w.key = append([]byte{}, key...) })
+func WithSigningKey(key []byte) Option {
+	return optionFunc(func(w *Sender) { w.key = append([]byte{}, key...) })
 }
 
 // Sign returns the SignatureHeader value of body signed with key at t.
@@ -54,12 +54,12 @@ func mac(key []byte, ts string, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// VerifySignature checks a SignatureHeader value against the body received:
+// Verify checks a SignatureHeader value against the body received:
 // one of its v1 signatures must be body's under key (compared in constant
 // time), and its time within tolerance of now (0: the default). It is what
 // a receiver runs before trusting an alert; the error says why it failed
 // and wraps ErrSignature.
-func VerifySignature(key []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+func Verify(key []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
 	if tolerance <= 0 {
 		tolerance = DefaultSignatureTolerance
 	}
