@@ -1,4 +1,4 @@
-# The two commands: `make demo` runs the example, `make test` runs the tests.
+# The two commands: `make demo` serves the demo model, `make test` runs the tests.
 # Both install what is missing first (Debian packages, ONNX Runtime).
 
 ORT_LIB ?= $(CURDIR)/third_party/onnxruntime/libonnxruntime.so.1
@@ -20,8 +20,12 @@ WORK := GOWORK=$(CURDIR)/go.work
 deps:
 	@scripts/install-deps.sh
 
+# The demo repository (testdata/repository: batching and the response cache
+# on in its config.pbtxt) through servekit serve, on :8080 with /metrics there
+# too (README's curl and grpcurl lines, examples/monitoring's scrape config);
+# gRPC also on its own port, 8001.
 demo: deps
-	$(GO) run ./examples/realtime -batch -cache
+	$(GO) run ./cmd/servekit serve --model-repository testdata/repository --http-port 8080 --metrics-port 8080
 
 # The closed loop in about a minute: batch scoring, serving, drift →
 # retraining → shadow → canary (README "The closed loop"). Flags through
@@ -38,7 +42,7 @@ closedloop: deps
 # when it was written.
 test: deps vet
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'Budget|^Fuzz' ./serving/... ./cache/...
+	$(GO) test -count=1 -run 'Budget|^Fuzz' ./serving/... ./cache/... ./cmd/servekit
 	cd deploy && $(GO) test -count=1 ./...
 	cd beam && $(WORK) $(GO) test -count=1 ./...
 	scripts/check-modules.sh
@@ -68,7 +72,7 @@ test-arm64:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
-	$(GO) vet -tags servekit_nogrpc,servekit_noredis ./examples/realtime
+	$(GO) vet -tags servekit_nogrpc,servekit_noredis ./cmd/servekit
 	cd deploy && $(GO) vet ./...
 	cd beam && $(WORK) $(GO) vet ./...
 
@@ -112,7 +116,7 @@ soak: deps
 	cd reliability && $(GO) test -count=1 -timeout 30m -run '^TestSoak$$' -v . -soak 10m -out $(CURDIR)/reliability/out
 
 # Issue 18's attack table (reliability/attacks_test.go): each row on fresh
-# examples/realtime -batch -cache replicas (3 each), peak RSS, statuses, time
+# servekit serve --batch --cache replicas (3 each), peak RSS, statuses, time
 # and honest probes beside it. ARGS='-attacks.rows ^6' picks rows,
 # ARGS='-attacks.bin PATH' attacks another build. Output in reliability/out/.
 attacks: deps

@@ -73,13 +73,15 @@
 // doc has the rule every middleware follows: which are built with New(next)
 // and which are shared values, what Close closes, how options fail.
 //
-// The examples folder holds runnable binaries: examples/predict (load and
-// score), examples/realtime (the production-shaped server), examples/rollout
-// (mirror → canary → switch → rollback), examples/hybrid (a canary from a
-// version on a remote V2 server to the same model in process, and a remote
-// challenger shadowed in band), examples/drift (drift detected,
-// retraining webhook called, report written), examples/batchjob (1M rows
-// into Parquet) and examples/closedloop (all of it composed: nightly scoring,
-// serving, drift-triggered retraining, late labels, and a canary promoted
-// by guards that include its AUC against the stable's on labelled traffic).
+// cmd/servekit is the server command (servekit serve). The examples folder
+// holds runnable binaries: examples/predict (load and score),
+// examples/realtime (servekit embedded in a server of your own, in one
+// file), examples/rollout (mirror → canary → switch → rollback),
+// examples/hybrid (a canary from a version on a remote V2 server to the
+// same model in process, and a remote challenger shadowed in band),
+// examples/drift (drift detected, retraining webhook called, report
+// written), examples/batchjob (1M rows into Parquet) and examples/closedloop
+// (all of it composed: nightly scoring, serving, drift-triggered
+// retraining, late labels, and a canary promoted by guards that include
+// its AUC against the stable's on labelled traffic).
 package servekit

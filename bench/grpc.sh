@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# gRPC against REST on one servekit server: examples/realtime with the fraud
-# model, serving REST and gRPC (the Connect handler) on one port and gRPC
-# again with grpc-go on a port of its own (-grpc-addr, Triton's 8001),
+# gRPC against REST on one servekit server: servekit serve with the fraud
+# model, serving REST and gRPC (the Connect handler) on its HTTP port and
+# gRPC again with grpc-go on a port of its own (--grpc-port, Triton's 8001),
 # driven by bench/loadgen in closed loop, 64 clients, RUNS rounds of, in
 # turn: V2 JSON over HTTP/1.1 (rest-json), gRPC ModelInfer with
 # raw_input_contents through the REST port (connect-raw) and through the
@@ -16,7 +16,7 @@
 # (utime+stime from /proc over the run, divided by the answers), which the
 # machine's other load disturbs less than throughput does. Knobs: DUR (10s),
 # CONC (64), RUNS (3), CONNS (gRPC connections, 1), ROWS (rows per request,
-# 1), SERVEKIT_FLAGS (default -max-inflight=-1: the example's admission
+# 1), SERVEKIT_FLAGS (default --max-inflight=-1: the server's admission
 # control, one request in flight and one queued on this one-core server,
 # would shed a few percent of every line with 429s or ResourceExhausted,
 # fast answers that are not counted, at rates that differ by protocol; as
@@ -40,7 +40,7 @@ DEBUG=127.0.0.1:18084
 TOKEN=bench-grpc
 mkdir -p "$OUT"
 
-go build -o "$OUT/realtime" ./examples/realtime
+go build -tags grpcnotrace -o "$OUT/servekit" ./cmd/servekit
 go build -o "$OUT/loadgen" ./bench/loadgen
 
 SRV=() LOAD=()
@@ -53,8 +53,9 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null;
 trap cleanup EXIT
 
 debug=()
-[ -n "$PROFILE" ] && debug=(-debug-addr "$DEBUG" -admin-token "$TOKEN")
-GOMAXPROCS=1 "${SRV[@]}" "$OUT/realtime" -addr "$ADDR" -grpc-addr "$GRPC" -model "fraud=$MODEL" -ort-lib "$ORT" "${debug[@]}" ${SERVEKIT_FLAGS--max-inflight=-1} >"$OUT/realtime-grpc.log" 2>&1 &
+[ -n "$PROFILE" ] && debug=(--debug-addr "$DEBUG" --admin-token "$TOKEN")
+GOMAXPROCS=1 "${SRV[@]}" "$OUT/servekit" serve --http-address "${ADDR%:*}" --http-port "${ADDR##*:}" --metrics-port "${ADDR##*:}" \
+	--grpc-address "${GRPC%:*}" --grpc-port "${GRPC##*:}" --model "fraud=$MODEL" --ort-lib "$ORT" "${debug[@]}" ${SERVEKIT_FLAGS---max-inflight=-1} >"$OUT/servekit-grpc.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do
 	curl -fs -o /dev/null "http://$ADDR/v2/health/ready" && break

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Micro-batching through HTTP: servekit's examples/realtime without and with
+# Micro-batching through HTTP: servekit serve (cmd/servekit) without and with
 # -batch, side by side, on three models (bench/models: the fraud MLP, a wide
 # MLP, a small conv net) at several closed-loop client counts, driven by
 # bench/loadgen. Both servers run at once, pinned to CPU 1 with one ONNX
@@ -10,7 +10,7 @@
 # less) and the median p99 of each.
 #
 # Knobs: DUR (5s per measure), ROUNDS (3), MODELS ("fraud wide conv"),
-# CONCS ("1 8 64 256"), BATCH_FLAGS ("-batch"), FLAGS for both servers
+# CONCS ("1 8 64 256"), BATCH_FLAGS ("--batch"), FLAGS for both servers
 # ("-max-inflight=-1": the example's admission control, sized differently
 # with and without -batch, would otherwise answer part of the load with
 # 429s and blur the comparison), SERVER_PROCS (1: GOMAXPROCS of the
@@ -21,14 +21,14 @@ DUR=${DUR:-5s}
 ROUNDS=${ROUNDS:-3}
 MODELS=${MODELS:-fraud wide conv}
 CONCS=${CONCS:-1 8 64 256}
-BATCH_FLAGS=${BATCH_FLAGS:--batch}
-FLAGS=${FLAGS:--max-inflight=-1}
+BATCH_FLAGS=${BATCH_FLAGS:---batch}
+FLAGS=${FLAGS:---max-inflight=-1}
 SERVER_PROCS=${SERVER_PROCS:-1}
 ORT=${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/libonnxruntime.so.1}
 OUT=bench/out
 mkdir -p "$OUT"
 
-go build -o "$OUT/realtime" ./examples/realtime
+go build -o "$OUT/servekit" ./cmd/servekit
 go build -o "$OUT/loadgen" ./bench/loadgen
 go run ./bench/models -dir "$OUT/models" >/dev/null
 
@@ -58,8 +58,8 @@ declare -A pid_of
 serve() { # port model flags...
 	local port=$1 m=$2
 	shift 2
-	GOMAXPROCS=$SERVER_PROCS "${SRV[@]}" "$OUT/realtime" -addr "127.0.0.1:$port" -model "$m=$OUT/models/$m.onnx" \
-		-ort-lib "$ORT" $FLAGS "$@" >"$OUT/realtime-$port.log" 2>&1 &
+	GOMAXPROCS=$SERVER_PROCS "${SRV[@]}" "$OUT/servekit" serve --http-address 127.0.0.1 --http-port "$port" --metrics-port "$port" --allow-grpc=false \
+		--model "$m=$OUT/models/$m.onnx" --ort-lib "$ORT" $FLAGS "$@" >"$OUT/servekit-$port.log" 2>&1 &
 	pids+=($!)
 	pid_of[$port]=$!
 	wait_ready "http://127.0.0.1:$port"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# HTTP serving comparison: servekit's examples/realtime against a Node.js peer
+# HTTP serving comparison: servekit serve (cmd/servekit) against a Node.js peer
 # (onnxruntime-node 1.29.0 behind node:http) on the same model, same V2 JSON,
 # started in turn on loopback and driven by bench/loadgen (closed loop).
 #
 # Setup on a 2-core machine: each server is pinned to CPU 1 with one ONNX
 # Runtime thread (servekit GOMAXPROCS=1; Node is one event loop); the load
 # generator is pinned to CPU 0 with GOMAXPROCS=1. Knobs: DUR (10s), CONC (64),
-# SERVEKIT_FLAGS (e.g. "-batch").
+# SERVEKIT_FLAGS (e.g. "--batch").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-10s}
@@ -16,7 +16,7 @@ ORT=${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/libonnxruntime.so.1}
 OUT=bench/out
 mkdir -p "$OUT"
 
-go build -o "$OUT/realtime" ./examples/realtime
+go build -o "$OUT/servekit" ./cmd/servekit
 go build -o "$OUT/loadgen" ./bench/loadgen
 if [ ! -d bench/node-peer/node_modules/onnxruntime-node ]; then
 	(cd bench/node-peer && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund)
@@ -55,7 +55,7 @@ measure() { # name url
 }
 
 : >"$OUT/http.txt"
-GOMAXPROCS=1 "${SRV[@]}" "$OUT/realtime" -addr 127.0.0.1:18080 -model "fraud=$MODEL" -ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/realtime.log" 2>&1 &
+GOMAXPROCS=1 "${SRV[@]}" "$OUT/servekit" serve --http-address 127.0.0.1 --http-port 18080 --metrics-port 18080 --allow-grpc=false --model "fraud=$MODEL" --ort-lib "$ORT" ${SERVEKIT_FLAGS:-} >"$OUT/servekit.log" 2>&1 &
 pid=$!
 wait_ready http://127.0.0.1:18080
 measure servekit http://127.0.0.1:18080

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -22,12 +23,12 @@ func TestCacheTierIsClosed(t *testing.T) {
 	ms := load(t, "k8s/*.yaml")
 	var cm *corev1.ConfigMap
 	for _, c := range all[corev1.ConfigMap](ms) {
-		if c.Name == "servekit-realtime" {
+		if c.Name == "servekit" {
 			cm = c
 		}
 	}
-	if cm == nil || cm.Data["SERVEKIT_REDIS"] == "" {
-		t.Fatal("no ConfigMap servekit-realtime naming SERVEKIT_REDIS: nothing to check")
+	if cm == nil || cm.Data["SERVEKIT_CACHE_REDIS"] == "" {
+		t.Fatal("no ConfigMap servekit naming SERVEKIT_CACHE_REDIS: nothing to check")
 	}
 	for k := range cm.Data {
 		if strings.Contains(k, "PASSWORD") || strings.Contains(k, "KEY") {
@@ -40,7 +41,7 @@ func TestCacheTierIsClosed(t *testing.T) {
 		}
 	}
 
-	host, _, _ := strings.Cut(cm.Data["SERVEKIT_REDIS"], ":")
+	host, _, _ := strings.Cut(cm.Data["SERVEKIT_CACHE_REDIS"], ":")
 	var redisDep, server *appsv1.Deployment
 	for _, d := range all[appsv1.Deployment](ms) {
 		for _, s := range all[corev1.Service](ms) {
@@ -48,12 +49,12 @@ func TestCacheTierIsClosed(t *testing.T) {
 				redisDep = d
 			}
 		}
-		if d.Name == "servekit-realtime" {
+		if d.Name == "servekit" {
 			server = d
 		}
 	}
 	if redisDep == nil || server == nil {
-		t.Fatalf("no Deployment behind Service %s, or no servekit-realtime", host)
+		t.Fatalf("no Deployment behind Service %s, or no servekit", host)
 	}
 
 	// Redis: --requirepass $(VAR), VAR from a Secret; the probe's redis-cli
@@ -77,16 +78,16 @@ func TestCacheTierIsClosed(t *testing.T) {
 	// The server: the same password, and an HMAC key, each from a Secret,
 	// under the names the binary reads.
 	sc := server.Spec.Template.Spec.Containers[0]
-	if got := secretOf(t, sc, "SERVEKIT_REDIS_PASSWORD"); got != password {
+	if got := secretOf(t, sc, "SERVEKIT_CACHE_REDIS_PASSWORD"); got != password {
 		t.Errorf("the server reads the password from %v, Redis from %v", got, password)
 	}
-	if key := secretOf(t, sc, "SERVEKIT_REDIS_HMAC_KEY"); key == password {
+	if key := secretOf(t, sc, "SERVEKIT_CACHE_REDIS_HMAC_KEY"); key == password {
 		t.Errorf("the HMAC key is Redis's password (%v): a second secret, please", key)
 	}
-	help := realtimeHelp(t)
-	for _, v := range []string{"SERVEKIT_REDIS_PASSWORD", "SERVEKIT_REDIS_HMAC_KEY"} {
+	help := serveHelp(t)
+	for _, v := range []string{"SERVEKIT_CACHE_REDIS_PASSWORD", "SERVEKIT_CACHE_REDIS_HMAC_KEY"} {
 		if !strings.Contains(help, "$"+v) {
-			t.Errorf("examples/realtime does not read $%s", v)
+			t.Errorf("servekit serve does not read $%s", v)
 		}
 	}
 
@@ -154,13 +155,22 @@ func secretOf(t *testing.T, c corev1.Container, name string) corev1.SecretKeySel
 	return corev1.SecretKeySelector{}
 }
 
-// realtimeHelp is the -help text of examples/realtime.
-func realtimeHelp(t *testing.T) string {
+// serveHelp is the --help text of servekit serve, built from this
+// checkout once per test binary.
+func serveHelp(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("go", "run", "./examples/realtime", "-help")
-	cmd.Dir = ".."
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	_ = cmd.Run() // -help exits non-zero
-	return out.String()
+	helpOnce.Do(func() {
+		cmd := exec.Command("go", "run", "./cmd/servekit", "serve", "--help")
+		cmd.Dir = ".."
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		_ = cmd.Run()
+		help = out.String()
+	})
+	return help
 }
+
+var (
+	helpOnce sync.Once
+	help     string
+)

@@ -1,10 +1,10 @@
 // Package deploy holds the deployment manifests for many replicas of
-// examples/realtime (k8s/) and the offline checks that run on them in CI:
+// servekit serve (cmd/servekit; k8s/) and the offline checks that run on them in CI:
 // every Kubernetes document decodes strictly (unknown fields rejected) into
 // the k8s.io/api type of its apiVersion and kind, the objects agree with
 // each other (selectors, names, ports, the ConfigMap), the server's
-// arguments are flags the binary has, and the Dockerfile of
-// examples/realtime parses and keeps its promises (multi-stage, ONNX
+// arguments and ConfigMap variables are flags the binary has, and the
+// Dockerfile of cmd/servekit parses and keeps its promises (multi-stage, ONNX
 // Runtime from the project's script, non-root user, HEALTHCHECK).
 //
 // It is a module of its own because k8s.io/api and buildkit's Dockerfile
@@ -12,7 +12,7 @@
 // root Makefile's test target runs it.
 //
 // Apply with kubectl apply -f deploy/k8s/ after building and pushing the
-// image (see examples/realtime/Dockerfile) and creating the Secret of the
+// image (see cmd/servekit/Dockerfile) and creating the Secret of the
 // shared cache, which is not shipped (a committed secret is a known one):
 //
 //	kubectl create secret generic servekit-cache \
@@ -22,9 +22,9 @@
 // Redis runs with that password (requirepass), behind a NetworkPolicy that
 // admits only the servers' pods; the servers read the password and the HMAC
 // key that signs and verifies every cache entry from the same Secret
-// ($SERVEKIT_REDIS_PASSWORD, $SERVEKIT_REDIS_HMAC_KEY). Without the Secret
+// ($SERVEKIT_CACHE_REDIS_PASSWORD, $SERVEKIT_CACHE_REDIS_HMAC_KEY). Without the Secret
 // the pods do not start. To rotate the HMAC key without a wave of misses,
 // add the old one as hmac-key-previous, mapped to
-// $SERVEKIT_REDIS_HMAC_KEY_PREVIOUS, roll out, then remove it. The offline
+// $SERVEKIT_CACHE_REDIS_HMAC_KEY_PREVIOUS, roll out, then remove it. The offline
 // checks hold the manifests to all of this (cache_test.go).
 package deploy

@@ -10,14 +10,14 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
-// TestDockerfile parses examples/realtime/Dockerfile with buildkit's own
+// TestDockerfile parses cmd/servekit/Dockerfile with buildkit's own
 // parser and instruction decoder (what docker build runs first), then checks
 // what the image promises: a build stage that fetches ONNX Runtime with the
 // project's script and builds the server, and a final stage with the demo
-// model, a non-root user, the port, a HEALTHCHECK on readiness and an
+// model repository, a non-root user, the port, a HEALTHCHECK on readiness and an
 // ENTRYPOINT.
 func TestDockerfile(t *testing.T) {
-	f, err := os.Open("../examples/realtime/Dockerfile")
+	f, err := os.Open("../cmd/servekit/Dockerfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +47,9 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("build stage does not fetch ONNX Runtime with scripts/install-onnxruntime.sh: %q", runs)
 	}
 	if !slices.ContainsFunc(runs, func(s string) bool {
-		return strings.Contains(s, "go build") && strings.Contains(s, "./examples/realtime")
+		return strings.Contains(s, "go build") && strings.Contains(s, "./cmd/servekit")
 	}) {
-		t.Errorf("build stage does not build ./examples/realtime: %q", runs)
+		t.Errorf("build stage does not build ./cmd/servekit: %q", runs)
 	}
 	var user, healthcheck, entrypoint string
 	var exposed, fromBuild, model bool
@@ -62,7 +62,7 @@ func TestDockerfile(t *testing.T) {
 		case *instructions.EntrypointCommand:
 			entrypoint = strings.Join(c.CmdLine, " ")
 		case *instructions.ExposeCommand:
-			exposed = slices.Contains(c.Ports, "8080")
+			exposed = slices.Contains(c.Ports, "8000")
 		case *instructions.CopyCommand:
 			if c.From == build.Name {
 				fromBuild = true
@@ -78,10 +78,10 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(healthcheck, "/v2/health/ready") {
 		t.Errorf("HEALTHCHECK %q, want a check of /v2/health/ready", healthcheck)
 	}
-	if !strings.Contains(entrypoint, "realtime") {
+	if !strings.Contains(entrypoint, "/servekit") {
 		t.Errorf("ENTRYPOINT %q, want the server", entrypoint)
 	}
 	if !exposed || !fromBuild || !model {
-		t.Errorf("final stage: EXPOSE 8080 %v, COPY --from=%s %v, demo model copied %v", exposed, build.Name, fromBuild, model)
+		t.Errorf("final stage: EXPOSE 8000 %v, COPY --from=%s %v, demo model copied %v", exposed, build.Name, fromBuild, model)
 	}
 }

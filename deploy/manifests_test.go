@@ -1,13 +1,12 @@
 package deploy_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,47 +195,53 @@ func TestManifests(t *testing.T) {
 		configMaps[c.Name] = c
 	}
 
-	rt := byName["servekit-realtime"]
+	rt := byName["servekit"]
 	if rt == nil {
-		t.Fatal("no Deployment servekit-realtime")
+		t.Fatal("no Deployment servekit")
 	}
 	c := rt.Spec.Template.Spec.Containers[0]
 	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/v2/health/ready" {
-		t.Errorf("realtime readiness probe %+v, want GET /v2/health/ready (ready = models loaded and warmed up)", p)
+		t.Errorf("servekit readiness probe %+v, want GET /v2/health/ready (ready = models loaded and warmed up)", p)
 	}
 	if p := c.LivenessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/v2/health/live" {
-		t.Errorf("realtime liveness probe %+v, want GET /v2/health/live", p)
+		t.Errorf("servekit liveness probe %+v, want GET /v2/health/live", p)
 	}
 	for _, ef := range c.EnvFrom {
 		if ef.ConfigMapRef != nil && configMaps[ef.ConfigMapRef.Name] == nil {
-			t.Errorf("realtime reads ConfigMap %s, which is not here", ef.ConfigMapRef.Name)
+			t.Errorf("servekit reads ConfigMap %s, which is not here", ef.ConfigMapRef.Name)
 		}
 	}
-	flags := realtimeFlags(t)
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("servekit args %q: want servekit serve", c.Args)
+	}
+	flags := serveFlags(t)
 	args := map[string]string{}
-	for _, a := range c.Args {
+	for _, a := range c.Args[1:] {
 		name, val, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		args[name] = val
 		if !slices.Contains(flags, name) {
-			t.Errorf("realtime arg %q: the binary has no flag -%s", a, name)
+			t.Errorf("servekit serve arg %q: the binary has no flag --%s", a, name)
 		}
 	}
 	drain, _ := time.ParseDuration(args["drain-delay"])
-	shutdown, _ := time.ParseDuration(args["shutdown-timeout"])
-	if g := rt.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= drain+shutdown {
-		t.Errorf("terminationGracePeriodSeconds must exceed -drain-delay %v + -shutdown-timeout %v", drain, shutdown)
+	exitSecs, _ := strconv.ParseFloat(args["exit-timeout-secs"], 64)
+	exit := time.Duration(exitSecs * float64(time.Second))
+	if g := rt.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || time.Duration(*g)*time.Second <= drain+exit {
+		t.Errorf("terminationGracePeriodSeconds must exceed --drain-delay %v + --exit-timeout-secs %v", drain, exit)
 	}
-	if cm := configMaps["servekit-realtime"]; cm != nil {
+	if cm := configMaps["servekit"]; cm != nil {
 		for k := range cm.Data {
 			if !strings.HasPrefix(k, "SERVEKIT_") {
 				t.Errorf("ConfigMap key %s: the server reads SERVEKIT_* variables", k)
+			} else if name := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "SERVEKIT_"), "_", "-")); !slices.Contains(flags, name) {
+				t.Errorf("ConfigMap key %s: servekit serve has no flag --%s to read it", k, name)
 			}
 		}
-		if addr := cm.Data["SERVEKIT_REDIS"]; addr != "" {
+		if addr := cm.Data["SERVEKIT_CACHE_REDIS"]; addr != "" {
 			host, port, _ := strings.Cut(addr, ":")
 			s := services[host]
 			if s == nil || !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return fmt.Sprint(p.Port) == port }) {
-				t.Errorf("SERVEKIT_REDIS %s is not a Service port here", addr)
+				t.Errorf("SERVEKIT_CACHE_REDIS %s is not a Service port here", addr)
 			}
 		}
 	}
@@ -279,20 +284,15 @@ func hasPort(d *appsv1.Deployment, port string) bool {
 	return false
 }
 
-// realtimeFlags lists the flags of examples/realtime from its -help.
-func realtimeFlags(t *testing.T) []string {
+// serveFlags lists the flags of servekit serve from its --help.
+func serveFlags(t *testing.T) []string {
 	t.Helper()
-	cmd := exec.Command("go", "run", "./examples/realtime", "-help")
-	cmd.Dir = ".."
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	_ = cmd.Run() // -help exits non-zero
 	var flags []string
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(out.String(), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  --([a-z0-9-]+)`).FindAllStringSubmatch(serveHelp(t), -1) {
 		flags = append(flags, m[1])
 	}
 	if len(flags) < 10 {
-		t.Fatalf("could not read the flags of examples/realtime:\n%s", out.String())
+		t.Fatalf("could not read the flags of servekit serve:\n%s", serveHelp(t))
 	}
 	return flags
 }

@@ -29,7 +29,7 @@ var _ = addAttacks(
 	attack{row: "1", what: "V1 instances [[0],…], four 64 KB bodies", send: func(t *testing.T, srv *loadtest.Server) []sent {
 		return postConcurrently(srv.Base+"/v1/models/fraud:predict", 4, instances(64<<10))
 	}},
-	attack{row: "1", what: "SageMaker instances [[0],…], four 128 KB bodies", args: []string{"-sagemaker"}, send: func(t *testing.T, srv *loadtest.Server) []sent {
+	attack{row: "1", what: "SageMaker instances [[0],…], four 128 KB bodies", args: []string{"--sagemaker"}, send: func(t *testing.T, srv *loadtest.Server) []sent {
 		return postConcurrently(srv.Base+"/invocations", 4, instances(128<<10))
 	}},
 	attack{row: "1b", what: "V2 shape [65536] with one value, repeated, 1.2 MB", send: func(t *testing.T, srv *loadtest.Server) []sent {
@@ -71,7 +71,7 @@ var _ = addAttacks(
 		return postConcurrently(srv.Base+"/v2/models/fraud/infer", 1, []byte(b.String()))
 	}},
 	attack{row: "5", what: "256 connections declare Content-Length 16 MiB, send headers only (-read-timeout 2s)",
-		args: []string{"-read-timeout", "2s"}, within: 4 * time.Second, send: headersOnly},
+		args: []string{"--read-timeout", "2s"}, within: 4 * time.Second, send: headersOnly},
 	attack{row: "6", what: "gRPC message of 16 MB of empty inputs", setup: func() { emptyInputsMessage() }, send: func(t *testing.T, srv *loadtest.Server) []sent {
 		return []sent{{len(emptyInputsMessage()), grpcInfer(srv, emptyInputsMessage(), false)}}
 	}},

@@ -25,7 +25,7 @@ import (
 )
 
 // The attack table of issue 18, rerun the way it was measured: each row's
-// traffic goes to a fresh examples/realtime -batch -cache replica, repeated
+// traffic goes to a fresh servekit serve --batch --cache replica, repeated
 // on as many fresh replicas, while a probe sends honest requests beside it.
 // A row passes when every answer is a client error (4xx, or a gRPC client
 // code), the replica's peak RSS (VmHWM) stays within its idle RSS + 192 MiB,
@@ -44,7 +44,7 @@ import (
 var (
 	attacksOn     = flag.Bool("attacks", false, "run issue 18's attack table (make attacks)")
 	attackRepeat  = flag.Int("attacks.repeat", 3, "fresh replicas per row")
-	attackBin     = flag.String("attacks.bin", "", "an examples/realtime binary to attack instead of this tree's (one built at an older commit, for before/after)")
+	attackBin     = flag.String("attacks.bin", "", "a servekit binary to attack instead of this tree's (one built at an older commit, for before/after; it must have servekit serve)")
 	attackRowsRE  = flag.String("attacks.rows", "", "regexp of the rows to run (their row ids, e.g. ^1b$|^6)")
 	attackCeiling = flag.Int64("attacks.ceiling", 1536, "MiB of RSS at which a replica is killed (the shipped pod's limit is 1024): this machine is shared")
 )
@@ -105,7 +105,7 @@ func TestAttacks(t *testing.T) {
 	}
 	bin := *attackBin
 	if bin == "" {
-		bin = loadtest.Build(t, realtimePkg)
+		bin = loadtest.Build(t, servekitPkg)
 	}
 	lib := orttest.Library(t)
 	var table strings.Builder
@@ -143,9 +143,9 @@ func runAttack(t *testing.T, bin, lib string, a attack) attackRun {
 		a.setup()
 	}
 	t.Run(a.row+" "+a.what, func(t *testing.T) {
-		args := []string{"-ort-lib", lib, "-model", "fraud=" + fraudModel(t), "-batch", "-cache", "-debug-addr", "127.0.0.1:0"}
+		args := []string{"--ort-lib", lib, "--model", "fraud=" + fraudModel(t), "--batch", "--cache", "--debug-addr", "127.0.0.1:0"}
 		if hasFlag(t, bin, "admin-token") { // pprof is behind it since the admin hardening
-			args = append(args, "-admin-token", attackToken)
+			args = append(args, "--admin-token", attackToken)
 		}
 		args = append(args, a.args...)
 		srv := loadtest.Start(t, bin, args...)
@@ -302,10 +302,10 @@ func mibText(b int64) string {
 
 const attackToken = "attacks"
 
-// hasFlag reports whether the binary at bin has -name (builds differ).
+// hasFlag reports whether servekit serve at bin has --name (builds differ).
 func hasFlag(t *testing.T, bin, name string) bool {
-	out, _ := exec.Command(bin, "-help").CombinedOutput()
-	return bytes.Contains(out, []byte("\n  -"+name+" "))
+	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
+	return bytes.Contains(out, []byte("\n  --"+name+"\n")) || bytes.Contains(out, []byte("\n  --"+name+" "))
 }
 
 // probeBudget is what one honest probe may cost the server, all of its

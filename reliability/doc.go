@@ -1,5 +1,5 @@
 // Package reliability holds servekit's reliability tests; it has no API.
-// They run the real examples/realtime binary (built by the test, on
+// They run the real servekit binary (cmd/servekit, built by the test, on
 // loopback, bounded in time) or its middleware stack in-process:
 //
 //	TestOverload                 capacity, then 10x open loop: refusals, bounds, recovery (make overload: full, with p99 checks)
@@ -12,8 +12,7 @@
 //	TestAttacks                  issue 18's attack table on fresh replicas (make attacks; -attacks)
 //	BenchmarkRefusal             what a 429 costs against a model run
 //
-// The tests that need examples/realtime -repo (a model repository) skip,
-// saying so, where it is missing. Flags: -overload.full, -soak 10m,
+// Flags: -overload.full, -soak 10m,
 // -attacks (with -attacks.repeat, -attacks.rows, -attacks.bin), -out DIR
 // (CSV curves, summaries, attacks.md). Figures are in the README's
 // Reliability section.

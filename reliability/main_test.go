@@ -29,14 +29,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/yalue/onnxruntime_go.Ptr"))
 }
 
-const realtimePkg = "github.com/servekit/servekit/examples/realtime"
+const servekitPkg = "github.com/servekit/servekit/cmd/servekit"
 
-// server builds examples/realtime and starts it with args.
+// server builds servekit and starts servekit serve with args.
 func server(t *testing.T, args ...string) *loadtest.Server {
 	t.Helper()
 	lib := orttest.Library(t)
-	bin := loadtest.Build(t, realtimePkg)
-	return loadtest.Start(t, bin, append([]string{"-ort-lib", lib, "-debug-addr", "127.0.0.1:0", "-admin-token", "reliability"}, args...)...)
+	bin := loadtest.Build(t, servekitPkg)
+	return loadtest.Start(t, bin, append([]string{"--ort-lib", lib, "--debug-addr", "127.0.0.1:0", "--admin-token", "reliability"}, args...)...)
 }
 
 // fraudModel is the committed demo model.

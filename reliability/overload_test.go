@@ -47,7 +47,7 @@ func TestOverload(t *testing.T) {
 	if *overloadFull {
 		plan = fullOverload
 	}
-	srv := server(t, "-model", "heavy="+heavyModel(t), "-max-timeout", "10s")
+	srv := server(t, "--model", "heavy="+heavyModel(t), "--max-timeout", "10s")
 	url := srv.Base + "/v2/models/heavy/infer"
 	next := func(i int64) loadtest.Request { return loadtest.Request{URL: url, Body: heavyBody(i % 1024)} }
 	slots := serverCPUs() // the server's automatic -max-inflight

@@ -19,11 +19,8 @@ func TestCorruptModelDuringReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short")
 	}
-	if !repoSupport(t) {
-		t.Skip("examples/realtime has no -repo (the model repository, branch repository): nothing to reload")
-	}
 	dir := fraudRepo(t, "1")
-	srv := server(t, "-repo", dir, "-repo-poll", "200ms", "-cache")
+	srv := server(t, "--model-repository", dir, "--model-control-mode", "poll", "--repository-poll-secs", "0.2", "--cache")
 	model := filepath.Join(dir, "fraud", "1", "model.onnx")
 	client := loadtest.Client(8)
 	defer client.CloseIdleConnections()

@@ -1,35 +1,13 @@
 package reliability_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/servekit/servekit/internal/atomicfile"
-	"github.com/servekit/servekit/internal/loadtest"
 	"github.com/servekit/servekit/internal/onnxbuild"
-)
-
-// repoSupport reports whether the example server has -repo (the model
-// repository with hot reload, package repository). The tests that reload
-// models under load run only where it has: they exercise a feature built
-// on another branch, and skip, saying so, until it is merged.
-func repoSupport(t *testing.T) bool {
-	t.Helper()
-	repoOnce.Do(func() {
-		out, _ := exec.Command(loadtest.Build(t, realtimePkg), "-help").CombinedOutput()
-		repoHas = bytes.Contains(out, []byte("\n  -repo "))
-	})
-	return repoHas
-}
-
-var (
-	repoOnce sync.Once
-	repoHas  bool
 )
 
 // fraudVariant is the demo model with one bias moved, so that its answers

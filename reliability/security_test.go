@@ -22,14 +22,11 @@ func TestModelNamesCannotReachTheFileSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipped with -short")
 	}
-	if !repoSupport(t) {
-		t.Skip("examples/realtime has no -repo (branch repository): model names map to no files")
-	}
 	root := t.TempDir()
 	repo := filepath.Join(root, "repo")
 	putFile(t, filepath.Join(repo, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
 	putFile(t, filepath.Join(root, "outside", "1", "model.onnx"), fraudVariant(t, 1))
-	srv := server(t, "-repo", repo, "-repo-poll", "100ms")
+	srv := server(t, "--model-repository", repo, "--model-control-mode", "poll", "--repository-poll-secs", "0.1")
 	host := strings.TrimPrefix(srv.Base, "http://")
 	body := fraudRow(1)
 	for _, name := range []string{

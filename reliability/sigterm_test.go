@@ -26,7 +26,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SIGTERM test: skipped with -short")
 	}
-	srv := server(t, "-model", "heavy="+heavyModel(t), "-drain-delay", "1s", "-shutdown-timeout", "20s")
+	srv := server(t, "--model", "heavy="+heavyModel(t), "--drain-delay", "1s", "--exit-timeout-secs", "20")
 	url := srv.Base + "/v2/models/heavy/infer"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 	defer client.CloseIdleConnections()

@@ -77,25 +77,18 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak test: skipped with -short")
 	}
 	plan := soakPlanFor(*soakFor)
-	args := []string{"-batch", "-cache", "-cache-entries", "10000"}
-	// With a model repository (-repo), two versions serve and version 1 is
+	args := []string{"--batch", "--cache", "--cache-entries", "10000"}
+	// From a model repository, two versions serve and version 1 is
 	// hot-reloaded every few rounds: sessions opened and closed under load.
-	repo := repoSupport(t)
-	var dir string
-	if repo {
-		dir = fraudRepo(t, "1", "2")
-		args = append(args, "-repo", dir, "-repo-poll", "250ms")
-	} else {
-		t.Log("examples/realtime has no -repo (branch repository): soaking without versions and hot reloads")
-		args = append(args, "-model", "fraud="+fraudModel(t))
-	}
+	dir := fraudRepo(t, "1", "2")
+	args = append(args, "--model-repository", dir, "--model-control-mode", "poll", "--repository-poll-secs", "0.25")
 	srv := server(t, args...)
 	client := loadtest.Client(16)
 	defer client.CloseIdleConnections()
 	sampler := loadtest.StartSampler(srv, plan.every)
 	sampler.Phase("load")
 	ctx := context.Background()
-	next := soakMix(srv.Base, repo)
+	next := soakMix(srv.Base, true)
 	reloads := 0
 	// Rounds of load, each followed by a quiet moment with no request or
 	// connection open, when the server's goroutines are its own: under
@@ -107,7 +100,7 @@ func TestSoak(t *testing.T) {
 	start := time.Now()
 	var offset int64
 	for n := 0; time.Since(start) < plan.duration; n++ {
-		if repo && n%3 == 2 {
+		if n%3 == 2 {
 			reloads++
 			putFile(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, float32(reloads%5)/10))
 		}
@@ -135,16 +128,14 @@ func TestSoak(t *testing.T) {
 	}
 	rss := loadtest.Measure(soak, plan.window, loadtest.RSSOf)
 	gor := loadtest.Measure(soak, plan.window, loadtest.GoroutinesOf)
-	if repo {
-		loaded := countLines(srv.Output(), `msg="version ready"`, "model=fraud", "version=1")
-		t.Logf("%d reloads of version 1 asked, %d loads logged, %d failures", reloads, loaded, countLines(srv.Output(), "reload failed"))
-		if loaded < reloads/2 {
-			t.Errorf("only %d of %d reloads happened", loaded, reloads)
-		}
+	loaded := countLines(srv.Output(), `msg="version ready"`, "model=fraud", "version=1")
+	t.Logf("%d reloads of version 1 asked, %d loads logged, %d failures", reloads, loaded, countLines(srv.Output(), "reload failed"))
+	if loaded < reloads/2 {
+		t.Errorf("only %d of %d reloads happened", loaded, reloads)
 	}
-	summary := fmt.Sprintf("soak %v (warm-up %v, versions and %d hot reloads: %v), 8 clients: %d requests after warm-up (%.0f req/s), statuses %v, cancelled by the client %d, errors %d; "+
+	summary := fmt.Sprintf("soak %v (warm-up %v, versions and %d hot reloads), 8 clients: %d requests after warm-up (%.0f req/s), statuses %v, cancelled by the client %d, errors %d; "+
 		"RSS baseline %.1f MiB, last %.3fx, min %.3fx, max %.3fx; goroutines baseline %.0f, last %.3fx, min %.3fx, max %.3fx; %d quiet samples, one per %v of load (%d failed readings)",
-		plan.duration, plan.warmup, reloads, repo, res.Sent, float64(res.Sent)/res.Elapsed.Seconds(), res.Status, res.Canceled, res.Errors,
+		plan.duration, plan.warmup, reloads, res.Sent, float64(res.Sent)/res.Elapsed.Seconds(), res.Status, res.Canceled, res.Errors,
 		rss.Baseline/(1<<20), rss.Last, rss.Min, rss.Max, gor.Baseline, gor.Last, gor.Min, gor.Max, len(soak), plan.every*5, failed)
 	t.Log(summary)
 	writeText(t, "soak.txt", summary+"\n")

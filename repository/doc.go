@@ -29,7 +29,7 @@
 // load: the old ones serve), and 404 once it is gone. A LoadFunc may
 // return a chain (per-version cache and batcher, which belong below the
 // router); the repository owns what it returns and closes it. One response
-// cache may serve every version and outlive their reloads (examples/realtime
+// cache may serve every version and outlive their reloads (servekit serve
 // shares one): cache keys carry the model's content fingerprint
 // (serving.Metadata.Fingerprint), so a hot reload's new weights never get
 // the old ones' answers.
@@ -86,7 +86,7 @@
 // What servekit does with each field, as Triton defines it:
 //
 //	name                          honoured: must equal the directory name
-//	platform, backend             to the loader (examples/realtime: ONNX Runtime's only);
+//	platform, backend             to the loader (servekit serve: ONNX Runtime's only);
 //	                              platform "ensemble" refused
 //	version_policy                honoured (below)
 //	max_batch_size                honoured: the implicit batch dimension of dims; a request
@@ -143,7 +143,7 @@
 // batch nor cache. So the parsed configuration goes to the LoadFunc
 // (Version.Config), whose accessors give each setting in servekit's terms,
 // and the caller says which it applies with WithLoaderFields; any other
-// that is set is reported as ignored. examples/realtime (triton.go) is the
+// that is set is reported as ignored. cmd/servekit (triton.go) is the
 // reference mapping.
 //
 // # Version policy

@@ -18,7 +18,7 @@ import (
 // ignored: a setting is never dropped in silence. Package repository does
 // not import package batch or cache (composition is the caller's: the
 // order of the chain, cache sizes, a shared L2), so it cannot apply them
-// itself; examples/realtime shows the mapping.
+// itself; cmd/servekit (triton.go) shows the mapping.
 type LoaderField string
 
 // The fields a LoadFunc may apply, with the Config method that reads each.

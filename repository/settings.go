@@ -21,7 +21,7 @@ const (
 // Batching is dynamic_batching in the terms of servekit's batcher; each
 // field says which batch option it is for. The repository checks it when
 // the config is read; the LoadFunc builds the batcher from it (see
-// examples/realtime).
+// cmd/servekit).
 type Batching struct {
 	// MaxBatchSize is max_batch_size: batch.WithMaxBatchRows. A request
 	// with more rows is refused before it reaches the batcher, as Triton

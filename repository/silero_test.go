@@ -138,7 +138,7 @@ const sileroWarmup = `{"model_warmup": [{"name": "one chunk", "count": 2, "input
 	"c":     {"data_type": "FP32", "dims": [2, 1, 64], "zero_data": true}
 }}]}`
 
-// sileroOnes is the warm-up examples/realtime used to do for every model
+// sileroOnes is the warm-up the example server used to do for every model
 // (onnx.WithWarmup): zeros, every dynamic dimension 1.
 const sileroOnes = `{"model_warmup": [{"name": "zeros, dynamic dims 1", "inputs": {
 	"input": {"data_type": "FP32", "dims": [1, 1], "zero_data": true},

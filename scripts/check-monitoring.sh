@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the monitoring assets in examples/monitoring: promtool validates the
 # alert rules and the scrape config, and the Go test builds and starts
-# examples/realtime (batching and cache on), sends traffic and scrapes
+# servekit serve (batching and cache on), sends traffic and scrapes
 # /metrics, runs examples/closedloop's story (rollout, shadow, drift) and
 # scrapes it throughout, and fails listing every metric name the dashboard
 # or the rules query that neither exports. `make test` runs the same Go test; this script

@@ -13,18 +13,19 @@
 #     emulator's own memory and its translated code.
 #
 # Usage: scripts/edge-size.sh [PACKAGE [ARG...]]
-#   PACKAGE  the command (default ./examples/realtime)
-#   ARG      its arguments; {port} becomes a free port (default for
-#            examples/realtime: -addr 127.0.0.1:{port}, the demo model)
+#   PACKAGE  the command (default ./cmd/servekit)
+#   ARG      its arguments; {port} becomes a free port (default: servekit
+#            serve of the demo model on 127.0.0.1:{port}, /metrics there too,
+#            no gRPC port of its own)
 # The arm64 half needs what scripts/install-deps.sh --arm64 installs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-pkg=${1:-./examples/realtime}
+pkg=${1:-./cmd/servekit}
 [ $# -eq 0 ] || shift
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(-addr '127.0.0.1:{port}')
+[ ${#args[@]} -gt 0 ] || args=(serve --http-address 127.0.0.1 --http-port '{port}' --metrics-port '{port}' --allow-grpc=false --model fraud=testdata/models/fraud.onnx)
 tags=${TAGS-servekit_nogrpc,servekit_noredis}
 port=${PORT:-18089}
 args=("${args[@]//\{port\}/$port}")

@@ -2,7 +2,7 @@
 // dashboard (dashboard.json), Prometheus alerting rules (alerts.yml) and a
 // scrape configuration (prometheus.yml); see README.md — and, in its tests,
 // the check that keeps them true: every metric name the dashboard and the
-// rules query must be exported by the running examples/realtime server or,
+// rules query must be exported by a running servekit serve (cmd/servekit) or,
 // for the rollout, shadow, drift and prediction-logging series, by
 // examples/closedloop during its story.
 //

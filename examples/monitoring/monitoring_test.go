@@ -206,59 +206,61 @@ func TestPromtool(t *testing.T) {
 }
 
 // TestMetricsExported checks that every metric name the dashboard and the
-// rules query is exported by a servekit server: examples/realtime for the
+// rules query is exported by a servekit server: servekit serve for the
 // request, batching, cache and process metrics, examples/closedloop for
 // the rollout, shadow, drift and prediction-logging ones (only a server
 // that runs a router with a canary plan, a shadow and a drift monitor has
 // them). It fails listing each referenced name that neither exports.
 func TestMetricsExported(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs examples/realtime and examples/closedloop")
+		t.Skip("builds and runs cmd/servekit and examples/closedloop")
 	}
 	lib := ortLib(t)
 	root, _ := filepath.Abs("../..")
-	realtime := realtimeFamilies(t, build(t, root, "realtime"), lib, root)
-	loop := closedLoopFamilies(t, build(t, root, "closedloop"), lib)
+	server := serveFamilies(t, build(t, root, "./cmd/servekit"), lib, root)
+	loop := closedLoopFamilies(t, build(t, root, "./examples/closedloop"), lib)
 
 	refs := referenced(t)
 	var missing []string
 	for name, where := range refs {
-		if !realtime.has(name) && !loop.has(name) {
+		if !server.has(name) && !loop.has(name) {
 			missing = append(missing, fmt.Sprintf("%s (used in %s)", name, strings.Join(where, ", ")))
 		}
 	}
 	slices.Sort(missing)
 	if len(missing) > 0 {
-		t.Errorf("%d of %d metric names the dashboard and rules query are exported by neither examples/realtime nor examples/closedloop:\n  %s",
+		t.Errorf("%d of %d metric names the dashboard and rules query are exported by neither servekit serve nor examples/closedloop:\n  %s",
 			len(missing), len(refs), strings.Join(missing, "\n  "))
-		t.Logf("realtime exports: %v\nclosedloop exports: %v", realtime.names(), loop.names())
+		t.Logf("servekit serve exports: %v\nclosedloop exports: %v", server.names(), loop.names())
 	} else {
 		t.Logf("all %d referenced metric names are exported", len(refs))
 	}
 }
 
-// build compiles examples/<name> into the test's temporary directory.
-func build(t *testing.T, root, name string) string {
+// build compiles the command pkg (./cmd/servekit) into the test's
+// temporary directory.
+func build(t *testing.T, root, pkg string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-o", bin, "./examples/"+name)
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/%s: %v\n%s", name, err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }
 
-// realtimeFamilies starts examples/realtime with batching and a cache on a
+// serveFamilies starts servekit serve with batching and a cache on a
 // free loopback port, sends traffic that makes every series the assets
 // query exist (a cache miss and hit, batches, evictions, requests the
 // batcher rejects), and returns what /metrics exports.
-func realtimeFamilies(t *testing.T, bin, lib, root string) families {
-	p := startProcess(t, bin, "-addr", "127.0.0.1:0", "-ort-lib", lib,
-		"-model", "fraud="+filepath.Join(root, "testdata/models/fraud.onnx"),
-		"-batch", "-batch-max-rows", "2", "-batch-queue-rows", "2", "-batch-max-delay", "5ms",
-		"-cache", "-cache-entries", "4",
-		"-warmup", "1") // warm-up is off by default; the dashboard charts its duration
+func serveFamilies(t *testing.T, bin, lib, root string) families {
+	p := startProcess(t, bin, "serve", "--http-address", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0", // one port
+		"--ort-lib", lib,
+		"--model", "fraud="+filepath.Join(root, "testdata/models/fraud.onnx"),
+		"--batch", "--batch-max-rows", "2", "--batch-queue-rows", "2", "--batch-max-delay", "5ms",
+		"--cache", "--cache-entries", "4",
+		"--warmup", "1") // warm-up is off by default; the dashboard charts its duration
 	base := p.await(t, regexp.MustCompile(`^serving .* on (http://\S+) `), 60*time.Second)
 
 	// A miss then a hit; then more distinct requests than the cache holds

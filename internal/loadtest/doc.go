@@ -1,7 +1,7 @@
 // Package loadtest drives a servekit server process the way the reliability
-// tests need: it builds and starts examples/realtime as a child process,
-// sends it closed-loop and open-loop HTTP load, and samples the process's
-// resident memory and goroutines over time.
+// tests need: it builds and starts servekit serve (cmd/servekit) as a child
+// process, sends it closed-loop and open-loop HTTP load, and samples the
+// process's resident memory and goroutines over time.
 //
 // Closed loop (Closed): c clients each send, wait for the answer, and send
 // again; what it measures is capacity, and latency at that concurrency.

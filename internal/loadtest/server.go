@@ -23,7 +23,7 @@ import (
 )
 
 // Build compiles the main package pkg (an import path, or a directory such
-// as "../examples/realtime") once per test binary and returns the path of
+// as "../cmd/servekit") once per test binary and returns the path of
 // the executable.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
@@ -55,10 +55,10 @@ var (
 type Server struct {
 	// Base is the server's root URL, http://127.0.0.1:port.
 	Base string
-	// Debug is the root of the server's pprof listener (-debug-addr), if
+	// Debug is the root of the server's pprof listener (--debug-addr), if
 	// it printed one.
 	Debug string
-	token string // the -admin-token the pprof listener wants
+	token string // the --admin-token the pprof listener wants
 	cmd   *exec.Cmd
 	mu    sync.Mutex // guards Debug while the output is read
 	out   *syncBuffer
@@ -66,21 +66,24 @@ type Server struct {
 	err   error         // Wait's error, set before done closes
 }
 
-// Start runs bin with args plus -addr 127.0.0.1:0, waits until it prints
+// Start runs bin serve with args after flags that put REST, gRPC and
+// /metrics on one loopback port of the system's choosing (servekit
+// serve's --http-port 0, with --grpc-port and --metrics-port the same),
+// waits until it prints
 // the address it serves on and answers /v2/health/ready, and stops it (if
 // still running) when the test ends. With SERVEKIT_SERVER_CPUS set (a
 // taskset CPU list, such as "1") the server is pinned to those CPUs, so a
 // load generator pinned elsewhere does not steal its cores.
 func Start(t testing.TB, bin string, args ...string) *Server {
 	t.Helper()
-	argv := append([]string{bin, "-addr", "127.0.0.1:0"}, args...)
+	argv := append([]string{bin, "serve", "--http-address", "127.0.0.1", "--http-port", "0", "--grpc-port", "0", "--metrics-port", "0"}, args...)
 	if cpus := os.Getenv("SERVEKIT_SERVER_CPUS"); cpus != "" {
 		if ts, err := exec.LookPath("taskset"); err == nil {
 			argv = append([]string{ts, "-c", cpus}, argv...)
 		}
 	}
 	s := &Server{out: &syncBuffer{}, done: make(chan struct{})}
-	if i := slices.Index(args, "-admin-token"); i >= 0 && i+1 < len(args) {
+	if i := slices.Index(args, "--admin-token"); i >= 0 && i+1 < len(args) {
 		s.token = args[i+1]
 	}
 	s.cmd = exec.Command(argv[0], argv[1:]...)
@@ -175,7 +178,7 @@ func (s *Server) Goroutines() (int64, error) {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("loadtest: pprof answered %s (pass -admin-token to Start)", resp.Status)
+			return 0, fmt.Errorf("loadtest: pprof answered %s (pass --admin-token to Start)", resp.Status)
 		}
 		line, err := bufio.NewReader(resp.Body).ReadString('\n')
 		if err != nil {

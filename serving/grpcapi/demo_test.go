@@ -18,8 +18,8 @@ import (
 )
 
 // demo serves the fraud model (ONNX Runtime required) over REST and gRPC on
-// one real loopback listener, as examples/realtime does, and with grpc-go's
-// server (NewServer) on another, and returns both host:ports.
+// one real loopback listener, as servekit serve's HTTP port does, and with
+// grpc-go's server (NewServer) on another, and returns both host:ports.
 func demo(t *testing.T) (addr, native string) {
 	t.Helper()
 	m := orttest.Fraud(t)

@@ -70,10 +70,10 @@
 // Importing grpcapi links grpc-go (NewServer's) into a program. Build with
 // grpc-go's own tag, -tags grpcnotrace: without it grpc-go links
 // golang.org/x/net/trace, whose html/template makes the linker keep every
-// method of every type, and examples/realtime grows from 16.0 to 28.4 MB
-// stripped (amd64); with it, to 18.2 MB (its Dockerfile builds so). A
-// program that wants no gRPC at all (edge builds) leaves the package out,
-// as examples/realtime's servekit_nogrpc tag does.
+// method of every type, and the servekit command (cmd/servekit) grows to
+// 28.9 MB stripped (amd64); with it, 18.7 MB (its Dockerfile builds so).
+// A program that wants no gRPC at all (edge builds) leaves the package
+// out, as servekit's servekit_nogrpc tag does.
 //
 // Plaintext HTTP/2 comes from the standard library (http.Server.Protocols
 // with SetUnencryptedHTTP2, Go 1.24+), not golang.org/x/net/http2/h2c: gRPC

@@ -51,8 +51,8 @@ const (
 	pathV1Typed   = "/v1/models/typed:predict" // a model with one input of each datatype
 )
 
-// hostileHandler serves the routes above with the limits of
-// examples/realtime. Its models answer one FP32 element whatever they get,
+// hostileHandler serves the routes above with the limits of servekit
+// serve's defaults. Its models answer one FP32 element whatever they get,
 // so that what a request costs is what decoding it costs.
 func hostileHandler(t interface{ Fatal(...any) }) *httpapi.Handler {
 	h := httpapi.New(httpapi.WithMaxBodyBytes(16<<20), httpapi.WithMaxElements(1<<22),

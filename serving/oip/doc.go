@@ -46,7 +46,7 @@
 // miss. No middleware imports this package: they write to serving.Timing,
 // and Infer reads it when the call returns. They are the same
 // measurements the layers record as OpenTelemetry metrics, so the two
-// agree (examples/realtime tests it). A Predictor that reports nothing
+// agree (cmd/servekit tests it). A Predictor that reports nothing
 // counts as one run per request, so every successful request shows in
 // the queue and compute counts, as in Triton, whose perf_analyzer finds
 // the version it measures by them.

@@ -61,7 +61,7 @@ func (s *Server) AttachRepository(r Repository) {
 // ErrRepositoryControlOff is the answer to repository requests on a Server
 // built without WithRepositoryControl.
 var ErrRepositoryControlOff = serving.Errorf(serving.Unimplemented,
-	"oip: model repository control is not enabled on this server (an admin capability: see oip.WithRepositoryControl, examples/realtime -repository-control)")
+	"oip: model repository control is not enabled on this server (an admin capability: see oip.WithRepositoryControl, servekit serve --model-control-mode explicit)")
 
 // AuthorizeRepository checks an admin request for the repository
 // extension: who is asking, or ErrRepositoryControlOff, or the

@@ -27,7 +27,7 @@ import (
 //	queue.ns                 = servekit.batch.queue.duration + servekit.limit.queue.duration
 //	Σ batch_stats compute ns = servekit.model.inference.duration sum (ok)
 func TestStatisticsAgreeWithMetrics(t *testing.T) {
-	base, _, stop := start(t, "-batch", "-cache", "-batch-max-delay", "2ms")
+	base, _, stop := start(t, "--batch", "--cache", "--batch-max-delay", "2ms")
 	defer stop()
 	const clients, each = 8, 10
 	var wg sync.WaitGroup

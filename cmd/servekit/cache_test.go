@@ -43,9 +43,9 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	replica := func(bias float32) (models string, dir string, stop func()) {
 		dir = t.TempDir()
 		put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, bias))
-		base, _, stop := start(t, "-repo", dir, "-repo-poll", "5ms", "-cache", "-cache-redis", srv.Addr,
-			"-cache-redis-password", password, "-cache-redis-hmac-key", testHMACKey,
-			"-cache-redis-timeout", "10s") // a cold connection's AUTH on a loaded runner can take longer than the default 50 ms: a miss, not the hit asserted
+		base, _, stop := start(t, "--model-repository", dir, "--model-control-mode", "poll", "--repository-poll-secs", "0.005", "--cache", "--cache-redis", srv.Addr,
+			"--cache-redis-password", password, "--cache-redis-hmac-key", testHMACKey,
+			"--cache-redis-timeout", "10s") // a cold connection's AUTH on a loaded runner can take longer than the default 50 ms: a miss, not the hit asserted
 		return base, dir, stop
 	}
 	oldA, dirA, stopA := replica(0)
@@ -53,9 +53,9 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	newB, _, stopB := replica(1)
 	defer stopB()
 
-	_, _, sOld := infer(t, oldA+"/v2/models/fraud/infer")
+	_, _, sOld := postInfer(t, oldA+"/v2/models/fraud/infer")
 	poll.Until(t, "the old replica's entry in Redis", func() bool { return keys() == 1 })
-	_, _, sNew := infer(t, newB+"/v2/models/fraud/infer")
+	_, _, sNew := postInfer(t, newB+"/v2/models/fraud/infer")
 	if sNew == sOld {
 		t.Fatalf("the replica on new weights answered %v, the old weights' answer", sNew)
 	}
@@ -64,7 +64,7 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	// A third replica on the old weights answers from Redis.
 	oldC, _, stopC := replica(0)
 	defer stopC()
-	if _, _, s := infer(t, oldC+"/v2/models/fraud/infer"); s != sOld {
+	if _, _, s := postInfer(t, oldC+"/v2/models/fraud/infer"); s != sOld {
 		t.Errorf("a replica on the old weights answered %v, want %v", s, sOld)
 	}
 	if hits := metric(t, oldC, "servekit_cache_hits_total", `tier="l2"`); hits != 1 {
@@ -75,28 +75,28 @@ func TestRedisCacheWithRepository(t *testing.T) {
 	// model's, though L1 and Redis hold the old one under the same version.
 	put(t, filepath.Join(dirA, "fraud", "1", "model.onnx"), fraudVariant(t, 2))
 	poll.Until(t, "the reload's answer", func() bool {
-		_, _, s := infer(t, oldA+"/v2/models/fraud/infer")
+		_, _, s := postInfer(t, oldA+"/v2/models/fraud/infer")
 		return s != sOld
 	})
-	_, _, sReloaded := infer(t, oldA+"/v2/models/fraud/infer")
+	_, _, sReloaded := postInfer(t, oldA+"/v2/models/fraud/infer")
 	if sReloaded == sNew {
 		t.Errorf("after the reload A answered %v, replica B's answer", sReloaded)
 	}
-	if _, _, s := infer(t, oldC+"/v2/models/fraud/infer"); s != sOld {
+	if _, _, s := postInfer(t, oldC+"/v2/models/fraud/infer"); s != sOld {
 		t.Errorf("replica C, still on the old weights, answered %v after A's reload, want %v", s, sOld)
 	}
 }
 
 // The shared tier refuses to start half-configured: without its HMAC key
-// (unless told to run unauthenticated), or without -cache.
+// (unless told to run unauthenticated), or without --cache.
 func TestRedisCacheFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"-cache", "-cache-redis", "127.0.0.1:1"},
-		{"-cache", "-cache-redis", "127.0.0.1:1", "-cache-redis-hmac-key", "short"},
-		{"-cache", "-cache-redis", "127.0.0.1:1", "-cache-redis-hmac-key", testHMACKey, "-cache-redis-unauthenticated"},
-		{"-cache-redis", "127.0.0.1:1", "-cache-redis-hmac-key", testHMACKey},
+		{"--cache", "--cache-redis", "127.0.0.1:1"},
+		{"--cache", "--cache-redis", "127.0.0.1:1", "--cache-redis-hmac-key", "short"},
+		{"--cache", "--cache-redis", "127.0.0.1:1", "--cache-redis-hmac-key", testHMACKey, "--cache-redis-unauthenticated"},
+		{"--cache-redis", "127.0.0.1:1", "--cache-redis-hmac-key", testHMACKey},
 	} {
-		err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, args...), io.Discard)
+		err := serveArgs(context.Background(), append(args, "--model", "fraud=../../testdata/models/fraud.onnx"), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "cache") {
 			t.Errorf("%q: %v, want an error about the cache", args, err)
 		}
@@ -115,10 +115,10 @@ func TestRedisPoisonedEntryIsAMiss(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
 	ctx := context.Background()
-	args := []string{"-cache", "-cache-redis", srv.Addr, "-cache-redis-hmac-key", testHMACKey}
+	args := []string{"--cache", "--cache-redis", srv.Addr, "--cache-redis-hmac-key", testHMACKey}
 	first, _, stopFirst := start(t, args...)
 	defer stopFirst()
-	_, _, honest := infer(t, first+"/v2/models/fraud/infer")
+	_, _, honest := postInfer(t, first+"/v2/models/fraud/infer")
 	var name string
 	poll.Until(t, "the entry in Redis", func() bool {
 		keys := rdb.Keys(ctx, "servekit:cache:*").Val()
@@ -162,7 +162,7 @@ func TestRedisPoisonedEntryIsAMiss(t *testing.T) {
 		base, _, stop := start(t, args...) // a fresh replica: its L1 is empty
 		var code int
 		var s float64
-		grew := alloctest.Once(func() { code, _, s = infer(t, base+"/v2/models/fraud/infer") })
+		grew := alloctest.Once(func() { code, _, s = postInfer(t, base+"/v2/models/fraud/infer") })
 		if code != 200 || s != honest {
 			t.Errorf("%s: %d, score %v; want 200 and the model's %v", what, code, s, honest)
 		}

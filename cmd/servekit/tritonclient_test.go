@@ -41,8 +41,8 @@ dynamic_batching { max_queue_delay_microseconds: 100 }
 `))
 	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
 	put(t, filepath.Join(dir, "other", "1", "model.onnx"), fraudVariant(t, 1))
-	base, _, stop = start(t, "-repo", dir, "-repo-poll", "0", "-model-control-mode", "explicit", "-load-model", "fraud",
-		"-admin-token", adminSecret)
+	base, _, stop = start(t, "--model-repository", dir, "--model-control-mode", "explicit", "--load-model", "fraud",
+		"--admin-token", adminSecret)
 	return base, stop
 }
 

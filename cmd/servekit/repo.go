@@ -4,11 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/servekit/servekit/backend/onnx"
 	"github.com/servekit/servekit/cache"
@@ -17,23 +15,6 @@ import (
 	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/telemetry"
 )
-
-// repoOptions are the flags of the model repository (-repo DIR).
-type repoOptions struct {
-	repo         string
-	repoPoll     time.Duration
-	warmup       int
-	strictConfig bool
-	controlMode  string     // control.go
-	loadModels   modelNames // control.go
-}
-
-func addRepoFlags(fs *flag.FlagSet, o *repoOptions) {
-	fs.StringVar(&o.repo, "repo", env("SERVEKIT_REPO", ""), "serve every model and version of a model repository, <DIR>/<model>/<version>/model.onnx with an optional <DIR>/<model>/config.pbtxt or config.json ($SERVEKIT_REPO; see package repository)")
-	fs.BoolVar(&o.strictConfig, "strict-model-config", false, "refuse a repository model whose configuration sets a field servekit does not implement (otherwise it is logged and listed in the status)")
-	fs.DurationVar(&o.repoPoll, "repo-poll", repository.DefaultPollInterval, "how often -repo is re-read for new, changed and removed versions (0: never)")
-	fs.IntVar(&o.warmup, "warmup", 0, "warm each -model up with N runs on zeros, dynamic dims 1, before serving (off by default: a model such as Silero VAD fails that; repository models configure warm-up in config.pbtxt or config.json)")
-}
 
 // repoParams are the backend options a model's configuration may set in
 // "parameters"; the -threads flag is the default. Triton's ONNX Runtime
@@ -115,7 +96,7 @@ func openRepository(ctx context.Context, o *options, c *cache.Cache, srv *oip.Se
 		}
 		return chain, nil
 	}
-	opts := []repository.Option{repository.WithPollInterval(o.repoPoll), repository.WithLogger(log),
+	opts := []repository.Option{repository.WithPollInterval(o.pollInterval()), repository.WithLogger(log),
 		repository.WithServer(srv, telemetry.Middleware()), repository.WithLoaderFields(repoLoaderFields...)}
 	if o.strictConfig {
 		opts = append(opts, repository.WithStrictConfig())
@@ -151,8 +132,17 @@ func servedModels(models []loaded, repo *repository.Repository) []string {
 }
 
 func repoSummary(repo *repository.Repository) string {
-	if repo == nil {
+	failed := repoFailed(repo)
+	if len(failed) == 0 {
 		return ""
+	}
+	return " (failed to load: " + strings.Join(failed, ", ") + "; see the log)"
+}
+
+// repoFailed names the versions that failed to load, as model/version.
+func repoFailed(repo *repository.Repository) []string {
+	if repo == nil {
+		return nil
 	}
 	var failed []string
 	for _, m := range repo.Status().Models {
@@ -162,8 +152,5 @@ func repoSummary(repo *repository.Repository) string {
 			}
 		}
 	}
-	if len(failed) == 0 {
-		return ""
-	}
-	return " (failed to load: " + strings.Join(failed, ", ") + "; see the log)"
+	return failed
 }

@@ -51,7 +51,7 @@ const fraudRequest = `{"inputs":[{"name":"features","shape":[1,8],"datatype":"FP
 
 // infer posts the fraud request and returns the status, the answering
 // version and the score.
-func infer(t *testing.T, url string) (int, string, float64) {
+func postInfer(t *testing.T, url string) (int, string, float64) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(fraudRequest))
 	if err != nil {
@@ -90,19 +90,20 @@ func TestRepository(t *testing.T) {
 	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
 	put(t, filepath.Join(dir, "fraud", "2", "model.onnx"), fraudVariant(t, 1))
 	put(t, filepath.Join(dir, "broken", "1", "model.onnx"), []byte("not a model"))
-	base, curl, stop := start(t, "-repo", dir, "-repo-poll", "5ms", "-batch", "-cache")
+	base, curl, stop := start(t, "--model-repository", dir, "--model-control-mode", "poll", "--repository-poll-secs", "0.005", "--batch", "--cache",
+		"--exit-on-error=false") // broken/1 fails to load, and the others serve
 	defer stop()
 	if !strings.Contains(curl, "/v2/models/") {
 		t.Errorf("curl line %q", curl)
 	}
 	models := base + "/v2/models/"
 
-	code, version, _ := infer(t, models+"fraud/infer")
+	code, version, _ := postInfer(t, models+"fraud/infer")
 	if code != 200 || version != "2" {
 		t.Fatalf("unversioned infer: %d, version %q; want 200 from the latest, 2", code, version)
 	}
-	_, _, s1 := infer(t, models+"fraud/versions/1/infer")
-	_, _, s2 := infer(t, models+"fraud/versions/2/infer")
+	_, _, s1 := postInfer(t, models+"fraud/versions/1/infer")
+	_, _, s2 := postInfer(t, models+"fraud/versions/2/infer")
 	if s1 == s2 {
 		t.Errorf("versions 1 and 2 gave the same score %v", s1)
 	}
@@ -145,7 +146,7 @@ func TestRepository(t *testing.T) {
 					return
 				default:
 				}
-				if code, v, _ := infer(t, models+"fraud/versions/1/infer"); code != 200 || v != "1" {
+				if code, v, _ := postInfer(t, models+"fraud/versions/1/infer"); code != 200 || v != "1" {
 					failed.Add(1)
 				}
 			}
@@ -155,10 +156,10 @@ func TestRepository(t *testing.T) {
 		bias := float32(i+1) / 10
 		put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, bias))
 		poll.Until(t, fmt.Sprintf("reload %d of version 1", i+1), func() bool {
-			_, _, s := infer(t, models+"fraud/versions/1/infer")
+			_, _, s := postInfer(t, models+"fraud/versions/1/infer")
 			return s != s1
 		})
-		_, _, s1 = infer(t, models+"fraud/versions/1/infer")
+		_, _, s1 = postInfer(t, models+"fraud/versions/1/infer")
 		if got := httpStatus(t, models+"fraud/versions/1/ready"); got != 200 {
 			t.Errorf("version 1 ready after reload %d: %d", i+1, got)
 		}
@@ -173,17 +174,17 @@ func TestRepository(t *testing.T) {
 	// takes the traffic; removed: 404 and traffic back on version 2.
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), []byte("truncated"))
 	poll.Until(t, "version 3 reported failed", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 503 })
-	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
+	if code, v, _ := postInfer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("with a failed version 3, unversioned infer: %d from %q", code, v)
 	}
 	put(t, filepath.Join(dir, "fraud", "3", "model.onnx"), fraudVariant(t, 2))
 	poll.Until(t, "version 3 ready", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 200 })
-	poll.Until(t, "traffic on version 3", func() bool { _, v, _ := infer(t, models+"fraud/infer"); return v == "3" })
+	poll.Until(t, "traffic on version 3", func() bool { _, v, _ := postInfer(t, models+"fraud/infer"); return v == "3" })
 	if err := os.RemoveAll(filepath.Join(dir, "fraud", "3")); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, "version 3 gone", func() bool { return httpStatus(t, models+"fraud/versions/3/ready") == 404 })
-	if code, v, _ := infer(t, models+"fraud/infer"); code != 200 || v != "2" {
+	if code, v, _ := postInfer(t, models+"fraud/infer"); code != 200 || v != "2" {
 		t.Errorf("after removing version 3: %d from %q, want version 2", code, v)
 	}
 
@@ -199,7 +200,7 @@ func TestRepository(t *testing.T) {
 // -warmup is off by default: the old zeros-with-ones warm-up refused to
 // start on models like Silero VAD; asked for, it still runs.
 func TestWarmupFlag(t *testing.T) {
-	_, curl, stop := start(t, "-warmup", "2")
+	_, curl, stop := start(t, "--warmup", "2")
 	defer stop()
 	url, body := curlRequest(t, curl)
 	checkScore(t, url, body)
@@ -212,7 +213,7 @@ func TestRepositoryGRPC(t *testing.T) {
 	put(t, filepath.Join(dir, "fraud", "config.json"), []byte(`{"version_policy": {"all": {}}}`))
 	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
 	put(t, filepath.Join(dir, "fraud", "2", "model.onnx"), []byte("truncated"))
-	base, _, stop := start(t, "-repo", dir, "-repo-poll", "0")
+	base, _, stop := start(t, "--model-repository", dir, "--model-control-mode", "none", "--exit-on-error=false")
 	defer stop()
 	cc, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // the edge" has the sizes). -cache-redis is refused rather than ignored.
 func redisL2(r redisOptions) ([]cache.Option, func() error, error) {
 	if r.addr != "" {
-		return nil, nil, errors.New("-cache-redis: this binary was built with -tags servekit_noredis, without Redis")
+		return nil, nil, errors.New("--cache-redis: this binary was built with -tags servekit_noredis, without Redis")
 	}
 	return nil, func() error { return nil }, nil
 }

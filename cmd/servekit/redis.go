@@ -19,7 +19,7 @@ func redisL2(r redisOptions) ([]cache.Option, func() error, error) {
 	l2 := []cache.L2Option{cache.WithL2Timeout(r.timeout)}
 	switch {
 	case r.unauthenticated && r.hmacKey != "":
-		return nil, nil, errors.New("-cache-redis-unauthenticated contradicts -cache-redis-hmac-key")
+		return nil, nil, errors.New("--cache-redis-unauthenticated contradicts --cache-redis-hmac-key")
 	case r.hmacKey != "":
 		var previous [][]byte
 		if r.hmacPrevious != "" {
@@ -29,7 +29,7 @@ func redisL2(r redisOptions) ([]cache.Option, func() error, error) {
 	case r.unauthenticated:
 		l2 = append(l2, cache.WithL2Unauthenticated())
 	default:
-		return nil, nil, errors.New("-cache-redis needs -cache-redis-hmac-key ($SERVEKIT_REDIS_HMAC_KEY), the secret that authenticates what replicas write to it, or -cache-redis-unauthenticated to run without one")
+		return nil, nil, errors.New("--cache-redis needs --cache-redis-hmac-key ($SERVEKIT_CACHE_REDIS_HMAC_KEY), the secret that authenticates what replicas write to it, or --cache-redis-unauthenticated to run without one")
 	}
 	// ContextTimeoutEnabled: the cache bounds every Redis call by its own
 	// timeout, so a dead Redis costs a miss, never a stall.

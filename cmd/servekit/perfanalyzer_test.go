@@ -47,7 +47,7 @@ const (
 )
 
 func TestPerfAnalyzerSequenceREST(t *testing.T) {
-	base, _, stop := start(t, "-batch")
+	base, _, stop := start(t, "--batch")
 	defer stop()
 	model := base + "/v2/models/fraud"
 
@@ -239,7 +239,7 @@ func checkPAStats(t *testing.T, before, after map[[2]string]serverStats) {
 // reads REST's; inputs travel in raw_input_contents, answers in
 // raw_output_contents.
 func TestPerfAnalyzerSequenceGRPC(t *testing.T) {
-	base, _, stop := start(t, "-batch")
+	base, _, stop := start(t, "--batch")
 	defer stop()
 	cc, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -24,12 +24,12 @@ func TestCUDAFlags(t *testing.T) {
 	if gpuHere() {
 		want = "cuda:0"
 	} else {
-		err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-ort-lib", lib, "-model", "fraud=../../testdata/models/fraud.onnx", "-cuda", "0"}, io.Discard)
+		err := serveArgs(context.Background(), []string{"--ort-lib", lib, "--model", "fraud=../../testdata/models/fraud.onnx", "--cuda", "0"}, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "CUDA device 0 requested") {
-			t.Errorf("-cuda 0 without a GPU: %v", err)
+			t.Errorf("--cuda 0 without a GPU: %v", err)
 		}
 	}
-	base, curl, stop := start(t, "-cuda", "0", "-cpu-fallback", "-cuda-conv-algo", "HEURISTIC", "-cuda-mem-limit", "1073741824")
+	base, curl, stop := start(t, "--cuda", "0", "--cpu-fallback", "--cuda-conv-algo", "HEURISTIC", "--cuda-mem-limit", "1073741824")
 	defer stop()
 	url, body := curlRequest(t, curl)
 	checkScore(t, url, body)
@@ -45,8 +45,8 @@ func TestCUDAFlags(t *testing.T) {
 }
 
 func TestCUDAFlagMistake(t *testing.T) {
-	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-ort-lib", ortLib(t), "-model", "fraud=../../testdata/models/fraud.onnx",
-		"-cuda", "0", "-cpu-fallback", "-cuda-conv-algo", "fastest"}, io.Discard)
+	err := serveArgs(context.Background(), []string{"--ort-lib", ortLib(t), "--model", "fraud=../../testdata/models/fraud.onnx",
+		"--cuda", "0", "--cpu-fallback", "--cuda-conv-algo", "fastest"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `"fastest"`) {
 		t.Errorf("bad -cuda-conv-algo: %v", err)
 	}

@@ -60,7 +60,7 @@ func (g *gated) seen() []*serving.Request {
 // admission control (so every request reaches the batcher at once).
 func chainFor(t *testing.T, model serving.Predictor, pbtxt string) (serving.Predictor, *batch.Batcher) {
 	t.Helper()
-	o, err := parseFlags([]string{"-batch-adaptive=false", "-max-inflight=-1"}, io.Discard)
+	o, err := parseServe([]string{"--model-repository", "models", "--batch-adaptive=false", "--max-inflight=-1"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,8 +204,8 @@ func TestConfigDeviceAndCache(t *testing.T) {
 		}
 		return c
 	}
-	o, _ := parseFlags(nil, io.Discard)
-	onGPU, _ := parseFlags([]string{"-cuda", "1"}, io.Discard)
+	o, _ := parseServe([]string{"--model-repository", "models"}, io.Discard)
+	onGPU, _ := parseServe([]string{"--model-repository", "models", "--cuda", "1"}, io.Discard)
 	for _, tc := range []struct {
 		o      *options
 		config string
@@ -219,10 +219,10 @@ func TestConfigDeviceAndCache(t *testing.T) {
 		{onGPU, `instance_group [ { kind: KIND_AUTO count: 2 } ]`, 1},
 	} {
 		if got := deviceFor(tc.o, parse(tc.config)); got != tc.want {
-			t.Errorf("-cuda %d, %q: device %d, want %d", tc.o.gpu.device, tc.config, got, tc.want)
+			t.Errorf("--cuda %d, %q: device %d, want %d", tc.o.gpu.device, tc.config, got, tc.want)
 		}
 	}
-	withCache, _ := parseFlags([]string{"-cache"}, io.Discard)
+	withCache, _ := parseServe([]string{"--model-repository", "models", "--cache"}, io.Discard)
 	for _, tc := range []struct {
 		o      *options
 		config string
@@ -234,7 +234,7 @@ func TestConfigDeviceAndCache(t *testing.T) {
 		{withCache, `response_cache { enable: false }`, false},
 	} {
 		if got := cacheFor(tc.o, parse(tc.config)); got != tc.want {
-			t.Errorf("-cache=%v, %q: cache %v", tc.o.cache, tc.config, got)
+			t.Errorf("--cache=%v, %q: cache %v", tc.o.cache, tc.config, got)
 		}
 	}
 	if err := checkPlatform(repository.Version{Model: "m", Config: parse(`platform: "tensorrt_plan"`)}); serving.CodeOf(err) != serving.InvalidArgument {
@@ -283,7 +283,7 @@ output [ { name: "fc6_1" data_type: TYPE_FP32 dims: [ 5 ] reshape { shape: [ 5, 
 `))
 	put(t, filepath.Join(dir, "densenet_onnx", "1", "model.onnx"), classifier)
 
-	base, _, stop := start(t, "-repo", dir, "-repo-poll", "0", "-batch-adaptive=false")
+	base, _, stop := start(t, "--model-repository", dir, "--model-control-mode", "none", "--batch-adaptive=false")
 	defer stop()
 	models := base + "/v2/models/"
 	for _, m := range []string{"simple", "timeout", "densenet_onnx"} {
@@ -360,8 +360,8 @@ func TestStrictModelConfig(t *testing.T) {
 output [ { name: "score" data_type: TYPE_FP32 dims: [ 1 ] label_filename: "labels.txt" } ]`))
 	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
 	for _, strict := range []bool{false, true} {
-		base, _, stop := start(t, "-repo", dir, "-repo-poll", "0", fmt.Sprintf("-strict-model-config=%v", strict))
-		code, _, _ := infer(t, base+"/v2/models/fraud/infer")
+		base, _, stop := start(t, "--model-repository", dir, "--model-control-mode", "none", fmt.Sprintf("--strict-model-config=%v", strict))
+		code, _, _ := postInfer(t, base+"/v2/models/fraud/infer")
 		stop()
 		if want := map[bool]int{false: 200, true: 503}[strict]; code != want {
 			t.Errorf("strict %v: infer %d, want %d", strict, code, want)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ import (
 func TestEndToEndGRPC(t *testing.T) {
 	base, curl, stop := start(t)
 	defer stop()
-	grpcurl := grpcurlLine(strings.TrimPrefix(base, "http://"), "fraud")
+	grpcurl := grpcurlLine(strings.TrimPrefix(base, "http://"), "fraud", false)
 	m := regexp.MustCompile(`-d '([^']*)' (\S+) inference\.GRPCInferenceService/ModelInfer$`).FindStringSubmatch(grpcurl)
 	if m == nil {
 		t.Fatalf("cannot read grpcurl line %q", grpcurl)
@@ -78,11 +79,31 @@ func TestEndToEndGRPC(t *testing.T) {
 	}
 }
 
-// TestGRPCPort: with -grpc-addr, grpc-go's server answers on its own port
-// the request its printed grpcurl line sends, and the health of the model
-// by name; stopping run drains it with the REST port.
+// --allow-grpc=false turns gRPC off on the HTTP port too, as Triton's
+// does: a gRPC call there is not answered as one.
+func TestAllowGRPCFalse(t *testing.T) {
+	base, curl, stop := start(t, "--allow-grpc=false")
+	defer stop()
+	url, body := curlRequest(t, curl)
+	checkScore(t, url, body)
+	cc, err := grpc.NewClient(strings.TrimPrefix(base, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var resp pb.ServerLiveResponse
+	if err := cc.Invoke(ctx, inferencepbconnect.GRPCInferenceServiceServerLiveProcedure, &pb.ServerLiveRequest{}, &resp); err == nil {
+		t.Error("gRPC answered with --allow-grpc=false")
+	}
+}
+
+// TestGRPCPort: on --grpc-port, grpc-go's server answers the request its
+// printed grpcurl line sends (by reflection: no .proto) and the health of
+// the model by name; stopping serve drains it with the HTTP port.
 func TestGRPCPort(t *testing.T) {
-	_, _, printed, stop := startOut(t, "-grpc-addr", "127.0.0.1:0")
+	_, _, printed, stop := startOut(t, "--grpc-address", "127.0.0.1", "--grpc-port", strconv.Itoa(freePort(t)))
 	defer stop()
 	var line string
 	for _, l := range printed.all() {

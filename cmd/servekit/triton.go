@@ -111,7 +111,7 @@ func cacheFor(o *options, cfg *repository.Config) bool {
 
 // deviceOptions places a version as instance_group asks (deviceFor).
 func deviceOptions(o *options, cfg *repository.Config) []onnx.Option {
-	g := *o.gpu
+	g := o.gpu
 	g.device = deviceFor(o, cfg)
 	return g.options()
 }

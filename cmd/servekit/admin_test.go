@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -39,10 +40,10 @@ func get(t *testing.T, url, token string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// -metrics-addr moves /metrics to a listener of its own: the inference
-// port no longer answers it.
-func TestMetricsAddr(t *testing.T) {
-	base, curl, out, stop := startOut(t, "-metrics-addr", "127.0.0.1:0")
+// --metrics-port other than --http-port moves /metrics to a listener of
+// its own: the inference port no longer answers it.
+func TestMetricsPort(t *testing.T) {
+	base, curl, out, stop := startOut(t, "--metrics-address", "127.0.0.1", "--metrics-port", strconv.Itoa(freePort(t)))
 	defer stop()
 	url, body := curlRequest(t, curl)
 	checkScore(t, url, body)
@@ -59,9 +60,9 @@ func TestMetricsAddr(t *testing.T) {
 // made up and printed.
 func TestDebugNeedsTheAdminToken(t *testing.T) {
 	for _, given := range []string{"s3cret", ""} {
-		args := []string{"-debug-addr", "127.0.0.1:0"}
+		args := []string{"--debug-addr", "127.0.0.1:0"}
 		if given != "" {
-			args = append(args, "-admin-token", given)
+			args = append(args, "--admin-token", given)
 		}
 		_, _, out, stop := startOut(t, args...)
 		root, rest := printedURL(t, out, "debug on")
@@ -104,7 +105,7 @@ func TestBatchServesWhatCannotBatch(t *testing.T) {
 	put(t, filepath.Join(dir, "fixed", "1", "model.onnx"), fixed)
 	put(t, filepath.Join(dir, "fixed", "2", "model.onnx"), fixed)
 	put(t, filepath.Join(dir, "fraud", "1", "model.onnx"), fraudVariant(t, 0))
-	base, _, out, stop := startOut(t, "-repo", dir, "-repo-poll", "0", "-batch")
+	base, _, out, stop := startOut(t, "--model-repository", dir, "--model-control-mode", "none", "--batch")
 	defer stop()
 
 	for _, v := range []string{"1", "2"} {
@@ -119,7 +120,7 @@ func TestBatchServesWhatCannotBatch(t *testing.T) {
 			t.Errorf("fixed v%s: %d %s", v, resp.StatusCode, b)
 		}
 	}
-	if code, version, score := infer(t, base+"/v2/models/fraud/infer"); code != 200 || version != "1" || !(score > 0 && score < 1) {
+	if code, version, score := postInfer(t, base+"/v2/models/fraud/infer"); code != 200 || version != "1" || !(score > 0 && score < 1) {
 		t.Errorf("fraud: %d v%q %v", code, version, score)
 	}
 	var said []string

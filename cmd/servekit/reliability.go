@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,48 +18,6 @@ import (
 	"github.com/servekit/servekit/limit"
 	"github.com/servekit/servekit/serving"
 )
-
-// reliabilityOptions are the flags for admission control, draining and the
-// shared cache tier; they live here so the serving flags in main.go stay
-// short.
-type reliabilityOptions struct {
-	maxInFlight int
-	maxQueue    int
-	maxWait     time.Duration
-	drainDelay  time.Duration
-	debugAddr   string
-	metricsAddr string
-	adminToken  string
-	redis       redisOptions
-}
-
-// redisOptions are the flags of the cache's shared tier. The secrets come
-// from the environment in a deployment (a Secret, deploy/k8s): flags show
-// in ps.
-type redisOptions struct {
-	addr            string
-	password        string
-	hmacKey         string
-	hmacPrevious    string
-	unauthenticated bool
-	timeout         time.Duration
-}
-
-func (o *reliabilityOptions) flags(fs *flag.FlagSet) {
-	fs.IntVar(&o.maxInFlight, "max-inflight", 0, "requests running in a model at once; more queue, then get 429 (0: one per core, or 2 × -batch-max-rows with -batch; -1: no limit)")
-	fs.IntVar(&o.maxQueue, "max-queue", -1, "requests waiting for a slot before 429 (-1: as many as -max-inflight)")
-	fs.DurationVar(&o.maxWait, "max-wait", 0, "longest wait for a slot before 429 (0: the request's own deadline)")
-	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
-	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve net/http/pprof on this separate address, e.g. 127.0.0.1:6060, behind -admin-token (off by default: never expose it publicly)")
-	fs.StringVar(&o.adminToken, "admin-token", env("SERVEKIT_ADMIN_TOKEN", ""), "bearer token of the admin routes (-debug-addr, and the model repository extension under -model-control-mode explicit) ($SERVEKIT_ADMIN_TOKEN; random, and printed, when empty)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", env("SERVEKIT_METRICS_ADDR", ""), "serve /metrics on this separate address, e.g. :9091, instead of the inference port, so a scraper can reach it and clients cannot ($SERVEKIT_METRICS_ADDR)")
-	fs.StringVar(&o.redis.addr, "cache-redis", env("SERVEKIT_REDIS", ""), "host:port of a Redis shared by replicas as the cache's second tier ($SERVEKIT_REDIS; needs -cache)")
-	fs.StringVar(&o.redis.password, "cache-redis-password", env("SERVEKIT_REDIS_PASSWORD", ""), "password of -cache-redis ($SERVEKIT_REDIS_PASSWORD: prefer it, flags show in ps)")
-	fs.StringVar(&o.redis.hmacKey, "cache-redis-hmac-key", env("SERVEKIT_REDIS_HMAC_KEY", ""), "secret of at least 32 bytes that authenticates the entries every replica writes to -cache-redis, e.g. openssl rand -hex 32 ($SERVEKIT_REDIS_HMAC_KEY: prefer it)")
-	fs.StringVar(&o.redis.hmacPrevious, "cache-redis-hmac-key-previous", env("SERVEKIT_REDIS_HMAC_KEY_PREVIOUS", ""), "a key being rotated out: entries it signed are still accepted ($SERVEKIT_REDIS_HMAC_KEY_PREVIOUS)")
-	fs.DurationVar(&o.redis.timeout, "cache-redis-timeout", cache.DefaultL2Timeout, "bound on every call to -cache-redis: past it the call counts as a miss, so a slow Redis never slows a request by more")
-	fs.BoolVar(&o.redis.unauthenticated, "cache-redis-unauthenticated", false, "run -cache-redis without -cache-redis-hmac-key: whoever can write to the Redis can then change every replica's answers")
-}
 
 // withLimit wraps p in admission control, unless turned off. The automatic
 // limit is what keeps the model busy
@@ -90,6 +48,9 @@ func withLimit(p serving.Predictor, o *options, batchRows int) (serving.Predicto
 // gets another's answers.
 func newCache(o *options, log *slog.Logger) (*cache.Cache, func() error, error) {
 	opts := []cache.Option{cache.WithMaxEntries(o.cacheEntries), cache.WithTTL(o.cacheTTL), cache.WithLogger(log)}
+	if o.cacheBytes > 0 {
+		opts = append(opts, cache.WithMaxBytes(o.cacheBytes))
+	}
 	l2, closeL2, err := redisL2(o.redis)
 	if err != nil {
 		return nil, nil, err
@@ -165,23 +126,35 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // drain is the SIGTERM sequence: fail readiness for the drain delay while
 // serving, then refuse new requests and wait up to timeout for the ones in
-// flight. The models are closed after it returns (run's defers).
-func drain(ctx context.Context, srv *http.Server, g *gate, rpc *grpcPort, delay, timeout time.Duration, log *slog.Logger) error {
-	g.state.Store(draining)
-	rpc.beginDrain()
+// flight, on every listener at once. The models are closed after it
+// returns (serve's defers).
+func drain(ctx context.Context, servers []*listening, timeout, delay time.Duration, log *slog.Logger) error {
+	for _, s := range servers {
+		s.drain()
+	}
 	if delay > 0 {
 		log.Info("draining: readiness fails, still serving", "delay", delay)
 		time.Sleep(delay)
 	}
 	log.Info("shutting down: refusing new requests, finishing in-flight ones", "timeout", timeout)
-	g.state.Store(refusing)
+	for _, s := range servers {
+		s.refuse()
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	rpcErr := make(chan error, 1)
-	go func() { rpcErr <- rpc.stop(sctx, log) }()
-	err := srv.Shutdown(sctx)
-	log.Info("http server stopped", "answered", g.answered.Load(), "error", err)
-	return errors.Join(err, <-rpcErr)
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.shutdown(sctx) })
+	}
+	wg.Wait()
+	var answered int64
+	for _, s := range servers {
+		answered += s.answered()
+	}
+	err := errors.Join(errs...)
+	log.Info("http server stopped", "answered", answered, "error", err)
+	return err
 }
 
 // pprofHandler is net/http/pprof behind the admin token: profiles reveal
