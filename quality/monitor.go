@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/servekit/servekit/internal/observe"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -418,48 +419,5 @@ func (m *Monitor) Close() error {
 // also sees a shadow's mirrored requests under the same id, so two
 // versions can be compared on the same requests).
 func (m *Monitor) Middleware() serving.Middleware {
-	return func(next serving.Predictor) serving.Predictor {
-		return &observer{m: m, next: next}
-	}
-}
-
-// observer is the middleware layer.
-type observer struct {
-	m      *Monitor
-	next   serving.Predictor
-	closed atomic.Bool
-}
-
-var (
-	_ serving.Predictor = (*observer)(nil)
-	_ serving.Wrapper   = (*observer)(nil)
-	_ serving.Readier   = (*observer)(nil)
-)
-
-func (o *observer) Predict(ctx context.Context, req *serving.Request) (*serving.Response, error) {
-	if o.closed.Load() {
-		return nil, serving.ErrClosed
-	}
-	if err := serving.ContextError(ctx, "quality: predict"); err != nil {
-		return nil, err
-	}
-	resp, err := o.next.Predict(ctx, req)
-	if err == nil && resp != nil {
-		o.m.observe(req, resp)
-	}
-	return resp, err
-}
-
-func (o *observer) Unwrap() serving.Predictor { return o.next }
-
-func (o *observer) Ready() bool { return !o.closed.Load() }
-
-// Close closes the wrapped Predictor, which the layer owns, and leaves the
-// Monitor open: it is shared, and closed by its maker (the rule on
-// serving.Middleware). It is idempotent.
-func (o *observer) Close() error {
-	if o.closed.Swap(true) {
-		return nil
-	}
-	return serving.Close(o.next)
+	return observe.Middleware("quality: predict", m.observe)
 }
