@@ -106,7 +106,14 @@ func (t *telemetry) set(model, version string) *attrSet {
 		l1:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(base, attribute.String("tier", "l1"))...))},
 		l2:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(base[:2:2], attribute.String("tier", "l2"))...))},
 	}
-	actual, _ := t.sets.LoadOrStore(k, s)
+	actual, loaded := t.sets.LoadOrStore(k, s)
+	if !loaded {
+		// Coalescing needs identical requests in flight at once, which a
+		// model may never see: its series starts at 0, so a dashboard
+		// shows none rather than no data (and examples/monitoring's check
+		// does not depend on the timing of a burst).
+		t.coalesced.Add(context.Background(), 0, s.plain...)
+	}
 	return actual.(*attrSet)
 }
 
