@@ -12,7 +12,10 @@
 //	                                                    # unload through the repository extension
 //
 // REST and gRPC serve one oip.Server: the same models, versions, model
-// configuration and statistics (Triton's extensions) on both.
+// configuration and statistics (Triton's extensions) on both. -grpc-addr
+// (off by default; Triton's layout is :8001) also serves gRPC with grpc-go
+// on a port of its own, the faster path, with grpc.health.v1.Health per
+// model and server reflection (grpcapi.NewServer).
 //
 // Every flag has an environment variable (SERVEKIT_ADDR, SERVEKIT_MODELS,
 // ...; see -help); flags win. ONNX Runtime comes from -ort-lib or
