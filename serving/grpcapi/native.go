@@ -43,13 +43,14 @@ import (
 // WithServerOptions passes grpc-go's. See the package doc, "Two servers".
 func NewServer(m Models, opts ...Option) *grpc.Server {
 	h := newHandler(m, opts)
-	sopts := append([]grpc.ServerOption{
-		// The bounded decoder of ModelInferRequest, as the Handler's: a
-		// request costs what it sent (the package doc, "Cost").
-		grpc.ForceServerCodecV2(nativeCodec{h.cfg.lim}),
-		grpc.MaxRecvMsgSize(h.cfg.maxBytes),
-	}, transportOptions()...)
-	s := grpc.NewServer(append(sopts, h.cfg.server...)...)
+	sopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(h.cfg.maxBytes)}, transportOptions()...)
+	sopts = append(sopts, h.cfg.server...)
+	// The bounded decoder of ModelInferRequest, as the Handler's (a
+	// request costs what it sent: the package doc, "Cost"), last so that
+	// no option replaces it: ModelInfer decodes into a message of its own
+	// that only this codec knows.
+	sopts = append(sopts, grpc.ForceServerCodecV2(nativeCodec{h.cfg.lim}))
+	s := grpc.NewServer(sopts...)
 	s.RegisterService(&nativeDesc, h)
 	healthpb.RegisterHealthServer(s, &health{h: h})
 	reflection.Register(s)

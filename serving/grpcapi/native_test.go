@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/gzip"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -348,7 +349,10 @@ func TestNativeRawContentsInPlace(t *testing.T) {
 		mu.Unlock()
 		return next(ctx, req)
 	})
-	for _, opts := range [][]grpcapi.Option{nil, {grpcapi.WithServerOptions(keep)}} {
+	// A codec passed in does not replace the bounded decoder (ModelInfer
+	// would fail on every call).
+	codec := grpcapi.WithServerOptions(grpc.ForceServerCodecV2(encoding.GetCodecV2("proto")))
+	for _, opts := range [][]grpcapi.Option{{codec}, {grpcapi.WithServerOptions(keep)}} {
 		cc := grpcGo(t, serveNative(t, models(t, "m", echo()), opts...))
 		var wg sync.WaitGroup
 		for g := range 8 {

@@ -140,8 +140,8 @@ func WithHandlerOptions(opts ...connect.HandlerOption) Option {
 // WithServerOptions passes options to grpc-go's server (NewServer), after
 // its own, so they win: credentials (TLS), interceptors, stats handlers
 // (otelgrpc), keepalive, grpc.MaxConcurrentStreams or the flow-control
-// windows. grpc.ForceServerCodecV2 replaces the server's codec, whose
-// bounds on what a request may cost then no longer hold. The Handler
+// windows. The codec is NewServer's and stays (a grpc.ForceServerCodecV2
+// here is overridden): ModelInfer's bounded decoder is in it. The Handler
 // ignores them.
 func WithServerOptions(opts ...grpc.ServerOption) Option {
 	return optionFunc(func(c *config) { c.server = append(c.server, opts...) })

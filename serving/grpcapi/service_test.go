@@ -200,7 +200,7 @@ func TestMaxMessageBytes(t *testing.T) {
 }
 
 // TestTraceContext: a traceparent sent as gRPC metadata parents the
-// servekit.predict span.
+// servekit.predict span, through both servers.
 func TestTraceContext(t *testing.T) {
 	old := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(propagation.TraceContext{})
@@ -208,12 +208,18 @@ func TestTraceContext(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	defer tp.Shutdown(context.Background())
-	c := client(t, "linear", telemetry.New(servingtest.Linear(2), telemetry.WithTracerProvider(tp)))
+	for _, c := range clients(t, models(t, "linear", telemetry.New(servingtest.Linear(2), telemetry.WithTracerProvider(tp)))) {
+		t.Run(c.name, func(t *testing.T) { traceContext(t, c, sr) })
+	}
+}
+
+func traceContext(t *testing.T, c inferencepbconnect.GRPCInferenceServiceClient, sr *tracetest.SpanRecorder) {
 	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	before := len(sr.Ended())
 	if _, err := infer(c, grpcapi.EncodeRequest(servingtest.Rows(2, 1, 0)), "traceparent", "00-"+traceID+"-"+parent+"-01"); err != nil {
 		t.Fatal(err)
 	}
-	spans := sr.Ended()
+	spans := sr.Ended()[before:]
 	if len(spans) != 1 || spans[0].Name() != telemetry.SpanName {
 		t.Fatalf("spans %v", spans)
 	}
