@@ -363,26 +363,10 @@ func (m *Monitor) do(ctx context.Context, f func()) error {
 	if m.closed.Load() {
 		return errClosed
 	}
-	ran := make(chan struct{})
-	g := func() {
+	return observe.Do(ctx, m.ctrl, m.done, errClosed, "quality: waiting for the worker", func() {
 		m.w.drain()
 		f()
-		close(ran)
-	}
-	select {
-	case m.ctrl <- g:
-	case <-m.done:
-		return errClosed
-	case <-ctx.Done():
-		return serving.ContextError(ctx, "quality: waiting for the worker")
-	}
-	select {
-	case <-ran:
-		return nil
-	case <-ctx.Done():
-		// The worker will still run f; its result is not waited for.
-		return serving.ContextError(ctx, "quality: waiting for the worker")
-	}
+	})
 }
 
 // Stats returns the monitor's counters.

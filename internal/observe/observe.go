@@ -61,3 +61,24 @@ func (l *layer) Close() error {
 	}
 	return serving.Close(l.next)
 }
+
+// Do runs f on a monitor's worker goroutine, which takes functions from
+// ctrl until done is closed, and waits for it to finish or ctx to end
+// (then the worker still runs f, unwaited for). It returns stopped when
+// the worker has stopped, and ctx's error, named by what, when it ends.
+func Do(ctx context.Context, ctrl chan<- func(), done <-chan struct{}, stopped error, what string, f func()) error {
+	ran := make(chan struct{})
+	select {
+	case ctrl <- func() { f(); close(ran) }:
+	case <-done:
+		return stopped
+	case <-ctx.Done():
+		return serving.ContextError(ctx, what)
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-ctx.Done():
+		return serving.ContextError(ctx, what)
+	}
+}
