@@ -319,11 +319,13 @@ func fresh(dt serving.DataType, raw []byte) any {
 	return nil
 }
 
+// freshOf is written as make then copy of a typed slice, which the
+// compiler turns into one allocation that is not zeroed first. raw holds
+// T's bytes, so it is aligned for T.
 func freshOf[T any](raw []byte) []T {
 	var z T
-	s := make([]T, len(raw)/int(unsafe.Sizeof(z)))
-	if len(s) > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(raw)), raw)
-	}
+	src := unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(raw))), len(raw)/int(unsafe.Sizeof(z)))
+	s := make([]T, len(src))
+	copy(s, src)
 	return s
 }

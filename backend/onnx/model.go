@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type Model struct {
 	what      string // "onnx: model NAME", to prefix ctx errors without a per-call concatenation
 
 	frames framePools
+	inData []reflect.Type // the Go type of each input's data, for inputsValid
 }
 
 // output is how one model output is allocated.
@@ -173,6 +175,7 @@ func load(c config, path string, b []byte) (*Model, error) {
 	m.refs.init()
 	m.what = "onnx: model " + m.md.Name
 	m.initFrames()
+	m.initValidate()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
 	if err := unchanged(); err != nil {
