@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"context"
 	"runtime"
 	"slices"
 	"sync"
@@ -47,10 +48,12 @@ type frame struct {
 	res       *frameRes
 	pool      *sync.Pool // where the frame goes back to
 
-	// Watching a cancellable ctx: terminate is bound once, as a method
-	// value made per run would be an allocation.
-	wg        sync.WaitGroup
-	terminate func()
+	// While listed by the model's watcher (watch.go), under its lock: the
+	// run's ctx, the frame's index in the list, and whether the watcher
+	// set the terminate flag.
+	ctx        context.Context
+	at         int
+	terminated bool
 }
 
 // frameRes is what a dropped frame's cleanup releases.
@@ -127,10 +130,6 @@ func (m *Model) bareFrame() *frame {
 	}
 	// Never nil, so that a known rank-0 shape is empty, not nil (unknown).
 	f.dims = make([]int64, rank)
-	f.terminate = func() {
-		defer f.wg.Done()
-		_ = f.res.ro.Terminate()
-	}
 	runtime.AddCleanup(f, (*frameRes).release, f.res)
 	return f
 }

@@ -121,6 +121,34 @@ func TestCancelStopsRun(t *testing.T) {
 	}
 }
 
+// TestCancelStopsConcurrentRuns: runs watched at the same time, some
+// cancelled while running and some not, each get their own outcome (the
+// watcher's list drops and moves runs as they end), and the model's
+// watcher goroutine is gone after Close (goleak, TestMain).
+func TestCancelStopsConcurrentRuns(t *testing.T) {
+	m := loadSlowSines(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3 {
+				ctx, cancel := context.WithCancel(context.Background())
+				if (g+i)%2 == 0 {
+					_, err := m.Predict(&hookCtx{Context: ctx, onErr: cancel}, sinesRequest(slowN))
+					if code := serving.CodeOf(err); code != serving.Canceled {
+						t.Errorf("a run cancelled while in flight: %v (code %v), want Canceled", err, code)
+					}
+				} else {
+					if _, err := m.Predict(ctx, sinesRequest(2)); err != nil {
+						t.Errorf("a run not cancelled beside cancelled ones: %v", err)
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestCloseWaitsForRunInFlight: Close refuses new runs at once, with
 // ErrClosed, while a run is in flight (no lock is held across the run,
 // which would queue them behind it), and returns only once that run has

@@ -44,8 +44,9 @@ type Model struct {
 	closeOnce sync.Once
 	what      string // "onnx: model NAME", to prefix ctx errors without a per-call concatenation
 
-	frames framePools
-	inData []reflect.Type // the Go type of each input's data, for inputsValid
+	frames  framePools
+	watcher watcher
+	inData  []reflect.Type // the Go type of each input's data, for inputsValid
 }
 
 // output is how one model output is allocated.
@@ -381,6 +382,7 @@ func (m *Model) Close() error {
 	var err error
 	m.closeOnce.Do(func() {
 		m.refs.close()
+		m.watcher.close()
 		err = m.session.Destroy()
 		liveSessions.Add(-1)
 	})

@@ -17,8 +17,9 @@ import (
 // Nothing in the response is shared with the model or with other calls.
 //
 // ctx is checked before the run and, when it can be cancelled, watched
-// during it: ONNX Runtime's terminate flag makes the run stop at the next
-// operator boundary, so a single long operator still runs to its end.
+// during it: within a millisecond of ctx ending, ONNX Runtime's terminate
+// flag makes the run stop at the next operator boundary, so a single long
+// operator still runs to its end (watch.go).
 //
 // ONNX Runtime computes every output of the graph whatever was asked for
 // (its inference builds do not prune, see onnxruntime issue 16483), so
@@ -328,8 +329,9 @@ func (m *Model) runSession(ctx context.Context, f *frame, ph *phases) error {
 }
 
 // runSessionNow runs the session on f's values, watching ctx when it can be
-// cancelled: ONNX Runtime's terminate flag, set when ctx ends, stops the
-// run at the next operator boundary.
+// cancelled: ONNX Runtime's terminate flag, set by the model's watcher
+// when ctx has ended (watch.go), stops the run at the next operator
+// boundary.
 func (m *Model) runSessionNow(ctx context.Context, f *frame) error {
 	if len(f.ins) == 0 {
 		return m.runBound(f.outs)
@@ -341,19 +343,12 @@ func (m *Model) runSessionNow(ctx context.Context, f *frame) error {
 	if ro == nil {
 		return m.session.Run(f.ins, f.outs)
 	}
-	f.wg.Add(1)
-	stop := context.AfterFunc(ctx, f.terminate)
+	m.watcher.watch(f, ctx)
 	err := m.session.RunWithOptions(f.ins, f.outs, ro)
-	if stop() {
-		f.wg.Done()
-	} else {
-		// Terminate may still be running: wait before clearing the flag
-		// for the frame's next run.
-		f.wg.Wait()
-		if ro.UnsetTerminate() != nil {
-			ro.Destroy()
-			f.res.ro = nil
-		}
+	if m.watcher.unwatch(f) && ro.UnsetTerminate() != nil {
+		// The flag stays set: these options would stop every later run.
+		ro.Destroy()
+		f.res.ro = nil
 	}
 	return err
 }
