@@ -25,8 +25,10 @@ import (
 const watchEvery = time.Millisecond
 
 // watchIdle is how long the watcher goroutine outlives the last listed
-// run, so that steady traffic does not start one a run.
-const watchIdle = time.Second
+// run, so that steady traffic does not start one a run. Short, so that a
+// model left open after its last request holds no goroutine for long
+// (goleak gives up after about 0.4 s).
+const watchIdle = 100 * time.Millisecond
 
 type watcher struct {
 	mu     sync.Mutex
