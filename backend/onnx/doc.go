@@ -151,11 +151,11 @@
 //   - A run cannot be interrupted inside an operator. When a ctx that can
 //     be cancelled ends, the model's watcher (one goroutine a model, alive
 //     while cancellable runs are in flight and for 0.1 s after) sets ONNX
-//     Runtime's terminate flag within a millisecond, which stops the run
+//     Runtime's terminate flag within 5 ms, which stops the run
 //     at the next operator boundary; the error is then the ctx's. A run
 //     pays a lock to be watched (context.AfterFunc a run cost 0.3 µs and
-//     two allocations), the goroutine about a microsecond a millisecond
-//     while runs are in flight.
+//     two allocations), the goroutine a wake-up every 5 ms while runs are
+//     in flight.
 //   - Errors ONNX Runtime reports during a run are Internal: inputs were
 //     valid by the metadata, so what remains is the model or the runtime.
 //   - Rank-0 (scalar) FP16, BF16 and string tensors, and FP16/BF16 outputs

@@ -17,7 +17,7 @@ import (
 // Nothing in the response is shared with the model or with other calls.
 //
 // ctx is checked before the run and, when it can be cancelled, watched
-// during it: within a millisecond of ctx ending, ONNX Runtime's terminate
+// during it: within 5 ms of ctx ending, ONNX Runtime's terminate
 // flag makes the run stop at the next operator boundary, so a single long
 // operator still runs to its end (watch.go).
 //
