@@ -56,9 +56,9 @@ var gcTuning sync.Mutex // one tuner at a time in the process (tests run serve i
 
 // startGCFloor keeps the heap target at floor bytes at least until stop,
 // which restores GOGC=100. It does nothing (a no-op stop) when floor is 0,
-// when $GOGC is set, or while another tuner runs.
+// when $GOGC is set (not empty), or while another tuner runs.
 func startGCFloor(floor uint64) (stop func()) {
-	if _, set := os.LookupEnv("GOGC"); floor == 0 || set || !gcTuning.TryLock() {
+	if floor == 0 || os.Getenv("GOGC") != "" || !gcTuning.TryLock() { // "" is Go's default too
 		return func() {}
 	}
 	t := &gcTuner{floor: floor, sample: []metrics.Sample{newLiveSample()}}
