@@ -35,13 +35,13 @@ import (
 // was 10-12% of the server's CPU on the demo model (runtime.copystack in
 // a profile); a worker keeps its grown stack. When every worker is busy
 // grpc-go starts a goroutine for the call as before, so the count bounds
-// nothing. Measured on one server core (bench/README.md, "gRPC on its own
-// port"), server CPU per call with 8, 64 and 256 callers on one
-// connection: 16 or 64 workers cost 3-6 µs less than none; 256 cost more
-// than none, since grpc-go hands calls to idle workers in turn, and each
-// then runs on the stack that has been idle longest, out of the caches,
-// and the collector scans every stack. 64 covers a client's usual
-// concurrency on a core or two; a bigger server can ask for more with
+// nothing. Measured on one server core (bench/README.md, "Closing the
+// 1-row gap"), server CPU per call with 64 workers against none: 27.6 →
+// 24.1 µs at 64 callers on one connection, 38.1 → 34.2 at 8, 27.9 → 27.7
+// at 256. 16 workers saved less at 64 callers (1.3 µs); 256 cost 1-4 µs
+// more than none, since grpc-go hands calls to idle workers in turn, each
+// then runs on the stack idle longest, out of the caches, and the
+// collector scans every stack. A bigger server can ask for more with
 // WithServerOptions(grpc.NumStreamWorkers(n)).
 const (
 	maxStreams    = 1024
