@@ -82,6 +82,7 @@ const (
 	rateAlpha        = 1.0 / 4 // weight of a new window's rate
 	gatherProbe      = 64
 	gatherPrior      = 2
+	gatherOn         = 1.5 // the mean company a gathering must bring to go on
 	// minRunBudget is the least a joined run is allowed before it is
 	// suspect (see limitLocked), whatever the measurements say: timers and
 	// the scheduler cannot be trusted much below it on a busy machine.
@@ -177,15 +178,15 @@ func estimate(est, sample float64) float64 {
 // cost (a yield, and a goroutine hand-off per request joined). When
 // gatherings bring nobody, as with a lone caller, every gatherProbe-th
 // lone run still tries, so that a change is seen.
-func (c *costModel) gathers() bool {
+func (c *costModel) gathers(sampled bool) bool {
 	if !c.joins {
 		return false
 	}
-	if c.gatherN >= 1.5 {
+	if c.gatherN >= gatherOn {
 		return true
 	}
 	c.gatherSkip++
-	if c.gatherSkip < gatherProbe {
+	if c.gatherSkip < gatherProbe && !sampled {
 		return false
 	}
 	c.gatherSkip = 0
