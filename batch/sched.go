@@ -448,7 +448,13 @@ func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, re
 	b.runEWMA.ran(elapsed)
 	// The fast runs since the last run counted are answered rows too
 	// (fast.go): their cost is in the window's time, since they ran in it.
-	b.cost.answered(now, rows+b.fastAccountedLocked(), b.runEWMA.run())
+	// Settled: joining, no run alone is left (runs outside the slots);
+	// alone, no joined backlog is.
+	settled := b.queued == 0
+	if b.cost.joins {
+		settled = b.active == b.inflight
+	}
+	b.cost.answered(now, rows+b.fastAccountedLocked(), b.runEWMA.run(), settled)
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)
