@@ -28,10 +28,9 @@ import (
 //     windows with the best mode's over all its windows since the last
 //     exploration (rows over time, pooled: a window of 20 ms on a machine
 //     shared with other work can be off by half).
-//   - Where the CPU time per row of the two modes differs clearly, it
-//     decides instead (cheaper): running alone only if it costs less than
-//     1.5 times the CPU per row of joining, joining only if it costs at
-//     most 1.1 times that of running alone.
+//   - The CPU time per row decides where it can (cheaper): running alone
+//     when joining does not save a tenth of it, joining when running
+//     alone costs more than 1.5 times as much.
 //   - Otherwise the other mode wins if it answered 10% more. A loss
 //     within the noise (closeLoss, shrinking as the root of the time
 //     measured) is pooled with the next exploration, which comes soon.
@@ -158,23 +157,32 @@ func newCostModel() costModel {
 	return costModel{cpu: processCPU, joins: true, best: true, every: exploreBase, gatherN: gatherPrior}
 }
 
+// spacing is the time in the best mode until the next exploration, which
+// costs about the time this one spent away at loss: exploreCost of the
+// rows, within exploreBase and exploreMax.
+func (c *costModel) spacing(loss float64) time.Duration {
+	return min(max(time.Duration(float64(c.away)*loss/exploreCost), exploreBase), exploreMax)
+}
+
 // cheaper reports which mode the CPU time per row favours: joining when
 // running alone costs more than cpuVeto times as much per row (the
 // current exploration's measure against the best mode's), and running
-// alone when joining costs more per row (a model that does not batch:
-// rows cost what they cost, the joined ones more). ok is false when they
-// are close or it cannot tell: then rates decide.
+// alone when joining does not save a tenth of it. ok is false in between,
+// or when it cannot tell: then rates decide.
 //
 // Why CPU as well as rows per second: on a machine shared with other
 // work, the cores the process gets change from one 20 ms window to the
 // next, and so do the rates, but the CPU a row costs in each mode does
-// not. Measured here (BenchmarkBatch, cpu-µs/row, unbatched/joined): the
-// fraud MLP 4.2/2.4 at 8 callers, the wide MLP 75/34 at 64, the conv net
-// 36/63 at 64. Running alone can use every core, one joined run one: a
-// mode that halves the CPU per row is the better bet on two cores under
-// any other load, and a joined run that costs more per row never pays.
-// The price: where running alone on idle cores would answer more despite
-// costing 1.5 to 2 times the CPU per row, the batcher joins.
+// not. Rows per second are the cores a mode keeps busy over the CPU a row
+// costs, and running alone keeps at least as many busy as one run slot
+// (every caller runs): so a joined row that costs about as much as one
+// alone never pays, and one that costs a fraction of it (cpuVeto) is the
+// better bet on two cores under any other load. Measured here
+// (BenchmarkBatch, cpu-µs/row, alone/joined): the fraud MLP 4.2/2.4 at 8
+// callers, the wide MLP 75/34 at 64, the conv net 36/63 at 64 under load
+// and 33/31 quieter. The price: where running alone on idle cores would
+// answer more despite costing 1.5 to 2 times the CPU per row, the batcher
+// joins.
 func (c *costModel) cheaper() (joins, ok bool) {
 	a, j := c.other, c.pool // exploring alone: the pool is joining's
 	if c.joins {
@@ -186,7 +194,7 @@ func (c *costModel) cheaper() (joins, ok bool) {
 		return false, false
 	case ca > cpuVeto*cj:
 		return true, true
-	case cj > ca*1.1:
+	case cj*1.1 > ca:
 		return false, true
 	}
 	return false, false
@@ -254,8 +262,13 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		}
 		if best == 0 || other > 1.1*best {
 			// The other mode is the best now; its exploration's
-			// windows are the first of its pool.
-			c.best, c.phase, c.every = c.joins, steady, exploreBase
+			// windows are the first of its pool. The next exploration
+			// costs what the old mode lost by: space it as below.
+			c.best, c.phase = c.joins, steady
+			c.every = exploreBase
+			if best > 0 {
+				c.every = c.spacing(1 - best/other)
+			}
 			c.pool, c.other = c.other, window{}
 			return
 		}
@@ -273,7 +286,7 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		// them so that they cost about exploreCost of the rows, but
 		// explore at least every exploreMax, so that a change is seen.
 		// What was measured counts half at the next exploration.
-		c.every = min(max(time.Duration(float64(c.away)*loss/exploreCost), exploreBase), exploreMax)
+		c.every = c.spacing(loss)
 		c.other = window{rows: c.other.rows / 2, d: c.other.d / 2, cpu: c.other.cpu / 2}
 	case returning:
 		c.phase = steady
