@@ -1,12 +1,13 @@
 package drift
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/servekit/servekit/internal/observe"
 )
 
 // AlertKind says whether an alert raises or clears alarms.
@@ -108,7 +109,7 @@ func (m *Monitor) Status(model, version string) Status {
 	}
 	m.pub.mu.RLock()
 	defer m.pub.mu.RUnlock()
-	h := m.pub.byKey[mvKey{model, version}]
+	h := m.pub.byKey[mvKey{Model: model, Version: version}]
 	if h == nil || len(h.results) == 0 {
 		return s
 	}
@@ -124,7 +125,7 @@ func (m *Monitor) Status(model, version string) Status {
 func (m *Monitor) Results(model, version string) []Result {
 	m.pub.mu.RLock()
 	defer m.pub.mu.RUnlock()
-	h := m.pub.byKey[mvKey{model, version}]
+	h := m.pub.byKey[mvKey{Model: model, Version: version}]
 	if h == nil {
 		return nil
 	}
@@ -166,7 +167,7 @@ func (p *published) init(limit int) {
 func (p *published) add(r Result, a *Alert) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	k := mvKey{r.Model, r.Version}
+	k := mvKey{Model: r.Model, Version: r.Version}
 	h := p.byKey[k]
 	if h == nil {
 		h = &history{}
@@ -180,20 +181,12 @@ func (p *published) add(r Result, a *Alert) {
 	case !wasAlarmed:
 		h.since = r.Window.End
 	}
-	h.results = appendBounded(h.results, r, p.limit)
+	h.results = observe.AppendBounded(h.results, r, p.limit)
 	p.windows++
 	if a != nil {
-		p.alerts = appendBounded(p.alerts, *a, p.limit)
+		p.alerts = observe.AppendBounded(p.alerts, *a, p.limit)
 		p.nAlerts++
 	}
-}
-
-func appendBounded[T any](s []T, v T, limit int) []T {
-	if len(s) >= limit {
-		copy(s, s[1:])
-		s = s[:len(s)-1]
-	}
-	return append(s, v)
 }
 
 func (p *published) totals() (windows, alerts int64) {
@@ -206,12 +199,5 @@ func (p *published) totals() (windows, alerts int64) {
 func (p *published) keys() []mvKey {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	ks := make([]mvKey, 0, len(p.byKey))
-	for k := range p.byKey {
-		ks = append(ks, k)
-	}
-	slices.SortFunc(ks, func(a, b mvKey) int {
-		return cmp.Or(cmp.Compare(a.model, b.model), cmp.Compare(a.version, b.version))
-	})
-	return ks
+	return observe.SortedKeys(p.byKey)
 }

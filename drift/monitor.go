@@ -48,7 +48,7 @@ type Monitor struct {
 	tel *telemetry
 }
 
-type mvKey struct{ model, version string }
+type mvKey = observe.Key
 
 // counters are the monitor's own tallies (Stats).
 type counters struct {
@@ -181,7 +181,7 @@ func (m *Monitor) AddProfile(p *Profile) error {
 			return invalid("profile %s: feature %q: %s is not computed for a %s feature", p, fp.Name, s, fp.Kind)
 		}
 	}
-	pl, err := newPlan(mvKey{p.Model, p.Version}, p, nil, 0, nil)
+	pl, err := newPlan(mvKey{Model: p.Model, Version: p.Version}, p, nil, 0, nil)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,7 @@ func (m *Monitor) Learn(model, version string, features []Feature, rows int, opt
 	if _, err := NewProfileBuilder(model, version, features, opts...); err != nil {
 		return err
 	}
-	pl, err := newPlan(mvKey{model, version}, nil, slices.Clone(features), rows, opts)
+	pl, err := newPlan(mvKey{Model: model, Version: version}, nil, slices.Clone(features), rows, opts)
 	if err != nil {
 		return err
 	}
@@ -224,10 +224,10 @@ func (m *Monitor) setPlan(pl *plan) {
 
 func (m *Monitor) lookup(model, version string) *plan {
 	plans := *m.plans.Load()
-	if pl, ok := plans[mvKey{model, version}]; ok {
+	if pl, ok := plans[mvKey{Model: model, Version: version}]; ok {
 		return pl
 	}
-	return plans[mvKey{model, ""}]
+	return plans[mvKey{Model: model, Version: ""}]
 }
 
 // Profile returns the profile a model version is monitored against,

@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/servekit/servekit/internal/atomicfile"
+	"github.com/servekit/servekit/internal/jsonfile"
 )
 
 // ProfileFormat names the profile's JSON format and its version; a profile
@@ -155,33 +155,12 @@ func writeFile(path string, b []byte) error {
 // monitor never runs on an inconsistent reference. Unknown fields are
 // refused, which catches misspelt keys in hand-edited files.
 func DecodeProfile(r io.Reader) (*Profile, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var p Profile
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("drift: decode profile: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("drift: decode profile: data after the profile object")
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return jsonfile.Decode[Profile](r, "drift", "profile")
 }
 
 // ReadProfile loads and validates the profile in the file at path.
 func ReadProfile(path string) (*Profile, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("drift: %w", err)
-	}
-	defer f.Close()
-	p, err := DecodeProfile(f)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
-	}
-	return p, nil
+	return jsonfile.Read[Profile](path, "drift", "profile")
 }
 
 // ReadRepository loads every <dir>/<model>/<version>/drift_profile.json,

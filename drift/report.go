@@ -26,7 +26,7 @@ func (m *Monitor) Report() Report {
 	st := m.Stats()
 	r := Report{Generated: m.cfg.clock.Now(), Alerts: m.Alerts(), Stats: &st}
 	for _, k := range m.pub.keys() {
-		r.Versions = append(r.Versions, VersionReport{Model: k.model, Version: k.version, Results: m.Results(k.model, k.version)})
+		r.Versions = append(r.Versions, VersionReport{Model: k.Model, Version: k.Version, Results: m.Results(k.Model, k.Version)})
 	}
 	return r
 }

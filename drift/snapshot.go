@@ -44,7 +44,7 @@ func (m *Monitor) Snapshot(ctx context.Context, model, version string) (*Snapsho
 	var snap *Snapshot
 	err := m.do(ctx, func() {
 		w := m.w
-		t := w.trackers[mvKey{model, version}]
+		t := w.trackers[mvKey{Model: model, Version: version}]
 		if t == nil || t.builder != nil {
 			return
 		}

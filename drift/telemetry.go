@@ -82,7 +82,7 @@ func newTelemetry(m *Monitor, mp metric.MeterProvider) (*telemetry, error) {
 			if len(h.results) == 0 {
 				continue
 			}
-			mv := []attribute.KeyValue{attribute.String("model", k.model), attribute.String("version", k.version)}
+			mv := []attribute.KeyValue{attribute.String("model", k.Model), attribute.String("version", k.Version)}
 			last := &h.results[len(h.results)-1]
 			o.ObserveInt64(windows, last.Window.Index, metric.WithAttributes(mv...))
 			if m := last.Multivariate; m != nil && !m.Insufficient {

@@ -96,7 +96,7 @@ func (w *worker) take(rec *record) {
 	}
 	w.m.n.requests.Add(1)
 	w.m.n.rows.Add(int64(rec.rows))
-	key := mvKey{rec.model, rec.version}
+	key := mvKey{Model: rec.model, Version: rec.version}
 	now := w.cfg.clock.Now()
 	t := w.trackers[key]
 	if t == nil || t.plan != rec.plan {
@@ -134,7 +134,7 @@ func (w *worker) newTracker(key mvKey, pl *plan, now time.Time) *tracker {
 	t := &tracker{key: key, plan: pl}
 	if pl.profile == nil {
 		// Validated by Learn; the version is the one really served.
-		t.builder, _ = NewProfileBuilder(key.model, key.version, pl.features, pl.popts...)
+		t.builder, _ = NewProfileBuilder(key.Model, key.Version, pl.features, pl.popts...)
 		return t
 	}
 	n := w.cfg.window.panes()
@@ -219,7 +219,7 @@ func (w *worker) learn(t *tracker, rec *record, now time.Time) {
 	p, err := t.builder.Profile()
 	if err != nil {
 		// Say, a feature had no finite value at all: learn afresh.
-		t.builder, _ = NewProfileBuilder(t.key.model, t.key.version, pl.features, pl.popts...)
+		t.builder, _ = NewProfileBuilder(t.key.Model, t.key.Version, pl.features, pl.popts...)
 		t.learned = 0
 		return
 	}
@@ -318,7 +318,7 @@ func (w *worker) evaluate(t *tracker, rows int64) {
 	features, clean := evaluate(t.plan.profile, states, &w.cfg.eval)
 	t.windows++
 	res := Result{
-		Model: t.key.model, Version: t.key.version, Profile: t.plan.print,
+		Model: t.key.Model, Version: t.key.Version, Profile: t.plan.print,
 		Window: Window{
 			Index: t.windows, Rows: rows,
 			Start: t.panes[(t.cur+1)%k].start, End: t.panes[t.cur].end,

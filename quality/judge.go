@@ -41,7 +41,7 @@ func (w *worker) evaluate(tr *tracker, win *window, closing bool) {
 	real := realized(task, scores, labels)
 	nl := int64(len(labels))
 	realCounts := windowCounts(task, scores, labels, nil)
-	res := Result{Model: tr.key.model, Version: tr.key.version, Window: win.Window, Settled: win.settled}
+	res := Result{Model: tr.key.Model, Version: tr.key.Version, Window: win.Window, Settled: win.settled}
 	if len(delays) > 0 {
 		slices.Sort(delays)
 		mean, _ := meanStd(delays)
@@ -256,7 +256,7 @@ func (w *worker) alert(tr *tracker, raised, cleared, reasons []string, at time.T
 		kind = AlertRaised
 	}
 	a := Alert{
-		Kind: kind, Model: tr.key.model, Version: tr.key.version, Time: at,
+		Kind: kind, Model: tr.key.Model, Version: tr.key.Version, Time: at,
 		Raised: raised, Cleared: cleared, Alarmed: tr.alarmed(), Reason: joinReasons(reasons),
 		Result: res, Change: ch,
 	}

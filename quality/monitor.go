@@ -45,7 +45,7 @@ type Monitor struct {
 	tel *telemetry
 }
 
-type mvKey struct{ model, version string }
+type mvKey = observe.Key
 
 // counters are the monitor's tallies (Stats).
 type counters struct {

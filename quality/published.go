@@ -1,10 +1,11 @@
 package quality
 
 import (
-	"cmp"
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/servekit/servekit/internal/observe"
 )
 
 // published is what the worker publishes for readers: per model version
@@ -52,7 +53,7 @@ func (p *published) result(k mvKey, r Result, limit int) {
 			break
 		}
 	}
-	v.results = appendBounded(v.results, r, limit)
+	v.results = observe.AppendBounded(v.results, r, limit)
 }
 
 func (p *published) windowClosed() {
@@ -64,16 +65,8 @@ func (p *published) windowClosed() {
 func (p *published) alert(a Alert, limit int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.alerts = appendBounded(p.alerts, a, limit)
+	p.alerts = observe.AppendBounded(p.alerts, a, limit)
 	p.nAlerts++
-}
-
-func appendBounded[T any](s []T, v T, limit int) []T {
-	if len(s) >= limit {
-		copy(s, s[1:])
-		s = s[:len(s)-1]
-	}
-	return append(s, v)
 }
 
 func (p *published) totals() (windows, alerts int64) {
@@ -86,21 +79,14 @@ func (p *published) totals() (windows, alerts int64) {
 func (p *published) keys() []mvKey {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	ks := make([]mvKey, 0, len(p.byKey))
-	for k := range p.byKey {
-		ks = append(ks, k)
-	}
-	slices.SortFunc(ks, func(a, b mvKey) int {
-		return cmp.Or(cmp.Compare(a.model, b.model), cmp.Compare(a.version, b.version))
-	})
-	return ks
+	return observe.SortedKeys(p.byKey)
 }
 
 // publishStatus publishes a version's alarms and counts.
 func (w *worker) publishStatus(tr *tracker) {
 	reason, since := tr.reason()
 	st := Status{
-		Model: tr.key.model, Version: tr.key.version, Monitored: true, Estimating: tr.ref != nil,
+		Model: tr.key.Model, Version: tr.key.Version, Monitored: true, Estimating: tr.ref != nil,
 		Alarms: tr.alarmed(), Reason: reason, Since: since,
 		Predictions: tr.predictions, Labels: tr.labels,
 	}
@@ -121,7 +107,7 @@ func (w *worker) publishStatus(tr *tracker) {
 func (m *Monitor) Status(model, version string) Status {
 	m.pub.mu.RLock()
 	defer m.pub.mu.RUnlock()
-	if v := m.pub.byKey[mvKey{model, version}]; v != nil {
+	if v := m.pub.byKey[mvKey{Model: model, Version: version}]; v != nil {
 		st := v.status
 		st.Alarms = slices.Clone(st.Alarms)
 		st.Changes = slices.Clone(st.Changes)
@@ -138,7 +124,7 @@ func (m *Monitor) Status(model, version string) Status {
 func (m *Monitor) Results(model, version string) []Result {
 	m.pub.mu.RLock()
 	defer m.pub.mu.RUnlock()
-	v := m.pub.byKey[mvKey{model, version}]
+	v := m.pub.byKey[mvKey{Model: model, Version: version}]
 	if v == nil {
 		return nil
 	}

@@ -3,14 +3,13 @@ package quality
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"time"
 
 	"github.com/servekit/servekit/internal/atomicfile"
+	"github.com/servekit/servekit/internal/jsonfile"
 	"github.com/servekit/servekit/serving"
 )
 
@@ -244,33 +243,12 @@ func (r *Reference) WriteFile(path string) error {
 // DecodeReference reads a reference from JSON and validates it. Unknown
 // fields are refused, which catches misspelt keys in hand-edited files.
 func DecodeReference(rd io.Reader) (*Reference, error) {
-	dec := json.NewDecoder(rd)
-	dec.DisallowUnknownFields()
-	var r Reference
-	if err := dec.Decode(&r); err != nil {
-		return nil, fmt.Errorf("quality: decode reference: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("quality: decode reference: data after the reference object")
-	}
-	if err := r.Validate(); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return jsonfile.Decode[Reference](rd, "quality", "reference")
 }
 
 // ReadReference loads and validates the reference in the file at path.
 func ReadReference(path string) (*Reference, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("quality: %w", err)
-	}
-	defer f.Close()
-	r, err := DecodeReference(f)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
-	}
-	return r, nil
+	return jsonfile.Read[Reference](path, "quality", "reference")
 }
 
 // Validate checks the reference's consistency; DecodeReference calls it.

@@ -35,8 +35,8 @@ func (m *Monitor) Report() Report {
 	r := Report{Generated: m.cfg.clock.Now(), Alerts: m.Alerts(), Stats: &st, Metrics: slices.Clone(m.cfg.alarmMetrics)}
 	for _, k := range m.pub.keys() {
 		r.Versions = append(r.Versions, VersionReport{
-			Model: k.model, Version: k.version,
-			Status: m.Status(k.model, k.version), Results: m.Results(k.model, k.version),
+			Model: k.Model, Version: k.Version,
+			Status: m.Status(k.Model, k.Version), Results: m.Results(k.Model, k.Version),
 		})
 	}
 	return r

@@ -63,7 +63,7 @@ func newTelemetry(m *Monitor, mp metric.MeterProvider) (*telemetry, error) {
 		m.pub.mu.RLock()
 		defer m.pub.mu.RUnlock()
 		for k, v := range m.pub.byKey {
-			mv := []attribute.KeyValue{attribute.String("model", k.model), attribute.String("version", k.version)}
+			mv := []attribute.KeyValue{attribute.String("model", k.Model), attribute.String("version", k.Version)}
 			for _, c := range v.status.Alarms {
 				o.ObserveFloat64(alarm, 1, metric.WithAttributes(append(mv[:2:2], attribute.String("check", c))...))
 			}

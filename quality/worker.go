@@ -131,7 +131,7 @@ func (w *worker) tracker(ms *modelState, version string, now time.Time) *tracker
 		return nil // 65,535 versions of one model: the rest go unwatched
 	}
 	tr := &tracker{
-		key: mvKey{ms.plan.model, version}, id: uint16(len(ms.trackers)), ms: ms,
+		key: mvKey{Model: ms.plan.model, Version: version}, id: uint16(len(ms.trackers)), ms: ms,
 		ref: ms.plan.reference(version), hyst: map[string]*hysteresis{}, nChanges: map[Detector]int64{},
 	}
 	for _, d := range w.cfg.detectors {
@@ -178,7 +178,7 @@ func (w *worker) take(batch []obs, scores []float64) {
 		sc := scores[off : off+ms.ring.width]
 		off += ms.ring.width
 		now := time.Unix(0, o.at)
-		if tr == nil || tr.key.version != o.version {
+		if tr == nil || tr.key.Version != o.version {
 			if tr = w.tracker(ms, o.version, now); tr == nil {
 				w.m.n.predictions.Add(-1)
 				w.m.n.unwatched.Add(1)

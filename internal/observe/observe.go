@@ -1,7 +1,9 @@
-// Package observe is the middleware layer that drift.Monitor and
-// quality.Monitor share: it passes each request on and hands a successful
+// Package observe is what drift.Monitor and quality.Monitor share: the
+// middleware layer, which passes each request on and hands a successful
 // answer, with its request, to the monitor, which copies what it keeps
-// before the call returns (the caller may reuse both afterwards).
+// before the call returns (the caller may reuse both afterwards); the
+// hand-off to the monitor's worker (Do); and how the worker publishes
+// (Key, SortedKeys, AppendBounded).
 //
 // The layer follows the ownership rule on serving.Middleware: it owns the
 // Predictor it wraps and closes it, and leaves the monitor (shared by
