@@ -289,6 +289,12 @@
 //	in-process   fraud MLP   8–256 callers  1.9–3.0×  (CPU 1.8–3.2×)
 //	             wide MLP    8–256 callers  1.8–2.7×  (CPU 2.1–2.3×)
 //	             conv net    64 callers     0.73× → 0.97×  (CPU 0.68× → 0.90×)
+//	second pass (lock-free lone path, cost model on pooled rates and CPU
+//	per row; load 7–10):
+//	             fraud MLP   1 caller       CPU 0.90× → 0.94×
+//	             conv net    64 callers     0.58× → 1.12×  (CPU 0.82× → 0.94×)
+//	             conv net    8–256 callers  CPU 0.94–1.03× (alone 85–93%)
+//	             fraud, wide 8–256 callers  2.1–3.2×  (CPU 1.8–3.4×)
 //	HTTP, GOMAXPROCS 1
 //	             wide MLP    8, 64 clients  1.9×      (CPU 1.8–1.9×)
 //	             conv net    8–256 clients  1.3–1.5×  (CPU 0.9–1.1×)
