@@ -40,32 +40,41 @@ type Batcher struct {
 	pending atomic.Int64
 	stalled atomic.Bool
 
+	// fast is the lone request's fast path's word (fast.go): whether a
+	// fast run holds the run slot, whether the batcher is busy, and the
+	// lone runs started.
+	fast atomic.Uint64
+
 	// sendNs is the time the last joined batch took to hand out its
 	// answers, per row: the runner measures it after it lets go of mu, and
 	// the next joined batch adds it to its cost.
 	sendNs atomic.Int64
 
-	mu         sync.Mutex
-	queues     map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
-	order      []*queue            // guarded by mu: the same queues, to iterate
-	spare      *queue              // guarded by mu: an emptied queue, for reuse
-	retry      []*group            // guarded by mu: halves of split batches, to run before the queues
-	suspects   group               // guarded by mu: suspects waiting to run alone (soloLocked)
-	solos      int                 // guarded by mu: suspects running alone
-	timerAt    time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
-	queued     int64               // guarded by mu: rows waiting
-	inflight   int                 // guarded by mu: runs holding a run slot
-	active     int                 // guarded by mu: runs going on, in a slot or not
-	runGen     uint64              // guarded by mu: runs started
-	running    map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
-	lone       loneRun             // guarded by mu
-	closed     bool                // guarded by mu: no new requests
-	nextClosed bool                // guarded by mu: Close has begun closing next
-	draining   bool                // guarded by mu: Shutdown: dispatch without waiting
-	gathering  bool                // guarded by mu: a caller gathers company (see gather); the queues wait
-	runEWMA    estimator           // guarded by mu
-	cost       costModel           // guarded by mu
-	stats      Stats               // guarded by mu
+	mu          sync.Mutex
+	queues      map[uint64]*queue   // guarded by mu; non-empty queues by key hash, chained
+	order       []*queue            // guarded by mu: the same queues, to iterate
+	spare       *queue              // guarded by mu: an emptied queue, for reuse
+	retry       []*group            // guarded by mu: halves of split batches, to run before the queues
+	suspects    group               // guarded by mu: suspects waiting to run alone (soloLocked)
+	solos       int                 // guarded by mu: suspects running alone
+	timerAt     time.Time           // guarded by mu: the scheduler's next wake-up; zero: none
+	queued      int64               // guarded by mu: rows waiting
+	inflight    int                 // guarded by mu: runs holding a run slot
+	active      int                 // guarded by mu: runs going on, in a slot or not
+	runGen      uint64              // guarded by mu: runs started
+	running     map[*batch]struct{} // guarded by mu: the runs the scheduler watches (limits, Shutdown)
+	lone        loneRun             // guarded by mu
+	busy        bool                // guarded by mu: fastBusy as set in fast
+	loneLocked  uint64              // guarded by mu: lone runs of the locked path, counted in fast's generation
+	fastCounted int64               // guarded by mu: fast runs the cost model has counted
+	fastWatch   fastWatch           // guarded by mu
+	closed      bool                // guarded by mu: no new requests
+	nextClosed  bool                // guarded by mu: Close has begun closing next
+	draining    bool                // guarded by mu: Shutdown: dispatch without waiting
+	gathering   bool                // guarded by mu: a caller gathers company (see gather); the queues wait
+	runEWMA     estimator           // guarded by mu
+	cost        costModel           // guarded by mu
+	stats       Stats               // guarded by mu
 }
 
 var (
@@ -106,11 +115,13 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 		queues:  make(map[uint64]*queue),
 		running: make(map[*batch]struct{}),
 		cost:    newCostModel(),
+		busy:    true, // until syncLocked sees that a lone request may run at once
 	}
-	if err := tel.observe(cfg.meters, func() int64 {
+	b.fast.Store(fastBusy)
+	if err := tel.observe(cfg.meters, func() (int64, int64) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.queued
+		return b.queued, b.fastRunsLocked()
 	}); err != nil {
 		return nil, err
 	}
@@ -148,13 +159,21 @@ func (b *Batcher) Unwrap() serving.Predictor { return b.next }
 // Ready implements serving.Readier: false once Close or Shutdown began.
 func (b *Batcher) Ready() bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	return !b.closed
 }
 
 // Predict queues req, waits for the batch it joins and returns its rows of
 // the answer. It returns at once when ctx ends, whatever its batch is doing.
 func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+	rows := req.Rows()
+	// The fast path (fast.go): a ctx that can never end has no error to
+	// check, and no serving.ParamTimeout gives it one.
+	if rows == 1 && b.cfg.loneAtOnce && ctx.Done() == nil && len(req.Params) == 0 {
+		if resp, err, ok := b.tryFast(ctx, req); ok {
+			return resp, err
+		}
+	}
 	if err := serving.ContextError(ctx, "batch: predict"); err != nil {
 		b.countRejected(reasonOf(ctx))
 		return nil, err
@@ -165,7 +184,6 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 		defer cancel()
 	}
 	b.pending.Add(1) // on its way, until queued, run directly or gone
-	rows := req.Rows()
 	gather := false
 	if rows > 0 && rows <= b.cfg.maxRows {
 		// Alone, the request is the model's to validate, as unbatched.
@@ -308,7 +326,7 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 	timing := serving.TimingOf(ctx)
 
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if b.closed {
 		b.stats.Rejected.Closed++
 		b.tel.rejected(ctx, reasonClosed)
@@ -341,8 +359,9 @@ func (b *Batcher) enqueue(ctx context.Context, chunks []*serving.Request, items 
 		q.push(it)
 		items[i] = it
 	}
-	gathering := gather && b.queued == 0 && b.inflight == 0 && !b.gathering
+	gathering := gather && b.queued == 0 && b.slotsLocked() == 0 && !b.gathering
 	b.queued += rows
+	b.syncLocked()    // no fast run may start before what is queued, and before pending drops (fast.go)
 	b.pending.Add(-1) // queued: no longer on its way
 	if gathering {
 		b.gathering = true
@@ -413,9 +432,12 @@ func (b *Batcher) dropLocked(q *queue) {
 // and once closed, so that it can exit. While every slot is busy, a run
 // that ends takes what waits, so there is nothing to time.
 func (b *Batcher) watchLocked(now time.Time) {
-	if b.closed || (b.queued > 0 && b.inflight < b.cfg.maxFlight &&
+	if b.closed || (b.queued > 0 && b.slotsLocked() < b.cfg.maxFlight &&
 		(b.timerAt.IsZero() || now.Add(b.cfg.maxDelay).Before(b.timerAt))) {
 		b.nudge()
+	}
+	if b.queued > 0 {
+		b.watchFastLocked(now)
 	}
 }
 
@@ -434,7 +456,7 @@ func (b *Batcher) level(req *serving.Request) int {
 // when nobody is left to answer).
 func (b *Batcher) abandon(it *item, why reason) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	switch it.state {
 	case queued:
 		q := it.q
@@ -470,7 +492,7 @@ func (b *Batcher) abandon(it *item, why reason) {
 func (b *Batcher) countRejected(why reason) {
 	b.mu.Lock()
 	b.stats.Rejected.add(why)
-	b.mu.Unlock()
+	b.unlock()
 	b.tel.rejected(context.Background(), why)
 }
 
@@ -503,7 +525,7 @@ func (b *Batcher) Close() error {
 	first := !b.nextClosed
 	b.closed, b.nextClosed = true, true
 	b.failQueuedLocked(serving.ErrClosed)
-	b.mu.Unlock()
+	b.unlock()
 	b.nudge()
 	<-b.done
 	b.runs.Wait()
@@ -521,7 +543,7 @@ func (b *Batcher) Close() error {
 func (b *Batcher) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed, b.draining = true, true
-	b.mu.Unlock()
+	b.unlock()
 	b.nudge()
 	finished := make(chan struct{})
 	go func() {
@@ -543,7 +565,7 @@ func (b *Batcher) Shutdown(ctx context.Context) error {
 		if b.lone.on && b.lone.cancel != nil {
 			b.lone.cancel()
 		}
-		b.mu.Unlock()
+		b.unlock()
 		b.nudge()
 		return serving.ContextError(ctx, "batch: shutdown")
 	}

@@ -1,6 +1,9 @@
 package batch
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // costModel is adaptive mode's measure of whether joining pays. Guarded by
 // Batcher.mu.
@@ -14,18 +17,38 @@ import "time"
 // chose wrongly for the fraud model under load, which batching makes twice
 // as fast). So the batcher measures what it is asked to improve: rows
 // answered per second in each mode, over windows of at least minWindow
-// (and 16 runs), and keeps the better mode (a bandit with two arms).
+// (and 16 runs), and the CPU time each row cost, and keeps the better mode
+// (a bandit with two arms).
 //
-//   - It starts joining. Every so often (exploreBase windows at first) it
-//     spends two windows in the other mode, after one unmeasured window
-//     to let the switch settle (a queue to form or drain), and compares
-//     the two rates, each an exponentially weighted mean of its windows.
-//   - The other mode wins if it answered 10% more: the batcher stays in
-//     it. Otherwise the next exploration is spaced so that explorations
-//     cost about 1% of the rows (an exploration costs three windows at the
-//     loser's rate): the more the other mode lost by, the longer the wait,
-//     from exploreBase up to exploreMax windows (about 2 s), so that a
-//     change of load is still seen.
+//   - It starts joining. Once it has measured that for exploreBase, and
+//     every so often after, it spends two windows in the other mode,
+//     after one unmeasured window that lasts until the old mode's runs are
+//     over (a queue drained, runs alone ended: their rows are not the
+//     new mode's), and compares the other mode's rate over those two
+//     windows with the best mode's over all its windows since the last
+//     exploration (rows over time, pooled: a window of 20 ms on a machine
+//     shared with other work can be off by half).
+//   - The CPU time per row decides where it can (cheaper): running alone
+//     when joining does not save a tenth of it, joining when running
+//     alone costs more than 1.5 times as much.
+//   - Otherwise the other mode wins if it answered 10% more. A loss
+//     within the noise (closeLoss, shrinking as the root of the time
+//     measured) is pooled with the next exploration, which comes soon.
+//   - Explorations are spaced in time so that they cost about 1% of the
+//     rows: an exploration costs the time it spent away (leaving and
+//     returning included) times what the other mode lost by. In time,
+//     not in windows: a window lasts at least 16 runs, and joined runs of
+//     a model that does not batch are long, so explorations spaced in
+//     windows cost several times their share. From exploreBase up to
+//     exploreMax, so that a change of load is still seen.
+//
+// Measured with BenchmarkBatch on the conv net at 64 callers, the scheme
+// before this one (rates as a weighted mean of 20 ms windows, explorations
+// spaced in windows, the first after one window) ran joined, at about half
+// the rate, for a third to a half of the time, and one noisy window could
+// keep it there for seconds; with the wide MLP, rates alone could not
+// tell the modes apart in a noisy second, where the CPU per row (33 µs
+// joined, 75 alone) always can.
 //
 // Below capacity (an open loop, or few callers) both modes answer what
 // arrives, the rates tie, and the batcher stays where it is, which is
@@ -38,13 +61,18 @@ import "time"
 // adds time, so the estimates follow a sample below them four times as
 // fast as one above: a low quantile, not the mean.
 type costModel struct {
-	joins bool       // the mode of the current window
-	best  bool       // the mode that answered more
-	rate  [2]float64 // rows/s answered, [0] alone, [1] joining; 0: not measured
+	cpu   func() time.Duration // the process's CPU time (processCPU; tests fake it)
+	joins bool                 // the mode of the current window
+	best  bool                 // the mode that answered more
+	rate  [2]float64           // rows/s, [0] alone, [1] joining: the best mode's since the last exploration, the other's at it; 0: not measured
 	win   window
 	phase phase
-	since int // measured windows in the best mode since the last exploration
-	every int // windows between explorations
+	// pool sums the best mode's measured windows since the last
+	// exploration, and during one, the other mode's measured windows.
+	pool, other window
+	away        time.Duration // time out of the best mode in this exploration
+	since       time.Duration // time in the best mode since the last exploration
+	every       time.Duration // time in the best mode between explorations
 
 	alone, joined float64 // ns per row of runs that had the model to themselves; 0: none yet
 
@@ -56,17 +84,41 @@ type costModel struct {
 	gatherSkip int64
 }
 
-// window counts the rows answered since start.
+// window counts the rows answered since start, or (pooled) over d, and
+// the process's CPU time meanwhile.
 type window struct {
-	start time.Time
-	rows  int64
+	start    time.Time
+	rows     int64
+	d, cpu   time.Duration
+	startCPU time.Duration
+}
+
+func (w *window) add(rows int64, d, cpu time.Duration) {
+	w.rows += rows
+	w.d += d
+	w.cpu += cpu
+}
+
+// cpuPerRow is the CPU time per row answered (0: unknown).
+func (w window) cpuPerRow() float64 {
+	if w.rows == 0 || w.cpu <= 0 {
+		return 0
+	}
+	return float64(w.cpu) / float64(w.rows)
+}
+
+func (w window) rate() float64 {
+	if w.d <= 0 {
+		return 0
+	}
+	return float64(w.rows) / w.d.Seconds()
 }
 
 type phase uint8
 
 const (
 	steady    phase = iota // measuring the best mode
-	leaving                // first window in the other mode: not measured
+	leaving                // first window in the other mode, until the old mode's runs are over: not measured
 	exploring              // measuring the other mode, first window
 	compared               // measuring the other mode, second window; then compare
 	returning              // first window back in the best mode: not measured
@@ -74,14 +126,25 @@ const (
 
 const (
 	minWindow   = 20 * time.Millisecond
-	exploreBase = 8
-	exploreMax  = 96
+	exploreBase = 8 * minWindow
+	exploreMax  = 5 * time.Second
+	// closeLoss: an exploration that measured closePool of the other
+	// mode and found it lost by less is within a shared machine's noise.
+	closeLoss = 0.25
+	closePool = 2 * minWindow
+	// cpuVeto: running alone must cost less than this many times the CPU
+	// per row of joining to be chosen (see cheaper).
+	cpuVeto = 1.5
+	// leaveMax bounds the window that leaves a mode (answered).
+	leaveMax = 10 * minWindow
+	// windowRuns: a window lasts at least this many mean run times.
+	windowRuns  = 8
 	exploreCost = 0.01 // the share of the rows explorations may cost
 	// Weights of a new sample below and above a run-time estimate.
 	costDown, costUp = 1.0 / 8, 1.0 / 32
-	rateAlpha        = 1.0 / 4 // weight of a new window's rate
 	gatherProbe      = 64
 	gatherPrior      = 2
+	gatherOn         = 1.5 // the mean company a gathering must bring to go on
 	// minRunBudget is the least a joined run is allowed before it is
 	// suspect (see limitLocked), whatever the measurements say: timers and
 	// the scheduler cannot be trusted much below it on a busy machine.
@@ -89,7 +152,52 @@ const (
 )
 
 func newCostModel() costModel {
-	return costModel{joins: true, best: true, every: exploreBase, since: exploreBase - 1, gatherN: gatherPrior}
+	// The first exploration comes once joining has been measured for
+	// exploreBase: one window alone is too noisy to compare with.
+	return costModel{cpu: processCPU, joins: true, best: true, every: exploreBase, gatherN: gatherPrior}
+}
+
+// spacing is the time in the best mode until the next exploration, which
+// costs about the time this one spent away at loss: exploreCost of the
+// rows, within exploreBase and exploreMax.
+func (c *costModel) spacing(loss float64) time.Duration {
+	return min(max(time.Duration(float64(c.away)*loss/exploreCost), exploreBase), exploreMax)
+}
+
+// cheaper reports which mode the CPU time per row favours: joining when
+// running alone costs more than cpuVeto times as much per row (the
+// current exploration's measure against the best mode's), and running
+// alone when joining does not save a tenth of it. ok is false in between,
+// or when it cannot tell: then rates decide.
+//
+// Why CPU as well as rows per second: on a machine shared with other
+// work, the cores the process gets change from one 20 ms window to the
+// next, and so do the rates, but the CPU a row costs in each mode does
+// not. Rows per second are the cores a mode keeps busy over the CPU a row
+// costs, and running alone keeps at least as many busy as one run slot
+// (every caller runs): so a joined row that costs about as much as one
+// alone never pays, and one that costs a fraction of it (cpuVeto) is the
+// better bet on two cores under any other load. Measured here
+// (BenchmarkBatch, cpu-µs/row, alone/joined): the fraud MLP 4.2/2.4 at 8
+// callers, the wide MLP 75/34 at 64, the conv net 36/63 at 64 under load
+// and 33/31 quieter. The price: where running alone on idle cores would
+// answer more despite costing 1.5 to 2 times the CPU per row, the batcher
+// joins.
+func (c *costModel) cheaper() (joins, ok bool) {
+	a, j := c.other, c.pool // exploring alone: the pool is joining's
+	if c.joins {
+		a, j = c.pool, c.other
+	}
+	ca, cj := a.cpuPerRow(), j.cpuPerRow()
+	switch {
+	case ca == 0 || cj == 0:
+		return false, false
+	case ca > cpuVeto*cj:
+		return true, true
+	case cj*1.1 > ca:
+		return false, true
+	}
+	return false, false
 }
 
 func mode(joins bool) int {
@@ -100,53 +208,90 @@ func mode(joins bool) int {
 }
 
 // answered counts rows answered by a run that ended at now; run is the
-// mean run time, which sets the window's least length.
-func (c *costModel) answered(now time.Time, rows int64, run time.Duration) {
+// mean run time, which sets the window's least length. settled reports
+// that no run of the other mode is left (see leaving).
+func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settled bool) {
 	if c.win.start.IsZero() {
-		c.win.start = now
+		c.win.start, c.win.startCPU = now, c.cpu()
 	}
 	c.win.rows += rows
 	d := now.Sub(c.win.start)
-	if d < max(minWindow, 16*run) {
+	// The window that leaves a mode lasts until that mode's runs are
+	// over (a joined backlog drained, the runs alone in flight ended):
+	// their rows would count for the other mode. Measured on the wide MLP
+	// at 64 callers, a backlog of joined rows made 20 ms of running alone
+	// look twice as fast as joining, which it is not, and the batcher ran
+	// alone at a third of the rate.
+	// Bounded, in case the other mode always has runs going (requests
+	// larger than a batch always queue).
+	if d < max(minWindow, windowRuns*run) || (c.phase == leaving && !settled && d < leaveMax) {
 		return
 	}
-	r := float64(c.win.rows) / d.Seconds()
-	c.win = window{start: now}
+	rows = c.win.rows
+	cpuNow := c.cpu()
+	cpu := cpuNow - c.win.startCPU
+	c.win = window{start: now, startCPU: cpuNow}
 	switch c.phase {
 	case steady:
-		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
-		if c.since++; c.since >= c.every {
-			c.since = 0
+		c.pool.add(rows, d, cpu)
+		c.rate[mode(c.joins)] = c.pool.rate()
+		if c.since += d; c.since >= c.every {
+			c.since, c.away = 0, 0
 			c.phase, c.joins = leaving, !c.best
 		}
 	case leaving:
+		c.away += d
 		c.phase = exploring
 	case exploring:
-		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
+		c.away += d
+		c.other.add(rows, d, cpu)
 		c.phase = compared
 	case compared:
-		c.rate[mode(c.joins)] = weigh(c.rate[mode(c.joins)], r)
-		other, best := c.rate[mode(c.joins)], c.rate[mode(c.best)]
+		c.away += d
+		c.other.add(rows, d, cpu)
+		other, best := c.other.rate(), c.pool.rate()
+		c.rate[mode(c.joins)] = other
+		if joins, ok := c.cheaper(); ok {
+			// The CPU time per row decides, whatever 40 ms of rates said
+			// (see cheaper).
+			if joins == c.joins {
+				other = max(other, 1.2*best)
+			} else {
+				other = min(other, best/2)
+			}
+		}
 		if best == 0 || other > 1.1*best {
-			c.best, c.phase, c.every = c.joins, steady, exploreBase
+			// The other mode is the best now; its exploration's
+			// windows are the first of its pool. The next exploration
+			// costs what the old mode lost by: space it as below.
+			c.best, c.phase = c.joins, steady
+			c.every = exploreBase
+			if best > 0 {
+				c.every = c.spacing(1 - best/other)
+			}
+			c.pool, c.other = c.other, window{}
 			return
 		}
-		// An exploration costs three windows at the worse rate: space
-		// them so that they cost about 1% of the rows, but explore at
-		// least every exploreMax windows, so that a change is seen.
-		loss := max(0, 1-other/best)
-		c.every = int(min(max(3*loss/exploreCost, exploreBase), exploreMax))
 		c.phase, c.joins = returning, c.best
+		loss := max(0, 1-other/best)
+		if loss < closeLoss*math.Sqrt(float64(closePool)/float64(c.other.d)) {
+			// Too close to tell on a shared machine, where 20 ms of
+			// either mode may be off by half: look again soon, and pool
+			// what the next exploration measures with this one (the
+			// noise of a pool shrinks as the root of its length).
+			c.every = exploreBase
+			return
+		}
+		// An exploration cost the time away at the loser's rate: space
+		// them so that they cost about exploreCost of the rows, but
+		// explore at least every exploreMax, so that a change is seen.
+		// What was measured counts half at the next exploration.
+		c.every = c.spacing(loss)
+		c.other = window{rows: c.other.rows / 2, d: c.other.d / 2, cpu: c.other.cpu / 2}
 	case returning:
 		c.phase = steady
+		c.pool = window{} // measure the best mode afresh, as it is now
 	}
-}
-
-func weigh(mean, sample float64) float64 {
-	if mean == 0 {
-		return sample
-	}
-	return mean + rateAlpha*(sample-mean)
 }
 
 // ran records a run that had the model to itself: reqs requests, rows
@@ -177,15 +322,15 @@ func estimate(est, sample float64) float64 {
 // cost (a yield, and a goroutine hand-off per request joined). When
 // gatherings bring nobody, as with a lone caller, every gatherProbe-th
 // lone run still tries, so that a change is seen.
-func (c *costModel) gathers() bool {
+func (c *costModel) gathers(sampled bool) bool {
 	if !c.joins {
 		return false
 	}
-	if c.gatherN >= 1.5 {
+	if c.gatherN >= gatherOn {
 		return true
 	}
 	c.gatherSkip++
-	if c.gatherSkip < gatherProbe {
+	if c.gatherSkip < gatherProbe && !sampled {
 		return false
 	}
 	c.gatherSkip = 0

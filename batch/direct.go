@@ -26,19 +26,20 @@ import (
 func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) (resp *serving.Response, err error, ran, gather bool) {
 	b.mu.Lock()
 	if b.closed {
-		b.mu.Unlock()
+		b.unlock()
 		return nil, nil, false, false
 	}
-	if b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && b.aloneReadyLocked(rows) {
-		if b.cfg.adaptive && b.cost.gathers() {
-			b.mu.Unlock()
+	if b.queued == 0 && len(b.retry) == 0 && b.slotsLocked() == 0 && b.aloneReadyLocked(rows) {
+		sampled := b.loneRanLocked()
+		if b.cfg.adaptive && b.cost.gathers(sampled) {
+			b.unlock()
 			return nil, nil, false, true
 		}
 		resp, err := b.runLone(ctx, req, rows)
 		return resp, err, true, false
 	}
 	if !b.cfg.adaptive || b.cost.joins {
-		b.mu.Unlock()
+		b.unlock()
 		return nil, nil, false, false
 	}
 	resp, err = b.runAlone(ctx, req, rows)
@@ -71,7 +72,7 @@ func (b *Batcher) runLone(ctx context.Context, req *serving.Request, rows int64)
 	b.watchLimitLocked(l.limit)
 	b.inflight++
 	solo, runGen := b.beginLocked()
-	b.mu.Unlock()
+	b.unlock()
 
 	b.tel.queued(0)
 	resp, err := b.predict(ctx, req)
@@ -90,7 +91,7 @@ func (b *Batcher) runLone(ctx context.Context, req *serving.Request, rows int64)
 	b.ranLocked(end, elapsed, rows, 1)
 	b.stats.Direct++
 	b.afterRunLocked(end)
-	b.mu.Unlock()
+	b.unlock()
 	if ended {
 		return b.endedResult(caller, resp, err)
 	}
@@ -122,7 +123,7 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 		b.watchLimitLocked(bt.limit)
 	}
 	solo, runGen := b.beginLocked()
-	b.mu.Unlock()
+	b.unlock()
 
 	b.tel.queued(0)
 	resp, err := b.predict(ctx, req)
@@ -141,7 +142,7 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 	if b.closed {
 		b.watchLocked(now) // the scheduler may be waiting for this run to exit
 	}
-	b.mu.Unlock()
+	b.unlock()
 	if bt != nil {
 		*bt = batch{}
 		runPool.Put(bt)

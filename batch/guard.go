@@ -83,6 +83,7 @@ func (b *Batcher) watchLimitLocked(limit time.Time) {
 
 // expireLocked ends the runs that passed their limits.
 func (b *Batcher) expireLocked(now time.Time) {
+	b.expireFastLocked(now)
 	if l := &b.lone; l.on && !now.Before(l.limit) {
 		// The caller's goroutine is in the model: cancel its run (if its
 		// ctx can end) and free the slot; the caller reports the error.
@@ -106,6 +107,9 @@ func (b *Batcher) expireLocked(now time.Time) {
 func (b *Batcher) nextLimitLocked() (next time.Time) {
 	if b.lone.on {
 		next = b.lone.limit
+	}
+	if l := b.fastLimitLocked(); !l.IsZero() && (next.IsZero() || l.Before(next)) {
+		next = l
 	}
 	for bt := range b.running {
 		if !bt.limit.IsZero() && (next.IsZero() || bt.limit.Before(next)) {

@@ -40,19 +40,22 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	maxRows    int64
-	maxDelay   time.Duration
-	preferred  []int64 // ascending, each ≤ maxRows
-	maxFlight  int
-	queueRows  int64 // 0: DefaultQueueFactor × maxRows
-	adaptive   bool
-	maxRun     time.Duration
-	levels     int
-	defLevel   int
-	meters     metric.MeterProvider
-	tracers    trace.TracerProvider
-	clock      clock
-	hook       func(delta int) // tests: +1 as a run starts, -1 once it handed out its answers or was ended
+	maxRows   int64
+	maxDelay  time.Duration
+	preferred []int64 // ascending, each ≤ maxRows
+	maxFlight int
+	queueRows int64 // 0: DefaultQueueFactor × maxRows
+	adaptive  bool
+	maxRun    time.Duration
+	levels    int
+	defLevel  int
+	meters    metric.MeterProvider
+	tracers   trace.TracerProvider
+	clock     clock
+	hook      func(delta int) // tests: +1 as a run starts, -1 once it handed out its answers or was ended
+	// loneAtOnce: a lone one-row request at an idle batcher runs at once
+	// (aloneReadyLocked), so the fast path (fast.go) may run it.
+	loneAtOnce bool
 	configErrs []error
 }
 
@@ -210,6 +213,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.queueRows == 0 {
 		c.queueRows = DefaultQueueFactor * c.maxRows
 	}
+	c.loneAtOnce = c.adaptive || c.maxDelay == 0 || c.maxRows <= 1 || (len(c.preferred) > 0 && c.preferred[0] <= 1)
 	if c.meters == nil {
 		c.meters = otel.GetMeterProvider()
 	}

@@ -45,7 +45,7 @@ func (b *Batcher) loop() {
 		b.mu.Lock()
 		wakeAt, exit := b.dispatchLocked()
 		b.timerAt = wakeAt
-		b.mu.Unlock()
+		b.unlock()
 		if exit {
 			return
 		}
@@ -81,10 +81,11 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	b.expireLocked(now)
 	b.startReadyLocked(now)
 	wakeAt = b.nextLimitLocked()
-	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && len(b.suspects.items) == 0 && b.active == 0 {
+	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && len(b.suspects.items) == 0 && b.active == 0 &&
+		b.fast.Load()&fastHeld == 0 {
 		return time.Time{}, true
 	}
-	if b.inflight >= b.cfg.maxFlight {
+	if b.slotsLocked() >= b.cfg.maxFlight {
 		return wakeAt, false // a finishing run wakes us, or a limit
 	}
 	for _, q := range b.order {
@@ -98,7 +99,7 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 // startReadyLocked starts every batch that is ready while run slots are
 // free, handing each to a runner.
 func (b *Batcher) startReadyLocked(now time.Time) {
-	for b.inflight < b.cfg.maxFlight {
+	for b.slotsLocked() < b.cfg.maxFlight {
 		ctx, bt := b.nextLocked(now)
 		if bt == nil {
 			return
@@ -159,18 +160,18 @@ func (b *Batcher) takeLocked(q *queue, now time.Time) []*item {
 func (b *Batcher) gather(it *item) {
 	runtime.Gosched()
 	b.mu.Lock()
-	if !b.gathering || it.state != queued || b.inflight >= b.cfg.maxFlight {
+	if !b.gathering || it.state != queued || b.slotsLocked() >= b.cfg.maxFlight {
 		// Dispatched meanwhile (a full batch, the max delay, Close), or
 		// the slot is taken: the item waits for its batch as any other.
 		b.gathering = false
-		b.mu.Unlock()
+		b.unlock()
 		return
 	}
 	b.gathering = false
 	now := b.cfg.clock.Now()
 	ctx, bt := b.startLocked(b.takeLocked(it.q, now), now)
 	b.cost.gathered(len(bt.items))
-	b.mu.Unlock()
+	b.unlock()
 	b.runOne(ctx, bt, false)
 }
 
@@ -207,7 +208,7 @@ func (b *Batcher) readyLocked(q *queue, now time.Time) bool {
 		// to queue, or just answered and likely to come back): waiting
 		// for them costs a goroutine wake-up or two, while dispatching
 		// without them would split one batch into several runs.
-		return b.inflight == 0 && b.noneOnTheWay()
+		return b.slotsLocked() == 0 && b.noneOnTheWay()
 	}
 	return false
 }
@@ -347,7 +348,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Co
 	if bt.ended {
 		// Ended at its limit: its members were seen to, and its slot
 		// and this runner's place were given to others.
-		b.mu.Unlock()
+		b.unlock()
 		return nil, nil, true
 	}
 	if bt.slot {
@@ -378,7 +379,7 @@ func (b *Batcher) runOne(ctx context.Context, bt *batch, chain bool) (context.Co
 	if next == nil {
 		b.afterRunLocked(now)
 	}
-	b.mu.Unlock()
+	b.unlock()
 	if len(items) > 1 {
 		t := b.cfg.clock.Now()
 		send(items, rs)
@@ -445,7 +446,15 @@ func (b *Batcher) closedNoDrainLocked() bool { return b.closed && !b.draining }
 
 func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, reqs int) {
 	b.runEWMA.ran(elapsed)
-	b.cost.answered(now, rows, b.runEWMA.run())
+	// The fast runs since the last run counted are answered rows too
+	// (fast.go): their cost is in the window's time, since they ran in it.
+	// Settled: joining, no run alone is left (runs outside the slots);
+	// alone, no joined backlog is.
+	settled := b.queued == 0
+	if b.cost.joins {
+		settled = b.active == b.inflight
+	}
+	b.cost.answered(now, rows+b.fastAccountedLocked(), b.runEWMA.run(), settled)
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)

@@ -14,7 +14,12 @@
 # thread and GOMAXPROCS=1, the load generator pinned to CPU 0 with
 # GOMAXPROCS=1. Each line also gives the server's CPU time per request
 # (utime+stime from /proc over the run, divided by the answers), which the
-# machine's other load disturbs less than throughput does. Knobs: DUR (10s),
+# machine's other load disturbs less than throughput does, and the load
+# generator's own (client_cpu, getrusage): a line is bound by the side
+# whose CPU per request times req/s is nearer its whole core. Both
+# clients send one pre-encoded request (the JSON body; the protobuf
+# message marshalled once) and read the answer without decoding it, and
+# neither sends a deadline. Knobs: DUR (10s),
 # CONC (64), RUNS (3), CONNS (gRPC connections, 1), ROWS (rows per request,
 # 1), SERVEKIT_FLAGS (default --max-inflight=-1: the server's admission
 # control, one request in flight and one queued on this one-core server,
@@ -112,7 +117,8 @@ awk '
 				n++
 				ratio[n] = v[kinds[k], r, "throughput"] / v["rest-json", r, "throughput"]
 				cpu[n] = v[kinds[k], r, "server_cpu"]; rps[n] = v[kinds[k], r, "throughput"]
+				ccpu[n] = v[kinds[k], r, "client_cpu"]
 			}
-			printf "summary %-13s req/s %s  x REST %s  server cpu %s µs/req\n", kinds[k], mmm(rps, n, "%.0f"), mmm(ratio, n, "%.2f"), mmm(cpu, n, "%.1f")
+			printf "summary %-13s req/s %s  x REST %s  server cpu %s  loadgen cpu %s µs/req\n", kinds[k], mmm(rps, n, "%.0f"), mmm(ratio, n, "%.2f"), mmm(cpu, n, "%.1f"), mmm(ccpu, n, "%.1f")
 		}
 	}' "$OUT/grpc.txt" | tee -a "$OUT/grpc.txt"

@@ -45,6 +45,7 @@ type options struct {
 	maxMessage     int
 	maxElements    int64
 	maxTimeout     time.Duration
+	gcMinHeap      int64
 	batch          bool
 	batchRows      int
 	batchDelay     time.Duration
@@ -168,6 +169,7 @@ func parseServe(args []string, out io.Writer) (*options, error) {
 	f.integer(&o.maxMessage, "grpc-max-message", 4<<20, "largest gRPC message in bytes, compressed ones as they inflate (ResourceExhausted above; grpc-go's default)")
 	f.int64(&o.maxElements, "max-elements", 1<<22, "most elements in one input tensor")
 	f.duration(&o.maxTimeout, "max-timeout", 10*time.Second, "time budget cap per request (0: none)")
+	f.int64(&o.gcMinHeap, "gc-min-heap", 16<<20, "Go heap in bytes below which no garbage collection runs: servekit keeps little Go memory alive, and Go's 4 MiB floor made it collect ~100 times a second under load (0: Go's default; ignored when $GOGC is set)")
 
 	f.section("HTTP server")
 	f.duration(&o.drainDelay, "drain-delay", 0, "on SIGTERM, fail readiness and keep serving this long before refusing new requests, so load balancers stop sending first (Kubernetes: a few seconds)")
@@ -219,6 +221,9 @@ func defaultHTTPPort() (int, error) {
 // loads.
 func (o *options) check() error {
 	var errs []error
+	if o.gcMinHeap < 0 || o.gcMinHeap > 1<<40 {
+		errs = append(errs, fmt.Errorf("--gc-min-heap %d: want 0 to 1 TiB", o.gcMinHeap))
+	}
 	if len(o.models) == 0 && o.repo == "" {
 		errs = append(errs, errors.New("nothing to serve: give --model-repository DIR, or --model NAME=PATH.onnx"))
 	}

@@ -41,6 +41,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	}
 	log := newLogger(o, stdout)
 	say := banner(o, log, stdout)
+	defer startGCFloor(uint64(o.gcMinHeap))()
 
 	metricsHandler, shutdownMetrics, err := setupMetrics()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/oip"
 )
@@ -112,6 +113,11 @@ func (c nativeCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	switch m := v.(type) {
 	case *inferCall:
 		m.err = decodeInfer(buf.ReadOnlyData(), &m.msg, c.lim, true)
+		if m.err != nil && serving.CodeOf(m.err) == serving.Internal {
+			// A malformed message (bad wire format, invalid UTF-8) is the
+			// client's error, as the Connect handler answers it.
+			m.err = serving.NewError(serving.InvalidArgument, m.err)
+		}
 		if m.err == nil && len(m.msg.RawInputContents) > 0 {
 			m.buf = buf // the raw contents are in it: released after the call
 			return nil

@@ -199,10 +199,11 @@
 // # Performance
 //
 // grpc-go's server is the fast path: on the demo model (1×8 FP32) with 64
-// clients on one connection it answers 2.3–3.3× the requests of V2 JSON
-// over HTTP/1.1 at 0.6–0.7× REST's server CPU per request, and 2.2–3.0×
-// at 256 rows, where the Connect handler answers 0.5–0.7× REST's on the
-// demo request (bench/README.md, make bench-grpc). The Connect handler's cost is net/http's HTTP/2 server (a
+// clients on one connection, servekit serve on one core, it costs 19–21 µs
+// of server CPU a request against V2 JSON over HTTP/1.1's 34–36 µs, and
+// answered 1.9–2.3–2.7× REST's requests in the same rounds; 2.4× at 256
+// rows, where the Connect handler answers 0.4–0.5× REST's on the demo
+// request (bench/README.md, make bench-grpc, "Closing the 1-row gap"). The Connect handler's cost is net/http's HTTP/2 server (a
 // goroutine per stream, frame handling) and connect's unary handler, not
 // this package's decoding; it stays for browsers (gRPC-Web, Connect) and
 // single-port deployments.
@@ -217,8 +218,14 @@
 // could change a tensor under it; the answer cannot be recycled either,
 // since stats handlers and binary logging see it after it is written.
 // There is no per-call reflection: every message has generated fast-path
-// code, and the service descriptor is written by hand (native.go). The
-// HTTP/2 settings and why are in transport.go.
+// code, and the service descriptor is written by hand (native.go). Calls
+// run on 64 long-lived goroutines (grpc.NumStreamWorkers) rather than one
+// started per call, whose stack grew, by copying, twice in every call;
+// with an interceptor, ModelInfer passes it one UnaryServerInfo and
+// handler made by NewServer (an interceptor must not change the info).
+// The HTTP/2 settings and why are in transport.go. Garbage collection is
+// the process's: servekit serve sets a 16 MiB heap floor
+// (--gc-min-heap); a program of its own can set GOGC or GOMEMLIMIT.
 //
 // # Regenerating the code
 //

@@ -51,6 +51,10 @@ func NewServer(m Models, opts ...Option) *grpc.Server {
 	// that only this codec knows.
 	sopts = append(sopts, grpc.ForceServerCodecV2(nativeCodec{h.cfg.lim}))
 	s := grpc.NewServer(sopts...)
+	h.inferInfo = &grpc.UnaryServerInfo{Server: h, FullMethod: modelInferMethod}
+	h.inferNext = func(ctx context.Context, req any) (any, error) {
+		return h.serveInfer(ctx, nil, req.(*pb.ModelInferRequest))
+	}
 	s.RegisterService(&nativeDesc, h)
 	healthpb.RegisterHealthServer(s, &health{h: h})
 	reflection.Register(s)
@@ -143,13 +147,19 @@ func modelInfer(srv any, ctx context.Context, dec func(any) error, icpt grpc.Una
 	if err := dec(c); err != nil {
 		return nil, err
 	}
-	if icpt == nil { // no closure: one allocation less per call
+	if icpt == nil {
 		defer c.release()
 		return h.serveInfer(ctx, c.err, &c.msg)
 	}
 	c.detach() // the interceptor may keep the message
-	return icpt(ctx, &c.msg, &grpc.UnaryServerInfo{Server: srv, FullMethod: modelInferMethod}, func(ctx context.Context, req any) (any, error) {
-		return h.serveInfer(ctx, c.err, req.(*pb.ModelInferRequest))
+	// The server's info and handler, made once (NewServer): no allocation
+	// per call but the message's, unless decoding failed, whose error the
+	// handler must carry.
+	if c.err == nil {
+		return icpt(ctx, &c.msg, h.inferInfo, h.inferNext)
+	}
+	return icpt(ctx, &c.msg, h.inferInfo, func(ctx context.Context, _ any) (any, error) {
+		return h.serveInfer(ctx, c.err, nil)
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	refpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -392,5 +393,41 @@ func TestNativeRawContentsInPlace(t *testing.T) {
 		if slices.ContainsFunc(f, func(v float32) bool { return v != f[0] }) {
 			t.Fatal("a message an interceptor kept lost its raw contents to the pool")
 		}
+	}
+}
+
+// TestNativeInterceptorSeesModelInfer: an interceptor on grpc-go's server
+// sees every ModelInfer call with its method and server, the decoded
+// message when it decoded, and the call's own answer: a request that
+// failed to decode still reaches the interceptor and answers
+// InvalidArgument through it, not another call's outcome.
+func TestNativeInterceptorSeesModelInfer(t *testing.T) {
+	var mu sync.Mutex
+	var methods []string
+	var seen []codes.Code
+	icpt := grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if _, ok := req.(*pb.ModelInferRequest); !ok || info.Server == nil {
+			t.Errorf("interceptor got %T, server %v", req, info.Server)
+		}
+		resp, err := next(ctx, req)
+		mu.Lock()
+		methods, seen = append(methods, info.FullMethod), append(seen, status.Code(err))
+		mu.Unlock()
+		return resp, err
+	})
+	addr := serveNative(t, models(t, "m", echo()), grpcapi.WithServerOptions(icpt))
+	cc := grpcGo(t, addr)
+	x, _ := serving.NewTensor("x", []int64{1, 2}, []float32{1, 2})
+	if _, err := invokeInfer(context.Background(), cc, grpcapi.EncodeRequest(&serving.Request{Model: "m", Inputs: []serving.Tensor{x}})); err != nil {
+		t.Fatal(err)
+	}
+	bad := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), []byte("\xff")) // model_name, not UTF-8
+	err := cc.Invoke(context.Background(), "/inference.GRPCInferenceService/ModelInfer", bad, new(pb.ModelInferResponse), grpc.ForceCodecV2(wireCodec{}))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("undecodable request: %v, want InvalidArgument", err)
+	}
+	want := []codes.Code{codes.OK, codes.InvalidArgument}
+	if !slices.Equal(seen, want) || !slices.Equal(methods, []string{"/inference.GRPCInferenceService/ModelInfer", "/inference.GRPCInferenceService/ModelInfer"}) {
+		t.Errorf("interceptor saw %v %v, want %v on ModelInfer", methods, seen, want)
 	}
 }

@@ -28,14 +28,29 @@ import (
 // cannot. WithServerOptions(grpc.InitialWindowSize(...),
 // grpc.InitialConnWindowSize(...)) sets them for a network known better.
 //
-// Stream workers (grpc.NumStreamWorkers), which reuse goroutines instead of
-// starting one per call, made no measurable difference either (bench/grpc.sh,
-// one server core, 64 clients) and are left off.
-const maxStreams = 1024
+// Calls run on streamWorkers long-lived goroutines (grpc.NumStreamWorkers)
+// rather than on a goroutine started for each: a fresh goroutine's stack
+// grows twice in every call (under processRPC and grpc-go's read of the
+// message), and each growth copies the stack, walking its frames. That
+// was 10-12% of the server's CPU on the demo model (runtime.copystack in
+// a profile); a worker keeps its grown stack. When every worker is busy
+// grpc-go starts a goroutine for the call as before, so the count bounds
+// nothing. Measured on one server core (bench/README.md, "Closing the
+// 1-row gap"), server CPU per call with 64 workers against none: 27.6 →
+// 24.1 µs at 64 callers on one connection, 38.1 → 34.2 at 8, 27.9 → 27.7
+// at 256. 16 workers saved less at 64 callers (1.3 µs); 256 cost 1-4 µs
+// more than none, since grpc-go hands calls to idle workers in turn, each
+// then runs on the stack idle longest, out of the caches, and the
+// collector scans every stack. A bigger server can ask for more with
+// WithServerOptions(grpc.NumStreamWorkers(n)).
+const (
+	maxStreams    = 1024
+	streamWorkers = 64
+)
 
 // transportOptions are NewServer's HTTP/2 settings.
 func transportOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.MaxConcurrentStreams(maxStreams)}
+	return []grpc.ServerOption{grpc.MaxConcurrentStreams(maxStreams), grpc.NumStreamWorkers(streamWorkers)}
 }
 
 func ignoreEOF(err error) error {
