@@ -253,7 +253,8 @@
 // servekit.batch.queue.depth (observable up-down counter, {row}, read at
 // collection so that queuing costs no metric call) and
 // servekit.batch.rejected ({request}, attribute reason = overloaded,
-// canceled, deadline or closed). Spans batch.queue (time queued) and
+// canceled, deadline or closed; every reason's series starts at 0).
+// Spans batch.queue (time queued) and
 // batch.run (continuing the first member's trace, linking every member)
 // are started only under a recording parent span, so untraced requests pay
 // nothing for them. Recording allocates nothing.

@@ -202,6 +202,12 @@ func newTelemetry(cfg config, md serving.Metadata) (*telemetry, error) {
 	if err != nil {
 		return nil, serving.Errorf(serving.Internal, "batch: metrics: %w", err)
 	}
+	// Each reason's series starts at 0, so that dashboards and alert rules
+	// on servekit.batch.rejected read "none" rather than "no data" until the
+	// first rejection.
+	for r := range numReasons {
+		t.rejectedC.Add(context.Background(), 0, t.rejAttrs[r]...)
+	}
 	return t, nil
 }
 

@@ -87,12 +87,17 @@ func TestTelemetry(t *testing.T) {
 	if d, ok := got["servekit.batch.queue.depth"].(metricdata.Sum[int64]); !ok || len(d.DataPoints) != 1 || d.DataPoints[0].Value != 0 {
 		t.Errorf("queue.depth: %+v, want one point at 0", got["servekit.batch.queue.depth"])
 	}
+	// Every reason has a series from the start (dashboards read 0, not
+	// "no data"); only the cancelled caller was counted.
 	rej, ok := got["servekit.batch.rejected"].(metricdata.Sum[int64])
-	if !ok || len(rej.DataPoints) != 1 {
-		t.Fatalf("rejected: %+v", got["servekit.batch.rejected"])
+	if !ok || len(rej.DataPoints) != len(batch.RejectReasons()) {
+		t.Fatalf("rejected: %+v, want one point per reason %v", got["servekit.batch.rejected"], batch.RejectReasons())
 	}
-	if r, _ := rej.DataPoints[0].Attributes.Value("reason"); r.AsString() != "canceled" || rej.DataPoints[0].Value != 1 {
-		t.Errorf("rejected: %+v, want canceled=1", rej.DataPoints[0])
+	for _, p := range rej.DataPoints {
+		r, _ := p.Attributes.Value("reason")
+		if want := map[bool]int64{true: 1}[r.AsString() == "canceled"]; p.Value != want {
+			t.Errorf("rejected{reason=%s} = %d, want %d", r.AsString(), p.Value, want)
+		}
 	}
 
 	names := map[string]int{}
