@@ -70,6 +70,67 @@ func eachField(msg []byte, f func(wireField) error) error {
 	return nil
 }
 
+// repeated is a repeated field a decoder counts on the wire before it makes
+// the field's slice, so that the slice is sized by what the bytes hold and
+// never by a count the sender claims: the wire type of one element
+// (BytesType for messages, strings and bytes; a scalar's type for scalars,
+// packed or not), the most elements one message may hold, and the name an
+// error gives them ("grpcapi: more than 1024 inputs"). Counting fills n,
+// the elements seen, and bytes, the length of those length-delimited.
+type repeated struct {
+	typ      protowire.Type
+	max      int
+	name     string
+	n, bytes int
+}
+
+// uncapped is the max of a repeated field whose elements cost no more
+// than their bytes on the wire (a string's header and its bytes), so that
+// serving.DecodeBudget bounds them without a cap.
+const uncapped = math.MaxInt
+
+// countRepeated counts, in one pass over msg, the fields that fields
+// describes: fields[i] counts field number first+i, and an entry without a
+// name counts nothing, so that a decoder's table reads as its message's
+// shape and finding a field's counter costs an index. It fails as soon as
+// a field holds more than its max (InvalidArgument, naming it): an
+// oversized message costs that pass and nothing else. Fields of the wrong
+// wire type (unknown fields) count nothing.
+func countRepeated(msg []byte, first protowire.Number, fields []repeated) error {
+	return eachField(msg, func(f wireField) error {
+		i := uint(f.num - first)
+		if i >= uint(len(fields)) {
+			return nil
+		}
+		r := &fields[i]
+		if f.typ == r.typ && r.n < r.max {
+			// One element under the cap, the common case, first and
+			// without a call: this pass is on the native server's hot
+			// path. (An entry without a name has max 0.)
+			r.n++
+			r.bytes += len(f.b)
+			return nil
+		}
+		if r.name == "" {
+			return nil
+		}
+		return r.add(f)
+	})
+}
+
+// add counts one occurrence of r on the wire: one element, or as many as
+// a packed scalar field holds (an upper bound for malformed packing, which
+// the fill pass rejects).
+func (r *repeated) add(f wireField) error {
+	if f.typ == protowire.BytesType {
+		r.bytes += len(f.b)
+	}
+	if r.n += repeatedCount(f, r.typ); r.n > r.max {
+		return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d %s", r.max, r.name)
+	}
+	return nil
+}
+
 // wireDecoder decodes one ModelInferRequest within its limits.
 type wireDecoder struct {
 	lim    oip.Limits
@@ -88,31 +149,14 @@ func decodeInferRequest(b []byte, m *pb.ModelInferRequest, lim oip.Limits) error
 func decodeInfer(b []byte, m *pb.ModelInferRequest, lim oip.Limits, alias bool) error {
 	proto.Reset(m)
 	d := wireDecoder{lim: lim}
-	var nIn, nOut, nRaw, rawBytes int
-	err := eachField(b, func(f wireField) error {
-		if f.typ != protowire.BytesType {
-			return nil
-		}
-		switch f.num {
-		case 5:
-			if nIn++; nIn > lim.Inputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d inputs", lim.Inputs)
-			}
-		case 6:
-			if nOut++; nOut > lim.Outputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.Outputs)
-			}
-		case 7:
-			if nRaw++; nRaw > lim.Inputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw input contents", lim.Inputs)
-			}
-			rawBytes += len(f.b)
-		}
-		return nil
-	})
-	if err != nil {
+	var c [3]repeated // fields 5, 6 and 7
+	c[0] = repeated{typ: protowire.BytesType, max: lim.Inputs, name: "inputs"}
+	c[1] = repeated{typ: protowire.BytesType, max: lim.Outputs, name: "outputs"}
+	c[2] = repeated{typ: protowire.BytesType, max: lim.Inputs, name: "raw input contents"}
+	if err := countRepeated(b, 5, c[:]); err != nil {
 		return err
 	}
+	nIn, nOut, nRaw, rawBytes := c[0].n, c[1].n, c[2].n, c[2].bytes
 	ins := make([]pb.ModelInferRequest_InferInputTensor, nIn)
 	outs := make([]pb.ModelInferRequest_InferRequestedOutputTensor, nOut)
 	if nIn > 0 {
@@ -239,10 +283,12 @@ func (d *wireDecoder) output(b []byte, out *pb.ModelInferRequest_InferRequestedO
 	})
 }
 
-// counts is what the repeated fields of one input hold, summed over every
-// occurrence of its contents (occurrences of a message field merge).
+// counts is what the repeated fields of one tensor's contents hold, summed
+// over every occurrence of its contents (occurrences of a message field
+// merge). Indexed by field number rather than a []repeated: every field of
+// InferTensorContents is repeated, and none needs a cap of its own (the
+// tensor's elements are checked against its shape after decoding).
 type counts struct {
-	dims     int
 	contents bool
 	elems    [9]int // by field number of InferTensorContents
 	bytes    int    // bytes_contents' total length
@@ -263,12 +309,12 @@ type tensorFields struct {
 
 func (d *wireDecoder) tensor(b []byte, in tensorFields) error {
 	var c counts
+	dims := 0 // counted here rather than by a repeated: this pass is on the hot path, and add is not inlined
 	err := eachField(b, func(f wireField) error {
 		switch {
 		case f.num == 3:
-			c.dims += repeatedCount(f, protowire.VarintType)
-			if c.dims > serving.MaxRank {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: a tensor's shape has more than %d dims", serving.MaxRank)
+			if dims += repeatedCount(f, protowire.VarintType); dims > serving.MaxRank {
+				return errRank
 			}
 		case f.num == 5 && f.typ == protowire.BytesType:
 			c.contents = true
@@ -279,8 +325,8 @@ func (d *wireDecoder) tensor(b []byte, in tensorFields) error {
 	if err != nil {
 		return err
 	}
-	if c.dims > 0 {
-		*in.shape = make([]int64, 0, c.dims)
+	if dims > 0 {
+		*in.shape = make([]int64, 0, dims)
 	}
 	var buf []byte
 	if c.contents {
@@ -312,6 +358,10 @@ func (d *wireDecoder) tensor(b []byte, in tensorFields) error {
 		return err
 	})
 }
+
+// errRank is the error of a tensor (every tensor message has its shape in
+// field 3) whose shape has more than serving.MaxRank dims.
+var errRank = serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d dims in a tensor's shape", serving.MaxRank)
 
 // repeatedCount is how many elements f adds to a repeated scalar field of
 // wire type typ: one unpacked, as many as it packs (an upper bound for

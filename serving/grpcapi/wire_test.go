@@ -231,3 +231,75 @@ func damage(r *rand.Rand, b []byte) []byte {
 	}
 	return c
 }
+
+// TestCountRepeatedCaps holds countRepeated, the first pass of every hand
+// decoder, to its caps: a field may hold exactly its max (messages,
+// unpacked and packed scalars alike), one more is InvalidArgument naming
+// the field, fields it does not describe or of the wrong wire type count
+// nothing, and counting allocates nothing.
+func TestCountRepeatedCaps(t *testing.T) {
+	msg := func(inputs, dims int) []byte {
+		var b []byte
+		for range inputs {
+			b = protowire.AppendTag(b, 5, protowire.BytesType)
+			b = protowire.AppendBytes(b, []byte("in"))
+		}
+		packed := []byte{}
+		for range dims {
+			packed = protowire.AppendVarint(packed, 300) // two bytes each
+		}
+		b = protowire.AppendTag(b, 7, protowire.BytesType)
+		b = protowire.AppendBytes(b, packed)
+		b = protowire.AppendTag(b, 7, protowire.VarintType) // one more, unpacked
+		b = protowire.AppendVarint(b, 1)
+		b = protowire.AppendTag(b, 5, protowire.VarintType) // wrong type: unknown
+		b = protowire.AppendVarint(b, 1)
+		b = protowire.AppendTag(b, 4, protowire.BytesType) // not counted
+		b = protowire.AppendBytes(b, []byte("x"))
+		b = protowire.AppendTag(b, 9, protowire.BytesType) // outside the table
+		return protowire.AppendBytes(b, []byte("y"))
+	}
+	table := func() []repeated {
+		return []repeated{ // fields 4 to 7
+			{},
+			{typ: protowire.BytesType, max: 3, name: "inputs"},
+			{}, // 6: not counted
+			{typ: protowire.VarintType, max: 5, name: "dims"},
+		}
+	}
+	for _, tc := range []struct {
+		inputs, dims int
+		want         string // "" for no error
+	}{
+		{0, 0, ""},
+		{3, 4, ""}, // each at its max: 3 inputs, 4 packed + 1 unpacked dims
+		{4, 4, "grpcapi: more than 3 inputs"},
+		{3, 5, "grpcapi: more than 5 dims"},
+		{1000, 0, "grpcapi: more than 3 inputs"},
+	} {
+		c := table()
+		err := countRepeated(msg(tc.inputs, tc.dims), 4, c)
+		if tc.want != "" {
+			if err == nil || err.Error() != tc.want || serving.CodeOf(err) != serving.InvalidArgument {
+				t.Errorf("%d inputs, %d dims: error %v, want InvalidArgument %q", tc.inputs, tc.dims, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%d inputs, %d dims: %v", tc.inputs, tc.dims, err)
+		}
+		if c[1].n != tc.inputs || c[1].bytes != 2*tc.inputs || c[3].n != tc.dims+1 || c[0].n != 0 || c[2].n != 0 {
+			t.Errorf("%d inputs, %d dims: counted %+v", tc.inputs, tc.dims, c)
+		}
+	}
+	b := msg(3, 4)
+	c := table()
+	if a := testing.AllocsPerRun(100, func() {
+		for i := range c {
+			c[i].n, c[i].bytes = 0, 0
+		}
+		_ = countRepeated(b, 4, c)
+	}); a != 0 {
+		t.Errorf("countRepeated allocates %v times a pass, want 0", a)
+	}
+}

@@ -63,27 +63,13 @@ func withDefaults(l oip.Limits) oip.Limits {
 func decodeInferResponse(b []byte, m *pb.ModelInferResponse, lim oip.Limits) error {
 	proto.Reset(m)
 	d := wireDecoder{lim: lim}
-	var nOut, nRaw, rawBytes int
-	err := eachField(b, func(f wireField) error {
-		if f.typ != protowire.BytesType {
-			return nil
-		}
-		switch f.num {
-		case 5:
-			if nOut++; nOut > lim.Outputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d outputs", lim.Outputs)
-			}
-		case 6:
-			if nRaw++; nRaw > lim.Outputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: more than %d raw output contents", lim.Outputs)
-			}
-			rawBytes += len(f.b)
-		}
-		return nil
-	})
-	if err != nil {
+	var c [2]repeated // fields 5 and 6
+	c[0] = repeated{typ: protowire.BytesType, max: lim.Outputs, name: "outputs"}
+	c[1] = repeated{typ: protowire.BytesType, max: lim.Outputs, name: "raw output contents"}
+	if err := countRepeated(b, 5, c[:]); err != nil {
 		return err
 	}
+	nOut, nRaw, rawBytes := c[0].n, c[1].n, c[1].bytes
 	outs := make([]pb.ModelInferResponse_InferOutputTensor, nOut)
 	if nOut > 0 {
 		m.Outputs = make([]*pb.ModelInferResponse_InferOutputTensor, 0, nOut)
@@ -125,28 +111,16 @@ func decodeInferResponse(b []byte, m *pb.ModelInferResponse, lim oip.Limits) err
 // each by serving.MaxRank.
 func decodeModelMetadata(b []byte, m *pb.ModelMetadataResponse, lim oip.Limits) error {
 	proto.Reset(m)
-	var nVer, nIn, nOut int
-	err := eachField(b, func(f wireField) error {
-		if f.typ != protowire.BytesType {
-			return nil
-		}
-		switch f.num {
-		case 2:
-			nVer++
-		case 4:
-			if nIn++; nIn > lim.Inputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: model metadata with more than %d inputs", lim.Inputs)
-			}
-		case 5:
-			if nOut++; nOut > lim.Outputs {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: model metadata with more than %d outputs", lim.Outputs)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	c := [...]repeated{ // fields 2 to 5
+		{typ: protowire.BytesType, max: uncapped, name: "versions"},
+		{}, // platform
+		{typ: protowire.BytesType, max: lim.Inputs, name: "inputs in model metadata"},
+		{typ: protowire.BytesType, max: lim.Outputs, name: "outputs in model metadata"},
+	}
+	if err := countRepeated(b, 2, c[:]); err != nil {
 		return err
 	}
+	nVer, nIn, nOut := c[0].n, c[2].n, c[3].n
 	specs := make([]pb.ModelMetadataResponse_TensorMetadata, nIn+nOut)
 	if nVer > 0 {
 		m.Versions = make([]string, 0, nVer)
@@ -186,20 +160,12 @@ func decodeModelMetadata(b []byte, m *pb.ModelMetadataResponse, lim oip.Limits) 
 
 // tensorMetadata decodes one TensorMetadata: name 1, datatype 2, shape 3.
 func tensorMetadata(b []byte, s *pb.ModelMetadataResponse_TensorMetadata) error {
-	dims := 0
-	err := eachField(b, func(f wireField) error {
-		if f.num == 3 {
-			if dims += repeatedCount(f, protowire.VarintType); dims > serving.MaxRank {
-				return serving.Errorf(serving.InvalidArgument, "grpcapi: a tensor's shape has more than %d dims", serving.MaxRank)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	dims := []repeated{{typ: protowire.VarintType, max: serving.MaxRank, name: "dims in a tensor's shape"}}
+	if err := countRepeated(b, 3, dims); err != nil {
 		return err
 	}
-	if dims > 0 {
-		s.Shape = make([]int64, 0, dims)
+	if n := dims[0].n; n > 0 {
+		s.Shape = make([]int64, 0, n)
 	}
 	return eachField(b, func(f wireField) error {
 		var err error
@@ -220,16 +186,11 @@ func tensorMetadata(b []byte, s *pb.ModelMetadataResponse_TensorMetadata) error 
 // string header and its bytes: no cap is needed.
 func decodeServerMetadata(b []byte, m *pb.ServerMetadataResponse) error {
 	proto.Reset(m)
-	n := 0
-	err := eachField(b, func(f wireField) error {
-		if f.num == 3 && f.typ == protowire.BytesType {
-			n++
-		}
-		return nil
-	})
-	if err != nil {
+	c := []repeated{{typ: protowire.BytesType, max: uncapped, name: "extensions"}}
+	if err := countRepeated(b, 3, c); err != nil {
 		return err
 	}
+	n := c[0].n
 	if n > 0 {
 		m.Extensions = make([]string, 0, n)
 	}
