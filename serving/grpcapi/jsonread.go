@@ -9,9 +9,22 @@ import (
 
 // jsonReader reads strict JSON (what protojson's reader accepts) from b at
 // i, for the Connect JSON codec. It allocates nothing but unescaped strings.
-// httpapi has a scanner of its own for the V2 protocol, whose rules are
-// encoding/json's; when the V2 codec moves to a package of its own, the two
-// can share one.
+//
+// It stays apart from the REST codec's scanner (serving/oip/oipjson,
+// scan.go), which looks alike, because the two accept different inputs and
+// each must keep its own: the Connect codec answers as protojson would
+// (differential tests and fuzz targets hold it to protojson), the REST one
+// as encoding/json would. A \u escape of half a surrogate pair is an error
+// here (protojson) and U+FFFD there (encoding/json); a malformed message is
+// one error here, as protojson reports it to a gRPC client, where REST's
+// 400 body names the offset; numbers here are text for protojson's rules
+// on each field's type, where REST parses them on the spot into a mantissa
+// and exponent (its hot path: a tensor's "data"); nesting is bounded by
+// protojson's 10,000 here and by a tensor's rank there. One scanner with a
+// switch for each difference would put those branches in the REST codec's
+// per-character loops, which it is measured on, and would have to be
+// exported from oipjson for this package, so the shared part (whitespace,
+// the string and escape grammar, hex4, about 80 lines) is written twice.
 type jsonReader struct {
 	b []byte
 	i int
