@@ -19,8 +19,7 @@ import (
 // one error here, as protojson reports it to a gRPC client, where REST's
 // 400 body names the offset; numbers here are text for protojson's rules
 // on each field's type, where REST parses them on the spot into a mantissa
-// and exponent (its hot path: a tensor's "data"); nesting is bounded by
-// protojson's 10,000 here and by a tensor's rank there. One scanner with a
+// and exponent (its hot path: a tensor's "data"). One scanner with a
 // switch for each difference would put those branches in the REST codec's
 // per-character loops, which it is measured on, and would have to be
 // exported from oipjson for this package, so the shared part (whitespace,
