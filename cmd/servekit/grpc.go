@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	"github.com/servekit/servekit/serving/oip"
 )
 
@@ -44,7 +45,7 @@ func grpcOptions(o *options) []grpcapi.Option {
 }
 
 // listenGRPC serves --grpc-port, Triton's 8001, with grpc-go's own server
-// (grpcapi.NewServer): the same RPCs as the HTTP port's, plus
+// (grpcserver.New): the same RPCs as the HTTP port's, plus
 // grpc.health.v1 (per model) and server reflection. On SIGTERM its health
 // service answers NOT_SERVING from the start of --drain-delay, then
 // GracefulStop lets the calls in flight finish within
@@ -63,9 +64,9 @@ func listenGRPC(addr string, srv *oip.Server, o *options, log *slog.Logger) (*li
 		defer answered.Add(1)
 		return h(ctx, req)
 	}
-	s := grpcapi.NewServer(srv, append(grpcOptions(o),
-		grpcapi.WithDrain(drained),
-		grpcapi.WithServerOptions(grpc.ChainUnaryInterceptor(count)))...)
+	s := grpcserver.New(srv, append(grpcOptions(o),
+		grpcserver.WithDrain(drained),
+		grpcserver.WithServerOptions(grpc.ChainUnaryInterceptor(count)))...)
 	return &listening{
 		ln: ln, addr: ln.Addr().String(),
 		serve:  s.Serve,
@@ -73,7 +74,7 @@ func listenGRPC(addr string, srv *oip.Server, o *options, log *slog.Logger) (*li
 		refuse: drain,
 		shutdown: func(ctx context.Context) error {
 			drain() // health Watch calls end, so they do not hold the wait
-			return grpcapi.Shutdown(ctx, s)
+			return grpcserver.Shutdown(ctx, s)
 		},
 		close:    s.Stop,
 		answered: answered.Load,

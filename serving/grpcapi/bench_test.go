@@ -18,6 +18,7 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -237,7 +238,7 @@ func BenchmarkNativeWindows(b *testing.B) {
 				}
 				var opts []grpcapi.Option
 				if static {
-					opts = append(opts, grpcapi.WithServerOptions(grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(16<<20)))
+					opts = append(opts, grpcserver.WithServerOptions(grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(16<<20)))
 				}
 				benchGRPCAt(b, serveNative(b, rest, opts...), grpcapi.EncodeRequest(fraudRequest(rows)))
 			})

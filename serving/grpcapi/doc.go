@@ -2,9 +2,9 @@
 // gRPC API (KServe V2 / Triton's inference.GRPCInferenceService), by two
 // servers of one set of RPCs: New, an http.Handler through
 // connectrpc.com/connect, which speaks gRPC, gRPC-Web and Connect on the
-// same listener as the REST API; and NewServer, grpc-go's own server for a
-// port of its own (Triton's 8001), the fast path, with the standard health
-// service and server reflection.
+// same listener as the REST API; and grpcserver.New (the subpackage
+// grpcserver), grpc-go's own server for a port of its own (Triton's 8001),
+// the fast path, with the standard health service and server reflection.
 //
 // Reach for New first. It serves the models of an oip.Server, the
 // transport-neutral core the REST transport serves too, or of an
@@ -25,55 +25,42 @@
 // # Two servers
 //
 // Where gRPC clients are what matters (Triton's and KServe's clients,
-// perf_analyzer, Kubernetes' gRPC probes, grpcurl), add NewServer on a port
-// of its own, as Triton serves gRPC on 8001 beside HTTP on 8000:
+// perf_analyzer, Kubernetes' gRPC probes, grpcurl), add grpcserver.New on
+// a port of its own, as Triton serves gRPC on 8001 beside HTTP on 8000:
 //
 //	import "net"
 //
 //	rest := httpapi.New() // the same model table as the REST port's
 //	drain := make(chan struct{})
-//	gs := grpcapi.NewServer(rest, grpcapi.WithDrain(drain))
+//	gs := grpcserver.New(rest, grpcserver.WithDrain(drain))
 //	ln, err := net.Listen("tcp", ":8001")
 //	if err != nil {
 //		log.Fatal(err)
 //	}
 //	go gs.Serve(ln)
 //	// on SIGTERM: close(drain), wait the drain delay, then
-//	err = grpcapi.Shutdown(ctx, gs)
+//	err = grpcserver.Shutdown(ctx, gs)
 //
-// It is a *grpc.Server: one ServeHTTP does not fit grpc-go's transport, and
-// returning grpc-go's own type lets a program add its services, serve TLS
-// (grpc.Creds through WithServerOptions) or call GracefulStop. Besides
-// inference.GRPCInferenceService it registers grpc.health.v1.Health and
-// server reflection (v1 and v1alpha), so `grpcurl -plaintext host:8001
-// list` and calls without a .proto work. Health answers per model: the
-// service name is a model's name (its default version), "" or
-// "inference.GRPCInferenceService" the server as a whole; SERVING when
-// ready, NOT_SERVING when not, NotFound to Check for an unknown model (as
-// grpc-go's own health server answers), and every service NOT_SERVING
-// once WithDrain's channel is closed, so Kubernetes' gRPC readiness probe
-// fails while the server still serves. Watch looks again every second
-// (nothing notifies a model's loading or readiness) and ends on drain, so
-// that GracefulStop does not wait on watchers.
+// Its package doc says what it serves besides (health per model, server
+// reflection). Both servers call the same functions for every RPC (rpc.go,
+// infer.go; grpcserver reaches them through internal/rpctable) and answer
+// alike: the tests run every RPC test against both. This package's
+// options apply to both, but WithFallback and WithHandlerOptions, which
+// are Connect's; grpcserver adds grpc-go's (WithServerOptions, WithDrain).
 //
-// Both servers call the same functions for every RPC (rpc.go, infer.go)
-// and answer alike: the tests run every RPC test against both. The options
-// apply to both, but WithFallback and WithHandlerOptions (Connect's) and
-// WithServerOptions and WithDrain (grpc-go's). Metadata is read from
-// grpc-go's incoming metadata instead of HTTP headers; the repository
-// RPCs' authoriser sees a request made from the call's metadata
-// (authorization as a header), its method as the path and the peer as
-// RemoteAddr. ModelInfer decodes with the same bounded decoder (wire.go),
-// and its errors keep their codes (grpc-go would make a codec's error
-// Internal). gzip requests are accepted by both, bounded as they inflate.
-//
-// Importing grpcapi links grpc-go (NewServer's) into a program. Build with
-// grpc-go's own tag, -tags grpcnotrace: without it grpc-go links
-// golang.org/x/net/trace, whose html/template makes the linker keep every
-// method of every type, and the servekit command (cmd/servekit) grows to
-// 28.9 MB stripped (amd64); with it, 18.7 MB (its Dockerfile builds so).
-// A program that wants no gRPC at all (edge builds) leaves the package
-// out, as servekit's servekit_nogrpc tag does.
+// grpc-go's server is a package of its own so that a program serving only
+// this Handler links none of grpc-go: nothing here imports it (go list
+// -deps shows no google.golang.org/grpc, and a test holds it so). A
+// REST-and-Connect program on this package is 10.3 MB stripped (amd64),
+// against 15.6 MB when the handler and grpc-go's server were one package
+// (11.3 MB with grpc-go's grpcnotrace tag, which such a program no longer
+// needs). A program that imports grpcserver links grpc-go: build it with
+// -tags grpcnotrace, which keeps golang.org/x/net/trace (whose
+// html/template makes the linker keep every method of every type) out;
+// the servekit command is 28.9 MB stripped without it, 18.7 MB with it
+// (its Dockerfile builds so). A program that wants no gRPC at all (edge
+// builds) leaves both packages out, as servekit's servekit_nogrpc tag
+// does.
 //
 // Plaintext HTTP/2 comes from the standard library (http.Server.Protocols
 // with SetUnencryptedHTTP2, Go 1.24+), not golang.org/x/net/http2/h2c: gRPC
@@ -117,7 +104,7 @@
 //
 // The RPCs are written against the generated messages only (rpc.go,
 // infer.go): the Connect handler (service.go) and grpc-go's server
-// (native.go) adapt them.
+// (grpcserver, through table.go) adapt them.
 //
 // Streaming: ModelStreamInfer, Triton's bidirectional RPC, is served: the
 // requests of one stream are answered in order, one at a time, each as
@@ -208,23 +195,9 @@
 // this package's decoding; it stays for browsers (gRPC-Web, Connect) and
 // single-port deployments.
 //
-// On grpc-go's server, ModelInfer reads raw contents in place from the
-// pooled buffer grpc-go read the message into, which goes back to the pool
-// once the call has answered: serving.FromRaw's copy into the tensor is
-// the only one (an interceptor or a stream may keep the message, so there
-// the contents are copied first). Messages themselves are not pooled: a
-// Predictor may keep its request past the answer (shadow traffic, a
-// batch) and typed contents are used in place, so a recycled message
-// could change a tensor under it; the answer cannot be recycled either,
-// since stats handlers and binary logging see it after it is written.
-// There is no per-call reflection: every message has generated fast-path
-// code, and the service descriptor is written by hand (native.go). Calls
-// run on 64 long-lived goroutines (grpc.NumStreamWorkers) rather than one
-// started per call, whose stack grew, by copying, twice in every call;
-// with an interceptor, ModelInfer passes it one UnaryServerInfo and
-// handler made by NewServer (an interceptor must not change the info).
-// The HTTP/2 settings and why are in transport.go. Garbage collection is
-// the process's: servekit serve sets a 16 MiB heap floor
+// How grpcserver keeps its calls cheap (raw contents read in place,
+// stream workers, HTTP/2 settings) is in its package doc. Garbage
+// collection is the process's: servekit serve sets a 16 MiB heap floor
 // (--gc-min-heap); a program of its own can set GOGC or GOMEMLIMIT.
 //
 // # Regenerating the code

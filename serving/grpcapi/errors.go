@@ -1,17 +1,12 @@
 package grpcapi
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/servekit/servekit/serving"
@@ -71,26 +66,6 @@ func toError(err error, def time.Duration) *connect.Error {
 	}
 	ce.Meta().Set(RetryAfterKey, seconds(d))
 	return ce
-}
-
-// status is toError for grpc-go's server: a status with the mapped code,
-// and the same retry hint, as a RetryInfo detail and retry-after trailer.
-func (h *Handler) status(ctx context.Context, err error) error {
-	var ce *connect.Error
-	if errors.As(err, &ce) {
-		return status.Error(codes.Code(ce.Code()), ce.Message())
-	}
-	code := Code(err)
-	st := status.New(codes.Code(code), err.Error())
-	d := retryHint(code, err, h.cfg.retryAfter)
-	if d <= 0 {
-		return st.Err()
-	}
-	if withInfo, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)}); derr == nil {
-		st = withInfo
-	}
-	_ = grpc.SetTrailer(ctx, metadata.Pairs(RetryAfterKey, seconds(d)))
-	return st.Err()
 }
 
 // retryHint is the retry hint of an error answered with code: for

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"connectrpc.com/connect"
-	"google.golang.org/grpc"
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
@@ -37,10 +36,6 @@ type Handler struct {
 	// keyMD and versionMD are cfg's metadata keys as gRPC spells them
 	// (lower case), for calls that arrive through grpc-go.
 	keyMD, versionMD string
-	// inferInfo and inferNext are ModelInfer's for interceptors on
-	// grpc-go's server (NewServer), made once rather than per call.
-	inferInfo *grpc.UnaryServerInfo
-	inferNext grpc.UnaryHandler
 }
 
 var (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -131,7 +132,7 @@ func serveNative(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpcapi.NewServer(m, opts...)
+	s := grpcserver.New(m, opts...)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {

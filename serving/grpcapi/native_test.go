@@ -26,102 +26,11 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/serving/servingtest"
 )
-
-// TestNativeHealth: grpc.health.v1.Health, as Kubernetes' gRPC probe and
-// grpc-go's health client call it, answers for the server ("") and per
-// model by name, follows readiness, and turns NOT_SERVING on drain.
-func TestNativeHealth(t *testing.T) {
-	defer grpcapi.SetHealthInterval(time.Millisecond)()
-	srv := oip.NewServer()
-	a, b := servingtest.Linear(2), servingtest.Linear(2)
-	_ = srv.Handle("a", a)
-	_ = srv.Handle("b", b)
-	drain := make(chan struct{})
-	hc := healthpb.NewHealthClient(grpcGo(t, serveNative(t, srv, grpcapi.WithDrain(drain))))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	check := func(service string) (healthpb.HealthCheckResponse_ServingStatus, codes.Code) {
-		r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
-		return r.GetStatus(), status.Code(err)
-	}
-	serving_ := healthpb.HealthCheckResponse_SERVING
-	for _, s := range []string{"", "inference.GRPCInferenceService", "a", "b"} {
-		if st, code := check(s); st != serving_ || code != codes.OK {
-			t.Errorf("Check(%q) = %v %v, want SERVING", s, st, code)
-		}
-	}
-	if _, code := check("nope"); code != codes.NotFound {
-		t.Errorf("Check of an unknown model: %v, want NotFound (what grpc-go's own health server answers)", code)
-	}
-
-	// A model that is not ready is NOT_SERVING, alone.
-	b.Close()
-	if st, _ := check("b"); st != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("closed model: %v, want NOT_SERVING", st)
-	}
-	if st, _ := check("a"); st != serving_ {
-		t.Errorf("the other model: %v, want SERVING", st)
-	}
-	list, err := hc.List(ctx, &healthpb.HealthListRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]healthpb.HealthCheckResponse_ServingStatus{}
-	for k, v := range list.GetStatuses() {
-		got[k] = v.GetStatus()
-	}
-	if len(got) != 3 || got["a"] != serving_ || got["b"] != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("List: %v", got)
-	}
-
-	// Watch of a model not loaded yet: SERVICE_UNKNOWN, then SERVING once
-	// it is, then NOT_SERVING and the end of the call on drain.
-	w, err := hc.Watch(ctx, &healthpb.HealthCheckRequest{Service: "c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recv := func() healthpb.HealthCheckResponse_ServingStatus {
-		t.Helper()
-		r, err := w.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.GetStatus()
-	}
-	if st := recv(); st != healthpb.HealthCheckResponse_SERVICE_UNKNOWN {
-		t.Fatalf("Watch before the model is loaded: %v", st)
-	}
-	_ = srv.Handle("c", servingtest.Linear(2))
-	if st := recv(); st != serving_ {
-		t.Fatalf("Watch after the model is loaded: %v", st)
-	}
-	close(drain)
-	// The server sends NOT_SERVING and ends the call; grpc-go's client may
-	// report the end before the last message when both arrive together, so
-	// what is asserted is: nothing but NOT_SERVING, then Unavailable.
-	for {
-		r, err := w.Recv()
-		if err != nil {
-			if status.Code(err) != codes.Unavailable {
-				t.Errorf("Watch after drain: %v, want the call ended Unavailable", err)
-			}
-			break
-		}
-		if r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Fatalf("Watch on drain: %v", r.GetStatus())
-		}
-	}
-	for _, s := range []string{"", "a"} {
-		if st, _ := check(s); st != healthpb.HealthCheckResponse_NOT_SERVING {
-			t.Errorf("Check(%q) while draining: %v", s, st)
-		}
-	}
-}
 
 // TestNativeReflection: server reflection answers what grpcurl asks for
 // `list` and for calls without a .proto: the services, and the files that
@@ -263,7 +172,7 @@ func TestNativeStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	drain := make(chan struct{})
-	s := grpcapi.NewServer(models(t, "linear", slow), grpcapi.WithDrain(drain))
+	s := grpcserver.New(models(t, "linear", slow), grpcserver.WithDrain(drain))
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	cc := grpcGo(t, ln.Addr().String())
@@ -289,7 +198,7 @@ func TestNativeStop(t *testing.T) {
 	}
 	close(drain)
 	stopped := make(chan error, 1)
-	go func() { stopped <- grpcapi.Shutdown(ctx, s) }()
+	go func() { stopped <- grpcserver.Shutdown(ctx, s) }()
 	close(release)
 	if err := <-answered; err != nil {
 		t.Errorf("the call in flight at Shutdown: %v", err)
@@ -315,7 +224,7 @@ func TestNativeShutdownDeadline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpcapi.NewServer(models(t, "linear", stuck))
+	s := grpcserver.New(models(t, "linear", stuck))
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
 	cc := grpcGo(t, ln.Addr().String())
@@ -327,7 +236,7 @@ func TestNativeShutdownDeadline(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := grpcapi.Shutdown(ctx, s); !errors.Is(err, context.Canceled) {
+	if err := grpcserver.Shutdown(ctx, s); !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown past its context: %v, want context.Canceled", err)
 	}
 	if err := <-answered; status.Code(err) != codes.Unavailable && status.Code(err) != codes.Canceled {
@@ -352,8 +261,8 @@ func TestNativeRawContentsInPlace(t *testing.T) {
 	})
 	// A codec passed in does not replace the bounded decoder (ModelInfer
 	// would fail on every call).
-	codec := grpcapi.WithServerOptions(grpc.ForceServerCodecV2(encoding.GetCodecV2("proto")))
-	for _, opts := range [][]grpcapi.Option{{codec}, {grpcapi.WithServerOptions(keep)}} {
+	codec := grpcserver.WithServerOptions(grpc.ForceServerCodecV2(encoding.GetCodecV2("proto")))
+	for _, opts := range [][]grpcapi.Option{{codec}, {grpcserver.WithServerOptions(keep)}} {
 		cc := grpcGo(t, serveNative(t, models(t, "m", echo()), opts...))
 		var wg sync.WaitGroup
 		for g := range 8 {
@@ -415,7 +324,7 @@ func TestNativeInterceptorSeesModelInfer(t *testing.T) {
 		mu.Unlock()
 		return resp, err
 	})
-	addr := serveNative(t, models(t, "m", echo()), grpcapi.WithServerOptions(icpt))
+	addr := serveNative(t, models(t, "m", echo()), grpcserver.WithServerOptions(icpt))
 	cc := grpcGo(t, addr)
 	x, _ := serving.NewTensor("x", []int64{1, 2}, []float32{1, 2})
 	if _, err := invokeInfer(context.Background(), cc, grpcapi.EncodeRequest(&serving.Request{Model: "m", Inputs: []serving.Tensor{x}})); err != nil {

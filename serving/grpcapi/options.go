@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/grpc"
 
 	"github.com/servekit/servekit/serving/oip"
 )
@@ -47,8 +46,7 @@ type config struct {
 	outputs       OutputContents
 	fallback      http.Handler
 	connect       []connect.HandlerOption
-	server        []grpc.ServerOption
-	drain         <-chan struct{}
+	extra         []any // grpcserver's options (rpctable.Option)
 }
 
 func defaultConfig() config {
@@ -136,20 +134,3 @@ func WithFallback(h http.Handler) Option { return optionFunc(func(c *config) { c
 func WithHandlerOptions(opts ...connect.HandlerOption) Option {
 	return optionFunc(func(c *config) { c.connect = append(c.connect, opts...) })
 }
-
-// WithServerOptions passes options to grpc-go's server (NewServer), after
-// its own, so they win: credentials (TLS), interceptors, stats handlers
-// (otelgrpc), keepalive, grpc.MaxConcurrentStreams or the flow-control
-// windows. The codec is NewServer's and stays (a grpc.ForceServerCodecV2
-// here is overridden): ModelInfer's bounded decoder is in it. The Handler
-// ignores them.
-func WithServerOptions(opts ...grpc.ServerOption) Option {
-	return optionFunc(func(c *config) { c.server = append(c.server, opts...) })
-}
-
-// WithDrain gives grpc-go's server (NewServer) the channel a program
-// closes when it starts to drain (on SIGTERM, before GracefulStop): from
-// then on the health service answers NOT_SERVING for the server and every
-// model, so probes and load balancers take the server out while it still
-// serves, and Watch calls end, so GracefulStop does not wait on them.
-func WithDrain(c <-chan struct{}) Option { return optionFunc(func(cfg *config) { cfg.drain = c }) }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"google.golang.org/grpc/metadata"
-
 	"github.com/servekit/servekit/serving"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/oip"
@@ -26,8 +24,12 @@ type incoming struct {
 	ctx context.Context
 	// admin is the call's HTTP request as it arrived (Connect), which the
 	// repository RPCs hand to the admin authoriser; grpc-go's calls make
-	// one from their metadata (adminRequest).
+	// one from their metadata (adminOf).
 	admin *http.Request
+	// meta reads a metadata value from ctx (grpc-go's, by grpcserver)
+	// when header is nil; adminOf makes admin from ctx.
+	meta    func(ctx context.Context, key string) string
+	adminOf func(ctx context.Context) *http.Request
 }
 
 // get reads one metadata value: canonical is the key as net/http
@@ -42,10 +44,8 @@ func (in incoming) get(canonical, lower string) string {
 		}
 		return ""
 	}
-	if in.ctx != nil {
-		if v := metadata.ValueFromIncomingContext(in.ctx, lower); len(v) > 0 {
-			return v[0]
-		}
+	if in.meta != nil {
+		return in.meta(in.ctx, lower)
 	}
 	return ""
 }
@@ -145,8 +145,8 @@ func stat(s oip.Stat) *pb.StatisticDuration { return &pb.StatisticDuration{Count
 // authoriser, which sees the call's HTTP request.
 func (h *Handler) authorize(in incoming, repository string) (string, error) {
 	r := in.admin
-	if r == nil && in.ctx != nil {
-		r = adminRequest(in.ctx)
+	if r == nil && in.adminOf != nil {
+		r = in.adminOf(in.ctx)
 	}
 	if r == nil {
 		return "", serving.Errorf(serving.PermissionDenied, "grpcapi: repository calls need the request they arrived in, for the admin authoriser")

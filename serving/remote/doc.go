@@ -77,7 +77,7 @@
 // BenchmarkPredict: a linear model served by servekit on loopback in the
 // same process, on a shared 2-core VM, medians of 5 in one run (compare
 // ratios). 8 rows of 8 FP32 (256 B) take 55 µs over REST, 124 µs over
-// gRPC to the Connect handler and 108 µs to grpcapi.NewServer's grpc-go
+// gRPC to the Connect handler and 108 µs to grpcserver.New's grpc-go
 // server (the client is Connect's: an HTTP/2 stream per call), against
 // 0.3 µs in process. 2048 rows (64 KiB) take 0.36 ms over REST with
 // binary tensors, 3.0 ms as JSON (8.2x), 0.50 and 0.38 ms over gRPC. The
@@ -87,7 +87,7 @@
 // # Tested against
 //
 // servekit's servers over every protocol (REST, gRPC on the REST port and
-// on grpcapi.NewServer's: servingtest.Conformance, every datatype bit for
+// on grpcserver.New's: servingtest.Conformance, every datatype bit for
 // bit); two implementations that share no code with it:
 // the Node.js onnxruntime-node peer in bench/node-peer (REST, the demo
 // model bit for bit) and a grpc-go server on the generated messages

@@ -17,6 +17,7 @@ import (
 	"github.com/servekit/servekit/internal/orttest"
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/remote"
 	"github.com/servekit/servekit/serving/servingtest"
@@ -49,7 +50,7 @@ func serve(t testing.TB, name string, p serving.Predictor, opts ...httpapi.Model
 		t.Fatal(err)
 	}
 	s := serveHandler(t, grpcapi.New(h, grpcapi.WithFallback(h)))
-	gs := grpcapi.NewServer(h)
+	gs := grpcserver.New(h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package grpcapi
+package grpcserver
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"google.golang.org/grpc"
 )
 
-// The HTTP/2 settings of grpc-go's server (NewServer), for many concurrent
+// The HTTP/2 settings of grpc-go's server (New), for many concurrent
 // calls on one connection, as gRPC clients send them (one connection per
 // server is grpc-go's and Triton's clients' habit).
 //
@@ -48,7 +48,7 @@ const (
 	streamWorkers = 64
 )
 
-// transportOptions are NewServer's HTTP/2 settings.
+// transportOptions are New's HTTP/2 settings.
 func transportOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.MaxConcurrentStreams(maxStreams), grpc.NumStreamWorkers(streamWorkers)}
 }

@@ -1,4 +1,4 @@
-package grpcapi_test
+package grpcserver_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
+	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
 	"github.com/servekit/servekit/serving/httpapi"
@@ -20,12 +21,12 @@ import (
 // The gRPC port of its own, Triton's layout: grpc-go's server of the models
 // the REST handler serves, with health per model, stopped as
 // http.Server.Shutdown stops a server.
-func ExampleNewServer() {
+func ExampleNew() {
 	rest := httpapi.New()
 	rest.Handle("linear", servingtest.Linear(2)) // y = 2x + 1
 
 	drain := make(chan struct{})
-	gs := grpcapi.NewServer(rest, grpcapi.WithDrain(drain))
+	gs := grpcserver.New(rest, grpcserver.WithDrain(drain))
 	ln, err := net.Listen("tcp", "127.0.0.1:0") // :8001 in production
 	if err != nil {
 		fmt.Println(err)
@@ -59,7 +60,7 @@ func ExampleNewServer() {
 	close(drain) // SIGTERM: probes see NOT_SERVING while calls are still served
 	h, _ = health.Check(ctx, &healthpb.HealthCheckRequest{Service: "linear"})
 	fmt.Println("draining:", h.GetStatus())
-	fmt.Println(grpcapi.Shutdown(ctx, gs))
+	fmt.Println(grpcserver.Shutdown(ctx, gs))
 	// Output:
 	// y [3 5]
 	// linear: SERVING

@@ -1,4 +1,4 @@
-package grpcapi
+package grpcserver
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
+	"github.com/servekit/servekit/serving/oip"
 )
 
 // health is the standard grpc.health.v1.Health service over the model
@@ -26,7 +27,8 @@ import (
 // healthInterval and sends what changed; Check and List look now.
 type health struct {
 	healthpb.UnimplementedHealthServer
-	h *Handler
+	srv   *oip.Server
+	drain <-chan struct{}
 }
 
 // healthInterval is how often Watch looks at the models (export_test.go
@@ -42,10 +44,10 @@ func (s *health) status(service string) healthpb.HealthCheckResponse_ServingStat
 	}
 	var ready bool
 	if service == "" || service == inferencepbconnect.GRPCInferenceServiceName {
-		ready = s.h.srv.Ready()
+		ready = s.srv.Ready()
 	} else {
 		var err error
-		if ready, err = s.h.srv.ModelReady(service, ""); err != nil {
+		if ready, err = s.srv.ModelReady(service, ""); err != nil {
 			return healthpb.HealthCheckResponse_SERVICE_UNKNOWN
 		}
 	}
@@ -57,7 +59,7 @@ func (s *health) status(service string) healthpb.HealthCheckResponse_ServingStat
 
 func (s *health) draining() bool {
 	select {
-	case <-s.h.cfg.drain:
+	case <-s.drain:
 		return true
 	default:
 		return false
@@ -67,16 +69,16 @@ func (s *health) draining() bool {
 func (s *health) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
 	st := s.status(req.GetService())
 	if st == healthpb.HealthCheckResponse_SERVICE_UNKNOWN {
-		return nil, status.Errorf(codes.NotFound, "grpcapi: unknown service %q: health names a model, or \"\" for the server", req.GetService())
+		return nil, status.Errorf(codes.NotFound, "grpcserver: unknown service %q: health names a model, or \"\" for the server", req.GetService())
 	}
 	return &healthpb.HealthCheckResponse{Status: st}, nil
 }
 
 // List answers the server ("") and every model.
 func (s *health) List(context.Context, *healthpb.HealthListRequest) (*healthpb.HealthListResponse, error) {
-	models := s.h.srv.Models()
+	models := s.srv.Models()
 	if len(models)+1 > maxHealthList {
-		return nil, status.Errorf(codes.ResourceExhausted, "grpcapi: %d models, more than the %d a health list holds; Check them one at a time", len(models), maxHealthList-1)
+		return nil, status.Errorf(codes.ResourceExhausted, "grpcserver: %d models, more than the %d a health list holds; Check them one at a time", len(models), maxHealthList-1)
 	}
 	out := &healthpb.HealthListResponse{Statuses: make(map[string]*healthpb.HealthCheckResponse, len(models)+1)}
 	for _, name := range append(models, "") {
@@ -104,12 +106,12 @@ func (s *health) Watch(req *healthpb.HealthCheckRequest, stream grpc.ServerStrea
 			last = st
 		}
 		if s.draining() {
-			return status.Error(codes.Unavailable, "grpcapi: server draining")
+			return status.Error(codes.Unavailable, "grpcserver: server draining")
 		}
 		select {
 		case <-stream.Context().Done():
 			return status.FromContextError(stream.Context().Err()).Err()
-		case <-s.h.cfg.drain:
+		case <-s.drain:
 		case <-tick.C:
 		}
 	}
