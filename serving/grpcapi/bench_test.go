@@ -110,7 +110,7 @@ func benchREST(b *testing.B, body string) {
 
 func benchGRPC(b *testing.B, msg *pb.ModelInferRequest) { benchGRPCAt(b, benchServer(b), msg) }
 
-// benchNative is benchGRPC against grpc-go's server (NewServer).
+// benchNative is benchGRPC against grpc-go's server (grpcserver.New).
 func benchNative(b *testing.B, msg *pb.ModelInferRequest) {
 	rest := httpapi.New()
 	if err := rest.Handle("fraud", fraudLike()); err != nil {
@@ -156,7 +156,7 @@ func BenchmarkLoopbackGRPCRaw(b *testing.B) {
 }
 
 // BenchmarkLoopbackNativeRaw is BenchmarkLoopbackGRPCRaw against grpc-go's
-// server on its own port (NewServer) rather than the Connect handler.
+// server on its own port (grpcserver.New) rather than the Connect handler.
 func BenchmarkLoopbackNativeRaw(b *testing.B) {
 	for _, n := range benchRows {
 		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) { benchNative(b, grpcapi.EncodeRequest(fraudRequest(n))) })
@@ -224,7 +224,7 @@ func benchHandlerGRPC(b *testing.B, req *pb.ModelInferRequest) {
 	}
 }
 
-// BenchmarkNativeWindows compares grpc-go's flow control as NewServer
+// BenchmarkNativeWindows compares grpc-go's flow control as grpcserver.New
 // leaves it (BDP-estimated windows) against static windows of 1 MiB per
 // stream and 16 MiB per connection, 64 callers on one connection, side
 // by side.

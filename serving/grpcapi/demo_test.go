@@ -19,7 +19,7 @@ import (
 
 // demo serves the fraud model (ONNX Runtime required) over REST and gRPC on
 // one real loopback listener, as servekit serve's HTTP port does, and with
-// grpc-go's server (NewServer) on another, and returns both host:ports.
+// grpc-go's server (grpcserver.New) on another, and returns both host:ports.
 func demo(t *testing.T) (addr, native string) {
 	t.Helper()
 	m := orttest.Fraud(t)

@@ -39,7 +39,7 @@ func invokeInfer(ctx context.Context, cc *grpc.ClientConn, msg *pb.ModelInferReq
 }
 
 // servers are the two gRPC servers of one set of RPCs: the Connect
-// handler on the REST port and grpc-go's (NewServer).
+// handler on the REST port and grpc-go's (grpcserver.New).
 func servers(addr, native string) []struct{ name, addr string } {
 	return []struct{ name, addr string }{{"connect", addr}, {"native", native}}
 }

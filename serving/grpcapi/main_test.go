@@ -51,7 +51,7 @@ type namedClient struct {
 }
 
 // clients serves m's models with both gRPC servers, the Connect handler
-// and grpc-go's (NewServer), and returns a client of each: one set of RPCs
+// and grpc-go's (grpcserver.New), and returns a client of each: one set of RPCs
 // behind both must answer alike.
 func clients(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) []namedClient {
 	t.Helper()

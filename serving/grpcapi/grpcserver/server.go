@@ -183,7 +183,7 @@ func modelInfer(srv any, ctx context.Context, dec func(any) error, icpt grpc.Una
 		return s.serveInfer(ctx, c.err, &c.msg)
 	}
 	c.detach() // the interceptor may keep the message
-	// The server's info and handler, made once (NewServer): no allocation
+	// The server's info and handler, made once (New): no allocation
 	// per call but the message's, unless decoding failed, whose error the
 	// handler must carry.
 	if c.err == nil {
