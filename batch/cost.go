@@ -28,9 +28,13 @@ import (
 //     windows with the best mode's over all its windows since the last
 //     exploration (rows over time, pooled: a window of 20 ms on a machine
 //     shared with other work can be off by half).
-//   - The CPU time per row decides where it can (cheaper): running alone
-//     when joining does not save a tenth of it, joining when running
-//     alone costs more than 1.5 times as much.
+//   - The CPU time per row decides where the rates cannot (cheaper):
+//     running alone when joining does not save a tenth of it, joining
+//     when running alone costs more than 1.5 times as much, while the
+//     rates differ by less than twice their noise and do not lean the
+//     other way. Rates that lean the other way make a tie (pooled, as
+//     below): the CPU per row predicts the rates only where both modes
+//     keep as many cores busy, and joining keeps one run slot busy.
 //   - Otherwise the other mode wins if it answered 10% more. A loss
 //     within the noise (closeLoss, shrinking as the root of the time
 //     measured) is pooled with the next exploration, which comes soon.
@@ -180,9 +184,18 @@ func (c *costModel) spacing(loss float64) time.Duration {
 // better bet on two cores under any other load. Measured here
 // (BenchmarkBatch, cpu-µs/row, alone/joined): the fraud MLP 4.2/2.4 at 8
 // callers, the wide MLP 75/34 at 64, the conv net 36/63 at 64 under load
-// and 33/31 quieter. The price: where running alone on idle cores would
-// answer more despite costing 1.5 to 2 times the CPU per row, the batcher
-// joins.
+// and 33/31 quieter.
+//
+// It is a prior, not the measure: joining runs one batch at a time
+// (DefaultMaxInFlight), so it keeps one core on the model, while running
+// alone keeps as many as there are callers and cores. Rows per second are
+// the cores busy over the CPU per row, so where running alone has two
+// idle cores, it answers more at up to twice joining's CPU per row: the
+// fraud MLP at 8 callers on a quiet machine, 4.2 µs a row alone against
+// 2.4 joined (1.75 times), answered 10% more alone, and a CPU rule that
+// decided alone kept it joining, at 0.89 times unbatched. So compared
+// only decides by the CPU per row while the rates cannot tell the modes
+// apart and do not lean the other way.
 func (c *costModel) cheaper() (joins, ok bool) {
 	a, j := c.other, c.pool // exploring alone: the pool is joining's
 	if c.joins {
@@ -251,13 +264,25 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		c.other.add(rows, d, cpu)
 		other, best := c.other.rate(), c.pool.rate()
 		c.rate[mode(c.joins)] = other
-		if joins, ok := c.cheaper(); ok {
-			// The CPU time per row decides, whatever 40 ms of rates said
-			// (see cheaper).
-			if joins == c.joins {
+		noise := closeLoss * math.Sqrt(float64(closePool)/float64(c.other.d))
+		if joins, ok := c.cheaper(); ok && best > 0 && math.Abs(other/best-1) < 2*noise {
+			// The rates cannot tell the modes apart: the CPU time per
+			// row decides (see cheaper), but only while the rates are
+			// within twice their noise. Beyond, the rates decide:
+			// they are what the batcher is asked to improve.
+			switch {
+			case joins == c.joins && other >= best:
 				other = max(other, 1.2*best)
-			} else {
+			case joins != c.joins && other <= best:
 				other = min(other, best/2)
+			default:
+				// The rates lean the other way, within their noise: a
+				// tie. Pooled with the next explorations, the rates
+				// tell in the end; the CPU per row alone would keep
+				// joining where two cores running alone answer more
+				// (the fraud MLP at 8 callers on a quiet machine: 1.75
+				// times joining's CPU per row, 10% more rows).
+				other = best
 			}
 		}
 		if best == 0 || other > 1.1*best {
@@ -274,11 +299,16 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		}
 		c.phase, c.joins = returning, c.best
 		loss := max(0, 1-other/best)
-		if loss < closeLoss*math.Sqrt(float64(closePool)/float64(c.other.d)) {
+		if loss < noise {
 			// Too close to tell on a shared machine, where 20 ms of
-			// either mode may be off by half: look again soon, and pool
-			// what the next exploration measures with this one (the
-			// noise of a pool shrinks as the root of its length).
+			// either mode may be off by half: look again, and pool what
+			// the next exploration measures with this one (the noise of
+			// a pool shrinks as the root of its length). Not at once:
+			// at exploreBase, a mode that loses by 10% would be explored
+			// a third of the time, costing 3% of the rows and, with
+			// every request in it, the p99 of the mode that loses on
+			// latency (joining a conv net at 256 callers). Spaced as
+			// below, by the loss measured so far.
 			c.every = exploreBase
 			return
 		}
