@@ -107,6 +107,7 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 	now := b.cfg.clock.Now()
 	caller := ctx
 	b.stats.Alone++
+	b.aloneRanLocked()
 	// Only a run that can be cancelled is watched: one under a ctx that can
 	// never end holds no slot, so there is nothing to give back.
 	var bt *batch

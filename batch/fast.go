@@ -124,6 +124,7 @@ func (b *Batcher) unlock() {
 func (b *Batcher) syncLocked() {
 	idle := b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && !b.closed && !b.gathering &&
 		b.cfg.loneAtOnce && !(b.cfg.adaptive && b.cost.joins && b.cost.gatherN >= gatherOn)
+	b.syncLooseLocked()
 	switch {
 	case idle && b.busy:
 		b.busy = false
@@ -149,10 +150,11 @@ func (b *Batcher) fastRunsLocked() int64 {
 	return int64(b.fast.Load()/fastGen - b.loneLocked)
 }
 
-// fastAccountedLocked returns the fast runs since its last call: rows
-// answered that the cost model has not counted yet.
+// fastAccountedLocked returns the fast runs and loose runs (loose.go)
+// since its last call: rows answered that the cost model has not counted
+// yet.
 func (b *Batcher) fastAccountedLocked() int64 {
-	n := b.fastRunsLocked()
+	n := b.untimedLocked()
 	d := n - b.fastCounted
 	b.fastCounted = n
 	return d
