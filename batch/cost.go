@@ -301,14 +301,12 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		loss := max(0, 1-other/best)
 		if loss < noise {
 			// Too close to tell on a shared machine, where 20 ms of
-			// either mode may be off by half: look again, and pool what
-			// the next exploration measures with this one (the noise of
-			// a pool shrinks as the root of its length). Not at once:
-			// at exploreBase, a mode that loses by 10% would be explored
-			// a third of the time, costing 3% of the rows and, with
-			// every request in it, the p99 of the mode that loses on
-			// latency (joining a conv net at 256 callers). Spaced as
-			// below, by the loss measured so far.
+			// either mode may be off by half: look again soon, and pool
+			// what the next exploration measures with this one (the
+			// noise of a pool shrinks as the root of its length).
+			// Spacing these by the loss measured so far, as below, was
+			// tried: it kept the model in the worse mode longer where
+			// the noise hid a clear loss (TestCostModelNoisyMachine).
 			c.every = exploreBase
 			return
 		}
