@@ -136,6 +136,9 @@ const (
 	// mode and found it lost by less is within a shared machine's noise.
 	closeLoss = 0.25
 	closePool = 2 * minWindow
+	// overrulePool: the rates overrule the CPU per row (see compared)
+	// only once this much of the other mode is pooled.
+	overrulePool = 4 * closePool
 	// cpuVeto: running alone must cost less than this many times the CPU
 	// per row of joining to be chosen (see cheaper).
 	cpuVeto = 1.5
@@ -265,11 +268,14 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		other, best := c.other.rate(), c.pool.rate()
 		c.rate[mode(c.joins)] = other
 		noise := closeLoss * math.Sqrt(float64(closePool)/float64(c.other.d))
-		if joins, ok := c.cheaper(); ok && best > 0 && math.Abs(other/best-1) < 2*noise {
+		if joins, ok := c.cheaper(); ok && best > 0 && (math.Abs(other/best-1) < 2*noise || c.other.d < overrulePool) {
 			// The rates cannot tell the modes apart: the CPU time per
 			// row decides (see cheaper), but only while the rates are
-			// within twice their noise. Beyond, the rates decide:
-			// they are what the batcher is asked to improve.
+			// within twice their noise, or measured over too little of
+			// the other mode to overrule it (one exploration on a
+			// machine under load can be off by more than half).
+			// Beyond, the rates decide: they are what the batcher is
+			// asked to improve.
 			switch {
 			case joins == c.joins && other >= best:
 				other = max(other, 1.2*best)
