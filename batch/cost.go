@@ -355,8 +355,16 @@ func estimate(est, sample float64) float64 {
 // (gatherN ≥ 1.5) saves at least a run per two requests, far more than its
 // cost (a yield, and a goroutine hand-off per request joined). When
 // gatherings bring nobody, as with a lone caller, every gatherProbe-th
-// lone run still tries, so that a change is seen.
-func (c *costModel) gathers(sampled bool) bool {
+// lone run of the locked path still tries, so that a change is seen.
+//
+// Not the lone runs that the fast path sends to the locked path to be
+// timed (fast.go), as it did: at one in 64 requests, a lone caller of the
+// fraud MLP paid for a gathering (an item, a cancellable ctx, a run
+// watched by the scheduler, a channel hand-off: several µs) every 64
+// runs of 4 µs. While callers come together, the fast path is rarely
+// free and lone runs of the locked path are frequent, so probes still
+// come soon; with a lone caller they come every 4096 requests.
+func (c *costModel) gathers() bool {
 	if !c.joins {
 		return false
 	}
@@ -364,7 +372,7 @@ func (c *costModel) gathers(sampled bool) bool {
 		return true
 	}
 	c.gatherSkip++
-	if c.gatherSkip < gatherProbe && !sampled {
+	if c.gatherSkip < gatherProbe {
 		return false
 	}
 	c.gatherSkip = 0

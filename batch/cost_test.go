@@ -180,3 +180,32 @@ func TestCostModelRatesOverruleCPU(t *testing.T) {
 		}
 	}
 }
+
+func TestGatherProbesEveryGatherProbeLockedLoneRun(t *testing.T) {
+	// Gatherings that bring nobody (a lone caller) are still tried, once
+	// every gatherProbe lone runs of the locked path, and never more: not
+	// on the runs the fast path sends there to be timed, which would make
+	// a lone caller pay for a gathering every 64 requests.
+	c := newCostModel()
+	for range 8 {
+		c.gathered(1) // nobody came
+	}
+	if c.gatherN >= gatherOn {
+		t.Fatalf("gatherN = %v after gatherings that brought nobody", c.gatherN)
+	}
+	tries := 0
+	for range 10 * gatherProbe {
+		if c.gathers() {
+			tries++
+		}
+	}
+	if tries != 10 {
+		t.Errorf("%d gatherings in %d lone runs, want 10", tries, 10*gatherProbe)
+	}
+	c.joins = false
+	for range 2 * gatherProbe {
+		if c.gathers() {
+			t.Fatal("gathers while running alone")
+		}
+	}
+}

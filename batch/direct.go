@@ -30,8 +30,8 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 		return nil, nil, false, false
 	}
 	if b.queued == 0 && len(b.retry) == 0 && b.slotsLocked() == 0 && b.aloneReadyLocked(rows) {
-		sampled := b.loneRanLocked()
-		if b.cfg.adaptive && b.cost.gathers(sampled) {
+		b.loneRanLocked()
+		if b.cfg.adaptive && b.cost.gathers() {
 			b.unlock()
 			return nil, nil, false, true
 		}

@@ -136,12 +136,10 @@ func (b *Batcher) syncLocked() {
 }
 
 // loneRanLocked counts a lone run of the locked path in the generation,
-// so that the fast path's sampling moves on. It reports whether this run
-// is the sampled one.
-func (b *Batcher) loneRanLocked() (sampled bool) {
-	v := b.fast.Add(fastGen) - fastGen
+// so that the fast path's sampling moves on.
+func (b *Batcher) loneRanLocked() {
+	b.fast.Add(fastGen)
 	b.loneLocked++
-	return (v/fastGen)%fastSample == fastSample-1
 }
 
 // fastRunsLocked is the number of fast runs so far (one in progress
