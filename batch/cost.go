@@ -2,6 +2,7 @@ package batch
 
 import (
 	"math"
+	"runtime"
 	"time"
 )
 
@@ -35,6 +36,10 @@ import (
 //     other way. Rates that lean the other way make a tie (pooled, as
 //     below): the CPU per row predicts the rates only where both modes
 //     keep as many cores busy, and joining keeps one run slot busy.
+//     Where the cores cannot make up the difference, the CPU per row
+//     decides whatever the rates say: running alone at more than
+//     GOMAXPROCS times joining's CPU per row, or joining at no less than
+//     running alone's.
 //   - Otherwise the other mode wins if it answered 10% more. A loss
 //     within the noise (closeLoss, shrinking as the root of the time
 //     measured) is pooled with the next exploration, which comes soon.
@@ -66,6 +71,7 @@ import (
 // fast as one above: a low quantile, not the mean.
 type costModel struct {
 	cpu   func() time.Duration // the process's CPU time (processCPU; tests fake it)
+	procs int                  // the cores running alone can keep busy at most (GOMAXPROCS)
 	joins bool                 // the mode of the current window
 	best  bool                 // the mode that answered more
 	rate  [2]float64           // rows/s, [0] alone, [1] joining: the best mode's since the last exploration, the other's at it; 0: not measured
@@ -161,7 +167,7 @@ const (
 func newCostModel() costModel {
 	// The first exploration comes once joining has been measured for
 	// exploreBase: one window alone is too noisy to compare with.
-	return costModel{cpu: processCPU, joins: true, best: true, every: exploreBase, gatherN: gatherPrior}
+	return costModel{cpu: processCPU, procs: runtime.GOMAXPROCS(0), joins: true, best: true, every: exploreBase, gatherN: gatherPrior}
 }
 
 // spacing is the time in the best mode until the next exploration, which
@@ -199,7 +205,12 @@ func (c *costModel) spacing(loss float64) time.Duration {
 // decided alone kept it joining, at 0.89 times unbatched. So compared
 // only decides by the CPU per row while the rates cannot tell the modes
 // apart and do not lean the other way.
-func (c *costModel) cheaper() (joins, ok bool) {
+//
+// sure reports that no rates could overrule it: joining, when running
+// alone costs more than procs times its CPU per row (running alone on
+// every core answers less than joining on one); running alone, when
+// joining costs at least as much (joining keeps fewer cores busy).
+func (c *costModel) cheaper() (joins, ok, sure bool) {
 	a, j := c.other, c.pool // exploring alone: the pool is joining's
 	if c.joins {
 		a, j = c.pool, c.other
@@ -207,13 +218,13 @@ func (c *costModel) cheaper() (joins, ok bool) {
 	ca, cj := a.cpuPerRow(), j.cpuPerRow()
 	switch {
 	case ca == 0 || cj == 0:
-		return false, false
+		return false, false, false
 	case ca > cpuVeto*cj:
-		return true, true
+		return true, true, ca > float64(max(c.procs, 1))*cj
 	case cj*1.1 > ca:
-		return false, true
+		return false, true, cj >= ca
 	}
-	return false, false
+	return false, false, false
 }
 
 func mode(joins bool) int {
@@ -268,18 +279,22 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 		other, best := c.other.rate(), c.pool.rate()
 		c.rate[mode(c.joins)] = other
 		noise := closeLoss * math.Sqrt(float64(closePool)/float64(c.other.d))
-		if joins, ok := c.cheaper(); ok && best > 0 && (math.Abs(other/best-1) < 2*noise || c.other.d < overrulePool) {
+		if joins, ok, sure := c.cheaper(); ok && best > 0 && (sure || math.Abs(other/best-1) < 2*noise || c.other.d < overrulePool) {
 			// The rates cannot tell the modes apart: the CPU time per
 			// row decides (see cheaper), but only while the rates are
 			// within twice their noise, or measured over too little of
 			// the other mode to overrule it (one exploration on a
-			// machine under load can be off by more than half).
-			// Beyond, the rates decide: they are what the batcher is
-			// asked to improve.
+			// machine under load can be off by more than half), or
+			// where no rates could (sure). Beyond, the rates decide:
+			// they are what the batcher is asked to improve. Under
+			// load 13-20, where the load moved over seconds rather
+			// than from one window to the next, pooled rates still
+			// chose running alone for the wide MLP at 2.7 times
+			// joining's CPU per row: on 2 cores it cannot answer more.
 			switch {
-			case joins == c.joins && other >= best:
+			case joins == c.joins && (sure || other >= best):
 				other = max(other, 1.2*best)
-			case joins != c.joins && other <= best:
+			case joins != c.joins && (sure || other <= best):
 				other = min(other, best/2)
 			default:
 				// The rates lean the other way, within their noise: a

@@ -143,7 +143,7 @@ func TestCostModelNoisyMachine(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := range uint64(20) {
 				c := newCostModel()
-				c.cpu = noCPU
+				c.cpu, c.procs = noCPU, 2
 				now := time.Unix(0, 0)
 				rng := rand.New(rand.NewPCG(seed, 7))
 				driveNoisy(&c, &now, rng, [2]float64{tc.alone, tc.joi}, tc.cpu, 0.5, 3*time.Millisecond, 500*time.Millisecond) // warm up
@@ -172,6 +172,7 @@ func TestCostModelRatesOverruleCPU(t *testing.T) {
 		c.cpu = noCPU
 		now := time.Unix(0, 0)
 		rng := rand.New(rand.NewPCG(seed, 7))
+		c.procs = 2
 		rates, cpu := [2]float64{530_000, 473_000}, [2]time.Duration{4200, 2400}
 		driveNoisy(&c, &now, rng, rates, cpu, 0.1, 10*us, 2*time.Second)
 		joining, all := driveNoisy(&c, &now, rng, rates, cpu, 0.1, 10*us, 10*time.Second)
@@ -207,5 +208,42 @@ func TestGatherProbesEveryGatherProbeLockedLoneRun(t *testing.T) {
 		if c.gathers() {
 			t.Fatal("gathers while running alone")
 		}
+	}
+}
+
+func TestCostModelCPUBeyondTheCoresIsSure(t *testing.T) {
+	// Running alone at 2.7 times joining's CPU per row cannot answer more
+	// on 2 cores than joining on one, whatever the rates say (under load
+	// that moves over seconds, pooled rates did say so for the wide MLP);
+	// and joining at more CPU per row than alone cannot either. The
+	// batcher keeps the mode the CPU per row is sure of.
+	const us = time.Microsecond
+	for _, tc := range []struct {
+		name       string
+		alone, joi float64
+		cpu        [2]time.Duration
+		wantJoin   bool
+	}{
+		{"wide under load", 30_000, 25_000, [2]time.Duration{101 * us, 38 * us}, true},
+		{"conv under load", 20_000, 24_000, [2]time.Duration{36 * us, 50 * us}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := range uint64(10) {
+				c := newCostModel()
+				c.cpu, c.procs = noCPU, 2
+				now := time.Unix(0, 0)
+				rng := rand.New(rand.NewPCG(seed, 7))
+				rates := [2]float64{tc.alone, tc.joi}
+				driveNoisy(&c, &now, rng, rates, tc.cpu, 0.1, 3*time.Millisecond, time.Second)
+				joining, all := driveNoisy(&c, &now, rng, rates, tc.cpu, 0.1, 3*time.Millisecond, 10*time.Second)
+				share := float64(joining) / float64(all)
+				if !tc.wantJoin {
+					share = 1 - share
+				}
+				if share < 0.9 {
+					t.Errorf("seed %d: %.1f%% of the time in the mode the CPU per row is sure of, want 90%% or more", seed, 100*share)
+				}
+			}
+		})
 	}
 }

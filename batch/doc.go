@@ -131,7 +131,10 @@
 //     the model where running alone keeps every core, and a mode that
 //     costs less CPU a row can answer fewer rows (the fraud MLP at 8
 //     callers on a quiet machine: 1.75 times the CPU a row alone, 10%
-//     more rows).
+//     more rows). Where the cores cannot make up the difference (running
+//     alone at more than GOMAXPROCS times joining's CPU a row, or joining
+//     at no less than alone's), the CPU a row decides whatever the rates
+//     say.
 //   - Explorations are spaced in time so that they cost about 1% of the
 //     rows (160 ms to 5 s apart): an exploration costs the time it spent
 //     away times what the other mode lost by.
