@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 
@@ -152,9 +153,11 @@ func throughput(b *testing.B, m benchModel) {
 			// and neither always follows the floors' allocations.
 			var r, jb stage
 			pair := []func(){
-				func() { r.run(func() { raw(m.rows, nil) }) },
+				func() { r.run(func() { labelled("raw", func() { raw(m.rows, nil) }) }) },
 				func() {
-					jb.run(func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet, m.rows) })
+					jb.run(func() {
+						labelled("job", func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet, m.rows) })
+					})
 				},
 			}
 			pair[i%2]()
@@ -213,6 +216,13 @@ func throughput(b *testing.B, m benchModel) {
 			b.ReportMetric(loadAverage(), "load1")
 		})
 	}
+}
+
+// labelled runs f with the pprof label stage=name, which the goroutines
+// it starts inherit: go tool pprof -tagfocus stage=job shows the job's
+// own profile from a -cpuprofile of the benchmark.
+func labelled(name string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("stage", name), func(context.Context) { f() })
 }
 
 // benchInput writes m.rows rows (an INT64 id and the input, as scalar
