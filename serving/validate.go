@@ -30,7 +30,8 @@ func (m Metadata) Validate(req *Request) error {
 // reports false for every request it does not prove valid, including
 // valid ones in another order, and leaves those to validate. The
 // general path's name lookup, duplicate and missing-name scans and error
-// text cost about 400 instructions a call for one input.
+// text cost about 600 instructions for one input, this path about 180
+// (callgrind, one FP32 [1, 8] input).
 func inOrder(specs []TensorSpec, req *Request) bool {
 	if len(req.Inputs) != len(specs) {
 		return false
