@@ -83,9 +83,10 @@ const (
 // run executes a validated request. Every ONNX Runtime value it creates,
 // or the binding creates for it, is destroyed before it returns.
 func (m *Model) run(ctx context.Context, req *serving.Request, sel []int, ph *phases) (resp *serving.Response, err error) {
+	var f *frame
+	defer m.done(&f, &resp, &err) // first, so that a panic making a frame is caught too
 	ordered := m.ordered(req)
-	f := m.frameFor(m.batchOf(req, ordered))
-	defer m.done(f, &resp, &err)
+	f = m.frameFor(m.batchOf(req, ordered))
 	if err := m.fill(f, req, ordered); err != nil {
 		return nil, err
 	}
@@ -106,14 +107,17 @@ func (m *Model) run(ctx context.Context, req *serving.Request, sel []int, ph *ph
 // done ends a run: it turns a Go panic in the binding into the run's error
 // (a crash inside ONNX Runtime is not a panic, and no recover catches it),
 // so that it does not take the server down, then destroys the values made
-// for the run and gives f back. One deferred call where three cost about
-// 100 instructions a run.
-func (m *Model) done(f *frame, resp **serving.Response, err *error) {
+// for the run and gives the frame back, if the run got one. One deferred
+// call where three (with a closure in Predict) cost about 100 instructions
+// more a run.
+func (m *Model) done(fp **frame, resp **serving.Response, err *error) {
 	if r := recover(); r != nil {
 		*resp, *err = nil, serving.Errorf(serving.Internal, "onnx: model %q: panic in the ONNX Runtime binding: %v", m.md.Name, r)
 	}
-	f.reset()
-	m.putFrame(f)
+	if f := *fp; f != nil {
+		f.reset()
+		m.putFrame(f)
+	}
 }
 
 // fill readies f's values for req: small inputs are copied into the
