@@ -45,6 +45,9 @@ type Batcher struct {
 	// lone runs started.
 	fast atomic.Uint64
 
+	// loose is the word of the runs alone without the lock (loose.go).
+	loose atomic.Uint64
+
 	// sendNs is the time the last joined batch took to hand out its
 	// answers, per row: the runner measures it after it lets go of mu, and
 	// the next joined batch adds it to its cost.
@@ -68,6 +71,8 @@ type Batcher struct {
 	loneLocked  uint64              // guarded by mu: lone runs of the locked path, counted in fast's generation
 	fastCounted int64               // guarded by mu: fast runs the cost model has counted
 	fastWatch   fastWatch           // guarded by mu
+	looseOn     bool                // guarded by mu: looseOpen as set in loose
+	aloneLocked uint64              // guarded by mu: runs alone of the locked path, counted in loose
 	closed      bool                // guarded by mu: no new requests
 	nextClosed  bool                // guarded by mu: Close has begun closing next
 	draining    bool                // guarded by mu: Shutdown: dispatch without waiting
@@ -121,7 +126,7 @@ func New(next serving.Predictor, opts ...Option) (*Batcher, error) {
 	if err := tel.observe(cfg.meters, func() (int64, int64) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
-		return b.queued, b.fastRunsLocked()
+		return b.queued, b.untimedLocked()
 	}); err != nil {
 		return nil, err
 	}
@@ -172,6 +177,11 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 	if rows == 1 && b.cfg.loneAtOnce && ctx.Done() == nil && len(req.Params) == 0 {
 		if resp, err, ok := b.tryFast(ctx, req); ok {
 			return resp, err
+		}
+		if b.cfg.adaptive {
+			if resp, err, ok := b.tryLoose(ctx, req); ok {
+				return resp, err
+			}
 		}
 	}
 	if err := serving.ContextError(ctx, "batch: predict"); err != nil {

@@ -30,8 +30,8 @@ func (b *Batcher) direct(ctx context.Context, req *serving.Request, rows int64) 
 		return nil, nil, false, false
 	}
 	if b.queued == 0 && len(b.retry) == 0 && b.slotsLocked() == 0 && b.aloneReadyLocked(rows) {
-		sampled := b.loneRanLocked()
-		if b.cfg.adaptive && b.cost.gathers(sampled) {
+		b.loneRanLocked()
+		if b.cfg.adaptive && b.cost.gathers() {
 			b.unlock()
 			return nil, nil, false, true
 		}
@@ -107,6 +107,7 @@ func (b *Batcher) runAlone(ctx context.Context, req *serving.Request, rows int64
 	now := b.cfg.clock.Now()
 	caller := ctx
 	b.stats.Alone++
+	b.aloneRanLocked()
 	// Only a run that can be cancelled is watched: one under a ctx that can
 	// never end holds no slot, so there is nothing to give back.
 	var bt *batch

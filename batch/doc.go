@@ -118,23 +118,34 @@
 //     runs are over: a joined backlog drained, runs alone ended) and
 //     compares them with all the best mode's windows since the last
 //     exploration, pooled: rows over time, and CPU time over rows.
-//   - The CPU time a row costs decides where it can: running alone
-//     keeps at least as many cores busy as one run slot, so a joined row
-//     must cost clearly less than one run alone. Joining is kept only if
-//     it saves at least a tenth of the CPU per row, and running alone is
-//     chosen only if it costs less than 1.5 times joining's. On a machine
-//     shared with other work the cores a process gets change from one
-//     20 ms window to the next, and rows per second with them, but what a
-//     row costs does not. In between, rates decide: the other mode must
-//     answer 10% more to win, and a loss within the noise is measured
-//     again soon, pooled.
+//   - Rates decide: the other mode must answer 10% more to win, and a
+//     loss within the noise is measured again soon, pooled. Where the
+//     rates cannot tell (within twice their noise), the CPU time a row
+//     costs decides, if the rates do not lean the other way: joining is
+//     kept only if it saves at least a tenth of the CPU per row, and
+//     running alone is chosen only if it costs less than 1.5 times
+//     joining's. On a machine shared with other work the cores a process
+//     gets change from one 20 ms window to the next, and rows per second
+//     with them, but what a row costs does not. It is not the measure,
+//     though: joining runs one batch at a time, so it keeps one core on
+//     the model where running alone keeps every core, and a mode that
+//     costs less CPU a row can answer fewer rows (the fraud MLP at 8
+//     callers on a quiet machine: 1.75 times the CPU a row alone, 10%
+//     more rows). Where the cores cannot make up the difference (running
+//     alone at more than GOMAXPROCS times joining's CPU a row, or joining
+//     at no less than alone's), the CPU a row decides whatever the rates
+//     say.
 //   - Explorations are spaced in time so that they cost about 1% of the
 //     rows (160 ms to 5 s apart): an exploration costs the time it spent
 //     away times what the other mode lost by.
 //   - While running alone wins (Stats.Joining false), a request that finds
 //     the model busy runs alone in its caller's goroutine, beside the
 //     others, as if unbatched (Stats.Alone); no run slot bounds those
-//     runs, as nothing bounds unbatched ones.
+//     runs, as nothing bounds unbatched ones. One of one row under a ctx
+//     that can never end takes no lock either (but for one in 64, which
+//     the cost model measures): with 256 callers of a conv net, each
+//     holding an OS thread in the model, a caller that held the lock
+//     could be off CPU for milliseconds while the others queued on it.
 //   - Below capacity both modes answer what arrives, the rates tie, and
 //     it stays where it is; in both modes a request that finds the model
 //     idle runs at once.
@@ -259,14 +270,15 @@
 // are started only under a recording parent span, so untraced requests pay
 // nothing for them. Recording allocates nothing.
 //
-// A lone request on the lock-free path records nothing as it runs: the
+// A request on a lock-free path (a lone one, or one that runs alone
+// because joining does not pay) records nothing as it runs: the
 // batcher counts those runs, and the callback that reads the queue depth
 // at collection records each as what it was, a batch of one request of
 // one row that waited 0 s in the queue (the SDK runs callbacks before it
 // reads the histograms, so a collection sees every run before it; Close
 // records the last ones). So servekit.batch.size, .requests and
 // .queue.duration count every run and request, as before; only
-// servekit.batch.run.duration leaves out the runs nobody timed: one lone
+// servekit.batch.run.duration leaves out the runs nobody timed: one such
 // run in 64 takes the locked path and is timed (Stats.Untimed counts the
 // others). A meter that drops what it is given (no SDK: Enabled false) is
 // handed nothing.

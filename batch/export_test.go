@@ -14,3 +14,12 @@ func WithHook(f func(delta int)) Option { return optionFunc(func(c *config) { c.
 
 // RejectReasons lists the reason attribute values of servekit.batch.rejected.
 func RejectReasons() []string { return reasonNames[:] }
+
+// RunAlone puts adaptive mode in running alone for good, as if every
+// exploration of joining had lost by far.
+func RunAlone(b *Batcher) {
+	b.mu.Lock()
+	b.cost.joins, b.cost.best, b.cost.phase = false, false, steady
+	b.cost.since, b.cost.every = 0, 1<<62
+	b.unlock()
+}

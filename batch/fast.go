@@ -124,6 +124,7 @@ func (b *Batcher) unlock() {
 func (b *Batcher) syncLocked() {
 	idle := b.queued == 0 && b.inflight == 0 && len(b.retry) == 0 && !b.closed && !b.gathering &&
 		b.cfg.loneAtOnce && !(b.cfg.adaptive && b.cost.joins && b.cost.gatherN >= gatherOn)
+	b.syncLooseLocked()
 	switch {
 	case idle && b.busy:
 		b.busy = false
@@ -135,12 +136,10 @@ func (b *Batcher) syncLocked() {
 }
 
 // loneRanLocked counts a lone run of the locked path in the generation,
-// so that the fast path's sampling moves on. It reports whether this run
-// is the sampled one.
-func (b *Batcher) loneRanLocked() (sampled bool) {
-	v := b.fast.Add(fastGen) - fastGen
+// so that the fast path's sampling moves on.
+func (b *Batcher) loneRanLocked() {
+	b.fast.Add(fastGen)
 	b.loneLocked++
-	return (v/fastGen)%fastSample == fastSample-1
 }
 
 // fastRunsLocked is the number of fast runs so far (one in progress
@@ -149,10 +148,11 @@ func (b *Batcher) fastRunsLocked() int64 {
 	return int64(b.fast.Load()/fastGen - b.loneLocked)
 }
 
-// fastAccountedLocked returns the fast runs since its last call: rows
-// answered that the cost model has not counted yet.
+// fastAccountedLocked returns the fast runs and loose runs (loose.go)
+// since its last call: rows answered that the cost model has not counted
+// yet.
 func (b *Batcher) fastAccountedLocked() int64 {
-	n := b.fastRunsLocked()
+	n := b.untimedLocked()
 	d := n - b.fastCounted
 	b.fastCounted = n
 	return d

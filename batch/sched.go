@@ -82,7 +82,7 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 	b.startReadyLocked(now)
 	wakeAt = b.nextLimitLocked()
 	if b.closed && len(b.order) == 0 && len(b.retry) == 0 && len(b.suspects.items) == 0 && b.active == 0 &&
-		b.fast.Load()&fastHeld == 0 {
+		b.fast.Load()&fastHeld == 0 && b.looseRunning() == 0 {
 		return time.Time{}, true
 	}
 	if b.slotsLocked() >= b.cfg.maxFlight {
@@ -271,7 +271,7 @@ func (b *Batcher) startLocked(items []*item, now time.Time) (context.Context, *b
 // beginLocked counts a run as started. It returns whether the run has the
 // model to itself so far and the run count, for finishLocked.
 func (b *Batcher) beginLocked() (solo bool, gen uint64) {
-	solo = b.active == 0
+	solo = b.active == 0 && b.looseRunning() == 0
 	b.active++
 	b.runGen++
 	if b.cfg.hook != nil {
@@ -452,7 +452,7 @@ func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, re
 	// alone, no joined backlog is.
 	settled := b.queued == 0
 	if b.cost.joins {
-		settled = b.active == b.inflight
+		settled = b.active+b.looseRunning() == b.inflight
 	}
 	b.cost.answered(now, rows+b.fastAccountedLocked(), b.runEWMA.run(), settled)
 	s := &b.stats

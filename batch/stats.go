@@ -32,8 +32,9 @@ type Stats struct {
 	QueueTime    time.Duration // summed over requests, from queued to dispatched
 	RunTime      time.Duration // summed over batches, but for the Untimed ones
 	// Untimed counts the direct runs that were not timed: a lone request
-	// of one row at an idle batcher runs without a clock read, but for
-	// one in 64 (see "Performance" in the package doc).
+	// of one row at an idle batcher, and one of a caller that runs alone
+	// because joining did not pay, run without a clock read, but for one
+	// in 64 (see "Performance" in the package doc).
 	Untimed    int64
 	QueuedRows int64 // rows waiting now
 	QueuedReqs int   // requests waiting now
@@ -86,11 +87,14 @@ func (b *Batcher) Stats() Stats {
 	s := b.stats
 	// Fast runs (fast.go) are counted here rather than as they run: each
 	// is a direct run of one request of one row, not timed.
-	fast := b.fastRunsLocked()
+	// So are loose runs (loose.go), which are runs alone too.
+	loose := b.looseRunsLocked()
+	fast := b.fastRunsLocked() + loose
 	s.Batches += fast
 	s.Requests += fast
 	s.Rows += fast
 	s.Direct += fast
+	s.Alone += loose
 	s.RowsPerBatch[0] += fast
 	s.Untimed = fast
 	s.RowCostAlone, s.RowCostJoined = time.Duration(b.cost.alone), time.Duration(b.cost.joined)

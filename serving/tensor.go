@@ -88,10 +88,37 @@ func Make(name string, dt DataType, shape []int64) (Tensor, error) {
 
 func newTensor(name string, dt DataType, shape []int64, data any) (Tensor, error) {
 	t := Tensor{Name: name, DataType: dt, Shape: shape, data: data}
+	// The check every constructor runs, in a few instructions a dim when
+	// it passes; Validate words what is wrong otherwise.
+	if n, ok := lenAs(dt, data); ok && holds(shape, n) {
+		return t, nil
+	}
 	if err := t.Validate(); err != nil {
 		return Tensor{}, err
 	}
 	return t, nil
+}
+
+// holds reports whether shape is a valid shape (NumElements accepts it) of
+// exactly n elements, without NumElements' division a dim: with every dim
+// and the running product at most MaxElements (2^31), the next product
+// cannot overflow. It may refuse a valid shape (a dim over MaxElements
+// beside a zero one), never accept an invalid one; callers fall back to
+// NumElements for its error.
+func holds(shape []int64, n int) bool {
+	if len(shape) > MaxRank {
+		return false
+	}
+	p := int64(1)
+	for _, d := range shape {
+		if d < 0 || d > MaxElements {
+			return false
+		}
+		if p *= d; p > MaxElements {
+			return false
+		}
+	}
+	return p == int64(n)
 }
 
 // Validate checks that the datatype is valid, the Go data matches it and the
@@ -104,10 +131,11 @@ func (t Tensor) Validate() error {
 	if err != nil {
 		return fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	if want := goTypeName(t.DataType); goTypeNameOf(t.data) != want {
-		return Errorf(InvalidArgument, "serving: tensor %q: %v data must be %s, got %s", t.Name, t.DataType, want, goTypeNameOf(t.data))
+	got, ok := lenAs(t.DataType, t.data)
+	if !ok {
+		return Errorf(InvalidArgument, "serving: tensor %q: %v data must be %s, got %s", t.Name, t.DataType, goTypeName(t.DataType), goTypeNameOf(t.data))
 	}
-	if got := dataLen(t.data); int64(got) != n {
+	if int64(got) != n {
 		return Errorf(InvalidArgument, "serving: tensor %q: shape %v holds %d elements, data has %d", t.Name, t.Shape, n, got)
 	}
 	return nil

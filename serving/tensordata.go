@@ -107,6 +107,53 @@ func makeData(dt DataType, n int) any {
 	return nil
 }
 
+// lenAs returns the length of data and true when data is the Go slice type
+// that holds dt's elements (goTypeName), and false otherwise, in one type
+// assertion: Tensor.Validate and Metadata.Validate's in-order path run it
+// on every tensor of every call, where comparing goTypeName strings cost
+// about 100 instructions a tensor.
+func lenAs(dt DataType, data any) (int, bool) {
+	switch dt {
+	case Bool:
+		v, ok := data.([]bool)
+		return len(v), ok
+	case Uint8:
+		v, ok := data.([]uint8)
+		return len(v), ok
+	case Uint16, FP16, BF16:
+		v, ok := data.([]uint16)
+		return len(v), ok
+	case Uint32:
+		v, ok := data.([]uint32)
+		return len(v), ok
+	case Uint64:
+		v, ok := data.([]uint64)
+		return len(v), ok
+	case Int8:
+		v, ok := data.([]int8)
+		return len(v), ok
+	case Int16:
+		v, ok := data.([]int16)
+		return len(v), ok
+	case Int32:
+		v, ok := data.([]int32)
+		return len(v), ok
+	case Int64:
+		v, ok := data.([]int64)
+		return len(v), ok
+	case FP32:
+		v, ok := data.([]float32)
+		return len(v), ok
+	case FP64:
+		v, ok := data.([]float64)
+		return len(v), ok
+	case Bytes:
+		v, ok := data.([][]byte)
+		return len(v), ok
+	}
+	return 0, false
+}
+
 func dataLen(data any) int {
 	switch v := data.(type) {
 	case []bool:

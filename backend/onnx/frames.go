@@ -54,6 +54,10 @@ type frame struct {
 	ctx        context.Context
 	at         int
 	terminated bool
+
+	// made: the run put values of its own in ins or outs, or slots that
+	// hold its response's memory; reset has nothing to undo otherwise.
+	made bool
 }
 
 // frameRes is what a dropped frame's cleanup releases.
@@ -218,8 +222,13 @@ func (m *Model) rowsOf(shape []int64, batch int64) int64 {
 }
 
 // reset destroys the values made for the run and puts the frame's own
-// back, and forgets the run's outputs, which belong to its response.
+// back, and forgets the run's outputs, which belong to its response. A
+// run on the frame's own values alone (made false: every slot slotOwn,
+// which fill sets again) leaves nothing to do.
 func (f *frame) reset() {
+	if !f.made {
+		return
+	}
 	nIn := len(f.ins)
 	for i, v := range f.ins {
 		if own := f.own[i]; v != own {
@@ -238,6 +247,7 @@ func (f *frame) reset() {
 		}
 	}
 	clear(f.slots)
+	f.made = false
 }
 
 // runOptions returns f's run options, made on first use; nil when ONNX

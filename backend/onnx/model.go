@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +32,7 @@ type Model struct {
 	outs     []output // the session's outputs, in its order
 	src      []int    // md.Outputs[i] is computed as outs[src[i]]
 	batched  bool     // some input has a dynamic dim 0
+	batchIn  int      // the first such input, -1 if none: batchOf reads its dim 0
 	tel      telemetry
 
 	// noDerive is set once an output shape derived from the batch dim
@@ -46,7 +47,6 @@ type Model struct {
 
 	frames  framePools
 	watcher watcher
-	inData  []reflect.Type // the Go type of each input's data, for inputsValid
 }
 
 // output is how one model output is allocated.
@@ -167,16 +167,14 @@ func load(c config, path string, b []byte) (*Model, error) {
 		return nil, err
 	}
 	liveSessions.Add(1)
-	for _, s := range m.md.Inputs {
-		m.batched = m.batched || s.Batchable()
-	}
+	m.batchIn = slices.IndexFunc(m.md.Inputs, serving.TensorSpec.Batchable)
+	m.batched = m.batchIn >= 0
 	for _, s := range plan.session {
 		m.outs = append(m.outs, outputOf(s))
 	}
 	m.refs.init()
 	m.what = "onnx: model " + m.md.Name
 	m.initFrames()
-	m.initValidate()
 	m.tel = newTelemetry(c, m.md)
 	m.tel.loaded(time.Since(start))
 	if err := unchanged(); err != nil {

@@ -71,27 +71,30 @@ func (t *telemetry) warmedUp(d time.Duration) {
 }
 
 // startRun starts the onnx.run span as a child of a recording span, and
-// otherwise returns the ctx's non-recording span: a bare Predict outside
-// any trace does not start a root trace, and the untraced path then costs
-// no allocation (a no-op tracer's Start alone cost 0.3 µs here).
+// otherwise returns nil: a bare Predict outside any trace does not start
+// a root trace, and the untraced path then costs no allocation (a no-op
+// tracer's Start alone cost 0.3 µs here) and ran need not ask the span
+// again.
 func (t *telemetry) startRun(ctx context.Context) trace.Span {
-	parent := trace.SpanFromContext(ctx)
-	if !parent.IsRecording() {
-		return parent
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return nil
 	}
 	_, span := t.tracer.Start(ctx, "onnx.run", trace.WithAttributes(t.spanAttr...))
 	return span
 }
 
-// ran ends the run's span and records its duration under its outcome.
+// ran ends the run's span, if startRun started one, and records the run's
+// duration under its outcome.
 func (t *telemetry) ran(ctx context.Context, span trace.Span, took time.Duration, err error) {
-	code := serving.CodeOf(err)
-	if int(code) >= len(t.byCode) {
-		code = serving.Internal
+	code := serving.OK
+	if err != nil {
+		if code = serving.CodeOf(err); int(code) >= len(t.byCode) {
+			code = serving.Internal
+		}
 	}
 	t.run.Record(ctx, took.Seconds(), t.byCode[code]...)
-	if !span.IsRecording() {
-		return // not ours to end: the parent's, or nothing
+	if span == nil {
+		return
 	}
 	span.SetAttributes(attribute.String("code", code.String()))
 	if err != nil {

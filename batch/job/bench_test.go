@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 
@@ -35,13 +36,20 @@ type benchModel struct {
 // and a manifest) against three floors timed in the same iteration, so
 // that all four see the same load: ONNX Runtime alone on the same rows as
 // pre-formed [1024, 8] batches (as many goroutines as the job has
-// workers), parquet-go reading the input's columns alone, and parquet-go
+// workers, the same session options and batch rows), parquet-go reading the input's columns alone, and parquet-go
 // writing the job's output alone (see floors_test.go). The text
 // sub-benchmarks time the job from and to JSONL and CSV against raw ONNX
 // Runtime only. job-cores is the job's CPU time over its wall time (2 is
 // both cores busy), raw-cores the same for raw ONNX Runtime, as many
 // cores as the load left a pure compute loop; load1 the load average
 // after the run, since other work on the machine moves every figure.
+//
+// The job and raw ORT run back to back in each iteration, taking turns
+// to go first, and job/raw-min, -med and -max are the spread of the
+// iterations' own ratios (job/raw-cpu-med: the job's CPU over raw's, the
+// figure load moves least): on a shared machine a ratio of totals swings
+// with whatever else ran during one of them. Run enough iterations for a
+// median (-benchtime 8x).
 func BenchmarkThroughput(b *testing.B) {
 	fraud, err := onnxbuild.FraudMLP()
 	if err != nil {
@@ -56,8 +64,8 @@ func BenchmarkThroughput(b *testing.B) {
 // input one vector column: a model whose rows cost more than the I/O
 // around them. Parquet to Parquet only.
 //
-// The jobs are large enough (2M fraud rows, 32 parts; 32k wide rows, a
-// second of the model's CPU) that what every job pays once, opening the
+// The jobs are large enough (2M fraud rows, 32 parts; 64k wide rows, two
+// seconds of the model's CPU) that what every job pays once, opening the
 // input and committing its last part (about 20 ms of fsyncs here), is a
 // few percent of the time, as in the jobs users run; the text
 // sub-benchmarks use 256k rows, as reading JSONL is slow.
@@ -66,7 +74,7 @@ func BenchmarkThroughputWide(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 1 << 15, batch: 256})
+	throughput(b, benchModel{onnx: wide, in: "input", out: "output", width: 256, outW: 10, rows: 1 << 16, batch: 256})
 }
 
 func throughput(b *testing.B, m benchModel) {
@@ -136,13 +144,30 @@ func throughput(b *testing.B, m benchModel) {
 	b.Run("parquet-to-parquet", func(b *testing.B) {
 		dir := b.TempDir()
 		var rawT, readT, writeT, jobT stage
+		var ratios, cpuRatios []float64
 		i := 0
 		for b.Loop() {
 			i++
-			rawT.run(func() { raw(m.rows, nil) })
+			// The job and raw ORT back to back, in turns first, so that
+			// each iteration's ratio compares two runs under the same load
+			// and neither always follows the floors' allocations.
+			var r, jb stage
+			pair := []func(){
+				func() { r.run(func() { labelled("raw", func() { raw(m.rows, nil) }) }) },
+				func() {
+					jb.run(func() {
+						labelled("job", func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet, m.rows) })
+					})
+				},
+			}
+			pair[i%2]()
+			pair[1-i%2]()
+			ratios = append(ratios, r.wall.Seconds()/jb.wall.Seconds())
+			cpuRatios = append(cpuRatios, jb.cpu.Seconds()/r.cpu.Seconds())
+			rawT.add(r)
+			jobT.add(jb)
 			readT.run(func() { readFloor(b, path, m) })
 			writeT.run(func() { writeFloor(b, filepath.Join(dir, "floor", fmt.Sprint(i)), pre, m.rows) })
-			jobT.run(func() { runJob(path, filepath.Join(dir, "job", fmt.Sprint(i)), rowio.Parquet, m.rows) })
 		}
 		rows := float64(m.rows * i)
 		b.ReportMetric(rows/rawT.wall.Seconds(), "raw-rows/s")
@@ -150,6 +175,12 @@ func throughput(b *testing.B, m benchModel) {
 		b.ReportMetric(rows/writeT.wall.Seconds(), "write-rows/s")
 		b.ReportMetric(rows/jobT.wall.Seconds(), "job-rows/s")
 		b.ReportMetric(rawT.wall.Seconds()/jobT.wall.Seconds(), "job/raw")
+		lo, med, hi := spread(ratios)
+		b.ReportMetric(lo, "job/raw-min")
+		b.ReportMetric(med, "job/raw-med")
+		b.ReportMetric(hi, "job/raw-max")
+		_, med, _ = spread(cpuRatios)
+		b.ReportMetric(med, "job/raw-cpu-med")
 		b.ReportMetric(jobT.cpu.Seconds()/jobT.wall.Seconds(), "job-cores")
 		b.ReportMetric(rawT.cpu.Seconds()/rawT.wall.Seconds(), "raw-cores")
 		b.ReportMetric(float64(jobT.cpu.Nanoseconds())/rows, "job-cpu-ns/row")
@@ -185,6 +216,13 @@ func throughput(b *testing.B, m benchModel) {
 			b.ReportMetric(loadAverage(), "load1")
 		})
 	}
+}
+
+// labelled runs f with the pprof label stage=name, which the goroutines
+// it starts inherit: go tool pprof -tagfocus stage=job shows the job's
+// own profile from a -cpuprofile of the benchmark.
+func labelled(name string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("stage", name), func(context.Context) { f() })
 }
 
 // benchInput writes m.rows rows (an INT64 id and the input, as scalar

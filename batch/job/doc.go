@@ -37,7 +37,9 @@
 //
 // # Checkpoints
 //
-// A part's files are written under temporary names; when its last batch
+// A part's files are written under temporary names (on Linux, asking the
+// kernel every 512 KiB to start writing them out, so that the fsync that
+// commits a part waits for its tail only); when its last batch
 // is in, they are fsynced and renamed into place, the directory fsynced,
 // and then the manifest rewritten the same way. This happens on a
 // committer goroutine, off the writer's path, for all the parts finished

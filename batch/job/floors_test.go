@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -208,4 +209,20 @@ func (s *stage) run(f func()) {
 	f()
 	s.wall += time.Since(w)
 	s.cpu += cpuTime() - c
+}
+
+func (s *stage) add(t stage) { s.wall, s.cpu = s.wall+t.wall, s.cpu+t.cpu }
+
+// spread is the least, median and greatest of xs (sorted in place).
+func spread(xs []float64) (lo, med, hi float64) {
+	slices.Sort(xs)
+	n := len(xs)
+	if n == 0 {
+		return 0, 0, 0
+	}
+	med = xs[n/2]
+	if n%2 == 0 {
+		med = (xs[n/2-1] + xs[n/2]) / 2
+	}
+	return xs[0], med, xs[n-1]
 }

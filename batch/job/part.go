@@ -66,11 +66,12 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 			return err
 		}
 		st.file = a
+		wb := &writeback{f: a.File, start: startWriteback}
 		if n := len(j.bufs); n > 0 {
 			st.buf, j.bufs = j.bufs[n-1], j.bufs[:n-1]
-			st.buf.Reset(a)
+			st.buf.Reset(wb)
 		} else {
-			st.buf = bufio.NewWriterSize(a, 256<<10)
+			st.buf = bufio.NewWriterSize(wb, 256<<10)
 		}
 		if st.w, err = rowio.NewWriter(j.cfg.outFormat, st.buf); err != nil {
 			return err
