@@ -50,10 +50,13 @@ func (o *output) all() []string {
 }
 
 func (w lineWriter) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.out.mu.Lock()
-		w.out.lines = append(w.out.lines, l)
-		w.out.mu.Unlock()
+	// Every line of a write is kept before any is handed over: a test that
+	// returns on one line reads the lines printed with it from out.
+	lines := strings.Split(strings.TrimRight(string(p), "\n"), "\n")
+	w.out.mu.Lock()
+	w.out.lines = append(w.out.lines, lines...)
+	w.out.mu.Unlock()
+	for _, l := range lines {
 		select {
 		case w.lines <- l:
 		default: // nobody reading: drop log lines
