@@ -66,10 +66,13 @@ func TestLoneCallerMetricsAndStatsStayExact(t *testing.T) {
 	if s.Batches != n || s.Requests != n || s.Rows != n || s.RowsPerBatch[0] != n || s.InFlight != 0 {
 		t.Errorf("stats %+v, want %d batches of one request of one row", s, n)
 	}
-	// All but the first few (gathering company, finding none) and one in
-	// 64 (timed: a run of the locked path, here a gathering that probes
-	// for company) are fast runs.
-	if s.Untimed > n*63/64 || s.Untimed < n*63/64-10 || s.Direct < s.Untimed {
+	// At most 63 in 64 are fast runs (one in 64 takes the locked path to
+	// be timed), and nearly all are: the locked path also takes the first
+	// few (gathering company, finding none) and any that find the fast
+	// word marked busy by the scheduler's goroutine reading the slot under
+	// mu at that moment (fast.go), which a slow run (-race on a loaded
+	// machine) sees more often: 973 of 1000 once, where 974 was the bound.
+	if s.Untimed > n*63/64 || s.Untimed < n*15/16 || s.Direct < s.Untimed {
 		t.Errorf("stats %+v: want 63 in 64 of %d runs untimed", s, n)
 	}
 	if got := rowCount(rec); got != n {
