@@ -54,7 +54,7 @@ func (m *Model) Predict(ctx context.Context, req *serving.Request) (*serving.Res
 		end := monotonic()
 		m.tel.ran(ctx, span, end-start, err)
 		if err == nil && ph.ran {
-			tm.Executed(serving.Execution{Rows: max(m.batchOf(req, m.ordered(req)), 1),
+			tm.Executed(serving.Execution{Rows: max(ph.rows, 1),
 				ComputeInput: ph.run - start, ComputeInfer: ph.done - ph.run, ComputeOutput: end - ph.done})
 		}
 	}
@@ -86,7 +86,11 @@ func (m *Model) run(ctx context.Context, req *serving.Request, sel []int, ph *ph
 	var f *frame
 	defer m.done(&f, &resp, &err) // first, so that a panic making a frame is caught too
 	ordered := m.ordered(req)
-	f = m.frameFor(m.batchOf(req, ordered))
+	rows := m.batchOf(req, ordered)
+	if ph != nil {
+		ph.rows = rows
+	}
+	f = m.frameFor(rows)
 	if err := m.fill(f, req, ordered); err != nil {
 		return nil, err
 	}
@@ -133,11 +137,11 @@ func (m *Model) fill(f *frame, req *serving.Request, ordered bool) error {
 		if b := f.inBuf[i]; b != nil {
 			// Validate makes a length other than the frame's unreachable;
 			// a short copy must never run on a previous request's bytes.
-			if raw := t.RawBytes(); len(raw) != len(b) {
+			raw := t.RawBytes()
+			if len(raw) != len(b) {
 				return serving.Errorf(serving.Internal, "onnx: model %q input %q: %d bytes for a frame of %d", m.md.Name, m.md.Inputs[i].Name, len(raw), len(b))
-			} else {
-				copy(b, raw)
 			}
+			copy(b, raw)
 			continue
 		}
 		v, err := newInput(*t)
@@ -338,10 +342,12 @@ func (m *Model) newResponse(n, rank int) (*serving.Response, []int64) {
 	return resp, dims
 }
 
-// phases are when a run's session Run started and ended (monotonic); nil
-// when nobody asked (no serving.Timing), which saves the clock reads.
+// phases are when a run's session Run started and ended (monotonic), and
+// the rows it ran; nil when nobody asked (no serving.Timing), which saves
+// the clock reads.
 type phases struct {
 	run, done time.Duration
+	rows      int64 // batchOf, as run found it: Predict does not look again
 	ran       bool
 }
 
