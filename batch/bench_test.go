@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -159,8 +160,16 @@ func (borrowed) Close() error { return nil }
 // warmUp is how long each cell runs before it is measured: long enough
 // for the backend's caches and for adaptive mode's measures to settle (it
 // decides over windows of 20 ms), as they have on a server that has run
-// for more than a second.
-const warmUp = 500 * time.Millisecond
+// for more than a second. SERVEKIT_BENCH_WARMUP overrides it (a
+// time.Duration): 0 under callgrind, where a warm-up bounded by the clock
+// would run a different number of requests each time and blur the
+// instruction counts of a fixed -test.benchtime Nx.
+var warmUp = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SERVEKIT_BENCH_WARMUP")); err == nil {
+		return d
+	}
+	return 500 * time.Millisecond
+}()
 
 // closedLoop runs conc goroutines that each send b.N/conc one-row requests
 // back to back, after warmUp of the same.

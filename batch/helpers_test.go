@@ -24,6 +24,7 @@ type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
 	timers  []*fakeTimer
+	made    int           // timers made so far
 	changed chan struct{} // closed and replaced whenever timers change
 }
 
@@ -67,6 +68,7 @@ func (c *fakeClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 func (c *fakeClock) NewTimer(d time.Duration) batch.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.made++
 	t := &fakeTimer{clk: c, at: c.now.Add(d), c: make(chan time.Time, 1)}
 	if d <= 0 {
 		t.c <- c.now
@@ -90,6 +92,13 @@ func (t *fakeTimer) Stop() bool {
 		}
 	}
 	return false
+}
+
+// timersMade is the number of timers made so far.
+func (c *fakeClock) timersMade() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.made
 }
 
 // Advance moves the clock and fires the timers that are due.
