@@ -50,6 +50,16 @@ const (
 // tryLoose runs req without the lock if it can; ok reports whether it
 // did. The caller has checked what tryFast's caller checks.
 func (b *Batcher) tryLoose(ctx context.Context, req *serving.Request) (resp *serving.Response, err error, ok bool) {
+	// While joining (looseOpen clear), as with a lone caller whose fast
+	// run was sampled for the locked path (one in fastSample), a look is
+	// enough: a run that added itself and backed out would bring the count
+	// to 0 with looseOpen clear and wake the scheduler for nothing (a
+	// futex wake-up and a thread switch per sampled run, 1 in 64 of a lone
+	// caller's requests; perf, BenchmarkBatch fraud c1). Only a run that
+	// saw it set races with its clearing, and backs out as below.
+	if b.loose.Load()&looseOpen == 0 {
+		return nil, nil, false
+	}
 	v := b.loose.Add(1)
 	if v&looseOpen == 0 || (v/looseDone)%looseSample == looseSample-1 {
 		b.looseEnd(b.loose.Add(^uint64(0)))
