@@ -92,3 +92,36 @@ func TestLoneRunAfterKeptTimerEndsAtItsOwnLimit(t *testing.T) {
 		t.Fatalf("request after the ended run: %v", err)
 	}
 }
+
+// A lone caller under a ctx that can never end runs on the fast path, but
+// for one request in 64, which takes the locked path to be timed. On its
+// way it looks for a run alone without the lock (loose.go), which is
+// closed while joining: that look must not wake the scheduler. Each wake
+// makes the scheduler set its timer again (kept, see the test above), so
+// the timers made count the wakes.
+func TestSampledFastRunsDoNotWakeTheScheduler(t *testing.T) {
+	clk := newFakeClock()
+	b := mustNew(t, servingtest.Linear(1), batch.WithClock(clk))
+	ctx := context.Background()
+	for range 64 { // the first gather company until they have seen nobody come (cost.go)
+		if _, err := b.Predict(ctx, servingtest.Rows(1, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	made := clk.timersMade()
+	const runs = 64 * 20
+	for i := range runs {
+		if _, err := b.Predict(ctx, servingtest.Rows(1, 1, float32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A wake-up the warm-up's runs asked for may still come (b.wake holds
+	// one), and one may be going on: at most two timers, against one per
+	// sampled run (20) when the look woke the scheduler.
+	if n := clk.timersMade() - made; n > 2 {
+		t.Errorf("%d timers made over %d requests of a lone caller (%d sampled), want at most 2", n, runs, runs/64)
+	}
+	if s := b.Stats(); s.Requests != runs+64 || s.Untimed == 0 || s.Joining != true {
+		t.Errorf("Requests %d, Untimed %d, Joining %v: want %d, > 0, true", s.Requests, s.Untimed, s.Joining, runs+64)
+	}
+}
