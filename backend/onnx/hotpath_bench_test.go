@@ -37,6 +37,10 @@ var hotModels = []hotModel{
 //
 //	benchstat -col /impl out.txt
 //
+// On a shared machine the rounds of impl=raw and impl=predict drift apart
+// by more than their difference; impl=paired and impl=paired-ctx time
+// both in every iteration and report the difference itself (see paired).
+//
 // The fraud model (8 → 1) is nearly all overhead; the wide MLP
 // (256 → 1024 → 1024 → 10) shows the overhead against real compute and,
 // at batch 32, takes the zero-copy path (its input is over the frames'
