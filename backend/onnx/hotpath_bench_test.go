@@ -3,6 +3,7 @@ package onnx_test
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"testing"
 	"time"
 
@@ -170,11 +171,7 @@ func paired(b *testing.B, s *ort.DynamicAdvancedSession, hm hotModel, x []float3
 			b.Fatal(err)
 		}
 	}
-	// Histograms of 1 ns bins, made before the loop so that the loop
-	// allocates only what the calls do; a value out of range lands in the
-	// end bin, which moves no median of a sane run.
-	rawNs := newHist(0, 1<<16)
-	over := newHist(-1<<14, 1<<14)
+	rawNs, over := new(hist), new(hist)
 	var sum time.Duration
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -200,27 +197,52 @@ func paired(b *testing.B, s *ort.DynamicAdvancedSession, hm hotModel, x []float3
 	b.ReportMetric(rawNs.median(), "raw-ns/call")
 }
 
-// hist counts durations in 1 ns bins from lo to hi.
+// hist counts durations in log-linear bins: 1 ns wide below 64 ns, then
+// 64 bins an octave (1.6 % of the value; 4 ns at 300 ns, 1 µs at 70 µs),
+// negative values apart. It is made before the loop and never grows, so
+// the loop allocates only what the calls do.
 type hist struct {
-	lo     int64
-	counts []uint32
-	n      int
+	neg, pos [64 * 58]uint32
+	n        int
 }
 
-func newHist(lo, hi int64) *hist { return &hist{lo: lo, counts: make([]uint32, hi-lo)} }
-
 func (h *hist) add(d time.Duration) {
-	i := min(max(int64(d)-h.lo, 0), int64(len(h.counts))-1)
-	h.counts[i]++
+	if d < 0 {
+		h.neg[logBin(uint64(-d))]++
+	} else {
+		h.pos[logBin(uint64(d))]++
+	}
 	h.n++
 }
 
-// median is the middle value in ns (the lower middle for an even count).
+func logBin(v uint64) int {
+	if v < 64 {
+		return int(v)
+	}
+	o := bits.Len64(v) - 7 // v>>o is in [64, 128)
+	return 64*o + int(v>>o)
+}
+
+// binMid is the middle of logBin's bin i.
+func binMid(i int) float64 {
+	if i < 64 {
+		return float64(i)
+	}
+	o := i/64 - 1
+	return float64(uint64(i-64*o)<<o) + float64(uint64(1)<<o-1)/2
+}
+
+// median is the middle value in ns (of the bin holding it).
 func (h *hist) median() float64 {
 	seen := 0
-	for i, c := range h.counts {
+	for i := len(h.neg) - 1; i >= 0; i-- {
+		if seen += int(h.neg[i]); 2*seen >= h.n && h.n > 0 {
+			return -binMid(i)
+		}
+	}
+	for i, c := range h.pos {
 		if seen += int(c); 2*seen >= h.n {
-			return float64(int64(i) + h.lo)
+			return binMid(i)
 		}
 	}
 	return 0
