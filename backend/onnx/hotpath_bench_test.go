@@ -135,6 +135,8 @@ func overhead(b *testing.B, hm hotModel) {
 //	over-mean-ns/call  their mean, which also carries the garbage
 //	                   collector's share of Predict's allocations and
 //	                   every disturbance that hit one call of a pair
+//	over-pct           the median of the per-iteration differences as
+//	                   a percentage of that iteration's raw call
 //	raw-ns/call        the median raw call, for scale
 //
 // (ns/op is the pair plus three clock reads). Separate sub-benchmarks
@@ -145,7 +147,10 @@ func overhead(b *testing.B, hm hotModel) {
 // them) cancels inside the pair, and alternating the order cancels what
 // being first or second does. An interrupt or a preemption lands in one
 // call of a pair: the median of the differences ignores it, the mean does
-// not. Run pinned to one CPU, several rounds:
+// not. What slows both calls alike (another thread on the same core, a
+// lower clock) scales the difference with them: over-pct cancels that,
+// and over-pct times a quiet round's raw-ns/call is the difference at
+// that round's speed. Run pinned to one CPU, several rounds:
 //
 //	taskset -c 1 onnx.test -test.bench 'Overhead/model=fraud/.*/impl=paired' -test.cpu 1 -test.count 5
 func paired(b *testing.B, s *ort.DynamicAdvancedSession, hm hotModel, x []float32, m *onnx.Model, ctx context.Context, req *serving.Request) {
@@ -171,7 +176,7 @@ func paired(b *testing.B, s *ort.DynamicAdvancedSession, hm hotModel, x []float3
 			b.Fatal(err)
 		}
 	}
-	rawNs, over := new(hist), new(hist)
+	rawNs, over, pct := new(hist), new(hist), new(hist)
 	var sum time.Duration
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -191,9 +196,13 @@ func paired(b *testing.B, s *ort.DynamicAdvancedSession, hm hotModel, x []float3
 		rawNs.add(r)
 		over.add(p - r)
 		sum += p - r
+		if r > 0 {
+			pct.add((p - r) * 100_000 / r) // in thousandths of a percent
+		}
 	}
 	b.ReportMetric(over.median(), "over-ns/call")
 	b.ReportMetric(float64(sum)/float64(b.N), "over-mean-ns/call")
+	b.ReportMetric(pct.median()/1000, "over-pct")
 	b.ReportMetric(rawNs.median(), "raw-ns/call")
 }
 
