@@ -133,9 +133,11 @@
 // values, each tensor on its own (a wide model's 32 KB input is read in
 // place while its 1 KB output is copied out), which is cheaper than
 // creating and releasing values per call (see frames.go). A Predict then
-// costs three allocations more than onnxruntime_go's own Run on
-// preallocated tensors: the response (with its outputs and shapes), the
-// output's data and the interface holding it (BenchmarkOverhead). A batch
+// costs two allocations more than onnxruntime_go's own Run on
+// preallocated tensors: the response (with its outputs, their shapes and
+// the slice headers their interfaces point at) and the output's data,
+// which is an allocation of its own so that a caller may hand it to cgo
+// (BenchmarkOverhead; impl=paired gives the time it adds). A batch
 // of zero rows is run like any other (ONNX Runtime handles empty tensors);
 // ops that cannot are reported as the run's error.
 //
@@ -170,5 +172,10 @@
 // servekit.model.inference.duration, attributes model, version and code)
 // and an onnx.run span per Predict (only under a recording parent span,
 // so untraced calls cost nothing) go to WithMeterProvider and
-// WithTracerProvider, by default the otel globals.
+// WithTracerProvider, by default the otel globals. Predict reads the clock
+// only for a reader: when the inference histogram is enabled as the run
+// begins (a provider records it; the globals' delegate is enabled from
+// the moment a provider is set) or when ctx carries a serving.Timing, so
+// a model serving without either pays no clock read and every run a
+// meter sees is timed exactly.
 package onnx

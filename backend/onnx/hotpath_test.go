@@ -2,7 +2,9 @@ package onnx_test
 
 import (
 	"context"
+	"math"
 	"reflect"
+	"runtime"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -12,13 +14,13 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// TestPredictAllocBudget holds Predict to at most 3 allocations more than
+// TestPredictAllocBudget holds Predict to at most 2 allocations more than
 // onnxruntime_go's own Run on preallocated tensors (the response with its
-// outputs and shapes, the output's data, and the interface holding it)
-// with a background ctx or a cancellable one (which the model's watcher,
-// watch.go, watches at no allocation a run), and to the bytes of the
-// response beside the output data. The race detector makes sync.Pool
-// drop frames at random, so the test skips under it.
+// outputs, shapes and the header its output's interface points at, and
+// the output's data) with a background ctx or a cancellable one (which
+// the model's watcher, watch.go, watches at no allocation a run), and to
+// the bytes of the response beside the output data. The race detector
+// makes sync.Pool drop frames at random, so the test skips under it.
 func TestPredictAllocBudget(t *testing.T) {
 	if alloctest.Race {
 		t.Skip("sync.Pool drops items at random under the race detector")
@@ -41,7 +43,7 @@ func TestPredictAllocBudget(t *testing.T) {
 			name  string
 			ctx   context.Context
 			extra float64
-		}{{"background", context.Background(), 3}, {"cancellable", ctx, 3}} {
+		}{{"background", context.Background(), 2}, {"cancellable", ctx, 2}} {
 			got := perRun(func() {
 				if _, err := m.Predict(c.ctx, req); err != nil {
 					t.Fatal(err)
@@ -54,6 +56,73 @@ func TestPredictAllocBudget(t *testing.T) {
 			// shape fit in 384 bytes.
 			if limit := raw.bytes + uint64(4*n) + 384; got.bytes > limit {
 				t.Errorf("batch %d, %s ctx: %d bytes per Predict, want at most %d", n, c.name, got.bytes, limit)
+			}
+		}
+	}
+}
+
+// TestAnswersAreTheirOwn: answers copied out of pooled frames, whose
+// interfaces point into the response's own allocation (boxIn), keep
+// their values through a collection and through later runs on the same
+// frames, and a caller writing into one answer changes nothing else.
+func TestAnswersAreTheirOwn(t *testing.T) {
+	m := loadFraud(t)
+	for _, n := range []int{1, 3, 32} {
+		type kept struct {
+			x    []float32
+			resp *serving.Response
+		}
+		var all []kept
+		for k := range 48 {
+			req := fraudRows(n)
+			x, _ := serving.Values[float32](req.Inputs[0])
+			for i := range x {
+				x[i] *= float32(k%7) - 3
+			}
+			resp, err := m.Predict(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, kept{x, resp})
+			if k%16 == 0 {
+				runtime.GC()
+			}
+		}
+		runtime.GC()
+		for k, c := range all {
+			s, _ := c.resp.Output("score")
+			got, err := serving.Values[float32](s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, ok := s.Data().([]float32); !ok || &d[0] != &got[0] {
+				t.Fatalf("batch %d answer %d: Data() %T is not the values", n, k, s.Data())
+			}
+			want, _ := onnxbuild.FraudSpec().Eval(c.x)
+			if !reflect.DeepEqual(s.Shape, []int64{int64(n), 1}) || len(got) != len(want) {
+				t.Fatalf("batch %d answer %d: shape %v, %d values", n, k, s.Shape, len(got))
+			}
+			for i := range want {
+				if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+					t.Fatalf("batch %d answer %d: score[%d] = %v after later runs, want %v", n, k, i, got[i], want[i])
+				}
+			}
+			for i := range got {
+				got[i] = float32(math.NaN())
+			}
+		}
+		req := fraudRows(n)
+		resp, err := m.Predict(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := resp.Output("score")
+		got, _ := serving.Values[float32](s)
+		x, _ := serving.Values[float32](req.Inputs[0])
+		want, _ := onnxbuild.FraudSpec().Eval(x)
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+				t.Fatalf("batch %d: score[%d] = %v after callers wrote into earlier answers, want %v", n, i, got[i], want[i])
 			}
 		}
 	}

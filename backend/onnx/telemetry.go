@@ -84,15 +84,21 @@ func (t *telemetry) startRun(ctx context.Context) trace.Span {
 }
 
 // ran ends the run's span, if startRun started one, and records the run's
-// duration under its outcome.
-func (t *telemetry) ran(ctx context.Context, span trace.Span, took time.Duration, err error) {
+// duration under its outcome when metered (the histogram was enabled as
+// the run began; took is then the run's time).
+func (t *telemetry) ran(ctx context.Context, span trace.Span, metered bool, took time.Duration, err error) {
+	if !metered && span == nil {
+		return
+	}
 	code := serving.OK
 	if err != nil {
 		if code = serving.CodeOf(err); int(code) >= len(t.byCode) {
 			code = serving.Internal
 		}
 	}
-	t.run.Record(ctx, took.Seconds(), t.byCode[code]...)
+	if metered {
+		t.run.Record(ctx, took.Seconds(), t.byCode[code]...)
+	}
 	if span == nil {
 		return
 	}
