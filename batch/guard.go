@@ -72,8 +72,9 @@ type loneRun struct {
 
 // watchLimitLocked makes sure the scheduler wakes by limit. It nudges the
 // scheduler only when its timer would fire too late: runs start with
-// later limits than the runs before them as a rule, so under steady load
-// the scheduler wakes about once per limit, not once per run.
+// later limits than the runs before them as a rule, and the scheduler
+// keeps its timer after the run it was set for has ended (dispatchLocked),
+// so it wakes about once per limit, not once per run, at any load.
 func (b *Batcher) watchLimitLocked(limit time.Time) {
 	if !limit.IsZero() && (b.timerAt.IsZero() || limit.Before(b.timerAt)) {
 		b.timerAt = limit // the nudge makes the scheduler set it; avoid nudging again
