@@ -95,9 +95,10 @@ func (b *Batcher) dispatchLocked() (wakeAt time.Time, exit bool) {
 		// can end, as through HTTP) woke the scheduler to set a timer for
 		// a run of a few µs that was over by then: a futex wake-up, a
 		// thread switch and a contended lock each time (BenchmarkBatch,
-		// fraud c1: 1 to 4 context switches per lone run of the locked
-		// path, p99 of 17 to 23 µs against 4 µs unbatched). A wake-up
-		// with nothing to end costs one look at the runs.
+		// fraud c1, with tryLoose's wake-up, since gone too: 1 to 4
+		// context switches per lone run of the locked path, p99 of 17 to
+		// 23 µs against 4 µs unbatched). A wake-up with nothing to end
+		// costs one look at the runs.
 		wakeAt = b.timerAt
 	}
 	if b.slotsLocked() >= b.cfg.maxFlight {
