@@ -1,11 +1,9 @@
 package job
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -74,13 +72,19 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	if err != nil {
 		return nil, err
 	}
-	r, err := rowio.Open(input, c.inFormat, m.Fields())
-	if err != nil {
-		return nil, err
+	n := laneCount(c)
+	window := laneWindow(c.workers, n)
+	j := &run{cfg: c, p: p, md: md, m: m, dir: dir, man: man,
+		frames: make(chan *rowio.Frame, n*window), ints: make(chan []int64, 2*n*window), shared: sharedColumns(c.schema, md)}
+	for i := range n {
+		r, err := rowio.Open(input, c.inFormat, m.Fields())
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		j.lanes = append(j.lanes, &lane{j: j, idx: i, r: r, sem: make(chan struct{}, window),
+			results: make(chan *item, window+4), parts: map[int64]*partState{}})
 	}
-	defer r.Close()
-	j := &run{cfg: c, p: p, md: md, m: m, r: r, dir: dir, man: man, parts: map[int64]*partState{},
-		frames: make(chan *rowio.Frame, 2*c.workers+2), ints: make(chan []int64, 4*c.workers+4), shared: sharedColumns(c.schema, md)}
 	j.prevRows, j.prevErrs = man.Totals()
 	j.doneBefore = map[int64]bool{}
 	for _, p := range man.Parts {
@@ -93,35 +97,37 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	return j.run(ctx)
 }
 
-// run is one call of Run. The reader goroutine owns r, the worker
-// goroutines only their items, the writer (Run's goroutine) parts and
-// stats, the committer goroutine man (until it is done) and the parts
-// handed to it; tr is shared through atomics.
+// run is one call of Run. Each lane's reader goroutine owns its
+// reader, the worker goroutines only their items, each lane's writer
+// (lane 0's on Run's goroutine) its parts, the committer goroutine man
+// (until it is done) and the parts handed to it; stats and firstErr are
+// guarded by mu, tr is shared through atomics.
 type run struct {
 	cfg   config
 	p     serving.Predictor
 	md    serving.Metadata
 	m     *rowio.Mapping
-	r     rowio.Reader
 	dir   string
 	man   *Manifest
-	parts map[int64]*partState
-	stats stats
+	lanes []*lane
 	tr    tracker
 
+	mu       sync.Mutex
+	stats    stats    // guarded by mu
+	firstErr *deadRow // guarded by mu
+
 	texts              constTexts
-	bufs               []*bufio.Writer   // of finished parts, for the next: the writer's
 	ints               chan []int64      // row number and timestamp columns written, for output to fill again
 	frames             chan *rowio.Frame // written input frames, for the reader to fill again
 	shared             map[string]bool   // columns never filled again (see recycle)
 	prevRows, prevErrs int64             // from earlier runs
-	doneBefore         map[int64]bool    // parts earlier runs committed: the reader's copy
-	firstErr           *deadRow
+	doneBefore         map[int64]bool    // parts earlier runs committed: read only
 }
 
 // item travels from the reader through a worker to the writer: a batch
 // of input rows, the marker that ends a part, or the end of the input.
 type item struct {
+	lane *lane
 	seq  int64
 	part int64
 	in   *rowio.Frame // a batch
@@ -138,25 +144,28 @@ type item struct {
 func (j *run) run(ctx context.Context) (*Summary, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	window := 2*j.cfg.workers + 2 // batches between reader and writer: bounds memory
-	sem := make(chan struct{}, window)
 	work := make(chan *item, j.cfg.workers)
-	results := make(chan *item, window+4)
 	commits := make(chan *partState, maxQueuedParts)
 
 	j.tr.begin = time.Now()
 	stopTelemetry := j.startTelemetry()
 	stopProgress := j.startProgress()
 
-	var wg sync.WaitGroup
+	var wg, readers, writers sync.WaitGroup
+	for _, l := range j.lanes {
+		readers.Go(func() {
+			if err := l.read(ctx, work); err != nil {
+				cancel(err)
+			}
+		})
+	}
 	wg.Go(func() {
-		if err := j.read(ctx, work, results, sem); err != nil {
-			cancel(err)
-		}
+		readers.Wait()
+		close(work)
 	})
 	for range j.cfg.workers {
 		wg.Go(func() {
-			if err := j.work(ctx, work, results); err != nil {
+			if err := j.work(ctx, work); err != nil {
 				cancel(err)
 			}
 		})
@@ -172,7 +181,23 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 			cancel(err)
 		})
 	}()
-	err := j.write(ctx, results, sem, commits)
+	var failed atomic.Bool
+	for _, l := range j.lanes[1:] {
+		writers.Go(func() {
+			if err := l.write(ctx, commits); err != nil {
+				failed.Store(true)
+				cancel(err)
+			}
+		})
+	}
+	err := j.lanes[0].write(ctx, commits)
+	if err != nil {
+		cancel(err)
+	}
+	writers.Wait()
+	if err == nil && failed.Load() {
+		err = context.Cause(ctx) // the first failure, whoever had it
+	}
 	if err == nil {
 		succeeded.Store(true)
 	}
@@ -183,9 +208,6 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 	}
 	cancel(err)
 	wg.Wait()
-	for _, st := range j.parts {
-		st.abort()
-	}
 	if err == nil && !complete { // no part was left to commit: say so
 		j.man.Complete = true
 		err = j.man.save(j.dir)
@@ -195,179 +217,16 @@ func (j *run) run(ctx context.Context) (*Summary, error) {
 	return j.summary(), err
 }
 
-// read cuts the input into parts of PartRows rows and the parts of this
-// shard into batches, skipping parts committed already.
-func (j *run) read(ctx context.Context, work chan<- *item, results chan<- *item, sem chan struct{}) error {
-	defer close(work)
-	send := func(ch chan<- *item, it *item) error {
-		select {
-		case ch <- it:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	var seq int64
-	rows := j.cfg.partRows
-	for part := int64(0); ; part++ {
-		start := part * rows
-		if part%int64(j.cfg.count) != int64(j.cfg.shard) || j.doneBefore[part] {
-			k, err := j.r.Skip(rows)
-			if err != nil {
-				return err
-			}
-			j.tr.position(j.r)
-			if k < rows {
-				break
-			}
-			continue
-		}
-		read, batches := int64(0), 0
-		for read < rows {
-			var f *rowio.Frame
-			select {
-			case f = <-j.frames:
-			default:
-				f = new(rowio.Frame)
-			}
-			err := j.r.Read(f, int(min(int64(j.cfg.batchRows), rows-read)))
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			read += int64(f.Rows)
-			j.tr.position(j.r)
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			if err := send(work, &item{seq: seq, part: part, in: f}); err != nil {
-				return err
-			}
-			seq++
-			batches++
-		}
-		if batches > 0 {
-			if err := send(results, &item{seq: seq, part: part, end: true, batches: batches, start: start, stop: start + read}); err != nil {
-				return err
-			}
-			seq++
-		}
-		if read < rows {
-			break
-		}
-	}
-	return send(results, &item{seq: seq, eof: true})
-}
-
-func (j *run) work(ctx context.Context, work <-chan *item, results chan<- *item) error {
+func (j *run) work(ctx context.Context, work <-chan *item) error {
 	for it := range work {
 		if err := j.score(ctx, it); err != nil {
 			return err
 		}
 		select {
-		case results <- it:
+		case it.lane.results <- it:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-	}
-	return nil
-}
-
-// write hands items to the parts in input order (or as they come, when
-// not ordered) and passes each part to the committer once its last
-// batch is in.
-func (j *run) write(ctx context.Context, results <-chan *item, sem chan struct{}, commits chan<- *partState) error {
-	pending := map[int64]*item{}
-	var next, handled int64
-	total := int64(-1)
-	for total < 0 || handled < total {
-		var it *item
-		select {
-		case it = <-results:
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-		if it.eof {
-			total = it.seq
-			continue
-		}
-		if !j.cfg.ordered {
-			handled++
-			if err := j.handle(ctx, it, sem, commits); err != nil {
-				return err
-			}
-			continue
-		}
-		pending[it.seq] = it
-		for it, ok := pending[next]; ok; it, ok = pending[next] {
-			delete(pending, next)
-			next++
-			handled++
-			if err := j.handle(ctx, it, sem, commits); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (j *run) handle(ctx context.Context, it *item, sem chan struct{}, commits chan<- *partState) error {
-	st := j.part(it.part)
-	if it.end {
-		st.batches, st.start, st.stop = it.batches, it.start, it.stop
-	} else {
-		<-sem
-		st.got++
-		if err := j.add(st, it); err != nil {
-			return err
-		}
-	}
-	if st.batches == 0 || st.got < st.batches {
-		return nil
-	}
-	delete(j.parts, st.part)
-	if err := st.finish(j); err != nil {
-		st.abort()
-		return err
-	}
-	select {
-	case commits <- st:
-		return nil
-	case <-ctx.Done():
-		st.abort()
-		return context.Cause(ctx)
-	}
-}
-
-// add writes a scored batch into its part and counts it.
-func (j *run) add(st *partState, it *item) error {
-	for _, out := range it.outs {
-		if err := st.write(j, out); err != nil {
-			return err
-		}
-		j.stats.add(out)
-		j.tr.ok.Add(int64(out.Len()))
-		j.recycleInts(out)
-	}
-	j.recycle(it.in)
-	for i := range it.dead {
-		if err := st.writeDead(j, &it.dead[i]); err != nil {
-			return err
-		}
-		if j.firstErr == nil {
-			j.firstErr = &it.dead[i]
-		}
-	}
-	j.tr.failed.Add(int64(len(it.dead)))
-	rows := j.prevRows + j.prevErrs + j.tr.ok.Load() + j.tr.failed.Load()
-	errs := j.prevErrs + j.tr.failed.Load()
-	if rows >= j.cfg.minRows && float64(errs) > j.cfg.maxErrRate*float64(rows) {
-		return fmt.Errorf("%w: %d of %d rows failed (%.2f%%), more than the %.2f%% allowed; first: row %d: %s (dead letters in %s)",
-			ErrTooManyErrors, errs, rows, 100*float64(errs)/float64(rows), 100*j.cfg.maxErrRate, j.firstErr.Row, j.firstErr.Err, j.dir)
 	}
 	return nil
 }

@@ -47,19 +47,20 @@ func PartFile(p int64, f rowio.Format) string { return fmt.Sprintf("part-%06d%s"
 // DeadLetterFile names the dead-letter file of part p, always JSONL.
 func DeadLetterFile(p int64) string { return fmt.Sprintf("deadletter-%06d.jsonl", p) }
 
-func (j *run) part(p int64) *partState {
-	if st, ok := j.parts[p]; ok {
+func (l *lane) part(p int64) *partState {
+	if st, ok := l.parts[p]; ok {
 		return st
 	}
 	st := &partState{part: p}
-	j.parts[p] = st
+	l.parts[p] = st
 	return st
 }
 
-func (st *partState) write(j *run, f *rowio.Frame) error {
+func (st *partState) write(l *lane, f *rowio.Frame) error {
 	if f.Len() == 0 {
 		return nil
 	}
+	j := l.j
 	if st.w == nil {
 		a, err := atomicfile.Create(filepath.Join(j.dir, PartFile(st.part, j.cfg.outFormat)))
 		if err != nil {
@@ -67,8 +68,8 @@ func (st *partState) write(j *run, f *rowio.Frame) error {
 		}
 		st.file = a
 		wb := &writeback{f: a.File, start: startWriteback}
-		if n := len(j.bufs); n > 0 {
-			st.buf, j.bufs = j.bufs[n-1], j.bufs[:n-1]
+		if n := len(l.bufs); n > 0 {
+			st.buf, l.bufs = l.bufs[n-1], l.bufs[:n-1]
 			st.buf.Reset(wb)
 		} else {
 			st.buf = bufio.NewWriterSize(wb, 256<<10)
@@ -99,9 +100,9 @@ func (st *partState) writeDead(j *run, d *deadRow) error {
 }
 
 // finish completes the part's files (Parquet's footer, buffered bytes),
-// on the writer's goroutine, whose next part takes over the buffer; the
-// committer then makes the files durable.
-func (st *partState) finish(j *run) error {
+// on its lane's writer goroutine, whose next part takes over the buffer;
+// the committer then makes the files durable.
+func (st *partState) finish(l *lane) error {
 	if st.w != nil {
 		if err := st.w.Close(); err != nil {
 			return err
@@ -109,7 +110,7 @@ func (st *partState) finish(j *run) error {
 		if err := st.buf.Flush(); err != nil {
 			return err
 		}
-		j.bufs = append(j.bufs, st.buf)
+		l.bufs = append(l.bufs, st.buf)
 		st.buf = nil
 	}
 	if st.dead != nil {
