@@ -230,9 +230,11 @@ func (l *lane) add(st *partState, it *item) error {
 	for _, out := range it.outs {
 		j.stats.add(out)
 	}
-	if len(it.dead) > 0 && j.firstErr == nil {
-		first := it.dead[0]
-		j.firstErr = &first
+	for i := range it.dead { // the lowest row failed so far, whichever lane wrote it
+		if j.firstErr == nil || it.dead[i].Row < j.firstErr.Row {
+			first := it.dead[i]
+			j.firstErr = &first
+		}
 	}
 	okRows := j.tr.ok.Add(ok)
 	failed := j.tr.failed.Add(int64(len(it.dead)))
