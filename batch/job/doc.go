@@ -100,21 +100,29 @@
 //
 // # Memory
 //
-// The reader is at most 2 × workers + 2 batches ahead of the writer and
-// reads into the input frames the writer is done with; the writer holds
-// the open part's encoded pages (Parquet flushes a row group every
-// rowio.MaxRowGroupRows rows) and the committer at most 16 finished parts
-// as open files, so memory does not grow with the input: see Performance.
+// Each lane's reader is at most max(4, ⌈(2 × workers + 2) / lanes⌉)
+// batches ahead of its writer and reads into the input frames the
+// writers are done with; each lane's writer holds its open part's encoded
+// pages (Parquet flushes a row group every rowio.MaxRowGroupRows rows)
+// and the committer at most 16 finished parts as open files, so memory
+// does not grow with the input: see Performance.
 //
 // # Performance
 //
-// A job is a pipeline over the cores it has. The reader goroutine decodes
-// batches straight into frame columns (rowio reads Parquet pages into
-// typed slices: no value is boxed); Workers goroutines build each request
-// (sharing an input read from one column, interleaving one made of
-// several) and call Predict; the writer, Run's goroutine, puts the answers
-// in input order and hands each output column to parquet-go's column
-// writer (typed runs, DELTA_BINARY_PACKED integers, Snappy's fast mode);
+// A job is a pipeline over the cores it has, in lanes: a Parquet input
+// is read by one lane per worker (at most 4), lane i taking every
+// lanes-th part of the shard and seeking past the others', as shards do,
+// so that different parts are read and written at once (a text input,
+// which can only skip rows by scanning them, has one lane). Each lane's
+// reader goroutine decodes batches straight into frame columns (rowio
+// reads Parquet pages into typed slices: no value is boxed); Workers
+// goroutines, shared by the lanes, build each request (sharing an input
+// read from one column, interleaving one made of several) and call
+// Predict; each lane's writer (lane 0's is Run's goroutine) puts its
+// answers in input order and hands each output column to parquet-go's
+// column writer (typed runs, DELTA_BINARY_PACKED integers, Snappy's fast
+// mode); one writer for all parts kept the fraud job at 1.4 of 2 cores,
+// encoding on one of them;
 // a committer goroutine makes finished parts durable in groups, so fsyncs
 // never stall the others. Bounded channels join them, so reading, scoring
 // and writing overlap, and what a batch allocates is reused: input frames
