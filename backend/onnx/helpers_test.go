@@ -1,6 +1,8 @@
 package onnx_test
 
 import (
+	"context"
+	"math"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -67,6 +69,29 @@ func fraudRows(n int) *serving.Request {
 		panic(err)
 	}
 	return &serving.Request{ID: "r", Model: "fraud", Inputs: []serving.Tensor{t}}
+}
+
+// predictFraud runs req through m and reports, as "what: score[i] = …",
+// the first score that is not the fraud spec's own evaluation of req's
+// features.
+func predictFraud(t *testing.T, m *onnx.Model, req *serving.Request, what string) {
+	t.Helper()
+	resp, err := m.Predict(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := resp.Output("score")
+	got, _ := serving.Values[float32](s)
+	x, _ := serving.Values[float32](req.Inputs[0])
+	want, _ := onnxbuild.FraudSpec().Eval(x)
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d scores, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-5 {
+			t.Fatalf("%s: score[%d] = %v, want %v", what, i, got[i], want[i])
+		}
+	}
 }
 
 var _ = onnxbuild.Float

@@ -2,6 +2,7 @@ package onnx_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"reflect"
 	"runtime"
@@ -111,20 +112,7 @@ func TestAnswersAreTheirOwn(t *testing.T) {
 				got[i] = float32(math.NaN())
 			}
 		}
-		req := fraudRows(n)
-		resp, err := m.Predict(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, _ := resp.Output("score")
-		got, _ := serving.Values[float32](s)
-		x, _ := serving.Values[float32](req.Inputs[0])
-		want, _ := onnxbuild.FraudSpec().Eval(x)
-		for i := range want {
-			if math.Abs(float64(got[i]-want[i])) > 1e-5 {
-				t.Fatalf("batch %d: score[%d] = %v after callers wrote into earlier answers, want %v", n, i, got[i], want[i])
-			}
-		}
+		predictFraud(t, m, fraudRows(n), fmt.Sprintf("batch %d, after callers wrote into earlier answers", n))
 	}
 }
 

@@ -2,6 +2,7 @@ package onnx_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -84,19 +85,6 @@ func equal[T comparable](a, b []T) bool {
 func TestLargeBatchZeroCopy(t *testing.T) {
 	m := loadFraud(t)
 	for _, n := range []int{1, 300, 1000} {
-		req := fraudRows(n)
-		resp, err := m.Predict(context.Background(), req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, _ := resp.Output("score")
-		got, _ := serving.Values[float32](s)
-		x, _ := serving.Values[float32](req.Inputs[0])
-		ref, _ := onnxbuild.FraudSpec().Eval(x)
-		for i := range ref {
-			if math.Abs(float64(got[i]-ref[i])) > 1e-5 {
-				t.Fatalf("batch %d: score[%d] = %v, want %v", n, i, got[i], ref[i])
-			}
-		}
+		predictFraud(t, m, fraudRows(n), fmt.Sprintf("batch %d", n))
 	}
 }
