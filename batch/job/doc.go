@@ -183,4 +183,10 @@
 //	100k rows: 58 MiB RSS,  8 MB live heap   (before this design: 71 MiB, 14 MB)
 //	  1M rows: 73 MiB RSS, 12 MB live heap   (79 MiB, 16 MB)
 //	  3M rows: 76 MiB RSS, 13 MB live heap   (82 MiB, 17 MB)
+//
+// With lanes (two workers: two open parts, the batchjob example's own
+// peak RSS and peak Go heap, one writer's in brackets, same machine, one
+// after the other): 100k rows 61 MiB, 1 MiB (58, 1); 1M rows 79 MiB,
+// 26-29 MiB (68, 18-19); 3M rows 82 MiB, 33 MiB (71, 23). Still flat: a
+// second open part costs about 10 MiB.
 package job
