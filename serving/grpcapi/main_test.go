@@ -2,7 +2,6 @@ package grpcapi_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,9 +12,9 @@ import (
 
 	"github.com/servekit/servekit/serving"
 	"github.com/servekit/servekit/serving/grpcapi"
-	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
 	pb "github.com/servekit/servekit/serving/grpcapi/inferencepb"
 	"github.com/servekit/servekit/serving/grpcapi/inferencepb/inferencepbconnect"
+	"github.com/servekit/servekit/serving/grpcapi/internal/nativetest"
 	"github.com/servekit/servekit/serving/httpapi"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -124,22 +123,5 @@ func serveAddr(t testing.TB, h http.Handler) string {
 	return srv.Listener.Addr().String()
 }
 
-// serveNative starts grpc-go's server of m's models on a loopback port and
-// returns its host:port; the test's cleanup stops it.
-func serveNative(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpcserver.New(m, opts...)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Stop()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
+// serveNative is nativetest.Serve.
+var serveNative = nativetest.Serve

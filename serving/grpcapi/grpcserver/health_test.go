@@ -2,7 +2,6 @@ package grpcserver_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -13,8 +12,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/servekit/servekit/serving/grpcapi"
 	"github.com/servekit/servekit/serving/grpcapi/grpcserver"
+	"github.com/servekit/servekit/serving/grpcapi/internal/nativetest"
 	"github.com/servekit/servekit/serving/oip"
 	"github.com/servekit/servekit/serving/servingtest"
 )
@@ -26,25 +25,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/yalue/onnxruntime_go.Ptr"))
 }
 
-// serveNative starts the server of m's models on a loopback port and
-// returns its host:port; the test's cleanup stops it.
-func serveNative(t testing.TB, m grpcapi.Models, opts ...grpcapi.Option) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpcserver.New(m, opts...)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		s.Stop()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
+// serveNative is nativetest.Serve.
+var serveNative = nativetest.Serve
 
 // grpcGo dials addr with grpc-go's client over plaintext HTTP/2.
 func grpcGo(t *testing.T, addr string) *grpc.ClientConn {
