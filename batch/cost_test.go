@@ -310,3 +310,30 @@ func TestCostModelTieDoesNotFlap(t *testing.T) {
 		}
 	}
 }
+
+func TestCostModelFollowsAChangeAfterATie(t *testing.T) {
+	// Explorations too close to tell pool both modes' rates; a change of
+	// load after a long tie (the mode it was not in becomes a third
+	// faster) must still be seen within a few explorations, not once the
+	// pools have been outweighed.
+	for seed := range uint64(20) {
+		c := newCostModel()
+		c.cpu, c.procs = noCPU, 2
+		now := time.Unix(0, 0)
+		rng := rand.New(rand.NewPCG(seed, 7))
+		driveNoisy(&c, &now, rng, [2]float64{100_000, 100_000}, [2]time.Duration{}, 0.1, time.Millisecond, 30*time.Second)
+		was := c.best
+		rates := [2]float64{130_000, 100_000}
+		if !was {
+			rates = [2]float64{100_000, 130_000}
+		}
+		joining, all := driveNoisy(&c, &now, rng, rates, [2]time.Duration{}, 0.1, time.Millisecond, 3*time.Second)
+		share := joining.Seconds() / all.Seconds()
+		if !was {
+			share = 1 - share
+		}
+		if share > 0.3 || c.best == was {
+			t.Errorf("seed %d: %.0f%% of the 3 s after the other mode became a third faster spent in the old one (in it at the end: %v)", seed, 100*share, c.best == was)
+		}
+	}
+}
