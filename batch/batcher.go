@@ -172,13 +172,18 @@ func (b *Batcher) Ready() bool {
 // the answer. It returns at once when ctx ends, whatever its batch is doing.
 func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.Response, error) {
 	rows := req.Rows()
-	// The fast path (fast.go): a ctx that can never end has no error to
-	// check, and no serving.ParamTimeout gives it one.
-	if rows == 1 && b.cfg.loneAtOnce && ctx.Done() == nil && len(req.Params) == 0 {
-		if resp, err, ok := b.tryFast(ctx, req); ok {
-			return resp, err
+	// The fast path (fast.go), under any ctx: one that can never end has
+	// no error to check, one that can (an HTTP request's) is checked once,
+	// so that a request whose ctx has ended is counted as rejected below.
+	// No serving.ParamTimeout, which would give the run a limit of its own.
+	if rows == 1 && b.cfg.loneAtOnce && len(req.Params) == 0 {
+		done := ctx.Done()
+		if done == nil || ctx.Err() == nil {
+			if resp, err, ok := b.tryFast(ctx, req); ok {
+				return resp, err
+			}
 		}
-		if b.cfg.adaptive {
+		if b.cfg.adaptive && done == nil {
 			if resp, err, ok := b.tryLoose(ctx, req); ok {
 				return resp, err
 			}
