@@ -194,8 +194,8 @@ func (b *Batcher) Predict(ctx context.Context, req *serving.Request) (*serving.R
 
 // predictQueued is Predict for a request that no lock-free path took: it
 // runs alone directly, gathers company or queues. Apart from Predict, so
-// that the fast path's frame holds none of its locals and defers (about
-// 30 instructions a request under callgrind, BenchmarkLoneOverhead).
+// that the fast path's frame holds none of its locals and defers (16
+// instructions a request under callgrind, BenchmarkLoneOverhead).
 func (b *Batcher) predictQueued(ctx context.Context, req *serving.Request) (*serving.Response, error) {
 	rows := req.Rows()
 	if err := serving.ContextError(ctx, "batch: predict"); err != nil {

@@ -10,8 +10,9 @@ import (
 // This file holds the lone request's fast path: a one-row request without
 // parameters, at an idle batcher with no other caller on its way, runs in
 // its caller's goroutine, under its caller's ctx, without taking mu,
-// reading the clock or recording a metric. It is what a lone caller pays for batching
-// (BenchmarkLoneOverhead): two atomic operations and the panic guard.
+// reading the clock or recording a metric. It is what a lone caller pays
+// for batching (BenchmarkLoneOverhead): two atomic operations and the
+// panic guard.
 //
 // Batcher.fast packs what that decision needs into one word, so that
 // taking the run slot is one compare-and-swap:
