@@ -275,8 +275,8 @@
 // are started only under a recording parent span, so untraced requests pay
 // nothing for them. Recording allocates nothing.
 //
-// A request on a lock-free path (a lone one, or one that runs alone
-// because joining does not pay) records nothing as it runs: the
+// A request on a lock-free path (a lone one, whatever its ctx, or one that
+// runs alone because joining does not pay) records nothing as it runs: the
 // batcher counts those runs, and the callback that reads the queue depth
 // at collection records each as what it was, a batch of one request of
 // one row that waited 0 s in the queue (the SDK runs callbacks before it
@@ -336,27 +336,30 @@
 // on 2 cores, where the request path alone costs about 1.5 µs of CPU: we
 // measured 1.5 to 3× depending on the load.
 //
-// A lone request pays what no batcher avoids, and little more: its
-// one-row request, under any ctx, finds the batcher idle in one atomic
-// load, takes the run slot with a compare-and-swap and gives it back with
-// another. Under callgrind (BenchmarkLoneOverhead, GOGC=off, instructions
-// per call from the difference between 40k and 80k calls) that is 238
-// instructions on top of the model's call (259 before the queue path moved
-// out of Predict's frame; 1,309, measured otherwise, with two locks, two
-// clock reads and four metric records before the fast path); under a
-// cancellable ctx, 326, where the locked path it took before cost
-// 3,433 (with its context.WithCancel). By the clock (BenchmarkLonePaired,
-// median of the per-pair differences, three rounds, load 5 to 8): 90 ns
-// on the fraud MLP's 2.6 µs (3%) under either ctx, where a cancellable
-// one cost 670 to 1,040 ns (24%); 250 to 310 ns on the wide MLP's 80 µs
-// (0.4%, was 1,360 to 1,860), 60 to 130 ns on the conv net's 30 µs (0.3%,
-// was 700 to 1,650). Whoever finds the slot taken meanwhile marks the
-// batcher busy in the same word (fastBusy), so either the swap fails or
-// the reader sees the run; a run that ends with that mark set takes the
-// lock and starts what waits. The run still has a time limit: a request
-// that waits for the slot starts its clock, and past the max run time the
-// slot is given back (the run itself is its caller's, under its caller's
-// ctx: see below).
+// A lone request pays what no batcher avoids, and little more: its one-row
+// request, under any ctx, finds the batcher idle in one atomic load, takes
+// the run slot with a compare-and-swap and gives it back with another.
+// Under callgrind (BenchmarkLoneOverhead, GOGC=off, instructions per call
+// from the difference between 40k and 80k calls) that is 238 instructions
+// on top of the model's call (259 before the queue path moved out of
+// Predict's frame; 1,309, measured otherwise, with two locks, two clock
+// reads and four metric records before the fast path); under a cancellable
+// ctx 326, against 3,433 on the locked path it took before (with its
+// context.WithCancel). By the clock (BenchmarkLonePaired, median of the
+// per-pair differences, three rounds, load 5 to 8): 90 ns on the fraud
+// MLP's 2.6 µs (3%) under either ctx, where a cancellable one cost 670 to
+// 1,040 ns (24%); 250 to 310 ns on the wide MLP's 80 µs (0.4%, was 1,360 to
+// 1,860), 60 to 130 ns on the conv net's 30 µs (0.3%, was 700 to 1,650);
+// with the batcher's metrics recorded by the OTel SDK, as a server's are
+// (ctx=cancel-sdk, fraud MLP), 110 to 120 ns (3%), where the locked path
+// cost 1,780 to 2,390 ns (54%): its four histogram records are now made at
+// collection (see Observability). Whoever finds the slot taken meanwhile
+// marks the batcher busy in the same word (fastBusy), so either the swap
+// fails or the reader sees the run; a run that ends with that mark set
+// takes the lock and starts what waits. The run still has a time limit: a
+// request that waits for the slot starts its clock, and past the max run
+// time the slot is given back (the run itself is its caller's, under its
+// caller's ctx: see below).
 //
 // Nothing a lone caller does wakes the scheduler goroutine: its timer for
 // a run's limit is kept after the run ends (later runs' limits fall after
@@ -391,4 +394,15 @@
 // as for any run. A request with serving.ParamTimeout, or of several rows,
 // or the one lone request in fastSample that is timed for the cost model,
 // takes the locked path, where its run is cancelled at its limit.
+//
+// Through HTTP (bench/http-batch.sh, one client, six rounds in each tree,
+// load 5.5 to 8.7, with another run of the same harness on the same CPUs
+// part of the time), batched/unbatched medians went from 1.05, 0.86 and
+// 1.04 (fraud, wide, conv) to 1.02, 1.03 and 0.98, with single rounds from
+// 0.6 to 3.8× and a conv round at 0.02× in both trees: on this machine the
+// harness cannot resolve the 1 to 4% it was meant to show. A CPU profile
+// of the batched one-core server at one client (fraud) puts the batcher at
+// about 0.5% of the server's CPU (Batcher.Predict less the model's call),
+// and nothing else differs from the unbatched server's chain with
+// -max-inflight=-1.
 package batch

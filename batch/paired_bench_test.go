@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
 	"github.com/servekit/servekit/batch"
 	"github.com/servekit/servekit/internal/orttest"
 )
@@ -27,7 +29,9 @@ import (
 // more than the difference sought; the two calls of a pair are a few µs
 // apart, so what moves slower than that cancels inside the pair, and the
 // median ignores an interrupt that lands in one call of it. ctx=cancel
-// runs under a ctx that can end, as an HTTP or gRPC request's. Run it
+// runs under a ctx that can end, as an HTTP or gRPC request's, and
+// ctx=cancel-sdk also records the batcher's metrics with the OTel SDK, as
+// a server does. Run it
 // pinned to one CPU, several rounds:
 //
 //	taskset -c 1 batch.test -test.bench LonePaired -test.cpu 1 -test.count 3
@@ -36,15 +40,21 @@ func BenchmarkLonePaired(b *testing.B) {
 	for _, m := range benchModels {
 		model, input := loadBench(b, m)
 		req := benchRequest(m, input, 1, rand.New(rand.NewPCG(1, 1)))
-		for _, c := range []string{"background", "cancel"} {
+		for _, c := range []string{"background", "cancel", "cancel-sdk"} {
 			b.Run(m.name+"/ctx="+c, func(b *testing.B) {
 				ctx := context.Background()
-				if c == "cancel" {
+				if c != "background" {
 					var cancel context.CancelFunc
 					ctx, cancel = context.WithCancel(ctx)
 					defer cancel()
 				}
-				bt, err := batch.New(borrowed{model})
+				var opts []batch.Option
+				if c == "cancel-sdk" { // metrics recorded by the OTel SDK, as a server's are
+					mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+					defer mp.Shutdown(context.Background())
+					opts = append(opts, batch.WithMeterProvider(mp))
+				}
+				bt, err := batch.New(borrowed{model}, opts...)
 				if err != nil {
 					b.Fatal(err)
 				}
