@@ -110,7 +110,8 @@
 // # Performance
 //
 // A job is a pipeline over the cores it has, in lanes: a Parquet input
-// is read by one lane per worker (at most 4), lane i taking every
+// is read by one lane per worker (at most 4, and no more than the shard
+// has parts), lane i taking every
 // lanes-th part of the shard and seeking past the others', as shards do,
 // so that different parts are read and written at once (a text input,
 // which can only skip rows by scanning them, has one lane). Each lane's
@@ -160,12 +161,36 @@
 // column writers, with statistics for every page). The rest is the
 // interleaving of the 8 feature columns into the request (about 18 ns),
 // the collector (about 15), commits and the predictor's own overhead.
-// For the wide model the job needs about 1.15 times raw ONNX Runtime's
-// CPU a row (reading 256 floats a row from a repeated column, about 850
-// ns, is most of what is not the model; the rest is ONNX Runtime running
-// slower beside the reader and writer on the same two cores), which caps
-// it near 87% of raw on two cores; a core for the reader and writer would
-// lift it to the model's own speed.
+// For the wide model the job needed about 1.13 times raw ONNX Runtime's
+// CPU a row. ONNX Runtime does not run slower in the job: the workers'
+// own CPU time inside Predict (per-thread, getrusage) was 1.9–2.4 s a
+// 64k-row job against raw's 2.1–2.4 s. Reading the 256-float list column
+// costs what parquet-go's page reads cost (rowio 880 ns a row, the floor
+// 924 in the same run: Snappy and copies), writing the output about 350
+// ns. The rest was the scheduler: backend/onnx's watcher woke every 5
+// ms to poll the runs' ctx, a P taken from a worker in cgo each time
+// (about 1,500 of the job's 6,500 context switches, 6 % of its CPU); it
+// now waits on the ctx every run shares. The single part of that job
+// costs nothing measurable at moderate load (load 2–3: the first Predict
+// 0.5 ms after Run starts, Run returning 3 ms after the last answer,
+// fsyncs included; workers idle 0.5–6 ms of 1.2 s), but its second,
+// empty lane halved the working lane's window, and at load 7 the workers
+// then waited 5–20 % of the job for batches: lanes are now no more than
+// the shard's parts.
+//
+// Against commit 999f0ad, same harness, six rounds alternating (the
+// machine was at load 5–9 throughout, three times what a quiet run has,
+// so each iteration's wall ratio swung 0.4–2.3 and the medians follow):
+//
+//	wide job/raw-cpu-med   before 1.099–1.129–1.185   after 1.056–1.075–1.125
+//	wide job/raw-med       before 0.875–0.916–1.008   after 0.835–0.935–1.192
+//	fraud job/raw-med      before 0.129–0.132–0.158   after 0.153–0.182–0.194 (three rounds)
+//	fraud job CPU a row    before 153–173–177 ns      after 153–153–158 ns
+//
+// On two cores the job's wall time over raw's is at best raw's CPU over
+// the job's, 1/1.075 = 0.93 for the wide model now; what is left beyond
+// the model is the input's decoding (2.5 %), the output's encoding
+// (1 %) and the rest of the pipeline.
 //
 // Lanes, against commit 3e427c9 (one writer for all parts), same
 // harness, six rounds alternating, min–median–max, load average 0.5–2.5:
