@@ -110,7 +110,8 @@
 // # Performance
 //
 // A job is a pipeline over the cores it has, in lanes: a Parquet input
-// is read by one lane per worker (at most 4), lane i taking every
+// is read by one lane per worker (at most 4, and no more than the shard
+// has parts), lane i taking every
 // lanes-th part of the shard and seeking past the others', as shards do,
 // so that different parts are read and written at once (a text input,
 // which can only skip rows by scanning them, has one lane). Each lane's
@@ -160,12 +161,40 @@
 // column writers, with statistics for every page). The rest is the
 // interleaving of the 8 feature columns into the request (about 18 ns),
 // the collector (about 15), commits and the predictor's own overhead.
-// For the wide model the job needs about 1.15 times raw ONNX Runtime's
-// CPU a row (reading 256 floats a row from a repeated column, about 850
-// ns, is most of what is not the model; the rest is ONNX Runtime running
-// slower beside the reader and writer on the same two cores), which caps
-// it near 87% of raw on two cores; a core for the reader and writer would
-// lift it to the model's own speed.
+// For the wide model the job needed about 1.13 times raw ONNX Runtime's
+// CPU a row. ONNX Runtime does not run slower in the job: the workers'
+// own CPU time inside Predict (per-thread, getrusage) was 1.9–2.4 s a
+// 64k-row job against raw's 2.1–2.4 s. Reading the 256-float list column
+// costs what parquet-go's page reads cost (rowio 880 ns a row, the floor
+// 924 in the same run: Snappy and copies), writing the output about 350
+// ns. The rest was the scheduler: backend/onnx's watcher woke every 5
+// ms to poll the runs' ctx, a P taken from a worker in cgo each time
+// (about 1,500 of the job's 6,500 context switches); it now waits on
+// the ctx every run shares. The single part of that job
+// costs nothing measurable at moderate load (load 2–3: the first Predict
+// 0.5 ms after Run starts, Run returning 3 ms after the last answer,
+// fsyncs included; workers idle 0.5–6 ms of 1.2 s), but its second,
+// empty lane halved the working lane's window, and at load 7 the workers
+// then waited 5–20 % of the job for batches: lanes are now no more than
+// the shard's parts.
+//
+// Against commit 999f0ad, same harness, nine rounds alternating for the
+// wide job, three for the fraud job (the machine was at load 5–9
+// throughout, three to nine times a quiet run's, so each iteration's
+// wall ratio swung 0.4–2.3):
+//
+//	wide job/raw-cpu-med   before 1.081–1.128–1.185   after 1.056–1.092–1.163
+//	wide job/raw-med       before 0.805–0.890–1.008   after 0.768–0.857–1.192
+//	fraud job/raw-med      before 0.129–0.132–0.158   after 0.153–0.182–0.194
+//	fraud job CPU a row    before 153–173–177 ns      after 153–153–158 ns
+//
+// The job's CPU beyond the model went from about 13 % to 9 % of raw's
+// (in runs of the job alone, 6 % less CPU a row and 1,500 fewer context
+// switches); at that load the wall ratio does not show it, and the
+// wide job's 0.95 of raw is not shown. On two cores the job's wall time
+// over raw's is at best raw's CPU over the job's, 1/1.09 = 0.92 now;
+// what is left beyond the model is the input's decoding (2.5 %), the
+// output's encoding (1 %), and the collector and scheduler around them.
 //
 // Lanes, against commit 3e427c9 (one writer for all parts), same
 // harness, six rounds alternating, min–median–max, load average 0.5–2.5:

@@ -72,16 +72,24 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	if err != nil {
 		return nil, err
 	}
-	n := laneCount(c)
+	first, err := rowio.Open(input, c.inFormat, m.Fields())
+	if err != nil {
+		return nil, err
+	}
+	defer first.Close()
+	_, rows := first.Progress() // Parquet's row count (text inputs have one lane)
+	n := laneCount(c, rows)
 	window := laneWindow(c.workers, n)
 	j := &run{cfg: c, p: p, md: md, m: m, dir: dir, man: man,
 		frames: make(chan *rowio.Frame, n*window), ints: make(chan []int64, 2*n*window), shared: sharedColumns(c.schema, md)}
 	for i := range n {
-		r, err := rowio.Open(input, c.inFormat, m.Fields())
-		if err != nil {
-			return nil, err
+		r := first
+		if i > 0 {
+			if r, err = rowio.Open(input, c.inFormat, m.Fields()); err != nil {
+				return nil, err
+			}
+			defer r.Close()
 		}
-		defer r.Close()
 		j.lanes = append(j.lanes, &lane{j: j, idx: i, r: r, sem: make(chan struct{}, window),
 			results: make(chan *item, window+4), parts: map[int64]*partState{}})
 	}
