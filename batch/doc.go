@@ -119,8 +119,12 @@
 //     runs are over: a joined backlog drained, runs alone ended) and
 //     compares them with all the best mode's windows since the last
 //     exploration, pooled: rows over time, and CPU time over rows.
-//   - Rates decide: the other mode must answer 10% more to win, and a
-//     loss within the noise is measured again soon, pooled. Where the
+//   - Rates decide: the other mode must answer more by a margin, 10%
+//     over one exploration, down to 2% as explorations too close to tell
+//     (a loss within the noise, or a smaller win) are pooled, both modes'
+//     rates together, measured again soon. A fixed 10% kept a mode that
+//     lost by 5 to 9% for ever; a move within 10% is undone only on as
+//     much evidence as made it, so a tie does not flap. Where the
 //     rates cannot tell (within twice their noise), the CPU time a row
 //     costs decides, if the rates do not lean the other way: joining is
 //     kept only if it saves at least a tenth of the CPU per row, and
