@@ -14,7 +14,8 @@
 # ("-max-inflight=-1": the example's admission control, sized differently
 # with and without -batch, would otherwise answer part of the load with
 # 429s and blur the comparison), SERVER_PROCS (1: GOMAXPROCS of the
-# servers).
+# servers), PORT (18090: the unbatched server's; the batched one's is the
+# next, so that two runs at once can be told apart by their ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-5s}
@@ -24,6 +25,7 @@ CONCS=${CONCS:-1 8 64 256}
 BATCH_FLAGS=${BATCH_FLAGS:---batch}
 FLAGS=${FLAGS:---max-inflight=-1}
 SERVER_PROCS=${SERVER_PROCS:-1}
+PORT=${PORT:-18090}
 ORT=${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/libonnxruntime.so.1}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -72,15 +74,15 @@ RES=$OUT/http-batch.txt
 : >"$RES"
 echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty) flags '$FLAGS' batched '$BATCH_FLAGS'" | tee -a "$RES"
 for m in $MODELS; do
-	serve 18090 "$m"
-	serve 18091 "$m" $BATCH_FLAGS
+	serve "$PORT" "$m"
+	serve $((PORT + 1)) "$m" $BATCH_FLAGS
 	body=$(cat "$OUT/models/$m.json")
 	for r in $(seq "$ROUNDS"); do
 		echo "# round $r load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RES"
 		for c in $CONCS; do
 			for mode in unbatched batched; do
-				port=18090
-				[ $mode = batched ] && port=18091
+				port=$PORT
+				[ $mode = batched ] && port=$((PORT + 1))
 				t0=$(cpu_ticks "${pid_of[$port]}")
 				line=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$m/c$c/$mode" -url "http://127.0.0.1:$port/v2/models/$m/infer" \
 					-body "$body" -c "$c" -d "$DUR")
