@@ -15,7 +15,11 @@
 # with and without -batch, would otherwise answer part of the load with
 # 429s and blur the comparison), SERVER_PROCS (1: GOMAXPROCS of the
 # servers), PORT (18090: the unbatched server's; the batched one's is the
-# next, so that two runs at once can be told apart by their ports).
+# next, so that two runs at once can be told apart by their ports), SCRAPE
+# (1: seconds between scrapes of the measured server's /metrics during a
+# measure, as Prometheus does, so that what a server records at collection
+# rather than per request (the batcher's lone runs, batch/doc.go) is paid
+# in the measure too; 0: no scrapes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-5s}
@@ -26,6 +30,7 @@ BATCH_FLAGS=${BATCH_FLAGS:---batch}
 FLAGS=${FLAGS:---max-inflight=-1}
 SERVER_PROCS=${SERVER_PROCS:-1}
 PORT=${PORT:-18090}
+SCRAPE=${SCRAPE:-1}
 ORT=${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/libonnxruntime.so.1}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -84,8 +89,14 @@ for m in $MODELS; do
 				port=$PORT
 				[ $mode = batched ] && port=$((PORT + 1))
 				t0=$(cpu_ticks "${pid_of[$port]}")
+				scraper=
+				if [ "$SCRAPE" != 0 ]; then
+					(while sleep "$SCRAPE"; do "${LOAD[@]}" curl -fs -o /dev/null "http://127.0.0.1:$port/metrics" || true; done) &
+					scraper=$!
+				fi
 				line=$(GOMAXPROCS=1 "${LOAD[@]}" "$OUT/loadgen" -name "$m/c$c/$mode" -url "http://127.0.0.1:$port/v2/models/$m/infer" \
 					-body "$body" -c "$c" -d "$DUR")
+				[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
 				t1=$(cpu_ticks "${pid_of[$port]}")
 				# Server CPU per answered request (warm-up included in the
 				# ticks, not in the requests: both modes alike).
