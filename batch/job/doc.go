@@ -19,6 +19,16 @@
 // Run is safe to call from several goroutines on different outputs; the
 // Predictor is shared by its workers, as every Predictor allows.
 //
+// The job holds its Predictor to serving's contract that a caller may
+// reuse a Request's tensor data once Predict returns: an input read from
+// one column shares the frame the rows were read into, and that frame is
+// read into again once the batch's answers and keys are written. So a
+// Predictor that keeps a request past Predict copies what it keeps, as
+// servekit's do (rollout's Shadow, drift's and quality's monitors,
+// predlog, the cache's keys). Keeping requests uncopied, which a job
+// once allowed, cost the wide MLP benchmark a fresh 256 KB buffer a
+// batch (64 MB of garbage per 64k rows) for no middleware that needs it.
+//
 // # Output layout
 //
 // The output directory holds, for each part of PartRows input rows
@@ -127,11 +137,12 @@
 // a committer goroutine makes finished parts durable in groups, so fsyncs
 // never stall the others. Bounded channels join them, so reading, scoring
 // and writing overlap, and what a batch allocates is reused: input frames
-// go back to the reader (but for columns a request shares, as a
-// predictor may keep a request), the output's row number and timestamp
-// columns back to the workers, and the model and version columns are one
-// shared column each. The request tensor of an input made of several
-// columns is the one copy left (the Predictor may keep it).
+// go back to the reader once written, the columns requests share
+// included (see the contract above; at most the lanes' windows of
+// frames), the output's row number and timestamp columns back to the
+// workers, and the model and version columns are one shared column
+// each. The request tensor of an input made of several columns is the
+// one copy left (rowio's Mapping.Request interleaves into a new slice).
 //
 // BenchmarkThroughput and BenchmarkThroughputWide time, in each
 // iteration, the whole job (read Parquet, score through backend/onnx,
