@@ -278,28 +278,36 @@ func reportStats(b *testing.B, bt *batch.Batcher) {
 
 // BenchmarkLoneOverhead measures what the batcher adds to a lone request
 // (the direct path), on an in-memory model so that the difference is not
-// lost in a model run's noise: compare batched with unbatched.
+// lost in a model run's noise: compare batched with unbatched. The -cancel
+// pair runs under a ctx that can end, as an HTTP or gRPC request's.
 func BenchmarkLoneOverhead(b *testing.B) {
 	model := servingtest.Linear(8)
 	req := servingtest.Rows(8, 1, 0)
-	ctx := context.Background()
-	b.Run("unbatched", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := model.Predict(ctx, req); err != nil {
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, c := range []struct {
+		suffix string
+		ctx    context.Context
+	}{{"", context.Background()}, {"-cancel", cctx}} {
+		ctx := c.ctx
+		b.Run("unbatched"+c.suffix, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := model.Predict(ctx, req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("batched"+c.suffix, func(b *testing.B) {
+			bt, err := batch.New(borrowed{model})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("batched", func(b *testing.B) {
-		bt, err := batch.New(borrowed{model})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer bt.Close()
-		for b.Loop() {
-			if _, err := bt.Predict(ctx, req); err != nil {
-				b.Fatal(err)
+			defer bt.Close()
+			for b.Loop() {
+				if _, err := bt.Predict(ctx, req); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }

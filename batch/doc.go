@@ -76,10 +76,11 @@
 //     and no other caller on its way runs at once in the caller's
 //     goroutine, with the caller's ctx and without the queue (the "direct"
 //     path, Stats.Direct), so a lone request costs about what an unbatched
-//     call costs. A request of one row under a ctx that can never end
-//     (context.Background, as in-process callers use) takes it without a
-//     lock: one compare-and-swap takes the run slot, one gives it back, no
-//     clock read, no metric record (see Performance).
+//     call costs. A request of one row without parameters takes it
+//     without a lock, under any ctx (context.Background, as in-process
+//     callers use, or an HTTP or gRPC request's): one compare-and-swap
+//     takes the run slot, one gives it back, no clock read, no metric
+//     record (see Performance).
 //   - While a batch runs, requests queue ("batch while busy"); a second
 //     batch starts only when the queue is full or the max delay passed.
 //   - With no batch running, a queue is dispatched once no caller is on
@@ -208,8 +209,11 @@
 //     gives the run slot back at once, with a new runner goroutine in the
 //     place of the one stuck in the model. A model that ignores its ctx
 //     keeps that goroutine (and a core) until it returns, but not the slot;
-//     Close waits for it. A run in a caller's goroutine under a ctx that
-//     can never end cannot be cancelled: it only gives its slot back.
+//     Close waits for it. A lone run of one row in its caller's goroutine
+//     (the fast path) runs under its caller's own ctx, which the batcher
+//     cannot cancel: at its limit it only gives its slot back, and the
+//     caller's ctx (its deadline, an HTTP client gone) stops the run in the
+//     model, as it would stop an unbatched call (see Performance).
 //   - The members of an ended run still waiting run again, split in two
 //     halves (Stats.Isolations); each half gets half of what is left, and
 //     so on, so a stuck member is found in log2(n) rounds while each of
@@ -252,8 +256,9 @@
 // open while the last batches finish; it is idempotent. Shutdown(ctx)
 // drains instead, and leaves the model open for Close: everything queued
 // runs at once; if ctx ends first, what is still queued fails with
-// serving.ErrClosed, running batches are cancelled (a direct call under a
-// ctx that can never end runs on) and ctx's error is returned.
+// serving.ErrClosed, running batches are cancelled (a lone run of one row
+// on the fast path, under its caller's own ctx, runs on until that ctx or
+// the model ends it) and ctx's error is returned.
 //
 // # Observability
 //
@@ -270,8 +275,8 @@
 // are started only under a recording parent span, so untraced requests pay
 // nothing for them. Recording allocates nothing.
 //
-// A request on a lock-free path (a lone one, or one that runs alone
-// because joining does not pay) records nothing as it runs: the
+// A request on a lock-free path (a lone one, whatever its ctx, or one that
+// runs alone because joining does not pay) records nothing as it runs: the
 // batcher counts those runs, and the callback that reads the queue depth
 // at collection records each as what it was, a batch of one request of
 // one row that waited 0 s in the queue (the SDK runs callbacks before it
@@ -331,18 +336,30 @@
 // on 2 cores, where the request path alone costs about 1.5 µs of CPU: we
 // measured 1.5 to 3× depending on the load.
 //
-// A lone request pays what no batcher avoids, and little more: its
-// one-row request under a ctx that can never end finds the batcher idle
-// in one atomic load, takes the run slot with a compare-and-swap and gives
-// it back with another (under callgrind, BenchmarkLoneOverhead: 152
-// instructions on top of the model's call, against 1,309 with two locks,
-// two clock reads and four metric records before). Whoever finds the slot
-// taken meanwhile marks the batcher busy in the same word (fastBusy), so
-// either the swap fails or the reader sees the run; a run that ends with
-// that mark set takes the lock and starts what waits. The run still has a
-// time limit: a request that waits for the slot starts its clock, and
-// past the max run time the slot is given back (a run under a ctx that
-// can never end cannot be cancelled anyway).
+// A lone request pays what no batcher avoids, and little more: its one-row
+// request, under any ctx, finds the batcher idle in one atomic load, takes
+// the run slot with a compare-and-swap and gives it back with another.
+// Under callgrind (BenchmarkLoneOverhead, GOGC=off, instructions per call
+// from the difference between 40k and 80k calls) that is 238 instructions
+// on top of the model's call (259 before the queue path moved out of
+// Predict's frame; 1,309, measured otherwise, with two locks, two clock
+// reads and four metric records before the fast path); under a cancellable
+// ctx 326, against 3,433 on the locked path it took before (with its
+// context.WithCancel). By the clock (BenchmarkLonePaired, median of the
+// per-pair differences, three rounds, load 5 to 8): 90 ns on the fraud
+// MLP's 2.6 µs (3%) under either ctx, where a cancellable one cost 670 to
+// 1,040 ns (24%); 250 to 310 ns on the wide MLP's 80 µs (0.4%, was 1,360 to
+// 1,860), 60 to 130 ns on the conv net's 30 µs (0.3%, was 700 to 1,650);
+// with the batcher's metrics recorded by the OTel SDK, as a server's are
+// (ctx=cancel-sdk, fraud MLP), 110 to 120 ns (3%), where the locked path
+// cost 1,780 to 2,390 ns (54%): its four histogram records are now made at
+// collection (see Observability). Whoever finds the slot taken meanwhile
+// marks the batcher busy in the same word (fastBusy), so either the swap
+// fails or the reader sees the run; a run that ends with that mark set
+// takes the lock and starts what waits. The run still has a time limit: a
+// request that waits for the slot starts its clock, and past the max run
+// time the slot is given back (the run itself is its caller's, under its
+// caller's ctx: see below).
 //
 // Nothing a lone caller does wakes the scheduler goroutine: its timer for
 // a run's limit is kept after the run ends (later runs' limits fall after
@@ -352,15 +369,40 @@
 // µs; perf on BenchmarkBatch fraud c1: the batched cell's futex calls fell
 // from 2.8–9.0k to 1.7–2.0k, unbatched's 1.4–2.3k).
 //
-// A request under a ctx that can end (an HTTP request's) takes the locked
-// path, by choice: a lock-free run could be made sound (its cancel func
-// published where Shutdown and the scheduler find it, as fastHeld is), but
-// it would save little. Profiled through HTTP (bench/http-batch.sh, fraud
-// MLP, one client, GOMAXPROCS 1), the batcher costs about 6 µs of a 150 µs
-// request outside the model's call: 3.4 µs are the SDK's records of the
-// four per-request histograms (a lock-free run records them at collection
-// instead, at the same cost), 1.3 µs the cancellable ctx a run under such
-// a ctx needs on any path (the scheduler must be able to end it), and
-// about 1.4 µs the lock, two clock reads and the cost model: at most 1%
-// of the request, inside the harness's round-to-round spread of ±6%.
+// A request under a ctx that can end (an HTTP or gRPC request's) takes
+// the fast path too. It took the locked path before, and through HTTP
+// (bench/http-batch.sh, fraud MLP, one client, GOMAXPROCS 1) the batcher
+// cost about 6 µs of a 150 µs request outside the model's call: 3.4 µs the
+// SDK's records of the four per-request histograms, 1.3 µs the
+// cancellable ctx the run was given (context.WithCancel under a request's
+// ctx: an allocation, a walk up its chain, a place in its parent's
+// children), about 1.4 µs the two locks, clock reads and the cost model.
+// That made batching lose 3 to 9% at one client, where it can gain
+// nothing. A run on the fast path is its caller's own call, under the
+// caller's own ctx, as an unbatched call is: the backend stops it when
+// that ctx ends (the ONNX backend's watcher sets ONNX Runtime's terminate
+// flag), so the batcher does not wrap the ctx to be able to cancel it
+// itself. What that gives up, by choice: the batcher does not end such a
+// run at its limit, nor when Shutdown's ctx ends. At its limit (counted
+// from when a request waiting for the slot first sees it, as for every
+// fast run) it gives the slot back, so nobody waits behind it for more
+// than the max run time, and the run goes on until the model returns or
+// the caller's ctx ends (its deadline, a client that gives up, a server's
+// Close, which cancels its requests' ctxs). So one request can still hold
+// nobody hostage but its own caller, as it would unbatched, and a core, as
+// a model that ignores its ctx does on any path; and Close waits for it,
+// as for any run. A request with serving.ParamTimeout, or of several rows,
+// or the one lone request in fastSample that is timed for the cost model,
+// takes the locked path, where its run is cancelled at its limit.
+//
+// Through HTTP (bench/http-batch.sh, one client, six rounds in each tree,
+// load 5.5 to 8.7, with another run of the same harness on the same CPUs
+// part of the time), batched/unbatched medians went from 1.05, 0.86 and
+// 1.04 (fraud, wide, conv) to 1.02, 1.03 and 0.98, with single rounds from
+// 0.6 to 3.8× and a conv round at 0.02× in both trees: on this machine the
+// harness cannot resolve the 1 to 4% it was meant to show. A CPU profile
+// of the batched one-core server at one client (fraud) puts the batcher at
+// about 0.5% of the server's CPU (Batcher.Predict less the model's call),
+// and nothing else differs from the unbatched server's chain with
+// -max-inflight=-1.
 package batch

@@ -7,11 +7,12 @@ import (
 	"github.com/servekit/servekit/serving"
 )
 
-// This file holds the lone request's fast path: a one-row request under a
-// ctx that can never end, at an idle batcher with no other caller on its
-// way, runs in its caller's goroutine without taking mu, reading the
-// clock or recording a metric. It is what a lone caller pays for batching
-// (BenchmarkLoneOverhead): two atomic operations and the panic guard.
+// This file holds the lone request's fast path: a one-row request without
+// parameters, at an idle batcher with no other caller on its way, runs in
+// its caller's goroutine, under its caller's ctx, without taking mu,
+// reading the clock or recording a metric. It is what a lone caller pays
+// for batching (BenchmarkLoneOverhead): two atomic operations and the
+// panic guard.
 //
 // Batcher.fast packs what that decision needs into one word, so that
 // taking the run slot is one compare-and-swap:
@@ -41,9 +42,11 @@ const (
 )
 
 // tryFast runs req on the fast path if it can; ok reports whether it did.
-// The caller has checked that req has one row and that ctx can never end
-// (so there is nothing to cancel at a limit or on Shutdown, as for a lone
-// run under such a ctx on the locked path).
+// The caller has checked that req has one row and no parameters (no
+// serving.ParamTimeout to give the run a limit of its own), and that ctx
+// has not ended. The run is not cancelled at its limit nor on Shutdown:
+// ctx is the caller's, which ends it as it would end an unbatched call
+// (see Performance in the package doc).
 func (b *Batcher) tryFast(ctx context.Context, req *serving.Request) (resp *serving.Response, err error, ok bool) {
 	v := b.fast.Load()
 	// Another caller on its way would be joined by a lone run of the
@@ -62,10 +65,8 @@ func (b *Batcher) tryFast(ctx context.Context, req *serving.Request) (resp *serv
 	if b.releaseFast(held / fastGen) {
 		// Ended at its limit (watchFastLocked): the slot was given back
 		// meanwhile; as on the locked path, an answer is still an answer.
-		if err != nil {
-			return nil, b.overLimit(), true
-		}
-		return resp, nil, true
+		resp, err = b.endedResult(ctx, resp, err)
+		return resp, err, true
 	}
 	b.hookDone()
 	return resp, err, true

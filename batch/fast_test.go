@@ -42,19 +42,39 @@ func histCounts(t *testing.T, reader *sdkmetric.ManualReader) map[string][2]floa
 	return got
 }
 
+// callerCtxs are the two kinds of ctx a lone caller comes with: one that
+// can never end (in-process) and one that can (an HTTP or gRPC request's).
+var callerCtxs = []struct {
+	name string
+	ctx  func(t *testing.T) context.Context
+}{
+	{"background", func(*testing.T) context.Context { return context.Background() }},
+	{"cancellable", func(t *testing.T) context.Context {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		return ctx
+	}},
+}
+
 func TestLoneCallerMetricsAndStatsStayExact(t *testing.T) {
-	// A lone caller's one-row requests run on the fast path: no lock, no
-	// clock read, no metric record as they run. What they publish must
-	// still be what happened: every run is a batch of one request of one
-	// row in Stats and in the histograms (recorded at collection); only
-	// the run time of the untimed ones is left out.
+	for _, cc := range callerCtxs {
+		t.Run(cc.name, func(t *testing.T) { testLoneCallerMetricsAndStats(t, cc.ctx(t)) })
+	}
+}
+
+func testLoneCallerMetricsAndStats(t *testing.T, ctx context.Context) {
+	// A lone caller's one-row requests run on the fast path, whatever
+	// their ctx: no lock, no clock read, no metric record as they run.
+	// What they publish must still be what happened: every run is a batch
+	// of one request of one row in Stats and in the histograms (recorded
+	// at collection); only the run time of the untimed ones is left out.
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	rec := servingtest.NewRecorder(servingtest.Linear(1))
 	b := mustNew(t, rec, batch.WithMeterProvider(mp))
 	const n = 1000
 	for i := range n {
-		resp, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i)))
+		resp, err := b.Predict(ctx, servingtest.Rows(1, 1, float32(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,13 +160,17 @@ func TestFastRunHoldsTheRunSlot(t *testing.T) {
 			wg.Go(func() {
 				for i := range 300 {
 					ctx := context.Background()
-					if i%3 == 0 { // a ctx that can end takes the locked path
+					if i%3 == 0 { // a ctx that can end: the fast path too
 						var cancel context.CancelFunc
 						ctx, cancel = context.WithCancel(ctx)
 						defer cancel()
 					}
+					n := 1
+					if i%5 == 0 { // two rows take the locked path
+						n = 2
+					}
 					x := float32(g*1000 + i)
-					resp, err := b.Predict(ctx, servingtest.Rows(1, 1, x))
+					resp, err := b.Predict(ctx, servingtest.Rows(1, n, x))
 					if err != nil {
 						t.Error(err)
 						return
@@ -284,5 +308,139 @@ func TestCloseWaitsForFastRun(t *testing.T) {
 	defer m.mu.Unlock()
 	if i := slices.Index(m.events, "close"); i != len(m.events)-1 || m.events[i-1] != "answered" {
 		t.Errorf("events %v: want the model closed after the fast run answered", m.events)
+	}
+}
+
+// warmFast runs lone requests until the next one of one row takes the fast
+// path: past the first ones, which gather company, and past a sampled
+// run (one in 64 takes the locked path).
+func warmFast(t *testing.T, b *batch.Batcher, g *gate) {
+	t.Helper()
+	for i := range 100 {
+		g.release(1)
+		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i))); err != nil {
+			t.Fatal(err)
+		}
+		<-g.entered
+	}
+	for b.Stats().Untimed%64 == 63 {
+		g.release(1)
+		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		<-g.entered
+	}
+}
+
+func TestFastRunUnderCancellableCtxIsLeftToItsCtx(t *testing.T) {
+	// A lone request under a ctx that can end (an HTTP request's) runs on
+	// the fast path too. Past the max run time it gives the slot back to
+	// those who wait, as a fast run under a ctx that can never end does,
+	// and is not cancelled by the batcher: its own ctx ends it, as it
+	// would end an unbatched call, and its caller gets that ctx's error.
+	clk := newFakeClock()
+	g := newGate(1)
+	var hang atomic.Bool // set: the next call hangs until its ctx ends
+	md, _ := serving.MetadataOf(g.model)
+	model := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
+		if hang.CompareAndSwap(true, false) {
+			g.entered <- req.Rows()
+			<-ctx.Done()
+			return nil, serving.ContextError(ctx, "hang")
+		}
+		return g.model.Predict(ctx, req)
+	}).WithMetadata(md)
+	b := mustNew(t, model, batch.WithMaxRunTime(time.Minute), batch.WithClock(clk), batch.WithMaxDelay(time.Hour))
+	warmFast(t, b, g)
+	untimed := b.Stats().Untimed
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hang.Store(true)
+	stuckCall := async(ctx, b, servingtest.Rows(1, 1, 7))
+	<-g.entered
+	if s := b.Stats(); s.Untimed == untimed || s.InFlight != 1 {
+		t.Fatalf("stats %+v: the stuck call is not a fast run holding the slot", s)
+	}
+	fresh := async(context.Background(), b, servingtest.Rows(1, 1, 8))
+	waitQueued(t, b, 1)
+	clk.waitTimer(t, clk.Now().Add(time.Minute))
+	clk.Advance(time.Minute)
+	if rows := <-g.entered; rows != 1 {
+		t.Fatalf("fresh call: %d rows", rows)
+	}
+	g.release(1)
+	if r := <-fresh; r.err != nil {
+		t.Fatalf("fresh call, while the stuck one is in the model: %v", r.err)
+	}
+	if s := b.Stats(); s.Ended != 1 || s.InFlight != 0 {
+		t.Errorf("stats %+v: want the stuck run ended, the slot free", s)
+	}
+	select {
+	case r := <-stuckCall:
+		t.Fatalf("stuck call answered before its ctx ended: %v", r.err)
+	default:
+	}
+	cancel()
+	if r := <-stuckCall; serving.CodeOf(r.err) != serving.Canceled {
+		t.Errorf("stuck call: %v, want Canceled (its own ctx's error)", r.err)
+	}
+}
+
+func TestShutdownLeavesFastRunToItsCtx(t *testing.T) {
+	// Shutdown's ctx ending cancels the runs the batcher made, not a lone
+	// run under its caller's own ctx: that one goes on, as an unbatched
+	// call would, and Close waits for it.
+	g := newGate(1)
+	b, err := batch.New(g.model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warmFast(t, b, g)
+	untimed := b.Stats().Untimed
+	callerCtx, callerCancel := context.WithCancel(context.Background())
+	defer callerCancel()
+	running := async(callerCtx, b, servingtest.Rows(1, 1, 3))
+	<-g.entered
+	if b.Stats().Untimed == untimed {
+		t.Fatal("not a fast run")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Shutdown(ctx); serving.CodeOf(err) != serving.Canceled {
+		t.Errorf("Shutdown with a done ctx: %v, want canceled", err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	g.release(1)
+	if r := <-running; r.err != nil {
+		t.Errorf("the fast run: %v, want its answer", r.err)
+	} else if y := floats(t, r.resp, "y"); y[0] != 7 {
+		t.Errorf("y = %v, want 7", y)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEndedCtxIsRejectedBeforeTheFastPath(t *testing.T) {
+	// A request whose ctx has already ended never reaches the model and is
+	// counted as rejected, on the way to the fast path as on the others.
+	rec := servingtest.NewRecorder(servingtest.Linear(1))
+	b := mustNew(t, rec)
+	for i := range 100 {
+		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.Predict(ctx, servingtest.Rows(1, 1, 0)); serving.CodeOf(err) != serving.Canceled {
+		t.Errorf("Predict under an ended ctx: %v, want Canceled", err)
+	}
+	if got := rowCount(rec); got != 100 {
+		t.Errorf("the model ran %d rows, want 100", got)
+	}
+	if s := b.Stats(); s.Rejected.Canceled != 1 || s.Requests != 100 {
+		t.Errorf("stats %+v: want 1 rejected as canceled, 100 answered", s)
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/servekit/servekit/serving/servingtest"
 )
 
-// A lone caller under a ctx that can end (an HTTP request's) runs its
-// requests on the locked lone path, each with a run limit. The scheduler
-// keeps the timer it set for one run's limit after that run ends, so
-// later runs, whose limits come after it, are watched without waking the
-// scheduler: no timer is made for them, where each run woke it before.
+// A lone caller of requests of two rows (or with parameters, or one in
+// fastSample of one-row requests) runs them on the locked lone path, each
+// with a run limit. The scheduler keeps the timer it set for one run's
+// limit after that run ends, so later runs, whose limits come after it,
+// are watched without waking the scheduler: no timer is made for them,
+// where each run woke it before.
 func TestLoneRunsAreWatchedWithoutWakingTheScheduler(t *testing.T) {
 	clk := newFakeClock()
 	const maxRun = 10 * time.Second
@@ -22,7 +23,7 @@ func TestLoneRunsAreWatchedWithoutWakingTheScheduler(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t0 := clk.Now()
-	if _, err := b.Predict(ctx, servingtest.Rows(1, 1, 0)); err != nil {
+	if _, err := b.Predict(ctx, servingtest.Rows(1, 2, 0)); err != nil {
 		t.Fatal(err)
 	}
 	clk.waitTimer(t, t0.Add(maxRun)) // kept though the run is over
@@ -30,7 +31,7 @@ func TestLoneRunsAreWatchedWithoutWakingTheScheduler(t *testing.T) {
 	const runs = 100
 	for i := range runs {
 		clk.Advance(time.Millisecond)
-		if _, err := b.Predict(ctx, servingtest.Rows(1, 1, float32(i))); err != nil {
+		if _, err := b.Predict(ctx, servingtest.Rows(1, 2, float32(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -49,11 +50,13 @@ func loneOpts(clk *fakeClock, maxRun time.Duration) []batch.Option {
 	return []batch.Option{batch.WithClock(clk), batch.WithMaxRunTime(maxRun), batch.WithAdaptive(false), batch.WithMaxDelay(0)}
 }
 
-// A lone run that starts while the scheduler's kept timer is set still
-// ends at its own limit: when the kept timer fires, the scheduler looks
-// at the run and sets its timer for the run's limit; at that limit the
-// run's ctx is cancelled, its caller gets DeadlineExceeded and the slot is
-// free for the next request.
+// A lone run of the locked path that starts while the scheduler's kept
+// timer is set still ends at its own limit: when the kept timer fires, the
+// scheduler looks at the run and sets its timer for the run's limit; at
+// that limit the run's ctx is cancelled, its caller gets DeadlineExceeded
+// and the slot is free for the next request. (Requests of two rows: one of
+// one row runs on the fast path, whose limit only gives the slot back to
+// those who wait; fast_test.go.)
 func TestLoneRunAfterKeptTimerEndsAtItsOwnLimit(t *testing.T) {
 	clk := newFakeClock()
 	const maxRun = 10 * time.Second
@@ -63,14 +66,14 @@ func TestLoneRunAfterKeptTimerEndsAtItsOwnLimit(t *testing.T) {
 	defer cancel()
 	t0 := clk.Now()
 	g.release(1)
-	if _, err := b.Predict(ctx, servingtest.Rows(1, 1, 0)); err != nil {
+	if _, err := b.Predict(ctx, servingtest.Rows(1, 2, 0)); err != nil {
 		t.Fatal(err)
 	}
 	<-g.entered
 	clk.waitTimer(t, t0.Add(maxRun))
 
 	clk.Advance(maxRun / 2)
-	stuck := async(ctx, b, servingtest.Rows(1, 1, 1)) // limit t0 + 1.5 maxRun
+	stuck := async(ctx, b, servingtest.Rows(1, 2, 1)) // limit t0 + 1.5 maxRun
 	<-g.entered
 	clk.Advance(maxRun / 2) // the kept timer fires
 	clk.waitTimer(t, t0.Add(maxRun+maxRun/2))
@@ -88,7 +91,7 @@ func TestLoneRunAfterKeptTimerEndsAtItsOwnLimit(t *testing.T) {
 		t.Errorf("Ended %d, want 1", s.Ended)
 	}
 	g.release(1)
-	if _, err := b.Predict(ctx, servingtest.Rows(1, 1, 2)); err != nil {
+	if _, err := b.Predict(ctx, servingtest.Rows(1, 2, 2)); err != nil {
 		t.Fatalf("request after the ended run: %v", err)
 	}
 }
