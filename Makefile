@@ -33,16 +33,16 @@ demo: deps
 closedloop: deps
 	$(GO) run ./examples/closedloop $(ARGS)
 
-# The second line runs the decoders' cost-budget tests and fuzz seeds
-# without the race detector, which skews allocation counts (serving's
-# package doc, "Cost"). beam/ is a module of its own (Beam's dependencies
+# The second line runs the cost-budget tests (the decoders', batch/job's
+# input buffers) and fuzz seeds without the race detector, which skews
+# allocation counts (serving's package doc, "Cost"). beam/ is a module of its own (Beam's dependencies
 # stay out of servekit's), so ./... does not reach it. No -race there:
 # Beam's race build costs about 7 more minutes of CPU from a cold cache on
 # 2 cores; run it by hand (cd beam && go test -race ./...), as was done
 # when it was written.
 test: deps vet
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'Budget|^Fuzz' ./serving/... ./cache/... ./cmd/servekit
+	$(GO) test -count=1 -run 'Budget|^Fuzz' ./serving/... ./cache/... ./cmd/servekit ./batch/job
 	cd deploy && $(GO) test -count=1 ./...
 	cd beam && $(WORK) $(GO) test -count=1 ./...
 	scripts/check-modules.sh

@@ -19,6 +19,16 @@
 // Run is safe to call from several goroutines on different outputs; the
 // Predictor is shared by its workers, as every Predictor allows.
 //
+// The job holds its Predictor to serving's contract that a caller may
+// reuse a Request's tensor data once Predict returns: an input read from
+// one column shares the frame the rows were read into, and that frame is
+// read into again once the batch's answers and keys are written. So a
+// Predictor that keeps a request past Predict copies what it keeps, as
+// servekit's do (rollout's Shadow, drift's and quality's monitors,
+// predlog, the cache's keys). Keeping requests uncopied, which a job
+// once allowed, cost the wide MLP benchmark a fresh 256 KB buffer a
+// batch (64 MB of garbage per 64k rows) for no middleware that needs it.
+//
 // # Output layout
 //
 // The output directory holds, for each part of PartRows input rows
@@ -127,11 +137,12 @@
 // a committer goroutine makes finished parts durable in groups, so fsyncs
 // never stall the others. Bounded channels join them, so reading, scoring
 // and writing overlap, and what a batch allocates is reused: input frames
-// go back to the reader (but for columns a request shares, as a
-// predictor may keep a request), the output's row number and timestamp
-// columns back to the workers, and the model and version columns are one
-// shared column each. The request tensor of an input made of several
-// columns is the one copy left (the Predictor may keep it).
+// go back to the reader once written, the columns requests share
+// included (see the contract above; at most the lanes' windows of
+// frames), the output's row number and timestamp columns back to the
+// workers, and the model and version columns are one shared column
+// each. The request tensor of an input made of several columns is the
+// one copy left (rowio's Mapping.Request interleaves into a new slice).
 //
 // BenchmarkThroughput and BenchmarkThroughputWide time, in each
 // iteration, the whole job (read Parquet, score through backend/onnx,
@@ -195,6 +206,26 @@
 // over raw's is at best raw's CPU over the job's, 1/1.09 = 0.92 now;
 // what is left beyond the model is the input's decoding (2.5 %), the
 // output's encoding (1 %), and the collector and scheduler around them.
+//
+// Recycling the columns requests share (see the contract above), against
+// commit efab965, same harness, six rounds alternating for the wide job,
+// three for the fraud job, load average 4.8–7.0:
+//
+//	wide job/raw-cpu-med   before 1.097–1.102–1.141   after 1.090–1.102–1.140
+//	wide job/raw-med       before 0.797–0.875–0.952   after 0.820–0.886–0.973
+//	wide job CPU a row     before 30.9k–32.3k–34.3k   after 29.8k–31.6k–36.0k ns
+//	fraud job CPU a row    before 126–135–165 ns      after 124–129–144 ns
+//
+// The wide job allocates 200–250 bytes a 1 KB row instead of about 1,200
+// (TestJobInputAllocBudget), but its CPU did not move: the benchmark
+// keeps raw's 64 MB of pre-formed batches live, which sets the
+// collector's goal so high that a job's 64 MB of garbage cost about one
+// collection (GODEBUG=gctrace=1: 11–12 cycles for two iterations, before
+// and after alike). A process with a small live heap (the batchjob
+// example's 8 MB) collects far more often per row, and saves those
+// collections now (not measured here). The fraud job's input is
+// interleaved from 8 columns, which no request shares: its path is
+// unchanged, and its figures differ by noise.
 //
 // Lanes, against commit 3e427c9 (one writer for all parts), same
 // harness, six rounds alternating, min–median–max, load average 0.5–2.5:

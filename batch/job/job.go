@@ -81,7 +81,7 @@ func Run(ctx context.Context, p serving.Predictor, input, output string, opts ..
 	n := laneCount(c, rows)
 	window := laneWindow(c.workers, n)
 	j := &run{cfg: c, p: p, md: md, m: m, dir: dir, man: man,
-		frames: make(chan *rowio.Frame, n*window), ints: make(chan []int64, 2*n*window), shared: sharedColumns(c.schema, md)}
+		frames: make(chan *rowio.Frame, n*window), ints: make(chan []int64, 2*n*window)}
 	for i := range n {
 		r := first
 		if i > 0 {
@@ -127,7 +127,6 @@ type run struct {
 	texts              constTexts
 	ints               chan []int64      // row number and timestamp columns written, for output to fill again
 	frames             chan *rowio.Frame // written input frames, for the reader to fill again
-	shared             map[string]bool   // columns never filled again (see recycle)
 	prevRows, prevErrs int64             // from earlier runs
 	doneBefore         map[int64]bool    // parts earlier runs committed: read only
 }

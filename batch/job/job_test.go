@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -269,58 +268,6 @@ func TestSummaryDistribution(t *testing.T) {
 	}
 	if math.Abs(float64(sum-2*n)) > 10 {
 		t.Errorf("histogram holds %d values of %d", sum, 2*n)
-	}
-}
-
-// TestPredictorMayKeepRequests runs a job whose input is one vector
-// column, which the request shares with the frame read, through a
-// predictor that keeps every request (as a prediction logger does): the
-// job must never read rows into a frame a kept request still holds.
-func TestPredictorMayKeepRequests(t *testing.T) {
-	const n = 5000
-	dir := t.TempDir()
-	path := filepath.Join(dir, "in.parquet")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, _ := rowio.NewWriter(rowio.Parquet, f)
-	v := make([]float32, 0, 2*n)
-	for i := range n {
-		v = append(v, float32(i), -float32(i))
-	}
-	if err := w.Write(&rowio.Frame{Rows: n, Cols: []rowio.Col{{Field: rowio.Field{Name: "x", Type: serving.FP32, Width: 2}, Data: v}}}); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	f.Close()
-	lin := servingtest.Linear(2)
-	var mu sync.Mutex
-	var kept []serving.Tensor
-	keeper := servingtest.Func(func(ctx context.Context, req *serving.Request) (*serving.Response, error) {
-		mu.Lock()
-		kept = append(kept, req.Inputs[0])
-		mu.Unlock()
-		return lin.Predict(ctx, req)
-	}).WithMetadata(lin.Metadata())
-	if _, err := job.Run(context.Background(), keeper, path, filepath.Join(dir, "out"), job.WithBatchRows(64), job.WithWorkers(3)); err != nil {
-		t.Fatal(err)
-	}
-	seen := make([]int, n)
-	for _, x := range kept {
-		vs, _ := serving.Values[float32](x)
-		for i := 0; i < len(vs); i += 2 {
-			if r := int(vs[i]); r < 0 || r >= n || vs[i+1] != -vs[i] {
-				t.Fatalf("a kept request changed: row %v", vs[i:i+2])
-			} else {
-				seen[r]++
-			}
-		}
-	}
-	for r, k := range seen {
-		if k != 1 {
-			t.Fatalf("row %d is in %d kept requests", r, k)
-		}
 	}
 }
 

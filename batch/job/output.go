@@ -107,40 +107,21 @@ func orderOutputs(md serving.Metadata, ts []serving.Tensor) []serving.Tensor {
 }
 
 // recycle gives a written batch's input frame back to the reader, which
-// reads into its columns again rather than allocating a frame a batch
-// (the collector's work grew with the rows). A column a request shared
-// (an input read from one column) is dropped instead: a predictor may
-// keep a request (a prediction logger, a shadow) after answering it.
+// reads the next batch into its columns instead of allocating them (the
+// collector's work grew with the rows: 64 MB of garbage a 64k-row job of
+// 256-float vectors). That includes a column a request shared, as an
+// input read from one column does: serving's contract lets a caller reuse
+// a Request's tensor data once Predict returns, and whatever keeps a
+// request past that (a shadow, a drift or quality monitor, a prediction
+// logger, a cache's key) copies what it keeps. By now Predict has
+// returned and the batch's rows, key columns included, are written. The
+// pool is bounded by the frames in flight: a lane's window, plus one
+// being read.
 func (j *run) recycle(f *rowio.Frame) {
-	for i := range f.Cols {
-		if j.shared[f.Cols[i].Name] {
-			f.Cols[i].Data = nil
-		}
-	}
 	select {
 	case j.frames <- f:
 	default:
 	}
-}
-
-// sharedColumns are the columns whose data a request shares with the
-// frame (rowio.Mapping.Request: an input read from one column).
-func sharedColumns(s rowio.Schema, md serving.Metadata) map[string]bool {
-	ins := s.Inputs
-	if len(ins) == 0 {
-		d, _ := rowio.DefaultSchema(md)
-		ins = d.Inputs
-	}
-	shared := map[string]bool{}
-	for _, in := range ins {
-		switch {
-		case in.Column != "":
-			shared[in.Column] = true
-		case len(in.Columns) == 1:
-			shared[in.Columns[0]] = true
-		}
-	}
-	return shared
 }
 
 // int64s returns a slice of n int64s, one written out already if there
