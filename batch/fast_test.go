@@ -274,20 +274,7 @@ func TestCloseWaitsForFastRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 100 {
-		g.release(1)
-		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i))); err != nil {
-			t.Fatal(err)
-		}
-		<-g.entered
-	}
-	for b.Stats().Untimed%64 == 63 {
-		g.release(1)
-		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, 0)); err != nil {
-			t.Fatal(err)
-		}
-		<-g.entered
-	}
+	warmFast(t, b, g)
 	untimed := b.Stats().Untimed
 	call := async(context.Background(), b, servingtest.Rows(1, 1, 1))
 	<-g.entered
