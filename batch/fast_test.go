@@ -204,21 +204,8 @@ func TestFastRunPastMaxRunTimeGivesTheSlotBack(t *testing.T) {
 	clk := newFakeClock()
 	g := newGate(1)
 	b := mustNew(t, g.model, batch.WithMaxRunTime(time.Minute), batch.WithClock(clk), batch.WithMaxDelay(time.Hour))
-	for i := range 100 { // past the gatherings: the fast path
-		g.release(1)
-		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, float32(i))); err != nil {
-			t.Fatal(err)
-		}
-		<-g.entered
-	}
+	warmFast(t, b, g) // past the gatherings and a sampled run: the fast path
 	untimed := b.Stats().Untimed
-	for b.Stats().Untimed%64 == 63 { // the next lone run is a sampled one: use it up
-		g.release(1)
-		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, 0)); err != nil {
-			t.Fatal(err)
-		}
-		<-g.entered
-	}
 	stuckCall := async(context.Background(), b, servingtest.Rows(1, 1, 7))
 	<-g.entered
 	if s := b.Stats(); s.Untimed == untimed || s.InFlight != 1 {
