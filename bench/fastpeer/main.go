@@ -22,6 +22,9 @@
 // The Go heap is given servekit serve's 16 MiB floor (--gc-min-heap), as GOGC
 // set once from the live heap after loading.
 //
+// BenchmarkEngine (engine_test.go) measures the same rows in process, on an
+// in-memory connection, for instruction counts (callgrind).
+//
 // Its own module (not in go.work: build it with GOWORK=off) keeps fasthttp
 // out of servekit's go.mod; `go vet ./...` from the root does not reach it.
 // bench/fastpeer.sh runs it beside servekit serve and the Node peer, driven
