@@ -227,11 +227,14 @@
 // against raw's 3, yet the same CPU), and a yield after each hand-over.
 // So what is left is the two Parquet stages at their floors and ONNX
 // Runtime sharing its two cores with them. Against commit 51deca0, same
-// harness, three rounds alternating, load 8.4–15.6 (wall ratios swing
-// 0.6–1.3 an iteration at that load, so only the CPU ratio speaks):
-// wide job/raw-cpu-med before 1.090–1.097–1.112, after 1.081–1.095–1.123;
-// the 0.25 µs a row saved is 0.9 % of the job, below that spread. With
-// its CPU at 1.07–1.10 times raw's, the job's wall ratio on two cores of
+// harness, two sets of three rounds alternating, load 3.7–15.6 (wall
+// ratios swing 0.55–1.56 an iteration at that load, so only the CPU
+// ratio speaks): wide job/raw-cpu-med before 1.067–1.099–1.112, after
+// 1.078–1.089–1.123 (min–median–max of six); job/raw-med before
+// 0.880–0.944–1.111, after 0.768–0.873–0.954, noise at that load. The
+// 0.25 µs a row saved is 0.9 % of the job, the size of the CPU ratio's
+// spread. With its CPU at 1.07–1.10 times raw's, the job's wall ratio on
+// two cores of
 // its own is at most 0.91–0.93: ≥ 0.90 with margin is not shown here.
 //
 // Recycling the columns requests share (see the contract above), against
