@@ -4,10 +4,18 @@
 # MLP, a small conv net) at several closed-loop client counts, driven by
 # bench/loadgen. Both servers run at once, pinned to CPU 1 with one ONNX
 # Runtime thread and GOMAXPROCS=1 (as bench/http.sh); the load generator is
-# pinned to CPU 0. The two are measured in turn, alternating, ROUNDS times,
-# and the summary gives batched/unbatched throughput min–median–max, the
-# server CPU per request (unbatched over batched: above 1, batching costs
-# less) and the median p99 of each.
+# pinned to CPU 0. The two are measured in turn, ROUNDS times, and the
+# summary gives batched/unbatched throughput min–median–max, the server CPU
+# per request (unbatched over batched: above 1, batching costs less) and the
+# median p99 of each.
+#
+# Which server goes first alternates from one cell to the next and from one
+# round to the next. AA=1 is the control: the second server is started like
+# the first (no BATCH_FLAGS), so every ratio it prints is the harness's own
+# spread on this machine at this load; read a batched run's ratios against
+# it. With the order fixed, an unbatched server measured always second
+# answered 0.90–0.93–1.11× its twin at one client (wide MLP, three rounds,
+# load 0.5–0.8): as large as the differences this harness is asked to show.
 #
 # Knobs: DUR (5s per measure), ROUNDS (3), MODELS ("fraud wide conv"),
 # CONCS ("1 8 64 256"), BATCH_FLAGS ("--batch"), FLAGS for both servers
@@ -19,7 +27,7 @@
 # (1: seconds between scrapes of the measured server's /metrics during a
 # measure, as Prometheus does, so that what a server records at collection
 # rather than per request (the batcher's lone runs, batch/doc.go) is paid
-# in the measure too; 0: no scrapes).
+# in the measure too; 0: no scrapes), AA (0; 1: the A/A control above).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-5s}
@@ -31,6 +39,8 @@ FLAGS=${FLAGS:---max-inflight=-1}
 SERVER_PROCS=${SERVER_PROCS:-1}
 PORT=${PORT:-18090}
 SCRAPE=${SCRAPE:-1}
+AA=${AA:-0}
+[ "$AA" = 1 ] && BATCH_FLAGS=
 ORT=${ONNXRUNTIME_LIB:-$PWD/third_party/onnxruntime/libonnxruntime.so.1}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -77,15 +87,18 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 RES=$OUT/http-batch.txt
 : >"$RES"
-echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty) flags '$FLAGS' batched '$BATCH_FLAGS'" | tee -a "$RES"
+echo "# $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty) flags '$FLAGS' batched '$BATCH_FLAGS'$([ "$AA" = 1 ] && echo ' (A/A control: both unbatched)')" | tee -a "$RES"
 for m in $MODELS; do
 	serve "$PORT" "$m"
 	serve $((PORT + 1)) "$m" $BATCH_FLAGS
 	body=$(cat "$OUT/models/$m.json")
 	for r in $(seq "$ROUNDS"); do
 		echo "# round $r load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RES"
+		k=0 # the cell's place in the round: the unbatched server goes first when r + k is odd
 		for c in $CONCS; do
-			for mode in unbatched batched; do
+			k=$((k + 1)) order="unbatched batched"
+			[ $(((r + k) % 2)) = 0 ] && order="batched unbatched"
+			for mode in $order; do
 				port=$PORT
 				[ $mode = batched ] && port=$((PORT + 1))
 				t0=$(cpu_ticks "${pid_of[$port]}")

@@ -372,7 +372,6 @@ type instruments struct {
 	records metric.Int64Counter
 	dropOpt metric.AddOption
 	reg     metric.Registration
-	attrs   []attribute.KeyValue
 }
 
 func newInstruments(mp metric.MeterProvider, l *Logger) instruments {

@@ -31,15 +31,14 @@ type modelState struct {
 
 // tracker is one model version's windows, detectors and alarms.
 type tracker struct {
-	key   mvKey
-	id    uint16
-	ms    *modelState
-	ref   *Reference
-	cur   *window   // being filled
-	wins  []*window // closed, oldest first, at most the history
-	hyst  map[string]*hysteresis
-	since time.Time // when the oldest raised alarm was raised
-	dets  []detector
+	key  mvKey
+	id   uint16
+	ms   *modelState
+	ref  *Reference
+	cur  *window   // being filled
+	wins []*window // closed, oldest first, at most the history
+	hyst map[string]*hysteresis
+	dets []detector
 	// changes are the detections, newest last, at most the history.
 	changes             []Change
 	nChanges            map[Detector]int64

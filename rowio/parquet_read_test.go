@@ -207,3 +207,47 @@ func TestParquetUnreadableType(t *testing.T) {
 		t.Errorf("INT96 column: %v", err)
 	}
 }
+
+// A vector column is a Parquet list other readers see row by row: each
+// row's values, the first at repetition level 0, the rest at 1, all
+// defined, across the writer's runs of values and its frames.
+func TestParquetVectorLevels(t *testing.T) {
+	const rows, wd = 1000, 7 // 7 does not divide the writer's runs of values
+	x := make([]float32, rows*wd)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	var buf bytes.Buffer
+	w, _ := rowio.NewWriter(rowio.Parquet, &buf)
+	for lo := 0; lo < rows; lo += 300 {
+		hi := min(rows, lo+300)
+		f := &rowio.Frame{Rows: hi - lo, Cols: []rowio.Col{{Field: rowio.Field{Name: "v", Type: serving.FP32, Width: wd}, Data: x[lo*wd : hi*wd]}}}
+		if err := w.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := parquet.NewReader(bytes.NewReader(buf.Bytes()))
+	defer r.Close()
+	got := make([]parquet.Row, 1)
+	for row := 0; row < rows; row++ {
+		if n, err := r.ReadRows(got); n != 1 {
+			t.Fatalf("row %d: %d rows, %v", row, n, err)
+		}
+		vals := got[0]
+		if len(vals) != wd {
+			t.Fatalf("row %d: %d values, want %d", row, len(vals), wd)
+		}
+		for i, v := range vals {
+			rep := min(i, 1)
+			if v.RepetitionLevel() != rep || v.DefinitionLevel() != 1 || v.Float() != x[row*wd+i] {
+				t.Fatalf("row %d value %d: %v at levels %d/%d, want %v at %d/1", row, i, v.Float(), v.RepetitionLevel(), v.DefinitionLevel(), x[row*wd+i], rep)
+			}
+		}
+	}
+	if n, _ := r.ReadRows(got); n != 0 {
+		t.Fatalf("%d rows past the %d written", n, rows)
+	}
+}

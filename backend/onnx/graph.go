@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -494,20 +493,4 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
-}
-
-// quoteList writes labels for an error message, shortened past a few.
-func quoteList(s []string) string {
-	var b strings.Builder
-	for i, x := range s {
-		if i == 8 {
-			fmt.Fprintf(&b, ", ... (%d in all)", len(s))
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Quote(x))
-	}
-	return b.String()
 }

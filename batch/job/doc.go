@@ -207,6 +207,36 @@
 // what is left beyond the model is the input's decoding (2.5 %), the
 // output's encoding (1 %), and the collector and scheduler around them.
 //
+// Where the wide job's CPU beyond raw's goes (perf record -g of the job
+// alone and of raw ONNX Runtime alone, the same 64k rows and session
+// options, six runs each, load 8–10; samples of the difference, in CPU
+// a row): about 2.0 µs, 7 % of raw's 28–29 µs. Reading the 256-float
+// list column 0.42 µs (Snappy 0.2, the copy into the batch 0.15, the
+// kernel's file reads), writing the output 0.3 µs, the output
+// statistics 0.12, the scheduler 0.14 (the kernel's context switches
+// and Go's; sysmon woke 6,400 times in 5 s against raw's 4,000, as the
+// workers' Ps are taken while they run the model), page faults 0.05, and
+// ONNX Runtime's own code about 2 % slower beside the reader and writer
+// (0.57 µs; 226 and 238 of 11,100 samples in two pairs of runs). Writing
+// the 10-wide output column cost 0.5 µs before rowio set the list
+// levels with Value's inlined setters (BenchmarkParquetWriteList: 413 →
+// 171 CPU ns a row). Tried against the scheduler share, no change in CPU
+// a row beyond noise, not kept: a reader that refills its window from
+// half empty (380 of 5,500 voluntary switches a job fewer), workers
+// locked to their threads (the model's runs spread over 6 threads
+// against raw's 3, yet the same CPU), and a yield after each hand-over.
+// So what is left is the two Parquet stages at their floors and ONNX
+// Runtime sharing its two cores with them. Against commit 51deca0, same
+// harness, two sets of three rounds alternating, load 3.7–15.6 (wall
+// ratios swing 0.55–1.56 an iteration at that load, so only the CPU
+// ratio speaks): wide job/raw-cpu-med before 1.067–1.099–1.112, after
+// 1.078–1.089–1.123 (min–median–max of six); job/raw-med before
+// 0.880–0.944–1.111, after 0.768–0.873–0.954, noise at that load. The
+// 0.25 µs a row saved is 0.9 % of the job, the size of the CPU ratio's
+// spread. With its CPU at 1.07–1.10 times raw's, the job's wall ratio on
+// two cores of
+// its own is at most 0.91–0.93: ≥ 0.90 with margin is not shown here.
+//
 // Recycling the columns requests share (see the contract above), against
 // commit efab965, same harness, six rounds alternating for the wide job,
 // three for the fraud job, load average 4.8–7.0:

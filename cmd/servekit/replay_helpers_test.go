@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
 )
 
@@ -252,5 +251,3 @@ func containsStr(list []any, s string) bool {
 	}
 	return false
 }
-
-func join(parts ...string) string { return strings.Join(parts, "") }

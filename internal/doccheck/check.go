@@ -533,11 +533,12 @@ func splitImports(code string) (head, rest string) {
 	s.Init(file, []byte(code), nil, 0)
 	end := 0
 	for {
-		pos, tok, _ := s.Scan()
+		_, tok, _ := s.Scan()
 		if tok != token.IMPORT {
 			break
 		}
 		depth := 0
+		var pos token.Pos
 		for {
 			pos, tok, _ = s.Scan()
 			if tok == token.EOF {
