@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +69,11 @@ func benchRequest(m benchModel, name string, rows int, rng *rand.Rand) *serving.
 //
 // Compare the two with bench/batchratio (see its doc; bench/README.md): the
 // goal is batched ≥ unbatched in every cell. ns/op is per request (row).
+// The two sides of a cell run one after the other, unbatched always
+// first, a second or more apart: on a shared machine the ratio then
+// carries the order and whatever the load did meanwhile.
+// BenchmarkBatchInterleaved is the comparison to trust; this one gives
+// each side's latency over a longer stretch and the batcher's own view.
 // Custom metrics: rows/s, p50-µs and p99-µs (per request), and for batched
 // cells rows/batch (runs in the caller's goroutine count as batches of
 // one), run-µs (mean wall time of one batch: join, run, split and
@@ -309,5 +315,144 @@ func BenchmarkLoneOverhead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkBatchInterleaved compares the same cells as BenchmarkBatch, but
+// so that neither the order nor the machine's load can favour a side:
+// within one benchmark run, the two sides take turns in slices of
+// sliceLen (each slice a closed loop of the cell's callers, started afresh
+// and run until the slice ends), in the order AB BA AB BA …, so that each
+// side goes first as often as the other and a load that rises or falls
+// steadily over the run weighs on both alike. Each side's rows and time
+// are summed over its slices, and the run reports their ratio. Two
+// comparisons per cell:
+//
+//	MODEL/cN/batched  a: unbatched (the backend directly), b: batched (the
+//	                  defaults), one Batcher over the whole run, so its
+//	                  adaptive mode carries over from slice to slice as on
+//	                  a server whose load comes and goes
+//	MODEL/cN/control  a and b both unbatched: the A/A control. Its ratio
+//	                  is 1 but for noise: a batched ratio inside the
+//	                  control's spread over the same rounds is no loss and
+//	                  no win.
+//
+// Metrics: b/a (b's rows/s over a's), a-cpu/b-cpu (a's CPU time per row
+// over b's: above 1, b costs less per row), a-rows/s and b-rows/s, a-p99-µs
+// and b-p99-µs, and for batched, the batcher's rows/batch, run-µs and
+// alone-% (over the whole run, warm-up included). ns/op is per pair of
+// slices; b.N counts pairs. Before the timed pairs, each side has warmUp
+// in slices of its own (the same alternation). Summarise several rounds
+// with bench/batchratio, which puts each cell's batched ratio beside its
+// control's:
+//
+//	go test -run '^$' -bench 'BatchInterleaved' -benchtime 2s -count 3 ./batch | go run ./bench/batchratio
+//
+// SERVEKIT_BENCH_SLICE overrides sliceLen (a time.Duration). The batcher
+// decides over windows of 20 ms; a slice several times longer leaves it
+// time to settle after the other side's turn, whose gap then falls inside
+// one of its windows, as a pause in a server's load would.
+func BenchmarkBatchInterleaved(b *testing.B) {
+	orttest.Require(b)
+	for _, m := range benchModels {
+		model, input := loadBench(b, m)
+		for _, conc := range []int{1, 8, 64, 256} {
+			b.Run(fmt.Sprintf("%s/c%d/batched", m.name, conc), func(b *testing.B) {
+				bt, err := batch.New(borrowed{model})
+				if err != nil {
+					b.Fatal(err)
+				}
+				interleave(b, model, bt, m, input, conc)
+				reportStats(b, bt)
+				bt.Close()
+			})
+			b.Run(fmt.Sprintf("%s/c%d/control", m.name, conc), func(b *testing.B) {
+				interleave(b, model, model, m, input, conc)
+			})
+		}
+		model.Close()
+	}
+}
+
+var sliceLen = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("SERVEKIT_BENCH_SLICE")); err == nil && d > 0 {
+		return d
+	}
+	return 200 * time.Millisecond
+}()
+
+// turns sums one side's slices.
+type turns struct {
+	rows    int64
+	d, cpu  time.Duration
+	latency []time.Duration
+}
+
+func (t turns) rate() float64 { return float64(t.rows) / t.d.Seconds() }
+
+// interleave runs a and b in alternate slices (see
+// BenchmarkBatchInterleaved), b.N pairs after warmUp.
+func interleave(b *testing.B, a, p serving.Predictor, m benchModel, input string, conc int) {
+	reqs := make([]*serving.Request, conc)
+	for i := range reqs {
+		reqs[i] = benchRequest(m, input, 1, rand.New(rand.NewPCG(uint64(i), 1)))
+	}
+	sides := [2]serving.Predictor{a, p}
+	var warm [2]turns
+	for i := range 2 * int(warmUp/sliceLen) {
+		slice(b, sides[i&1], reqs, &warm[i&1])
+	}
+	var got [2]turns
+	b.ResetTimer()
+	for i := range b.N {
+		first := i & 1 // AB, BA, AB, …
+		slice(b, sides[first], reqs, &got[first])
+		slice(b, sides[1-first], reqs, &got[1-first])
+	}
+	b.StopTimer()
+	if got[0].rows == 0 || got[1].rows == 0 {
+		return
+	}
+	b.ReportMetric(got[1].rate()/got[0].rate(), "b/a")
+	b.ReportMetric(float64(got[0].cpu)/float64(got[0].rows)/(float64(got[1].cpu)/float64(got[1].rows)), "a-cpu/b-cpu")
+	b.ReportMetric(got[0].rate(), "a-rows/s")
+	b.ReportMetric(got[1].rate(), "b-rows/s")
+	for i, name := range []string{"a-p99-µs", "b-p99-µs"} {
+		lat := got[i].latency
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Nanoseconds())/1e3, name)
+	}
+}
+
+// slice runs one slice of p: conc callers in closed loops until sliceLen
+// has passed, each finishing the request it has begun; the slice lasts
+// until the last is answered.
+func slice(b *testing.B, p serving.Predictor, reqs []*serving.Request, t *turns) {
+	var stop atomic.Bool
+	lat := make([][]time.Duration, len(reqs))
+	ctx := context.Background()
+	cpu0 := cpuTime()
+	start := time.Now()
+	timer := time.AfterFunc(sliceLen, func() { stop.Store(true) })
+	var wg sync.WaitGroup
+	for g := range reqs {
+		wg.Go(func() {
+			for !stop.Load() {
+				t0 := time.Now()
+				if _, err := p.Predict(ctx, reqs[g]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[g] = append(lat[g], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	t.d += time.Since(start)
+	t.cpu += cpuTime() - cpu0
+	timer.Stop()
+	for _, l := range lat {
+		t.rows += int64(len(l))
+		t.latency = append(t.latency, l...)
 	}
 }
