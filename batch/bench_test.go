@@ -324,9 +324,11 @@ func BenchmarkLoneOverhead(b *testing.B) {
 // sliceLen (each slice a closed loop of the cell's callers, started afresh
 // and run until the slice ends), in the order AB BA AB BA …, so that each
 // side goes first as often as the other and a load that rises or falls
-// steadily over the run weighs on both alike. Each side's rows and time
-// are summed over its slices, and the run reports their ratio. Two
-// comparisons per cell:
+// steadily over the run weighs on both alike. Each pair of slices gives
+// a ratio of the two sides' rows/s, the run reports their median (a burst
+// of other work on the machine that lands in one slice moves one pair's
+// ratio, not the median), and each side's rows, time and CPU summed over
+// its slices. Two comparisons per cell:
 //
 //	MODEL/cN/batched  a: unbatched (the backend directly), b: batched (the
 //	                  defaults), one Batcher over the whole run, so its
@@ -337,7 +339,7 @@ func BenchmarkLoneOverhead(b *testing.B) {
 //	                  control's spread over the same rounds is no loss and
 //	                  no win.
 //
-// Metrics: b/a (b's rows/s over a's), a-cpu/b-cpu (a's CPU time per row
+// Metrics: b/a (b's rows/s over a's, the median over the pairs), a-cpu/b-cpu (a's CPU time per row
 // over b's: above 1, b costs less per row), a-rows/s and b-rows/s, a-p99-µs
 // and b-p99-µs, and for batched, the batcher's rows/batch, run-µs and
 // alone-% (over the whole run, warm-up included). ns/op is per pair of
@@ -348,10 +350,7 @@ func BenchmarkLoneOverhead(b *testing.B) {
 //
 //	go test -run '^$' -bench 'BatchInterleaved' -benchtime 2s -count 3 ./batch | go run ./bench/batchratio
 //
-// SERVEKIT_BENCH_SLICE overrides sliceLen (a time.Duration). The batcher
-// decides over windows of 20 ms; a slice several times longer leaves it
-// time to settle after the other side's turn, whose gap then falls inside
-// one of its windows, as a pause in a server's load would.
+// (2s: about ten pairs a run.) SERVEKIT_BENCH_SLICE overrides sliceLen.
 func BenchmarkBatchInterleaved(b *testing.B) {
 	orttest.Require(b)
 	for _, m := range benchModels {
@@ -374,11 +373,18 @@ func BenchmarkBatchInterleaved(b *testing.B) {
 	}
 }
 
+// sliceLen is the length of one side's turn (SERVEKIT_BENCH_SLICE, a
+// time.Duration, overrides it). The batcher decides over windows of
+// 20 ms; a slice five times longer leaves it time to settle after the
+// other side's turn, whose gap then falls inside one of its windows, as
+// a pause in a server's load would. Shorter slices cancel more of the
+// machine's changing load; longer ones measure more of the batcher's
+// settling.
 var sliceLen = func() time.Duration {
 	if d, err := time.ParseDuration(os.Getenv("SERVEKIT_BENCH_SLICE")); err == nil && d > 0 {
 		return d
 	}
-	return 200 * time.Millisecond
+	return 100 * time.Millisecond
 }()
 
 // turns sums one side's slices.
@@ -389,6 +395,13 @@ type turns struct {
 }
 
 func (t turns) rate() float64 { return float64(t.rows) / t.d.Seconds() }
+
+func (t *turns) add(u turns) {
+	t.rows += u.rows
+	t.d += u.d
+	t.cpu += u.cpu
+	t.latency = append(t.latency, u.latency...)
+}
 
 // interleave runs a and b in alternate slices (see
 // BenchmarkBatchInterleaved), b.N pairs after warmUp.
@@ -403,17 +416,25 @@ func interleave(b *testing.B, a, p serving.Predictor, m benchModel, input string
 		slice(b, sides[i&1], reqs, &warm[i&1])
 	}
 	var got [2]turns
+	ratios := make([]float64, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
 		first := i & 1 // AB, BA, AB, …
-		slice(b, sides[first], reqs, &got[first])
-		slice(b, sides[1-first], reqs, &got[1-first])
+		var pair [2]turns
+		slice(b, sides[first], reqs, &pair[first])
+		slice(b, sides[1-first], reqs, &pair[1-first])
+		if pair[0].rows > 0 && pair[1].rows > 0 {
+			ratios = append(ratios, pair[1].rate()/pair[0].rate())
+		}
+		for s := range got {
+			got[s].add(pair[s])
+		}
 	}
 	b.StopTimer()
 	if got[0].rows == 0 || got[1].rows == 0 {
 		return
 	}
-	b.ReportMetric(got[1].rate()/got[0].rate(), "b/a")
+	b.ReportMetric(median(ratios), "b/a")
 	b.ReportMetric(float64(got[0].cpu)/float64(got[0].rows)/(float64(got[1].cpu)/float64(got[1].rows)), "a-cpu/b-cpu")
 	b.ReportMetric(got[0].rate(), "a-rows/s")
 	b.ReportMetric(got[1].rate(), "b-rows/s")
