@@ -5,10 +5,11 @@
 // (AB BA AB …), so neither the order nor a load that moves over the run
 // favours one, and each cell has an A/A control (unbatched against
 // itself, interleaved the same way). For each model and caller count it
-// prints the batched/unbatched ratio of rows/s (the runs' b/a) as min,
-// median and max over the rounds (-count), the control's ratio the same
-// way beside it, and the CPU time per row, unbatched over batched (above
-// 1: batching costs less per request), and each side's median p99. A
+// prints the batched/unbatched ratio of rows/s (each run's b/a, the
+// median of its pairs of slices) as min, median and max over the rounds
+// (-count), the control's ratio the same way beside it, and the CPU time
+// per row, unbatched over batched (above 1: batching costs less per
+// request), and each side's median p99. A
 // batched ratio whose range lies within the control's is no loss and no
 // win; a verdict column says where it lies wholly below (loss) or above
 // (win) the control's, given three rounds or more.
