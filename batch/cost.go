@@ -83,6 +83,7 @@ type costModel struct {
 	best  bool                 // the mode that answered more
 	rate  [2]float64           // rows/s, [0] alone, [1] joining: the best mode's since the last exploration, the other's at it; 0: not measured
 	win   window
+	last  time.Time // the last answer (answered)
 	phase phase
 	// pool sums the best mode's measured windows since the last
 	// exploration, and during one, the other mode's measured windows.
@@ -266,6 +267,22 @@ func mode(joins bool) int {
 // mean run time, which sets the window's least length. settled reports
 // that no run of the other mode is left (see leaving).
 func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settled bool) {
+	span := max(minWindow, windowRuns*run) // a window's least length
+	if !c.last.IsZero() && now.Sub(c.last) > span {
+		// The load paused: nothing was answered for longer than a
+		// window lasts. The window open since before the pause would
+		// count the pause's time, and the CPU that other work (other
+		// models, other requests) spent meanwhile, for the mode it
+		// measures: start it again, from this answer on. With the load
+		// on and off every 100 ms beside other work (the conv net at
+		// 256 callers in BenchmarkBatchInterleaved), the pauses made
+		// running alone look more than twice as costly a row as
+		// joining, which it was not, and the batcher joined at 0.6
+		// times the rows running alone answered.
+		c.win = window{}
+		rows = 0
+	}
+	c.last = now
 	if c.win.start.IsZero() {
 		c.win.start, c.win.startCPU = now, c.cpu()
 	}
@@ -279,7 +296,7 @@ func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settl
 	// alone at a third of the rate.
 	// Bounded, in case the other mode always has runs going (requests
 	// larger than a batch always queue).
-	if d < max(minWindow, windowRuns*run) || (c.phase == leaving && !settled && d < leaveMax) {
+	if d < span || (c.phase == leaving && !settled && d < leaveMax) {
 		return
 	}
 	rows = c.win.rows

@@ -337,3 +337,70 @@ func TestCostModelFollowsAChangeAfterATie(t *testing.T) {
 		}
 	}
 }
+
+// driveBursts is driveNoisy under a load that stops for off after every
+// on: nothing is answered while it is off, and the process's CPU goes on
+// at otherCPU per second of it (other models, other requests, the other
+// side of an interleaved benchmark). in counts the time with the load
+// on, by mode.
+func driveBursts(c *costModel, now *time.Time, rng *rand.Rand, rates [2]float64, cpu [2]time.Duration, joinedRun, on, off time.Duration, otherCPU float64, total time.Duration) (in [2]time.Duration) {
+	used := c.cpu()
+	c.cpu = func() time.Duration { return used }
+	factor, next, carry := 1.0, *now, 0.0
+	for end := now.Add(total); now.Before(end); {
+		for stop := now.Add(on); now.Before(stop); {
+			if !now.Before(next) {
+				factor, next = 0.9+0.2*rng.Float64(), now.Add(minWindow)
+			}
+			step := time.Millisecond
+			if c.joins {
+				step = joinedRun
+			}
+			in[mode(c.joins)] += step
+			*now = now.Add(step)
+			carry += rates[mode(c.joins)] * factor * step.Seconds()
+			rows := int64(carry)
+			carry -= float64(rows)
+			used += time.Duration(rows) * cpu[mode(c.joins)]
+			c.answered(*now, rows, step, true)
+		}
+		*now = now.Add(off)
+		used += time.Duration(otherCPU * float64(off))
+	}
+	return in
+}
+
+func TestCostModelPausedLoad(t *testing.T) {
+	// A load that stops for 100 ms after every 100 ms, while other work
+	// keeps both cores busy: the window open when the load stopped would
+	// count the pause's time and the other work's CPU for its mode. The
+	// conv net at 256 callers, interleaved with unbatched slices in
+	// BenchmarkBatchInterleaved, ended joining in two rounds of three at
+	// 0.57-0.60 times the rows running alone answered, with joined rows
+	// costing what rows alone do: running alone's pool had the other
+	// side's CPU in it, and CPU per row more than twice joining's is sure.
+	const us = time.Microsecond
+	for _, tc := range []struct {
+		name  string
+		rates [2]float64
+		cpu   [2]time.Duration
+		want  bool // joining
+	}{
+		{"conv c256", [2]float64{50_000, 30_000}, [2]time.Duration{36 * us, 35 * us}, false},
+		{"wide c64", [2]float64{25_000, 32_000}, [2]time.Duration{72 * us, 33 * us}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for seed := range uint64(10) {
+				c := newCostModel()
+				c.procs = 2
+				now := time.Unix(0, 0)
+				rng := rand.New(rand.NewPCG(seed, 11))
+				driveBursts(&c, &now, rng, tc.rates, tc.cpu, 2*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond, 2, 2*time.Second)
+				in := driveBursts(&c, &now, rng, tc.rates, tc.cpu, 2*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond, 2, 20*time.Second)
+				if share := float64(in[mode(tc.want)]) / float64(in[0]+in[1]); share < 0.85 || c.best != tc.want {
+					t.Errorf("seed %d: best joining %v, want %v; %.2f of the loaded time in the better mode, want 0.85 or more", seed, c.best, tc.want, share)
+				}
+			}
+		})
+	}
+}

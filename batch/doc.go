@@ -118,7 +118,11 @@
 //     mode (after one unmeasured window that lasts until the old mode's
 //     runs are over: a joined backlog drained, runs alone ended) and
 //     compares them with all the best mode's windows since the last
-//     exploration, pooled: rows over time, and CPU time over rows.
+//     exploration, pooled: rows over time, and CPU time over rows. A
+//     pause in the load (no answer for a window's length) restarts the
+//     window: it would count the pause's time, and whatever CPU other
+//     work spent meanwhile (the process's other models and requests), for
+//     the mode it measures.
 //   - Rates decide: the other mode must answer more by a margin, 10%
 //     over one exploration, down to 2% as explorations too close to tell
 //     (a loss within the noise, or a smaller win) are pooled, both modes'

@@ -157,16 +157,7 @@ func BenchmarkParquetWrite(b *testing.B) {
 	b.Run("rowio", func(b *testing.B) {
 		cpu0 := cpuTime()
 		for b.Loop() {
-			buf.Reset()
-			w, _ := rowio.NewWriter(rowio.Parquet, &buf)
-			for _, f := range frames {
-				if err := w.Write(f); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := w.Close(); err != nil {
-				b.Fatal(err)
-			}
+			writeParquet(b, &buf, frames)
 		}
 		reportRate(b, cpu0)
 		b.ReportMetric(float64(buf.Len())/benchRows, "bytes/row")
@@ -209,18 +200,23 @@ func BenchmarkParquetWriteList(b *testing.B) {
 	var buf bytes.Buffer
 	cpu0 := cpuTime()
 	for b.Loop() {
-		buf.Reset()
-		w, _ := rowio.NewWriter(rowio.Parquet, &buf)
-		for _, f := range frames {
-			if err := w.Write(f); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
+		writeParquet(b, &buf, frames)
+	}
+	reportRate(b, cpu0)
+}
+
+// writeParquet writes frames into buf, emptied first, as one Parquet file.
+func writeParquet(b *testing.B, buf *bytes.Buffer, frames []*rowio.Frame) {
+	buf.Reset()
+	w, _ := rowio.NewWriter(rowio.Parquet, buf)
+	for _, f := range frames {
+		if err := w.Write(f); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportRate(b, cpu0)
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // cpuTime is the CPU time this process has used: under load from other
