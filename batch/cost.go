@@ -263,22 +263,25 @@ func mode(joins bool) int {
 	return 0
 }
 
-// answered counts rows answered by a run that ended at now; run is the
-// mean run time, which sets the window's least length. settled reports
-// that no run of the other mode is left (see leaving).
-func (c *costModel) answered(now time.Time, rows int64, run time.Duration, settled bool) {
+// answered counts rows answered by runs runs, the last of which ended at
+// now; run is the mean run time, which sets the window's least length.
+// settled reports that no run of the other mode is left (see leaving).
+func (c *costModel) answered(now time.Time, rows, runs int64, run time.Duration, settled bool) {
 	span := max(minWindow, windowRuns*run) // a window's least length
-	if !c.last.IsZero() && now.Sub(c.last) > span {
+	if gap := now.Sub(c.last); !c.last.IsZero() && gap > span && time.Duration(runs)*run < gap/2 {
 		// The load paused: nothing was answered for longer than a
-		// window lasts. The window open since before the pause would
-		// count the pause's time, and the CPU that other work (other
-		// models, other requests) spent meanwhile, for the mode it
-		// measures: start it again, from this answer on. With the load
-		// on and off every 100 ms beside other work (the conv net at
-		// 256 callers in BenchmarkBatchInterleaved), the pauses made
-		// running alone look more than twice as costly a row as
-		// joining, which it was not, and the batcher joined at 0.6
-		// times the rows running alone answered.
+		// window lasts, and the runs answered now (the untimed ones
+		// counted in bulk included: one in fastSample is timed and
+		// answered here) took less than half that time. The window
+		// open since before the pause would count the pause's time,
+		// and the CPU that other work (other models, other requests)
+		// spent meanwhile, for the mode it measures: start it again,
+		// from this answer on. With the load on and off every 100 ms
+		// beside other work (the conv net at 256 callers in
+		// BenchmarkBatchInterleaved), the pauses made running alone
+		// look more than twice as costly a row as joining, which it
+		// was not, and the batcher joined at 0.6 times the rows
+		// running alone answered.
 		c.win = window{}
 		rows = 0
 	}

@@ -19,7 +19,7 @@ func drive(c *costModel, now *time.Time, rates [2]float64, windows int) (joining
 		}
 		for end := now.Add(minWindow); now.Before(end); {
 			*now = now.Add(step)
-			c.answered(*now, rows, step, true)
+			c.answered(*now, rows, 1, step, true)
 		}
 	}
 	return joining
@@ -109,7 +109,7 @@ func driveNoisy(c *costModel, now *time.Time, rng *rand.Rand, rates [2]float64, 
 		*now = now.Add(step)
 		rows := int64(rates[mode(c.joins)] * factor * step.Seconds())
 		used += time.Duration(rows) * cpu[mode(c.joins)]
-		c.answered(*now, rows, step, true)
+		c.answered(*now, rows, 1, step, true)
 	}
 	return joining, all
 }
@@ -362,7 +362,7 @@ func driveBursts(c *costModel, now *time.Time, rng *rand.Rand, rates [2]float64,
 			rows := int64(carry)
 			carry -= float64(rows)
 			used += time.Duration(rows) * cpu[mode(c.joins)]
-			c.answered(*now, rows, step, true)
+			c.answered(*now, rows, 1, step, true)
 		}
 		*now = now.Add(off)
 		used += time.Duration(otherCPU * float64(off))
@@ -402,5 +402,31 @@ func TestCostModelPausedLoad(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCostModelSampledRunsAreNoPause(t *testing.T) {
+	// A 10 ms model running alone on two cores is timed, and answered to
+	// the cost model, once in fastSample runs: every 320 ms, with 64 runs
+	// counted in bulk. That is no pause in the load, though no window's
+	// length passes without an answer: the windows must close, or the
+	// cost model never measures running alone against joining (here 4
+	// rows a 10 ms run, twice the rows).
+	c := newCostModel()
+	c.cpu, c.procs = noCPU, 2
+	now := time.Unix(0, 0)
+	const run = 10 * time.Millisecond
+	var in [2]time.Duration
+	for end := now.Add(60 * time.Second); now.Before(end); {
+		step, rows, runs := run, int64(4), int64(1)
+		if !c.joins {
+			step, rows, runs = fastSample*run/2, fastSample, fastSample
+		}
+		in[mode(c.joins)] += step
+		now = now.Add(step)
+		c.answered(now, rows, runs, run, true)
+	}
+	if share := float64(in[1]) / float64(in[0]+in[1]); !c.best || share < 0.8 {
+		t.Errorf("best joining %v, %.2f of the time joining; want joining, 0.8 or more (in %v)", c.best, share, in)
 	}
 }

@@ -470,7 +470,8 @@ func (b *Batcher) ranLocked(now time.Time, elapsed time.Duration, rows int64, re
 	if b.cost.joins {
 		settled = b.active+b.looseRunning() == b.inflight
 	}
-	b.cost.answered(now, rows+b.fastAccountedLocked(), b.runEWMA.run(), settled)
+	untimed := b.fastAccountedLocked()
+	b.cost.answered(now, rows+untimed, 1+untimed, b.runEWMA.run(), settled)
 	s := &b.stats
 	s.Batches++
 	s.Requests += int64(reqs)
