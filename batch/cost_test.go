@@ -430,3 +430,32 @@ func TestCostModelSampledRunsAreNoPause(t *testing.T) {
 		t.Errorf("best joining %v, %.2f of the time joining; want joining, 0.8 or more (in %v)", c.best, share, in)
 	}
 }
+
+func TestCostModelPauseAfterLoneRuns(t *testing.T) {
+	// Running alone after joining, the mean run time is still about a
+	// joined run's (the conv net at 256 callers: 2 ms) while the runs
+	// counted in bulk are lone ones of 30 µs: 64 of them answered 100 ms
+	// after the last answer took 2 ms of it, and the window open since
+	// before is no measure of running alone.
+	c := newCostModel()
+	c.cpu = noCPU
+	c.alone = float64(30 * time.Microsecond)
+	start := time.Unix(0, 0)
+	c.answered(start, 6, 1, 2*time.Millisecond, true)
+	now := start.Add(100 * time.Millisecond)
+	c.answered(now, 64, 64, 2*time.Millisecond, true)
+	if c.pool.d != 0 || c.pool.rows != 0 || !c.win.start.Equal(now) || c.win.rows != 0 {
+		t.Errorf("measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
+			c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
+	}
+	// Without the pause, the same answer is 64 runs in 2 ms: the window
+	// goes on.
+	c = newCostModel()
+	c.cpu = noCPU
+	c.alone = float64(30 * time.Microsecond)
+	c.answered(start, 6, 1, 2*time.Millisecond, true)
+	c.answered(start.Add(3*time.Millisecond), 64, 64, 2*time.Millisecond, true)
+	if !c.win.start.Equal(start) || c.win.rows != 70 {
+		t.Errorf("window from %v with %d rows; want it from the first answer with 70", c.win.start.Sub(start), c.win.rows)
+	}
+}
