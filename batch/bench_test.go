@@ -205,16 +205,9 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	start := time.Now()
 	var wg sync.WaitGroup
 	for g := range conc {
-		lat[g] = make([]time.Duration, 0, per)
+		n := 0
 		wg.Go(func() {
-			for range per {
-				t0 := time.Now()
-				if _, err := p.Predict(ctx, reqs[g]); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[g] = append(lat[g], time.Since(t0))
-			}
+			lat[g] = timedCalls(b, p, reqs[g], func() bool { n++; return n <= per }, make([]time.Duration, 0, per))
 		})
 	}
 	wg.Wait()
@@ -223,6 +216,21 @@ func closedLoop(b *testing.B, p serving.Predictor, m benchModel, input string, c
 	b.StopTimer()
 	report(b, slices.Concat(lat...), float64(per*conc)/elapsed.Seconds())
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(per*conc)/1e3, "cpu-µs/row")
+}
+
+// timedCalls is one closed-loop caller: it sends req to p while more
+// reports true, appending each answer's latency to lat.
+func timedCalls(b *testing.B, p serving.Predictor, req *serving.Request, more func() bool, lat []time.Duration) []time.Duration {
+	ctx := context.Background()
+	for more() {
+		t0 := time.Now()
+		if _, err := p.Predict(ctx, req); err != nil {
+			b.Error(err)
+			break
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat
 }
 
 // cpuTime is the CPU time the process has used (all threads, ONNX
@@ -451,21 +459,13 @@ func interleave(b *testing.B, a, p serving.Predictor, m benchModel, input string
 func slice(b *testing.B, p serving.Predictor, reqs []*serving.Request, t *turns) {
 	var stop atomic.Bool
 	lat := make([][]time.Duration, len(reqs))
-	ctx := context.Background()
 	cpu0 := cpuTime()
 	start := time.Now()
 	timer := time.AfterFunc(sliceLen, func() { stop.Store(true) })
 	var wg sync.WaitGroup
 	for g := range reqs {
 		wg.Go(func() {
-			for !stop.Load() {
-				t0 := time.Now()
-				if _, err := p.Predict(ctx, reqs[g]); err != nil {
-					b.Error(err)
-					return
-				}
-				lat[g] = append(lat[g], time.Since(t0))
-			}
+			lat[g] = timedCalls(b, p, reqs[g], func() bool { return !stop.Load() }, nil)
 		})
 	}
 	wg.Wait()
