@@ -41,35 +41,35 @@ const (
 	fastSample = 64
 )
 
-// tryFast runs req on the fast path if it can; ok reports whether it did.
-// The caller has checked that req has one row and no parameters (no
-// serving.ParamTimeout to give the run a limit of its own), and that ctx
-// has not ended. The run is not cancelled at its limit nor on Shutdown:
-// ctx is the caller's, which ends it as it would end an unbatched call
-// (see Performance in the package doc).
-func (b *Batcher) tryFast(ctx context.Context, req *serving.Request) (resp *serving.Response, err error, ok bool) {
+// takeFast takes the run slot for a fast run if it can; ok reports
+// whether it did, held is the word it set. The caller has checked that
+// req has one row and no parameters (no serving.ParamTimeout to give the
+// run a limit of its own), and that ctx has not ended. Small enough to be
+// inlined into Predict.
+func (b *Batcher) takeFast() (held uint64, ok bool) {
 	v := b.fast.Load()
 	// Another caller on its way would be joined by a lone run of the
 	// locked path (adaptive mode waits for it): leave those to it.
 	if v&(fastHeld|fastBusy) != 0 || (v/fastGen)%fastSample == fastSample-1 || b.pending.Load() != 0 {
-		return nil, nil, false
+		return 0, false
 	}
-	held := v + fastGen | fastHeld
-	if !b.fast.CompareAndSwap(v, held) {
-		return nil, nil, false
-	}
-	if b.cfg.hook != nil {
-		b.cfg.hook(1)
-	}
-	resp, err = b.predict(ctx, req)
+	held = v + fastGen | fastHeld
+	return held, b.fast.CompareAndSwap(v, held)
+}
+
+// fastDone gives the slot of the fast run that set held back when
+// Predict could not do it with one compare-and-swap (the batcher became
+// busy meanwhile, or the scheduler ended the run), or when the model
+// panicked. Predict runs the fast run itself, under its own panic guard:
+// see there why.
+func (b *Batcher) fastDone(ctx context.Context, resp *serving.Response, err error, held uint64) (*serving.Response, error) {
 	if b.releaseFast(held / fastGen) {
 		// Ended at its limit (watchFastLocked): the slot was given back
 		// meanwhile; as on the locked path, an answer is still an answer.
-		resp, err = b.endedResult(ctx, resp, err)
-		return resp, err, true
+		return b.endedResult(ctx, resp, err)
 	}
 	b.hookDone()
-	return resp, err, true
+	return resp, err
 }
 
 // releaseFast gives the slot of fast run gen back. It reports whether the

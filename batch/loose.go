@@ -48,7 +48,7 @@ const (
 )
 
 // tryLoose runs req without the lock if it can; ok reports whether it
-// did. The caller has checked what tryFast's caller checks.
+// did. The caller has checked what takeFast's caller checks.
 func (b *Batcher) tryLoose(ctx context.Context, req *serving.Request) (resp *serving.Response, err error, ok bool) {
 	// While joining (looseOpen clear), as with a lone caller whose fast
 	// run was sampled for the locked path (one in fastSample), a look is

@@ -544,12 +544,18 @@ func send(items []*item, rs []result) {
 func (b *Batcher) predict(ctx context.Context, req *serving.Request) (resp *serving.Response, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("batch: model panicked", "model", b.md.Name, "version", b.md.Version,
-				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			resp, err = nil, serving.Errorf(serving.Internal, "batch: model %q failed with an internal error", b.md.Name)
+			resp, err = nil, b.panicked(r)
 		}
 	}()
 	return b.next.Predict(ctx, req)
+}
+
+// panicked logs a model's panic, r, with its stack, and returns the error
+// its caller gets.
+func (b *Batcher) panicked(r any) error {
+	slog.Error("batch: model panicked", "model", b.md.Name, "version", b.md.Version,
+		"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return serving.Errorf(serving.Internal, "batch: model %q failed with an internal error", b.md.Name)
 }
 
 // isolatable reports whether a failed joined run may be one member's fault.
