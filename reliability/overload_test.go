@@ -100,9 +100,14 @@ func TestOverload(t *testing.T) {
 
 	// Recovery: closed loop at the server's concurrency in half-second
 	// windows. The steady throughput is the median of the last windows;
-	// recovery is the end of the first window at 90% of it with no refusal.
-	// Steady, not the capacity measured before: on a shared machine the
-	// neighbours' load moves both by more than 10%.
+	// recovery is the end of the first window with no refusal at 90% of
+	// the lower of steady and the capacity measured before. On a shared
+	// machine the neighbours' load moves both by more than 10%, either
+	// way: in the two CI runs of five that failed on steady alone
+	// ("after 11 s"), the neighbours' load (other packages' tests under
+	// `go test ./...`) fell during the recovery phase, and steady came
+	// out 15–30% above capacity. A server that has not recovered is below
+	// both.
 	var windows []*loadtest.Result
 	for time.Since(loadEnd) < plan.recoverWithin+2*time.Second {
 		w, _ := loadtest.Closed(ctx, client, next, slots, 500*time.Millisecond)
@@ -111,7 +116,7 @@ func TestOverload(t *testing.T) {
 	steady := medianThroughput(windows[max(0, len(windows)-4):])
 	var recovered time.Duration
 	for i, w := range windows {
-		if w.Throughput() >= 0.9*steady && len(w.Rejected) == 0 && w.Errors == 0 {
+		if w.Throughput() >= 0.9*min(steady, capacity) && len(w.Rejected) == 0 && w.Errors == 0 {
 			recovered = time.Duration(i+1) * 500 * time.Millisecond
 			break
 		}
@@ -160,7 +165,7 @@ func TestOverload(t *testing.T) {
 		t.Errorf("RSS peaked at %.0f MiB from %.0f MiB", mib(rssPeak), mib(rssBefore))
 	}
 	if recovered == 0 || recovered > plan.recoverWithin {
-		t.Errorf("throughput back to 90%% of steady after %v, want within %v", recovered, plan.recoverWithin)
+		t.Errorf("throughput back to 90%% of min(steady, capacity) after %v, want within %v", recovered, plan.recoverWithin)
 	}
 	if steady < plan.steady*capacity {
 		t.Errorf("steady throughput after the load %.0f req/s, want at least %.0f%% of capacity %.0f", steady, 100*plan.steady, capacity)
