@@ -413,14 +413,24 @@ func (c *costModel) answered(now time.Time, rows, runs int64, run time.Duration,
 
 // busy is about the time runs runs answered at once took: the timed one
 // at the mean run time, the others (lone runs of one row, counted in
-// bulk) at a lone run's. Not the mean run time for all: a joined run's
-// would count the runs of one row thirty to a hundred times over, and a
-// pause after them for none (the conv net at 256 callers: 2 ms joined, 30
-// µs alone).
+// bulk) at a lone run's, or while no lone run has been timed yet, at a
+// joined row's (a row alone costs about that, or more where joining
+// pays). Not the mean run time for all: a joined run's would count the
+// runs of one row thirty to a hundred times over, and a pause after them
+// for none (the conv net at 256 callers: 2 ms joined, 30 µs alone). It
+// did, before the first lone run was timed: the first exploration of
+// running alone, 117 runs answered after a pause of 118 ms, looked 320 ms
+// busy, its window counted the pause, and running alone cost 40 times
+// joining's CPU a row, which made joining sure (cheaper) until the next
+// exploration 5 s later: BenchmarkBatchInterleaved conv/c256 joined at
+// 0.57 times unbatched in one round of three to six.
 func (c *costModel) busy(runs int64, run time.Duration) time.Duration {
 	lone := run
-	if c.alone > 0 {
+	switch {
+	case c.alone > 0:
 		lone = time.Duration(c.alone)
+	case c.joined > 0:
+		lone = time.Duration(c.joined)
 	}
 	return run + time.Duration(max(runs-1, 0))*lone
 }

@@ -448,6 +448,19 @@ func TestCostModelPauseAfterLoneRuns(t *testing.T) {
 		t.Errorf("measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
 			c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
 	}
+	// Before any lone run was timed (the first exploration of running
+	// alone), the runs in bulk are timed at a joined row's (2 ms runs of
+	// 20 rows): 117 of them after 118 ms are a pause too.
+	c = newCostModel()
+	c.cpu = noCPU
+	c.joined = float64(100 * time.Microsecond)
+	c.answered(start, 20, 1, 2*time.Millisecond, true)
+	now = start.Add(118 * time.Millisecond)
+	c.answered(now, 117, 117, 2700*time.Microsecond, true)
+	if c.pool.d != 0 || c.pool.rows != 0 || !c.win.start.Equal(now) || c.win.rows != 0 {
+		t.Errorf("no lone run timed yet: measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
+			c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
+	}
 	// Without the pause, the same answer is 64 runs in 2 ms: the window
 	// goes on.
 	c = newCostModel()
