@@ -56,7 +56,10 @@ import (
 //     not in windows: a window lasts at least 16 runs, and joined runs of
 //     a model that does not batch are long, so explorations spaced in
 //     windows cost several times their share. From exploreBase up to
-//     exploreMax, so that a change of load is still seen.
+//     exploreMax, so that a change of load is still seen, and after a
+//     loss at most doubling from one exploration to the next (or four
+//     times the time away), so that one exploration spoilt by a burst of
+//     other work is soon looked at again.
 //
 // Measured with BenchmarkBatch on the conv net at 64 callers, the scheme
 // before this one (rates as a weighted mean of 20 ms windows, explorations
@@ -399,8 +402,16 @@ func (c *costModel) answered(now time.Time, rows, runs int64, run time.Duration,
 		// An exploration cost the time away at the loser's rate: space
 		// them so that they cost about exploreCost of the rows, but
 		// explore at least every exploreMax, so that a change is seen.
-		// What was measured counts half at the next exploration.
-		c.every = c.spacing(loss)
+		// What was measured counts half at the next exploration. The
+		// spacing at most doubles from one exploration to the next, or
+		// is four times the time away if that is more: one exploration
+		// that a burst of other work spoilt must not keep the worse mode
+		// for exploreMax. It did: the conv net at 256 callers, in
+		// BenchmarkBatchInterleaved, sure from one exploration that
+		// running alone cost 40 times joining's CPU a row (a pause the
+		// cost model missed, since fixed: busy), joined for the next 5 s
+		// at 0.57 times unbatched (TestCostModelOneSpoiltExploration).
+		c.every = min(c.spacing(loss), max(2*c.every, 4*c.away))
 		c.other = c.other.half()
 		c.close = false
 	case returning:

@@ -472,3 +472,49 @@ func TestCostModelPauseAfterLoneRuns(t *testing.T) {
 		t.Errorf("window from %v with %d rows; want it from the first answer with 70", c.win.start.Sub(start), c.win.rows)
 	}
 }
+
+func TestCostModelOneSpoiltExploration(t *testing.T) {
+	// Running alone answers twice the rows at the same CPU a row (the
+	// conv net at 256 callers), but the first exploration of it is
+	// spoilt: a burst of other work leaves it a quarter of its rate at 40
+	// times the CPU a row, which makes joining sure (cheaper). The model
+	// must look again soon, not after exploreMax, and run alone within
+	// 4 s: half the spoilt measure is pooled with the next exploration,
+	// which it still outweighs, so it takes three (2.7 s here; 9.6 s with
+	// the spacing set by the spoilt exploration's loss alone).
+	c := newCostModel()
+	c.procs = 2
+	var used time.Duration
+	c.cpu = func() time.Duration { return used }
+	start := time.Unix(0, 0)
+	now := start
+	rates := [2]float64{50_000, 25_000}
+	const cpuRow = 35 * time.Microsecond
+	var spoilt, back time.Duration // when the spoilt exploration began, when joining resumed after it
+	var alone time.Duration        // when running alone became the best mode after it
+	for now.Sub(start) < 20*time.Second && alone == 0 {
+		const step = time.Millisecond
+		now = now.Add(step)
+		rows, per := int64(rates[mode(c.joins)]*step.Seconds()), cpuRow
+		if !c.joins && back == 0 && (c.phase == exploring || c.phase == compared) {
+			if spoilt == 0 {
+				spoilt = now.Sub(start)
+			}
+			rows, per = rows/4, 40*per
+		}
+		used += time.Duration(rows) * per
+		c.answered(now, rows, 1, step, true)
+		switch {
+		case spoilt > 0 && back == 0 && c.joins && c.phase != leaving:
+			back = now.Sub(start)
+		case back > 0 && !c.best:
+			alone = now.Sub(start)
+		}
+	}
+	if spoilt == 0 || back == 0 {
+		t.Fatalf("no exploration of running alone, or it won though spoilt (spoilt at %v, joining again at %v)", spoilt, back)
+	}
+	if alone == 0 || alone-back > 4*time.Second {
+		t.Errorf("spoilt exploration at %v, joining again at %v, running alone from %v; want running alone within 4s", spoilt, back, alone)
+	}
+}
