@@ -361,10 +361,14 @@
 // with the batcher's metrics recorded by the OTel SDK, as a server's are
 // (ctx=cancel-sdk, fraud MLP), 110 to 120 ns (3%), where the locked path
 // cost 1,780 to 2,390 ns (54%): its four histogram records are now made at
-// collection (see Observability). Whoever finds the slot taken meanwhile
-// marks the batcher busy in the same word (fastBusy), so either the swap
-// fails or the reader sees the run; a run that ends with that mark set
-// takes the lock and starts what waits. The run still has a time limit: a
+// collection (see Observability). Since then the fast path runs the model
+// from Predict's own frame (seventh pass): after a model's run each frame
+// the answer returns through is cold in the caches and its return costs
+// tens of ns, so the two frames taken out brought the fraud MLP's 80 to 90
+// ns to 50 to 60 (2%; bench/README.md, "Seventh pass"). Whoever finds the
+// slot taken meanwhile marks the batcher busy in the same word (fastBusy),
+// so either the swap fails or the reader sees the run; a run that ends
+// with that mark set takes the lock and starts what waits. The run still has a time limit: a
 // request that waits for the slot starts its clock, and past the max run
 // time the slot is given back (the run itself is its caller's, under its
 // caller's ctx: see below).

@@ -11,8 +11,8 @@ import (
 // parameters, at an idle batcher with no other caller on its way, runs in
 // its caller's goroutine, under its caller's ctx, without taking mu,
 // reading the clock or recording a metric. It is what a lone caller pays
-// for batching (BenchmarkLoneOverhead): two atomic operations and the
-// panic guard.
+// for batching (BenchmarkLoneOverhead, BenchmarkLonePaired): two atomic
+// operations and the panic guard, in Predict's own frame.
 //
 // Batcher.fast packs what that decision needs into one word, so that
 // taking the run slot is one compare-and-swap:
