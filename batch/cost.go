@@ -408,7 +408,7 @@ func (c *costModel) answered(now time.Time, rows, runs int64, run time.Duration,
 		// that a burst of other work spoilt must not keep the worse mode
 		// for exploreMax. It did: the conv net at 256 callers, in
 		// BenchmarkBatchInterleaved, sure from one exploration that
-		// running alone cost 40 times joining's CPU a row (a pause the
+		// running alone cost 47 times joining's CPU a row (a pause the
 		// cost model missed, since fixed: busy), joined for the next 5 s
 		// at 0.57 times unbatched (TestCostModelOneSpoiltExploration).
 		c.every = min(c.spacing(loss), max(2*c.every, 4*c.away))
@@ -431,7 +431,7 @@ func (c *costModel) answered(now time.Time, rows, runs int64, run time.Duration,
 // for none (the conv net at 256 callers: 2 ms joined, 30 µs alone). It
 // did, before the first lone run was timed: the first exploration of
 // running alone, 117 runs answered after a pause of 118 ms, looked 320 ms
-// busy, its window counted the pause, and running alone cost 40 times
+// busy, its window counted the pause, and running alone cost 47 times
 // joining's CPU a row, which made joining sure (cheaper) until the next
 // exploration 5 s later: BenchmarkBatchInterleaved conv/c256 joined at
 // 0.57 times unbatched in one round of three to six.
