@@ -23,3 +23,10 @@ func RunAlone(b *Batcher) {
 	b.cost.since, b.cost.every = 0, 1<<62
 	b.unlock()
 }
+
+// FastSampled reports whether the next lone one-row request would be sent
+// to the locked path to be timed (one in fastSample lone runs, fast ones
+// and locked ones counted together) rather than take the fast path.
+// Stats.Untimed cannot tell: it leaves out the lone runs of the locked
+// path.
+func FastSampled(b *Batcher) bool { return (b.fast.Load()/fastGen)%fastSample == fastSample-1 }

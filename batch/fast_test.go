@@ -297,7 +297,7 @@ func warmFast(t *testing.T, b *batch.Batcher, g *gate) {
 		}
 		<-g.entered
 	}
-	for b.Stats().Untimed%64 == 63 {
+	for batch.FastSampled(b) {
 		g.release(1)
 		if _, err := b.Predict(context.Background(), servingtest.Rows(1, 1, 0)); err != nil {
 			t.Fatal(err)

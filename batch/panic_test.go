@@ -56,7 +56,7 @@ func TestModelPanicIsInternalAndFreesTheSlot(t *testing.T) {
 			b := mustNew(t, m, batch.WithMaxInFlight(1))
 			// Past the first lone requests, which gather company, and a
 			// sampled one, which takes the locked path (warmFast).
-			for i := 0; b.Stats().Untimed == 0 || b.Stats().Untimed%64 == 63; i++ {
+			for i := 0; b.Stats().Untimed == 0 || batch.FastSampled(b); i++ {
 				if _, err := b.Predict(c.ctx, servingtest.Rows(4, 1, 0)); err != nil || i == 1000 {
 					t.Fatalf("warming up: %v, %+v", err, b.Stats())
 				}
