@@ -437,33 +437,36 @@ func TestCostModelPauseAfterLoneRuns(t *testing.T) {
 	// counted in bulk are lone ones of 30 µs: 64 of them answered 100 ms
 	// after the last answer took 2 ms of it, and the window open since
 	// before is no measure of running alone.
-	c := newCostModel()
-	c.cpu = noCPU
-	c.alone = float64(30 * time.Microsecond)
 	start := time.Unix(0, 0)
-	c.answered(start, 6, 1, 2*time.Millisecond, true)
-	now := start.Add(100 * time.Millisecond)
-	c.answered(now, 64, 64, 2*time.Millisecond, true)
-	if c.pool.d != 0 || c.pool.rows != 0 || !c.win.start.Equal(now) || c.win.rows != 0 {
-		t.Errorf("measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
-			c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
-	}
-	// Before any lone run was timed (the first exploration of running
-	// alone), the runs in bulk are timed at a joined row's (2 ms runs of
-	// 20 rows): 117 of them after 118 ms are a pause too.
-	c = newCostModel()
-	c.cpu = noCPU
-	c.joined = float64(100 * time.Microsecond)
-	c.answered(start, 20, 1, 2*time.Millisecond, true)
-	now = start.Add(118 * time.Millisecond)
-	c.answered(now, 117, 117, 2700*time.Microsecond, true)
-	if c.pool.d != 0 || c.pool.rows != 0 || !c.win.start.Equal(now) || c.win.rows != 0 {
-		t.Errorf("no lone run timed yet: measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
-			c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
+	for _, tc := range []struct {
+		name          string
+		alone, joined time.Duration // the cost model's estimates a row
+		firstRows     int64         // answered by the last run before the pause
+		gap           time.Duration
+		rows          int64 // and runs, answered after the pause
+		run           time.Duration
+	}{
+		{"after lone runs", 30 * time.Microsecond, 0, 6, 100 * time.Millisecond, 64, 2 * time.Millisecond},
+		// Before any lone run was timed (the first exploration of
+		// running alone), the runs in bulk are timed at a joined row's
+		// (2 ms runs of 20 rows): 117 of them after 118 ms are a pause
+		// too.
+		{"no lone run timed yet", 0, 100 * time.Microsecond, 20, 118 * time.Millisecond, 117, 2700 * time.Microsecond},
+	} {
+		c := newCostModel()
+		c.cpu = noCPU
+		c.alone, c.joined = float64(tc.alone), float64(tc.joined)
+		c.answered(start, tc.firstRows, 1, 2*time.Millisecond, true)
+		now := start.Add(tc.gap)
+		c.answered(now, tc.rows, tc.rows, tc.run, true)
+		if c.pool.d != 0 || c.pool.rows != 0 || !c.win.start.Equal(now) || c.win.rows != 0 {
+			t.Errorf("%s: measured %d rows over %v, window from %v with %d rows; want nothing measured and the window restarted at the answer after the pause, %v",
+				tc.name, c.pool.rows, c.pool.d, c.win.start.Sub(start), c.win.rows, now.Sub(start))
+		}
 	}
 	// Without the pause, the same answer is 64 runs in 2 ms: the window
 	// goes on.
-	c = newCostModel()
+	c := newCostModel()
 	c.cpu = noCPU
 	c.alone = float64(30 * time.Microsecond)
 	c.answered(start, 6, 1, 2*time.Millisecond, true)
